@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Codec throughput: documents decoded and encoded per second, per message type (one core)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ivr_server.wire.codec import decode_document, encode_document
+from ivr_server.wire.kv import int_node, str_node
+from ivr_server.wire.messages import (
+    CallInfoReq,
+    CallInfoResp,
+    CallStatus,
+    FlowControl,
+    LoginReq,
+    LoginResp,
+    MonitorInfo,
+    UDataGet,
+    UDataResp,
+    UDataSet,
+    Agent,
+)
+
+CID = "IAdapter1_11271718550003050003"
+# Requests as real drivers write them (double quotes, newlines, end tags), PROTOCOL.md §2.3.
+REQUESTS: dict[str, bytes] = {
+    name: (
+        '<?xml version="1.0" encoding="ISO-8859-1"?>\n<!DOCTYPE GctiMsg SYSTEM "IServer.dtd">\n'
+        f"<GctiMsg><CallId>{CID}</CallId>{body}</GctiMsg>\n"
+    ).encode("latin-1")
+    for name, body in {
+        "LoginReq": '<LoginReq Version="4.0" ClientName="IAdapter1" ReportStatus="true" '
+        'ServerMonitor="clear"></LoginReq>',
+        "NewCall": '<NewCall CallControlMode="Network" Version="4.0"><CalledNum>2</CalledNum>'
+        "<DNIS>*3002</DNIS><ANI>2225</ANI></NewCall>",
+        "CallInfoReq": "<CallInfoReq></CallInfoReq>",
+        "UDataGet": '<UDataGet Keys="UEI"><RequestId>100000002</RequestId></UDataGet>',
+        "UDataSet": '<UDataSet Action="Add" Keys="UEI"><RequestId>100000002</RequestId><UDataEx>'
+        '<Node Name="aaa" Type="Str" Val="111"/><Node Name="bbb" Type="Str" Val="222"/>'
+        '<Node Name="ccc" Type="Int" Val="333"/></UDataEx></UDataSet>',
+        "AgentQuery": "<AgentQuery ReqId='705' PortNum='1'/>",
+        "EndCall": '<EndCall EndCause="Normal"><ExtnsEx><Node Name="GCTIActiveRelease" '
+        'Type="Str" Val="false"/></ExtnsEx></EndCall>',
+    }.items()
+}
+REPLIES = {
+    "LoginResp": LoginResp(IServerVer="IVR Server:8.5.001.00", Result="Success", Status="OK"),
+    "FlowControl": FlowControl(Status="Off"),
+    "CallStatus": CallStatus(Event="Ringing"),
+    "CallInfoResp": CallInfoResp(
+        ANI="2225", DNIS="3002", CalledNum="2", ConnId="0079020eaf04c019", TSCallId="2053",
+        PortDN="3002", PortTrunk="0", OtherDN="3081", LastEvent="EventEstablished",
+    ),
+    "UDataResp": UDataResp(
+        Result="Success", RequestId="100000002",
+        UDataEx=(str_node("UEI", "bridgetec"), int_node("n", 7)),
+    ),
+    "MonitorInfo": MonitorInfo(ReqId="705", Agent=Agent(PortNum="1", Status="Ready")),
+}
+# Sanity: the request documents really decode to what they say.
+assert isinstance(decode_document(REQUESTS["LoginReq"])[1], LoginReq)
+assert isinstance(decode_document(REQUESTS["CallInfoReq"])[1], CallInfoReq)
+assert isinstance(decode_document(REQUESTS["UDataGet"])[1], UDataGet)
+assert isinstance(decode_document(REQUESTS["UDataSet"])[1], UDataSet)
+
+
+def rate(fn: Callable[[], object], seconds: float = 0.4) -> float:
+    n, start = 0, time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(500):
+            fn()
+        n += 500
+        now = time.perf_counter()
+        if now >= deadline:
+            return n / (now - start)
+
+
+def main() -> None:
+    print(f"{'decode (documents/s)':<28}{'':>12}")
+    decode_rates = []
+    for name, doc in REQUESTS.items():
+        r = rate(lambda doc=doc: decode_document(doc))
+        decode_rates.append(r)
+        print(f"  {name:<26}{r:>12,.0f}  ({len(doc)} bytes)")
+    print(f"  {'mean':<26}{sum(decode_rates) / len(decode_rates):>12,.0f}")
+    print(f"{'encode (documents/s)':<28}")
+    encode_rates = []
+    for name, msg in REPLIES.items():
+        r = rate(lambda msg=msg: encode_document(CID, msg))
+        encode_rates.append(r)
+        print(f"  {name:<26}{r:>12,.0f}")
+    print(f"  {'mean':<26}{sum(encode_rates) / len(encode_rates):>12,.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The ``ivr-server`` command: argument parsing and logging set-up only, no logic."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from ivr_server import __version__
+from ivr_server.config import default_config, default_config_path, load_config
+from ivr_server.config.model import ListenAddress
+from ivr_server.errors import ConfigError
+
+__all__ = ["main"]
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _run(coro: object) -> None:
+    try:
+        import uvloop  # noqa: PLC0415 - optional accelerator
+
+        uvloop.run(coro)  # type: ignore[arg-type]
+    except ImportError:
+        asyncio.run(coro)  # type: ignore[arg-type]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ivr-server")
+def main() -> None:
+    """ivr-server: an open, drop-in-compatible IVR Server (IVR XML protocol over GLI)."""
+
+
+@main.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="TOML configuration file (default: the built-in default configuration).")
+@click.option("--listen", "listen", multiple=True, metavar="HOST:PORT",
+              help="Listen here instead of the configuration's addresses (repeatable).")
+@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR.")
+@click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the process id here (used by `ivr-server reload`).")
+def serve(config_file: Path | None, listen: tuple[str, ...], log_level: str | None,
+          pid_file: Path | None) -> None:
+    """Start the server and run until interrupted (SIGHUP reloads the configuration)."""
+    from ivr_server.runtime import IvrServer, serve as run_server  # noqa: PLC0415
+
+    try:
+        config = load_config(config_file) if config_file else default_config()
+        addresses = tuple(ListenAddress.model_validate(a) for a in listen) or None
+    except (ConfigError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {config_file}: {exc}") from None
+    _setup_logging(log_level or config.server.log_level)
+    source = str(config_file) if config_file else default_config_path()
+
+    def started(server: IvrServer) -> None:
+        where = ", ".join(f"{h}:{p}" for h, p in server.addresses)
+        ivrs = ", ".join(f"{i.name} ({len(i.ports)} ports)" for i in config.ivrs) or "none"
+        click.echo(f"ivr-server {__version__} listening on {where} (IVR XML over GLI)")
+        click.echo(f"configuration: {source}; IVRs: {ivrs}")
+        sys.stdout.flush()
+
+    _run(run_server(config, config_path=str(config_file) if config_file else None,
+                    listen=addresses, pid_file=pid_file, on_started=started))
+
+
+@main.command("check-config")
+@click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
+def check_config(config_file: Path) -> None:
+    """Validate a configuration file and print every problem with its location."""
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        click.echo(f"{config_file}: {len(exc.problems)} problem(s)", err=True)
+        for problem in exc.problems:
+            click.echo(f"  {problem}", err=True)
+        sys.exit(1)
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {config_file}: {exc}") from None
+    ports = sum(len(i.ports) for i in config.ivrs)
+    click.echo(f"{config_file}: OK ({len(config.switches)} switches, {len(config.tservers)} "
+               f"T-Servers, {len(config.ivrs)} IVRs, {ports} ports)")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=3021, show_default=True, type=int)
+@click.option("--name", "client_name", default="IVR_1", show_default=True,
+              help="LoginReq ClientName: the IVR object to log in as.")
+@click.option("--version", "version", default="4.0", show_default=True,
+              help="Session protocol version.")
+@click.option("--monitor/--no-monitor", default=False, help="Log in with ServerMonitor='set'.")
+@click.option("--send", "commands", multiple=True, metavar="XML",
+              help="A message element to send, e.g. \"<AgentQuery ReqId='1' PortNum='1'/>\"; "
+                   "prefix with CALLID: to choose the CallId ({new} = a fresh one).")
+@click.option("--wait", default=1.0, show_default=True,
+              help="Seconds to keep watching after the last --send (non-interactive).")
+@click.option("--interactive/--no-interactive", default=None,
+              help="Read more messages from standard input (default: when it is a terminal and "
+                   "no --send is given).")
+def client(host: str, port: int, client_name: str, version: str, monitor: bool,
+           commands: tuple[str, ...], wait: float, interactive: bool | None) -> None:
+    """A small IVR client for people: log in, send messages, watch what comes back."""
+    from ivr_server.client.console import run_console  # noqa: PLC0415
+
+    if interactive is None:
+        interactive = not commands and sys.stdin.isatty()
+    code = asyncio.run(run_console(host, port, client_name=client_name, version=version,
+                                   monitor=monitor, commands=commands, interactive=interactive,
+                                   wait=wait))
+    sys.exit(code)
+
+
+@main.command()
+@click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The pid file given to `ivr-server serve --pid-file`.")
+@click.option("--pid", type=int, help="The server's process id.")
+def reload(pid_file: Path | None, pid: int | None) -> None:
+    """Make a running server re-read its configuration file (sends it SIGHUP)."""
+    if pid is None:
+        if pid_file is None:
+            raise click.UsageError("give --pid-file or --pid")
+        try:
+            pid = int(pid_file.read_text(encoding="ascii").strip())
+        except (OSError, ValueError) as exc:
+            raise click.ClickException(f"cannot read a pid from {pid_file}: {exc}") from None
+    try:
+        os.kill(pid, signal.SIGHUP)
+    except OSError as exc:
+        raise click.ClickException(f"cannot signal process {pid}: {exc}") from None
+    click.echo(f"reload requested from process {pid}")
+
+
+if __name__ == "__main__":
+    main()

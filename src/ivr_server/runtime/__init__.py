@@ -1,0 +1,5 @@
+"""The only asyncio code of the server: listeners, connection adapters, reload, start and stop."""
+
+from ivr_server.runtime.app import IvrServer, serve
+
+__all__ = ["IvrServer", "serve"]

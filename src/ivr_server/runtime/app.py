@@ -1,0 +1,176 @@
+"""The running server: listeners, the service core, reload, and orderly start and stop.
+
+``IvrServer`` is the only object that knows both asyncio and the service. Tests start it in-process
+on ``127.0.0.1:0``; the CLI runs :func:`serve` until SIGINT/SIGTERM, reloading on SIGHUP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+from ivr_server.config import ServerConfig, load_config
+from ivr_server.config.model import ListenAddress
+from ivr_server.errors import ConfigError
+from ivr_server.runtime.connection import IvrLinkProtocol
+from ivr_server.service import IvrService, ReloadReport
+
+__all__ = ["IvrServer", "serve"]
+
+log = logging.getLogger("ivr_server.runtime")
+
+
+class IvrServer:
+    """An IVR Server bound to its listeners. ``await start()``, then ``await stop()``."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        config_path: str | None = None,
+        listen: tuple[ListenAddress, ...] | None = None,
+        frame_timeout: float | None = 60.0,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        """The file a reload re-reads (``None``: the built-in default, which cannot change)."""
+        self.listen = listen or config.server.listen
+        self.frame_timeout = frame_timeout
+        """Longest wait for the rest of a partial GLI frame before the link is closed."""
+        self.service = IvrService(config)
+        self.protocols: dict[int, IvrLinkProtocol] = {}
+        self.addresses: list[tuple[str, int]] = []
+        self._servers: list[asyncio.Server] = []
+        self._allowed: list[tuple[set[str], int | None]] = self._compile_client_list(config)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for address in self.listen:
+            host = address.host or "0.0.0.0"
+            server = await loop.create_server(lambda: IvrLinkProtocol(self), host, address.port,
+                                              reuse_address=True)
+            self._servers.append(server)
+            for sock in server.sockets:
+                name = sock.getsockname()
+                self.addresses.append((str(name[0]), int(name[1])))
+        log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in self.addresses))
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+        for protocol in list(self.protocols.values()):
+            if protocol.transport is not None:
+                protocol.transport.close()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 2.0)
+        self._servers.clear()
+
+    @property
+    def port(self) -> int:
+        """The first listening port (handy with port 0)."""
+        return self.addresses[0][1]
+
+    # ------------------------------------------------------------------ output
+
+    def flush(self) -> None:
+        """Write out every session the service queued data for."""
+        protocols = self.protocols
+        for session in self.service.take_dirty():
+            protocol = protocols.get(session.id)
+            if protocol is not None:
+                protocol.flush()
+
+    # ------------------------------------------------------------------ access list
+
+    @staticmethod
+    def _compile_client_list(config: ServerConfig) -> list[tuple[set[str], int | None]]:
+        compiled: list[tuple[set[str], int | None]] = []
+        for entry in config.server.client_list:
+            text = str(entry)
+            host, _, port = text.rpartition(":")
+            host = host.strip("[]")
+            addresses = {host}
+            with contextlib.suppress(OSError):
+                for info in socket.getaddrinfo(host, None):
+                    addresses.add(str(info[4][0]))
+            compiled.append((addresses, None if port == "*" else int(port)))
+        return compiled
+
+    def client_allowed(self, host: str, port: int) -> bool:
+        """Is a client at ``host:port`` allowed (original ``gli-client-list``; empty = all)?"""
+        if not self._allowed:
+            return True
+        candidates = {host}
+        with contextlib.suppress(ValueError):
+            ip = ipaddress.ip_address(host)
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+                candidates.add(str(ip.ipv4_mapped))
+        return any(candidates & hosts and (want is None or want == port)
+                   for hosts, want in self._allowed)
+
+    # ------------------------------------------------------------------ reload
+
+    def reload(self, config: ServerConfig | None = None) -> ReloadReport | None:
+        """Apply a new configuration (re-read from ``config_path`` when none is given).
+
+        A file that does not load is refused: the problems are logged and the running
+        configuration stays. Listen addresses are fixed for the life of the process.
+        """
+        if config is None:
+            if self.config_path is None:
+                log.warning("reload: running on the built-in default configuration; nothing to "
+                            "re-read")
+                return None
+            try:
+                config = load_config(self.config_path)
+            except ConfigError as exc:
+                log.error("reload refused, the running configuration stays: %s", exc)
+                return None
+            except OSError as exc:
+                log.error("reload refused, cannot read %s: %s", self.config_path, exc)
+                return None
+        self.config = config
+        self._allowed = self._compile_client_list(config)
+        report = self.service.reload(config)
+        self.flush()
+        return report
+
+
+async def serve(
+    config: ServerConfig,
+    *,
+    config_path: str | None,
+    listen: tuple[ListenAddress, ...] | None = None,
+    pid_file: Path | None = None,
+    on_started: Callable[[IvrServer], None] | None = None,
+) -> None:
+    """Run the server until SIGINT or SIGTERM; SIGHUP reloads the configuration file."""
+    server = IvrServer(config, config_path=config_path, listen=listen)
+    await server.start()
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, server.reload)
+    if pid_file is not None:
+        pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
+    if on_started is not None:
+        on_started(server)
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await server.stop()
+        if pid_file is not None:
+            with contextlib.suppress(OSError):
+                pid_file.unlink()

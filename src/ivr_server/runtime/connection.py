@@ -1,0 +1,159 @@
+"""The asyncio adapter of one IVR connection: socket bytes <-> IvrLink <-> IvrService.
+
+The only event-loop code of a session (aioquic's ``asyncio/protocol.py`` pattern): bytes in are
+fed to the link engine with ``loop.time()``; its events go to the service; everything the service
+queued is written out; one timer handle is re-armed to the link's next deadline. A peer that does
+not read makes its transport buffer grow: reading from it pauses above the high-water mark, and
+past ``write_buffer_limit`` the connection is aborted so that nobody else is slowed down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, cast
+
+from ivr_server.service import IvrService, Session
+from ivr_server.session import DocumentReceived, DocumentRejected, IvrLink, LinkClosed, Role
+from ivr_server.wire import GliErrorCode
+
+if TYPE_CHECKING:
+    from ivr_server.runtime.app import IvrServer
+
+__all__ = ["IvrLinkProtocol"]
+
+log = logging.getLogger("ivr_server.runtime")
+
+_HIGH_WATER = 256 * 1024
+"""Transport buffer size above which we stop reading from the peer until it catches up."""
+
+
+class IvrLinkProtocol(asyncio.Protocol):
+    """One accepted IVR connection."""
+
+    def __init__(self, server: IvrServer) -> None:
+        self.server = server
+        self.service: IvrService = server.service
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.session: Session | None = None
+        self.link: IvrLink | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._closing = False
+
+    # ------------------------------------------------------------------ asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's are not subclasses
+        self.transport = transport
+        transport.set_write_buffer_limits(high=_HIGH_WATER)
+        peername = transport.get_extra_info("peername")
+        host, port = (str(peername[0]), int(peername[1])) if peername else ("?", 0)
+        peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        opts = self.server.config.server
+        now = self.loop.time()
+        link = IvrLink(
+            Role.SERVER,
+            now=now,
+            keep_alive_interval=opts.keep_alive_interval if opts.keep_alive_interval > 0 else None,
+            keep_alive_tries=opts.keep_alive_tries,
+            malformed_limit=opts.malformed_limit,
+            malformed_window=opts.malformed_window,
+            frame_timeout=self.server.frame_timeout,
+        )
+        self.link = link
+        if not self.server.client_allowed(host, port):
+            log.warning("connection from %s refused: not in client-list", peer)
+            link.refuse(GliErrorCode.NOT_AUTHORISED, "client not authorised")
+            transport.write(link.data_to_send())
+            self._closing = True
+            transport.close()
+            return
+        self.session = self.service.open_session(peer, link, now)
+        self.server.protocols[self.session.id] = self
+        self._arm_timer()
+
+    def data_received(self, data: bytes) -> None:
+        link, session = self.link, self.session
+        if link is None or session is None or self._closing:
+            return
+        service = self.service
+        for event in link.receive_data(data, self.loop.time()):
+            if type(event) is DocumentReceived:
+                service.handle(session, event.call_id, event.message)
+            elif type(event) is DocumentRejected:
+                service.handle_rejected(session, event.error)
+            elif type(event) is LinkClosed:
+                log.info("session %d: %s", session.id, event.reason)
+        self.server.flush()
+        self.flush()  # the link's own output (keep-alive responses, GLI Error frames)
+        self._arm_timer()
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        self._closing = True
+        if self.session is not None:
+            self.server.protocols.pop(self.session.id, None)
+            self.service.close_session(self.session, str(exc) if exc else "connection closed")
+            self.server.flush()
+
+    def pause_writing(self) -> None:
+        if self.transport is not None and not self._closing:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None and not self._closing:
+            self.transport.resume_reading()
+
+    # ------------------------------------------------------------------ output and timers
+
+    def flush(self) -> None:
+        """Write what the link queued; enforce the write-buffer bound; close a closed link."""
+        transport, link = self.transport, self.link
+        if transport is None or link is None or self._closing:
+            return
+        data = link.data_to_send()
+        if data:
+            transport.write(data)
+            if transport.get_write_buffer_size() > self.server.config.server.write_buffer_limit:
+                log.warning("session %s: peer does not read (%d bytes queued): closing",
+                            self.session.id if self.session else "?",
+                            transport.get_write_buffer_size())
+                self._closing = True
+                transport.abort()
+                return
+        if link.state.value == "closed":
+            self._closing = True
+            transport.close()
+
+    def _arm_timer(self) -> None:
+        link = self.link
+        deadline = link.next_deadline() if link is not None and not self._closing else None
+        if deadline == self._timer_at:
+            return
+        self._cancel_timer()
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+            self._timer_at = deadline
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+            self._timer_at = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        link, session = self.link, self.session
+        if link is None or session is None or self._closing:
+            return
+        for event in link.handle_timer(self.loop.time()):
+            if type(event) is LinkClosed:
+                log.info("session %d: %s", session.id, event.reason)
+        self.flush()
+        self._arm_timer()

@@ -1,0 +1,642 @@
+"""The IVR service: what the server does with each IVR message, with no I/O at all.
+
+Theory of operation. The runtime owns sockets and the clock; it hands this core every decoded
+document (:meth:`IvrService.handle`) and every rejected one (:meth:`IvrService.handle_rejected`).
+Handlers are found in one table keyed by message class (no if/elif ladder on tags). A handler
+either queues replies on session links (:meth:`IvrService._send`) or raises
+:class:`~ivr_server.service.replies.Refusal`, which the dispatcher turns into its reply - the one
+place where errors become answers. Requests to a switch are answered by switch events: after every
+request the core drains the switches (:meth:`IvrService._pump`) and fans the events out as
+``MonitorInfo`` to the sessions that must see them, tagging those caused by a session's own request
+with its ``ReqId``. After each call into the core, the runtime writes out the sessions returned by
+:meth:`IvrService.take_dirty`.
+
+Monitoring is derived, never remembered as deltas: the T-Server statuses a monitoring session was
+last told and the availability of every port are compared with the current state after anything
+that can change them (link events, DN registration, reload), and only differences are sent.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ivr_server.config import IvrConfig, PortConfig, ServerConfig
+from ivr_server.service.replies import (
+    LINK_DOWN,
+    Refusal,
+    answer_for_rejected,
+    before_login,
+    invalid_request,
+    no_such_call,
+)
+from ivr_server.service.sessions import SUPPORTED_VERSIONS, Login, LoginStatus, Session
+from ivr_server.session import IvrLink
+from ivr_server.switch import (
+    AgentStatus,
+    DnType,
+    EventAddressInfo,
+    EventAgentLogin,
+    EventAgentLogout,
+    EventAgentNotReady,
+    EventAgentReady,
+    EventError,
+    EventLinkConnected,
+    EventLinkDisconnected,
+    EventRegistered,
+    EventUnregistered,
+    SwitchEvent,
+    SwitchRequest,
+    TAgentLogin,
+    TAgentLogout,
+    TAgentSetNotReady,
+    TAgentSetReady,
+    TQueryAddress,
+    VirtualSwitch,
+    WorkMode,
+)
+from ivr_server.wire import DecodeError, Message, str_node
+from ivr_server.wire import messages as m
+
+__all__ = ["IvrService", "ReloadReport"]
+
+log = logging.getLogger("ivr_server.service")
+
+_AGENT_STATUS_OF_EVENT: Final[dict[type[SwitchEvent], str]] = {
+    EventAgentLogin: "LoggedIn",
+    EventAgentLogout: "LoggedOut",
+    EventAgentReady: "Ready",
+    EventAgentNotReady: "NotReady",
+}
+"""T-Library agent event -> ``Agent/@Status`` (PROTOCOL.md §3.2.1, XMLG p.68 Table 14)."""
+
+_AGENT_STATUS_OF_QUERY: Final[dict[AgentStatus, str]] = {
+    AgentStatus.UNKNOWN: "Unknown",
+    AgentStatus.LOGGED_OUT: "Unknown",  # sic: the guide's Table 16
+    AgentStatus.LOGGED_IN: "LoggedIn",
+    AgentStatus.READY: "Ready",
+    AgentStatus.NOT_READY: "NotReady",
+    AgentStatus.ACW: "NotReady",
+    AgentStatus.WALK_AWAY: "NotReady",
+}
+"""EventAddressInfo ``AgentStatus`` -> ``Agent/@Status`` (XMLG p.69 Table 16)."""
+
+_LOG_LEVELS: Final = {"Standard": logging.INFO, "Trace": logging.DEBUG, "Debug": logging.DEBUG}
+"""LogMsg ``MsgType`` -> server log level."""
+
+_SERVER_TO_IVR: Final = frozenset(
+    tag for tag, spec in m.SPECS.items()
+    if getattr(spec.cls, "direction", None) == "server->ivr"
+)
+"""Messages only the server sends: received from an IVR they are invalid (PROTOCOL.md §9.4.2)."""
+
+_CALL_REQUESTS: Final = frozenset(
+    tag for tag, spec in m.SPECS.items()
+    if getattr(spec.cls, "call_id_kind", None) == "call"
+    and getattr(spec.cls, "direction", None) in ("ivr->server", "both")
+) - {"NewCall", "MakeCall", "DialOutInit", "LogMsg", "Reset"}
+"""Requests about an existing call (answered as for an unknown CallId until calls exist)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """Who asked the switch for what: events carrying ``ref`` answer this session's request."""
+
+    ref: int
+    session: Session
+    call_id: str
+    req_id: str
+    port: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadReport:
+    """What a configuration reload changed, for the log."""
+
+    ports_unavailable: int
+    ports_available: int
+    switches_added: tuple[str, ...]
+    switches_removed: tuple[str, ...]
+    flow_control_changed: bool
+
+
+PortKey = tuple[str, str]
+"""(IVR name, port number)."""
+
+
+class IvrService:
+    """The sans-IO core of the IVR Server. See the module docstring."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.flow_control = config.server.flow_control
+        self.switches: dict[str, VirtualSwitch] = {}
+        self.sessions: dict[int, Session] = {}
+        self._dirty: dict[Session, None] = {}
+        self._session_ids = itertools.count(1)
+        self._refs = itertools.count(1)
+        self._port_of_dn: dict[tuple[str, str], PortKey] = {}
+        self._ports_reported: dict[PortKey, bool] = {}
+        self._dialout: dict[str, list[Session]] = {}
+        self._handlers: dict[type[Message], Callable[[Session, str | None, Any], None]] = {
+            m.LoginReq: self._on_login_req,
+            m.LogMsg: self._on_log_msg,
+            m.Reset: self._on_reset,
+            m.AgentQuery: self._on_agent_query,
+            m.AgentLogin: self._on_agent_login,
+            m.AgentLogout: self._on_agent_logout,
+            m.AgentReady: self._on_agent_ready,
+            m.AgentNotReady: self._on_agent_not_ready,
+            m.DialOutRegistry: self._on_dial_out_registry,
+            m.DialOutError: self._on_dial_out_error,
+            m.NewCall: self._on_new_call,
+            m.MakeCall: self._on_new_call,
+            m.DialOutInit: self._on_new_call,
+            m.CallStatus: self._on_ivr_call_status,
+        }
+        self._apply_switches(config)
+        self._index_ports(config)
+        self._ports_reported = self._port_availability()
+        self._pump()
+        self._auto_login()
+
+    # ------------------------------------------------------------------ sessions
+
+    def open_session(self, peer: str, link: IvrLink, now: float) -> Session:
+        """Register a new connection."""
+        link.dtd_file = self.config.server.dtd_file
+        link.encoding = self.config.server.output_encoding
+        session = Session(id=next(self._session_ids), peer=peer, link=link, opened_at=now)
+        self.sessions[session.id] = session
+        log.info("session %d opened from %s", session.id, peer)
+        return session
+
+    def close_session(self, session: Session, reason: str) -> None:
+        """Forget a connection (its registrations go with it; calls, later, stay)."""
+        if self.sessions.pop(session.id, None) is None:
+            return
+        self._dirty.pop(session, None)
+        for sessions in self._dialout.values():
+            while session in sessions:
+                sessions.remove(session)
+        log.info("session %d from %s closed: %s", session.id, session.peer, reason)
+
+    def take_dirty(self) -> list[Session]:
+        """Sessions with data queued since the last call; the runtime writes them out."""
+        if not self._dirty:
+            return []
+        dirty = list(self._dirty)
+        self._dirty.clear()
+        return dirty
+
+    def _send(self, session: Session, call_id: str | None, message: Message) -> None:
+        session.link.send(call_id, message)
+        session.documents_out += 1
+        self._dirty[session] = None
+
+    # ------------------------------------------------------------------ dispatch
+
+    def handle(self, session: Session, call_id: str | None, message: Message) -> None:
+        """Carry out one document received on ``session``."""
+        session.documents_in += 1
+        handler = self._handlers.get(type(message))
+        try:
+            if handler is not None:
+                handler(session, call_id, message)
+            else:
+                self._on_other(session, call_id, message)
+        except Refusal as refusal:
+            log.info("session %d: %s", session.id, refusal.reason)
+            if refusal.reply is not None:
+                self._send(session, refusal.call_id, refusal.reply)
+
+    def handle_rejected(self, session: Session, error: DecodeError) -> None:
+        """Answer a Data frame that did not decode (PROTOCOL.md §9.4.2)."""
+        session.documents_in += 1
+        log.warning("session %d from %s: rejected document: %s", session.id, session.peer,
+                    error.reason)
+        answer = answer_for_rejected(error, self.config.server.version_string)
+        if answer is not None:
+            self._send(session, *answer)
+
+    def _require_login(self, session: Session, call_id: str | None, message: Message) -> Login:
+        login = session.login
+        if login is None or not login.known_client:
+            raise before_login(call_id, message)
+        return login
+
+    def _on_other(self, session: Session, call_id: str | None, message: Message) -> None:
+        if message.tag in _SERVER_TO_IVR:
+            raise invalid_request(call_id, f"{message.tag} is sent by the server, not to it",
+                                  getattr(message, "ReqId", None))
+        self._require_login(session, call_id, message)
+        if message.tag in _CALL_REQUESTS:
+            raise no_such_call(call_id, message)
+        raise invalid_request(call_id, f"{message.tag} is not supported")
+
+    # ------------------------------------------------------------------ session messages
+
+    def _on_login_req(self, session: Session, call_id: str | None, msg: m.LoginReq) -> None:
+        cfg = self.config.server
+        if call_id is None:  # the codec guarantees form A; keep mypy and readers sure
+            return
+        version = msg.Version or "2.0"  # DECISIONS.md: a LoginReq without Version is 2.0
+        if version not in SUPPORTED_VERSIONS:
+            session.login = None
+            self._send(session, call_id,
+                       m.LoginResp(IServerVer=cfg.version_string, Result="InvalidProtocolVer"))
+            log.info("session %d: login refused, version %s", session.id, version)
+            return
+        ivr = self.config.ivr(msg.ClientName)
+        if ivr is None:
+            status = LoginStatus.NO_SUCH_CLIENT
+        elif not all(self._tserver_up(name) for name in ivr.tservers):
+            status = LoginStatus.INIT_IN_PROGRESS
+        else:
+            status = LoginStatus.OK
+        monitor = version == "4.0" and msg.ServerMonitor == "set" and ivr is not None
+        session.login = Login(call_id=call_id, client_name=msg.ClientName, version=version,
+                              monitor=monitor, known_client=ivr is not None)
+        if ivr is not None:
+            session.link.encoding = ivr.output_encoding or cfg.output_encoding
+        options = None
+        if ivr is not None and ivr.data_transport:
+            options = tuple(str_node(k, v) for k, v in ivr.data_transport)
+        self._send(session, call_id, m.LoginResp(
+            IServerVer=cfg.version_string,
+            Result="Success",
+            Status=status.value if msg.ReportStatus == "true" else None,
+            ConfigOptions=options,
+        ))
+        log.info("session %d logged in as %r (version %s, status %s, monitor %s)", session.id,
+                 msg.ClientName, version, status.value, "set" if monitor else "clear")
+        if version == "4.0":
+            self._send(session, call_id, m.FlowControl(Status="On" if self.flow_control else "Off"))
+        session.servers_reported = {}
+        if monitor:
+            self._report_servers(session)
+
+    def _on_log_msg(self, session: Session, call_id: str | None, msg: m.LogMsg) -> None:
+        log.log(_LOG_LEVELS.get(msg.MsgType, logging.INFO), "IVR log [session %d %s CallId %s] %s",
+                session.id, msg.MsgType, call_id, msg.Msg)
+
+    def _on_reset(self, session: Session, call_id: str | None, msg: m.Reset) -> None:
+        log.info("session %d: Reset on CallId %s ignored (reserved)", session.id, call_id)
+
+    def _on_ivr_call_status(self, session: Session, call_id: str | None,
+                            msg: m.CallStatus) -> None:
+        log.info("session %d: CallStatus %s from the IVR on CallId %s ignored", session.id,
+                 msg.Event, call_id)
+
+    def _on_new_call(self, session: Session, call_id: str | None, msg: Message) -> None:
+        self._require_login(session, call_id, msg)
+        log.warning("session %d: %s on CallId %s: call handling is not available in this release",
+                    session.id, msg.tag, call_id)
+        raise Refusal(call_id, m.EndCall(EndCause="FeatureNotSupported"),
+                      f"{msg.tag}: call handling not available")
+
+    # ------------------------------------------------------------------ agent control
+
+    def _agent_target(self, session: Session, call_id: str | None, msg: Any,
+                      control: bool) -> tuple[VirtualSwitch, str, str]:
+        """Check an agent request (PROTOCOL.md §3.2 common rules) -> (switch, DN, CallId)."""
+        login = session.login
+        req_id: str = msg.ReqId
+        if (login is None or not login.known_client or login.version != "4.0"
+                or call_id != login.call_id):
+            raise invalid_request(call_id, f"{msg.tag} outside a 4.0 session CallId", req_id)
+        ivr = self.config.ivr(login.client_name)
+        port = ivr.port(msg.PortNum) if ivr is not None else None
+        target = self.config.port_dn(ivr, port) if ivr is not None and port is not None else None
+        if ivr is None or port is None or target is None or not self._port_usable(ivr, port):
+            raise Refusal(call_id, m.CallError(FailedReq="AgentControl", TlibErrCode="INVALID_REQ",
+                                               ReqId=req_id), f"{msg.tag}: no usable port {msg.PortNum!r}")
+        if control and ivr.legacy_mode:
+            raise Refusal(call_id, m.CallError(FailedReq="NotAllowed", ReqId=req_id),
+                          f"{msg.tag}: agents of {ivr.name!r} are server-controlled (LegacyMode)")
+        switch = self.switches[target[0].name]
+        if not switch.link_up:
+            raise Refusal(call_id, m.CallError(FailedReq="AgentControl", TlibErrCode=LINK_DOWN,
+                                               ReqId=req_id), f"{msg.tag}: T-Server link down")
+        return switch, target[1].number, call_id
+
+    def _agent_request(self, session: Session, call_id: str | None, msg: Any, control: bool,
+                       build: Callable[[int, str], SwitchRequest]) -> None:
+        switch, dn, cid = self._agent_target(session, call_id, msg, control)
+        origin = _Origin(next(self._refs), session, cid, msg.ReqId, msg.PortNum)
+        switch.request(build(origin.ref, dn))
+        self._pump(origin)
+
+    def _on_agent_query(self, session: Session, call_id: str | None, msg: m.AgentQuery) -> None:
+        self._agent_request(session, call_id, msg, False,
+                            lambda ref, dn: TQueryAddress(reference_id=ref, dn=dn))
+
+    def _on_agent_login(self, session: Session, call_id: str | None, msg: m.AgentLogin) -> None:
+        self._agent_request(session, call_id, msg, True, lambda ref, dn: TAgentLogin(
+            reference_id=ref, dn=dn, queue=msg.Queue, agent_id=msg.AgentId,
+            password=msg.Password))
+
+    def _on_agent_logout(self, session: Session, call_id: str | None,
+                         msg: m.AgentLogout) -> None:
+        self._agent_request(session, call_id, msg, True, lambda ref, dn: TAgentLogout(
+            reference_id=ref, dn=dn, queue=msg.Queue or None))
+
+    def _on_agent_ready(self, session: Session, call_id: str | None, msg: m.AgentReady) -> None:
+        self._agent_request(session, call_id, msg, True, lambda ref, dn: TAgentSetReady(
+            reference_id=ref, dn=dn, queue=msg.Queue, work_mode=WorkMode(msg.WorkMode)))
+
+    def _on_agent_not_ready(self, session: Session, call_id: str | None,
+                            msg: m.AgentNotReady) -> None:
+        self._agent_request(session, call_id, msg, True, lambda ref, dn: TAgentSetNotReady(
+            reference_id=ref, dn=dn, queue=msg.Queue, work_mode=WorkMode(msg.WorkMode)))
+
+    # ------------------------------------------------------------------ outbound registry
+
+    def _on_dial_out_registry(self, session: Session, call_id: str | None,
+                              msg: m.DialOutRegistry) -> None:
+        login = session.login
+        if login is None or not login.known_client or call_id != login.call_id:
+            raise invalid_request(call_id, "DialOutRegistry outside the session CallId")
+        if msg.Command == "RemoveAll":
+            for sessions in self._dialout.values():
+                while session in sessions:
+                    sessions.remove(session)
+        elif msg.DN is None:
+            raise invalid_request(call_id, f"DialOutRegistry {msg.Command} without DN")
+        elif msg.Command == "Remove":
+            sessions = self._dialout.get(msg.DN, [])
+            while session in sessions:
+                sessions.remove(session)
+        else:
+            if not self._is_routing_point(msg.DN):
+                self._send(session, call_id, m.DialOutRegistryResp(Result="ConfigError"))
+                return
+            sessions = self._dialout.setdefault(msg.DN, [])
+            if session not in sessions:
+                sessions.append(session)
+        self._send(session, call_id, m.DialOutRegistryResp(Result="Success"))
+
+    def _on_dial_out_error(self, session: Session, call_id: str | None,
+                           msg: m.DialOutError) -> None:
+        log.info("session %d: DialOutError %s for unknown RefID %s ignored", session.id,
+                 msg.Error, msg.RefID)
+
+    def _is_routing_point(self, number: str) -> bool:
+        for switch in self.config.switches:
+            for dn in switch.dns:
+                if dn.number == number and dn.type.value == DnType.ROUTING_POINT.value:
+                    return True
+        return False
+
+    # ------------------------------------------------------------------ switch events
+
+    def _pump(self, origin: _Origin | None = None) -> None:
+        """Drain every switch and fan its events out to the sessions concerned."""
+        topology_changed = False
+        for switch in self.switches.values():
+            for event in switch.drain_events():
+                if isinstance(event, EventError):
+                    self._on_switch_error(event, origin)
+                elif isinstance(event, EventAddressInfo):
+                    if origin is not None and event.reference_id == origin.ref:
+                        self._send(origin.session, origin.call_id, m.MonitorInfo(
+                            ReqId=origin.req_id, Agent=m.Agent(
+                                PortNum=origin.port,
+                                Status=_AGENT_STATUS_OF_QUERY.get(event.agent_status,
+                                                                  "Unknown"))))  # type: ignore[arg-type]
+                elif type(event) in _AGENT_STATUS_OF_EVENT:
+                    self._on_agent_event(switch.name, event, origin)
+                elif isinstance(event, EventLinkConnected | EventLinkDisconnected
+                                | EventRegistered | EventUnregistered):
+                    topology_changed = True
+        if topology_changed:
+            self._report_topology()
+
+    def _on_switch_error(self, event: EventError, origin: _Origin | None) -> None:
+        if origin is not None and event.reference_id == origin.ref:
+            self._send(origin.session, origin.call_id, m.CallError(
+                FailedReq="AgentControl", TlibErrCode=str(int(event.error_code)),
+                ReqId=origin.req_id))
+        else:
+            log.warning("switch %s: %s on %s: %s (%d)", event.switch, event.request, event.dn,
+                        event.error_message, event.error_code)
+
+    def _on_agent_event(self, switch: str, event: Any, origin: _Origin | None) -> None:
+        key = self._port_of_dn.get((switch, event.dn))
+        if key is None:
+            return
+        ivr_name, port = key
+        status = _AGENT_STATUS_OF_EVENT[type(event)]
+        mine = origin is not None and event.reference_id == origin.ref
+        for session in self._v4_sessions(ivr_name):
+            login = session.login
+            assert login is not None
+            if mine and origin is not None and session is origin.session:
+                self._send(session, origin.call_id, m.MonitorInfo(
+                    ReqId=origin.req_id, Agent=m.Agent(PortNum=port, Status=status)))  # type: ignore[arg-type]
+            else:
+                self._send(session, login.call_id, m.MonitorInfo(
+                    Agent=m.Agent(PortNum=port, Status=status)))  # type: ignore[arg-type]
+        if mine and origin is not None and origin.session.ivr_name != ivr_name:
+            self._send(origin.session, origin.call_id, m.MonitorInfo(
+                ReqId=origin.req_id, Agent=m.Agent(PortNum=port, Status=status)))  # type: ignore[arg-type]
+
+    def _v4_sessions(self, ivr_name: str) -> Iterable[Session]:
+        return [s for s in self.sessions.values() if s.is_v4 and s.ivr_name == ivr_name]
+
+    # ------------------------------------------------------------------ monitoring state
+
+    def _tserver_up(self, name: str) -> bool:
+        tserver = self.config.tserver(name)
+        switch = self.switches.get(tserver.switch) if tserver is not None else None
+        return switch is not None and switch.link_up
+
+    def _server_statuses(self, ivr: IvrConfig | None) -> dict[str, tuple[str, str | None]]:
+        if ivr is None:
+            return {}
+        out: dict[str, tuple[str, str | None]] = {}
+        for name in ivr.tservers:
+            tserver = self.config.tserver(name)
+            out[name] = ("OK" if self._tserver_up(name) else "Unavailable",
+                         tserver.switch if tserver is not None else None)
+        return out
+
+    def _report_servers(self, session: Session) -> None:
+        """Send MonitorInfo/Server for every T-Server whose status the session has not seen."""
+        login = session.login
+        if login is None or not login.monitor:
+            return
+        now = self._server_statuses(self.config.ivr(login.client_name))
+        for name in list(session.servers_reported):
+            if name not in now:  # no longer relevant: last word is Unavailable
+                if session.servers_reported.pop(name) != "Unavailable":
+                    self._send(session, login.call_id,
+                               m.MonitorInfo(Server=m.Server(Name=name, Status="Unavailable")))
+        for name, (status, switch) in now.items():
+            if session.servers_reported.get(name) != status:
+                session.servers_reported[name] = status
+                self._send(session, login.call_id, m.MonitorInfo(
+                    Server=m.Server(Name=name, Status=status, Switch=switch)))  # type: ignore[arg-type]
+
+    def _port_usable(self, ivr: IvrConfig, port: PortConfig) -> bool:
+        if not (ivr.enabled and port.enabled):
+            return False
+        target = self.config.port_dn(ivr, port)
+        if target is None:
+            return False
+        switch = self.switches.get(target[0].name)
+        snapshot = switch.dn(target[1].number) if switch is not None else None
+        return snapshot is not None and snapshot.registered
+
+    def _port_availability(self) -> dict[PortKey, bool]:
+        return {(ivr.name, port.number): self._port_usable(ivr, port)
+                for ivr in self.config.ivrs for port in ivr.ports}
+
+    def _report_topology(self) -> None:
+        """Tell sessions what changed in T-Server links and port availability."""
+        for session in list(self.sessions.values()):
+            self._report_servers(session)
+        now = self._port_availability()
+        before = self._ports_reported
+        for key in before.keys() | now.keys():
+            was, is_now = before.get(key, False), now.get(key, False)
+            if was == is_now or (key not in before and not is_now):
+                continue
+            ivr_name, port = key
+            status = "OK" if is_now else "Unavailable"
+            for session in self._v4_sessions(ivr_name):
+                assert session.login is not None
+                self._send(session, session.login.call_id,
+                           m.MonitorInfo(Port=m.Port(PortNum=port, Status=status)))  # type: ignore[arg-type]
+        self._ports_reported = now
+
+    # ------------------------------------------------------------------ configuration
+
+    def _apply_switches(self, config: ServerConfig) -> tuple[list[str], list[str]]:
+        added, removed = [], []
+        wanted = {s.name: s for s in config.switches}
+        for name in list(self.switches):
+            if name not in wanted:
+                switch = self.switches.pop(name)
+                switch.disconnect_link()
+                self._pump_one(switch)
+                removed.append(name)
+        for name, sc in wanted.items():
+            dns = [(dn.number, DnType(dn.type.value)) for dn in sc.dns]
+            tserver = config.tserver_for_switch(name)
+            switch = self.switches.get(name)
+            if switch is None:
+                switch = VirtualSwitch(name, tserver.name if tserver else "", dns)
+                self.switches[name] = switch
+                added.append(name)
+            else:
+                switch.update_dns(dns)
+            if tserver is not None:
+                switch.connect_link()  # In-Front: the virtual switch is this process
+            else:
+                switch.disconnect_link()
+        return added, removed
+
+    def _pump_one(self, switch: VirtualSwitch) -> None:
+        for event in switch.drain_events():
+            if type(event) in _AGENT_STATUS_OF_EVENT:
+                self._on_agent_event(switch.name, event, None)
+
+    def _index_ports(self, config: ServerConfig) -> None:
+        index: dict[tuple[str, str], PortKey] = {}
+        for ivr in config.ivrs:
+            for port in ivr.ports:
+                switch = config.port_switch_name(ivr, port)
+                if switch is not None:
+                    index[(switch, port.dn)] = (ivr.name, port.number)
+        self._port_of_dn = index
+
+    def _auto_login(self) -> None:
+        """LegacyMode IVRs: log in the agents of their ports' [AutoLogin] settings."""
+        for ivr in self.config.ivrs:
+            if not ivr.legacy_mode:
+                continue
+            for port in ivr.ports:
+                auto = port.auto_login
+                target = self.config.port_dn(ivr, port)
+                if target is None:
+                    continue
+                switch = self.switches.get(target[0].name)
+                if switch is None or not switch.link_up:
+                    continue
+                snapshot = switch.dn(target[1].number)
+                agent = snapshot.agent if snapshot is not None else None
+                usable = self._port_usable(ivr, port)
+                if auto is None or not auto.set_logged_in or not usable:
+                    if agent is not None and agent.agent_id is not None and not usable:
+                        switch.request(TAgentLogout(reference_id=next(self._refs),
+                                                    dn=target[1].number, queue=None))
+                    continue
+                if agent is None or agent.agent_id is None:
+                    switch.request(TAgentLogin(
+                        reference_id=next(self._refs), dn=target[1].number, queue=auto.queue,
+                        agent_id=auto.agent_id, password=auto.password,
+                        work_mode=WorkMode.AUTO_IN if auto.set_ready else WorkMode.UNKNOWN))
+        self._pump()
+
+    def reload(self, config: ServerConfig) -> ReloadReport:
+        """Switch to a new, already validated configuration without dropping anyone."""
+        old_flow = self.flow_control
+        old_ports = self._ports_reported
+        old_index = self._port_of_dn
+        self.config = config
+        self._port_of_dn = {**old_index}  # agent events of removed DNs still find their port
+        added, removed = self._apply_switches(config)
+        self._index_ports(config)
+        self._pump()
+        self._report_topology()
+        self._auto_login()
+        self.flow_control = config.server.flow_control
+        if self.flow_control != old_flow:
+            self._broadcast_flow_control()
+        now_ports = self._ports_reported
+        report = ReloadReport(
+            ports_unavailable=sum(1 for k, v in old_ports.items() if v and not now_ports.get(k)),
+            ports_available=sum(1 for k, v in now_ports.items() if v and not old_ports.get(k)),
+            switches_added=tuple(added),
+            switches_removed=tuple(removed),
+            flow_control_changed=self.flow_control != old_flow,
+        )
+        log.info("configuration reloaded: %s", report)
+        return report
+
+    def set_flow_control(self, on: bool) -> None:
+        """Drain (``on``) or resume the server; every 4.0 session hears about a change."""
+        if on != self.flow_control:
+            self.flow_control = on
+            self._broadcast_flow_control()
+
+    def _broadcast_flow_control(self) -> None:
+        status = "On" if self.flow_control else "Off"
+        for session in list(self.sessions.values()):
+            login = session.login
+            if login is not None and login.version == "4.0":
+                self._send(session, login.call_id, m.FlowControl(Status=status))  # type: ignore[arg-type]
+
+    def set_link(self, switch_name: str, up: bool) -> None:
+        """Bring a switch's T-Server link up or down (maintenance, tests)."""
+        switch = self.switches[switch_name]
+        if up:
+            switch.connect_link()
+        else:
+            switch.disconnect_link()
+        self._pump()
+        if up:
+            self._auto_login()
+
+    # ------------------------------------------------------------------ timers
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` must next run (no timers in this release)."""
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        """Run the timers that are due."""

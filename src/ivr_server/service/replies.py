@@ -1,0 +1,99 @@
+"""Every error answer the server gives, decided in one place (PROTOCOL.md §9, DECISIONS.md).
+
+Handlers raise :class:`Refusal` carrying the exact reply; the dispatcher catches it and sends it.
+Documents that could not be decoded are answered by :func:`answer_for_rejected`.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ivr_server.errors import RemoteProtocolError
+from ivr_server.wire import DecodeError, Message
+from ivr_server.wire.messages import CallError, EndCall, LoginResp, StatResp, UDataResp
+
+__all__ = [
+    "BLOCKED_REQ",
+    "INVALID_REQ",
+    "LINK_DOWN",
+    "UNSUP_OPER",
+    "Refusal",
+    "answer_for_rejected",
+    "blocked",
+    "invalid_request",
+    "no_such_call",
+]
+
+INVALID_REQ: Final = "INVALID_REQ"
+"""Symbolic TlibErrCode for an invalid request (W: the real server uses it)."""
+BLOCKED_REQ: Final = "BLOCKED_REQ"
+"""Symbolic TlibErrCode for a request not allowed in the current state (W)."""
+UNSUP_OPER: Final = "UNSUP_OPER"
+"""Our symbolic TlibErrCode for a request the call's mode does not support (D)."""
+LINK_DOWN: Final = "LINK_DOWN"
+"""Our symbolic TlibErrCode for agent control while the port's T-Server link is down (D)."""
+
+_UDATA_TAGS: Final = frozenset({"UDataSet", "UDataGet", "UDataGetAll", "UDataDel"})
+_STAT_TAGS: Final = frozenset({"PeekStatReq", "GetStatReq"})
+
+
+class Refusal(RemoteProtocolError):
+    """A request that gets an error answer instead of being carried out."""
+
+    def __init__(self, call_id: str | None, reply: Message | None, reason: str) -> None:
+        super().__init__(reason)
+        self.call_id = call_id
+        """CallId the reply goes out on."""
+        self.reply = reply
+        """The answer, or ``None`` when the protocol says nothing is answered."""
+        self.reason = reason
+        """Why, for the log."""
+
+
+def invalid_request(call_id: str | None, reason: str, req_id: str | None = None) -> Refusal:
+    """``CallError FailedReq='Unknown' TlibErrCode='INVALID_REQ'`` (+ ReqId)."""
+    return Refusal(call_id, CallError(FailedReq="Unknown", TlibErrCode=INVALID_REQ, ReqId=req_id),
+                   reason)
+
+
+def blocked(call_id: str | None, reason: str, failed_req: str = "Unknown") -> Refusal:
+    """``CallError FailedReq=… TlibErrCode='BLOCKED_REQ'``: not allowed in the current state."""
+    return Refusal(call_id, CallError(FailedReq=failed_req, TlibErrCode=BLOCKED_REQ), reason)  # type: ignore[arg-type]
+
+
+def no_such_call(call_id: str | None, message: Message) -> Refusal:
+    """The answer to a call request on an unknown CallId, by request type (PROTOCOL.md §9.4.4)."""
+    tag = message.tag
+    reason = f"{tag} for unknown CallId {call_id!r}"
+    if tag in _UDATA_TAGS:
+        request_id = getattr(message, "RequestId", "")
+        return Refusal(call_id, UDataResp(Result="NoSuchCall", RequestId=request_id), reason)
+    if tag in _STAT_TAGS:
+        return Refusal(call_id, CallError(FailedReq="Unknown"), reason)
+    return Refusal(call_id, CallError(FailedReq="NoSuchCall"), reason)
+
+
+def before_login(call_id: str | None, message: Message) -> Refusal:
+    """A request other than LoginReq from a session that is not logged in (DECISIONS.md)."""
+    reason = f"{message.tag} before a successful login"
+    if message.tag in ("NewCall", "MakeCall"):
+        return Refusal(call_id, EndCall(EndCause="FeatureNotSupported"), reason)
+    return invalid_request(call_id, reason, getattr(message, "ReqId", None))
+
+
+def answer_for_rejected(error: DecodeError, version_string: str) -> tuple[str, Message] | None:
+    """The answer to a Data frame that did not decode, or ``None`` when nothing can be answered."""
+    call_id = error.call_id
+    if call_id is None:
+        return None
+    if error.well_formed:
+        tag = error.tag
+        if tag == "LoginReq" and error.attribute == "Version":
+            return call_id, LoginResp(IServerVer=version_string, Result="InvalidProtocolVer")
+        if tag in _UDATA_TAGS and error.request_id is not None:
+            return call_id, UDataResp(Result="MiscError", RequestId=error.request_id)
+        if tag in _STAT_TAGS and error.request_id is not None:
+            return call_id, StatResp(ResultCode="MiscError", RequestId=error.request_id)
+        return call_id, CallError(FailedReq="Unknown", TlibErrCode=INVALID_REQ,
+                                  ReqId=error.req_id)
+    return call_id, CallError(FailedReq="Unknown", TlibErrCode=INVALID_REQ)

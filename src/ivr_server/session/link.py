@@ -1,0 +1,241 @@
+"""One IVR link's protocol engine: GLI frames, keep-alives and documents, with no I/O at all.
+
+Theory of operation (aioquic style): the adapter calls :meth:`IvrLink.receive_data` with the bytes
+it read and the current time, gets back events (documents received or rejected, link closed),
+queues answers with :meth:`IvrLink.send`, writes :meth:`IvrLink.data_to_send` to the socket, and
+arms one timer at :meth:`IvrLink.next_deadline`, calling :meth:`IvrLink.handle_timer` when it fires.
+
+The same engine serves both roles: the server (``Role.SERVER``) and the IVR client library
+(``Role.CLIENT``). Keep-alive requests from the peer are answered at once, whatever the state
+(PROTOCOL.md §1.6). Optional keep-alives of our own go out after ``keep_alive_interval`` seconds of
+silence; after ``keep_alive_tries`` unanswered ones the link is closed. A header that cannot be
+trusted, a partial frame left hanging for ``frame_timeout`` seconds, or too many malformed documents
+within ``malformed_window`` seconds close the link with a GLI Error frame (PROTOCOL.md §9.4).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from enum import Enum
+
+from ivr_server.errors import LocalProtocolError
+from ivr_server.session.events import DocumentReceived, DocumentRejected, LinkClosed, LinkEvent
+from ivr_server.wire import (
+    MAX_PAYLOAD,
+    DecodeError,
+    FrameDecoder,
+    GliErrorCode,
+    GliFrameError,
+    GliType,
+    Message,
+    decode_document,
+    encode_document,
+    encode_error_frame,
+    encode_frame,
+)
+from ivr_server.wire.gli import HEADER
+
+__all__ = ["IvrLink", "LinkState", "Role"]
+
+_KEEP_ALIVE_RESPONSE = encode_frame(GliType.KEEP_ALIVE_RESPONSE)
+_KEEP_ALIVE_REQUEST = encode_frame(GliType.KEEP_ALIVE_REQUEST)
+_DATA = int(GliType.DATA)
+_KA_REQUEST = int(GliType.KEEP_ALIVE_REQUEST)
+_ERROR = int(GliType.ERROR)
+
+
+class Role(Enum):
+    """Which end of the link this engine plays."""
+
+    SERVER = "server"
+    CLIENT = "client"
+
+
+class LinkState(Enum):
+    """``OPEN`` carries traffic; ``CLOSED`` is final (the adapter closes the connection)."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class IvrLink:
+    """Sans-IO engine for one GLI/XML connection. See the module docstring."""
+
+    __slots__ = (
+        "_decoder",
+        "_ka_sent",
+        "_last_activity",
+        "_malformed",
+        "_out",
+        "_partial_since",
+        "dtd_file",
+        "encoding",
+        "frame_timeout",
+        "keep_alive_interval",
+        "keep_alive_tries",
+        "malformed_limit",
+        "malformed_window",
+        "role",
+        "state",
+    )
+
+    def __init__(
+        self,
+        role: Role,
+        *,
+        now: float,
+        keep_alive_interval: float | None = None,
+        keep_alive_tries: int = 1,
+        frame_timeout: float | None = 60.0,
+        malformed_limit: int = 20,
+        malformed_window: float = 10.0,
+        encoding: str = "ISO-8859-1",
+        dtd_file: str = "IServer.dtd",
+    ) -> None:
+        self.role = role
+        self.state = LinkState.OPEN
+        self.keep_alive_interval = keep_alive_interval if keep_alive_interval else None
+        """Seconds of silence before we send a keep-alive request; ``None`` = never."""
+        self.keep_alive_tries = max(1, keep_alive_tries)
+        """Unanswered keep-alive requests after which the link is closed."""
+        self.frame_timeout = frame_timeout
+        """Longest time a partial frame may wait for its remaining bytes; ``None`` = forever."""
+        self.malformed_limit = malformed_limit
+        """More malformed documents than this within ``malformed_window`` close the link."""
+        self.malformed_window = malformed_window
+        self.encoding = encoding
+        """Output character set (``ISO-8859-1`` or ``UTF-8``)."""
+        self.dtd_file = dtd_file
+        """System id written in the DOCTYPE of every document we send."""
+        self._decoder = FrameDecoder()
+        self._out = bytearray()
+        self._last_activity = now
+        self._ka_sent = 0
+        self._partial_since: float | None = None
+        self._malformed: deque[float] = deque()
+
+    # ------------------------------------------------------------------ input
+
+    def receive_data(self, data: bytes, now: float) -> list[LinkEvent]:
+        """Feed bytes read from the peer (``b""`` = the peer closed); return what happened."""
+        if self.state is LinkState.CLOSED:
+            return []
+        if not data:
+            self.state = LinkState.CLOSED
+            return [LinkClosed("peer closed the connection", by_peer=True)]
+        try:
+            frames = self._decoder.feed(data)
+        except GliFrameError as exc:
+            return [self._fail(exc.code, str(exc))]
+        self._partial_since = (self._partial_since or now) if self._decoder.pending else None
+        if not frames:
+            return []
+        self._last_activity = now
+        self._ka_sent = 0
+        events: list[LinkEvent] = []
+        for gli_type, payload in frames:
+            if gli_type == _DATA:
+                try:
+                    if not payload:
+                        raise DecodeError("empty Data frame", well_formed=False)
+                    call_id, message = decode_document(payload)
+                except DecodeError as exc:
+                    events.append(DocumentRejected(exc))
+                    if not exc.well_formed and self._count_malformed(now):
+                        events.append(self._fail(GliErrorCode.TOO_MANY_MALFORMED,
+                                                 "too many malformed documents"))
+                        break
+                    continue
+                events.append(DocumentReceived(call_id, message))
+            elif gli_type == _KA_REQUEST:
+                self._out += _KEEP_ALIVE_RESPONSE
+            elif gli_type == _ERROR:
+                code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 0
+                self.state = LinkState.CLOSED
+                events.append(LinkClosed(f"peer sent GLI Error frame (code {code})", by_peer=True))
+                break
+            # KeepAliveResponse: the activity update above is all it does.
+        return events
+
+    def _count_malformed(self, now: float) -> bool:
+        window = self._malformed
+        window.append(now)
+        while window and window[0] <= now - self.malformed_window:
+            window.popleft()
+        return len(window) > self.malformed_limit
+
+    def _fail(self, code: GliErrorCode, reason: str) -> LinkClosed:
+        if self.role is Role.SERVER:
+            self._out += encode_error_frame(code)
+        self.state = LinkState.CLOSED
+        return LinkClosed(reason, error_code=code if self.role is Role.SERVER else None)
+
+    # ------------------------------------------------------------------ output
+
+    def send(self, call_id: str | None, message: Message) -> None:
+        """Queue one document. Sending on a closed link is a silent no-op (the peer is gone)."""
+        if self.state is LinkState.CLOSED:
+            return
+        payload = encode_document(call_id, message, encoding=self.encoding,
+                                  dtd_file=self.dtd_file)
+        if len(payload) > MAX_PAYLOAD:
+            raise LocalProtocolError(f"{message.tag} document of {len(payload)} bytes is too large")
+        self._out += HEADER.pack(_DATA, len(payload) + 2, 2, 0)
+        self._out += payload
+
+    def send_keep_alive(self) -> None:
+        """Queue a keep-alive request (the client library uses this)."""
+        if self.state is LinkState.OPEN:
+            self._out += _KEEP_ALIVE_REQUEST
+
+    def refuse(self, code: GliErrorCode, reason: str) -> LinkClosed:
+        """Close the link with a GLI Error frame (e.g. a client not on the allow-list)."""
+        if self.state is LinkState.CLOSED:
+            return LinkClosed(reason)
+        return self._fail(code, reason)
+
+    def close(self, reason: str) -> LinkClosed:
+        """Close the link from our side without an error frame."""
+        self.state = LinkState.CLOSED
+        return LinkClosed(reason)
+
+    def data_to_send(self) -> bytes:
+        """Everything queued for the peer, once."""
+        if not self._out:
+            return b""
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    # ------------------------------------------------------------------ timers
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` must next be called, or ``None``."""
+        if self.state is LinkState.CLOSED:
+            return None
+        deadlines = []
+        if self.keep_alive_interval is not None:
+            deadlines.append(self._last_activity + self.keep_alive_interval * (self._ka_sent + 1))
+        if self._partial_since is not None and self.frame_timeout is not None:
+            deadlines.append(self._partial_since + self.frame_timeout)
+        return min(deadlines) if deadlines else None
+
+    def handle_timer(self, now: float) -> list[LinkEvent]:
+        """Send keep-alives or close the link, as the deadlines that have passed require."""
+        if self.state is LinkState.CLOSED:
+            return []
+        if (
+            self._partial_since is not None
+            and self.frame_timeout is not None
+            and now >= self._partial_since + self.frame_timeout
+        ):
+            return [self._fail(GliErrorCode.BAD_LENGTH, "partial frame never completed")]
+        interval = self.keep_alive_interval
+        if interval is not None and now >= self._last_activity + interval * (self._ka_sent + 1):
+            if self._ka_sent >= self.keep_alive_tries:
+                self.state = LinkState.CLOSED
+                return [LinkClosed(f"no traffic for {interval * (self._ka_sent + 1):g} s "
+                                   f"({self._ka_sent} keep-alive requests unanswered)")]
+            self._out += _KEEP_ALIVE_REQUEST
+            self._ka_sent += 1
+        return []
