@@ -440,9 +440,6 @@ class IvrService:
             else:
                 self._send(session, login.call_id, m.MonitorInfo(
                     Agent=m.Agent(PortNum=port, Status=status)))  # type: ignore[arg-type]
-        if mine and origin is not None and origin.session.ivr_name != ivr_name:
-            self._send(origin.session, origin.call_id, m.MonitorInfo(
-                ReqId=origin.req_id, Agent=m.Agent(PortNum=port, Status=status)))  # type: ignore[arg-type]
 
     def _v4_sessions(self, ivr_name: str) -> Iterable[Session]:
         return [s for s in self.sessions.values() if s.is_v4 and s.ivr_name == ivr_name]
@@ -588,10 +585,12 @@ class IvrService:
         old_ports = self._ports_reported
         old_index = self._port_of_dn
         self.config = config
-        self._port_of_dn = {**old_index}  # agent events of removed DNs still find their port
         added, removed = self._apply_switches(config)
         self._index_ports(config)
+        new_index = self._port_of_dn
+        self._port_of_dn = {**old_index, **new_index}  # events of removed DNs find their port
         self._pump()
+        self._port_of_dn = new_index
         self._report_topology()
         self._auto_login()
         self.flow_control = config.server.flow_control

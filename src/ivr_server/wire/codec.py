@@ -409,7 +409,7 @@ _CHILD_DECODERS: Final = {
 
 # --------------------------------------------------------------------------- encoding
 
-_SPECIAL: Final = re.compile(r"[&<>'\"\x00-\x1f\x7f]")
+_SPECIAL: Final = re.compile(r"[&<>'\"\x00-\x1f]")
 _ESCAPES: Final = {
     "&": "&amp;",
     "<": "&lt;",

@@ -1,0 +1,638 @@
+"""The In-Front virtual switch: DNs, agent state and T-Library-style events, with no I/O.
+
+Theory of operation
+-------------------
+The server is a T-Library client of this switch (PROTOCOL.md §10.1). It drives the switch through
+four doors only: :meth:`VirtualSwitch.request` (a T-Library request), :meth:`connect_link` /
+:meth:`disconnect_link` (the T-Server link, PROTOCOL.md §8.3), and the configuration calls
+:meth:`update_dns` / :meth:`set_in_service`. Every effect is an event appended to one queue, read
+with :meth:`drain_events`, in the order things happened. No clock, no socket, no asyncio: the
+same inputs always give the same events.
+
+A request never raises for a peer's mistake. It is checked in this order, the first failure
+becoming an EventError with the request's ReferenceID and nothing changed:
+
+1. the link is up (``TERR_NO_SWITCH``);
+2. the DN is configured (``TERR_NOT_CONFIGURED``);
+3. for agent requests: the DN can hold an agent (``TERR_UNSUP_OPER``), it is registered
+   (``TERR_NOT_REGISTERED``) and, for control requests, in service (``TERR_OUT_OF_SERVICE``);
+4. the request's own attributes (``TERR_INVALID_ATTR``);
+5. the agent table of :mod:`ivr_server.switch.agent` (``AGENT_WRONG_STATE``, 50);
+6. what depends on other DNs or the current login: the agent id is free
+   (``TERR_SOFT_AGENT_ID_IN_USE``), the queue is the login's (``TERR_INVALID_ATTR``).
+
+Requests reach their handler through one table, request type → ``_on_<request>``. Agent state is
+written by one method, :meth:`VirtualSwitch._set_agent`, which also keeps the agent-id index.
+Configuration mistakes by our own caller (a duplicate DN, an unknown DN given to
+:meth:`set_in_service`) raise :class:`~ivr_server.errors.LocalProtocolError`.
+
+Next release: calls (ConnID, parties, user data), routing points with registered routers and the
+routing dialog hang off :class:`_Dn` and arrive as more requests in the same handler table and
+more events in the same queue; a premise-switch link (Behind mode) is another producer of these
+same events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from ivr_server.errors import LocalProtocolError
+from ivr_server.switch.agent import (
+    LOGIN_INPUT,
+    READY_WORK_MODES,
+    TRANSITIONS,
+    AgentInput,
+    AgentState,
+    AgentTransition,
+    agent_status,
+)
+from ivr_server.switch.errors import AGENT_WRONG_STATE, TErrorCode
+from ivr_server.switch.events import (
+    DnType,
+    EventAddressInfo,
+    EventAgentLogin,
+    EventAgentLogout,
+    EventAgentNotReady,
+    EventAgentReady,
+    EventDNBackInService,
+    EventDNOutOfService,
+    EventError,
+    EventLinkConnected,
+    EventLinkDisconnected,
+    EventRegistered,
+    EventUnregistered,
+    SwitchEvent,
+    WorkMode,
+)
+from ivr_server.switch.requests import (
+    SwitchRequest,
+    TAgentLogin,
+    TAgentLogout,
+    TAgentSetNotReady,
+    TAgentSetReady,
+    TQueryAddress,
+    TRegisterAddress,
+    TUnregisterAddress,
+)
+
+__all__ = ["AGENT_DN_TYPES", "AgentSnapshot", "DnSnapshot", "VirtualSwitch"]
+
+AGENT_DN_TYPES: Final = frozenset({DnType.EXTENSION, DnType.VOICE_TREATMENT_PORT})
+"""DN types an agent can log in on; agent requests on any other type fail with TERR_UNSUP_OPER."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentSnapshot:
+    """The agent logged in on a DN, as of the moment the snapshot was taken."""
+
+    agent_id: str
+    """Agent login id."""
+    queue: str
+    """Queue of the login; empty when the login named none."""
+    state: AgentState
+    """``READY`` or ``NOT_READY`` (a logged-out DN has no agent snapshot)."""
+    work_mode: WorkMode
+    """Work mode of the latest login / Ready / NotReady request."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DnSnapshot:
+    """Read-only view of one DN."""
+
+    number: str
+    """The directory number."""
+    type: DnType
+    """Configured DN type."""
+    registered: bool
+    """Whether the T-Library client has registered the DN."""
+    in_service: bool
+    """Whether the DN is in service."""
+    agent: AgentSnapshot | None
+    """The logged-in agent, or ``None`` when logged out."""
+
+
+class _Dn:
+    """Mutable record of one DN. Only :class:`VirtualSwitch` writes it.
+
+    Next release: the DN's current call(s) and, for routing points, the registered router and the
+    open routing dialog are kept here too.
+    """
+
+    __slots__ = ("agent", "in_service", "number", "registered", "type")
+
+    def __init__(self, number: str, dn_type: DnType) -> None:
+        self.number = number
+        self.type = dn_type
+        self.registered = True
+        self.in_service = True
+        self.agent: AgentSnapshot | None = None
+
+    @property
+    def state(self) -> AgentState:
+        return self.agent.state if self.agent is not None else AgentState.LOGGED_OUT
+
+    def snapshot(self) -> DnSnapshot:
+        return DnSnapshot(
+            number=self.number,
+            type=self.type,
+            registered=self.registered,
+            in_service=self.in_service,
+            agent=self.agent,
+        )
+
+
+def _checked_dns(dns: Iterable[tuple[str, DnType]]) -> dict[str, DnType]:
+    """The configured DNs in order; a duplicate, empty number or unknown type is our caller's bug."""
+    result: dict[str, DnType] = {}
+    for number, dn_type in dns:
+        if not number:
+            raise LocalProtocolError("a DN number must not be empty")
+        if number in result:
+            raise LocalProtocolError(f"DN {number!r} is configured twice")
+        try:
+            result[number] = DnType(dn_type)
+        except ValueError:
+            raise LocalProtocolError(f"DN {number!r} has an unknown type {dn_type!r}") from None
+    return result
+
+
+def _request_name(request: SwitchRequest) -> str:
+    name: str = getattr(type(request), "name", type(request).__name__)
+    return name
+
+
+class VirtualSwitch:
+    """The In-Front virtual switch holding the IVR port DNs, routing points and ACD queues.
+
+    ``name`` is the switch name (``Location``, ``MonitorInfo/Server/@Switch``); ``tserver`` is the
+    T-Server application name whose link state the switch reports. The DNs in ``dns`` start
+    registered (the server registers its port DNs at start-up, PROTOCOL.md §10.2) and in service,
+    with no agent; the link starts down.
+    """
+
+    def __init__(self, name: str, tserver: str, dns: Iterable[tuple[str, DnType]]) -> None:
+        self._name = name
+        self._tserver = tserver
+        self._link_up = False
+        self._dns: dict[str, _Dn] = {
+            number: _Dn(number, dn_type) for number, dn_type in _checked_dns(dns).items()
+        }
+        self._agent_dn: dict[str, str] = {}
+        """agent id → DN number where that agent is logged in (written by ``_set_agent`` only)."""
+        self._events: list[SwitchEvent] = []
+
+    # -- read side -------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The switch name."""
+        return self._name
+
+    @property
+    def tserver(self) -> str:
+        """Application name of the T-Server whose link state this switch reports."""
+        return self._tserver
+
+    @property
+    def link_up(self) -> bool:
+        """Whether the T-Server link is up (starts ``False``)."""
+        return self._link_up
+
+    def dn(self, number: str) -> DnSnapshot | None:
+        """A snapshot of DN ``number``, or ``None`` if the switch has no such DN."""
+        record = self._dns.get(number)
+        return record.snapshot() if record is not None else None
+
+    def dns(self) -> Iterator[DnSnapshot]:
+        """Snapshots of every DN, in configuration order."""
+        return iter([record.snapshot() for record in self._dns.values()])
+
+    def drain_events(self) -> list[SwitchEvent]:
+        """Every event queued since the last call, oldest first; the queue is left empty."""
+        events, self._events = self._events, []
+        return events
+
+    # -- link ------------------------------------------------------------------------------------
+
+    def connect_link(self) -> None:
+        """The T-Server link came up: EventLinkConnected (nothing if it already was up)."""
+        if not self._link_up:
+            self._link_up = True
+            self._events.append(EventLinkConnected(switch=self._name, tserver=self._tserver))
+
+    def disconnect_link(self) -> None:
+        """The T-Server link went down: EventLinkDisconnected (nothing if it already was down).
+
+        Agent state and registrations are kept; requests fail with TERR_NO_SWITCH until the link
+        is up again.
+        """
+        if self._link_up:
+            self._link_up = False
+            self._events.append(EventLinkDisconnected(switch=self._name, tserver=self._tserver))
+
+    # -- configuration ---------------------------------------------------------------------------
+
+    def update_dns(self, dns: Iterable[tuple[str, DnType]]) -> None:
+        """Reconfigure the DN list.
+
+        A removed DN loses its agent (EventAgentLogout first) and, if it was registered, is
+        reported EventUnregistered. A new DN is registered (EventRegistered). A DN whose type
+        changed is removed and added again. Unchanged DNs keep all their state; the DN order
+        becomes the order of ``dns``.
+        """
+        wanted = _checked_dns(dns)
+        for number, record in self._dns.items():
+            if wanted.get(number) is not record.type:
+                self._drop(record)
+        rebuilt: dict[str, _Dn] = {}
+        for number, dn_type in wanted.items():
+            kept = self._dns.get(number)
+            if kept is None or kept.type is not dn_type:
+                kept = _Dn(number, dn_type)
+                self._events.append(EventRegistered(switch=self._name, dn=number))
+            rebuilt[number] = kept
+        self._dns = rebuilt
+
+    def set_in_service(self, number: str, in_service: bool) -> None:
+        """Put DN ``number`` in or out of service: EventDNBackInService / EventDNOutOfService.
+
+        Nothing happens if the DN already is in that condition. The agent stays; agent control
+        requests on an out-of-service DN fail with TERR_OUT_OF_SERVICE (queries are answered).
+        Raises :class:`LocalProtocolError` for a DN the switch does not have.
+        """
+        record = self._dns.get(number)
+        if record is None:
+            raise LocalProtocolError(f"switch {self._name!r} has no DN {number!r}")
+        if record.in_service is in_service:
+            return
+        record.in_service = in_service
+        event_type = EventDNBackInService if in_service else EventDNOutOfService
+        self._events.append(event_type(switch=self._name, dn=number))
+
+    def _drop(self, record: _Dn) -> None:
+        if record.agent is not None:
+            self._events.append(_build_agent_logout(self._name, record, record.agent, None))
+            self._set_agent(record, None)
+        if record.registered:
+            record.registered = False
+            self._events.append(EventUnregistered(switch=self._name, dn=record.number))
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def request(self, req: SwitchRequest) -> None:
+        """Process one request; its results (or its EventError) are queued for :meth:`drain_events`."""
+        handler = _HANDLERS.get(type(req))
+        if handler is None:
+            dn = getattr(req, "dn", None)
+            self._fail(
+                req,
+                dn if isinstance(dn, str) else None,
+                TErrorCode.TERR_UNSUP_OPER,
+                f"{_request_name(req)} is not supported by switch {self._name}",
+            )
+            return
+        handler(self, req)
+
+    def _on_query_address(self, req: TQueryAddress) -> None:
+        record = self._agent_dn_checked(req, req.dn, control=False)
+        if record is None:
+            return
+        step = self._step(req, record, AgentInput.QUERY)
+        if step is not None:
+            self._apply(req, record, step, record.agent)
+
+    def _on_agent_login(self, req: TAgentLogin) -> None:
+        record = self._agent_dn_checked(req, req.dn, control=True)
+        if record is None:
+            return
+        if not req.agent_id:
+            self._fail(req, req.dn, TErrorCode.TERR_INVALID_ATTR, "AgentID is empty")
+            return
+        if req.queue and not self._is_queue(req.queue):
+            self._fail(
+                req,
+                req.dn,
+                TErrorCode.TERR_INVALID_ATTR,
+                f"queue {req.queue} is not an ACD queue of switch {self._name}",
+            )
+            return
+        login_input = LOGIN_INPUT.get(req.work_mode)
+        if login_input is None:
+            self._fail(req, req.dn, TErrorCode.TERR_INVALID_ATTR, f"bad WorkMode {req.work_mode!r}")
+            return
+        step = self._step(req, record, login_input)
+        if step is None:
+            return
+        elsewhere = self._agent_dn.get(req.agent_id)
+        if elsewhere is not None:
+            self._fail(
+                req,
+                req.dn,
+                TErrorCode.TERR_SOFT_AGENT_ID_IN_USE,
+                f"agent {req.agent_id} is already logged in on DN {elsewhere}",
+            )
+            return
+        agent = AgentSnapshot(
+            agent_id=req.agent_id,
+            queue=req.queue,
+            state=step.next_state,
+            work_mode=req.work_mode,
+        )
+        self._apply(req, record, step, agent)
+
+    def _on_agent_logout(self, req: TAgentLogout) -> None:
+        record = self._agent_dn_checked(req, req.dn, control=True)
+        if record is None:
+            return
+        step = self._step(req, record, AgentInput.LOGOUT)
+        if step is not None and self._queue_matches(req, record, req.queue):
+            self._apply(req, record, step, None)
+
+    def _on_agent_set_ready(self, req: TAgentSetReady) -> None:
+        record = self._agent_dn_checked(req, req.dn, control=True)
+        if record is None:
+            return
+        if req.work_mode not in READY_WORK_MODES:
+            self._fail(
+                req,
+                req.dn,
+                TErrorCode.TERR_INVALID_ATTR,
+                f"WorkMode {req.work_mode} is not valid for {req.name}",
+            )
+            return
+        self._set_work_state(req, record, AgentInput.SET_READY, req.queue, req.work_mode)
+
+    def _on_agent_set_not_ready(self, req: TAgentSetNotReady) -> None:
+        record = self._agent_dn_checked(req, req.dn, control=True)
+        if record is not None:
+            self._set_work_state(req, record, AgentInput.SET_NOT_READY, req.queue, req.work_mode)
+
+    def _set_work_state(
+        self,
+        req: SwitchRequest,
+        record: _Dn,
+        agent_input: AgentInput,
+        queue: str,
+        work_mode: WorkMode,
+    ) -> None:
+        step = self._step(req, record, agent_input)
+        if step is None or not self._queue_matches(req, record, queue):
+            return
+        assert record.agent is not None  # the table allows Ready/NotReady only when logged in
+        self._apply(
+            req, record, step, replace(record.agent, state=step.next_state, work_mode=work_mode)
+        )
+
+    def _on_register_address(self, req: TRegisterAddress) -> None:
+        record = self._address(req, req.dn)
+        if record is None:
+            return
+        record.registered = True  # registering again is harmless and answered again
+        self._events.append(
+            EventRegistered(switch=self._name, reference_id=req.reference_id, dn=req.dn)
+        )
+
+    def _on_unregister_address(self, req: TUnregisterAddress) -> None:
+        record = self._address(req, req.dn)
+        if record is None:
+            return
+        if not record.registered:
+            self._fail(
+                req, req.dn, TErrorCode.TERR_NOT_REGISTERED, f"DN {req.dn} is not registered"
+            )
+            return
+        record.registered = False  # the agent, if any, stays logged in on the switch
+        self._events.append(
+            EventUnregistered(switch=self._name, reference_id=req.reference_id, dn=req.dn)
+        )
+
+    # -- checks ----------------------------------------------------------------------------------
+
+    def _address(self, req: SwitchRequest, number: str) -> _Dn | None:
+        """Checks 1-2 (link up, DN configured); on failure an EventError is queued."""
+        if not self._link_up:
+            self._fail(
+                req,
+                number,
+                TErrorCode.TERR_NO_SWITCH,
+                f"T-Server {self._tserver} has no link to switch {self._name}",
+            )
+            return None
+        record = self._dns.get(number)
+        if record is None:
+            self._fail(
+                req,
+                number,
+                TErrorCode.TERR_NOT_CONFIGURED,
+                f"DN {number} is not configured on switch {self._name}",
+            )
+        return record
+
+    def _agent_dn_checked(self, req: SwitchRequest, number: str, *, control: bool) -> _Dn | None:
+        """Checks 1-3 for an agent request; on failure an EventError is queued."""
+        record = self._address(req, number)
+        if record is None:
+            return None
+        if record.type not in AGENT_DN_TYPES:
+            self._fail(
+                req,
+                number,
+                TErrorCode.TERR_UNSUP_OPER,
+                f"DN {number} is a {record.type}: it cannot hold an agent",
+            )
+            return None
+        if not record.registered:
+            self._fail(
+                req, number, TErrorCode.TERR_NOT_REGISTERED, f"DN {number} is not registered"
+            )
+            return None
+        if control and not record.in_service:
+            self._fail(
+                req, number, TErrorCode.TERR_OUT_OF_SERVICE, f"DN {number} is out of service"
+            )
+            return None
+        return record
+
+    def _is_queue(self, number: str) -> bool:
+        record = self._dns.get(number)
+        return record is not None and record.type is DnType.ACD_QUEUE
+
+    def _queue_matches(self, req: SwitchRequest, record: _Dn, queue: str | None) -> bool:
+        """A named queue must be the login's queue (empty or ``None`` = the login's queue)."""
+        assert record.agent is not None
+        if queue and queue != record.agent.queue:
+            self._fail(
+                req,
+                record.number,
+                TErrorCode.TERR_INVALID_ATTR,
+                f"agent {record.agent.agent_id} on DN {record.number} is not logged in to "
+                f"queue {queue}",
+            )
+            return False
+        return True
+
+    def _step(
+        self, req: SwitchRequest, record: _Dn, agent_input: AgentInput
+    ) -> AgentTransition | None:
+        """Check 5: the agent table; a missing pair queues EventError(AGENT_WRONG_STATE)."""
+        step = TRANSITIONS.get((record.state, agent_input))
+        if step is None:
+            self._fail(
+                req,
+                record.number,
+                AGENT_WRONG_STATE,
+                f"{_request_name(req)} is not allowed: the agent on DN {record.number} is "
+                f"{record.state.value}",
+            )
+        return step
+
+    # -- effects ---------------------------------------------------------------------------------
+
+    def _apply(
+        self,
+        req: SwitchRequest,
+        record: _Dn,
+        step: AgentTransition,
+        agent: AgentSnapshot | None,
+    ) -> None:
+        """Move ``record`` to ``agent`` and publish ``step.emits`` with the request's ReferenceID."""
+        assert (agent.state if agent is not None else AgentState.LOGGED_OUT) is step.next_state
+        before = record.agent
+        self._set_agent(record, agent)
+        subject = agent if agent is not None else before
+        for event_type in step.emits:
+            build = _BUILDERS[event_type]
+            self._events.append(build(self._name, record, subject, req.reference_id))
+
+    def _set_agent(self, record: _Dn, agent: AgentSnapshot | None) -> None:
+        """The only writer of agent state: updates the DN and the agent-id index together."""
+        if record.agent is not None:
+            del self._agent_dn[record.agent.agent_id]
+        record.agent = agent
+        if agent is not None:
+            assert agent.agent_id not in self._agent_dn
+            self._agent_dn[agent.agent_id] = record.number
+
+    def _fail(self, req: SwitchRequest, dn: str | None, code: TErrorCode, message: str) -> None:
+        self._events.append(
+            EventError(
+                switch=self._name,
+                reference_id=req.reference_id,
+                dn=dn,
+                error_code=code,
+                error_message=message,
+                request=_request_name(req),
+            )
+        )
+
+
+# -- event builders: event type → constructor from (switch, DN, agent, ReferenceID) -------------
+
+_Builder = Callable[[str, _Dn, AgentSnapshot | None, int | None], SwitchEvent]
+
+
+def _build_address_info(
+    switch: str, record: _Dn, agent: AgentSnapshot | None, reference_id: int | None
+) -> EventAddressInfo:
+    if agent is None:
+        return EventAddressInfo(
+            switch=switch,
+            reference_id=reference_id,
+            dn=record.number,
+            dn_type=record.type,
+            agent_status=agent_status(AgentState.LOGGED_OUT, WorkMode.UNKNOWN),
+            agent_id=None,
+            queue=None,
+            work_mode=WorkMode.UNKNOWN,
+        )
+    return EventAddressInfo(
+        switch=switch,
+        reference_id=reference_id,
+        dn=record.number,
+        dn_type=record.type,
+        agent_status=agent_status(agent.state, agent.work_mode),
+        agent_id=agent.agent_id,
+        queue=agent.queue,
+        work_mode=agent.work_mode,
+    )
+
+
+def _agent_of(agent: AgentSnapshot | None) -> AgentSnapshot:
+    assert agent is not None, "agent events always have an agent"
+    return agent
+
+
+def _build_agent_login(
+    switch: str, record: _Dn, agent: AgentSnapshot | None, reference_id: int | None
+) -> EventAgentLogin:
+    a = _agent_of(agent)
+    return EventAgentLogin(
+        switch=switch,
+        reference_id=reference_id,
+        dn=record.number,
+        agent_id=a.agent_id,
+        queue=a.queue,
+    )
+
+
+def _build_agent_logout(
+    switch: str, record: _Dn, agent: AgentSnapshot | None, reference_id: int | None
+) -> EventAgentLogout:
+    a = _agent_of(agent)
+    return EventAgentLogout(
+        switch=switch,
+        reference_id=reference_id,
+        dn=record.number,
+        agent_id=a.agent_id,
+        queue=a.queue,
+    )
+
+
+def _build_agent_ready(
+    switch: str, record: _Dn, agent: AgentSnapshot | None, reference_id: int | None
+) -> EventAgentReady:
+    a = _agent_of(agent)
+    return EventAgentReady(
+        switch=switch,
+        reference_id=reference_id,
+        dn=record.number,
+        agent_id=a.agent_id,
+        queue=a.queue,
+        work_mode=a.work_mode,
+    )
+
+
+def _build_agent_not_ready(
+    switch: str, record: _Dn, agent: AgentSnapshot | None, reference_id: int | None
+) -> EventAgentNotReady:
+    a = _agent_of(agent)
+    return EventAgentNotReady(
+        switch=switch,
+        reference_id=reference_id,
+        dn=record.number,
+        agent_id=a.agent_id,
+        queue=a.queue,
+        work_mode=a.work_mode,
+    )
+
+
+_BUILDERS: Final[Mapping[type[SwitchEvent], _Builder]] = {
+    EventAddressInfo: _build_address_info,
+    EventAgentLogin: _build_agent_login,
+    EventAgentLogout: _build_agent_logout,
+    EventAgentReady: _build_agent_ready,
+    EventAgentNotReady: _build_agent_not_ready,
+}
+
+_HANDLERS: Final[Mapping[type[SwitchRequest], Callable[[VirtualSwitch, Any], None]]] = {
+    TQueryAddress: VirtualSwitch._on_query_address,
+    TAgentLogin: VirtualSwitch._on_agent_login,
+    TAgentLogout: VirtualSwitch._on_agent_logout,
+    TAgentSetReady: VirtualSwitch._on_agent_set_ready,
+    TAgentSetNotReady: VirtualSwitch._on_agent_set_not_ready,
+    TRegisterAddress: VirtualSwitch._on_register_address,
+    TUnregisterAddress: VirtualSwitch._on_unregister_address,
+}
+"""Request type → handler: the one dispatch point of :meth:`VirtualSwitch.request`."""
