@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 
 from ivr_server.wire.codec import decode_document, encode_document
 from ivr_server.wire.kv import int_node, str_node
 from ivr_server.wire.messages import (
+    Agent,
     CallInfoReq,
     CallInfoResp,
     CallStatus,
@@ -19,7 +21,6 @@ from ivr_server.wire.messages import (
     UDataGet,
     UDataResp,
     UDataSet,
-    Agent,
 )
 
 CID = "IAdapter1_11271718550003050003"
@@ -81,14 +82,14 @@ def main() -> None:
     print(f"{'decode (documents/s)':<28}{'':>12}")
     decode_rates = []
     for name, doc in REQUESTS.items():
-        r = rate(lambda doc=doc: decode_document(doc))
+        r = rate(partial(decode_document, doc))
         decode_rates.append(r)
         print(f"  {name:<26}{r:>12,.0f}  ({len(doc)} bytes)")
     print(f"  {'mean':<26}{sum(decode_rates) / len(decode_rates):>12,.0f}")
     print(f"{'encode (documents/s)':<28}")
     encode_rates = []
     for name, msg in REPLIES.items():
-        r = rate(lambda msg=msg: encode_document(CID, msg))
+        r = rate(partial(encode_document, CID, msg))
         encode_rates.append(r)
         print(f"  {name:<26}{r:>12,.0f}")
     print(f"  {'mean':<26}{sum(encode_rates) / len(encode_rates):>12,.0f}")

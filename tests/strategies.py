@@ -12,7 +12,7 @@ from ivr_server.wire.schema import ChildSpec, ElementSpec
 # XML 1.0 characters (no surrogates, no C0 controls other than TAB, LF, CR).
 xml_text = st.text(
     alphabet=st.characters(
-        blacklist_categories=("Cs",),
+        blacklist_categories=["Cs"],
         blacklist_characters="".join(chr(c) for c in range(32) if c not in (9, 10, 13))
         + "\ufffe\uffff",
     ),

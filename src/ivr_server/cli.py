@@ -29,7 +29,7 @@ def _setup_logging(level: str) -> None:
 
 def _run(coro: object) -> None:
     try:
-        import uvloop  # noqa: PLC0415 - optional accelerator
+        import uvloop
 
         uvloop.run(coro)  # type: ignore[arg-type]
     except ImportError:
@@ -53,7 +53,8 @@ def main() -> None:
 def serve(config_file: Path | None, listen: tuple[str, ...], log_level: str | None,
           pid_file: Path | None) -> None:
     """Start the server and run until interrupted (SIGHUP reloads the configuration)."""
-    from ivr_server.runtime import IvrServer, serve as run_server  # noqa: PLC0415
+    from ivr_server.runtime import IvrServer
+    from ivr_server.runtime import serve as run_server
 
     try:
         config = load_config(config_file) if config_file else default_config()
@@ -72,8 +73,14 @@ def serve(config_file: Path | None, listen: tuple[str, ...], log_level: str | No
         click.echo(f"configuration: {source}; IVRs: {ivrs}")
         sys.stdout.flush()
 
-    _run(run_server(config, config_path=str(config_file) if config_file else None,
-                    listen=addresses, pid_file=pid_file, on_started=started))
+    if pid_file is not None:
+        pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
+    try:
+        _run(run_server(config, config_path=str(config_file) if config_file else None,
+                        listen=addresses, on_started=started))
+    finally:
+        if pid_file is not None:
+            pid_file.unlink(missing_ok=True)
 
 
 @main.command("check-config")
@@ -113,7 +120,7 @@ def check_config(config_file: Path) -> None:
 def client(host: str, port: int, client_name: str, version: str, monitor: bool,
            commands: tuple[str, ...], wait: float, interactive: bool | None) -> None:
     """A small IVR client for people: log in, send messages, watch what comes back."""
-    from ivr_server.client.console import run_console  # noqa: PLC0415
+    from ivr_server.client.console import run_console
 
     if interactive is None:
         interactive = not commands and sys.stdin.isatty()

@@ -7,6 +7,7 @@ engine), so tests can check exact bytes and send anything, including broken fram
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import struct
 
 from ivr_server.wire import Message, decode_document
@@ -84,7 +85,5 @@ class RawLink:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             await self.writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -176,7 +177,7 @@ def test_defaults_and_nested_lists() -> None:
             List(Name="Price", items=(Node(Name="Amount", Type="Int", Val="100"),)),
         )),
     )
-    assert msg.UDataEx[1].value == 3  # type: ignore[union-attr]
+    assert msg.UDataEx[1].value == 3
 
 
 def test_legacy_nvpairs() -> None:
@@ -277,10 +278,8 @@ def test_every_message_type_round_trips(tag: str, data: st.DataObject) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200) | st.text(max_size=200).map(lambda s: s.encode()))
 def test_any_bytes_give_a_message_or_a_decode_error(data: bytes) -> None:
-    try:
+    with contextlib.suppress(DecodeError):
         decode_document(data)
-    except DecodeError:
-        pass
 
 
 @settings(max_examples=200, deadline=None)
@@ -290,10 +289,8 @@ def test_mutated_real_documents_never_escape_as_other_errors(data: st.DataObject
     for _ in range(data.draw(st.integers(1, 4))):
         pos = data.draw(st.integers(0, len(doc) - 1))
         doc[pos] = data.draw(st.integers(0, 255))
-    try:
+    with contextlib.suppress(DecodeError):
         decode_document(bytes(doc))
-    except DecodeError:
-        pass
 
 
 # ------------------------------------------------------------------ generated code stays generated

@@ -10,11 +10,9 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import os
 import signal
 import socket
 from collections.abc import Callable
-from pathlib import Path
 
 from ivr_server.config import ServerConfig, load_config
 from ivr_server.config.model import ListenAddress
@@ -151,7 +149,6 @@ async def serve(
     *,
     config_path: str | None,
     listen: tuple[ListenAddress, ...] | None = None,
-    pid_file: Path | None = None,
     on_started: Callable[[IvrServer], None] | None = None,
 ) -> None:
     """Run the server until SIGINT or SIGTERM; SIGHUP reloads the configuration file."""
@@ -162,8 +159,6 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     loop.add_signal_handler(signal.SIGHUP, server.reload)
-    if pid_file is not None:
-        pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
     if on_started is not None:
         on_started(server)
     try:
@@ -171,6 +166,3 @@ async def serve(
     finally:
         log.info("stopping")
         await server.stop()
-        if pid_file is not None:
-            with contextlib.suppress(OSError):
-                pid_file.unlink()

@@ -468,10 +468,10 @@ class IvrService:
             return
         now = self._server_statuses(self.config.ivr(login.client_name))
         for name in list(session.servers_reported):
-            if name not in now:  # no longer relevant: last word is Unavailable
-                if session.servers_reported.pop(name) != "Unavailable":
-                    self._send(session, login.call_id,
-                               m.MonitorInfo(Server=m.Server(Name=name, Status="Unavailable")))
+            # no longer relevant: its last word is Unavailable
+            if name not in now and session.servers_reported.pop(name) != "Unavailable":
+                self._send(session, login.call_id,
+                           m.MonitorInfo(Server=m.Server(Name=name, Status="Unavailable")))
         for name, (status, switch) in now.items():
             if session.servers_reported.get(name) != status:
                 session.servers_reported[name] = status
@@ -513,7 +513,8 @@ class IvrService:
     # ------------------------------------------------------------------ configuration
 
     def _apply_switches(self, config: ServerConfig) -> tuple[list[str], list[str]]:
-        added, removed = [], []
+        added: list[str] = []
+        removed: list[str] = []
         wanted = {s.name: s for s in config.switches}
         for name in list(self.switches):
             if name not in wanted:
@@ -524,12 +525,13 @@ class IvrService:
         for name, sc in wanted.items():
             dns = [(dn.number, DnType(dn.type.value)) for dn in sc.dns]
             tserver = config.tserver_for_switch(name)
-            switch = self.switches.get(name)
-            if switch is None:
+            existing = self.switches.get(name)
+            if existing is None:
                 switch = VirtualSwitch(name, tserver.name if tserver else "", dns)
                 self.switches[name] = switch
                 added.append(name)
             else:
+                switch = existing
                 switch.update_dns(dns)
             if tserver is not None:
                 switch.connect_link()  # In-Front: the virtual switch is this process

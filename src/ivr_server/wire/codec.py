@@ -279,10 +279,9 @@ def _decode_element(spec: ElementSpec, el: _El) -> Any:
                 raise _Invalid(f"missing attribute {a.name}", a.name)
             continue  # the class default (DTD default or None) applies
         if a.values is not None and v not in a.values:
-            alias = a.value_aliases.get(v)
-            if alias is None:
+            if v not in a.value_aliases:
                 raise _Invalid(f"{a.name}={v!r} is not one of {sorted(a.values)}", a.name)
-            v = alias
+            v = a.value_aliases[v]
         kw[a.name] = v
     children = el[2]
     if children:

@@ -1,0 +1,161 @@
+"""The ``ivr-server`` command as people use it, in real subprocesses, and the shared replay."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+REPLAY = ROOT.parent / "shared/conformance/replay.py"
+SCENARIOS = ROOT.parent / "shared/conformance/scenarios.jsonl"
+# The shared scenarios this release must pass (the call scenarios come with call handling).
+LOGIN_SCENARIOS = [
+    "login-report-status", "login-without-report-status", "login-v3-no-flowcontrol",
+    "login-unknown-client", "login-invalid-version", "relogin-same-connection", "keepalive",
+    "monitor-server-on-login", "agent-query", "endcall-unknown-call", "newcall-unknown-port",
+    "newcall-before-login",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ivr_server(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ivr_server", *args], capture_output=True,
+                          text=True, timeout=30, check=False, env=env)
+
+
+class Served:
+    def __init__(self, proc: subprocess.Popen[str], port: int, banner: str) -> None:
+        self.proc, self.port, self.banner = proc, port, banner
+
+
+def start(*args: str) -> Served:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ivr_server", "serve", "--listen", f"127.0.0.1:{port}", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    banner = proc.stdout.readline() + proc.stdout.readline()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return Served(proc, port, banner)
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise AssertionError(f"server did not start: {proc.stderr.read() if proc.stderr else ''}")
+
+
+def stop(served: Served) -> str:
+    served.proc.send_signal(signal.SIGTERM)
+    _, err = served.proc.communicate(timeout=10)
+    assert served.proc.returncode == 0, err
+    return err
+
+
+@pytest.fixture
+def default_server() -> Iterator[Served]:
+    served = start()
+    yield served
+    stop(served)
+
+
+def replay(port: int, only: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(REPLAY), "--host", "127.0.0.1", "--port", str(port),
+                           *extra, str(SCENARIOS), "--only", only],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+needs_shared = pytest.mark.skipif(not REPLAY.exists(), reason="../shared is not beside the repo")
+
+
+@needs_shared
+@pytest.mark.parametrize("scenario", LOGIN_SCENARIOS)
+def test_shared_conformance_replay(default_server: Served, scenario: str) -> None:
+    done = replay(default_server.port, scenario)
+    assert done.returncode == 0 and "1 passed, 0 failed" in done.stdout, done.stdout
+
+
+@needs_shared
+def test_conformance_site_configuration_replays_as_iadapter1() -> None:
+    served = start("--config", str(ROOT / "examples/conformance.toml"))
+    try:
+        for scenario in ("login-report-status", "agent-query", "monitor-server-on-login"):
+            done = replay(served.port, scenario, "--ivr", "IAdapter1")
+            assert done.returncode == 0, done.stdout
+    finally:
+        stop(served)
+
+
+def test_serve_prints_where_it_listens_and_what_it_loaded(default_server: Served) -> None:
+    assert f"listening on 127.0.0.1:{default_server.port}" in default_server.banner
+    assert "built-in default" in default_server.banner and "IVR_1 (32 ports)" in default_server.banner
+
+
+def test_version() -> None:
+    done = ivr_server("--version")
+    assert done.returncode == 0 and "ivr-server" in done.stdout
+
+
+def test_check_config_good_and_bad(tmp_path: Path) -> None:
+    done = ivr_server("check-config", str(ROOT / "examples/conformance.toml"))
+    assert done.returncode == 0 and "OK" in done.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[ivrs]]\nname = "X"\ntservers = ["nope"]\nports = [{ number = "1", '
+                   'dn = "1" }]\n[server]\nflow-control = "sideways"\n', encoding="utf-8")
+    done = ivr_server("check-config", str(bad))
+    assert done.returncode == 1
+    assert "ivrs[0].tservers" in done.stderr and "server.flow-control" in done.stderr
+    syntax = tmp_path / "syntax.toml"
+    syntax.write_text("[server\n", encoding="utf-8")
+    done = ivr_server("check-config", str(syntax))
+    assert done.returncode == 1 and "line 1" in done.stderr
+
+
+def test_serve_refuses_a_bad_configuration(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[server]\nkeep-alive-tries = 0\n", encoding="utf-8")
+    done = ivr_server("serve", "--config", str(bad))
+    assert done.returncode != 0 and "keep-alive-tries" in done.stderr
+
+
+def test_reload_command_sends_sighup(tmp_path: Path) -> None:
+    config = tmp_path / "ivr.toml"
+    text = (ROOT / "examples/conformance.toml").read_text(encoding="utf-8")
+    config.write_text(text, encoding="utf-8")
+    pid_file = tmp_path / "ivr.pid"
+    served = start("--config", str(config), "--pid-file", str(pid_file))
+    try:
+        assert pid_file.read_text().strip() == str(served.proc.pid)
+        config.write_text(text.replace('flow-control = false', 'flow-control = true')
+                          if 'flow-control = false' in text
+                          else text.replace("[server]", "[server]\nflow-control = true", 1),
+                          encoding="utf-8")
+        done = ivr_server("reload", "--pid-file", str(pid_file))
+        assert done.returncode == 0, done.stderr
+        time.sleep(0.5)
+    finally:
+        err = stop(served)
+    assert "configuration reloaded" in err and "flow_control_changed=True" in err
+    assert not pid_file.exists()
+
+
+def test_client_command_logs_in_and_shows_replies(default_server: Served) -> None:
+    done = ivr_server("client", "--port", str(default_server.port), "--no-interactive",
+                      "--send", "<AgentQuery ReqId='9' PortNum='1'/>", "--wait", "0.5",
+                      env={**os.environ, "NO_COLOR": "1"})
+    assert done.returncode == 0, done.stderr
+    assert "LoginResp" in done.stdout and "MonitorInfo" in done.stdout and "9" in done.stdout
