@@ -18,30 +18,43 @@ xml_text = st.text(
     ),
     max_size=20,
 )
-names = st.text(alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:.-",
-                min_size=1, max_size=12)
+names = st.text(
+    alphabet="abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_:.-",
+    min_size=1,
+    max_size=12,
+)
 
 
 def nodes() -> st.SearchStrategy[Node]:
     return st.one_of(
         st.builds(lambda n, v: Node(Name=n, Type="Str", Val=v), xml_text, xml_text),
-        st.builds(lambda n, v: Node(Name=n, Type="Int", Val=str(v)), xml_text,
-                  st.integers(-(2**31), 2**31 - 1)),
-        st.builds(lambda n, v: Node(Name=n, Type="Bin", Val=v), xml_text,
-                  st.text(alphabet="0123456789abcdef", max_size=16)),
+        st.builds(
+            lambda n, v: Node(Name=n, Type="Int", Val=str(v)),
+            xml_text,
+            st.integers(-(2**31), 2**31 - 1),
+        ),
+        st.builds(
+            lambda n, v: Node(Name=n, Type="Bin", Val=v),
+            xml_text,
+            st.text(alphabet="0123456789abcdef", max_size=16),
+        ),
     )
 
 
 kv_items: st.SearchStrategy[Any] = st.recursive(
     nodes(),
-    lambda inner: st.builds(lambda n, items: List(Name=n, items=tuple(items)), xml_text,
-                            st.lists(inner, min_size=1, max_size=4)),
+    lambda inner: st.builds(
+        lambda n, items: List(Name=n, items=tuple(items)),
+        xml_text,
+        st.lists(inner, min_size=1, max_size=4),
+    ),
     max_leaves=12,
 )
 kv_lists = st.lists(kv_items, min_size=1, max_size=5).map(tuple)
 config_options = st.lists(nodes(), min_size=1, max_size=4).map(tuple)
-nv_lists = st.lists(st.builds(lambda n, v: NVPair(NVName=n, NVVal=v), xml_text, xml_text),
-                    min_size=1, max_size=4).map(tuple)
+nv_lists = st.lists(
+    st.builds(lambda n, v: NVPair(NVName=n, NVVal=v), xml_text, xml_text), min_size=1, max_size=4
+).map(tuple)
 
 
 def _child(cs: ChildSpec) -> st.SearchStrategy[Any]:

@@ -32,8 +32,21 @@ VALUE_ALIASES = {
 }
 ATTR_ALIASES = {"RouteRequest": {"RouteDn": "RouteDN"}}
 # Parts whose content is handled by the codec itself rather than by a generated class.
-CODEC_PARTS = {"GctiMsg", "CallId", "UserData", "Extensions", "NVPair", "NVName", "NVVal",
-               "UDataEx", "ExtnsEx", "Parameters", "ConfigOptions", "List", "Node"}
+CODEC_PARTS = {
+    "GctiMsg",
+    "CallId",
+    "UserData",
+    "Extensions",
+    "NVPair",
+    "NVName",
+    "NVVal",
+    "UDataEx",
+    "ExtnsEx",
+    "Parameters",
+    "ConfigOptions",
+    "List",
+    "Node",
+}
 
 
 def _literal(values: list[str]) -> str:
@@ -110,9 +123,9 @@ def generate(schema: dict[str, Any]) -> str:
         "    tag: ClassVar[str]",
         '    """The element name on the wire."""',
         "    direction: ClassVar[str]",
-        "    \"\"\"``ivr->server``, ``server->ivr`` or ``both``.\"\"\"",
+        '    """``ivr->server``, ``server->ivr`` or ``both``."""',
         "    call_id_kind: ClassVar[str]",
-        "    \"\"\"``call``, ``login`` or ``none`` (PROTOCOL.md §12).\"\"\"",
+        '    """``call``, ``login`` or ``none`` (PROTOCOL.md §12)."""',
         "    modes: ClassVar[tuple[str, ...]]",
         '    """Operating modes in which the message is supported."""',
         "",
@@ -123,8 +136,11 @@ def generate(schema: dict[str, Any]) -> str:
         "    tag: ClassVar[str]",
         "",
     ]
-    parts = [t for t, e in elements.items() if e["role"] == "part" and t not in CODEC_PARTS
-             and (e["attributes"] or e["children"])]
+    parts = [
+        t
+        for t, e in elements.items()
+        if e["role"] == "part" and t not in CODEC_PARTS and (e["attributes"] or e["children"])
+    ]
     messages = [t for t, e in elements.items() if e["role"] == "message"]
     spec_lines: list[str] = []
 
@@ -154,8 +170,7 @@ def generate(schema: dict[str, Any]) -> str:
             vals = "None" if not a["values"] else "frozenset(" + repr(sorted(a["values"])) + ")"
             aliases = VALUE_ALIASES.get((tag, name))
             extra = f", value_aliases={aliases!r}" if aliases else ""
-            attr_specs.append(
-                f"AttrSpec({name!r}, {required!r}, {vals}, {a['default']!r}{extra})")
+            attr_specs.append(f"AttrSpec({name!r}, {required!r}, {vals}, {a['default']!r}{extra})")
         for c in el["children"]:
             typ = _child_type(c)
             if c["required"] and not c.get("choice"):
@@ -175,10 +190,18 @@ def generate(schema: dict[str, Any]) -> str:
         spec_lines.append(f"    {tag!r}: ElementSpec(")
         spec_lines.append(f"        {tag!r},")
         spec_lines.append(f"        {tag},")
-        spec_lines.append("        (" + "".join(f"\n            {s}," for s in attr_specs)
-                          + ("\n        )," if attr_specs else "),"))
-        spec_lines.append("        (" + "".join(f"\n            {s}," for s in child_specs)
-                          + ("\n        )" if child_specs else ")") + extra + ",")
+        spec_lines.append(
+            "        ("
+            + "".join(f"\n            {s}," for s in attr_specs)
+            + ("\n        )," if attr_specs else "),")
+        )
+        spec_lines.append(
+            "        ("
+            + "".join(f"\n            {s}," for s in child_specs)
+            + ("\n        )" if child_specs else ")")
+            + extra
+            + ","
+        )
         spec_lines.append("    ),")
 
     for tag in parts:
@@ -212,7 +235,11 @@ def _format(text: str) -> str:
     """Pass the generated text through ``ruff format`` so it looks like the rest of the code."""
     done = subprocess.run(
         [sys.executable, "-m", "ruff", "format", "--stdin-filename", str(TARGET), "-"],
-        input=text, capture_output=True, text=True, check=True, cwd=ROOT,
+        input=text,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     )
     return done.stdout
 

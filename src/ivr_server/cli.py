@@ -43,15 +43,28 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="TOML configuration file (default: the built-in default configuration).")
-@click.option("--listen", "listen", multiple=True, metavar="HOST:PORT",
-              help="Listen here instead of the configuration's addresses (repeatable).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="TOML configuration file (default: the built-in default configuration).",
+)
+@click.option(
+    "--listen",
+    "listen",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Listen here instead of the configuration's addresses (repeatable).",
+)
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR.")
-@click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the process id here (used by `ivr-server reload`).")
-def serve(config_file: Path | None, listen: tuple[str, ...], log_level: str | None,
-          pid_file: Path | None) -> None:
+@click.option(
+    "--pid-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the process id here (used by `ivr-server reload`).",
+)
+def serve(
+    config_file: Path | None, listen: tuple[str, ...], log_level: str | None, pid_file: Path | None
+) -> None:
     """Start the server and run until interrupted (SIGHUP reloads the configuration)."""
     from ivr_server.runtime import IvrServer
     from ivr_server.runtime import serve as run_server
@@ -76,8 +89,14 @@ def serve(config_file: Path | None, listen: tuple[str, ...], log_level: str | No
     if pid_file is not None:
         pid_file.write_text(f"{os.getpid()}\n", encoding="ascii")
     try:
-        _run(run_server(config, config_path=str(config_file) if config_file else None,
-                        listen=addresses, on_started=started))
+        _run(
+            run_server(
+                config,
+                config_path=str(config_file) if config_file else None,
+                listen=addresses,
+                on_started=started,
+            )
+        )
     finally:
         if pid_file is not None:
             pid_file.unlink(missing_ok=True)
@@ -97,42 +116,82 @@ def check_config(config_file: Path) -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot read {config_file}: {exc}") from None
     ports = sum(len(i.ports) for i in config.ivrs)
-    click.echo(f"{config_file}: OK ({len(config.switches)} switches, {len(config.tservers)} "
-               f"T-Servers, {len(config.ivrs)} IVRs, {ports} ports)")
+    click.echo(
+        f"{config_file}: OK ({len(config.switches)} switches, {len(config.tservers)} "
+        f"T-Servers, {len(config.ivrs)} IVRs, {ports} ports)"
+    )
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=3021, show_default=True, type=int)
-@click.option("--name", "client_name", default="IVR_1", show_default=True,
-              help="LoginReq ClientName: the IVR object to log in as.")
-@click.option("--version", "version", default="4.0", show_default=True,
-              help="Session protocol version.")
+@click.option(
+    "--name",
+    "client_name",
+    default="IVR_1",
+    show_default=True,
+    help="LoginReq ClientName: the IVR object to log in as.",
+)
+@click.option(
+    "--version", "version", default="4.0", show_default=True, help="Session protocol version."
+)
 @click.option("--monitor/--no-monitor", default=False, help="Log in with ServerMonitor='set'.")
-@click.option("--send", "commands", multiple=True, metavar="XML",
-              help="A message element to send, e.g. \"<AgentQuery ReqId='1' PortNum='1'/>\"; "
-                   "prefix with CALLID: to choose the CallId ({new} = a fresh one).")
-@click.option("--wait", default=1.0, show_default=True,
-              help="Seconds to keep watching after the last --send (non-interactive).")
-@click.option("--interactive/--no-interactive", default=None,
-              help="Read more messages from standard input (default: when it is a terminal and "
-                   "no --send is given).")
-def client(host: str, port: int, client_name: str, version: str, monitor: bool,
-           commands: tuple[str, ...], wait: float, interactive: bool | None) -> None:
+@click.option(
+    "--send",
+    "commands",
+    multiple=True,
+    metavar="XML",
+    help="A message element to send, e.g. \"<AgentQuery ReqId='1' PortNum='1'/>\"; "
+    "prefix with CALLID: to choose the CallId ({new} = a fresh one).",
+)
+@click.option(
+    "--wait",
+    default=1.0,
+    show_default=True,
+    help="Seconds to keep watching after the last --send (non-interactive).",
+)
+@click.option(
+    "--interactive/--no-interactive",
+    default=None,
+    help="Read more messages from standard input (default: when it is a terminal and "
+    "no --send is given).",
+)
+def client(
+    host: str,
+    port: int,
+    client_name: str,
+    version: str,
+    monitor: bool,
+    commands: tuple[str, ...],
+    wait: float,
+    interactive: bool | None,
+) -> None:
     """A small IVR client for people: log in, send messages, watch what comes back."""
     from ivr_server.client.console import run_console
 
     if interactive is None:
         interactive = not commands and sys.stdin.isatty()
-    code = asyncio.run(run_console(host, port, client_name=client_name, version=version,
-                                   monitor=monitor, commands=commands, interactive=interactive,
-                                   wait=wait))
+    code = asyncio.run(
+        run_console(
+            host,
+            port,
+            client_name=client_name,
+            version=version,
+            monitor=monitor,
+            commands=commands,
+            interactive=interactive,
+            wait=wait,
+        )
+    )
     sys.exit(code)
 
 
 @main.command()
-@click.option("--pid-file", type=click.Path(dir_okay=False, path_type=Path),
-              help="The pid file given to `ivr-server serve --pid-file`.")
+@click.option(
+    "--pid-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The pid file given to `ivr-server serve --pid-file`.",
+)
 @click.option("--pid", type=int, help="The server's process id.")
 def reload(pid_file: Path | None, pid: int | None) -> None:
     """Make a running server re-read its configuration file (sends it SIGHUP)."""

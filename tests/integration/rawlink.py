@@ -72,11 +72,15 @@ class RawLink:
         data = await asyncio.wait_for(self.reader.read(), timeout)
         return data
 
-    async def login(self, call_id: str, name: str = "IVR_1", version: str = "4.0",
-                    monitor: str | None = None) -> None:
+    async def login(
+        self, call_id: str, name: str = "IVR_1", version: str = "4.0", monitor: str | None = None
+    ) -> None:
         extra = f' ServerMonitor="{monitor}"' if monitor else ""
-        await self.send(call_id, f'<LoginReq Version="{version}" ClientName="{name}" '
-                                 f'ReportStatus="true"{extra}></LoginReq>')
+        await self.send(
+            call_id,
+            f'<LoginReq Version="{version}" ClientName="{name}" '
+            f'ReportStatus="true"{extra}></LoginReq>',
+        )
         _, resp, _ = await self.recv_doc()
         assert resp.tag == "LoginResp"
         if version == "4.0":

@@ -19,23 +19,27 @@ def call_error(failed: str, code: str | None, req_id: str | None) -> m.CallError
     return m.CallError(FailedReq=failed, TlibErrCode=code, ReqId=req_id)  # type: ignore[arg-type]
 
 
-async def test_server_monitor_reports_tservers_and_link_changes(server: IvrServer,
-                                                                connect: Connect) -> None:
+async def test_server_monitor_reports_tservers_and_link_changes(
+    server: IvrServer, connect: Connect
+) -> None:
     link = await connect()
     await link.login("L", monitor="set")
     call_id, info, raw = await link.recv_doc()
     assert call_id == "L"
-    assert info == m.MonitorInfo(Server=m.Server(Name="TServer_IVR", Status="OK",
-                                                 Switch="SW_InFront"))
+    assert info == m.MonitorInfo(
+        Server=m.Server(Name="TServer_IVR", Status="OK", Switch="SW_InFront")
+    )
     assert b"<MonitorInfo><Server Name='TServer_IVR' Status='OK' Switch='SW_InFront'/>" in raw
     server.service.set_link("SW_InFront", up=False)
     server.flush()
-    assert (await link.recv_doc())[1] == m.MonitorInfo(Server=m.Server(
-        Name="TServer_IVR", Status="Unavailable", Switch="SW_InFront"))
+    assert (await link.recv_doc())[1] == m.MonitorInfo(
+        Server=m.Server(Name="TServer_IVR", Status="Unavailable", Switch="SW_InFront")
+    )
     server.service.set_link("SW_InFront", up=True)
     server.flush()
-    assert (await link.recv_doc())[1] == m.MonitorInfo(Server=m.Server(
-        Name="TServer_IVR", Status="OK", Switch="SW_InFront"))
+    assert (await link.recv_doc())[1] == m.MonitorInfo(
+        Server=m.Server(Name="TServer_IVR", Status="OK", Switch="SW_InFront")
+    )
     # unsubscribe: no more Server events
     await link.login("L2", monitor="clear")
     server.service.set_link("SW_InFront", up=False)
@@ -55,9 +59,10 @@ async def test_agent_control_flow(connect: Connect) -> None:
     await link.login("L")
     await other.login("O")
     await link.send("L", "<AgentQuery ReqId='705' PortNum='1'/>")
-    assert (await link.recv_doc()) [1] == agent("1", "Unknown", "705")
-    await link.send("L", "<AgentLogin ReqId='706' PortNum='1' Queue='6000' AgentId='553' "
-                         "Password='secret'/>")
+    assert (await link.recv_doc())[1] == agent("1", "Unknown", "705")
+    await link.send(
+        "L", "<AgentLogin ReqId='706' PortNum='1' Queue='6000' AgentId='553' Password='secret'/>"
+    )
     assert (await link.recv_doc())[1] == agent("1", "LoggedIn", "706")
     assert (await link.recv_doc())[1] == agent("1", "NotReady", "706")
     # another session of the same IVR sees the same events, unsolicited (no ReqId)
@@ -80,13 +85,11 @@ async def test_agent_control_flow(connect: Connect) -> None:
 async def test_agent_errors(server: IvrServer, connect: Connect) -> None:
     link = await connect()
     await link.login("L")
-    await link.send("L", "<AgentLogin ReqId='1' PortNum='2' Queue='6000' AgentId='1' "
-                         "Password=''/>")
+    await link.send("L", "<AgentLogin ReqId='1' PortNum='2' Queue='6000' AgentId='1' Password=''/>")
     await link.recv_doc()
     await link.recv_doc()
     # already logged in: the switch's EventError code
-    await link.send("L", "<AgentLogin ReqId='2' PortNum='2' Queue='6000' AgentId='1' "
-                         "Password=''/>")
+    await link.send("L", "<AgentLogin ReqId='2' PortNum='2' Queue='6000' AgentId='1' Password=''/>")
     assert (await link.recv_doc())[1] == call_error("AgentControl", "50", "2")
     # unknown port
     await link.send("L", "<AgentQuery ReqId='3' PortNum='99999'/>")
@@ -117,10 +120,12 @@ async def test_legacy_mode_ports_are_server_controlled(connect: Connect) -> None
     # auto-login with set-ready: the agent is already Ready
     await link.send("L", "<AgentQuery ReqId='1' PortNum='1'/>")
     assert (await link.recv_doc())[1] == agent("1", "Ready", "1")
-    for body in ("<AgentLogout ReqId='2' PortNum='1' Queue='6000'/>",
-                 "<AgentReady ReqId='2' PortNum='1' Queue='6000'/>",
-                 "<AgentNotReady ReqId='2' PortNum='1' Queue='6000'/>",
-                 "<AgentLogin ReqId='2' PortNum='1' Queue='6000' AgentId='x' Password=''/>"):
+    for body in (
+        "<AgentLogout ReqId='2' PortNum='1' Queue='6000'/>",
+        "<AgentReady ReqId='2' PortNum='1' Queue='6000'/>",
+        "<AgentNotReady ReqId='2' PortNum='1' Queue='6000'/>",
+        "<AgentLogin ReqId='2' PortNum='1' Queue='6000' AgentId='x' Password=''/>",
+    ):
         await link.send("L", body)
         assert (await link.recv_doc())[1] == call_error("NotAllowed", None, "2")
 

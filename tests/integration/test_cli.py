@@ -18,9 +18,17 @@ REPLAY = ROOT.parent / "shared/conformance/replay.py"
 SCENARIOS = ROOT.parent / "shared/conformance/scenarios.jsonl"
 # The shared scenarios this release must pass (the call scenarios come with call handling).
 LOGIN_SCENARIOS = [
-    "login-report-status", "login-without-report-status", "login-v3-no-flowcontrol",
-    "login-unknown-client", "login-invalid-version", "relogin-same-connection", "keepalive",
-    "monitor-server-on-login", "agent-query", "endcall-unknown-call", "newcall-unknown-port",
+    "login-report-status",
+    "login-without-report-status",
+    "login-v3-no-flowcontrol",
+    "login-unknown-client",
+    "login-invalid-version",
+    "relogin-same-connection",
+    "keepalive",
+    "monitor-server-on-login",
+    "agent-query",
+    "endcall-unknown-call",
+    "newcall-unknown-port",
     "newcall-before-login",
 ]
 
@@ -32,8 +40,14 @@ def free_port() -> int:
 
 
 def ivr_server(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ivr_server", *args], capture_output=True,
-                          text=True, timeout=30, check=False, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "ivr_server", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=env,
+    )
 
 
 class Served:
@@ -45,7 +59,10 @@ def start(*args: str) -> Served:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "ivr_server", "serve", "--listen", f"127.0.0.1:{port}", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout is not None
     banner = proc.stdout.readline() + proc.stdout.readline()
     deadline = time.monotonic() + 10
@@ -74,9 +91,24 @@ def default_server() -> Iterator[Served]:
 
 
 def replay(port: int, only: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(REPLAY), "--host", "127.0.0.1", "--port", str(port),
-                           *extra, str(SCENARIOS), "--only", only],
-                          capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [
+            sys.executable,
+            str(REPLAY),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            *extra,
+            str(SCENARIOS),
+            "--only",
+            only,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 needs_shared = pytest.mark.skipif(not REPLAY.exists(), reason="../shared is not beside the repo")
@@ -102,7 +134,9 @@ def test_conformance_site_configuration_replays_as_iadapter1() -> None:
 
 def test_serve_prints_where_it_listens_and_what_it_loaded(default_server: Served) -> None:
     assert f"listening on 127.0.0.1:{default_server.port}" in default_server.banner
-    assert "built-in default" in default_server.banner and "IVR_1 (32 ports)" in default_server.banner
+    assert (
+        "built-in default" in default_server.banner and "IVR_1 (32 ports)" in default_server.banner
+    )
 
 
 def test_version() -> None:
@@ -114,8 +148,11 @@ def test_check_config_good_and_bad(tmp_path: Path) -> None:
     done = ivr_server("check-config", str(ROOT / "examples/conformance.toml"))
     assert done.returncode == 0 and "OK" in done.stdout
     bad = tmp_path / "bad.toml"
-    bad.write_text('[[ivrs]]\nname = "X"\ntservers = ["nope"]\nports = [{ number = "1", '
-                   'dn = "1" }]\n[server]\nflow-control = "sideways"\n', encoding="utf-8")
+    bad.write_text(
+        '[[ivrs]]\nname = "X"\ntservers = ["nope"]\nports = [{ number = "1", '
+        'dn = "1" }]\n[server]\nflow-control = "sideways"\n',
+        encoding="utf-8",
+    )
     done = ivr_server("check-config", str(bad))
     assert done.returncode == 1
     assert "ivrs[0].tservers" in done.stderr and "server.flow-control" in done.stderr
@@ -140,10 +177,12 @@ def test_reload_command_sends_sighup(tmp_path: Path) -> None:
     served = start("--config", str(config), "--pid-file", str(pid_file))
     try:
         assert pid_file.read_text().strip() == str(served.proc.pid)
-        config.write_text(text.replace('flow-control = false', 'flow-control = true')
-                          if 'flow-control = false' in text
-                          else text.replace("[server]", "[server]\nflow-control = true", 1),
-                          encoding="utf-8")
+        config.write_text(
+            text.replace("flow-control = false", "flow-control = true")
+            if "flow-control = false" in text
+            else text.replace("[server]", "[server]\nflow-control = true", 1),
+            encoding="utf-8",
+        )
         done = ivr_server("reload", "--pid-file", str(pid_file))
         assert done.returncode == 0, done.stderr
         time.sleep(0.5)
@@ -154,8 +193,16 @@ def test_reload_command_sends_sighup(tmp_path: Path) -> None:
 
 
 def test_client_command_logs_in_and_shows_replies(default_server: Served) -> None:
-    done = ivr_server("client", "--port", str(default_server.port), "--no-interactive",
-                      "--send", "<AgentQuery ReqId='9' PortNum='1'/>", "--wait", "0.5",
-                      env={**os.environ, "NO_COLOR": "1"})
+    done = ivr_server(
+        "client",
+        "--port",
+        str(default_server.port),
+        "--no-interactive",
+        "--send",
+        "<AgentQuery ReqId='9' PortNum='1'/>",
+        "--wait",
+        "0.5",
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     assert done.returncode == 0, done.stderr
     assert "LoginResp" in done.stdout and "MonitorInfo" in done.stdout and "9" in done.stdout

@@ -33,8 +33,7 @@ async def bystander(connect: Connect) -> RawLink:
     return link
 
 
-@pytest.mark.parametrize("header", ["000300040100", "000300040201", "000900020200",
-                                    "000300010200"])
+@pytest.mark.parametrize("header", ["000300040100", "000300040201", "000900020200", "000300010200"])
 async def test_bad_gli_header_gets_error_frame_and_close(connect: Connect, header: str) -> None:
     other = await bystander(connect)
     link = await connect()
@@ -48,15 +47,19 @@ async def test_entity_expansion_is_refused_and_answered(connect: Connect) -> Non
     other = await bystander(connect)
     link = await connect()
     await link.login("L")
-    bomb = ('<?xml version="1.0"?><!DOCTYPE GctiMsg [<!ENTITY a "aaaaaaaaaaaaaaaa">'
-            '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
-            '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
-            "<GctiMsg><CallId>evil</CallId><LogMsg MsgType='Standard' Msg='&c;&c;&c;'/></GctiMsg>")
+    bomb = (
+        '<?xml version="1.0"?><!DOCTYPE GctiMsg [<!ENTITY a "aaaaaaaaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+        '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+        "<GctiMsg><CallId>evil</CallId><LogMsg MsgType='Standard' Msg='&c;&c;&c;'/></GctiMsg>"
+    )
     await link.send_bytes(frame(bomb.encode()))
     call_id, answer, _ = await link.recv_doc()
     assert (call_id, answer) == ("evil", INVALID)
-    xxe = ('<?xml version="1.0"?><!DOCTYPE GctiMsg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-           "<GctiMsg><CallId>evil2</CallId><LogMsg MsgType='Standard' Msg='&x;'/></GctiMsg>")
+    xxe = (
+        '<?xml version="1.0"?><!DOCTYPE GctiMsg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        "<GctiMsg><CallId>evil2</CallId><LogMsg MsgType='Standard' Msg='&x;'/></GctiMsg>"
+    )
     await link.send_bytes(frame(xxe.encode()))
     assert (await link.recv_doc())[:2] == ("evil2", INVALID)
     await still_served(link, "L")
@@ -88,7 +91,8 @@ async def test_unknown_and_wrong_direction_messages(connect: Connect) -> None:
 async def test_frames_split_byte_by_byte(connect: Connect) -> None:
     link = await connect()
     data = frame(doc("L", '<LoginReq Version="4.0" ClientName="IVR_1"/>')) + bytes.fromhex(
-        "000000020200")
+        "000000020200"
+    )
     for i in range(len(data)):
         link.writer.write(data[i : i + 1])
         await link.writer.drain()
@@ -102,8 +106,7 @@ async def test_frames_split_byte_by_byte(connect: Connect) -> None:
 async def test_many_documents_in_one_write(connect: Connect) -> None:
     link = await connect()
     await link.login("L")
-    batch = b"".join(frame(doc("L", f"<AgentQuery ReqId='{i}' PortNum='1'/>"))
-                     for i in range(200))
+    batch = b"".join(frame(doc("L", f"<AgentQuery ReqId='{i}' PortNum='1'/>")) for i in range(200))
     await link.send_bytes(batch)
     for i in range(200):
         _, answer, _ = await link.recv_doc()
@@ -120,10 +123,12 @@ async def test_too_many_malformed_documents_close_the_link(connect: Connect) -> 
 
 
 async def test_client_that_stops_reading_is_closed_and_others_carry_on(
-        start_server: StartServer) -> None:
+    start_server: StartServer,
+) -> None:
     cfg = default_config()
-    cfg = cfg.model_copy(update={"server": cfg.server.model_copy(
-        update={"write_buffer_limit": 32 * 1024})})
+    cfg = cfg.model_copy(
+        update={"server": cfg.server.model_copy(update={"write_buffer_limit": 32 * 1024})}
+    )
     server = await start_server(cfg)
     busy = await RawLink.open(server.port)
     await busy.login("B")
@@ -133,20 +138,27 @@ async def test_client_that_stops_reading_is_closed_and_others_carry_on(
     sock.connect(("127.0.0.1", server.port))
     sock.sendall(frame(doc("S", '<LoginReq Version="4.0" ClientName="IVR_1"/>')))
     for _ in range(100):
-        if any(s.login for s in server.service.sessions.values() if s.peer.endswith(
-                str(sock.getsockname()[1]))):
+        if any(
+            s.login
+            for s in server.service.sessions.values()
+            if s.peer.endswith(str(sock.getsockname()[1]))
+        ):
             break
         await asyncio.sleep(0.01)
-    stuck = next(p for p in server.protocols.values()
-                 if p.session is not None and p.session.peer.endswith(str(sock.getsockname()[1])))
+    stuck = next(
+        p
+        for p in server.protocols.values()
+        if p.session is not None and p.session.peer.endswith(str(sock.getsockname()[1]))
+    )
     assert stuck.transport is not None
     stuck.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 2048)
     # The busy session's agent changes fan out to the stuck session until it is cut off.
     for i in range(3000):
         if stuck.session is not None and stuck.session.id not in server.service.sessions:
             break
-        await busy.send("B", f"<AgentLogin ReqId='{i}' PortNum='1' Queue='6000' AgentId='1' "
-                             "Password=''/>")
+        await busy.send(
+            "B", f"<AgentLogin ReqId='{i}' PortNum='1' Queue='6000' AgentId='1' Password=''/>"
+        )
         for _ in range(2):
             await busy.recv_doc()
         await busy.send("B", f"<AgentLogout ReqId='{i}' PortNum='1'/>")
@@ -169,8 +181,13 @@ async def test_partial_frame_that_never_completes_is_dropped(start_server: Start
 
 async def test_server_keep_alive_closes_a_silent_client(start_server: StartServer) -> None:
     cfg = default_config()
-    cfg = cfg.model_copy(update={"server": cfg.server.model_copy(
-        update={"keep_alive_interval": 0.2, "keep_alive_tries": 1})})
+    cfg = cfg.model_copy(
+        update={
+            "server": cfg.server.model_copy(
+                update={"keep_alive_interval": 0.2, "keep_alive_tries": 1}
+            )
+        }
+    )
     server = await start_server(cfg)
     quiet = await RawLink.open(server.port)
     polite = await RawLink.open(server.port)
@@ -186,22 +203,23 @@ async def test_server_keep_alive_closes_a_silent_client(start_server: StartServe
 
 async def test_client_not_in_client_list_is_refused(start_server: StartServer) -> None:
     cfg = default_config()
-    cfg = cfg.model_copy(update={"server": cfg.server.model_copy(
-        update={"client_list": ("10.255.255.1:*",)})})
+    cfg = cfg.model_copy(
+        update={"server": cfg.server.model_copy(update={"client_list": ("10.255.255.1:*",)})}
+    )
     server = await start_server(cfg)
     link = await RawLink.open(server.port)
     assert await link.expect_closed() == bytes.fromhex("0002000402000005")
     await link.close()
-    cfg2 = cfg.model_copy(update={"server": cfg.server.model_copy(
-        update={"client_list": ("127.0.0.1:*",)})})
+    cfg2 = cfg.model_copy(
+        update={"server": cfg.server.model_copy(update={"client_list": ("127.0.0.1:*",)})}
+    )
     server.reload(cfg2)
     link = await RawLink.open(server.port)
     await link.login("L")
     await link.close()
 
 
-async def test_abrupt_disconnects_leave_nothing_behind(server: IvrServer,
-                                                       connect: Connect) -> None:
+async def test_abrupt_disconnects_leave_nothing_behind(server: IvrServer, connect: Connect) -> None:
     for _ in range(20):
         link = await RawLink.open(server.port)
         await link.send_bytes(frame(doc("L", '<LoginReq Version="4.0" ClientName="IVR_1"/>'))[:50])

@@ -14,15 +14,17 @@ PROLOG = b"<?xml version='1.0' encoding='ISO-8859-1'?><!DOCTYPE GctiMsg SYSTEM '
 
 async def test_login_resp_and_flow_control_are_byte_exact(connect: Connect) -> None:
     link = await connect()
-    await link.send("L1", '<LoginReq Version="4.0" ClientName="IVR_1" ReportStatus="true">'
-                          "</LoginReq>")
+    await link.send(
+        "L1", '<LoginReq Version="4.0" ClientName="IVR_1" ReportStatus="true"></LoginReq>'
+    )
     _, _, resp = await link.recv_doc()
     _, _, flow = await link.recv_doc()
     assert resp == PROLOG + (
         b"<GctiMsg><CallId>L1</CallId><LoginResp IServerVer='IVR Server:8.5.001.00' "
         b"Result='Success' Status='OK'><ConfigOptions><Node Name='socket_activity_timer' "
         b"Type='Str' Val='20000'/><Node Name='site' Type='Str' Val='demo'/></ConfigOptions>"
-        b"</LoginResp></GctiMsg>")
+        b"</LoginResp></GctiMsg>"
+    )
     assert flow == PROLOG + b"<GctiMsg><CallId>L1</CallId><FlowControl Status='Off'/></GctiMsg>"
 
 
@@ -31,15 +33,19 @@ async def test_login_without_report_status_has_no_status(connect: Connect) -> No
     await link.send("L1", '<LoginReq Version="4.0" ClientName="IVR_2"/>')
     _, resp, raw = await link.recv_doc()
     assert resp == m.LoginResp(IServerVer="IVR Server:8.5.001.00", Result="Success")
-    assert raw.endswith(b"<LoginResp IServerVer='IVR Server:8.5.001.00' Result='Success'/>"
-                        b"</GctiMsg>")
+    assert raw.endswith(
+        b"<LoginResp IServerVer='IVR Server:8.5.001.00' Result='Success'/></GctiMsg>"
+    )
 
 
 async def test_versions_2_and_3_get_no_flow_control(connect: Connect) -> None:
     link = await connect()
     for version in ("3.0", "2.0"):
-        await link.send("L", f'<LoginReq Version="{version}" ClientName="IVR_1" '
-                             'ReportStatus="true" ServerMonitor="set"/>')
+        await link.send(
+            "L",
+            f'<LoginReq Version="{version}" ClientName="IVR_1" '
+            'ReportStatus="true" ServerMonitor="set"/>',
+        )
         _, resp, _ = await link.recv_doc()
         assert isinstance(resp, m.LoginResp) and resp.Result == "Success" and resp.Status == "OK"
         await link.expect_silence(0.3)
@@ -48,8 +54,9 @@ async def test_versions_2_and_3_get_no_flow_control(connect: Connect) -> None:
 async def test_unsupported_versions_are_refused(connect: Connect) -> None:
     link = await connect()
     for version in ("1.0", "5.0", "4"):
-        await link.send("L", f'<LoginReq Version="{version}" ClientName="IVR_1" '
-                             'ReportStatus="true"/>')
+        await link.send(
+            "L", f'<LoginReq Version="{version}" ClientName="IVR_1" ReportStatus="true"/>'
+        )
         _, resp, raw = await link.recv_doc()
         assert resp == m.LoginResp(IServerVer="IVR Server:8.5.001.00", Result="InvalidProtocolVer")
         assert b"Status" not in raw
@@ -76,8 +83,9 @@ async def test_unknown_client_is_no_such_client_and_stays_logged_out(connect: Co
     _, flow, _ = await link.recv_doc()
     assert flow == m.FlowControl(Status="Off")
     await link.send("L", "<AgentQuery ReqId='3' PortNum='1'/>")
-    assert (await link.recv_doc())[1] == m.CallError(FailedReq="Unknown",
-                                                     TlibErrCode="INVALID_REQ", ReqId="3")
+    assert (await link.recv_doc())[1] == m.CallError(
+        FailedReq="Unknown", TlibErrCode="INVALID_REQ", ReqId="3"
+    )
     await link.send("C", '<NewCall CallControlMode="Network"><CalledNum>1</CalledNum></NewCall>')
     assert (await link.recv_doc())[1] == m.EndCall(EndCause="FeatureNotSupported")
     # and may log in again, properly
@@ -89,15 +97,17 @@ async def test_relogin_changes_the_session_call_id(connect: Connect) -> None:
     await link.login("first")
     await link.login("second")
     await link.send("first", "<AgentQuery ReqId='1' PortNum='1'/>")
-    assert (await link.recv_doc())[1] == m.CallError(FailedReq="Unknown",
-                                                     TlibErrCode="INVALID_REQ", ReqId="1")
+    assert (await link.recv_doc())[1] == m.CallError(
+        FailedReq="Unknown", TlibErrCode="INVALID_REQ", ReqId="1"
+    )
     await link.send("second", "<AgentQuery ReqId='2' PortNum='1'/>")
     call_id, info, _ = await link.recv_doc()
     assert call_id == "second" and isinstance(info, m.MonitorInfo) and info.ReqId == "2"
 
 
-async def test_init_in_progress_while_the_tserver_link_is_down(server: IvrServer,
-                                                               connect: Connect) -> None:
+async def test_init_in_progress_while_the_tserver_link_is_down(
+    server: IvrServer, connect: Connect
+) -> None:
     server.service.set_link("SW_InFront", up=False)
     link = await connect()
     await link.send("L", '<LoginReq Version="4.0" ClientName="IVR_1" ReportStatus="true"/>')
@@ -113,12 +123,12 @@ async def test_init_in_progress_while_the_tserver_link_is_down(server: IvrServer
 
 async def test_requests_before_login(connect: Connect) -> None:
     link = await connect()
-    await link.send("C1", '<NewCall CallControlMode="Network" Version="4.0"><CalledNum>1'
-                          "</CalledNum></NewCall>")
+    await link.send(
+        "C1", '<NewCall CallControlMode="Network" Version="4.0"><CalledNum>1</CalledNum></NewCall>'
+    )
     assert (await link.recv_doc())[1] == m.EndCall(EndCause="FeatureNotSupported")
     await link.send("C1", "<CallInfoReq/>")
-    assert (await link.recv_doc())[1] == m.CallError(FailedReq="Unknown",
-                                                     TlibErrCode="INVALID_REQ")
+    assert (await link.recv_doc())[1] == m.CallError(FailedReq="Unknown", TlibErrCode="INVALID_REQ")
     await link.send("C1", '<LogMsg MsgType="Standard" Msg="hello"/>')
     await link.send("C1", "<Reset/>")
     await link.expect_silence(0.3)
@@ -150,6 +160,7 @@ async def test_call_requests_after_login_are_for_unknown_calls(connect: Connect)
     assert (await link.recv_doc())[1] == m.CallError(FailedReq="NoSuchCall")
     await link.send("X", "<UDataGet Keys='a'><RequestId>5</RequestId></UDataGet>")
     assert (await link.recv_doc())[1] == m.UDataResp(Result="NoSuchCall", RequestId="5")
-    await link.send("X", "<PeekStatReq><RequestId>6</RequestId><StatName>s</StatName>"
-                         "</PeekStatReq>")
+    await link.send(
+        "X", "<PeekStatReq><RequestId>6</RequestId><StatName>s</StatName></PeekStatReq>"
+    )
     assert (await link.recv_doc())[1] == m.CallError(FailedReq="Unknown")

@@ -40,8 +40,11 @@ ports = [
 """
 
 
-def config_text(ports: str = '{ number = "1", dn = "4001" },\n{ number = "2", dn = "4002" },',
-                enabled: str = "true", flow: str = "false") -> str:
+def config_text(
+    ports: str = '{ number = "1", dn = "4001" },\n{ number = "2", dn = "4002" },',
+    enabled: str = "true",
+    flow: str = "false",
+) -> str:
     return BASE.format(ports=ports, enabled=enabled, flow=flow)
 
 
@@ -57,8 +60,13 @@ async def test_ports_removed_disabled_and_readded(start_server: StartServer) -> 
     await v3.login("L3", name="IVR_A", version="3.0")
     server.reload(parse_config(config_text(ports='{ number = "1", dn = "4001" },')))
     assert (await link.recv_doc())[:2] == ("L", port_event("2", "Unavailable"))
-    server.reload(parse_config(config_text(
-        ports='{ number = "1", dn = "4001", enabled = false },\n{ number = "2", dn = "4002" },')))
+    server.reload(
+        parse_config(
+            config_text(
+                ports='{ number = "1", dn = "4001", enabled = false },\n{ number = "2", dn = "4002" },'
+            )
+        )
+    )
     got = {(await link.recv_doc())[1] for _ in range(2)}
     assert got == {port_event("1", "Unavailable"), port_event("2", "OK")}
     server.reload(parse_config(config_text(enabled="false")))
@@ -83,7 +91,10 @@ async def test_removed_dn_makes_its_port_unavailable(start_server: StartServer) 
     await link.recv_doc()
     text = config_text(ports='{ number = "1", dn = "4001" },').replace(
         '  {{ number = "4002", type = "voice-treatment-port" }},\n'.replace("{{", "{").replace(
-            "}}", "}"), "")
+            "}}", "}"
+        ),
+        "",
+    )
     server.reload(parse_config(text))
     seen = [(await link.recv_doc())[1] for _ in range(2)]
     assert m.MonitorInfo(Agent=m.Agent(PortNum="2", Status="LoggedOut")) in seen
@@ -104,7 +115,8 @@ async def test_flow_control_change_is_announced(start_server: StartServer) -> No
 
 
 async def test_bad_file_is_refused_and_the_running_configuration_stays(
-        start_server: StartServer, tmp_path: Path) -> None:
+    start_server: StartServer, tmp_path: Path
+) -> None:
     path = tmp_path / "ivr.toml"
     path.write_text(config_text(), encoding="utf-8")
     server = await start_server(parse_config(config_text()), config_path=str(path))
@@ -116,8 +128,9 @@ async def test_bad_file_is_refused_and_the_running_configuration_stays(
     assert server.reload() is None
     await link.expect_silence(0.2)
     await link.send("L", "<AgentQuery ReqId='q' PortNum='2'/>")
-    assert (await link.recv_doc())[1] == m.MonitorInfo(ReqId="q", Agent=m.Agent(
-        PortNum="2", Status="Unknown"))
+    assert (await link.recv_doc())[1] == m.MonitorInfo(
+        ReqId="q", Agent=m.Agent(PortNum="2", Status="Unknown")
+    )
     path.write_text(config_text(ports='{ number = "1", dn = "4001" },'), encoding="utf-8")
     report = server.reload()
     assert report is not None and report.ports_unavailable == 1

@@ -26,39 +26,66 @@ from ivr_server.wire import messages as m
 from tests.strategies import element, xml_text
 
 ROOT = Path(__file__).resolve().parents[2]
-PROLOG = ("<?xml version='1.0' encoding='ISO-8859-1'?><!DOCTYPE GctiMsg SYSTEM 'IServer.dtd'>"
-          "<GctiMsg>")
+PROLOG = (
+    "<?xml version='1.0' encoding='ISO-8859-1'?><!DOCTYPE GctiMsg SYSTEM 'IServer.dtd'><GctiMsg>"
+)
 
 # Real server documents, byte for byte (PROTOCOL.md §2.2, W).
 REAL = [
-    ("IAdapter1_11271718110003300002",
-     m.LoginResp(IServerVer="IVR Server:8.1.001.01", Result="Success", Status="OK"),
-     "<LoginResp IServerVer='IVR Server:8.1.001.01' Result='Success' Status='OK'/>"),
-    ("IAdapter1_11271718110003300002", m.FlowControl(Status="Off"),
-     "<FlowControl Status='Off'/>"),
-    ("IAdapter1_11271718550003050003", m.CallStatus(Event="Ringing"),
-     "<CallStatus Event='Ringing'/>"),
-    ("IAdapter1_11271718550003050003",
-     m.CallInfoResp(ANI="2225", DNIS="3002", CalledNum="2", ConnId="0079020eaf04c019",
-                    TSCallId="2053", PortDN="3002", PortTrunk="0", OtherDN="3081",
-                    LastEvent="EventEstablished"),
-     "<CallInfoResp ANI='2225' DNIS='3002' CalledNum='2' ConnId='0079020eaf04c019' "
-     "TSCallId='2053' PortDN='3002' PortTrunk='0' OtherDN='3081' LastEvent='EventEstablished'/>"),
-    ("IAdapter1_11271805130007050004",
-     m.UDataResp(Result="Success", RequestId="100000002",
-                 UDataEx=(Node(Name="UEI", Type="Str", Val="bridgetec"),)),
-     "<UDataResp Result='Success'><RequestId>100000002</RequestId><UDataEx><Node Name='UEI' "
-     "Type='Str' Val='bridgetec'/></UDataEx></UDataResp>"),
-    ("IAdapter1_11271803270007130003", m.CallError(FailedReq="OneStepXfer", TlibErrCode="1183"),
-     "<CallError FailedReq='OneStepXfer' TlibErrCode='1183'/>"),
-    ("IAdapter1_11271558010005590005", m.EndCall(EndCause="Timeout"),
-     "<EndCall EndCause='Timeout'/>"),
+    (
+        "IAdapter1_11271718110003300002",
+        m.LoginResp(IServerVer="IVR Server:8.1.001.01", Result="Success", Status="OK"),
+        "<LoginResp IServerVer='IVR Server:8.1.001.01' Result='Success' Status='OK'/>",
+    ),
+    ("IAdapter1_11271718110003300002", m.FlowControl(Status="Off"), "<FlowControl Status='Off'/>"),
+    (
+        "IAdapter1_11271718550003050003",
+        m.CallStatus(Event="Ringing"),
+        "<CallStatus Event='Ringing'/>",
+    ),
+    (
+        "IAdapter1_11271718550003050003",
+        m.CallInfoResp(
+            ANI="2225",
+            DNIS="3002",
+            CalledNum="2",
+            ConnId="0079020eaf04c019",
+            TSCallId="2053",
+            PortDN="3002",
+            PortTrunk="0",
+            OtherDN="3081",
+            LastEvent="EventEstablished",
+        ),
+        "<CallInfoResp ANI='2225' DNIS='3002' CalledNum='2' ConnId='0079020eaf04c019' "
+        "TSCallId='2053' PortDN='3002' PortTrunk='0' OtherDN='3081' LastEvent='EventEstablished'/>",
+    ),
+    (
+        "IAdapter1_11271805130007050004",
+        m.UDataResp(
+            Result="Success",
+            RequestId="100000002",
+            UDataEx=(Node(Name="UEI", Type="Str", Val="bridgetec"),),
+        ),
+        "<UDataResp Result='Success'><RequestId>100000002</RequestId><UDataEx><Node Name='UEI' "
+        "Type='Str' Val='bridgetec'/></UDataEx></UDataResp>",
+    ),
+    (
+        "IAdapter1_11271803270007130003",
+        m.CallError(FailedReq="OneStepXfer", TlibErrCode="1183"),
+        "<CallError FailedReq='OneStepXfer' TlibErrCode='1183'/>",
+    ),
+    (
+        "IAdapter1_11271558010005590005",
+        m.EndCall(EndCause="Timeout"),
+        "<EndCall EndCause='Timeout'/>",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("call_id", "message", "body"), REAL)
 def test_real_server_documents_are_reproduced_byte_for_byte(
-        call_id: str, message: Message, body: str) -> None:
+    call_id: str, message: Message, body: str
+) -> None:
     expected = f"{PROLOG}<CallId>{call_id}</CallId>{body}</GctiMsg>".encode("latin-1")
     assert encode_document(call_id, message) == expected
     assert decode_document(expected) == (call_id, message)
@@ -71,17 +98,26 @@ def test_fixed_prefix_and_suffix_sizes() -> None:
 
 
 def test_dialout_has_no_call_id() -> None:
-    doc = encode_document(None, m.DialOut(RefID="19", OrigNum="1000", DestNum="8435551023",
-                                          TimeToAnswer="30"))
-    assert doc == (PROLOG + "<DialOut RefID='19' OrigNum='1000' DestNum='8435551023' "
-                   "TimeToAnswer='30'/></GctiMsg>").encode()
+    doc = encode_document(
+        None, m.DialOut(RefID="19", OrigNum="1000", DestNum="8435551023", TimeToAnswer="30")
+    )
+    assert (
+        doc
+        == (
+            PROLOG + "<DialOut RefID='19' OrigNum='1000' DestNum='8435551023' "
+            "TimeToAnswer='30'/></GctiMsg>"
+        ).encode()
+    )
     assert decode_document(doc)[0] is None
 
 
 def test_escaping_of_all_five_and_of_non_latin1() -> None:
-    doc = encode_document("a&b", m.UDataResp(
-        Result="Success", RequestId="<1>",
-        UDataEx=(Node(Name="q'\"", Type="Str", Val="α & β"),)))
+    doc = encode_document(
+        "a&b",
+        m.UDataResp(
+            Result="Success", RequestId="<1>", UDataEx=(Node(Name="q'\"", Type="Str", Val="α & β"),)
+        ),
+    )
     assert b"<CallId>a&amp;b</CallId>" in doc
     assert b"<RequestId>&lt;1&gt;</RequestId>" in doc
     assert b"Name='q&apos;&quot;' Type='Str' Val='&#x3B1; &amp; &#x3B2;'" in doc
@@ -107,40 +143,50 @@ REAL_CLIENT_LOGIN = (
     b'<GctiMsg><CallId>IAdapter1_11271718110003300002</CallId><LoginReq Version="4.0" '
     b'ClientName="IAdapter1" ReportStatus="true" ServerMonitor="clear"></LoginReq></GctiMsg>\n'
 )
-LOGIN = m.LoginReq(Version="4.0", ClientName="IAdapter1", ReportStatus="true",
-                   ServerMonitor="clear")
+LOGIN = m.LoginReq(
+    Version="4.0", ClientName="IAdapter1", ReportStatus="true", ServerMonitor="clear"
+)
 
 
-@pytest.mark.parametrize("doc", [
-    REAL_CLIENT_LOGIN,
-    REAL_CLIENT_LOGIN.replace(b'"', b"'"),
-    REAL_CLIENT_LOGIN.replace(b"?>", b" ?>"),
-    REAL_CLIENT_LOGIN.replace(b"ISO-8859-1", b"iso-8859-1"),
-    REAL_CLIENT_LOGIN.replace(b"ISO-8859-1", b"utf-8"),
-    REAL_CLIENT_LOGIN.replace(b"\n", b"\r\n\r\n"),
-    REAL_CLIENT_LOGIN.replace(b'<!DOCTYPE GctiMsg SYSTEM "IServer.dtd">\n', b""),
-    REAL_CLIENT_LOGIN.replace(b'<?xml version="1.0" encoding="ISO-8859-1"?>\n', b""),
-    REAL_CLIENT_LOGIN.replace(b"IServer.dtd", b"http://example.invalid/other.dtd"),
-    REAL_CLIENT_LOGIN.replace(b"<CallId>", b"\n  <CallId>").replace(b"<LoginReq", b"\n  <LoginReq"),
-    REAL_CLIENT_LOGIN.replace(b'"></LoginReq>', b'"/>'),
-    REAL_CLIENT_LOGIN.replace(b'Version="4.0"', b'Version="4.0" Extra="ignored"'),
-    REAL_CLIENT_LOGIN.replace(b"<?xml", b"  <?xml"),
-    b"<?xml version='1.0' encoding='ISO-8859-1' standalone='yes'?>"
-    + REAL_CLIENT_LOGIN.split(b"?>", 1)[1],
-    # an unusual but valid prolog takes expat's slow path
-    b"<?xml version='1.0'   encoding = 'ISO-8859-1'?><!-- hi --><!DOCTYPE GctiMsg PUBLIC 'x' 'y'>"
-    + REAL_CLIENT_LOGIN.split(b"\n", 2)[2],
-])
+@pytest.mark.parametrize(
+    "doc",
+    [
+        REAL_CLIENT_LOGIN,
+        REAL_CLIENT_LOGIN.replace(b'"', b"'"),
+        REAL_CLIENT_LOGIN.replace(b"?>", b" ?>"),
+        REAL_CLIENT_LOGIN.replace(b"ISO-8859-1", b"iso-8859-1"),
+        REAL_CLIENT_LOGIN.replace(b"ISO-8859-1", b"utf-8"),
+        REAL_CLIENT_LOGIN.replace(b"\n", b"\r\n\r\n"),
+        REAL_CLIENT_LOGIN.replace(b'<!DOCTYPE GctiMsg SYSTEM "IServer.dtd">\n', b""),
+        REAL_CLIENT_LOGIN.replace(b'<?xml version="1.0" encoding="ISO-8859-1"?>\n', b""),
+        REAL_CLIENT_LOGIN.replace(b"IServer.dtd", b"http://example.invalid/other.dtd"),
+        REAL_CLIENT_LOGIN.replace(b"<CallId>", b"\n  <CallId>").replace(
+            b"<LoginReq", b"\n  <LoginReq"
+        ),
+        REAL_CLIENT_LOGIN.replace(b'"></LoginReq>', b'"/>'),
+        REAL_CLIENT_LOGIN.replace(b'Version="4.0"', b'Version="4.0" Extra="ignored"'),
+        REAL_CLIENT_LOGIN.replace(b"<?xml", b"  <?xml"),
+        b"<?xml version='1.0' encoding='ISO-8859-1' standalone='yes'?>"
+        + REAL_CLIENT_LOGIN.split(b"?>", 1)[1],
+        # an unusual but valid prolog takes expat's slow path
+        b"<?xml version='1.0'   encoding = 'ISO-8859-1'?><!-- hi --><!DOCTYPE GctiMsg PUBLIC 'x' 'y'>"
+        + REAL_CLIENT_LOGIN.split(b"\n", 2)[2],
+    ],
+)
 def test_client_variations_are_accepted(doc: bytes) -> None:
     assert decode_document(doc) == ("IAdapter1_11271718110003300002", LOGIN)
 
 
 def test_latin1_bytes_decoded_per_declaration() -> None:
-    doc = (b"<?xml version='1.0' encoding='ISO-8859-1'?><GctiMsg><CallId>\xe9</CallId>"
-           b"<LogMsg MsgType='Standard' Msg='caf\xe9'/></GctiMsg>")
+    doc = (
+        b"<?xml version='1.0' encoding='ISO-8859-1'?><GctiMsg><CallId>\xe9</CallId>"
+        b"<LogMsg MsgType='Standard' Msg='caf\xe9'/></GctiMsg>"
+    )
     assert decode_document(doc) == ("é", m.LogMsg(MsgType="Standard", Msg="café"))
-    utf8 = "<?xml version='1.0' encoding='UTF-8'?><GctiMsg><CallId>é</CallId><LogMsg " \
-           "MsgType='Standard' Msg='café'/></GctiMsg>"
+    utf8 = (
+        "<?xml version='1.0' encoding='UTF-8'?><GctiMsg><CallId>é</CallId><LogMsg "
+        "MsgType='Standard' Msg='café'/></GctiMsg>"
+    )
     assert decode_document(utf8.encode()) == ("é", m.LogMsg(MsgType="Standard", Msg="café"))
 
 
@@ -149,41 +195,51 @@ def test_guide_spellings_are_accepted() -> None:
         return f"<GctiMsg><CallId>c</CallId>{xml}</GctiMsg>".encode()
 
     assert decode_document(body("<RouteRequest RouteDn='7900'/>"))[1] == m.RouteRequest(
-        RouteDN="7900")
+        RouteDN="7900"
+    )
     assert decode_document(body("<Failure FailureCause='ConnectionFailed'/>"))[1] == m.Failure(
-        FailureCause="ConnectFailed")
-    assert decode_document(body("<NewCall CallControlMode='MakeCall'><CalledNum>1</CalledNum>"
-                                "</NewCall>"))[1] == m.NewCall(CallControlMode="Network",
-                                                               CalledNum="1")
+        FailureCause="ConnectFailed"
+    )
+    assert decode_document(
+        body("<NewCall CallControlMode='MakeCall'><CalledNum>1</CalledNum></NewCall>")
+    )[1] == m.NewCall(CallControlMode="Network", CalledNum="1")
     assert decode_document(body("<AgentLogout ReqId='1' PortNum='1'/>"))[1] == m.AgentLogout(
-        ReqId="1", PortNum="1")
+        ReqId="1", PortNum="1"
+    )
     assert decode_document(body("<LoginReq ClientName='x'/>"))[1] == m.LoginReq(ClientName="x")
 
 
 def test_defaults_and_nested_lists() -> None:
-    doc = (b"<GctiMsg><CallId>c</CallId><NewCall CallControlMode='Network'><CalledNum>1"
-           b"</CalledNum><UDataEx><Node Name='AccountNo' Type='Str' Val='12345'/><Node "
-           b"Name='Tries' Type='Int' Val='3'/><List Name='Order'><Node Name='Item' Type='Str' "
-           b"Val='A&amp;B'/><List Name='Price'><Node Name='Amount' Type='Int' Val='100'/></List>"
-           b"</List></UDataEx></NewCall></GctiMsg>")
+    doc = (
+        b"<GctiMsg><CallId>c</CallId><NewCall CallControlMode='Network'><CalledNum>1"
+        b"</CalledNum><UDataEx><Node Name='AccountNo' Type='Str' Val='12345'/><Node "
+        b"Name='Tries' Type='Int' Val='3'/><List Name='Order'><Node Name='Item' Type='Str' "
+        b"Val='A&amp;B'/><List Name='Price'><Node Name='Amount' Type='Int' Val='100'/></List>"
+        b"</List></UDataEx></NewCall></GctiMsg>"
+    )
     _, msg = decode_document(doc)
     assert isinstance(msg, m.NewCall)
     assert msg.Version == "1.0"  # DTD default
     assert msg.UDataEx == (
         Node(Name="AccountNo", Type="Str", Val="12345"),
         Node(Name="Tries", Type="Int", Val="3"),
-        List(Name="Order", items=(
-            Node(Name="Item", Type="Str", Val="A&B"),
-            List(Name="Price", items=(Node(Name="Amount", Type="Int", Val="100"),)),
-        )),
+        List(
+            Name="Order",
+            items=(
+                Node(Name="Item", Type="Str", Val="A&B"),
+                List(Name="Price", items=(Node(Name="Amount", Type="Int", Val="100"),)),
+            ),
+        ),
     )
     assert msg.UDataEx[1].value == 3
 
 
 def test_legacy_nvpairs() -> None:
-    doc = (b"<GctiMsg><CallId>c</CallId><NewCall CallControlMode='Network' Version='1.0'>"
-           b"<CalledNum>1</CalledNum><UserData><NVPair><NVName>AccountNo</NVName><NVVal>12345"
-           b"</NVVal></NVPair></UserData></NewCall></GctiMsg>")
+    doc = (
+        b"<GctiMsg><CallId>c</CallId><NewCall CallControlMode='Network' Version='1.0'>"
+        b"<CalledNum>1</CalledNum><UserData><NVPair><NVName>AccountNo</NVName><NVVal>12345"
+        b"</NVVal></NVPair></UserData></NewCall></GctiMsg>"
+    )
     _, msg = decode_document(doc)
     assert isinstance(msg, m.NewCall)
     assert msg.UserData == (NVPair(NVName="AccountNo", NVVal="12345"),)
@@ -192,29 +248,40 @@ def test_legacy_nvpairs() -> None:
 
 # ------------------------------------------------------------------ invalid and hostile input
 
-BILLION_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE GctiMsg [<!ENTITY a "aaaaaaaaaa">'
-                  b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;">]>'
-                  b"<GctiMsg><CallId>evil</CallId><LogMsg MsgType='Standard' Msg='&c;'/></GctiMsg>")
-XXE = (b'<?xml version="1.0"?><!DOCTYPE GctiMsg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-       b"<GctiMsg><CallId>evil</CallId><LogMsg MsgType='Standard' Msg='&x;'/></GctiMsg>")
-EXTERNAL_DTD = (b'<?xml version="1.0"?><!DOCTYPE GctiMsg SYSTEM "file:///etc/passwd">'
-                b"<GctiMsg><CallId>c</CallId><LogMsg MsgType='Standard' Msg='&x;'/></GctiMsg>")
-PARAMETER_ENTITY = (b'<!DOCTYPE GctiMsg [<!ENTITY % p SYSTEM "http://example.invalid/x">%p;]>'
-                    b"<GctiMsg><CallId>evil</CallId></GctiMsg>")
+BILLION_LAUGHS = (
+    b'<?xml version="1.0"?><!DOCTYPE GctiMsg [<!ENTITY a "aaaaaaaaaa">'
+    b'<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;">]>'
+    b"<GctiMsg><CallId>evil</CallId><LogMsg MsgType='Standard' Msg='&c;'/></GctiMsg>"
+)
+XXE = (
+    b'<?xml version="1.0"?><!DOCTYPE GctiMsg [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+    b"<GctiMsg><CallId>evil</CallId><LogMsg MsgType='Standard' Msg='&x;'/></GctiMsg>"
+)
+EXTERNAL_DTD = (
+    b'<?xml version="1.0"?><!DOCTYPE GctiMsg SYSTEM "file:///etc/passwd">'
+    b"<GctiMsg><CallId>c</CallId><LogMsg MsgType='Standard' Msg='&x;'/></GctiMsg>"
+)
+PARAMETER_ENTITY = (
+    b'<!DOCTYPE GctiMsg [<!ENTITY % p SYSTEM "http://example.invalid/x">%p;]>'
+    b"<GctiMsg><CallId>evil</CallId></GctiMsg>"
+)
 
 
-@pytest.mark.parametrize(("doc", "call_id"), [
-    (BILLION_LAUGHS, "evil"),
-    (XXE, "evil"),
-    (EXTERNAL_DTD, "c"),  # the DTD is never read, so &x; is simply undefined
-    (PARAMETER_ENTITY, "evil"),
-    (b"<GctiMsg><CallId>c</CallId><LogMsg MsgType='Standard' Msg='x'></GctiMsg>", "c"),
-    (b"<GctiMsg><CallId>c</CallId>" + b"<a>" * 40 + b"</a>" * 40 + b"</GctiMsg>", "c"),
-    (b"<Other><CallId>c</CallId></Other>", "c"),
-    (b"", None),
-    (b"\x00\x01\x02", None),
-    (b"<?xml version='1.0' encoding='EBCDIC-XYZ'?><GctiMsg/>", None),
-])
+@pytest.mark.parametrize(
+    ("doc", "call_id"),
+    [
+        (BILLION_LAUGHS, "evil"),
+        (XXE, "evil"),
+        (EXTERNAL_DTD, "c"),  # the DTD is never read, so &x; is simply undefined
+        (PARAMETER_ENTITY, "evil"),
+        (b"<GctiMsg><CallId>c</CallId><LogMsg MsgType='Standard' Msg='x'></GctiMsg>", "c"),
+        (b"<GctiMsg><CallId>c</CallId>" + b"<a>" * 40 + b"</a>" * 40 + b"</GctiMsg>", "c"),
+        (b"<Other><CallId>c</CallId></Other>", "c"),
+        (b"", None),
+        (b"\x00\x01\x02", None),
+        (b"<?xml version='1.0' encoding='EBCDIC-XYZ'?><GctiMsg/>", None),
+    ],
+)
 def test_hostile_or_broken_xml_is_refused(doc: bytes, call_id: str | None) -> None:
     with pytest.raises(DecodeError) as info:
         decode_document(doc)
@@ -222,28 +289,54 @@ def test_hostile_or_broken_xml_is_refused(doc: bytes, call_id: str | None) -> No
     assert not info.value.well_formed
 
 
-@pytest.mark.parametrize(("body", "tag", "extra"), [
-    ("<Bogus/>", "Bogus", {}),
-    ("<LoginReq ClientName='x' Version='5.0'/>", "LoginReq", {"attribute": "Version"}),
-    ("<AgentQuery ReqId='7'/>", "AgentQuery", {"req_id": "7", "attribute": "PortNum"}),
-    ("<UDataSet Action='Add'><RequestId>9</RequestId></UDataSet>", "UDataSet",
-     {"request_id": "9"}),
-    ("<UDataSet Action='Add'><RequestId>9</RequestId><UDataEx><Node Name='n' Type='Int' "
-     "Val='x'/></UDataEx></UDataSet>", "UDataSet", {"request_id": "9"}),
-    ("<UDataSet Action='Add'><RequestId>9</RequestId><UDataEx><Node Name='n' Type='Float' "
-     "Val='1'/></UDataEx></UDataSet>", "UDataSet", {"request_id": "9"}),
-    ("<UDataSet Action='Add'><RequestId>9</RequestId><UDataEx><Node Name='n' Type='Int' "
-     "Val='2147483648'/></UDataEx></UDataSet>", "UDataSet", {"request_id": "9"}),
-    ("<NewCall CallControlMode='Network'><CalledNum>1</CalledNum><UserData><NVPair><NVName>a"
-     "</NVName><NVVal>b</NVVal></NVPair></UserData><UDataEx><Node Name='n' Type='Str' Val='v'/>"
-     "</UDataEx></NewCall>", "NewCall", {}),
-    ("<MonitorInfo><Server Name='a' Status='OK'/><Port PortNum='1' Status='OK'/></MonitorInfo>",
-     "MonitorInfo", {}),
-    ("<CallInfoReq><Surprise/></CallInfoReq>", "CallInfoReq", {}),
-    ("<CallStatus Event='Exploded'/>", "CallStatus", {"attribute": "Event"}),
-])
-def test_schema_violations_carry_what_was_readable(body: str, tag: str,
-                                                   extra: dict[str, str]) -> None:
+@pytest.mark.parametrize(
+    ("body", "tag", "extra"),
+    [
+        ("<Bogus/>", "Bogus", {}),
+        ("<LoginReq ClientName='x' Version='5.0'/>", "LoginReq", {"attribute": "Version"}),
+        ("<AgentQuery ReqId='7'/>", "AgentQuery", {"req_id": "7", "attribute": "PortNum"}),
+        (
+            "<UDataSet Action='Add'><RequestId>9</RequestId></UDataSet>",
+            "UDataSet",
+            {"request_id": "9"},
+        ),
+        (
+            "<UDataSet Action='Add'><RequestId>9</RequestId><UDataEx><Node Name='n' Type='Int' "
+            "Val='x'/></UDataEx></UDataSet>",
+            "UDataSet",
+            {"request_id": "9"},
+        ),
+        (
+            "<UDataSet Action='Add'><RequestId>9</RequestId><UDataEx><Node Name='n' Type='Float' "
+            "Val='1'/></UDataEx></UDataSet>",
+            "UDataSet",
+            {"request_id": "9"},
+        ),
+        (
+            "<UDataSet Action='Add'><RequestId>9</RequestId><UDataEx><Node Name='n' Type='Int' "
+            "Val='2147483648'/></UDataEx></UDataSet>",
+            "UDataSet",
+            {"request_id": "9"},
+        ),
+        (
+            "<NewCall CallControlMode='Network'><CalledNum>1</CalledNum><UserData><NVPair><NVName>a"
+            "</NVName><NVVal>b</NVVal></NVPair></UserData><UDataEx><Node Name='n' Type='Str' Val='v'/>"
+            "</UDataEx></NewCall>",
+            "NewCall",
+            {},
+        ),
+        (
+            "<MonitorInfo><Server Name='a' Status='OK'/><Port PortNum='1' Status='OK'/></MonitorInfo>",
+            "MonitorInfo",
+            {},
+        ),
+        ("<CallInfoReq><Surprise/></CallInfoReq>", "CallInfoReq", {}),
+        ("<CallStatus Event='Exploded'/>", "CallStatus", {"attribute": "Event"}),
+    ],
+)
+def test_schema_violations_carry_what_was_readable(
+    body: str, tag: str, extra: dict[str, str]
+) -> None:
     with pytest.raises(DecodeError) as info:
         decode_document(f"<GctiMsg><CallId>cid</CallId>{body}</GctiMsg>".encode())
     err = info.value
@@ -262,6 +355,7 @@ def test_missing_call_id_or_two_messages() -> None:
 
 
 # ------------------------------------------------------------------ properties
+
 
 @pytest.mark.parametrize("tag", sorted(t for t, s in SPECS.items() if issubclass(s.cls, Message)))
 @settings(max_examples=40, deadline=None)
@@ -295,9 +389,14 @@ def test_mutated_real_documents_never_escape_as_other_errors(data: st.DataObject
 
 # ------------------------------------------------------------------ generated code stays generated
 
+
 def test_generated_messages_are_up_to_date() -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "tools/gen_messages.py"), "--check"],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools/gen_messages.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
 
 

@@ -30,12 +30,15 @@ def test_error_frame_is_byte_exact() -> None:
     assert encode_error_frame(GliErrorCode.BAD_VERSION) == ERROR_BAD_VERSION
 
 
-@pytest.mark.parametrize(("xml_bytes", "header"), [
-    (224, "000300E20200"),  # LoginResp, LOG -027
-    (175, "000300B10200"),  # FlowControl
-    (177, "000300B30200"),  # CallStatus Ringing
-    (251, "000300FD0200"),  # client LoginReq
-])
+@pytest.mark.parametrize(
+    ("xml_bytes", "header"),
+    [
+        (224, "000300E20200"),  # LoginResp, LOG -027
+        (175, "000300B10200"),  # FlowControl
+        (177, "000300B30200"),  # CallStatus Ringing
+        (251, "000300FD0200"),  # client LoginReq
+    ],
+)
 def test_data_header_arithmetic(xml_bytes: int, header: str) -> None:
     frame = encode_frame(GliType.DATA, b"x" * xml_bytes)
     assert frame[:6] == bytes.fromhex(header)
@@ -49,8 +52,11 @@ def test_payload_too_large_is_refused() -> None:
 
 
 def test_several_frames_in_one_read() -> None:
-    data = encode_frame(GliType.DATA, b"<a/>") + KEEP_ALIVE_REQUEST + encode_frame(
-        GliType.DATA, b"<b/>")
+    data = (
+        encode_frame(GliType.DATA, b"<a/>")
+        + KEEP_ALIVE_REQUEST
+        + encode_frame(GliType.DATA, b"<b/>")
+    )
     assert FrameDecoder().feed(data) == [(3, b"<a/>"), (0, b""), (3, b"<b/>")]
 
 
@@ -77,13 +83,16 @@ def test_any_split_gives_the_same_frames(payloads: list[bytes], data: st.DataObj
     assert frames == [(3, p) for p in payloads]
 
 
-@pytest.mark.parametrize(("header", "code"), [
-    ("000300040100", GliErrorCode.BAD_VERSION),
-    ("000300040201", GliErrorCode.BAD_APPLICATION),
-    ("000400020200", GliErrorCode.UNKNOWN_TYPE),
-    ("000300010200", GliErrorCode.BAD_LENGTH),
-    ("000300000200", GliErrorCode.BAD_LENGTH),
-])
+@pytest.mark.parametrize(
+    ("header", "code"),
+    [
+        ("000300040100", GliErrorCode.BAD_VERSION),
+        ("000300040201", GliErrorCode.BAD_APPLICATION),
+        ("000400020200", GliErrorCode.UNKNOWN_TYPE),
+        ("000300010200", GliErrorCode.BAD_LENGTH),
+        ("000300000200", GliErrorCode.BAD_LENGTH),
+    ],
+)
 def test_bad_headers_raise_with_their_code(header: str, code: GliErrorCode) -> None:
     decoder = FrameDecoder()
     with pytest.raises(GliFrameError) as info:

@@ -54,8 +54,9 @@ class IvrServer:
         loop = asyncio.get_running_loop()
         for address in self.listen:
             host = address.host or "0.0.0.0"
-            server = await loop.create_server(lambda: IvrLinkProtocol(self), host, address.port,
-                                              reuse_address=True)
+            server = await loop.create_server(
+                lambda: IvrLinkProtocol(self), host, address.port, reuse_address=True
+            )
             self._servers.append(server)
             for sock in server.sockets:
                 name = sock.getsockname()
@@ -113,8 +114,9 @@ class IvrServer:
             ip = ipaddress.ip_address(host)
             if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
                 candidates.add(str(ip.ipv4_mapped))
-        return any(candidates & hosts and (want is None or want == port)
-                   for hosts, want in self._allowed)
+        return any(
+            candidates & hosts and (want is None or want == port) for hosts, want in self._allowed
+        )
 
     # ------------------------------------------------------------------ reload
 
@@ -126,8 +128,9 @@ class IvrServer:
         """
         if config is None:
             if self.config_path is None:
-                log.warning("reload: running on the built-in default configuration; nothing to "
-                            "re-read")
+                log.warning(
+                    "reload: running on the built-in default configuration; nothing to re-read"
+                )
                 return None
             try:
                 config = load_config(self.config_path)

@@ -120,9 +120,11 @@ class IvrLinkProtocol(asyncio.Protocol):
         if data:
             transport.write(data)
             if transport.get_write_buffer_size() > self.server.config.server.write_buffer_limit:
-                log.warning("session %s: peer does not read (%d bytes queued): closing",
-                            self.session.id if self.session else "?",
-                            transport.get_write_buffer_size())
+                log.warning(
+                    "session %s: peer does not read (%d bytes queued): closing",
+                    self.session.id if self.session else "?",
+                    transport.get_write_buffer_size(),
+                )
                 self._closing = True
                 transport.abort()
                 return

@@ -22,7 +22,7 @@ import itertools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from ivr_server.config import IvrConfig, PortConfig, ServerConfig
 from ivr_server.service.replies import (
@@ -65,7 +65,10 @@ __all__ = ["IvrService", "ReloadReport"]
 
 log = logging.getLogger("ivr_server.service")
 
-_AGENT_STATUS_OF_EVENT: Final[dict[type[SwitchEvent], str]] = {
+AgentStatusName = Literal["LoggedIn", "LoggedOut", "Ready", "NotReady", "Unknown"]
+LinkStatusName = Literal["OK", "Unavailable"]
+
+_AGENT_STATUS_OF_EVENT: Final[dict[type[SwitchEvent], AgentStatusName]] = {
     EventAgentLogin: "LoggedIn",
     EventAgentLogout: "LoggedOut",
     EventAgentReady: "Ready",
@@ -73,7 +76,7 @@ _AGENT_STATUS_OF_EVENT: Final[dict[type[SwitchEvent], str]] = {
 }
 """T-Library agent event -> ``Agent/@Status`` (PROTOCOL.md §3.2.1, XMLG p.68 Table 14)."""
 
-_AGENT_STATUS_OF_QUERY: Final[dict[AgentStatus, str]] = {
+_AGENT_STATUS_OF_QUERY: Final[dict[AgentStatus, AgentStatusName]] = {
     AgentStatus.UNKNOWN: "Unknown",
     AgentStatus.LOGGED_OUT: "Unknown",  # sic: the guide's Table 16
     AgentStatus.LOGGED_IN: "LoggedIn",
@@ -88,13 +91,13 @@ _LOG_LEVELS: Final = {"Standard": logging.INFO, "Trace": logging.DEBUG, "Debug":
 """LogMsg ``MsgType`` -> server log level."""
 
 _SERVER_TO_IVR: Final = frozenset(
-    tag for tag, spec in m.SPECS.items()
-    if getattr(spec.cls, "direction", None) == "server->ivr"
+    tag for tag, spec in m.SPECS.items() if getattr(spec.cls, "direction", None) == "server->ivr"
 )
 """Messages only the server sends: received from an IVR they are invalid (PROTOCOL.md §9.4.2)."""
 
 _CALL_REQUESTS: Final = frozenset(
-    tag for tag, spec in m.SPECS.items()
+    tag
+    for tag, spec in m.SPECS.items()
     if getattr(spec.cls, "call_id_kind", None) == "call"
     and getattr(spec.cls, "direction", None) in ("ivr->server", "both")
 ) - {"NewCall", "MakeCall", "DialOutInit", "LogMsg", "Reset"}
@@ -216,8 +219,9 @@ class IvrService:
     def handle_rejected(self, session: Session, error: DecodeError) -> None:
         """Answer a Data frame that did not decode (PROTOCOL.md §9.4.2)."""
         session.documents_in += 1
-        log.warning("session %d from %s: rejected document: %s", session.id, session.peer,
-                    error.reason)
+        log.warning(
+            "session %d from %s: rejected document: %s", session.id, session.peer, error.reason
+        )
         answer = answer_for_rejected(error, self.config.server.version_string)
         if answer is not None:
             self._send(session, *answer)
@@ -230,8 +234,11 @@ class IvrService:
 
     def _on_other(self, session: Session, call_id: str | None, message: Message) -> None:
         if message.tag in _SERVER_TO_IVR:
-            raise invalid_request(call_id, f"{message.tag} is sent by the server, not to it",
-                                  getattr(message, "ReqId", None))
+            raise invalid_request(
+                call_id,
+                f"{message.tag} is sent by the server, not to it",
+                getattr(message, "ReqId", None),
+            )
         self._require_login(session, call_id, message)
         if message.tag in _CALL_REQUESTS:
             raise no_such_call(call_id, message)
@@ -246,8 +253,11 @@ class IvrService:
         version = msg.Version or "2.0"  # DECISIONS.md: a LoginReq without Version is 2.0
         if version not in SUPPORTED_VERSIONS:
             session.login = None
-            self._send(session, call_id,
-                       m.LoginResp(IServerVer=cfg.version_string, Result="InvalidProtocolVer"))
+            self._send(
+                session,
+                call_id,
+                m.LoginResp(IServerVer=cfg.version_string, Result="InvalidProtocolVer"),
+            )
             log.info("session %d: login refused, version %s", session.id, version)
             return
         ivr = self.config.ivr(msg.ClientName)
@@ -258,21 +268,36 @@ class IvrService:
         else:
             status = LoginStatus.OK
         monitor = version == "4.0" and msg.ServerMonitor == "set" and ivr is not None
-        session.login = Login(call_id=call_id, client_name=msg.ClientName, version=version,
-                              monitor=monitor, known_client=ivr is not None)
+        session.login = Login(
+            call_id=call_id,
+            client_name=msg.ClientName,
+            version=version,
+            monitor=monitor,
+            known_client=ivr is not None,
+        )
         if ivr is not None:
             session.link.encoding = ivr.output_encoding or cfg.output_encoding
         options = None
         if ivr is not None and ivr.data_transport:
             options = tuple(str_node(k, v) for k, v in ivr.data_transport)
-        self._send(session, call_id, m.LoginResp(
-            IServerVer=cfg.version_string,
-            Result="Success",
-            Status=status.value if msg.ReportStatus == "true" else None,
-            ConfigOptions=options,
-        ))
-        log.info("session %d logged in as %r (version %s, status %s, monitor %s)", session.id,
-                 msg.ClientName, version, status.value, "set" if monitor else "clear")
+        self._send(
+            session,
+            call_id,
+            m.LoginResp(
+                IServerVer=cfg.version_string,
+                Result="Success",
+                Status=status.value if msg.ReportStatus == "true" else None,
+                ConfigOptions=options,
+            ),
+        )
+        log.info(
+            "session %d logged in as %r (version %s, status %s, monitor %s)",
+            session.id,
+            msg.ClientName,
+            version,
+            status.value,
+            "set" if monitor else "clear",
+        )
         if version == "4.0":
             self._send(session, call_id, m.FlowControl(Status="On" if self.flow_control else "Off"))
         session.servers_reported = {}
@@ -280,83 +305,150 @@ class IvrService:
             self._report_servers(session)
 
     def _on_log_msg(self, session: Session, call_id: str | None, msg: m.LogMsg) -> None:
-        log.log(_LOG_LEVELS.get(msg.MsgType, logging.INFO), "IVR log [session %d %s CallId %s] %s",
-                session.id, msg.MsgType, call_id, msg.Msg)
+        log.log(
+            _LOG_LEVELS.get(msg.MsgType, logging.INFO),
+            "IVR log [session %d %s CallId %s] %s",
+            session.id,
+            msg.MsgType,
+            call_id,
+            msg.Msg,
+        )
 
     def _on_reset(self, session: Session, call_id: str | None, msg: m.Reset) -> None:
         log.info("session %d: Reset on CallId %s ignored (reserved)", session.id, call_id)
 
-    def _on_ivr_call_status(self, session: Session, call_id: str | None,
-                            msg: m.CallStatus) -> None:
-        log.info("session %d: CallStatus %s from the IVR on CallId %s ignored", session.id,
-                 msg.Event, call_id)
+    def _on_ivr_call_status(self, session: Session, call_id: str | None, msg: m.CallStatus) -> None:
+        log.info(
+            "session %d: CallStatus %s from the IVR on CallId %s ignored",
+            session.id,
+            msg.Event,
+            call_id,
+        )
 
     def _on_new_call(self, session: Session, call_id: str | None, msg: Message) -> None:
         self._require_login(session, call_id, msg)
-        log.warning("session %d: %s on CallId %s: call handling is not available in this release",
-                    session.id, msg.tag, call_id)
-        raise Refusal(call_id, m.EndCall(EndCause="FeatureNotSupported"),
-                      f"{msg.tag}: call handling not available")
+        log.warning(
+            "session %d: %s on CallId %s: call handling is not available in this release",
+            session.id,
+            msg.tag,
+            call_id,
+        )
+        raise Refusal(
+            call_id,
+            m.EndCall(EndCause="FeatureNotSupported"),
+            f"{msg.tag}: call handling not available",
+        )
 
     # ------------------------------------------------------------------ agent control
 
-    def _agent_target(self, session: Session, call_id: str | None, msg: Any,
-                      control: bool) -> tuple[VirtualSwitch, str, str]:
+    def _agent_target(
+        self, session: Session, call_id: str | None, msg: Any, control: bool
+    ) -> tuple[VirtualSwitch, str, str]:
         """Check an agent request (PROTOCOL.md §3.2 common rules) -> (switch, DN, CallId)."""
         login = session.login
         req_id: str = msg.ReqId
-        if (login is None or not login.known_client or login.version != "4.0"
-                or call_id != login.call_id):
+        if (
+            login is None
+            or not login.known_client
+            or login.version != "4.0"
+            or call_id != login.call_id
+        ):
             raise invalid_request(call_id, f"{msg.tag} outside a 4.0 session CallId", req_id)
         ivr = self.config.ivr(login.client_name)
         port = ivr.port(msg.PortNum) if ivr is not None else None
         target = self.config.port_dn(ivr, port) if ivr is not None and port is not None else None
         if ivr is None or port is None or target is None or not self._port_usable(ivr, port):
-            raise Refusal(call_id, m.CallError(FailedReq="AgentControl", TlibErrCode="INVALID_REQ",
-                                               ReqId=req_id), f"{msg.tag}: no usable port {msg.PortNum!r}")
+            raise Refusal(
+                call_id,
+                m.CallError(FailedReq="AgentControl", TlibErrCode="INVALID_REQ", ReqId=req_id),
+                f"{msg.tag}: no usable port {msg.PortNum!r}",
+            )
         if control and ivr.legacy_mode:
-            raise Refusal(call_id, m.CallError(FailedReq="NotAllowed", ReqId=req_id),
-                          f"{msg.tag}: agents of {ivr.name!r} are server-controlled (LegacyMode)")
+            raise Refusal(
+                call_id,
+                m.CallError(FailedReq="NotAllowed", ReqId=req_id),
+                f"{msg.tag}: agents of {ivr.name!r} are server-controlled (LegacyMode)",
+            )
         switch = self.switches[target[0].name]
         if not switch.link_up:
-            raise Refusal(call_id, m.CallError(FailedReq="AgentControl", TlibErrCode=LINK_DOWN,
-                                               ReqId=req_id), f"{msg.tag}: T-Server link down")
+            raise Refusal(
+                call_id,
+                m.CallError(FailedReq="AgentControl", TlibErrCode=LINK_DOWN, ReqId=req_id),
+                f"{msg.tag}: T-Server link down",
+            )
         return switch, target[1].number, call_id
 
-    def _agent_request(self, session: Session, call_id: str | None, msg: Any, control: bool,
-                       build: Callable[[int, str], SwitchRequest]) -> None:
+    def _agent_request(
+        self,
+        session: Session,
+        call_id: str | None,
+        msg: Any,
+        control: bool,
+        build: Callable[[int, str], SwitchRequest],
+    ) -> None:
         switch, dn, cid = self._agent_target(session, call_id, msg, control)
         origin = _Origin(next(self._refs), session, cid, msg.ReqId, msg.PortNum)
         switch.request(build(origin.ref, dn))
         self._pump(origin)
 
     def _on_agent_query(self, session: Session, call_id: str | None, msg: m.AgentQuery) -> None:
-        self._agent_request(session, call_id, msg, False,
-                            lambda ref, dn: TQueryAddress(reference_id=ref, dn=dn))
+        self._agent_request(
+            session, call_id, msg, False, lambda ref, dn: TQueryAddress(reference_id=ref, dn=dn)
+        )
 
     def _on_agent_login(self, session: Session, call_id: str | None, msg: m.AgentLogin) -> None:
-        self._agent_request(session, call_id, msg, True, lambda ref, dn: TAgentLogin(
-            reference_id=ref, dn=dn, queue=msg.Queue, agent_id=msg.AgentId,
-            password=msg.Password))
+        self._agent_request(
+            session,
+            call_id,
+            msg,
+            True,
+            lambda ref, dn: TAgentLogin(
+                reference_id=ref,
+                dn=dn,
+                queue=msg.Queue,
+                agent_id=msg.AgentId,
+                password=msg.Password,
+            ),
+        )
 
-    def _on_agent_logout(self, session: Session, call_id: str | None,
-                         msg: m.AgentLogout) -> None:
-        self._agent_request(session, call_id, msg, True, lambda ref, dn: TAgentLogout(
-            reference_id=ref, dn=dn, queue=msg.Queue or None))
+    def _on_agent_logout(self, session: Session, call_id: str | None, msg: m.AgentLogout) -> None:
+        self._agent_request(
+            session,
+            call_id,
+            msg,
+            True,
+            lambda ref, dn: TAgentLogout(reference_id=ref, dn=dn, queue=msg.Queue or None),
+        )
 
     def _on_agent_ready(self, session: Session, call_id: str | None, msg: m.AgentReady) -> None:
-        self._agent_request(session, call_id, msg, True, lambda ref, dn: TAgentSetReady(
-            reference_id=ref, dn=dn, queue=msg.Queue, work_mode=WorkMode(msg.WorkMode)))
+        self._agent_request(
+            session,
+            call_id,
+            msg,
+            True,
+            lambda ref, dn: TAgentSetReady(
+                reference_id=ref, dn=dn, queue=msg.Queue, work_mode=WorkMode(msg.WorkMode)
+            ),
+        )
 
-    def _on_agent_not_ready(self, session: Session, call_id: str | None,
-                            msg: m.AgentNotReady) -> None:
-        self._agent_request(session, call_id, msg, True, lambda ref, dn: TAgentSetNotReady(
-            reference_id=ref, dn=dn, queue=msg.Queue, work_mode=WorkMode(msg.WorkMode)))
+    def _on_agent_not_ready(
+        self, session: Session, call_id: str | None, msg: m.AgentNotReady
+    ) -> None:
+        self._agent_request(
+            session,
+            call_id,
+            msg,
+            True,
+            lambda ref, dn: TAgentSetNotReady(
+                reference_id=ref, dn=dn, queue=msg.Queue, work_mode=WorkMode(msg.WorkMode)
+            ),
+        )
 
     # ------------------------------------------------------------------ outbound registry
 
-    def _on_dial_out_registry(self, session: Session, call_id: str | None,
-                              msg: m.DialOutRegistry) -> None:
+    def _on_dial_out_registry(
+        self, session: Session, call_id: str | None, msg: m.DialOutRegistry
+    ) -> None:
         login = session.login
         if login is None or not login.known_client or call_id != login.call_id:
             raise invalid_request(call_id, "DialOutRegistry outside the session CallId")
@@ -379,10 +471,15 @@ class IvrService:
                 sessions.append(session)
         self._send(session, call_id, m.DialOutRegistryResp(Result="Success"))
 
-    def _on_dial_out_error(self, session: Session, call_id: str | None,
-                           msg: m.DialOutError) -> None:
-        log.info("session %d: DialOutError %s for unknown RefID %s ignored", session.id,
-                 msg.Error, msg.RefID)
+    def _on_dial_out_error(
+        self, session: Session, call_id: str | None, msg: m.DialOutError
+    ) -> None:
+        log.info(
+            "session %d: DialOutError %s for unknown RefID %s ignored",
+            session.id,
+            msg.Error,
+            msg.RefID,
+        )
 
     def _is_routing_point(self, number: str) -> bool:
         for switch in self.config.switches:
@@ -402,27 +499,52 @@ class IvrService:
                     self._on_switch_error(event, origin)
                 elif isinstance(event, EventAddressInfo):
                     if origin is not None and event.reference_id == origin.ref:
-                        self._send(origin.session, origin.call_id, m.MonitorInfo(
-                            ReqId=origin.req_id, Agent=m.Agent(
-                                PortNum=origin.port,
-                                Status=_AGENT_STATUS_OF_QUERY.get(event.agent_status,
-                                                                  "Unknown"))))  # type: ignore[arg-type]
+                        self._send(
+                            origin.session,
+                            origin.call_id,
+                            m.MonitorInfo(
+                                ReqId=origin.req_id,
+                                Agent=m.Agent(
+                                    PortNum=origin.port,
+                                    Status=_AGENT_STATUS_OF_QUERY.get(
+                                        event.agent_status, "Unknown"
+                                    ),
+                                ),
+                            ),
+                        )
                 elif type(event) in _AGENT_STATUS_OF_EVENT:
                     self._on_agent_event(switch.name, event, origin)
-                elif isinstance(event, EventLinkConnected | EventLinkDisconnected
-                                | EventRegistered | EventUnregistered):
+                elif isinstance(
+                    event,
+                    EventLinkConnected
+                    | EventLinkDisconnected
+                    | EventRegistered
+                    | EventUnregistered,
+                ):
                     topology_changed = True
         if topology_changed:
             self._report_topology()
 
     def _on_switch_error(self, event: EventError, origin: _Origin | None) -> None:
         if origin is not None and event.reference_id == origin.ref:
-            self._send(origin.session, origin.call_id, m.CallError(
-                FailedReq="AgentControl", TlibErrCode=str(int(event.error_code)),
-                ReqId=origin.req_id))
+            self._send(
+                origin.session,
+                origin.call_id,
+                m.CallError(
+                    FailedReq="AgentControl",
+                    TlibErrCode=str(int(event.error_code)),
+                    ReqId=origin.req_id,
+                ),
+            )
         else:
-            log.warning("switch %s: %s on %s: %s (%d)", event.switch, event.request, event.dn,
-                        event.error_message, event.error_code)
+            log.warning(
+                "switch %s: %s on %s: %s (%d)",
+                event.switch,
+                event.request,
+                event.dn,
+                event.error_message,
+                event.error_code,
+            )
 
     def _on_agent_event(self, switch: str, event: Any, origin: _Origin | None) -> None:
         key = self._port_of_dn.get((switch, event.dn))
@@ -435,11 +557,17 @@ class IvrService:
             login = session.login
             assert login is not None
             if mine and origin is not None and session is origin.session:
-                self._send(session, origin.call_id, m.MonitorInfo(
-                    ReqId=origin.req_id, Agent=m.Agent(PortNum=port, Status=status)))  # type: ignore[arg-type]
+                self._send(
+                    session,
+                    origin.call_id,
+                    m.MonitorInfo(ReqId=origin.req_id, Agent=m.Agent(PortNum=port, Status=status)),
+                )
             else:
-                self._send(session, login.call_id, m.MonitorInfo(
-                    Agent=m.Agent(PortNum=port, Status=status)))  # type: ignore[arg-type]
+                self._send(
+                    session,
+                    login.call_id,
+                    m.MonitorInfo(Agent=m.Agent(PortNum=port, Status=status)),
+                )
 
     def _v4_sessions(self, ivr_name: str) -> Iterable[Session]:
         return [s for s in self.sessions.values() if s.is_v4 and s.ivr_name == ivr_name]
@@ -451,14 +579,18 @@ class IvrService:
         switch = self.switches.get(tserver.switch) if tserver is not None else None
         return switch is not None and switch.link_up
 
-    def _server_statuses(self, ivr: IvrConfig | None) -> dict[str, tuple[str, str | None]]:
+    def _server_statuses(
+        self, ivr: IvrConfig | None
+    ) -> dict[str, tuple[LinkStatusName, str | None]]:
         if ivr is None:
             return {}
-        out: dict[str, tuple[str, str | None]] = {}
+        out: dict[str, tuple[LinkStatusName, str | None]] = {}
         for name in ivr.tservers:
             tserver = self.config.tserver(name)
-            out[name] = ("OK" if self._tserver_up(name) else "Unavailable",
-                         tserver.switch if tserver is not None else None)
+            out[name] = (
+                "OK" if self._tserver_up(name) else "Unavailable",
+                tserver.switch if tserver is not None else None,
+            )
         return out
 
     def _report_servers(self, session: Session) -> None:
@@ -470,13 +602,19 @@ class IvrService:
         for name in list(session.servers_reported):
             # no longer relevant: its last word is Unavailable
             if name not in now and session.servers_reported.pop(name) != "Unavailable":
-                self._send(session, login.call_id,
-                           m.MonitorInfo(Server=m.Server(Name=name, Status="Unavailable")))
+                self._send(
+                    session,
+                    login.call_id,
+                    m.MonitorInfo(Server=m.Server(Name=name, Status="Unavailable")),
+                )
         for name, (status, switch) in now.items():
             if session.servers_reported.get(name) != status:
                 session.servers_reported[name] = status
-                self._send(session, login.call_id, m.MonitorInfo(
-                    Server=m.Server(Name=name, Status=status, Switch=switch)))  # type: ignore[arg-type]
+                self._send(
+                    session,
+                    login.call_id,
+                    m.MonitorInfo(Server=m.Server(Name=name, Status=status, Switch=switch)),
+                )
 
     def _port_usable(self, ivr: IvrConfig, port: PortConfig) -> bool:
         if not (ivr.enabled and port.enabled):
@@ -489,8 +627,11 @@ class IvrService:
         return snapshot is not None and snapshot.registered
 
     def _port_availability(self) -> dict[PortKey, bool]:
-        return {(ivr.name, port.number): self._port_usable(ivr, port)
-                for ivr in self.config.ivrs for port in ivr.ports}
+        return {
+            (ivr.name, port.number): self._port_usable(ivr, port)
+            for ivr in self.config.ivrs
+            for port in ivr.ports
+        }
 
     def _report_topology(self) -> None:
         """Tell sessions what changed in T-Server links and port availability."""
@@ -503,11 +644,14 @@ class IvrService:
             if was == is_now or (key not in before and not is_now):
                 continue
             ivr_name, port = key
-            status = "OK" if is_now else "Unavailable"
+            status: LinkStatusName = "OK" if is_now else "Unavailable"
             for session in self._v4_sessions(ivr_name):
                 assert session.login is not None
-                self._send(session, session.login.call_id,
-                           m.MonitorInfo(Port=m.Port(PortNum=port, Status=status)))  # type: ignore[arg-type]
+                self._send(
+                    session,
+                    session.login.call_id,
+                    m.MonitorInfo(Port=m.Port(PortNum=port, Status=status)),
+                )
         self._ports_reported = now
 
     # ------------------------------------------------------------------ configuration
@@ -571,14 +715,23 @@ class IvrService:
                 usable = self._port_usable(ivr, port)
                 if auto is None or not auto.set_logged_in or not usable:
                     if agent is not None and agent.agent_id is not None and not usable:
-                        switch.request(TAgentLogout(reference_id=next(self._refs),
-                                                    dn=target[1].number, queue=None))
+                        switch.request(
+                            TAgentLogout(
+                                reference_id=next(self._refs), dn=target[1].number, queue=None
+                            )
+                        )
                     continue
                 if agent is None or agent.agent_id is None:
-                    switch.request(TAgentLogin(
-                        reference_id=next(self._refs), dn=target[1].number, queue=auto.queue,
-                        agent_id=auto.agent_id, password=auto.password,
-                        work_mode=WorkMode.AUTO_IN if auto.set_ready else WorkMode.UNKNOWN))
+                    switch.request(
+                        TAgentLogin(
+                            reference_id=next(self._refs),
+                            dn=target[1].number,
+                            queue=auto.queue,
+                            agent_id=auto.agent_id,
+                            password=auto.password,
+                            work_mode=WorkMode.AUTO_IN if auto.set_ready else WorkMode.UNKNOWN,
+                        )
+                    )
         self._pump()
 
     def reload(self, config: ServerConfig) -> ReloadReport:
@@ -616,11 +769,11 @@ class IvrService:
             self._broadcast_flow_control()
 
     def _broadcast_flow_control(self) -> None:
-        status = "On" if self.flow_control else "Off"
+        status: Literal["On", "Off"] = "On" if self.flow_control else "Off"
         for session in list(self.sessions.values()):
             login = session.login
             if login is not None and login.version == "4.0":
-                self._send(session, login.call_id, m.FlowControl(Status=status))  # type: ignore[arg-type]
+                self._send(session, login.call_id, m.FlowControl(Status=status))
 
     def set_link(self, switch_name: str, up: bool) -> None:
         """Bring a switch's T-Server link up or down (maintenance, tests)."""

@@ -52,8 +52,9 @@ class Refusal(RemoteProtocolError):
 
 def invalid_request(call_id: str | None, reason: str, req_id: str | None = None) -> Refusal:
     """``CallError FailedReq='Unknown' TlibErrCode='INVALID_REQ'`` (+ ReqId)."""
-    return Refusal(call_id, CallError(FailedReq="Unknown", TlibErrCode=INVALID_REQ, ReqId=req_id),
-                   reason)
+    return Refusal(
+        call_id, CallError(FailedReq="Unknown", TlibErrCode=INVALID_REQ, ReqId=req_id), reason
+    )
 
 
 def blocked(call_id: str | None, reason: str, failed_req: str = "Unknown") -> Refusal:
@@ -94,6 +95,5 @@ def answer_for_rejected(error: DecodeError, version_string: str) -> tuple[str, M
             return call_id, UDataResp(Result="MiscError", RequestId=error.request_id)
         if tag in _STAT_TAGS and error.request_id is not None:
             return call_id, StatResp(ResultCode="MiscError", RequestId=error.request_id)
-        return call_id, CallError(FailedReq="Unknown", TlibErrCode=INVALID_REQ,
-                                  ReqId=error.req_id)
+        return call_id, CallError(FailedReq="Unknown", TlibErrCode=INVALID_REQ, ReqId=error.req_id)
     return call_id, CallError(FailedReq="Unknown", TlibErrCode=INVALID_REQ)

@@ -71,6 +71,7 @@ class IvrLink:
         "dtd_file",
         "encoding",
         "frame_timeout",
+        "keep_alive_answers",
         "keep_alive_interval",
         "keep_alive_tries",
         "malformed_limit",
@@ -107,6 +108,8 @@ class IvrLink:
         """Output character set (``ISO-8859-1`` or ``UTF-8``)."""
         self.dtd_file = dtd_file
         """System id written in the DOCTYPE of every document we send."""
+        self.keep_alive_answers = 0
+        """KeepAliveResponse frames received so far (the client library's ``keep_alive()``)."""
         self._decoder = FrameDecoder()
         self._out = bytearray()
         self._last_activity = now
@@ -142,8 +145,11 @@ class IvrLink:
                 except DecodeError as exc:
                     events.append(DocumentRejected(exc))
                     if not exc.well_formed and self._count_malformed(now):
-                        events.append(self._fail(GliErrorCode.TOO_MANY_MALFORMED,
-                                                 "too many malformed documents"))
+                        events.append(
+                            self._fail(
+                                GliErrorCode.TOO_MANY_MALFORMED, "too many malformed documents"
+                            )
+                        )
                         break
                     continue
                 events.append(DocumentReceived(call_id, message))
@@ -154,7 +160,8 @@ class IvrLink:
                 self.state = LinkState.CLOSED
                 events.append(LinkClosed(f"peer sent GLI Error frame (code {code})", by_peer=True))
                 break
-            # KeepAliveResponse: the activity update above is all it does.
+            else:  # KeepAliveResponse: counted; the activity update above does the rest
+                self.keep_alive_answers += 1
         return events
 
     def _count_malformed(self, now: float) -> bool:
@@ -176,8 +183,7 @@ class IvrLink:
         """Queue one document. Sending on a closed link is a silent no-op (the peer is gone)."""
         if self.state is LinkState.CLOSED:
             return
-        payload = encode_document(call_id, message, encoding=self.encoding,
-                                  dtd_file=self.dtd_file)
+        payload = encode_document(call_id, message, encoding=self.encoding, dtd_file=self.dtd_file)
         if len(payload) > MAX_PAYLOAD:
             raise LocalProtocolError(f"{message.tag} document of {len(payload)} bytes is too large")
         self._out += HEADER.pack(_DATA, len(payload) + 2, 2, 0)
@@ -234,8 +240,12 @@ class IvrLink:
         if interval is not None and now >= self._last_activity + interval * (self._ka_sent + 1):
             if self._ka_sent >= self.keep_alive_tries:
                 self.state = LinkState.CLOSED
-                return [LinkClosed(f"no traffic for {interval * (self._ka_sent + 1):g} s "
-                                   f"({self._ka_sent} keep-alive requests unanswered)")]
+                return [
+                    LinkClosed(
+                        f"no traffic for {interval * (self._ka_sent + 1):g} s "
+                        f"({self._ka_sent} keep-alive requests unanswered)"
+                    )
+                ]
             self._out += _KEEP_ALIVE_REQUEST
             self._ka_sent += 1
         return []

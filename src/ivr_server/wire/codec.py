@@ -205,8 +205,11 @@ def decode_document(payload: bytes) -> Document:
         exc.call_id = find_call_id(payload)
         raise
     if root[0] != "GctiMsg":
-        raise DecodeError(f"root element {root[0]!r} is not GctiMsg", well_formed=False,
-                          call_id=find_call_id(payload))
+        raise DecodeError(
+            f"root element {root[0]!r} is not GctiMsg",
+            well_formed=False,
+            call_id=find_call_id(payload),
+        )
     call_id: str | None = None
     message_el: _El | None = None
     seen_call_id = False
@@ -220,8 +223,7 @@ def decode_document(payload: bytes) -> Document:
         elif message_el is None:
             message_el = child
         else:
-            raise DecodeError("more than one message in GctiMsg", well_formed=True,
-                              call_id=call_id)
+            raise DecodeError("more than one message in GctiMsg", well_formed=True, call_id=call_id)
     if root[3] is not None and root[3].strip():
         raise DecodeError("text inside GctiMsg", well_formed=True, call_id=call_id)
     if message_el is None:
@@ -229,22 +231,39 @@ def decode_document(payload: bytes) -> Document:
     tag = message_el[0]
     attrs = message_el[1]
     if tag not in MESSAGE_TAGS:
-        raise DecodeError(f"unknown message {tag!r}", well_formed=True, call_id=call_id, tag=tag,
-                          req_id=attrs.get("ReqId"))
+        raise DecodeError(
+            f"unknown message {tag!r}",
+            well_formed=True,
+            call_id=call_id,
+            tag=tag,
+            req_id=attrs.get("ReqId"),
+        )
     spec = SPECS[tag]
     try:
         message = _decode_element(spec, message_el)
     except _Invalid as exc:
-        raise DecodeError(f"{tag}: {exc}", well_formed=True, call_id=call_id, tag=tag,
-                          req_id=attrs.get("ReqId"), request_id=_request_id(message_el),
-                          attribute=exc.attribute) from None
+        raise DecodeError(
+            f"{tag}: {exc}",
+            well_formed=True,
+            call_id=call_id,
+            tag=tag,
+            req_id=attrs.get("ReqId"),
+            request_id=_request_id(message_el),
+            attribute=exc.attribute,
+        ) from None
     if spec.cls.call_id_kind == "none":  # type: ignore[attr-defined]
         if seen_call_id:
-            raise DecodeError(f"{tag} carries no CallId", well_formed=True, call_id=call_id,
-                              tag=tag)
+            raise DecodeError(
+                f"{tag} carries no CallId", well_formed=True, call_id=call_id, tag=tag
+            )
     elif not seen_call_id:
-        raise DecodeError(f"{tag} without CallId", well_formed=True, tag=tag,
-                          req_id=attrs.get("ReqId"), request_id=_request_id(message_el))
+        raise DecodeError(
+            f"{tag} without CallId",
+            well_formed=True,
+            tag=tag,
+            req_id=attrs.get("ReqId"),
+            request_id=_request_id(message_el),
+        )
     assert isinstance(message, Message)
     return call_id, message
 
@@ -365,8 +384,9 @@ def _decode_items(children: list[_El], *, allow_lists: bool, depth: int) -> KvLi
                 raise _Invalid(f"List {name!r} is empty")
             if child[3] is not None and child[3].strip():
                 raise _Invalid(f"unexpected text in List {name!r}")
-            items.append(List(Name=name, items=_decode_items(child[2], allow_lists=True,
-                                                             depth=depth + 1)))
+            items.append(
+                List(Name=name, items=_decode_items(child[2], allow_lists=True, depth=depth + 1))
+            )
         else:
             raise _Invalid(f"unexpected element {tag} in a key/value list")
     return tuple(items)
@@ -448,8 +468,10 @@ def _prolog(encoding: str, dtd_file: str) -> str:
     key = (encoding, dtd_file)
     text = _PROLOGS.get(key)
     if text is None:
-        text = (f"<?xml version='1.0' encoding='{encoding}'?>"
-                f"<!DOCTYPE GctiMsg SYSTEM '{_esc(dtd_file)}'><GctiMsg>")
+        text = (
+            f"<?xml version='1.0' encoding='{encoding}'?>"
+            f"<!DOCTYPE GctiMsg SYSTEM '{_esc(dtd_file)}'><GctiMsg>"
+        )
         _PROLOGS[key] = text
     return text
 
@@ -500,8 +522,9 @@ def _encode_element(obj: Any, spec: ElementSpec, parts: list[str]) -> None:
         elif kind == "nvpairs":
             parts.append(f"<{cs.name}>")
             for p in v:
-                parts.append(f"<NVPair>{_nv_text('NVName', p.NVName)}{_nv_text('NVVal', p.NVVal)}"
-                             "</NVPair>")
+                parts.append(
+                    f"<NVPair>{_nv_text('NVName', p.NVName)}{_nv_text('NVVal', p.NVVal)}</NVPair>"
+                )
             parts.append(f"</{cs.name}>")
         else:
             _encode_element(v, SPECS[cs.name], parts)
@@ -515,7 +538,9 @@ def _nv_text(tag: str, value: str) -> str:
 def _encode_items(items: KvList, parts: list[str]) -> None:
     for item in items:
         if type(item) is Node:
-            parts.append(f"<Node Name='{_esc(item.Name)}' Type='{item.Type}' Val='{_esc(item.Val)}'/>")
+            parts.append(
+                f"<Node Name='{_esc(item.Name)}' Type='{item.Type}' Val='{_esc(item.Val)}'/>"
+            )
         else:
             assert isinstance(item, List)
             parts.append(f"<List Name='{_esc(item.Name)}'>")

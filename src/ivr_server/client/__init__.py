@@ -1,0 +1,47 @@
+"""The asyncio IVR client library: connect to an IVR Server, log in, send requests, read events.
+
+Used by IVR drivers, the test suite, ``ivr-server client`` and the load generator. It is the wire
+codec plus a client-role :class:`~ivr_server.session.IvrLink` behind a thin asyncio adapter
+(:class:`IvrClient`). How to write a driver with it: ``docs/client.md``.
+"""
+
+from ivr_server.client.connection import (
+    BadDocument,
+    ClientError,
+    ConnectFailed,
+    ConnectionLost,
+    IvrClient,
+    LoginResult,
+    MessageTypes,
+    Received,
+    RequestTimeout,
+    UnexpectedDocument,
+)
+from ivr_server.client.console import build_document, run_console
+from ivr_server.client.pretty import (
+    format_document,
+    format_note,
+    format_payload,
+    pretty_xml,
+    use_color,
+)
+
+__all__ = [
+    "BadDocument",
+    "ClientError",
+    "ConnectFailed",
+    "ConnectionLost",
+    "IvrClient",
+    "LoginResult",
+    "MessageTypes",
+    "Received",
+    "RequestTimeout",
+    "UnexpectedDocument",
+    "build_document",
+    "format_document",
+    "format_note",
+    "format_payload",
+    "pretty_xml",
+    "run_console",
+    "use_color",
+]
