@@ -273,7 +273,7 @@ class VirtualSwitch:
 
     def _drop(self, record: _Dn) -> None:
         if record.agent is not None:
-            self._events.append(_build_agent_logout(self._name, record, record.agent, None))
+            self._events.append(_BUILDERS[EventAgentLogout](self._name, record, record.agent, None))
             self._set_agent(record, None)
         if record.registered:
             record.registered = False
@@ -564,66 +564,32 @@ def _agent_of(agent: AgentSnapshot | None) -> AgentSnapshot:
     return agent
 
 
-def _build_agent_login(
-    switch: str, record: _Dn, agent: AgentSnapshot | None, reference_id: int | None
-) -> EventAgentLogin:
-    a = _agent_of(agent)
-    return EventAgentLogin(
-        switch=switch,
-        reference_id=reference_id,
-        dn=record.number,
-        agent_id=a.agent_id,
-        queue=a.queue,
-    )
+def _agent_event_builder(cls: type[SwitchEvent], *, with_work_mode: bool) -> _Builder:
+    """A builder for one agent event class; Ready/NotReady also carry the work mode."""
 
+    def build(
+        switch: str, record: _Dn, agent: AgentSnapshot | None, reference_id: int | None
+    ) -> SwitchEvent:
+        a = _agent_of(agent)
+        extra: dict[str, Any] = {"work_mode": a.work_mode} if with_work_mode else {}
+        return cls(  # type: ignore[call-arg]
+            switch=switch,
+            reference_id=reference_id,
+            dn=record.number,
+            agent_id=a.agent_id,
+            queue=a.queue,
+            **extra,
+        )
 
-def _build_agent_logout(
-    switch: str, record: _Dn, agent: AgentSnapshot | None, reference_id: int | None
-) -> EventAgentLogout:
-    a = _agent_of(agent)
-    return EventAgentLogout(
-        switch=switch,
-        reference_id=reference_id,
-        dn=record.number,
-        agent_id=a.agent_id,
-        queue=a.queue,
-    )
-
-
-def _build_agent_ready(
-    switch: str, record: _Dn, agent: AgentSnapshot | None, reference_id: int | None
-) -> EventAgentReady:
-    a = _agent_of(agent)
-    return EventAgentReady(
-        switch=switch,
-        reference_id=reference_id,
-        dn=record.number,
-        agent_id=a.agent_id,
-        queue=a.queue,
-        work_mode=a.work_mode,
-    )
-
-
-def _build_agent_not_ready(
-    switch: str, record: _Dn, agent: AgentSnapshot | None, reference_id: int | None
-) -> EventAgentNotReady:
-    a = _agent_of(agent)
-    return EventAgentNotReady(
-        switch=switch,
-        reference_id=reference_id,
-        dn=record.number,
-        agent_id=a.agent_id,
-        queue=a.queue,
-        work_mode=a.work_mode,
-    )
+    return build
 
 
 _BUILDERS: Final[Mapping[type[SwitchEvent], _Builder]] = {
     EventAddressInfo: _build_address_info,
-    EventAgentLogin: _build_agent_login,
-    EventAgentLogout: _build_agent_logout,
-    EventAgentReady: _build_agent_ready,
-    EventAgentNotReady: _build_agent_not_ready,
+    EventAgentLogin: _agent_event_builder(EventAgentLogin, with_work_mode=False),
+    EventAgentLogout: _agent_event_builder(EventAgentLogout, with_work_mode=False),
+    EventAgentReady: _agent_event_builder(EventAgentReady, with_work_mode=True),
+    EventAgentNotReady: _agent_event_builder(EventAgentNotReady, with_work_mode=True),
 }
 
 _HANDLERS: Final[Mapping[type[SwitchRequest], Callable[[VirtualSwitch, Any], None]]] = {
