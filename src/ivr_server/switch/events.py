@@ -5,31 +5,50 @@ it (``EventAgentLogin``) and its ``name`` class attribute holds that name for pr
 Events are frozen, slotted and keyword-only. ``reference_id`` is the T-Library ReferenceID of the
 request that caused the event (echoed unchanged); unsolicited events carry ``None``.
 
-Calls (EventRinging, EventEstablished, …), routing (EventRouteRequest, …) and user data events
-join this module in the next release; the base class and the ``name`` convention stay as they are.
+Call events (:class:`CallEvent` and its subclasses) carry the call's identity and the attributes a
+T-Server puts on every call event (ConnID, CallID, ANI, DNIS, ThisDN, OtherDN, queues, user data).
+Routing events follow the routing-point dialog of PROTOCOL.md §6.2; :class:`RequestRouteCall` and
+:class:`RequestApplyTreatment` are the router's requests as the T-Server side receives them, handed
+to the call's owner through the same queue.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import ClassVar
+from typing import ClassVar, Literal, TypeAlias
+
+from ivr_server.wire.kv import KvList
 
 __all__ = [
     "AgentStatus",
+    "CallEvent",
     "DnType",
     "EventAddressInfo",
     "EventAgentLogin",
     "EventAgentLogout",
     "EventAgentNotReady",
     "EventAgentReady",
+    "EventAttachedDataChanged",
     "EventDNBackInService",
     "EventDNOutOfService",
     "EventError",
+    "EventEstablished",
     "EventLinkConnected",
     "EventLinkDisconnected",
     "EventRegistered",
+    "EventReleased",
+    "EventRinging",
+    "EventRouteRequest",
+    "EventRouteUsed",
+    "EventTreatmentApplied",
+    "EventTreatmentEnd",
+    "EventTreatmentNotApplied",
     "EventUnregistered",
+    "RequestApplyTreatment",
+    "RequestRouteCall",
+    "RouteType",
+    "RoutingEvent",
     "SwitchEvent",
     "WorkMode",
 ]
@@ -234,3 +253,154 @@ class EventError(SwitchEvent):
     """Human-readable reason (AttributeErrorMessage); for logs, never for decisions."""
     request: str
     """T-Library name of the failed request, e.g. ``TAgentLogin``."""
+    conn_id: str | None = None
+    """AttributeConnID of the call the failed request was about, if any."""
+
+
+RouteType: TypeAlias = Literal[
+    "Default", "Normal", "Reroute", "RerouteAttended", "RerouteConferenced"
+]
+"""AttributeRouteType of RequestRouteCall, by the names ``RouteResponse/@RouteType`` uses."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallEvent(SwitchEvent):
+    """An event about one call at one DN, with the attributes every call event carries."""
+
+    name: ClassVar[str] = "CallEvent"
+
+    dn: str
+    """AttributeThisDN: the DN the event is about."""
+    conn_id: str
+    """AttributeConnID: 16 lower-case hex digits."""
+    call_id: int
+    """AttributeCallID: the switch's call number."""
+    ani: str | None = None
+    """AttributeANI."""
+    dnis: str | None = None
+    """AttributeDNIS."""
+    this_queue: str | None = None
+    """AttributeThisQueue."""
+    other_dn: str | None = None
+    """AttributeOtherDN."""
+    other_queue: str | None = None
+    """AttributeOtherQueue."""
+    user_data: KvList = ()
+    """AttributeUserData: the call's whole attached data after the event."""
+    extensions: KvList = ()
+    """AttributeExtensions of the event."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRinging(CallEvent):
+    """A call is alerting at ``dn``."""
+
+    name: ClassVar[str] = "EventRinging"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventEstablished(CallEvent):
+    """A call is connected at ``dn``."""
+
+    name: ClassVar[str] = "EventEstablished"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventReleased(CallEvent):
+    """``dn`` left the call (released by request, or the caller hung up: ``reference_id`` None)."""
+
+    name: ClassVar[str] = "EventReleased"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventAttachedDataChanged(CallEvent):
+    """The call's user data changed; ``user_data`` is the whole new list."""
+
+    name: ClassVar[str] = "EventAttachedDataChanged"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoutingEvent(CallEvent):
+    """A call event on a routing point (``dn`` is the routing point)."""
+
+    name: ClassVar[str] = "RoutingEvent"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRouteRequest(RoutingEvent):
+    """The call waits for routing instructions at routing point ``dn`` (``other_dn``: the port)."""
+
+    name: ClassVar[str] = "EventRouteRequest"
+
+    collected_digits: str | None = None
+    """AttributeCollectedDigits (RouteRequest ``CED``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRouteUsed(RoutingEvent):
+    """The routing dialog of the call at ``dn`` is over (routed, aborted, timed out, released)."""
+
+    name: ClassVar[str] = "EventRouteUsed"
+
+    dest: str | None = None
+    """Where the call was routed (AttributeOtherDN of the router's request), if it was."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventTreatmentApplied(RoutingEvent):
+    """The IVR started the treatment the router asked for (TreatStatus Started)."""
+
+    name: ClassVar[str] = "EventTreatmentApplied"
+
+    treatment_type: str
+    """AttributeTreatmentType of the treatment."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventTreatmentNotApplied(RoutingEvent):
+    """The IVR could not start the treatment (TreatStatus NotStarted)."""
+
+    name: ClassVar[str] = "EventTreatmentNotApplied"
+
+    treatment_type: str
+    """AttributeTreatmentType of the treatment."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventTreatmentEnd(RoutingEvent):
+    """The treatment is over (TreatStatus Completed); ``collected_digits`` from its ``CED``."""
+
+    name: ClassVar[str] = "EventTreatmentEnd"
+
+    treatment_type: str
+    """AttributeTreatmentType of the treatment."""
+    collected_digits: str | None = None
+    """AttributeCollectedDigits (TreatStatus ``CED``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestRouteCall(RoutingEvent):
+    """The router routed the call waiting at ``dn`` (TRouteCall), for the call's owner to answer."""
+
+    name: ClassVar[str] = "RequestRouteCall"
+
+    route_type: RouteType
+    """AttributeRouteType."""
+    dest: str | None
+    """AttributeOtherDN: the destination (``RouteResponse/Dest``)."""
+    route_extensions: KvList = ()
+    """AttributeExtensions of the router's request (``RouteResponse/ExtnsEx``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestApplyTreatment(RoutingEvent):
+    """The router asks for a treatment of the call waiting at ``dn`` (TApplyTreatment)."""
+
+    name: ClassVar[str] = "RequestApplyTreatment"
+
+    treatment_type: str
+    """AttributeTreatmentType (``TreatCall/@Type``)."""
+    parameters: KvList = ()
+    """AttributeTreatmentParms (``TreatCall/Parameters``)."""
+    treatment_extensions: KvList = ()
+    """AttributeExtensions of the router's request (``TreatCall/ExtnsEx``)."""

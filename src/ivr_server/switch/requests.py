@@ -5,25 +5,44 @@ the code; ``name`` repeats it for error reports. A request is plain data: frozen
 keyword-only. The switch checks it and answers with events carrying ``reference_id``; a request
 is never rejected by raising (a bad request becomes an EventError).
 
-Call requests (TRouteCall, TApplyTreatment, TMakeCall, …) join this module in the next release.
+Call requests name the call by ``conn_id`` and the DN acting (``dn``). Two requests have no
+T-Library function of their own because the original does them inside its own T-Server:
+:class:`TInboundCall` (the network delivers a call to a DN) and :class:`TRouteRequest` (present a
+call on a routing point for a router). The router's requests are :class:`TRouteCall` and
+:class:`TApplyTreatment`; the IVR side reports treatments with :class:`TTreatmentStatus` and ends
+a routing dialog with :class:`TRouteAbort` or :class:`TRouteFailed`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from ivr_server.switch.events import WorkMode
+from ivr_server.switch.events import RouteType, WorkMode
+from ivr_server.wire.kv import KvList
 
 __all__ = [
+    "CallRequest",
     "SwitchRequest",
     "TAgentLogin",
     "TAgentLogout",
     "TAgentSetNotReady",
     "TAgentSetReady",
+    "TApplyTreatment",
+    "TAttachUserData",
+    "TDeleteAllUserData",
+    "TDeleteUserData",
+    "TInboundCall",
     "TQueryAddress",
     "TRegisterAddress",
+    "TReleaseCall",
+    "TRouteAbort",
+    "TRouteCall",
+    "TRouteFailed",
+    "TRouteRequest",
+    "TTreatmentStatus",
     "TUnregisterAddress",
+    "TUpdateUserData",
 ]
 
 
@@ -124,3 +143,157 @@ class TUnregisterAddress(SwitchRequest):
 
     dn: str
     """The DN to unregister (AttributeThisDN)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TInboundCall(SwitchRequest):
+    """The network delivers a new call to ``dn``: EventRinging, then EventEstablished (In-Front
+    NewCall, PROTOCOL.md §3.3.1). Not a T-Library function: the original does it internally."""
+
+    name: ClassVar[str] = "TInboundCall"
+
+    dn: str
+    """The DN the call arrives at (the IVR port's DN)."""
+    ani: str | None = None
+    """AttributeANI."""
+    dnis: str | None = None
+    """AttributeDNIS."""
+    user_data: KvList = ()
+    """Initial AttributeUserData."""
+    extensions: KvList = ()
+    """AttributeExtensions of the first event."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallRequest(SwitchRequest):
+    """A request about an existing call."""
+
+    name: ClassVar[str] = "CallRequest"
+
+    conn_id: str
+    """AttributeConnID of the call."""
+    dn: str
+    """AttributeThisDN: the DN on whose behalf the request is made."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TReleaseCall(CallRequest):
+    """Release the call at ``dn``: EventReleased (EndCall with active release)."""
+
+    name: ClassVar[str] = "TReleaseCall"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TAttachUserData(CallRequest):
+    """Append pairs to the call's user data, duplicates kept (UDataSet Add)."""
+
+    name: ClassVar[str] = "TAttachUserData"
+
+    user_data: KvList
+    """The pairs to append."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TUpdateUserData(CallRequest):
+    """Overwrite existing keys in place, append the others (UDataSet Replace, PROTOCOL.md §4.3)."""
+
+    name: ClassVar[str] = "TUpdateUserData"
+
+    user_data: KvList
+    """The pairs to write."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TDeleteUserData(CallRequest):
+    """Remove every pair with key ``key`` (UDataDel DeleteKey)."""
+
+    name: ClassVar[str] = "TDeleteUserData"
+
+    key: str
+    """The key to remove."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TDeleteAllUserData(CallRequest):
+    """Remove every pair (UDataDel DeleteAll)."""
+
+    name: ClassVar[str] = "TDeleteAllUserData"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TRouteRequest(CallRequest):
+    """Present the call at ``dn`` (the port) on routing point ``route_dn``: EventRouteRequest
+    (RouteRequest, PROTOCOL.md §3.3.2). Also re-opens the dialog after a routing failure."""
+
+    name: ClassVar[str] = "TRouteRequest"
+
+    route_dn: str
+    """The routing point."""
+    collected_digits: str | None = None
+    """AttributeCollectedDigits (``CED``)."""
+    extensions: KvList = ()
+    """AttributeExtensions of EventRouteRequest."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TRouteCall(CallRequest):
+    """The router's answer: route the call waiting at routing point ``dn``."""
+
+    name: ClassVar[str] = "TRouteCall"
+
+    route_type: RouteType = "Normal"
+    """AttributeRouteType."""
+    dest: str | None = None
+    """AttributeOtherDN: the destination."""
+    extensions: KvList = ()
+    """AttributeExtensions for the IVR (``RouteResponse/ExtnsEx``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TApplyTreatment(CallRequest):
+    """The router asks for a treatment of the call waiting at routing point ``dn``."""
+
+    name: ClassVar[str] = "TApplyTreatment"
+
+    treatment_type: str
+    """AttributeTreatmentType (a ``TreatCall/@Type`` value)."""
+    parameters: KvList = ()
+    """AttributeTreatmentParms."""
+    extensions: KvList = ()
+    """AttributeExtensions."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TTreatmentStatus(CallRequest):
+    """The IVR side reports a treatment of the call at routing point ``dn`` (TreatStatus):
+    EventTreatmentApplied / EventTreatmentNotApplied / EventTreatmentEnd."""
+
+    name: ClassVar[str] = "TTreatmentStatus"
+
+    status: Literal["Started", "NotStarted", "Completed"]
+    """The ``TreatStatus/@Status``."""
+    treatment_type: str
+    """The treatment's type."""
+    collected_digits: str | None = None
+    """``CED`` of a completed treatment."""
+    extensions: KvList = ()
+    """AttributeExtensions of the event."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TRouteAbort(CallRequest):
+    """End the call's routing dialog at routing point ``dn`` without a route (Connected, router
+    timeout, EndCall): EventRouteUsed."""
+
+    name: ClassVar[str] = "TRouteAbort"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TRouteFailed(CallRequest):
+    """Connecting to the routed destination failed (Failure): EventError with ``error_code`` to
+    the router on routing point ``dn``, and the call waits there again for instructions."""
+
+    name: ClassVar[str] = "TRouteFailed"
+
+    error_code: int
+    """83 (Busy), 232 (NoAnswer) or 234 (ConnectFailed)."""

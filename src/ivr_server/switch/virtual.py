@@ -50,34 +50,70 @@ from ivr_server.switch.agent import (
 )
 from ivr_server.switch.errors import AGENT_WRONG_STATE, TErrorCode
 from ivr_server.switch.events import (
+    CallEvent,
     DnType,
     EventAddressInfo,
     EventAgentLogin,
     EventAgentLogout,
     EventAgentNotReady,
     EventAgentReady,
+    EventAttachedDataChanged,
     EventDNBackInService,
     EventDNOutOfService,
     EventError,
+    EventEstablished,
     EventLinkConnected,
     EventLinkDisconnected,
     EventRegistered,
+    EventReleased,
+    EventRinging,
+    EventRouteRequest,
+    EventRouteUsed,
+    EventTreatmentApplied,
+    EventTreatmentEnd,
+    EventTreatmentNotApplied,
     EventUnregistered,
+    RequestApplyTreatment,
+    RequestRouteCall,
     SwitchEvent,
     WorkMode,
 )
 from ivr_server.switch.requests import (
+    CallRequest,
     SwitchRequest,
     TAgentLogin,
     TAgentLogout,
     TAgentSetNotReady,
     TAgentSetReady,
+    TApplyTreatment,
+    TAttachUserData,
+    TDeleteAllUserData,
+    TDeleteUserData,
+    TInboundCall,
     TQueryAddress,
     TRegisterAddress,
+    TReleaseCall,
+    TRouteAbort,
+    TRouteCall,
+    TRouteFailed,
+    TRouteRequest,
+    TTreatmentStatus,
     TUnregisterAddress,
+    TUpdateUserData,
 )
+from ivr_server.wire.kv import KvList, Node
 
-__all__ = ["AGENT_DN_TYPES", "AgentSnapshot", "DnSnapshot", "VirtualSwitch"]
+__all__ = [
+    "AGENT_DN_TYPES",
+    "USER_DATA_LIMIT",
+    "AgentSnapshot",
+    "CallSnapshot",
+    "DnSnapshot",
+    "ReadyAgent",
+    "VirtualSwitch",
+    "kv_size",
+    "kv_update",
+]
 
 AGENT_DN_TYPES: Final = frozenset({DnType.EXTENSION, DnType.VOICE_TREATMENT_PORT})
 """DN types an agent can log in on; agent requests on any other type fail with TERR_UNSUP_OPER."""
@@ -95,6 +131,9 @@ class AgentSnapshot:
     """``READY`` or ``NOT_READY`` (a logged-out DN has no agent snapshot)."""
     work_mode: WorkMode
     """Work mode of the latest login / Ready / NotReady request."""
+    ready_since: int = 0
+    """Switch-wide sequence number of the moment the agent last became Ready (lower = idle for
+    longer); 0 when not ready. The switch has no clock: order is all routing needs."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -143,6 +182,113 @@ class _Dn:
         )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallSnapshot:
+    """Read-only view of one call on the switch."""
+
+    conn_id: str
+    """AttributeConnID (16 lower-case hex digits)."""
+    call_id: int
+    """AttributeCallID."""
+    ani: str | None
+    """AttributeANI."""
+    dnis: str | None
+    """AttributeDNIS."""
+    parties: tuple[str, ...]
+    """DNs in the call, in the order they joined."""
+    user_data: KvList
+    """The attached data, in stored order, duplicates kept."""
+    routing_point: str | None
+    """The routing point where the call waits for a router, if it does."""
+    treatment: str | None
+    """Type of the treatment the router last asked for while the call waits, if any."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadyAgent:
+    """A ready agent whose DN has no call: a routing target."""
+
+    agent_id: str
+    """The agent."""
+    dn: str
+    """Where the agent is logged in."""
+    queue: str
+    """The agent's queue (empty when none)."""
+    ready_since: int
+    """Order in which agents became ready: the lowest has been idle longest."""
+
+
+USER_DATA_LIMIT: Final = 16_384
+"""Largest attached data of a call in bytes, counted as the unescaped XML text of its nodes
+(``<Node Name='' Type='Str' Val=''/>`` plus names and values; a list adds its name and tags).
+PROTOCOL.md §4.6: key/value data forwarded to T-Server is limited to 16 KB."""
+
+
+def kv_size(items: KvList) -> int:
+    """The :data:`USER_DATA_LIMIT` measure of ``items``."""
+    size = 0
+    for item in items:
+        if isinstance(item, Node):
+            size += 32 + len(item.Name) + len(item.Val)
+        else:
+            size += 21 + len(item.Name) + kv_size(item.items)
+    return size
+
+
+def kv_update(current: KvList, new: KvList) -> KvList:
+    """Replace semantics (PROTOCOL.md §4.3): an existing key is overwritten in place at its first
+    occurrence and its later occurrences removed; new keys are appended in order."""
+    result = list(current)
+    for item in new:
+        name = item.Name
+        first = next((i for i, old in enumerate(result) if old.Name == name), None)
+        if first is None:
+            result.append(item)
+        else:
+            result[first] = item
+            result[first + 1 :] = [old for old in result[first + 1 :] if old.Name != name]
+    return tuple(result)
+
+
+class _Call:
+    """Mutable record of one call. Only :class:`VirtualSwitch` writes it."""
+
+    __slots__ = (
+        "ani",
+        "call_id",
+        "conn_id",
+        "dnis",
+        "parties",
+        "routing_point",
+        "treatment",
+        "user_data",
+    )
+
+    def __init__(
+        self, conn_id: str, call_id: int, ani: str | None, dnis: str | None, user_data: KvList
+    ) -> None:
+        self.conn_id = conn_id
+        self.call_id = call_id
+        self.ani = ani
+        self.dnis = dnis
+        self.user_data = user_data
+        self.parties: list[str] = []
+        self.routing_point: str | None = None
+        self.treatment: str | None = None
+
+    def snapshot(self) -> CallSnapshot:
+        return CallSnapshot(
+            conn_id=self.conn_id,
+            call_id=self.call_id,
+            ani=self.ani,
+            dnis=self.dnis,
+            parties=tuple(self.parties),
+            user_data=self.user_data,
+            routing_point=self.routing_point,
+            treatment=self.treatment,
+        )
+
+
 def _checked_dns(dns: Iterable[tuple[str, DnType]]) -> dict[str, DnType]:
     """The configured DNs in order; a duplicate, empty number or unknown type is our caller's bug."""
     result: dict[str, DnType] = {}
@@ -169,10 +315,19 @@ class VirtualSwitch:
     ``name`` is the switch name (``Location``, ``MonitorInfo/Server/@Switch``); ``tserver`` is the
     T-Server application name whose link state the switch reports. The DNs in ``dns`` start
     registered (the server registers its port DNs at start-up, PROTOCOL.md §10.2) and in service,
-    with no agent; the link starts down.
+    with no agent; the link starts down. ConnIDs are ``first_conn_id``, ``+1``… written as 16
+    lower-case hex digits; CallIDs count up from ``first_call_id`` (PROTOCOL.md §10.4).
     """
 
-    def __init__(self, name: str, tserver: str, dns: Iterable[tuple[str, DnType]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        tserver: str,
+        dns: Iterable[tuple[str, DnType]],
+        *,
+        first_conn_id: int = 1,
+        first_call_id: int = 1,
+    ) -> None:
         self._name = name
         self._tserver = tserver
         self._link_up = False
@@ -182,6 +337,11 @@ class VirtualSwitch:
         self._agent_dn: dict[str, str] = {}
         """agent id → DN number where that agent is logged in (written by ``_set_agent`` only)."""
         self._events: list[SwitchEvent] = []
+        self._ready_seq = 0
+        self._calls: dict[str, _Call] = {}
+        """ConnID → call, in creation order."""
+        self._next_conn = first_conn_id
+        self._next_call_id = first_call_id
 
     # -- read side -------------------------------------------------------------------------------
 
@@ -208,6 +368,43 @@ class VirtualSwitch:
     def dns(self) -> Iterator[DnSnapshot]:
         """Snapshots of every DN, in configuration order."""
         return iter([record.snapshot() for record in self._dns.values()])
+
+    def call(self, conn_id: str) -> CallSnapshot | None:
+        """A snapshot of the call ``conn_id``, or ``None`` if the switch has no such call."""
+        call = self._calls.get(conn_id)
+        return call.snapshot() if call is not None else None
+
+    def user_data(self, conn_id: str) -> KvList | None:
+        """The attached data of call ``conn_id`` (cheaper than :meth:`call`), or ``None``."""
+        call = self._calls.get(conn_id)
+        return call.user_data if call is not None else None
+
+    def calls(self) -> Iterator[CallSnapshot]:
+        """Snapshots of every call, oldest first."""
+        return iter([call.snapshot() for call in self._calls.values()])
+
+    def waiting_calls(self, routing_point: str) -> list[CallSnapshot]:
+        """Calls waiting for routing instructions at ``routing_point``, oldest first."""
+        return [c.snapshot() for c in self._calls.values() if c.routing_point == routing_point]
+
+    def ready_agents(self) -> list[ReadyAgent]:
+        """Ready agents on DNs without a call, the longest idle first."""
+        busy = {dn for call in self._calls.values() for dn in call.parties}
+        agents = [
+            ReadyAgent(
+                agent_id=record.agent.agent_id,
+                dn=record.number,
+                queue=record.agent.queue,
+                ready_since=record.agent.ready_since,
+            )
+            for record in self._dns.values()
+            if record.agent is not None
+            and record.agent.state is AgentState.READY
+            and record.number not in busy
+            and record.in_service
+        ]
+        agents.sort(key=lambda a: a.ready_since)
+        return agents
 
     def drain_events(self) -> list[SwitchEvent]:
         """Every event queued since the last call, oldest first; the queue is left empty."""
@@ -270,6 +467,15 @@ class VirtualSwitch:
         record.in_service = in_service
         event_type = EventDNBackInService if in_service else EventDNOutOfService
         self._events.append(event_type(switch=self._name, dn=number))
+
+    def hang_up(self, conn_id: str) -> bool:
+        """The far end released call ``conn_id`` (the caller hung up): every party gets an
+        unsolicited EventReleased and the call is gone. ``False`` if there is no such call."""
+        call = self._calls.get(conn_id)
+        if call is None:
+            return False
+        self._release(call, None)
+        return True
 
     def _drop(self, record: _Dn) -> None:
         if record.agent is not None:
@@ -408,6 +614,261 @@ class VirtualSwitch:
             EventUnregistered(switch=self._name, reference_id=req.reference_id, dn=req.dn)
         )
 
+    # -- calls -----------------------------------------------------------------------------------
+
+    def _on_inbound_call(self, req: TInboundCall) -> None:
+        record = self._address(req, req.dn)
+        if record is None:
+            return
+        if record.type not in AGENT_DN_TYPES:
+            self._fail(req, req.dn, TErrorCode.TERR_UNSUP_OPER, f"DN {req.dn} cannot take calls")
+            return
+        if not record.in_service:
+            self._fail(
+                req, req.dn, TErrorCode.TERR_OUT_OF_SERVICE, f"DN {req.dn} is out of service"
+            )
+            return
+        if kv_size(req.user_data) > USER_DATA_LIMIT:
+            self._fail(req, req.dn, TErrorCode.TERR_INVALID_ATTR, "user data larger than 16 KB")
+            return
+        conn_id = f"{self._next_conn:016x}"
+        self._next_conn += 1
+        call = _Call(conn_id, self._next_call_id, req.ani, req.dnis, req.user_data)
+        self._next_call_id += 1
+        self._calls[conn_id] = call
+        call.parties.append(req.dn)
+        events = self._events
+        for cls in (EventRinging, EventEstablished):
+            events.append(
+                cls(
+                    switch=self._name,
+                    reference_id=req.reference_id,
+                    dn=req.dn,
+                    conn_id=conn_id,
+                    call_id=call.call_id,
+                    ani=call.ani,
+                    dnis=call.dnis,
+                    user_data=call.user_data,
+                    extensions=req.extensions,
+                )
+            )
+
+    def _call_at(self, req: CallRequest) -> _Call | None:
+        """The call of a call request, which must have ``req.dn`` as a party; else EventError."""
+        call = self._calls.get(req.conn_id)
+        if call is None:
+            self._fail(req, req.dn, TErrorCode.TERR_INVALID_ATTR, f"no call {req.conn_id}")
+            return None
+        if req.dn not in call.parties:
+            self._fail(
+                req,
+                req.dn,
+                TErrorCode.TERR_INVALID_ATTR,
+                f"DN {req.dn} is not in call {req.conn_id}",
+            )
+            return None
+        return call
+
+    def _call_event(
+        self, cls: type[CallEvent], req: SwitchRequest | None, call: _Call, dn: str, **extra: Any
+    ) -> None:
+        self._events.append(
+            cls(
+                switch=self._name,
+                reference_id=req.reference_id if req is not None else None,
+                dn=dn,
+                conn_id=call.conn_id,
+                call_id=call.call_id,
+                ani=call.ani,
+                dnis=call.dnis,
+                user_data=call.user_data,
+                **extra,
+            )
+        )
+
+    def _release(self, call: _Call, req: SwitchRequest | None) -> None:
+        if call.routing_point is not None:
+            rp, call.routing_point, call.treatment = call.routing_point, None, None
+            self._call_event(EventRouteUsed, req, call, rp)
+        del self._calls[call.conn_id]
+        for dn in call.parties:
+            self._call_event(EventReleased, req, call, dn)
+
+    def _on_release_call(self, req: TReleaseCall) -> None:
+        call = self._call_at(req)
+        if call is not None:
+            self._release(call, req)
+
+    def _set_user_data(self, req: CallRequest, new: KvList) -> None:
+        call = self._call_at(req)
+        if call is None:
+            return
+        if kv_size(new) > USER_DATA_LIMIT:
+            self._fail(req, req.dn, TErrorCode.TERR_INVALID_ATTR, "user data larger than 16 KB")
+            return
+        call.user_data = new
+        self._call_event(EventAttachedDataChanged, req, call, req.dn)
+
+    def _on_attach_user_data(self, req: TAttachUserData) -> None:
+        current = self.user_data(req.conn_id)
+        self._set_user_data(req, (current or ()) + req.user_data)
+
+    def _on_update_user_data(self, req: TUpdateUserData) -> None:
+        self._set_user_data(req, kv_update(self.user_data(req.conn_id) or (), req.user_data))
+
+    def _on_delete_user_data(self, req: TDeleteUserData) -> None:
+        current = self.user_data(req.conn_id) or ()
+        self._set_user_data(req, tuple(item for item in current if item.Name != req.key))
+
+    def _on_delete_all_user_data(self, req: TDeleteAllUserData) -> None:
+        self._set_user_data(req, ())
+
+    def _routing_point(self, req: SwitchRequest, number: str) -> bool:
+        record = self._address(req, number)
+        if record is None:
+            return False
+        if record.type is not DnType.ROUTING_POINT:
+            self._fail(
+                req, number, TErrorCode.TERR_INVALID_ATTR, f"DN {number} is not a routing point"
+            )
+            return False
+        return True
+
+    def _on_route_request(self, req: TRouteRequest) -> None:
+        call = self._call_at(req)
+        if call is None or not self._routing_point(req, req.route_dn):
+            return
+        if call.routing_point is not None:
+            self._fail(
+                req,
+                req.dn,
+                TErrorCode.TERR_INVALID_ATTR,
+                f"call {call.conn_id} already waits at routing point {call.routing_point}",
+            )
+            return
+        call.routing_point, call.treatment = req.route_dn, None
+        self._call_event(
+            EventRouteRequest,
+            req,
+            call,
+            req.route_dn,
+            other_dn=call.parties[0],
+            collected_digits=req.collected_digits,
+            extensions=req.extensions,
+        )
+
+    def _waiting(self, req: CallRequest) -> _Call | None:
+        """The call of a routing-point request, which must wait at ``req.dn``; else EventError."""
+        call = self._calls.get(req.conn_id)
+        if call is None or call.routing_point != req.dn:
+            self._fail(
+                req,
+                req.dn,
+                TErrorCode.TERR_INVALID_ATTR,
+                f"call {req.conn_id} does not wait at routing point {req.dn}",
+            )
+            return None
+        return call
+
+    def _on_route_call(self, req: TRouteCall) -> None:
+        call = self._waiting(req)
+        if call is None:
+            return
+        call.routing_point, call.treatment = None, None
+        self._call_event(
+            RequestRouteCall,
+            req,
+            call,
+            req.dn,
+            other_dn=call.parties[0],
+            route_type=req.route_type,
+            dest=req.dest,
+            route_extensions=req.extensions,
+        )
+        self._call_event(EventRouteUsed, req, call, req.dn, dest=req.dest)
+
+    def _on_apply_treatment(self, req: TApplyTreatment) -> None:
+        call = self._waiting(req)
+        if call is None:
+            return
+        call.treatment = req.treatment_type
+        self._call_event(
+            RequestApplyTreatment,
+            req,
+            call,
+            req.dn,
+            other_dn=call.parties[0],
+            treatment_type=req.treatment_type,
+            parameters=req.parameters,
+            treatment_extensions=req.extensions,
+        )
+
+    def _on_treatment_status(self, req: TTreatmentStatus) -> None:
+        call = self._waiting(req)
+        if call is None:
+            return
+        other = call.parties[0] if call.parties else None
+        if req.status == "Started":
+            self._call_event(
+                EventTreatmentApplied,
+                req,
+                call,
+                req.dn,
+                other_dn=other,
+                treatment_type=req.treatment_type,
+                extensions=req.extensions,
+            )
+        elif req.status == "NotStarted":
+            call.treatment = None
+            self._call_event(
+                EventTreatmentNotApplied,
+                req,
+                call,
+                req.dn,
+                other_dn=other,
+                treatment_type=req.treatment_type,
+                extensions=req.extensions,
+            )
+        else:
+            call.treatment = None
+            self._call_event(
+                EventTreatmentEnd,
+                req,
+                call,
+                req.dn,
+                other_dn=other,
+                treatment_type=req.treatment_type,
+                collected_digits=req.collected_digits,
+                extensions=req.extensions,
+            )
+
+    def _on_route_abort(self, req: TRouteAbort) -> None:
+        call = self._waiting(req)
+        if call is not None:
+            call.routing_point, call.treatment = None, None
+            self._call_event(EventRouteUsed, req, call, req.dn)
+
+    def _on_route_failed(self, req: TRouteFailed) -> None:
+        call = self._calls.get(req.conn_id)
+        if call is None or call.routing_point is not None or not self._routing_point(req, req.dn):
+            if call is None or call.routing_point is not None:
+                self._fail(
+                    req, req.dn, TErrorCode.TERR_INVALID_ATTR, f"call {req.conn_id} was not routed"
+                )
+            return
+        call.routing_point, call.treatment = req.dn, None
+        self._events.append(
+            EventError(
+                switch=self._name,
+                reference_id=req.reference_id,
+                dn=req.dn,
+                error_code=req.error_code,
+                error_message=f"connecting call {call.conn_id} to its destination failed",
+                request="TRouteCall",
+                conn_id=call.conn_id,
+            )
+        )
+
     # -- checks ----------------------------------------------------------------------------------
 
     def _address(self, req: SwitchRequest, number: str) -> _Dn | None:
@@ -508,6 +969,14 @@ class VirtualSwitch:
 
     def _set_agent(self, record: _Dn, agent: AgentSnapshot | None) -> None:
         """The only writer of agent state: updates the DN and the agent-id index together."""
+        if agent is not None:
+            if agent.state is not AgentState.READY:
+                agent = replace(agent, ready_since=0)
+            elif record.agent is None or record.agent.state is not AgentState.READY:
+                self._ready_seq += 1
+                agent = replace(agent, ready_since=self._ready_seq)
+            else:
+                agent = replace(agent, ready_since=record.agent.ready_since)
         if record.agent is not None:
             del self._agent_dn[record.agent.agent_id]
         record.agent = agent
@@ -600,5 +1069,17 @@ _HANDLERS: Final[Mapping[type[SwitchRequest], Callable[[VirtualSwitch, Any], Non
     TAgentSetNotReady: VirtualSwitch._on_agent_set_not_ready,
     TRegisterAddress: VirtualSwitch._on_register_address,
     TUnregisterAddress: VirtualSwitch._on_unregister_address,
+    TInboundCall: VirtualSwitch._on_inbound_call,
+    TReleaseCall: VirtualSwitch._on_release_call,
+    TAttachUserData: VirtualSwitch._on_attach_user_data,
+    TUpdateUserData: VirtualSwitch._on_update_user_data,
+    TDeleteUserData: VirtualSwitch._on_delete_user_data,
+    TDeleteAllUserData: VirtualSwitch._on_delete_all_user_data,
+    TRouteRequest: VirtualSwitch._on_route_request,
+    TRouteCall: VirtualSwitch._on_route_call,
+    TApplyTreatment: VirtualSwitch._on_apply_treatment,
+    TTreatmentStatus: VirtualSwitch._on_treatment_status,
+    TRouteAbort: VirtualSwitch._on_route_abort,
+    TRouteFailed: VirtualSwitch._on_route_failed,
 }
 """Request type → handler: the one dispatch point of :meth:`VirtualSwitch.request`."""
