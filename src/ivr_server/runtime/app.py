@@ -12,6 +12,7 @@ import ipaddress
 import logging
 import signal
 import socket
+import time
 from collections.abc import Callable
 
 from ivr_server.config import ServerConfig, load_config
@@ -42,11 +43,13 @@ class IvrServer:
         self.listen = listen or config.server.listen
         self.frame_timeout = frame_timeout
         """Longest wait for the rest of a partial GLI frame before the link is closed."""
-        self.service = IvrService(config)
+        self.service = IvrService(config, id_seed=int(time.time()) & 0xFFFFFFFF)
         self.protocols: dict[int, IvrLinkProtocol] = {}
         self.addresses: list[tuple[str, int]] = []
         self._servers: list[asyncio.Server] = []
         self._allowed: list[tuple[set[str], int | None]] = self._compile_client_list(config)
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -64,6 +67,9 @@ class IvrServer:
         log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in self.addresses))
 
     async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         for server in self._servers:
             server.close()
         for protocol in list(self.protocols.values()):
@@ -82,12 +88,26 @@ class IvrServer:
     # ------------------------------------------------------------------ output
 
     def flush(self) -> None:
-        """Write out every session the service queued data for."""
+        """Write out every session the service queued data for; re-arm the service's timer."""
         protocols = self.protocols
         for session in self.service.take_dirty():
             protocol = protocols.get(session.id)
             if protocol is not None:
                 protocol.flush()
+        deadline = self.service.next_deadline()
+        if deadline != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._timer_at = deadline
+            if deadline is not None:
+                self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.service.handle_timer(asyncio.get_running_loop().time())
+        self.flush()
 
     # ------------------------------------------------------------------ access list
 

@@ -79,11 +79,12 @@ class IvrLinkProtocol(asyncio.Protocol):
         if link is None or session is None or self._closing:
             return
         service = self.service
-        for event in link.receive_data(data, self.loop.time()):
+        now = self.loop.time()
+        for event in link.receive_data(data, now):
             if type(event) is DocumentReceived:
-                service.handle(session, event.call_id, event.message)
+                service.handle(session, event.call_id, event.message, now)
             elif type(event) is DocumentRejected:
-                service.handle_rejected(session, event.error)
+                service.handle_rejected(session, event.error, now)
             elif type(event) is LinkClosed:
                 log.info("session %d: %s", session.id, event.reason)
         self.server.flush()
@@ -98,7 +99,9 @@ class IvrLinkProtocol(asyncio.Protocol):
         self._closing = True
         if self.session is not None:
             self.server.protocols.pop(self.session.id, None)
-            self.service.close_session(self.session, str(exc) if exc else "connection closed")
+            self.service.close_session(
+                self.session, str(exc) if exc else "connection closed", self.loop.time()
+            )
             self.server.flush()
 
     def pause_writing(self) -> None:

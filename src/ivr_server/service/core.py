@@ -24,19 +24,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from ivr_server.config import IvrConfig, PortConfig, ServerConfig
-from ivr_server.service.replies import (
+from ivr_server.calls import CallManager, CallSettings, PortTarget
+from ivr_server.calls.replies import (
     LINK_DOWN,
+    UNSUP_OPER,
     Refusal,
     answer_for_rejected,
     before_login,
     invalid_request,
-    no_such_call,
 )
+from ivr_server.config import IvrConfig, PortConfig, ServerConfig
 from ivr_server.service.sessions import SUPPORTED_VERSIONS, Login, LoginStatus, Session
 from ivr_server.session import IvrLink
 from ivr_server.switch import (
     AgentStatus,
+    CallEvent,
     DnType,
     EventAddressInfo,
     EventAgentLogin,
@@ -133,8 +135,14 @@ PortKey = tuple[str, str]
 class IvrService:
     """The sans-IO core of the IVR Server. See the module docstring."""
 
-    def __init__(self, config: ServerConfig) -> None:
+    def __init__(self, config: ServerConfig, *, id_seed: int = 0) -> None:
         self.config = config
+        self.now = 0.0
+        """The clock as of the latest input (the runtime passes it in; this core never reads it)."""
+        self._id_seed = id_seed
+        self.calls = CallManager(_call_settings(config), self._send_to_owner)
+        self.routers: dict[str, Any] = {}
+        """Switch name -> the router serving its routing points."""
         self.flow_control = config.server.flow_control
         self.switches: dict[str, VirtualSwitch] = {}
         self.sessions: dict[int, Session] = {}
@@ -142,6 +150,7 @@ class IvrService:
         self._session_ids = itertools.count(1)
         self._refs = itertools.count(1)
         self._port_of_dn: dict[tuple[str, str], PortKey] = {}
+        self._routing_points: frozenset[str] = frozenset()
         self._ports_reported: dict[PortKey, bool] = {}
         self._dialout: dict[str, list[Session]] = {}
         self._handlers: dict[type[Message], Callable[[Session, str | None, Any], None]] = {
@@ -156,8 +165,8 @@ class IvrService:
             m.DialOutRegistry: self._on_dial_out_registry,
             m.DialOutError: self._on_dial_out_error,
             m.NewCall: self._on_new_call,
-            m.MakeCall: self._on_new_call,
-            m.DialOutInit: self._on_new_call,
+            m.MakeCall: self._on_make_call,
+            m.DialOutInit: self._on_dial_out_init,
             m.CallStatus: self._on_ivr_call_status,
         }
         self._apply_switches(config)
@@ -177,11 +186,20 @@ class IvrService:
         log.info("session %d opened from %s", session.id, peer)
         return session
 
-    def close_session(self, session: Session, reason: str) -> None:
-        """Forget a connection (its registrations go with it; calls, later, stay)."""
+    def close_session(self, session: Session, reason: str, now: float | None = None) -> None:
+        """Forget a connection. Its registrations go with it; its calls stay, passed to another
+        session of the same IVR or kept for ``orphan-call-timeout`` (DECISIONS.md)."""
+        if now is not None:
+            self.now = now
         if self.sessions.pop(session.id, None) is None:
             return
         self._dirty.pop(session, None)
+        ivr = session.ivr_name
+        successor = next(
+            (s for s in self.sessions.values() if ivr is not None and s.ivr_name == ivr), None
+        )
+        self.calls.owner_gone(session, successor, self.now)
+        self._pump()
         for sessions in self._dialout.values():
             while session in sessions:
                 sessions.remove(session)
@@ -195,6 +213,15 @@ class IvrService:
         self._dirty.clear()
         return dirty
 
+    def _send_to_owner(self, owner: Any, call_id: str, message: Message) -> None:
+        """A call's message to the session that owns the call (none: dropped, DECISIONS.md)."""
+        if isinstance(owner, Session) and owner.id in self.sessions:
+            self._send(owner, call_id, message)
+        else:
+            log.debug(
+                "CallId %s: %s dropped, no session of its IVR is connected", call_id, message.tag
+            )
+
     def _send(self, session: Session, call_id: str | None, message: Message) -> None:
         session.link.send(call_id, message)
         session.documents_out += 1
@@ -202,22 +229,35 @@ class IvrService:
 
     # ------------------------------------------------------------------ dispatch
 
-    def handle(self, session: Session, call_id: str | None, message: Message) -> None:
-        """Carry out one document received on ``session``."""
+    def handle(
+        self, session: Session, call_id: str | None, message: Message, now: float | None = None
+    ) -> None:
+        """Carry out one document received on ``session`` at time ``now``."""
+        if now is not None:
+            self.now = now
         session.documents_in += 1
         handler = self._handlers.get(type(message))
         try:
             if handler is not None:
                 handler(session, call_id, message)
+            elif message.tag in _CALL_REQUESTS:
+                login = self._require_login(session, call_id, message)
+                self.calls.handle(session, login.client_name, call_id, message, self.now)
+                self._pump()
             else:
                 self._on_other(session, call_id, message)
         except Refusal as refusal:
             log.info("session %d: %s", session.id, refusal.reason)
             if refusal.reply is not None:
                 self._send(session, refusal.call_id, refusal.reply)
+            self._pump()
 
-    def handle_rejected(self, session: Session, error: DecodeError) -> None:
+    def handle_rejected(
+        self, session: Session, error: DecodeError, now: float | None = None
+    ) -> None:
         """Answer a Data frame that did not decode (PROTOCOL.md §9.4.2)."""
+        if now is not None:
+            self.now = now
         session.documents_in += 1
         log.warning(
             "session %d from %s: rejected document: %s", session.id, session.peer, error.reason
@@ -240,8 +280,6 @@ class IvrService:
                 getattr(message, "ReqId", None),
             )
         self._require_login(session, call_id, message)
-        if message.tag in _CALL_REQUESTS:
-            raise no_such_call(call_id, message)
         raise invalid_request(call_id, f"{message.tag} is not supported")
 
     # ------------------------------------------------------------------ session messages
@@ -303,6 +341,10 @@ class IvrService:
         session.servers_reported = {}
         if monitor:
             self._report_servers(session)
+        if ivr is not None:
+            adopted = self.calls.adopt(ivr.name, session)
+            if adopted:
+                log.info("session %d continues %d call(s) of %s", session.id, adopted, ivr.name)
 
     def _on_log_msg(self, session: Session, call_id: str | None, msg: m.LogMsg) -> None:
         log.log(
@@ -325,19 +367,82 @@ class IvrService:
             call_id,
         )
 
-    def _on_new_call(self, session: Session, call_id: str | None, msg: Message) -> None:
-        self._require_login(session, call_id, msg)
-        log.warning(
-            "session %d: %s on CallId %s: call handling is not available in this release",
-            session.id,
-            msg.tag,
-            call_id,
-        )
+    def _on_new_call(self, session: Session, call_id: str | None, msg: m.NewCall) -> None:
+        login = self._require_login(session, call_id, msg)
+        assert call_id is not None  # NewCall is a form-A document: the codec requires a CallId
+        if self.calls.is_active(call_id) or call_id == login.call_id:
+            raise invalid_request(call_id, f"NewCall: CallId {call_id!r} is already active")
+        target = self._mode(login, call_id, msg.tag, msg.CalledNum)
+        if msg.CallControlMode == "Genesys":
+            raise _end(call_id, "FeatureNotSupported", "CallControlMode Genesys is Network only")
+        if self.flow_control or not target.switch.link_up:
+            raise _end(call_id, "ServerPaused", "flow control is on or the T-Server link is down")
+        self.calls.new_call(session, call_id, msg, target, self.now)
+        self._pump()
+
+    def _on_make_call(self, session: Session, call_id: str | None, msg: m.MakeCall) -> None:
+        login = self._require_login(session, call_id, msg)
+        assert call_id is not None
+        if self.calls.is_active(call_id) or call_id == login.call_id:
+            raise invalid_request(call_id, f"MakeCall: CallId {call_id!r} is already active")
+        target = self._mode(login, call_id, msg.tag, msg.OrigNum)
         raise Refusal(
             call_id,
-            m.EndCall(EndCause="FeatureNotSupported"),
-            f"{msg.tag}: call handling not available",
+            m.CallError(FailedReq="MakeCall", TlibErrCode=UNSUP_OPER),
+            f"MakeCall is Behind-mode only; port {target.port} is {target.mode}",
         )
+
+    def _on_dial_out_init(self, session: Session, call_id: str | None, msg: m.DialOutInit) -> None:
+        self._require_login(session, call_id, msg)
+        # No DialOut has been sent (outbound dialling comes with the API): a DialOutInit can only
+        # be late or invalid (PROTOCOL.md §7, DialOut request timer).
+        raise _end(call_id, "FeatureNotSupported", f"DialOutInit for unknown RefID {msg.RefID}")
+
+    def _mode(self, login: Login, call_id: str, tag: str, key: str) -> PortTarget:
+        """The mode procedure of PROTOCOL.md §5.2 for a new call; failure -> EndCall."""
+        if key in self._routing_points:
+            raise _end(
+                call_id,
+                "FeatureNotSupported",
+                f"{tag}: {key} is a routing point (Network mode is not available)",
+            )
+        ivr = self.config.ivr(login.client_name)
+        port = ivr.port(key) if ivr is not None else None
+        if ivr is None or port is None:
+            raise _end(
+                call_id, "FeatureNotSupported", f"{tag}: {login.client_name} has no port {key!r}"
+            )
+        if not (ivr.enabled and port.enabled):
+            raise _end(
+                call_id, "FeatureNotSupported", f"{tag}: port {key} of {ivr.name} is disabled"
+            )
+        target = self.config.port_dn(ivr, port)
+        if target is None:
+            raise _end(call_id, "FeatureNotSupported", f"{tag}: port {key} of {ivr.name} has no DN")
+        switch_cfg, dn = target
+        tserver = self.config.tserver_for_switch(switch_cfg.name)
+        vswitch = self.switches.get(switch_cfg.name)
+        if tserver is None or tserver.name not in ivr.tservers or vswitch is None:
+            raise _end(
+                call_id,
+                "FeatureNotSupported",
+                f"{tag}: the T-Server of switch {switch_cfg.name} is not a connection of {ivr.name}",
+            )
+        return PortTarget(
+            ivr=ivr.name,
+            port=port.number,
+            dn=dn.number,
+            switch=vswitch,
+            mode="In-Front" if switch_cfg.type == "in-front" else "Behind",
+        )
+
+    def hang_up(self, switch_name: str, conn_id: str) -> bool:
+        """The caller of call ``conn_id`` hangs up (tests, API): ``CallStatus Released``."""
+        switch = self.switches.get(switch_name)
+        if switch is None or not switch.hang_up(conn_id):
+            return False
+        self._pump()
+        return True
 
     # ------------------------------------------------------------------ agent control
 
@@ -491,39 +596,57 @@ class IvrService:
     # ------------------------------------------------------------------ switch events
 
     def _pump(self, origin: _Origin | None = None) -> None:
-        """Drain every switch and fan its events out to the sessions concerned."""
+        """Drain every switch until quiet and fan its events out: to the calls, the routers and
+        the sessions concerned (a router's answer makes more events, hence the loop)."""
         topology_changed = False
-        for switch in self.switches.values():
-            for event in switch.drain_events():
-                if isinstance(event, EventError):
-                    self._on_switch_error(event, origin)
-                elif isinstance(event, EventAddressInfo):
-                    if origin is not None and event.reference_id == origin.ref:
-                        self._send(
-                            origin.session,
-                            origin.call_id,
-                            m.MonitorInfo(
-                                ReqId=origin.req_id,
-                                Agent=m.Agent(
-                                    PortNum=origin.port,
-                                    Status=_AGENT_STATUS_OF_QUERY.get(
-                                        event.agent_status, "Unknown"
-                                    ),
-                                ),
-                            ),
-                        )
-                elif type(event) in _AGENT_STATUS_OF_EVENT:
-                    self._on_agent_event(switch.name, event, origin)
-                elif isinstance(
-                    event,
-                    EventLinkConnected
-                    | EventLinkDisconnected
-                    | EventRegistered
-                    | EventUnregistered,
-                ):
-                    topology_changed = True
+        calls = self.calls
+        now = self.now
+        busy = True
+        while busy:
+            busy = False
+            for switch in self.switches.values():
+                events = switch.drain_events()
+                if not events:
+                    continue
+                busy = True
+                router = self.routers.get(switch.name)
+                for event in events:
+                    if router is not None:
+                        router.on_event(switch, event)
+                    if isinstance(event, CallEvent) or (
+                        isinstance(event, EventError) and calls.awaits(event.reference_id)
+                    ):
+                        calls.on_event(event, now)
+                    elif self._fan_out(event, switch, origin):
+                        topology_changed = True
         if topology_changed:
             self._report_topology()
+
+    def _fan_out(self, event: SwitchEvent, switch: VirtualSwitch, origin: _Origin | None) -> bool:
+        """Agent, error and topology events to the sessions; True if the topology changed."""
+        if isinstance(event, EventError):
+            self._on_switch_error(event, origin)
+        elif isinstance(event, EventAddressInfo):
+            if origin is not None and event.reference_id == origin.ref:
+                self._send(
+                    origin.session,
+                    origin.call_id,
+                    m.MonitorInfo(
+                        ReqId=origin.req_id,
+                        Agent=m.Agent(
+                            PortNum=origin.port,
+                            Status=_AGENT_STATUS_OF_QUERY.get(event.agent_status, "Unknown"),
+                        ),
+                    ),
+                )
+        elif type(event) in _AGENT_STATUS_OF_EVENT:
+            self._on_agent_event(switch.name, event, origin)
+        elif isinstance(
+            event,
+            EventLinkConnected | EventLinkDisconnected | EventRegistered | EventUnregistered,
+        ):
+            return True
+        return False
 
     def _on_switch_error(self, event: EventError, origin: _Origin | None) -> None:
         if origin is not None and event.reference_id == origin.ref:
@@ -671,7 +794,13 @@ class IvrService:
             tserver = config.tserver_for_switch(name)
             existing = self.switches.get(name)
             if existing is None:
-                switch = VirtualSwitch(name, tserver.name if tserver else "", dns)
+                switch = VirtualSwitch(
+                    name,
+                    tserver.name if tserver else "",
+                    dns,
+                    first_conn_id=(self._id_seed << 24) + 1,
+                    first_call_id=1,
+                )
                 self.switches[name] = switch
                 added.append(name)
             else:
@@ -689,6 +818,12 @@ class IvrService:
                 self._on_agent_event(switch.name, event, None)
 
     def _index_ports(self, config: ServerConfig) -> None:
+        self._routing_points = frozenset(
+            dn.number
+            for switch in config.switches
+            for dn in switch.dns
+            if dn.type.value == DnType.ROUTING_POINT.value
+        )
         index: dict[tuple[str, str], PortKey] = {}
         for ivr in config.ivrs:
             for port in ivr.ports:
@@ -740,6 +875,7 @@ class IvrService:
         old_ports = self._ports_reported
         old_index = self._port_of_dn
         self.config = config
+        self.calls.reconfigure(_call_settings(config))
         added, removed = self._apply_switches(config)
         self._index_ports(config)
         new_index = self._port_of_dn
@@ -789,8 +925,26 @@ class IvrService:
     # ------------------------------------------------------------------ timers
 
     def next_deadline(self) -> float | None:
-        """When :meth:`handle_timer` must next run (no timers in this release)."""
-        return None
+        """When :meth:`handle_timer` must next run (``None``: no timer runs)."""
+        return self.calls.next_deadline()
 
     def handle_timer(self, now: float) -> None:
         """Run the timers that are due."""
+        self.now = now
+        self.calls.handle_timer(now)
+        self._pump()
+
+
+def _end(call_id: str | None, cause: Any, reason: str) -> Refusal:
+    """``EndCall EndCause=<cause>`` on a new call's CallId (the call does not exist afterwards)."""
+    return Refusal(call_id, m.EndCall(EndCause=cause), reason)
+
+
+def _call_settings(config: ServerConfig) -> CallSettings:
+    timers = config.server.timers
+    return CallSettings(
+        router_timeout=timers.router_timeout,
+        call_timeout=timers.call_timeout,
+        wait_for_ringing=timers.wait_for_ringing,
+        orphan_call_timeout=timers.orphan_call_timeout,
+    )

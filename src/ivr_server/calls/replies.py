@@ -77,7 +77,7 @@ def no_such_call(call_id: str | None, message: Message) -> Refusal:
 def before_login(call_id: str | None, message: Message) -> Refusal:
     """A request other than LoginReq from a session that is not logged in (DECISIONS.md)."""
     reason = f"{message.tag} before a successful login"
-    if message.tag in ("NewCall", "MakeCall"):
+    if message.tag in ("NewCall", "MakeCall", "DialOutInit"):
         return Refusal(call_id, EndCall(EndCause="FeatureNotSupported"), reason)
     return invalid_request(call_id, reason, getattr(message, "ReqId", None))
 
@@ -91,6 +91,8 @@ def answer_for_rejected(error: DecodeError, version_string: str) -> tuple[str, M
         tag = error.tag
         if tag == "LoginReq" and error.attribute == "Version":
             return call_id, LoginResp(IServerVer=version_string, Result="InvalidProtocolVer")
+        if tag in ("NewCall", "DialOutInit") and error.attribute == "Version":
+            return call_id, EndCall(EndCause="InvalidVersion")
         if tag in _UDATA_TAGS and error.request_id is not None:
             return call_id, UDataResp(Result="MiscError", RequestId=error.request_id)
         if tag in _STAT_TAGS and error.request_id is not None:

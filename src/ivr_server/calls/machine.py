@@ -1,0 +1,163 @@
+"""The In-Front/Behind per-call state machine as a table (PROTOCOL.md §6.1-§6.2).
+
+``TRANSITIONS[(state, input)]`` gives the next state and the name of the action that produces the
+outputs of the spec's row; a pair that is not in the table is not allowed in that state and is
+answered by :data:`REFUSALS` (default ``BLOCKED_REQ``, PROTOCOL.md §6 general rules) with the
+state unchanged. ``None`` as next state means the call is over and forgotten. The table is data:
+docs/calls.md is generated from it and a test checks that the two agree.
+
+Side requests (CallInfoReq, user data, statistics, LogMsg) never change the state (§6.4) and are
+not inputs here. Transfers, conferences and MakeCall are refused by mode before the table is
+consulted (In-Front: ``UNSUP_OPER``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+__all__ = [
+    "REFUSALS",
+    "ROUTE_ABORTABLE",
+    "TRANSITIONS",
+    "CallInput",
+    "CallState",
+    "Refuse",
+    "Transition",
+]
+
+
+class CallState(Enum):
+    """Call states (PROTOCOL.md §6.1); transfer/conference states come with Behind mode."""
+
+    AWAIT_RINGING = "AWAIT_RINGING"
+    """NewCall accepted; the switch has not reported the call at the port yet."""
+    ALERTING = "ALERTING"
+    """``CallStatus Ringing`` sent, ``Established`` not yet."""
+    STARTED = "STARTED"
+    """Connected at the port; nothing in progress."""
+    ROUTING = "ROUTING"
+    """RouteRequest outstanding: waiting for router instructions (Router Timeout runs)."""
+    TREAT_STARTING = "TREAT_STARTING"
+    """TreatCall sent; waiting for TreatStatus Started/NotStarted."""
+    TREATING = "TREATING"
+    """Treatment running."""
+    CANCELLING = "CANCELLING"
+    """Cancel sent; the RouteResponse is held back until CancelCompleted."""
+    ROUTED = "ROUTED"
+    """RouteResponse sent."""
+    CONNECTED = "CONNECTED"
+    """The IVR sent Connected after a RouteResponse."""
+    DETACHED = "DETACHED"
+    """``CallStatus Released`` sent: the port left the call; waiting for the IVR's EndCall."""
+
+
+class CallInput(Enum):
+    """What can happen to a call: an IVR message, a switch or router event, a timer."""
+
+    RINGING = "EventRinging"
+    ESTABLISHED = "EventEstablished"
+    RELEASED = "EventReleased (not ours)"
+    ROUTE_REQUEST = "RouteRequest"
+    ROUTE_CALL = "router RequestRouteCall"
+    APPLY_TREATMENT = "router RequestApplyTreatment"
+    ROUTER_TIMEOUT = "Router Timeout"
+    TREAT_STARTED = "TreatStatus Started"
+    TREAT_NOT_STARTED = "TreatStatus NotStarted"
+    TREAT_COMPLETED = "TreatStatus Completed"
+    CANCEL_COMPLETED = "CancelCompleted"
+    CONNECTED = "Connected"
+    FAILURE = "Failure"
+    END_CALL = "EndCall"
+    CALL_TIMEOUT = "Call Timeout"
+    WAIT_RINGING_TIMEOUT = "wait-for-ringing"
+    ORPHAN_TIMEOUT = "orphan-call-timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One row: go to ``next_state`` (``None``: the call ends) after running ``action``."""
+
+    next_state: CallState | None
+    action: str
+    """Name of the :class:`~ivr_server.calls.manager.CallManager` method ``_do_<action>``."""
+
+
+class Refuse(Enum):
+    """How a request that the state does not allow is answered (PROTOCOL.md §9.4.4)."""
+
+    BLOCKED_REQ = "BLOCKED_REQ"
+    """``CallError FailedReq='Unknown' TlibErrCode='BLOCKED_REQ'``."""
+    INVALID_REQ = "INVALID_REQ"
+    """``CallError FailedReq='Unknown' TlibErrCode='INVALID_REQ'`` (W: RouteRequest before the
+    call reached the port)."""
+    IGNORE = "IGNORE"
+    """Nothing is answered (the input is not a request, e.g. a late switch event)."""
+
+
+_S = CallState
+_I = CallInput
+T = Transition
+
+_ALL: Final = tuple(CallState)
+_CONNECTED_STATES: Final = (_S.STARTED, _S.ROUTED, _S.CONNECTED)
+ROUTE_ABORTABLE: Final = frozenset({_S.ROUTING, _S.TREAT_STARTING, _S.TREATING, _S.CANCELLING})
+"""States with an open routing dialog on a routing point."""
+
+_ROWS: dict[tuple[CallState, CallInput], Transition] = {
+    # call start (rows 1-6; 2-4 are Behind's wait for the premise switch)
+    (_S.AWAIT_RINGING, _I.RINGING): T(_S.ALERTING, "ringing"),
+    (_S.AWAIT_RINGING, _I.WAIT_RINGING_TIMEOUT): T(None, "end_timeout"),
+    (_S.ALERTING, _I.ESTABLISHED): T(_S.STARTED, "established"),
+    # routing and treatment (rows 12-24)
+    **{(state, _I.ROUTE_REQUEST): T(_S.ROUTING, "route_request") for state in _CONNECTED_STATES},
+    (_S.ROUTING, _I.ROUTE_CALL): T(_S.ROUTED, "route_response"),
+    (_S.ROUTING, _I.APPLY_TREATMENT): T(_S.TREAT_STARTING, "treat_call"),
+    (_S.ROUTING, _I.ROUTER_TIMEOUT): T(_S.ROUTED, "route_default"),
+    (_S.TREAT_STARTING, _I.TREAT_STARTED): T(_S.TREATING, "treatment_started"),
+    (_S.TREAT_STARTING, _I.TREAT_NOT_STARTED): T(_S.ROUTING, "treatment_not_started"),
+    (_S.TREATING, _I.TREAT_COMPLETED): T(_S.ROUTING, "treatment_completed"),
+    (_S.TREAT_STARTING, _I.APPLY_TREATMENT): T(_S.TREAT_STARTING, "treat_call"),
+    (_S.TREATING, _I.APPLY_TREATMENT): T(_S.TREAT_STARTING, "treat_call"),
+    (_S.TREATING, _I.ROUTE_CALL): T(_S.CANCELLING, "cancel"),
+    (_S.TREAT_STARTING, _I.ROUTE_CALL): T(_S.CANCELLING, "cancel"),
+    (_S.CANCELLING, _I.CANCEL_COMPLETED): T(_S.ROUTED, "held_route_response"),
+    (_S.CANCELLING, _I.TREAT_COMPLETED): T(_S.ROUTED, "held_route_response"),
+    (_S.ROUTED, _I.CONNECTED): T(_S.CONNECTED, "nothing"),
+    (_S.ROUTED, _I.FAILURE): T(_S.ROUTING, "route_failed"),
+    # Connected while a routing dialog is open: route abort (PROTOCOL.md §3.3.4, D)
+    **{(state, _I.CONNECTED): T(_S.STARTED, "route_abort") for state in ROUTE_ABORTABLE},
+    # end of call (rows 49-52)
+    **{(state, _I.END_CALL): T(None, "end_call") for state in _ALL},
+    **{
+        (state, _I.RELEASED): T(_S.DETACHED, "released")
+        for state in _ALL
+        if state is not _S.DETACHED
+    },
+    **{(state, _I.CALL_TIMEOUT): T(None, "end_timeout") for state in _ALL},
+    **{(state, _I.ORPHAN_TIMEOUT): T(None, "abandon") for state in _ALL},
+}
+
+TRANSITIONS: Final[dict[tuple[CallState, CallInput], Transition]] = _ROWS
+"""(state, input) -> transition; every pair not listed is refused per :data:`REFUSALS`."""
+
+REFUSALS: Final[dict[tuple[CallState, CallInput], Refuse]] = {
+    **{(_S.AWAIT_RINGING, _I.ROUTE_REQUEST): Refuse.INVALID_REQ},
+    **{(_S.ALERTING, _I.ROUTE_REQUEST): Refuse.INVALID_REQ},
+    **{
+        (state, event): Refuse.IGNORE
+        for state in _ALL
+        for event in (
+            _I.RINGING,
+            _I.ESTABLISHED,
+            _I.RELEASED,
+            _I.ROUTE_CALL,
+            _I.APPLY_TREATMENT,
+            _I.ROUTER_TIMEOUT,
+            _I.WAIT_RINGING_TIMEOUT,
+        )
+        if (state, event) not in _ROWS
+    },
+}
+"""How a refused (state, input) pair is answered; absent pairs get ``BLOCKED_REQ``."""

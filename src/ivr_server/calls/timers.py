@@ -1,0 +1,63 @@
+"""Deadline queues: the timers of many calls, cheap to start, restart, cancel and expire.
+
+Every timer of one kind has the same duration (router timeout, call timeout, ...), so deadlines are
+set in increasing order and a plain insertion-ordered ``dict`` is already sorted: the earliest
+deadline is the first key, starting or restarting a timer moves its key to the end, cancelling it
+deletes the key. No heap and no tombstones, so a call that ends leaves nothing behind. A deadline
+that would break the order (the duration was shortened by a reload) triggers one re-sort.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from typing import Generic, TypeVar
+
+__all__ = ["DeadlineQueue"]
+
+K = TypeVar("K", bound=Hashable)
+
+
+class DeadlineQueue(Generic[K]):
+    """Keys with deadlines, kept in deadline order."""
+
+    __slots__ = ("_deadlines", "_last")
+
+    def __init__(self) -> None:
+        self._deadlines: dict[K, float] = {}
+        self._last = float("-inf")
+
+    def __len__(self) -> int:
+        return len(self._deadlines)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._deadlines
+
+    def set(self, key: K, deadline: float) -> None:
+        """Start (or restart) the timer of ``key``."""
+        deadlines = self._deadlines
+        deadlines.pop(key, None)
+        deadlines[key] = deadline
+        if deadline < self._last:
+            self._deadlines = dict(sorted(deadlines.items(), key=lambda item: item[1]))
+        else:
+            self._last = deadline
+
+    def cancel(self, key: K) -> None:
+        """Stop the timer of ``key`` (nothing if it is not running)."""
+        self._deadlines.pop(key, None)
+
+    def first(self) -> float | None:
+        """The earliest deadline, or ``None`` when no timer runs."""
+        for deadline in self._deadlines.values():
+            return deadline
+        return None
+
+    def pop_due(self, now: float) -> Iterator[K]:
+        """Remove and yield, earliest first, every key whose deadline is ``<= now``."""
+        deadlines = self._deadlines
+        while deadlines:
+            key = next(iter(deadlines))
+            if deadlines[key] > now:
+                return
+            del deadlines[key]
+            yield key
