@@ -102,8 +102,8 @@ T = Transition
 
 _ALL: Final = tuple(CallState)
 _CONNECTED_STATES: Final = (_S.STARTED, _S.ROUTED, _S.CONNECTED)
-ROUTE_ABORTABLE: Final = frozenset({_S.ROUTING, _S.TREAT_STARTING, _S.TREATING, _S.CANCELLING})
-"""States with an open routing dialog on a routing point."""
+ROUTE_ABORTABLE: Final = (_S.ROUTING, _S.TREAT_STARTING, _S.TREATING, _S.CANCELLING)
+"""States with an open routing dialog on a routing point (a tuple: the table's order is fixed)."""
 
 _ROWS: dict[tuple[CallState, CallInput], Transition] = {
     # call start (rows 1-6; 2-4 are Behind's wait for the premise switch)
@@ -161,3 +161,12 @@ REFUSALS: Final[dict[tuple[CallState, CallInput], Refuse]] = {
     },
 }
 """How a refused (state, input) pair is answered; absent pairs get ``BLOCKED_REQ``."""
+
+
+def markdown_table() -> str:
+    """The transition table as the Markdown rows of docs/calls.md (a test keeps them equal)."""
+    lines = ["| State | Input | Action | Next state |", "|---|---|---|---|"]
+    for (state, event), step in TRANSITIONS.items():
+        nxt = step.next_state.value if step.next_state is not None else "(call ends)"
+        lines.append(f"| `{state.value}` | {event.value} | `{step.action}` | {nxt} |")
+    return "\n".join(lines) + "\n"
