@@ -16,7 +16,7 @@ def main() -> None:
         f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, "
         f"Python {platform.python_version()} ({platform.python_implementation()})"
     )
-    for script in ("bench_codec.py", "bench_roundtrip.py"):
+    for script in ("bench_codec.py", "bench_roundtrip.py", "bench_fullcall.py"):
         print(f"\n== {script}")
         sys.stdout.flush()
         subprocess.run([sys.executable, str(HERE / script), *sys.argv[1:]], check=True)

@@ -229,7 +229,7 @@ def kv_size(items: KvList) -> int:
     size = 0
     for item in items:
         if isinstance(item, Node):
-            size += 32 + len(item.Name) + len(item.Val)
+            size += 33 + len(item.Name) + len(item.Val)
         else:
             size += 21 + len(item.Name) + kv_size(item.items)
     return size
@@ -655,6 +655,8 @@ class VirtualSwitch:
 
     def _call_at(self, req: CallRequest) -> _Call | None:
         """The call of a call request, which must have ``req.dn`` as a party; else EventError."""
+        if self._address(req, req.dn) is None:
+            return None
         call = self._calls.get(req.conn_id)
         if call is None:
             self._fail(req, req.dn, TErrorCode.TERR_INVALID_ATTR, f"no call {req.conn_id}")
@@ -759,6 +761,8 @@ class VirtualSwitch:
 
     def _waiting(self, req: CallRequest) -> _Call | None:
         """The call of a routing-point request, which must wait at ``req.dn``; else EventError."""
+        if self._address(req, req.dn) is None:
+            return None
         call = self._calls.get(req.conn_id)
         if call is None or call.routing_point != req.dn:
             self._fail(
@@ -849,12 +853,13 @@ class VirtualSwitch:
             self._call_event(EventRouteUsed, req, call, req.dn)
 
     def _on_route_failed(self, req: TRouteFailed) -> None:
+        if not self._routing_point(req, req.dn):
+            return
         call = self._calls.get(req.conn_id)
-        if call is None or call.routing_point is not None or not self._routing_point(req, req.dn):
-            if call is None or call.routing_point is not None:
-                self._fail(
-                    req, req.dn, TErrorCode.TERR_INVALID_ATTR, f"call {req.conn_id} was not routed"
-                )
+        if call is None or call.routing_point is not None:
+            self._fail(
+                req, req.dn, TErrorCode.TERR_INVALID_ATTR, f"call {req.conn_id} was not routed"
+            )
             return
         call.routing_point, call.treatment = req.dn, None
         self._events.append(
