@@ -724,8 +724,13 @@ class CallManager:
         del self.calls[call_id]
         if self._by_port.get((call.ivr, call.port)) is call:
             del self._by_port[(call.ivr, call.port)]
-        if call.conn_id is not None:
-            self._by_conn.pop(call.conn_id, None)
+        conn_id = call.conn_id
+        if conn_id is not None:
+            self._by_conn.pop(conn_id, None)
+            if call.switch.user_data(conn_id) is not None:
+                # the release was refused (e.g. the T-Server link is down): the port's call must
+                # not outlive the IVR's call, so the switch clears it as if the caller hung up
+                call.switch.hang_up(conn_id)
         self._router_timer.cancel(call_id)
         self._call_timer.cancel(call_id)
         self._ringing_timer.cancel(call_id)
