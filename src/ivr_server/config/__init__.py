@@ -4,7 +4,8 @@
   or raise :class:`~ivr_server.errors.ConfigError` listing every problem with its location.
 * :func:`default_config` is the built-in default (``default.toml``, shipped with the package).
 * The models (:class:`ServerConfig` and its parts) mirror the TOML file; ``docs/configuration.md``
-  documents every key.
+  documents every key. The built-in router's rules (:class:`RoutingConfig`) are the rule
+  language of ``docs/routing.md``; :mod:`ivr_server.routing` compiles them.
 
 This package imports only the standard library, pydantic and :mod:`ivr_server.errors`.
 """
@@ -12,20 +13,34 @@ This package imports only the standard library, pydantic and :mod:`ivr_server.er
 from __future__ import annotations
 
 __all__ = [
+    "MATCH_FIELDS",
+    "MATCH_OPERATORS",
     "PORT_DN_TYPES",
+    "TARGET_KEYS",
+    "UDATA_PREFIX",
+    "AgentGroupConfig",
     "AutoLogin",
     "DnConfig",
     "DnType",
     "IvrConfig",
+    "KvTable",
+    "KvValue",
     "ListenAddress",
+    "MatchCondition",
+    "MatchOperator",
     "OutputEncoding",
     "PortConfig",
+    "RouteTypeName",
+    "RoutingConfig",
+    "RoutingRule",
     "ServerConfig",
     "ServerOptions",
     "SwitchConfig",
     "SwitchType",
     "TServerConfig",
     "Timers",
+    "TreatmentConfig",
+    "TreatmentType",
     "default_config",
     "default_config_path",
     "format_duration",
@@ -37,18 +52,32 @@ __all__ = [
 from .durations import format_duration, parse_duration
 from .loader import default_config, default_config_path, load_config, parse_config
 from .model import (
+    MATCH_FIELDS,
+    MATCH_OPERATORS,
     PORT_DN_TYPES,
+    TARGET_KEYS,
+    UDATA_PREFIX,
+    AgentGroupConfig,
     AutoLogin,
     DnConfig,
     DnType,
     IvrConfig,
+    KvTable,
+    KvValue,
     ListenAddress,
+    MatchCondition,
+    MatchOperator,
     OutputEncoding,
     PortConfig,
+    RouteTypeName,
+    RoutingConfig,
+    RoutingRule,
     ServerConfig,
     ServerOptions,
     SwitchConfig,
     SwitchType,
     Timers,
+    TreatmentConfig,
+    TreatmentType,
     TServerConfig,
 )

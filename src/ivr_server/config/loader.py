@@ -31,12 +31,15 @@ from pydantic import BaseModel, ValidationError
 from ivr_server.errors import ConfigError, ConfigProblem
 
 from .model import (
+    AgentGroupConfig,
     IvrConfig,
+    RoutingConfig,
     ServerConfig,
     SwitchConfig,
     TServerConfig,
     describe_value,
     reference_problems,
+    routing_problems,
     toml_context,
 )
 
@@ -201,32 +204,60 @@ def _partial_reference_problems(document: Mapping[str, Any]) -> list[ConfigProbl
     """Cross-reference problems among the objects that are valid on their own.
 
     Run when pydantic rejected the document, so that one pass reports both kinds. Objects that
-    failed keep their index (as None); references to their names are not called unknown.
+    failed keep their index (as None); references to their names are not called unknown. A
+    section that is not an array of tables makes the checks that need its names impossible:
+    those are skipped.
     """
+    sections: dict[str, tuple[list[Any], frozenset[str]] | None] = {
+        key: _validated_items(document, key, model)
+        for key, model in (
+            ("switches", SwitchConfig),
+            ("tservers", TServerConfig),
+            ("ivrs", IvrConfig),
+            ("routing", RoutingConfig),
+            ("agent-groups", AgentGroupConfig),
+        )
+    }
+    switches, tservers, ivrs = sections["switches"], sections["tservers"], sections["ivrs"]
+    problems: list[ConfigProblem] = []
+    if switches is None:
+        return problems  # every cross-check needs the switches' names and DNs
+    if tservers is not None and ivrs is not None:
+        problems += reference_problems(
+            switches[0],
+            tservers[0],
+            ivrs[0],
+            unverified_switches=switches[1],
+            unverified_tservers=tservers[1],
+        )
+    routing, groups = sections["routing"], sections["agent-groups"]
+    if routing is not None and groups is not None:
+        problems += routing_problems(
+            switches[0],
+            routing[0],
+            groups[0],
+            unverified_switches=switches[1],
+            unverified_groups=groups[1],
+        )
+    return problems
+
+
+def _validated_items(
+    document: Mapping[str, Any], key: str, model: type[BaseModel]
+) -> tuple[list[Any], frozenset[str]] | None:
+    """The items of the array ``key``, each validated (None if it failed), and the names of the
+    failed ones; None when the section is not an array."""
+    raw = document.get(key, [])
+    if not isinstance(raw, list):
+        return None
     context = toml_context()
-    sections: dict[str, tuple[list[Any], frozenset[str]]] = {}
-    for key, model in (
-        ("switches", SwitchConfig),
-        ("tservers", TServerConfig),
-        ("ivrs", IvrConfig),
-    ):
-        raw = document.get(key, [])
-        if not isinstance(raw, list):
-            return []  # a whole section is unusable: its names are unknown
-        items: list[Any] = []
-        failed: set[str] = set()
-        for item in raw:
-            try:
-                items.append(model.model_validate(item, context=context))
-            except ValidationError:
-                items.append(None)
-                if isinstance(item, Mapping) and isinstance(item.get("name"), str):
-                    failed.add(item["name"])
-        sections[key] = (items, frozenset(failed))
-    return reference_problems(
-        sections["switches"][0],
-        sections["tservers"][0],
-        sections["ivrs"][0],
-        unverified_switches=sections["switches"][1],
-        unverified_tservers=sections["tservers"][1],
-    )
+    items: list[Any] = []
+    failed: set[str] = set()
+    for item in raw:
+        try:
+            items.append(model.model_validate(item, context=context))
+        except ValidationError:
+            items.append(None)
+            if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+                failed.add(item["name"])
+    return items, frozenset(failed)

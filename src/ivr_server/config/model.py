@@ -2,14 +2,16 @@
 
 Theory of operation. A configuration is one :class:`ServerConfig`: server-wide options
 (:class:`ServerOptions`, with :class:`Timers`) and the configuration objects of PROTOCOL.md §5.5 —
-switches with their DNs, T-Server applications, and IVR objects with their ports. The models mirror
+switches with their DNs, T-Server applications, and IVR objects with their ports — plus the
+built-in router's rules (:class:`RoutingConfig`, :class:`AgentGroupConfig`). The models mirror
 the TOML file one to one: TOML keys are the attribute names in kebab-case (``legacy-mode`` is
 ``legacy_mode``), unknown keys are errors, and every object is frozen once built.
 
 Validation has two stages. Pydantic checks each value (types, ranges, syntax of addresses and
 durations). Then :func:`reference_problems` checks what values say about each other (names are
 unique, references resolve, a DN serves one port...). Both stages collect *every* problem; the
-second raises :class:`~ivr_server.errors.ConfigError` straight out of ``ServerConfig``'s
+second (with :func:`routing_problems` for the routing rules) raises
+:class:`~ivr_server.errors.ConfigError` straight out of ``ServerConfig``'s
 constructor, so an inconsistent ``ServerConfig`` cannot exist — built from TOML or in code.
 
 Locations use one style everywhere: TOML keys joined by dots, list items by index, e.g.
@@ -23,22 +25,37 @@ in Python (``Timers(router_timeout=0.5)``) takes seconds, the unit of the attrib
 from __future__ import annotations
 
 __all__ = [
+    "MATCH_FIELDS",
+    "MATCH_OPERATORS",
     "PORT_DN_TYPES",
+    "TARGET_KEYS",
+    "UDATA_PREFIX",
+    "AgentGroupConfig",
     "AutoLogin",
     "DnConfig",
     "DnType",
     "IvrConfig",
+    "KvTable",
+    "KvValue",
     "ListenAddress",
+    "MatchCondition",
+    "MatchOperator",
     "OutputEncoding",
     "PortConfig",
+    "RouteTypeName",
+    "RoutingConfig",
+    "RoutingRule",
     "ServerConfig",
     "ServerOptions",
     "SwitchConfig",
     "SwitchType",
     "TServerConfig",
     "Timers",
+    "TreatmentConfig",
+    "TreatmentType",
     "describe_value",
     "reference_problems",
+    "routing_problems",
     "toml_context",
 ]
 
@@ -48,7 +65,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
-from typing import Annotated, Any, Final, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self, TypeAlias
 
 from pydantic import (
     BaseModel,
@@ -602,6 +619,268 @@ class IvrConfig(_Model):
 
 
 # --------------------------------------------------------------------------------------------
+# The built-in router: routing rules per routing point, agent groups
+
+TreatmentType = Literal[
+    "PlayAnnounce",
+    "PlayAnnounceAndDigits",
+    "Music",
+    "RAN",
+    "Busy",
+    "CollectDigits",
+    "CancelCall",
+    "SetDefaultRoute",
+    "PlayApplication",
+    "IVR",
+    "RingBack",
+    "Silence",
+    "VerifyDigits",
+    "RecordAnnounce",
+    "DeleteAnnounce",
+    "TextToSpeech",
+    "FastBusy",
+    "TextToSpeechAndDigits",
+]
+"""``TreatCall/@Type`` values (PROTOCOL.md §3.4.1), the same 18 as the wire schema's."""
+
+RouteTypeName = Literal["Default", "Normal", "Reroute", "RerouteAttended", "RerouteConferenced"]
+"""``RouteResponse/@RouteType`` values (PROTOCOL.md §3.3.3)."""
+
+MatchOperator = Literal["equals", "prefix", "regex", "present"]
+"""How a match condition tests its field."""
+
+MATCH_OPERATORS: Final[tuple[MatchOperator, ...]] = ("equals", "prefix", "regex", "present")
+"""The operators of a match condition; a condition uses exactly one."""
+
+MATCH_FIELDS: Final[tuple[str, ...]] = ("dnis", "ani", "ced")
+"""Route-request attributes a condition may test, besides ``udata.<Key>``."""
+
+UDATA_PREFIX: Final = "udata."
+"""Prefix of a condition field naming a user-data key: ``udata.Segment``."""
+
+TARGET_KEYS: Final[tuple[str, ...]] = ("dn", "queue", "agent-group", "routing-point", "default")
+"""The target keys of a routing rule; a rule has exactly one."""
+
+_INT_NODE_MIN: Final = -(2**31)
+_INT_NODE_MAX: Final = 2**31 - 1
+
+KvValue: TypeAlias = int | str | tuple[tuple[str, Any], ...]
+"""A value of a :data:`KvTable`: ``int`` (an ``Int`` node), ``str`` (a ``Str`` node) or a nested
+table (a ``List``), itself a tuple of ``(key, value)`` pairs."""
+
+
+def _kv_table(value: object) -> object:
+    """A TOML table of key/value items → ordered ``(key, value)`` pairs (see :data:`KvTable`)."""
+    return _kv_pairs(value, "")
+
+
+def _kv_pairs(value: object, path: str) -> tuple[tuple[str, KvValue], ...]:
+    if isinstance(value, Mapping):
+        items: list[tuple[object, object]] = list(value.items())
+    elif isinstance(value, tuple):  # the pairs form, as built by this validator (model_copy)
+        items = []
+        for item in value:
+            if not (isinstance(item, tuple) and len(item) == 2):
+                raise ValueError(_where(path, "expected a table (key = value)"))
+            items.append((item[0], item[1]))
+    else:
+        raise ValueError(
+            _where(path, f"expected a table (key = value), got {describe_value(value)}")
+        )
+    pairs: list[tuple[str, KvValue]] = []
+    for key, raw in items:
+        if not isinstance(key, str) or not key:
+            raise ValueError(_where(path, f"key {key!r} must be a non-empty string"))
+        pairs.append((key, _kv_value(raw, f"{path}.{key}" if path else key)))
+    return tuple(pairs)
+
+
+def _kv_value(value: object, path: str) -> KvValue:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        if not _INT_NODE_MIN <= value <= _INT_NODE_MAX:
+            raise ValueError(_where(path, f"{value} does not fit an Int node (32-bit signed)"))
+        return value
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping | tuple):
+        nested = _kv_pairs(value, path)
+        if not nested:
+            raise ValueError(_where(path, "a nested table must not be empty"))
+        return nested
+    raise ValueError(
+        _where(path, f"expected a string, integer, boolean or table, got {describe_value(value)}")
+    )
+
+
+def _where(path: str, message: str) -> str:
+    return f"{path!r}: {message}" if path else message
+
+
+KvTable = Annotated[tuple[tuple[str, KvValue], ...], BeforeValidator(_kv_table)]
+"""Key/value items for the wire (extensions, treatment parameters, attached data), in the order
+written. In TOML a table: an integer becomes an ``Int`` node (32-bit signed), a string a ``Str``
+node, a boolean the ``Str`` node ``"true"``/``"false"``, a nested table a ``List``."""
+
+
+class MatchCondition(_Model):
+    """One condition of a routing rule: ``{ field = "ced", equals = "1" }``.
+
+    Exactly one operator is given. A field is *absent* when the route request does not carry it:
+    ``dnis``, ``ani`` and ``ced`` are absent when missing or empty; ``udata.<Key>`` is absent when
+    the call's user data has no top-level item named ``Key``. An absent field, or a ``List`` item
+    of user data, never satisfies ``equals``, ``prefix`` or ``regex``.
+    """
+
+    field: str
+    """What is tested: ``dnis``, ``ani``, ``ced`` (the RouteRequest's collected digits) or
+    ``udata.<Key>`` (the value of the first top-level user-data item named ``Key``)."""
+    equals: Annotated[str, BeforeValidator(_number_to_str)] | None = None
+    """The field's value is exactly this string (a TOML integer is its decimal string)."""
+    prefix: Annotated[str, BeforeValidator(_number_to_str)] | None = None
+    """The field's value starts with this string."""
+    regex: str | None = None
+    """The whole value matches this Python regular expression (``re.fullmatch``: write
+    ``.*abc.*`` to find ``abc`` anywhere)."""
+    present: Flag | None = None
+    """``true``: the field is present; ``false``: it is absent."""
+
+    @field_validator("field")
+    @classmethod
+    def _check_field(cls, value: str) -> str:
+        if value in MATCH_FIELDS:
+            return value
+        if value.startswith(UDATA_PREFIX) and len(value) > len(UDATA_PREFIX):
+            return value
+        raise ValueError(f"unknown field {value!r}: use dnis, ani, ced or udata.<Key>")
+
+    @field_validator("regex")
+    @classmethod
+    def _check_regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as error:
+                raise ValueError(f"invalid regular expression {value!r}: {error}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_operator(self) -> Self:
+        given = [name for name in MATCH_OPERATORS if getattr(self, name) is not None]
+        if len(given) != 1:
+            found = ", ".join(given) if given else "none"
+            raise ValueError(
+                f"a condition needs exactly one operator: equals, prefix, regex or present"
+                f" (found: {found})"
+            )
+        return self
+
+    @property
+    def operator(self) -> MatchOperator:
+        """The condition's operator."""
+        return next(name for name in MATCH_OPERATORS if getattr(self, name) is not None)
+
+
+class TreatmentConfig(_Model):
+    """A treatment a rule applies before routing: ``{ type = "PlayApplication", ... }``."""
+
+    type: TreatmentType
+    """``TreatCall/@Type``: one of the 18 treatment types of PROTOCOL.md §3.4.1."""
+    parameters: KvTable = ()
+    """``TreatCall/Parameters``, e.g. ``{ APP_ID = 1, LANGUAGE = "English(US)" }``."""
+    extensions: KvTable = ()
+    """``TreatCall/ExtnsEx``."""
+
+
+class RoutingRule(_Model):
+    """One rule of a routing point: conditions, optional treatments, and where the call goes."""
+
+    name: Name
+    """The rule's name, unique within its routing point (logs, the dialog view)."""
+    match: tuple[MatchCondition, ...] = ()
+    """Conditions that must *all* hold; none = the rule always matches."""
+    dn: Number | None = None
+    """Target: route to this destination number (any string; need not be a configured DN)."""
+    queue: Number | None = None
+    """Target: the longest-idle ready agent logged in to this ``acd-queue`` DN (Dest = the
+    agent's DN). The rule is skipped while that queue has no ready agent."""
+    agent_group: Name | None = None
+    """Target: the longest-idle ready agent of this ``[[agent-groups]]`` group. The rule is
+    skipped while none of the group's agents is ready."""
+    routing_point: Number | None = None
+    """Target: route to this ``routing-point`` DN of the same switch (Dest = its number)."""
+    default: Flag = False
+    """Target: ``true`` = ``RouteResponse RouteType='Default'`` without ``Dest`` (the IVR's own
+    default handling)."""
+    route_type: RouteTypeName | None = None
+    """``RouteResponse/@RouteType``; default ``Normal`` (``Default`` for a ``default`` target,
+    which allows no other)."""
+    extensions: KvTable = ()
+    """``RouteResponse/ExtnsEx`` of the routing."""
+    attach: KvTable = ()
+    """User data attached to the call (Replace semantics) just before it is routed."""
+    treatments: tuple[TreatmentConfig, ...] = ()
+    """Treatments applied one after the other before routing (the next when the previous ended
+    or could not start)."""
+
+    @field_validator("route_type")
+    @classmethod
+    def _check_route_type(
+        cls, value: RouteTypeName | None, info: ValidationInfo
+    ) -> RouteTypeName | None:
+        if value not in (None, "Default") and info.data.get("default") is True:
+            raise ValueError(f"a 'default' target routes with RouteType Default, not {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        targets = self.targets()
+        if len(targets) != 1:
+            found = ", ".join(targets) if targets else "none"
+            raise ValueError(
+                "a rule needs exactly one target: dn, queue, agent-group, routing-point"
+                f" or default = true (found: {found})"
+            )
+        return self
+
+    def targets(self) -> list[str]:
+        """The TOML keys of the targets given (exactly one in a valid rule)."""
+        values = (self.dn, self.queue, self.agent_group, self.routing_point)
+        found = [key for key, value in zip(TARGET_KEYS, values, strict=False) if value is not None]
+        if self.default:
+            found.append("default")
+        return found
+
+    @property
+    def effective_route_type(self) -> RouteTypeName:
+        """The RouteType the rule routes with: ``route-type``, else Default/Normal."""
+        if self.route_type is not None:
+            return self.route_type
+        return "Default" if self.default else "Normal"
+
+
+class RoutingConfig(_Model):
+    """The built-in router's rules for one routing point (TOML ``[[routing]]``)."""
+
+    dn: Number
+    """The routing point: a ``routing-point`` DN (the ``RouteRequest RouteDN``)."""
+    switch: Name | None = None
+    """The switch of ``dn``; needed only when several switches have a DN with that number."""
+    rules: tuple[RoutingRule, ...] = ()
+    """The rules, tried in order; a call no rule takes gets ``RouteType Default``."""
+
+
+class AgentGroupConfig(_Model):
+    """A named set of agents a rule can target (TOML ``[[agent-groups]]``)."""
+
+    name: Name
+    """The group's name, unique; what ``agent-group`` in a rule names."""
+    agents: Annotated[tuple[Number, ...], Field(min_length=1)]
+    """Agent login ids (``AgentLogin AgentId``), each once; at least one."""
+
+
+# --------------------------------------------------------------------------------------------
 # The whole configuration
 
 
@@ -621,12 +900,18 @@ class ServerConfig(_Model):
     """T-Server applications (TOML ``[[tservers]]``)."""
     ivrs: tuple[IvrConfig, ...] = ()
     """IVR objects and their ports (TOML ``[[ivrs]]``)."""
+    routing: tuple[RoutingConfig, ...] = ()
+    """The built-in router's rules, one entry per routing point (TOML ``[[routing]]``)."""
+    agent_groups: tuple[AgentGroupConfig, ...] = ()
+    """Named sets of agents that routing rules target (TOML ``[[agent-groups]]``)."""
 
     _ivrs: dict[str, IvrConfig] = PrivateAttr(default_factory=dict)
     _switches: dict[str, SwitchConfig] = PrivateAttr(default_factory=dict)
     _tservers: dict[str, TServerConfig] = PrivateAttr(default_factory=dict)
     _tserver_of_switch: dict[str, TServerConfig] = PrivateAttr(default_factory=dict)
     _dns: dict[tuple[str, str], DnConfig] = PrivateAttr(default_factory=dict)
+    _routing: dict[str, list[RoutingConfig]] = PrivateAttr(default_factory=dict)
+    _agent_groups: dict[str, AgentGroupConfig] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: Any, /) -> None:
         for ivr in self.ivrs:
@@ -638,10 +923,17 @@ class ServerConfig(_Model):
         for tserver in self.tservers:
             self._tservers.setdefault(tserver.name, tserver)
             self._tserver_of_switch.setdefault(tserver.switch, tserver)
+        for group in self.agent_groups:
+            self._agent_groups.setdefault(group.name, group)
+        for entry in self.routing:
+            switch_name = self.routing_switch_name(entry)
+            if switch_name is not None:
+                self._routing.setdefault(switch_name, []).append(entry)
 
     @model_validator(mode="after")
     def _check_references(self) -> Self:
         problems = reference_problems(self.switches, self.tservers, self.ivrs)
+        problems += routing_problems(self.switches, self.routing, self.agent_groups)
         if problems:
             raise ConfigError(problems)
         return self
@@ -682,6 +974,23 @@ class ServerConfig(_Model):
         """The switch and DN a port of ``ivr`` is associated with."""
         switch_name = self.port_switch_name(ivr, port)
         return None if switch_name is None else self.find_dn(switch_name, port.dn)
+
+    def routing_switch_name(self, entry: RoutingConfig) -> str | None:
+        """The name of the switch of a ``[[routing]]`` entry's routing point: its ``switch``,
+        else the only switch with a DN numbered ``entry.dn`` (None if that cannot be decided)."""
+        if entry.switch is not None:
+            return entry.switch
+        found = [s.name for s in self.switches if (s.name, entry.dn) in self._dns]
+        return found[0] if len(found) == 1 else None
+
+    def routing_for(self, switch_name: str) -> tuple[RoutingConfig, ...]:
+        """The ``[[routing]]`` entries of the routing points of switch ``switch_name``, in file
+        order (empty when the built-in router serves none of its routing points)."""
+        return tuple(self._routing.get(switch_name, ()))
+
+    def agent_group(self, name: str) -> AgentGroupConfig | None:
+        """The agent group named ``name``, or None."""
+        return self._agent_groups.get(name)
 
 
 # --------------------------------------------------------------------------------------------
@@ -921,4 +1230,154 @@ def reference_problems(
             else:
                 port_of_agent[agent] = where
 
+    return problems
+
+
+def routing_problems(
+    switches: Sequence[SwitchConfig | None],
+    routing: Sequence[RoutingConfig | None],
+    agent_groups: Sequence[AgentGroupConfig | None],
+    *,
+    unverified_switches: frozenset[str] = frozenset(),
+    unverified_groups: frozenset[str] = frozenset(),
+) -> list[ConfigProblem]:
+    """Every problem in how ``[[routing]]`` and ``[[agent-groups]]`` refer to the switches' DNs
+    and to each other.
+
+    ``None`` items and ``unverified_*`` names work as in :func:`reference_problems`. When a switch
+    failed validation, a routing point that names no switch and is found on none of the others
+    is not reported (it may be on the failed one).
+    """
+    problems: list[ConfigProblem] = []
+
+    def add(location: str, message: str) -> None:
+        problems.append(ConfigProblem(location, message))
+
+    switches_complete = all(switch is not None for switch in switches)
+    dns_of: dict[str, dict[str, DnConfig]] = {}
+    for switch in switches:
+        if switch is not None and switch.name not in dns_of:
+            dns_of[switch.name] = {dn.number: dn for dn in reversed(switch.dns)}
+
+    # Agent groups.
+    group_at: dict[str, int] = {}
+    for i, group in enumerate(agent_groups):
+        if group is None:
+            continue
+        if group.name in group_at:
+            add(
+                f"agent-groups[{i}].name",
+                f"duplicate agent group name {group.name!r}"
+                f" (first at agent-groups[{group_at[group.name]}])",
+            )
+        else:
+            group_at[group.name] = i
+        seen: dict[str, int] = {}
+        for k, agent in enumerate(group.agents):
+            if agent in seen:
+                add(
+                    f"agent-groups[{i}].agents[{k}]",
+                    f"agent {agent!r} is listed twice (first at agent-groups[{i}].agents"
+                    f"[{seen[agent]}])",
+                )
+            else:
+                seen[agent] = k
+
+    # Routing points.
+    routing_at: dict[tuple[str, str], int] = {}
+    for i, entry in enumerate(routing):
+        if entry is None:
+            continue
+        where = f"routing[{i}]"
+        rule_at: dict[str, int] = {}
+        for k, rule in enumerate(entry.rules):
+            if rule.name in rule_at:
+                add(
+                    f"{where}.rules[{k}].name",
+                    f"duplicate rule name {rule.name!r} (first at {where}.rules"
+                    f"[{rule_at[rule.name]}])",
+                )
+            else:
+                rule_at[rule.name] = k
+            group_name = rule.agent_group
+            if (
+                group_name is not None
+                and group_name not in group_at
+                and group_name not in unverified_groups
+            ):
+                add(
+                    f"{where}.rules[{k}].agent-group",
+                    f"unknown agent group {group_name!r}"
+                    f" (agent groups: {_names(group_at.keys() | unverified_groups)})",
+                )
+
+        # The routing point's switch and DN.
+        if entry.switch is not None:
+            switch_name = entry.switch
+            if switch_name not in dns_of:
+                if switch_name not in unverified_switches:
+                    add(
+                        f"{where}.switch",
+                        f"unknown switch {switch_name!r}"
+                        f" (switches: {_names(dns_of.keys() | unverified_switches)})",
+                    )
+                continue
+        else:
+            found = [name for name, dns in dns_of.items() if entry.dn in dns]
+            if len(found) > 1:
+                add(
+                    f"{where}.switch",
+                    f"required: DN {entry.dn!r} exists on several switches ({_names(found)}),"
+                    " so say which one the routing point is on",
+                )
+                continue
+            if not found:
+                if switches_complete:
+                    add(
+                        f"{where}.dn",
+                        f"DN {entry.dn!r} is not a DN of any switch"
+                        f" (switches: {_names(set(dns_of))})",
+                    )
+                continue
+            switch_name = found[0]
+        dns = dns_of[switch_name]
+        point = dns.get(entry.dn)
+        if point is None:
+            add(f"{where}.dn", f"DN {entry.dn!r} is not a DN of switch {switch_name!r}")
+        elif point.type is not DnType.ROUTING_POINT:
+            add(
+                f"{where}.dn",
+                f"DN {entry.dn!r} on switch {switch_name!r} is {_a(point.type)};"
+                " the built-in router serves routing-point DNs",
+            )
+        key = (switch_name, entry.dn)
+        if key in routing_at:
+            add(
+                f"{where}.dn",
+                f"routing point {entry.dn!r} on switch {switch_name!r} already has rules"
+                f" at routing[{routing_at[key]}]",
+            )
+        else:
+            routing_at[key] = i
+
+        # Targets that must be DNs of the same switch.
+        for k, rule in enumerate(entry.rules):
+            for key_name, number, wanted in (
+                ("queue", rule.queue, DnType.ACD_QUEUE),
+                ("routing-point", rule.routing_point, DnType.ROUTING_POINT),
+            ):
+                if number is None:
+                    continue
+                target = dns.get(number)
+                if target is None:
+                    add(
+                        f"{where}.rules[{k}].{key_name}",
+                        f"{key_name} {number!r} is not a DN of switch {switch_name!r}",
+                    )
+                elif target.type is not wanted:
+                    add(
+                        f"{where}.rules[{k}].{key_name}",
+                        f"{key_name} {number!r} on switch {switch_name!r} is"
+                        f" {_a(target.type)}, not {_a(wanted)}",
+                    )
     return problems

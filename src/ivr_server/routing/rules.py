@@ -1,0 +1,522 @@
+"""The built-in router: ordered rules per routing point, no I/O, no clock.
+
+Theory of operation
+-------------------
+:class:`BuiltinRouter` implements :class:`~ivr_server.routing.Router` for the routing points of
+one switch. Its rules are the validated ``[[routing]]`` configuration
+(:class:`~ivr_server.config.RoutingRule`), compiled once in the constructor: regular expressions
+are precompiled, conditions become small closures, key/value tables become wire key/value lists.
+Per route request the work is proportional to the rules of that routing point (plus one look at
+the switch's ready agents when a rule targets agents).
+
+One *dialog* per call (keyed by ConnID) remembers where the call is in its rule:
+
+* ``EventRouteRequest`` on a served routing point opens it: the first rule whose conditions all
+  hold and whose agent target (``queue`` / ``agent-group``) has a ready agent is chosen; none →
+  ``TRouteCall RouteType=Default`` without Dest.
+* The rule's treatments run one by one (``TApplyTreatment``; phase ``TREATING``); the next starts
+  on ``EventTreatmentEnd`` or ``EventTreatmentNotApplied``.
+* Then the rule routes (phase ``ROUTED``): its ``attach`` data is written (``TUpdateUserData`` on
+  the port DN, Replace semantics) and ``TRouteCall`` is sent. An agent target is resolved again
+  at that moment; no ready agent left → ``RouteType=Default``.
+* A routing failure (``EventError`` for ``TRouteCall`` with the call's ConnID: the IVR sent
+  ``Failure``) routes again with the next rule after the current one whose conditions hold and
+  whose agent target is available, without treatments; none → Default. Conditions are evaluated
+  against the ``EventRouteRequest`` that opened the dialog.
+* ``EventRouteUsed`` ends the dialog — unless it reports the router's own ``TRouteCall`` (same
+  ReferenceID): the switch reports a failure *after* that ``EventRouteUsed``, so a routed dialog
+  is kept until the call ends. ``EventReleased`` of the call forgets it in every case, so the
+  table is empty once the calls are over.
+
+Every other event, every event of another switch, and every event about a call or routing point
+the router does not know is ignored: nothing here raises because of what a peer did.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ROUTE_FAILURE_CODES",
+    "BuiltinRouter",
+    "DialogPhase",
+    "DialogSnapshot",
+    "kv_from_table",
+]
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, Final
+
+from ivr_server.config import UDATA_PREFIX, KvValue, MatchCondition, RoutingRule
+from ivr_server.errors import LocalProtocolError
+from ivr_server.switch import (
+    EventError,
+    EventReleased,
+    EventRouteRequest,
+    EventRouteUsed,
+    EventTreatmentEnd,
+    EventTreatmentNotApplied,
+    ReadyAgent,
+    RouteType,
+    RoutingEvent,
+    SwitchEvent,
+    TApplyTreatment,
+    TErrorCode,
+    TRouteCall,
+    TUpdateUserData,
+    VirtualSwitch,
+)
+from ivr_server.wire.kv import Item, KvList, List, Node
+
+ROUTE_FAILURE_CODES: Final = frozenset(
+    {TErrorCode.TERR_ORIG_DN_BUSY, TErrorCode.TERR_DN_NO_ANSWER, TErrorCode.TERR_CONN_ATMPT_FAIL}
+)
+"""AttributeErrorCode values of the EventError that reports a failed route (``Failure``
+``Busy`` / ``NoAnswer`` / ``ConnectFailed``, PROTOCOL.md §3.3.5)."""
+
+
+def kv_from_table(table: Iterable[tuple[str, KvValue]]) -> KvList:
+    """A configuration key/value table (:data:`~ivr_server.config.KvTable`) as wire items:
+    ``int`` → ``Int`` node, ``str`` → ``Str`` node, nested table → ``List``."""
+    items: list[Item] = []
+    for key, value in table:
+        if isinstance(value, bool):  # the config turns booleans into strings; be safe anyway
+            items.append(Node(Name=key, Type="Str", Val="true" if value else "false"))
+        elif isinstance(value, int):
+            items.append(Node(Name=key, Type="Int", Val=str(value)))
+        elif isinstance(value, str):
+            items.append(Node(Name=key, Type="Str", Val=value))
+        else:
+            items.append(List(Name=key, items=kv_from_table(value)))
+    return tuple(items)
+
+
+# --------------------------------------------------------------------------------------------
+# Compiled rules
+
+
+class _ListValue:
+    """What a condition sees for a user-data key whose first item is a ``List``."""
+
+    __slots__ = ()
+
+
+_LIST: Final = _ListValue()
+
+_Value = str | _ListValue | None
+"""A field's value in a route request: a string, a List (user data only), or None = absent."""
+
+_Getter = Callable[[EventRouteRequest], _Value]
+_Test = Callable[[EventRouteRequest], bool]
+
+
+def _attribute_getter(name: str) -> _Getter:
+    def get(request: EventRouteRequest) -> _Value:
+        value: str | None = getattr(request, name)
+        return value or None  # an empty attribute is absent
+
+    return get
+
+
+_ATTRIBUTE_GETTERS: Final[Mapping[str, _Getter]] = {
+    "dnis": _attribute_getter("dnis"),
+    "ani": _attribute_getter("ani"),
+    "ced": _attribute_getter("collected_digits"),
+}
+
+
+def _user_data_getter(key: str) -> _Getter:
+    def get(request: EventRouteRequest) -> _Value:
+        for item in request.user_data:
+            if item.Name == key:
+                return item.Val if isinstance(item, Node) else _LIST
+        return None
+
+    return get
+
+
+def _compile_condition(condition: MatchCondition) -> _Test:
+    field = condition.field
+    get = _ATTRIBUTE_GETTERS.get(field) or _user_data_getter(field.removeprefix(UDATA_PREFIX))
+    if condition.equals is not None:
+        expected = condition.equals
+        return lambda request: get(request) == expected
+    if condition.prefix is not None:
+        prefix = condition.prefix
+
+        def starts(request: EventRouteRequest) -> bool:
+            value = get(request)
+            return isinstance(value, str) and value.startswith(prefix)
+
+        return starts
+    if condition.regex is not None:
+        pattern = re.compile(condition.regex)
+
+        def fullmatch(request: EventRouteRequest) -> bool:
+            value = get(request)
+            return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+        return fullmatch
+    wanted = condition.present is True
+    return lambda request: (get(request) is not None) is wanted
+
+
+@dataclass(frozen=True, slots=True)
+class _Treatment:
+    type: str
+    parameters: KvList
+    extensions: KvList
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    """One compiled rule. Exactly one of ``dest``/``queue``/``group`` is set, or none of them
+    (a ``default`` target: RouteType Default without Dest)."""
+
+    name: str
+    tests: tuple[_Test, ...]
+    dest: str | None
+    queue: str | None
+    group: frozenset[str] | None
+    route_type: RouteType
+    extensions: KvList
+    attach: KvList
+    treatments: tuple[_Treatment, ...]
+
+    def matches(self, request: EventRouteRequest) -> bool:
+        return all(test(request) for test in self.tests)
+
+    @property
+    def wants_agent(self) -> bool:
+        return self.queue is not None or self.group is not None
+
+    def pick(self, agents: Sequence[ReadyAgent]) -> ReadyAgent | None:
+        """The longest-idle agent of ``agents`` (sorted so) this rule may route to."""
+        if self.queue is not None:
+            queue = self.queue
+            return next((agent for agent in agents if agent.queue == queue), None)
+        group = self.group
+        assert group is not None
+        return next((agent for agent in agents if agent.agent_id in group), None)
+
+
+def _compile_rule(rule: RoutingRule, groups: Mapping[str, frozenset[str]]) -> _Rule:
+    group: frozenset[str] | None = None
+    if rule.agent_group is not None:
+        group = groups.get(rule.agent_group)
+        if group is None:
+            raise LocalProtocolError(
+                f"rule {rule.name!r}: unknown agent group {rule.agent_group!r}"
+            )
+    return _Rule(
+        name=rule.name,
+        tests=tuple(_compile_condition(condition) for condition in rule.match),
+        dest=rule.dn if rule.dn is not None else rule.routing_point,
+        queue=rule.queue,
+        group=group,
+        route_type=rule.effective_route_type,
+        extensions=kv_from_table(rule.extensions),
+        attach=kv_from_table(rule.attach),
+        treatments=tuple(
+            _Treatment(t.type, kv_from_table(t.parameters), kv_from_table(t.extensions))
+            for t in rule.treatments
+        ),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Dialogs
+
+
+class DialogPhase(Enum):
+    """Where a call's dialog with the built-in router is."""
+
+    TREATING = "treating"
+    """A treatment of the chosen rule was asked for; waiting for it to end (or not start)."""
+    ROUTED = "routed"
+    """``TRouteCall`` was sent; kept until the call ends, in case the route fails."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DialogSnapshot:
+    """Read-only view of one call's dialog with the built-in router."""
+
+    conn_id: str
+    """AttributeConnID of the call."""
+    routing_point: str
+    """The routing point the call was presented on."""
+    rule: str | None
+    """Name of the rule in use; None when no rule took the call (routed Default)."""
+    phase: DialogPhase
+    """Treating or routed."""
+    treatment: int | None
+    """Index (in the rule's ``treatments``) of the treatment running, while treating."""
+
+
+class _Dialog:
+    """Mutable state of one call's dialog. Only :class:`BuiltinRouter` writes it."""
+
+    __slots__ = ("phase", "port", "request", "route_ref", "routing_point", "rule", "treatment")
+
+    def __init__(
+        self, routing_point: str, port: str | None, request: EventRouteRequest | None
+    ) -> None:
+        self.routing_point = routing_point
+        self.port = port
+        self.request = request
+        self.rule = -1
+        """Index of the rule in use; ``len(rules)`` = none (routed Default)."""
+        self.phase = DialogPhase.TREATING
+        self.treatment = 0
+        self.route_ref: int | None = None
+        """ReferenceID of the router's latest TRouteCall."""
+
+
+class BuiltinRouter:
+    """The rule-based router of the routing points of one switch (see the module docstring).
+
+    ``points`` maps each served routing point to its rules, in order; ``refs`` gives a fresh
+    T-Library ReferenceID per request; ``agent_groups`` maps group names to agent ids (every
+    group a rule names must be there, else :class:`~ivr_server.errors.LocalProtocolError`).
+    """
+
+    def __init__(
+        self,
+        points: Mapping[str, Sequence[RoutingRule]],
+        refs: Callable[[], int],
+        *,
+        agent_groups: Mapping[str, Iterable[str]] | None = None,
+    ) -> None:
+        groups = {name: frozenset(agents) for name, agents in (agent_groups or {}).items()}
+        self._rules: dict[str, tuple[_Rule, ...]] = {
+            point: tuple(_compile_rule(rule, groups) for rule in rules)
+            for point, rules in points.items()
+        }
+        self._points = frozenset(self._rules)
+        self._refs = refs
+        self._dialogs: dict[str, _Dialog] = {}
+        """ConnID → the call's dialog."""
+
+    # -- the Router interface ---------------------------------------------------------------------
+
+    def routing_points(self) -> frozenset[str]:
+        """The routing points this router has rules for."""
+        return self._points
+
+    def on_event(self, switch: VirtualSwitch, event: SwitchEvent) -> None:
+        """React to one event of ``switch``; see the module docstring."""
+        handler = _HANDLERS.get(type(event))
+        if handler is not None and event.switch == switch.name:
+            handler(self, switch, event)
+
+    # -- read side ----------------------------------------------------------------------------------
+
+    def dialogs(self) -> list[DialogSnapshot]:
+        """Snapshots of every dialog the router keeps, oldest first."""
+        return [self._snapshot(conn_id, dialog) for conn_id, dialog in self._dialogs.items()]
+
+    def dialog(self, conn_id: str) -> DialogSnapshot | None:
+        """A snapshot of the dialog of call ``conn_id``, or None."""
+        dialog = self._dialogs.get(conn_id)
+        return None if dialog is None else self._snapshot(conn_id, dialog)
+
+    def _snapshot(self, conn_id: str, dialog: _Dialog) -> DialogSnapshot:
+        rules = self._rules[dialog.routing_point]
+        treating = dialog.phase is DialogPhase.TREATING
+        return DialogSnapshot(
+            conn_id=conn_id,
+            routing_point=dialog.routing_point,
+            rule=rules[dialog.rule].name if 0 <= dialog.rule < len(rules) else None,
+            phase=dialog.phase,
+            treatment=dialog.treatment if treating else None,
+        )
+
+    # -- events -------------------------------------------------------------------------------------
+
+    def _on_route_request(self, switch: VirtualSwitch, event: EventRouteRequest) -> None:
+        rules = self._rules.get(event.dn)
+        if rules is None:
+            return
+        dialog = _Dialog(event.dn, event.other_dn, event)
+        self._dialogs[event.conn_id] = dialog
+        index, agent = self._choose(switch, rules, event, 0)
+        dialog.rule = index
+        if index == len(rules):
+            self._route_default(switch, event.conn_id, dialog)
+            return
+        rule = rules[index]
+        if rule.treatments:
+            self._treat(switch, event.conn_id, dialog, rule, 0)
+        else:
+            self._route(switch, event.conn_id, dialog, rule, agent)
+
+    def _on_treatment_over(
+        self, switch: VirtualSwitch, event: EventTreatmentEnd | EventTreatmentNotApplied
+    ) -> None:
+        dialog = self._dialog_at(event)
+        if dialog is None or dialog.phase is not DialogPhase.TREATING:
+            return
+        rule = self._rules[dialog.routing_point][dialog.rule]
+        following = dialog.treatment + 1
+        if following < len(rule.treatments):
+            self._treat(switch, event.conn_id, dialog, rule, following)
+        else:
+            self._route(switch, event.conn_id, dialog, rule, None)
+
+    def _on_error(self, switch: VirtualSwitch, event: EventError) -> None:
+        conn_id, point = event.conn_id, event.dn
+        if (
+            event.request != TRouteCall.name
+            or conn_id is None
+            or point is None
+            or event.error_code not in ROUTE_FAILURE_CODES
+        ):
+            return
+        rules = self._rules.get(point)
+        if rules is None:
+            return
+        dialog = self._dialogs.get(conn_id)
+        if dialog is None or dialog.routing_point != point or dialog.request is None:
+            # A call the router has no dialog for waits at its routing point: no rule is known
+            # to have been tried, and none can be chosen without the route request. Default.
+            dialog = _Dialog(point, None, None)
+            dialog.rule = len(rules)
+            self._dialogs[conn_id] = dialog
+            self._route_default(switch, conn_id, dialog)
+            return
+        index, agent = self._choose(switch, rules, dialog.request, dialog.rule + 1)
+        dialog.rule = index
+        if index == len(rules):
+            self._route_default(switch, conn_id, dialog)
+        else:
+            self._route(switch, conn_id, dialog, rules[index], agent)
+
+    def _on_route_used(self, switch: VirtualSwitch, event: EventRouteUsed) -> None:
+        dialog = self._dialog_at(event)
+        if dialog is None:
+            return
+        routed_by_us = (
+            dialog.phase is DialogPhase.ROUTED
+            and event.reference_id is not None
+            and event.reference_id == dialog.route_ref
+        )
+        if not routed_by_us:  # aborted, timed out, or released while treating
+            del self._dialogs[event.conn_id]
+
+    def _on_released(self, switch: VirtualSwitch, event: EventReleased) -> None:
+        self._dialogs.pop(event.conn_id, None)
+
+    def _dialog_at(self, event: RoutingEvent) -> _Dialog | None:
+        dialog = self._dialogs.get(event.conn_id)
+        if dialog is None or dialog.routing_point != event.dn:
+            return None
+        return dialog
+
+    # -- decisions and requests ---------------------------------------------------------------------
+
+    def _choose(
+        self,
+        switch: VirtualSwitch,
+        rules: tuple[_Rule, ...],
+        request: EventRouteRequest,
+        start: int,
+    ) -> tuple[int, ReadyAgent | None]:
+        """The first rule from ``start`` on that matches and can route, with its agent if it
+        targets agents; ``(len(rules), None)`` when there is none."""
+        agents: list[ReadyAgent] | None = None
+        for index in range(start, len(rules)):
+            rule = rules[index]
+            if not rule.matches(request):
+                continue
+            if not rule.wants_agent:
+                return index, None
+            if agents is None:
+                agents = switch.ready_agents()
+            agent = rule.pick(agents)
+            if agent is not None:
+                return index, agent
+        return len(rules), None
+
+    def _treat(
+        self, switch: VirtualSwitch, conn_id: str, dialog: _Dialog, rule: _Rule, index: int
+    ) -> None:
+        treatment = rule.treatments[index]
+        dialog.phase, dialog.treatment = DialogPhase.TREATING, index
+        switch.request(
+            TApplyTreatment(
+                reference_id=self._refs(),
+                conn_id=conn_id,
+                dn=dialog.routing_point,
+                treatment_type=treatment.type,
+                parameters=treatment.parameters,
+                extensions=treatment.extensions,
+            )
+        )
+
+    def _route(
+        self,
+        switch: VirtualSwitch,
+        conn_id: str,
+        dialog: _Dialog,
+        rule: _Rule,
+        agent: ReadyAgent | None,
+    ) -> None:
+        """Route with ``rule``; an agent target takes ``agent``, else the longest-idle one now
+        (none left: Default)."""
+        dest = rule.dest
+        if rule.wants_agent:
+            if agent is None:
+                agent = rule.pick(switch.ready_agents())
+            if agent is None:
+                self._route_default(switch, conn_id, dialog)
+                return
+            dest = agent.dn
+        if rule.attach and dialog.port is not None:
+            switch.request(
+                TUpdateUserData(
+                    reference_id=self._refs(),
+                    conn_id=conn_id,
+                    dn=dialog.port,
+                    user_data=rule.attach,
+                )
+            )
+        self._send_route(switch, conn_id, dialog, rule.route_type, dest, rule.extensions)
+
+    def _route_default(self, switch: VirtualSwitch, conn_id: str, dialog: _Dialog) -> None:
+        self._send_route(switch, conn_id, dialog, "Default", None, ())
+
+    def _send_route(
+        self,
+        switch: VirtualSwitch,
+        conn_id: str,
+        dialog: _Dialog,
+        route_type: RouteType,
+        dest: str | None,
+        extensions: KvList,
+    ) -> None:
+        reference_id = self._refs()
+        dialog.phase, dialog.route_ref = DialogPhase.ROUTED, reference_id
+        switch.request(
+            TRouteCall(
+                reference_id=reference_id,
+                conn_id=conn_id,
+                dn=dialog.routing_point,
+                route_type=route_type,
+                dest=dest,
+                extensions=extensions,
+            )
+        )
+
+
+_Handler = Callable[[BuiltinRouter, VirtualSwitch, Any], None]
+
+_HANDLERS: Final[Mapping[type[SwitchEvent], _Handler]] = {
+    EventRouteRequest: BuiltinRouter._on_route_request,
+    EventTreatmentEnd: BuiltinRouter._on_treatment_over,
+    EventTreatmentNotApplied: BuiltinRouter._on_treatment_over,
+    EventError: BuiltinRouter._on_error,
+    EventRouteUsed: BuiltinRouter._on_route_used,
+    EventReleased: BuiltinRouter._on_released,
+}
+"""Event type → handler: the events the built-in router reacts to; every other is ignored."""
