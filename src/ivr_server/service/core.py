@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -34,6 +34,7 @@ from ivr_server.calls.replies import (
     invalid_request,
 )
 from ivr_server.config import IvrConfig, PortConfig, ServerConfig
+from ivr_server.routing import Router, build_routers
 from ivr_server.service.sessions import SUPPORTED_VERSIONS, Login, LoginStatus, Session
 from ivr_server.session import IvrLink
 from ivr_server.switch import (
@@ -141,8 +142,9 @@ class IvrService:
         """The clock as of the latest input (the runtime passes it in; this core never reads it)."""
         self._id_seed = id_seed
         self.calls = CallManager(_call_settings(config), self._send_to_owner)
-        self.routers: dict[str, Any] = {}
-        """Switch name -> the router serving its routing points."""
+        self._router_refs = itertools.count(2_000_000_001)
+        self.routers: Mapping[str, Router] = build_routers(config, self._next_router_ref)
+        """Switch name -> the router serving its routing points (built-in rules for now)."""
         self.flow_control = config.server.flow_control
         self.switches: dict[str, VirtualSwitch] = {}
         self.sessions: dict[int, Session] = {}
@@ -212,6 +214,9 @@ class IvrService:
         dirty = list(self._dirty)
         self._dirty.clear()
         return dirty
+
+    def _next_router_ref(self) -> int:
+        return next(self._router_refs)
 
     def _send_to_owner(self, owner: Any, call_id: str, message: Message) -> None:
         """A call's message to the session that owns the call (none: dropped, DECISIONS.md)."""
@@ -876,6 +881,8 @@ class IvrService:
         old_index = self._port_of_dn
         self.config = config
         self.calls.reconfigure(_call_settings(config))
+        # calls in a routing dialog at this moment get the router timeout's default answer
+        self.routers = build_routers(config, self._next_router_ref)
         added, removed = self._apply_switches(config)
         self._index_ports(config)
         new_index = self._port_of_dn

@@ -779,6 +779,15 @@ class VirtualSwitch:
         if call is None:
             return
         call.routing_point, call.treatment = None, None
+        target = self._dns.get(req.dest) if req.dest is not None else None
+        if (
+            target is not None
+            and target.agent is not None
+            and target.agent.state is AgentState.READY
+        ):
+            # the agent was just given a call: it is no longer the longest idle
+            self._ready_seq += 1
+            target.agent = replace(target.agent, ready_since=self._ready_seq)
         self._call_event(
             RequestRouteCall,
             req,
