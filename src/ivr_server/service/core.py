@@ -954,4 +954,5 @@ def _call_settings(config: ServerConfig) -> CallSettings:
         call_timeout=timers.call_timeout,
         wait_for_ringing=timers.wait_for_ringing,
         orphan_call_timeout=timers.orphan_call_timeout,
+        active_release=config.server.active_release,
     )
