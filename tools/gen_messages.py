@@ -31,6 +31,8 @@ VALUE_ALIASES = {
     ("NewCall", "CallControlMode"): {"MakeCall": "Network"},
 }
 ATTR_ALIASES = {"RouteRequest": {"RouteDn": "RouteDN"}}
+# Attributes also accepted as a text child element (PROTOCOL.md §3.11 row 17: TreatStatus CED).
+CHILD_ATTRS = {"TreatStatus": ("CED",)}
 # Parts whose content is handled by the codec itself rather than by a generated class.
 CODEC_PARTS = {
     "GctiMsg",
@@ -187,6 +189,8 @@ def generate(schema: dict[str, Any]) -> str:
             extra += ", exactly_one_of=('Server', 'Port', 'Agent')"
         if tag in ATTR_ALIASES:
             extra += f", attr_aliases={ATTR_ALIASES[tag]!r}"
+        if tag in CHILD_ATTRS:
+            extra += f", child_attrs={CHILD_ATTRS[tag]!r}"
         spec_lines.append(f"    {tag!r}: ElementSpec(")
         spec_lines.append(f"        {tag!r},")
         spec_lines.append(f"        {tag},")

@@ -91,3 +91,40 @@ class RawLink:
         self.writer.close()
         with contextlib.suppress(ConnectionError, OSError):
             await self.writer.wait_closed()
+
+
+# -- helpers for call tests ----------------------------------------------------------------------
+
+SERVER_PROLOG = (
+    b"<?xml version='1.0' encoding='ISO-8859-1'?><!DOCTYPE GctiMsg SYSTEM 'IServer.dtd'>"
+)
+"""What every document the server writes starts with (PROTOCOL.md §2.2)."""
+
+
+def server_doc(call_id: str, body: str) -> bytes:
+    """The exact bytes of a server document carrying ``body`` on ``call_id``."""
+    return SERVER_PROLOG + f"<GctiMsg><CallId>{call_id}</CallId>{body}</GctiMsg>".encode("latin-1")
+
+
+def new_call_body(
+    port: str, extra: str = "", version: str | None = "4.0", mode: str = "Network"
+) -> str:
+    """A ``NewCall`` element; ``extra`` is written after ``CalledNum`` (DNIS, ANI, UDataEx…)."""
+    ver = f' Version="{version}"' if version is not None else ""
+    return f'<NewCall CallControlMode="{mode}"{ver}><CalledNum>{port}</CalledNum>{extra}</NewCall>'
+
+
+async def send_many(link: RawLink, items: list[tuple[str | None, str]]) -> None:
+    """Pipeline several documents in one TCP write."""
+    await link.send_bytes(b"".join(frame(doc(call_id, body)) for call_id, body in items))
+
+
+async def start_call(
+    link: RawLink, call_id: str, port: str = "1", extra: str = "", version: str | None = "4.0"
+) -> None:
+    """Send a NewCall and check the two In-Front CallStatus events, byte for byte."""
+    await link.send(call_id, new_call_body(port, extra, version))
+    for event in ("Ringing", "Established"):
+        got_id, _, raw = await link.recv_doc()
+        assert got_id == call_id
+        assert raw == server_doc(call_id, f"<CallStatus Event='{event}'/>")

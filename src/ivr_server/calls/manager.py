@@ -191,6 +191,8 @@ class _Pending:
     call: Call
     kind: _Kind
     request_id: str = ""
+    owner: Owner | None = None
+    """Who asked (user-data replies go back to the requester)."""
 
 
 def _kv(ex: KvList | None, legacy: tuple[NVPair, ...] | None) -> KvList:
@@ -231,6 +233,9 @@ class CallManager:
         self._call_timer: DeadlineQueue[str] = DeadlineQueue()
         self._ringing_timer: DeadlineQueue[str] = DeadlineQueue()
         self._orphan_timer: DeadlineQueue[str] = DeadlineQueue()
+        self._requester: Owner | None = None
+        """The session whose request is being handled: direct replies go to it, unsolicited call
+        events to the call's owner (PROTOCOL.md §9.4.3)."""
         self.completed = 0
         """Calls that ended since start (for statistics)."""
         self._handlers: dict[type[Message], Callable[[Call, Any, float], None]] = {
@@ -350,9 +355,10 @@ class CallManager:
         call = self.calls.get(call_id) if call_id is not None else None
         if call is None or call.ivr != ivr:
             raise no_such_call(call_id, msg)
-        if call.owner is not owner:
+        if call.owner is None:  # an orphan: the session asking about it takes it over
             call.owner = owner
             self._orphan_timer.cancel(call.call_id)
+        self._requester = owner
         handler = self._handlers.get(type(msg))
         if handler is not None:
             handler(call, msg, now)
@@ -430,7 +436,7 @@ class CallManager:
                 call.uuid = uuid.uuid4().hex.upper()
             uuid_value = call.uuid
         self._send(
-            call.owner,
+            self._requester,
             call.call_id,
             m.CallInfoResp(
                 ANI=call.ani or None,
@@ -445,7 +451,7 @@ class CallManager:
         )
 
     def _user_data(self, call: Call) -> KvList:
-        if call.conn_id is None:
+        if call.conn_id is None or call.state is CallState.DETACHED:
             return call.last_user_data
         data = call.switch.user_data(call.conn_id)
         return data if data is not None else call.last_user_data
@@ -456,10 +462,15 @@ class CallManager:
         return kv_size(merged) > USER_DATA_LIMIT
 
     def _udata_resp(
-        self, call: Call, request_id: str, result: Any, data: KvList | None = None
+        self,
+        call: Call,
+        request_id: str,
+        result: Any,
+        data: KvList | None = None,
+        to: Owner | None = None,
     ) -> None:
         self._send(
-            call.owner,
+            to if to is not None else self._requester,
             call.call_id,
             m.UDataResp(Result=result, RequestId=request_id, UDataEx=data or None),
         )
@@ -519,12 +530,14 @@ class CallManager:
         # ISCC with remote sites needs a multi-site configuration, which this server does not
         # have: every request for an access number fails (PROTOCOL.md §3.5, docs/decisions.md).
         action: Literal["Get", "Cancel"] = "Get" if msg.tag == "AccessNumGet" else "Cancel"
-        self._send(call.owner, call.call_id, m.AccessNumResp(Action=action, Result="Failure"))
+        self._send(self._requester, call.call_id, m.AccessNumResp(Action=action, Result="Failure"))
 
     def _on_stat(self, call: Call, msg: Any, now: float) -> None:
         # No statistic is configured in this release: every name is unknown (PROTOCOL.md §9.4.5).
         self._send(
-            call.owner, call.call_id, m.StatResp(ResultCode="NoSuchStat", RequestId=msg.RequestId)
+            self._requester,
+            call.call_id,
+            m.StatResp(ResultCode="NoSuchStat", RequestId=msg.RequestId),
         )
 
     # ------------------------------------------------------------------ actions (table rows)
@@ -677,8 +690,7 @@ class CallManager:
         call.last_user_data = event.user_data
         call.last_event = event.name
         if call.conn_id is not None:
-            self._by_conn.pop(call.conn_id, None)
-        call.conn_id = None
+            self._by_conn.pop(call.conn_id, None)  # the switch's call is gone; the ConnID stays
         self._send(call.owner, call.call_id, m.CallStatus(Event="Released"))
 
     def _do_end_timeout(self, call: Call, now: float, arg: Any) -> None:
@@ -696,7 +708,7 @@ class CallManager:
     def _pend(self, call: Call, kind: _Kind, request_id: str = "") -> int:
         """A ReferenceID for a request whose events must come back to ``call``."""
         ref = next(self._refs)
-        self._pending[ref] = _Pending(call, kind, request_id)
+        self._pending[ref] = _Pending(call, kind, request_id, self._requester)
         return ref
 
     def _ref(self) -> int:
@@ -727,7 +739,7 @@ class CallManager:
         conn_id = call.conn_id
         if conn_id is not None:
             self._by_conn.pop(conn_id, None)
-            if call.switch.user_data(conn_id) is not None:
+            if call.state is not CallState.DETACHED and call.switch.user_data(conn_id) is not None:
                 # the release was refused (e.g. the T-Server link is down): the port's call must
                 # not outlive the IVR's call, so the switch clears it as if the caller hung up
                 call.switch.hang_up(conn_id)
@@ -782,17 +794,17 @@ class CallManager:
             return
         if pending.kind == "udata":
             if isinstance(event, EventAttachedDataChanged):
-                self._udata_resp(call, pending.request_id, "Success")
+                self._udata_resp(call, pending.request_id, "Success", to=pending.owner)
             elif isinstance(event, EventError):
                 log.info("call %s: user data refused: %s", call.call_id, event.error_message)
-                self._udata_resp(call, pending.request_id, "MiscError")
+                self._udata_resp(call, pending.request_id, "MiscError", to=pending.owner)
             return
         # "route": EventRouteRequest confirms; EventError means the routing point refused it
         if isinstance(event, EventError) and call.state is CallState.ROUTING:
             self._router_timer.cancel(call.call_id)
             call.state = CallState.STARTED
             self._send(
-                call.owner,
+                pending.owner,
                 call.call_id,
                 m.CallError(FailedReq="Unknown", TlibErrCode="INVALID_REQ"),
             )

@@ -308,6 +308,9 @@ def _decode_element(spec: ElementSpec, el: _El) -> Any:
         for child in children:
             cs = by_name.get(child[0])
             if cs is None:
+                if child[0] in spec.child_attrs and child[0] not in kw:
+                    kw[child[0]] = _decode_text(child, _TEXT_CHILD)
+                    continue
                 raise _Invalid(f"unexpected child element {child[0]}")
             if cs.name in kw:
                 raise _Invalid(f"repeated child element {cs.name}")
@@ -320,6 +323,9 @@ def _decode_element(spec: ElementSpec, el: _El) -> Any:
             raise _Invalid(f"missing child element {cs.name}")
     _check_choices(spec, kw)
     return spec.cls(**kw)
+
+
+_TEXT_CHILD: Final = ChildSpec("text", "text", False)
 
 
 def _check_choices(spec: ElementSpec, kw: dict[str, Any]) -> None:

@@ -1352,6 +1352,7 @@ SPECS: Final[dict[str, ElementSpec]] = {
             ChildSpec("UDataEx", "kvlist", False),
             ChildSpec("ExtnsEx", "kvlist", False),
         ),
+        child_attrs=("CED",),
     ),
     "Cancel": ElementSpec(
         "Cancel",

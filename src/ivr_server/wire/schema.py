@@ -64,6 +64,8 @@ class ElementSpec:
     """Names of children of which exactly one must appear (``MonitorInfo``)."""
     attr_aliases: dict[str, str] = field(default_factory=dict)
     """Guide spellings of attribute names accepted on input (e.g. ``RouteDn``)."""
+    child_attrs: tuple[str, ...] = ()
+    """Attributes also accepted as a text-only child element on input (``TreatStatus`` CED)."""
     child_by_name: dict[str, ChildSpec] = field(init=False, repr=False, compare=False)
     """Children indexed by name (derived)."""
 
