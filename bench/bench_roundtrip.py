@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import socket
 import struct
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
+
+from common import free_port, start_server
 
 HEADER = struct.Struct(">HHBB")
 PROLOG = '<?xml version="1.0" encoding="ISO-8859-1"?>\n<!DOCTYPE GctiMsg SYSTEM "IServer.dtd">\n'
@@ -27,38 +25,6 @@ PROLOG = '<?xml version="1.0" encoding="ISO-8859-1"?>\n<!DOCTYPE GctiMsg SYSTEM 
 def frame(call_id: str, body: str) -> bytes:
     payload = f"{PROLOG}<GctiMsg><CallId>{call_id}</CallId>{body}</GctiMsg>\n".encode()
     return HEADER.pack(3, len(payload) + 2, 2, 0) + payload
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_server(port: int) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "ivr_server",
-        "serve",
-        "--listen",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "WARNING",
-    ]
-    if (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {1})
-        cmd = ["taskset", "-c", "0", *cmd]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("server did not start")
 
 
 async def read_frame(reader: asyncio.StreamReader) -> bytes:

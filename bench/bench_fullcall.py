@@ -1,0 +1,702 @@
+#!/usr/bin/env python3
+"""Complete calls per second against a real server on loopback: the production call flow.
+
+One call is what a real driver does for an inbound In-Front call routed by the built-in router:
+
+    NewCall            -> CallStatus Ringing, CallStatus Established
+    CallInfoReq        -> CallInfoResp
+    UDataSet Replace   -> UDataResp Success            (3 nodes)
+    UDataGet k1:k2     -> UDataResp Success + UDataEx
+    RouteRequest 5000  -> RouteResponse Normal, Dest 7002
+    EndCall Normal     (no reply)
+
+Every connection logs in first as IVR ``BENCH`` (LoginReq 4.0 -> LoginResp + FlowControl). A port
+carries one call at a time; each connection owns its own ports of the 1000 in
+``bench/fullcall.toml`` (regenerate it with ``--write-config``).
+
+Two loads: *closed loop* (a fixed number of calls in progress; a finished call is replaced at once
+by the next one on the same port) measures the most calls per second; *open loop* starts calls on a
+fixed schedule whatever the replies and measures per-request latency at that rate.
+
+The server runs in its own process (pinned to CPU 0 when the machine has more than one core); the
+load comes from this process (pinned to CPU 1). The generator stays cheap: request documents are
+templates where only the CallId changes, replies are cut by the GLI header and checked with byte
+searches (CallId, element, key attributes), never decoded as XML. Every reply is checked; anything
+unexpected is an error, counted and printed. CPU use of the server, of the generator and of
+everything else on the machine is reported, so that a saturated generator or a busy machine shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import os
+import re
+import resource
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Final, cast
+
+from common import free_port, start_server
+from ivr_server.wire import FrameDecoder, GliType, encode_frame
+
+HERE: Final = Path(__file__).resolve().parent
+CONFIG: Final = HERE / "fullcall.toml"
+IVR: Final = "BENCH"
+PORTS: Final = 1000
+FIRST_DN: Final = 100001
+ROUTE_DN: Final = "5000"
+TARGET_DN: Final = "7002"
+STEP_TIMEOUT: Final = 5.0
+"""A reply not seen within this many seconds is an error (the call is ended and replaced)."""
+
+# Request types, in call order: the latency columns of the report.
+REQUESTS: Final = ("NewCall", "CallInfoReq", "UDataSet", "UDataGet", "RouteRequest")
+LABELS: Final = {
+    "NewCall": "NewCall → Established",
+    "CallInfoReq": "CallInfoReq → CallInfoResp",
+    "UDataSet": "UDataSet → UDataResp",
+    "UDataGet": "UDataGet → UDataResp",
+    "RouteRequest": "RouteRequest → RouteResponse",
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Configuration
+
+
+def config_text() -> str:
+    """``bench/fullcall.toml``: one in-front switch, IVR BENCH with 1000 ports, router 5000→7002."""
+    dns = "\n".join(
+        f'    {{ number = "{FIRST_DN + i}", type = "voice-treatment-port" }},' for i in range(PORTS)
+    )
+    ports = "\n".join(f'    {{ number = "{i + 1}", dn = "{FIRST_DN + i}" }},' for i in range(PORTS))
+    return f"""\
+# Configuration of bench/bench_fullcall.py. Generated: python3 bench/bench_fullcall.py --write-config
+#
+# One in-front switch; IVR "{IVR}" with {PORTS} ports "1".."{PORTS}" on DNs {FIRST_DN}..{FIRST_DN + PORTS - 1};
+# routing point {ROUTE_DN} served by the built-in router, whose only rule sends every call to {TARGET_DN}.
+
+[server]
+listen = ["127.0.0.1:3021"]
+log-level = "WARNING"
+
+[[switches]]
+name = "SW_Bench"
+type = "in-front"
+dns = [
+    {{ number = "{ROUTE_DN}", type = "routing-point" }},
+    {{ number = "{TARGET_DN}", type = "extension" }},
+{dns}
+]
+
+[[tservers]]
+name = "TServer_Bench"
+switch = "SW_Bench"
+
+[[ivrs]]
+name = "{IVR}"
+tservers = ["TServer_Bench"]
+ports = [
+{ports}
+]
+
+[[routing]]
+dn = "{ROUTE_DN}"
+
+[[routing.rules]]
+name = "all"
+dn = "{TARGET_DN}"
+"""
+
+
+# --------------------------------------------------------------------------------------------
+# Request templates: only the CallId changes from call to call.
+
+_PROLOG: Final = (
+    b'<?xml version="1.0" encoding="ISO-8859-1"?>\n<!DOCTYPE GctiMsg SYSTEM "IServer.dtd">\n'
+    b"<GctiMsg><CallId>"
+)
+
+
+def _body(element: str) -> bytes:
+    return b"</CallId>" + element.encode("latin-1") + b"</GctiMsg>\n"
+
+
+def request(call_id: bytes, body: bytes) -> bytes:
+    """One GLI Data frame: the fixed prolog, the CallId, the pre-encoded message element."""
+    return encode_frame(GliType.DATA, _PROLOG + call_id + body)
+
+
+def new_call_body(port: int) -> bytes:
+    return _body(
+        '<NewCall CallControlMode="Network" Version="4.0">'
+        f"<CalledNum>{port}</CalledNum><DNIS>8800</DNIS><ANI>5551234</ANI></NewCall>"
+    )
+
+
+CALL_INFO_REQ: Final = _body("<CallInfoReq></CallInfoReq>")
+UDATA_SET: Final = _body(
+    '<UDataSet Action="Replace"><RequestId>1</RequestId><UDataEx>'
+    '<Node Name="k1" Type="Str" Val="bench"/><Node Name="k2" Type="Int" Val="42"/>'
+    '<Node Name="k3" Type="Str" Val="three"/></UDataEx></UDataSet>'
+)
+UDATA_GET: Final = _body('<UDataGet Keys="k1:k2"><RequestId>2</RequestId></UDataGet>')
+ROUTE_REQUEST: Final = _body(f'<RouteRequest RouteDN="{ROUTE_DN}"></RouteRequest>')
+END_CALL: Final = _body('<EndCall EndCause="Normal"></EndCall>')
+
+
+def login_frame(call_id: bytes) -> bytes:
+    return request(call_id, _body(f'<LoginReq Version="4.0" ClientName="{IVR}"></LoginReq>'))
+
+
+# --------------------------------------------------------------------------------------------
+# Reply checks: (element, byte strings the document must contain). The server writes single
+# quotes and self-closes empty elements (PROTOCOL.md §2.2).
+
+_REPLY: Final = re.compile(rb"<CallId>([^<]*)</CallId><([A-Za-z]+)")
+
+Check = tuple[bytes, tuple[bytes, ...]]
+RINGING: Final[Check] = (b"CallStatus", (b"Event='Ringing'",))
+ESTABLISHED: Final[Check] = (b"CallStatus", (b"Event='Established'",))
+UDATA_SET_OK: Final[Check] = (b"UDataResp", (b"Result='Success'", b"<RequestId>1</RequestId>"))
+UDATA_GET_OK: Final[Check] = (
+    b"UDataResp",
+    (
+        b"Result='Success'",
+        b"<RequestId>2</RequestId>",
+        b"<Node Name='k1' Type='Str' Val='bench'/>",
+        b"<Node Name='k2' Type='Int' Val='42'/>",
+    ),
+)
+ROUTED: Final[Check] = (
+    b"RouteResponse",
+    (b"RouteType='Normal'", f"<Dest>{TARGET_DN}</Dest>".encode()),
+)
+
+
+def call_info_check(port: int) -> Check:
+    return (b"CallInfoResp", (f"CalledNum='{port}'".encode(), b"ANI='5551234'"))
+
+
+# The steps of a call: the reply each step waits for (CallInfoResp: per port, see Port), the
+# request whose latency the reply ends, and the request sent when the reply arrived. After the
+# RouteResponse the call sends EndCall and is complete.
+RING, ESTAB, INFO, USET, UGET, ROUTE = range(6)
+_EXPECTED: Final[dict[int, Check]] = {
+    RING: RINGING,
+    ESTAB: ESTABLISHED,
+    USET: UDATA_SET_OK,
+    UGET: UDATA_GET_OK,
+    ROUTE: ROUTED,
+}
+_NEXT: Final[dict[int, bytes]] = {
+    ESTAB: CALL_INFO_REQ,
+    INFO: UDATA_SET,
+    USET: UDATA_GET,
+    UGET: ROUTE_REQUEST,
+}
+_STARTED_BY: Final = {
+    RING: "NewCall",
+    ESTAB: "NewCall",
+    INFO: "CallInfoReq",
+    USET: "UDataSet",
+    UGET: "UDataGet",
+    ROUTE: "RouteRequest",
+}
+
+
+@dataclass(slots=True)
+class Port:
+    number: int
+    new_call: bytes
+    call_info: Check
+
+
+@dataclass(slots=True)
+class Call:
+    call_id: bytes
+    port: Port
+    step: int = RING
+    sent: float = 0.0
+    """When the request the call now waits on was written (perf_counter)."""
+
+
+@dataclass
+class Stats:
+    """Everything one run measures, over all connections."""
+
+    latencies: dict[str, list[float]] = field(default_factory=lambda: {r: [] for r in REQUESTS})
+    completed: int = 0
+    started: int = 0
+    errors: int = 0
+    kinds: dict[str, int] = field(default_factory=dict)
+    """Errors by kind ("unexpected reply to UDataSet", "no reply to NewCall within 5 s"...)."""
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    """The first few errors of each kind, in full."""
+    start_lag: list[float] = field(default_factory=list)
+
+    def error(self, kind: str, text: str) -> None:
+        self.errors += 1
+        self.kinds[kind] = self.kinds.get(kind, 0) + 1
+        examples = self.examples.setdefault(kind, [])
+        if len(examples) < 3:
+            examples.append(text)
+
+
+class Generator(asyncio.Protocol):
+    """One IVR session: logs in, then runs calls on its own ports, one at a time per port.
+
+    ``closed`` true: a completed call is replaced at once on the same port (closed loop).
+    """
+
+    def __init__(self, index: int, ports: list[int], stats: Stats, closed: bool) -> None:
+        self.index = index
+        self.stats = stats
+        self.closed = closed
+        self.running = True
+        self.free = [Port(p, new_call_body(p), call_info_check(p)) for p in reversed(ports)]
+        self.calls: dict[bytes, Call] = {}
+        self.dead: set[bytes] = set()
+        self.seq = 0
+        self.decoder = FrameDecoder()
+        self.session_id = f"S{index}".encode()
+        self.transport: asyncio.Transport | None = None
+        self.logged_in = asyncio.get_running_loop().create_future()
+        self.login_replies: list[tuple[bytes, bytes]] = []
+        self.out: list[bytes] = []
+        self.lost = asyncio.get_running_loop().create_future()
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport.write(login_frame(self.session_id))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.running:
+            self.stats.error("connection lost", f"conn {self.index}: {exc}")
+        if not self.logged_in.done():
+            self.logged_in.set_exception(ConnectionError("connection lost during login"))
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter()
+        for gli_type, payload in self.decoder.feed(data):
+            if gli_type == GliType.DATA:
+                self.reply(payload, now)
+            elif gli_type == GliType.KEEP_ALIVE_REQUEST:
+                self.out.append(encode_frame(GliType.KEEP_ALIVE_RESPONSE))
+            else:
+                self.stats.error("GLI frame", f"conn {self.index}: type {gli_type} {payload!r}")
+        self.flush()
+
+    # -- calls
+
+    def flush(self) -> None:
+        if self.out and self.transport is not None:
+            self.transport.write(b"".join(self.out))
+            self.out.clear()
+
+    def start_call(self, now: float) -> bool:
+        """Start a call on a free port (False: every port of the connection is busy)."""
+        if not self.free:
+            return False
+        port = self.free.pop()
+        self.seq += 1
+        call_id = f"B{self.index}_{port.number}_{self.seq}".encode()
+        self.calls[call_id] = Call(call_id, port, RING, now)
+        self.idle.clear()
+        self.out.append(request(call_id, port.new_call))
+        self.stats.started += 1
+        return True
+
+    def finish(self, call: Call, now: float, ok: bool) -> None:
+        """The call is over (EndCall sent): free its port, and in closed loop start the next."""
+        del self.calls[call.call_id]
+        self.out.append(request(call.call_id, END_CALL))
+        if ok:
+            self.stats.completed += 1
+        else:
+            self.dead.add(call.call_id)
+        self.free.append(call.port)
+        if self.closed and self.running:
+            self.start_call(now)
+        elif not self.calls:
+            self.idle.set()
+
+    def reply(self, payload: bytes, now: float) -> None:
+        match = _REPLY.search(payload)
+        if match is None:
+            self.stats.error("unparsable reply", f"conn {self.index}: {payload[:300]!r}")
+            return
+        call_id, element = match.groups()
+        call = self.calls.get(call_id)
+        if call is None:
+            if not self.logged_in.done() and call_id == self.session_id:
+                self.login_replies.append((element, payload))
+                if len(self.login_replies) == 2:
+                    self.check_login()
+            elif call_id not in self.dead:
+                self.stats.error("reply for no call", f"conn {self.index}: {payload[91:400]!r}")
+            return
+        step = call.step
+        name, needles = call.port.call_info if step == INFO else _EXPECTED[step]
+        if element != name or not all(n in payload for n in needles):
+            self.stats.error(
+                f"unexpected reply to {_STARTED_BY[step]}",
+                f"conn {self.index}: expected {name.decode()} {b' '.join(needles).decode()}, "
+                f"got {payload[91:400]!r}",
+            )
+            self.finish(call, now, ok=False)
+            return
+        if step == RING:
+            call.step = ESTAB
+            return
+        self.stats.latencies[_STARTED_BY[step]].append(now - call.sent)
+        if step == ROUTE:
+            self.finish(call, now, ok=True)
+            return
+        call.step = step + 1
+        call.sent = now
+        self.out.append(request(call_id, _NEXT[step]))
+
+    def check_login(self) -> None:
+        (first, resp), (second, flow) = self.login_replies
+        if (first, second) != (b"LoginResp", b"FlowControl") or not (
+            b"Result='Success'" in resp and b"Status='Off'" in flow
+        ):
+            self.logged_in.set_exception(RuntimeError(f"login refused: {resp!r} {flow!r}"))
+        else:
+            self.logged_in.set_result(None)
+
+    def expire(self, now: float) -> None:
+        """Calls whose reply is more than STEP_TIMEOUT late are errors; end them."""
+        for call in [c for c in self.calls.values() if now - c.sent > STEP_TIMEOUT]:
+            self.stats.error(
+                f"no reply to {_STARTED_BY[call.step]} within {STEP_TIMEOUT:.0f} s",
+                f"conn {self.index}: CallId {call.call_id.decode()}",
+            )
+            self.finish(call, now, ok=False)
+        self.flush()
+
+
+# --------------------------------------------------------------------------------------------
+# Runs
+
+
+@dataclass
+class Result:
+    label: str
+    seconds: float
+    stats: Stats
+    cpu: Cpu
+    in_flight: int
+
+    @property
+    def rate(self) -> float:
+        return self.stats.completed / self.seconds
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds used by process ``pid`` so far (Linux /proc; nan elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_cpu() -> float:
+    """CPU seconds all cores spent busy so far (Linux /proc/stat; nan elsewhere)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return float("nan")
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Cpu:
+    """CPU use during a measurement, in cores (1.0 = one core busy all the time)."""
+
+    generator: float
+    server: float
+    others: float
+    """Everything else on the machine: other processes, the kernel's network work for both."""
+
+
+class CpuMeter:
+    """CPU seconds of the generator, the server and the whole machine from creation to stop()."""
+
+    def __init__(self, server_pid: int) -> None:
+        self.pid = server_pid
+        self.start = self.sample()
+
+    def sample(self) -> tuple[float, float, float, float]:
+        return time.perf_counter(), own_cpu(), process_cpu(self.pid), machine_cpu()
+
+    def stop(self) -> Cpu:
+        t1, gen1, srv1, all1 = self.sample()
+        t0, gen0, srv0, all0 = self.start
+        wall = t1 - t0
+        gen, srv = (gen1 - gen0) / wall, (srv1 - srv0) / wall
+        return Cpu(gen, srv, max(0.0, (all1 - all0) / wall - gen - srv))
+
+
+async def connect(
+    port: int, count: int, per_conn: int, closed: bool, stats: Stats
+) -> list[Generator]:
+    """``count`` logged-in sessions, session i owning ports i*per_conn+1 .. (i+1)*per_conn."""
+    loop = asyncio.get_running_loop()
+    gens: list[Generator] = []
+    for i in range(count):
+        ports = list(range(i * per_conn + 1, (i + 1) * per_conn + 1))
+        _, gen = await loop.create_connection(
+            partial(Generator, i, ports, stats, closed), "127.0.0.1", port
+        )
+        gens.append(gen)
+    await asyncio.wait_for(asyncio.gather(*(g.logged_in for g in gens)), 10)
+    return gens
+
+
+async def watchdog(gens: list[Generator]) -> None:
+    while True:
+        await asyncio.sleep(0.5)
+        now = time.perf_counter()
+        for gen in gens:
+            gen.expire(now)
+
+
+async def wait_idle(gens: list[Generator], timeout: float) -> None:
+    """Until no connection has a call in progress, or ``timeout`` seconds."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*(g.idle.wait() for g in gens)), timeout)
+
+
+async def drain(gens: list[Generator]) -> int:
+    """Stop starting calls; let calls in progress end (up to 2 s); close. Returns calls left."""
+    for gen in gens:
+        gen.running = False
+    await wait_idle(gens, 2.0)
+    left = sum(len(g.calls) for g in gens)
+    for gen in gens:
+        if gen.transport is not None:
+            gen.transport.close()
+    await asyncio.gather(*(g.lost for g in gens))
+    return left
+
+
+async def closed_loop(
+    port: int, server_pid: int, connections: int, calls_per_conn: int, seconds: float
+) -> Result:
+    """Each connection keeps ``calls_per_conn`` calls in progress for ``seconds``."""
+    stats = Stats()
+    per_conn = PORTS // connections
+    if calls_per_conn > per_conn:
+        raise ValueError(f"{calls_per_conn} calls per connection, but only {per_conn} ports")
+    gens = await connect(port, connections, per_conn, True, stats)
+    dog = asyncio.create_task(watchdog(gens))
+    # Warm-up, not counted: the first calls of a fresh server pay for imports and caches.
+    now = time.perf_counter()
+    for gen in gens:
+        for _ in range(calls_per_conn):
+            gen.start_call(now)
+        gen.flush()
+    await asyncio.sleep(min(1.0, seconds / 5))
+    stats.completed = 0
+    stats.latencies = {r: [] for r in REQUESTS}
+    meter, t0 = CpuMeter(server_pid), time.perf_counter()
+    await asyncio.sleep(seconds)
+    elapsed = time.perf_counter() - t0
+    cpu = meter.stop()
+    done, latencies = stats.completed, stats.latencies
+    stats.latencies = {r: [] for r in REQUESTS}  # the calls ended by drain() are not counted
+    left = await drain(gens)
+    dog.cancel()
+    stats.completed, stats.latencies = done, latencies
+    label = f"{connections} conn × {calls_per_conn} calls"
+    return Result(label, elapsed, stats, cpu, left)
+
+
+async def open_loop(
+    port: int, server_pid: int, connections: int, rate: float, seconds: float
+) -> Result:
+    """Start ``rate`` calls per second round-robin over ``connections``, whatever the replies."""
+    stats = Stats()
+    gens = await connect(port, connections, PORTS // connections, False, stats)
+    dog = asyncio.create_task(watchdog(gens))
+    meter, t0 = CpuMeter(server_pid), time.perf_counter()
+    n = 0
+    total = int(rate * seconds)
+    while n < total:
+        now = time.perf_counter()
+        due = min(total, int((now - t0) * rate) + 1)
+        first = n
+        while n < due:
+            gen = gens[n % connections]
+            stats.start_lag.append(now - (t0 + n / rate))
+            if not gen.start_call(now):
+                stats.error("no free port (open loop)", f"conn {gen.index}: call {n}")
+            n += 1
+        for i in range(first, min(n, first + connections)):
+            gens[i % connections].flush()
+        await asyncio.sleep(max(0.0, t0 + n / rate - time.perf_counter()))
+    # Calls started in the last moments still run: wait for them (bounded) before measuring.
+    await wait_idle(gens, STEP_TIMEOUT + 1)
+    elapsed = time.perf_counter() - t0
+    cpu = meter.stop()
+    left = await drain(gens)
+    dog.cancel()
+    label = f"{rate:,.0f} calls/s, {connections} conn"
+    return Result(label, elapsed, stats, cpu, left)
+
+
+# --------------------------------------------------------------------------------------------
+# Server process
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def pct(value: float) -> str:
+    return "n/a" if value != value else f"{value * 100:.0f}%"
+
+
+def print_latencies(result: Result) -> None:
+    print(f"    {'latency (ms)':<32}{'p50':>8}{'p99':>8}{'max':>8}{'count':>10}")
+    for name in REQUESTS:
+        values = sorted(result.stats.latencies[name])
+        p50, p99 = percentile(values, 0.50) * 1e3, percentile(values, 0.99) * 1e3
+        top = (values[-1] if values else float("nan")) * 1e3
+        print(f"    {LABELS[name]:<32}{p50:>8.2f}{p99:>8.2f}{top:>8.2f}{len(values):>10,}")
+
+
+def print_errors(result: Result) -> None:
+    stats = result.stats
+    if stats.errors or result.in_flight:
+        print(f"    errors: {stats.errors}; calls unfinished at the end: {result.in_flight}")
+        for kind, count in stats.kinds.items():
+            print(f"      {count:>7,} × {kind}, e.g.")
+            for text in stats.examples[kind]:
+                print(f"                {text}")
+
+
+def header(title: str) -> None:
+    print(f"{title:<34}{'calls/s':>10}{'errors':>8}{'srv CPU':>9}{'gen CPU':>9}{'other CPU':>11}")
+
+
+def summary(r: Result) -> None:
+    print(
+        f"  {r.label:<32}{r.rate:>10,.0f}{r.stats.errors:>8}{pct(r.cpu.server):>9}"
+        f"{pct(r.cpu.generator):>9}{pct(r.cpu.others):>11}"
+    )
+
+
+def run_suite(seconds: float, open_rate: float, config: Path) -> None:
+    runner: Callable[[Coroutine[Any, Any, Result]], Result] = asyncio.run
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        pass
+    if config == CONFIG and config.read_text(encoding="utf-8") != config_text():
+        print(f"warning: {config.name} differs from what --write-config would write")
+    port = free_port()
+    with tempfile.TemporaryFile() as server_log:
+        server = start_server(port, config, server_log)
+        # The generator's own garbage collections would count as server time in the latencies;
+        # it makes no reference cycles worth collecting during a run, so the collector stays off.
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        try:
+            header("full calls (closed loop)")
+            best = 0.0
+            for connections, per_conn in ((1, 8), (50, 4)):
+                r = runner(closed_loop(port, server.pid, connections, per_conn, seconds))
+                best = max(best, r.rate)
+                summary(r)
+                print_latencies(r)
+                print_errors(r)
+            header("full calls (open loop)")
+            r = runner(open_loop(port, server.pid, 50, open_rate, max(seconds, 2.0)))
+            summary(r)
+            lag = sorted(r.stats.start_lag)
+            print(
+                f"    {r.stats.completed:,} of {r.stats.started:,} calls completed in "
+                f"{r.seconds:.1f} s; call start lag behind schedule p99 "
+                f"{percentile(lag, 0.99) * 1e3:.2f} ms"
+            )
+            print_latencies(r)
+            print_errors(r)
+            worst = max(percentile(sorted(v), 0.99) for v in r.stats.latencies.values())
+            print(
+                f"targets: >=2000 calls/s: {best:,.0f} ({'met' if best >= 2000 else 'NOT met'}); "
+                f"p99 < 5 ms per request at {open_rate:,.0f} calls/s: worst {worst * 1e3:.2f} ms "
+                f"({'met' if worst < 0.005 and not r.stats.errors else 'NOT met'})"
+            )
+        finally:
+            gc.enable()
+            server.terminate()
+            server.wait(10)
+            server_log.seek(0)
+            tail = server_log.read()[-2000:].decode(errors="replace")
+            if tail.strip():
+                print(f"server stderr (tail):\n{tail}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument(
+        "--duration",
+        "--seconds",
+        dest="duration",
+        type=float,
+        default=10.0,
+        help="seconds per measurement (default 10; the open loop runs at least 2 s); "
+        "--seconds is the same, the option bench/run.py passes to every benchmark",
+    )
+    ap.add_argument(
+        "--config", type=Path, default=CONFIG, help=f"server configuration (default {CONFIG.name})"
+    )
+    ap.add_argument("--rate", type=float, default=1000.0, help="open-loop calls per second")
+    ap.add_argument("--write-config", action="store_true", help=f"write {CONFIG.name} and exit")
+    args = ap.parse_args()
+    if args.write_config:
+        CONFIG.write_text(config_text(), encoding="utf-8")
+        print(f"wrote {CONFIG}")
+        return
+    run_suite(args.duration, args.rate, args.config)
+
+
+if __name__ == "__main__":
+    main()
