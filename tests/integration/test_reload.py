@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ivr_server.config import default_config, parse_config
 from ivr_server.runtime import IvrServer
+from ivr_server.wire import Node
 from ivr_server.wire import messages as m
 from tests.integration.rawlink import RawLink
 
@@ -145,4 +146,42 @@ async def test_reload_of_the_default_keeps_sessions(start_server: StartServer) -
     assert server.reload() is None  # built-in default: nothing to re-read
     server.reload(default_config())
     await link.expect_silence(0.2)
+    await link.close()
+
+
+async def test_calls_survive_a_reload_and_new_rules_apply(start_server: StartServer) -> None:
+    with_rp = config_text().replace(
+        '{ number = "4003", type = "voice-treatment-port" },',
+        '{ number = "4003", type = "voice-treatment-port" },\n  { number = "5000", type = "routing-point" },',
+    )
+    server = await start_server(parse_config(with_rp))
+    link = await RawLink.open(server.port)
+    await link.login("L", name="IVR_A")
+    await link.send(
+        "C1",
+        "<NewCall CallControlMode='Network' Version='4.0'><CalledNum>1</CalledNum></NewCall>",
+    )
+    assert [(await link.recv_doc())[1] for _ in range(2)] == [
+        m.CallStatus(Event="Ringing"),
+        m.CallStatus(Event="Established"),
+    ]
+    await link.send(
+        "C1",
+        "<UDataSet Action='Add'><RequestId>1</RequestId><UDataEx><Node Name='k' Type='Str' Val='v'/></UDataEx></UDataSet>",
+    )
+    assert (await link.recv_doc())[1] == m.UDataResp(Result="Success", RequestId="1")
+    routed = with_rp + '\n[[routing]]\ndn = "5000"\n[[routing.rules]]\nname = "all"\ndn = "7777"\n'
+    report = server.reload(parse_config(routed))
+    assert report is not None
+    # the call is still there with its data, and the new router answers at once
+    await link.send("C1", "<UDataGetAll><RequestId>2</RequestId></UDataGetAll>")
+    _, got, _ = await link.recv_doc()
+    assert isinstance(got, m.UDataResp) and got.Result == "Success" and got.UDataEx is not None
+    assert [(n.Name, n.Val) for n in got.UDataEx if isinstance(n, Node)] == [("k", "v")]
+    await link.send("C1", "<RouteRequest RouteDN='5000'/>")
+    assert (await link.recv_doc())[1] == m.RouteResponse(RouteType="Normal", Dest="7777")
+    await link.send("C1", "<EndCall EndCause='Normal'/>")
+    await link.send("C2", "<CallInfoReq/>")
+    assert (await link.recv_doc())[1] == m.CallError(FailedReq="NoSuchCall")
+    assert server.service.calls.calls == {}
     await link.close()
