@@ -1022,3 +1022,30 @@ async def test_twenty_connections_with_five_calls_each(
         await link.expect_silence(0.05)
     assert server.service.calls.completed == 100
     assert_no_leaks(server)
+
+
+async def test_an_internal_error_is_answered_and_harms_nobody(
+    start_server: StartServer, links: OpenLink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await start_server()
+    link = await links(server)
+    other = await links(server)
+    await link.login("L")
+    await other.login("L2")
+    await start_call(link, "C", "1")
+    await start_call(other, "D", "2")
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("bug")
+
+    handlers: dict[type[m.Message], Callable[..., None]] = server.service.calls._handlers
+    monkeypatch.setitem(handlers, m.CallInfoReq, broken)
+    await link.send("C", "<CallInfoReq/>")
+    await expect(link, "C", "<CallError FailedReq='Unknown'/>")
+    monkeypatch.undo()
+    assert (await call_info(link, "C"))[0].PortDN == "4001"
+    assert (await call_info(other, "D"))[0].PortDN == "4002"
+    for lk, cid in ((link, "C"), (other, "D")):
+        await lk.send(cid, "<EndCall EndCause='Normal'/>")
+        await gone(lk, cid)
+    assert_no_leaks(server)

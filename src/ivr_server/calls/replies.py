@@ -20,6 +20,7 @@ __all__ = [
     "Refusal",
     "answer_for_rejected",
     "blocked",
+    "internal_error",
     "invalid_request",
     "no_such_call",
 ]
@@ -80,6 +81,19 @@ def before_login(call_id: str | None, message: Message) -> Refusal:
     if message.tag in ("NewCall", "MakeCall", "DialOutInit"):
         return Refusal(call_id, EndCall(EndCause="FeatureNotSupported"), reason)
     return invalid_request(call_id, reason, getattr(message, "ReqId", None))
+
+
+def internal_error(call_id: str | None, message: Message) -> Refusal | None:
+    """The answer when handling ``message`` failed on our side (a bug, logged by the caller):
+    ``CallError FailedReq='Unknown'`` so that the IVR does not wait for a reply in vain; nothing
+    for messages that are never answered."""
+    if call_id is None or message.tag in ("LogMsg", "Reset", "EndCall", "CallStatus"):
+        return None
+    return Refusal(
+        call_id,
+        CallError(FailedReq="Unknown", ReqId=getattr(message, "ReqId", None)),
+        "internal error",
+    )
 
 
 def answer_for_rejected(error: DecodeError, version_string: str) -> tuple[str, Message] | None:

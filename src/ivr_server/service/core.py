@@ -31,6 +31,7 @@ from ivr_server.calls.replies import (
     Refusal,
     answer_for_rejected,
     before_login,
+    internal_error,
     invalid_request,
 )
 from ivr_server.config import IvrConfig, PortConfig, ServerConfig
@@ -256,6 +257,11 @@ class IvrService:
             if refusal.reply is not None:
                 self._send(session, refusal.call_id, refusal.reply)
             self._pump()
+        except Exception:  # a bug of ours: answered, logged, and nobody else is affected
+            log.exception("session %d: internal error handling %s", session.id, message.tag)
+            answer = internal_error(call_id, message)
+            if answer is not None and answer.reply is not None:
+                self._send(session, answer.call_id, answer.reply)
 
     def handle_rejected(
         self, session: Session, error: DecodeError, now: float | None = None
