@@ -1025,7 +1025,7 @@ async def test_twenty_connections_with_five_calls_each(
 
 
 async def test_an_internal_error_is_answered_and_harms_nobody(
-    start_server: StartServer, links: OpenLink, monkeypatch: pytest.MonkeyPatch
+    start_server: StartServer, links: OpenLink
 ) -> None:
     server = await start_server()
     link = await links(server)
@@ -1038,11 +1038,14 @@ async def test_an_internal_error_is_answered_and_harms_nobody(
     def broken(*args: object) -> None:
         raise RuntimeError("bug")
 
-    handlers: dict[type[m.Message], Callable[..., None]] = server.service.calls._handlers
-    monkeypatch.setitem(handlers, m.CallInfoReq, broken)
-    await link.send("C", "<CallInfoReq/>")
-    await expect(link, "C", "<CallError FailedReq='Unknown'/>")
-    monkeypatch.undo()
+    handlers = server.service.calls._handlers
+    original = handlers[m.CallInfoReq]
+    handlers[m.CallInfoReq] = broken
+    try:
+        await link.send("C", "<CallInfoReq/>")
+        await expect(link, "C", "<CallError FailedReq='Unknown'/>")
+    finally:
+        handlers[m.CallInfoReq] = original
     assert (await call_info(link, "C"))[0].PortDN == "4001"
     assert (await call_info(other, "D"))[0].PortDN == "4002"
     for lk, cid in ((link, "C"), (other, "D")):
