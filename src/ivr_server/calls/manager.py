@@ -38,6 +38,7 @@ from ivr_server.calls.replies import (
     no_such_call,
 )
 from ivr_server.calls.timers import DeadlineQueue
+from ivr_server.metrics import Metrics
 from ivr_server.switch import (
     USER_DATA_LIMIT,
     DnType,
@@ -149,6 +150,7 @@ class Call:
         "owner",
         "port",
         "route_dn",
+        "route_started",
         "state",
         "switch",
         "switch_call_id",
@@ -173,6 +175,7 @@ class Call:
         self.last_event: str | None = None
         self.last_user_data: KvList = ()
         self.route_dn: str | None = None
+        self.route_started = 0.0
         self.treatment: str | None = None
         self.held_route: m.RouteResponse | None = None
         self.uuid: str | None = None
@@ -220,8 +223,11 @@ def _active_release(ex: KvList, default: bool) -> bool:
 class CallManager:
     """Every call of the server. See the module docstring."""
 
-    def __init__(self, settings: CallSettings, send: SendFn) -> None:
+    def __init__(
+        self, settings: CallSettings, send: SendFn, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics if metrics is not None else Metrics()
         self._send = send
         self.calls: dict[str, Call] = {}
         """CallId -> call."""
@@ -563,6 +569,7 @@ class CallManager:
                 )
             )
         call.route_dn = msg.RouteDN
+        call.route_started = now
         call.treatment = None
         call.held_route = None
         self._router_timer.set(call.call_id, now + self.settings.router_timeout)
@@ -585,9 +592,16 @@ class CallManager:
             )
         return m.RouteResponse(RouteType=event.route_type, Dest=event.dest, ExtnsEx=ext or None)
 
+    def _routed(self, call: Call, now: float, response: m.RouteResponse) -> None:
+        """Send a RouteResponse and count it (type, RouteRequest-to-RouteResponse latency)."""
+        metrics = self.metrics
+        metrics.routing[response.RouteType] += 1
+        metrics.routing_latency.observe(now - call.route_started)
+        self._send(call.owner, call.call_id, response)
+
     def _do_route_response(self, call: Call, now: float, event: RequestRouteCall) -> None:
         self._router_timer.cancel(call.call_id)
-        self._send(call.owner, call.call_id, self._route_response(call, event))
+        self._routed(call, now, self._route_response(call, event))
 
     def _do_treat_call(self, call: Call, now: float, event: RequestApplyTreatment) -> None:
         self._router_timer.cancel(call.call_id)
@@ -604,7 +618,8 @@ class CallManager:
 
     def _do_route_default(self, call: Call, now: float, arg: Any) -> None:
         self._abort_route(call)
-        self._send(call.owner, call.call_id, m.RouteResponse(RouteType="Default"))
+        self.metrics.router_timeouts += 1
+        self._routed(call, now, m.RouteResponse(RouteType="Default"))
 
     def _report_treatment(self, call: Call, msg: m.TreatStatus) -> None:
         if call.conn_id is None or call.route_dn is None:
@@ -656,7 +671,7 @@ class CallManager:
             self._attach_replace(call, msg.UDataEx or ())
         held, call.held_route, call.treatment = call.held_route, None, None
         if held is not None:
-            self._send(call.owner, call.call_id, held)
+            self._routed(call, now, held)
 
     def _do_route_abort(self, call: Call, now: float, msg: Message) -> None:
         self._abort_route(call)

@@ -50,6 +50,22 @@ class Refusal(RemoteProtocolError):
         self.reason = reason
         """Why, for the log."""
 
+    @property
+    def kind(self) -> str:
+        """The error's kind for metrics: ``NoSuchCall``, ``BLOCKED_REQ``, ``EndCall:Resources``…"""
+        reply = self.reply
+        if reply is None:
+            return "unanswered"
+        tag = reply.tag
+        if tag == "CallError":
+            code = getattr(reply, "TlibErrCode", None)
+            failed: str = getattr(reply, "FailedReq", "Unknown")
+            return code if code is not None and not code.isdigit() else failed
+        if tag == "EndCall":
+            return f"EndCall:{getattr(reply, 'EndCause', '')}"
+        result = getattr(reply, "Result", None) or getattr(reply, "ResultCode", None)
+        return f"{tag}:{result}" if result is not None else tag
+
 
 def invalid_request(call_id: str | None, reason: str, req_id: str | None = None) -> Refusal:
     """``CallError FailedReq='Unknown' TlibErrCode='INVALID_REQ'`` (+ ReqId)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from time import perf_counter
 from typing import TYPE_CHECKING, cast
 
 from ivr_server.service import IvrService, Session
@@ -80,9 +81,12 @@ class IvrLinkProtocol(asyncio.Protocol):
             return
         service = self.service
         now = self.loop.time()
+        observe = service.metrics.observe_request
         for event in link.receive_data(data, now):
             if type(event) is DocumentReceived:
+                started = perf_counter()
                 service.handle(session, event.call_id, event.message, now)
+                observe(event.message.tag, perf_counter() - started)
             elif type(event) is DocumentRejected:
                 service.handle_rejected(session, event.error, now)
             elif type(event) is LinkClosed:

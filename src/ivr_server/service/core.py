@@ -35,6 +35,7 @@ from ivr_server.calls.replies import (
     invalid_request,
 )
 from ivr_server.config import IvrConfig, PortConfig, ServerConfig
+from ivr_server.metrics import Metrics
 from ivr_server.routing import Router, build_routers
 from ivr_server.service.sessions import SUPPORTED_VERSIONS, Login, LoginStatus, Session
 from ivr_server.session import IvrLink
@@ -142,7 +143,12 @@ class IvrService:
         self.now = 0.0
         """The clock as of the latest input (the runtime passes it in; this core never reads it)."""
         self._id_seed = id_seed
-        self.calls = CallManager(_call_settings(config), self._send_to_owner)
+        self.metrics = Metrics()
+        """What the server counted (exported by the API's /metrics)."""
+        self.listeners: list[Callable[[str, SwitchEvent], None]] = []
+        """Called with (switch name, event) for every switch event (the API's event stream);
+        empty when nobody listens, which costs nothing."""
+        self.calls = CallManager(_call_settings(config), self._send_to_owner, self.metrics)
         self._router_refs = itertools.count(2_000_000_001)
         self.routers: Mapping[str, Router] = build_routers(config, self._next_router_ref)
         """Switch name -> the router serving its routing points (built-in rules for now)."""
@@ -186,6 +192,7 @@ class IvrService:
         link.encoding = self.config.server.output_encoding
         session = Session(id=next(self._session_ids), peer=peer, link=link, opened_at=now)
         self.sessions[session.id] = session
+        self.metrics.sessions_opened += 1
         log.info("session %d opened from %s", session.id, peer)
         return session
 
@@ -196,6 +203,7 @@ class IvrService:
             self.now = now
         if self.sessions.pop(session.id, None) is None:
             return
+        self.metrics.sessions_closed += 1
         self._dirty.pop(session, None)
         ivr = session.ivr_name
         successor = next(
@@ -231,6 +239,7 @@ class IvrService:
     def _send(self, session: Session, call_id: str | None, message: Message) -> None:
         session.link.send(call_id, message)
         session.documents_out += 1
+        self.metrics.messages_out[message.tag] += 1
         self._dirty[session] = None
 
     # ------------------------------------------------------------------ dispatch
@@ -242,6 +251,7 @@ class IvrService:
         if now is not None:
             self.now = now
         session.documents_in += 1
+        self.metrics.messages_in[message.tag] += 1
         handler = self._handlers.get(type(message))
         try:
             if handler is not None:
@@ -254,11 +264,13 @@ class IvrService:
                 self._on_other(session, call_id, message)
         except Refusal as refusal:
             log.info("session %d: %s", session.id, refusal.reason)
+            self.metrics.errors[refusal.kind] += 1
             if refusal.reply is not None:
                 self._send(session, refusal.call_id, refusal.reply)
             self._pump()
         except Exception:  # a bug of ours: answered, logged, and nobody else is affected
             log.exception("session %d: internal error handling %s", session.id, message.tag)
+            self.metrics.errors["internal"] += 1
             answer = internal_error(call_id, message)
             if answer is not None and answer.reply is not None:
                 self._send(session, answer.call_id, answer.reply)
@@ -270,6 +282,8 @@ class IvrService:
         if now is not None:
             self.now = now
         session.documents_in += 1
+        self.metrics.messages_in["rejected"] += 1
+        self.metrics.errors["rejected"] += 1
         log.warning(
             "session %d from %s: rejected document: %s", session.id, session.peer, error.reason
         )
@@ -302,6 +316,7 @@ class IvrService:
         version = msg.Version or "2.0"  # DECISIONS.md: a LoginReq without Version is 2.0
         if version not in SUPPORTED_VERSIONS:
             session.login = None
+            self.metrics.logins["InvalidProtocolVer"] += 1
             self._send(
                 session,
                 call_id,
@@ -316,6 +331,7 @@ class IvrService:
             status = LoginStatus.INIT_IN_PROGRESS
         else:
             status = LoginStatus.OK
+        self.metrics.logins[status.value] += 1
         monitor = version == "4.0" and msg.ServerMonitor == "set" and ivr is not None
         session.login = Login(
             call_id=call_id,
@@ -621,9 +637,13 @@ class IvrService:
                     continue
                 busy = True
                 router = self.routers.get(switch.name)
+                listeners = self.listeners
                 for event in events:
                     if router is not None:
                         router.on_event(switch, event)
+                    if listeners:
+                        for listener in listeners:
+                            listener(switch.name, event)
                     if isinstance(event, CallEvent) or (
                         isinstance(event, EventError) and calls.awaits(event.reference_id)
                     ):

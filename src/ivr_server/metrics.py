@@ -1,0 +1,91 @@
+"""Counters and histograms of the server, kept as plain integers on the hot path.
+
+Nothing here knows Prometheus: the API layer exports these numbers at scrape time through a
+custom collector, so counting costs a dict increment and nobody pays for a metrics library when
+nobody scrapes.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Final
+
+__all__ = ["LATENCY_BUCKETS", "Histogram", "Metrics"]
+
+LATENCY_BUCKETS: Final = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+"""Upper bounds in seconds (plus +Inf), from 100 µs to 10 s."""
+
+
+class Histogram:
+    """A cumulative-on-export histogram: per-bucket counts, the sum and the count."""
+
+    __slots__ = ("bounds", "count", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...] = LATENCY_BUCKETS) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.count += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, int]]:
+        """``(le, cumulative count)`` pairs as Prometheus exposes them, ending with ``+Inf``."""
+        out: list[tuple[str, int]] = []
+        running = 0
+        for bound, n in zip((*map(str, self.bounds), "+Inf"), self.counts, strict=True):
+            running += n
+            out.append((bound, running))
+        return out
+
+
+@dataclass
+class Metrics:
+    """Everything the server counts. Plain attributes, incremented in place."""
+
+    sessions_opened: int = 0
+    sessions_closed: int = 0
+    logins: Counter[str] = field(default_factory=Counter)
+    """Login outcomes: ``OK``, ``NoSuchClient``, ``InitInProgress``, ``InvalidProtocolVer``."""
+    messages_in: Counter[str] = field(default_factory=Counter)
+    """Documents received, by element name (``rejected`` for those that did not decode)."""
+    messages_out: Counter[str] = field(default_factory=Counter)
+    """Documents sent, by element name."""
+    errors: Counter[str] = field(default_factory=Counter)
+    """Error answers by kind: ``NoSuchCall``, ``BLOCKED_REQ``, ``INVALID_REQ``, ``EndCall:<cause>``,
+    ``rejected``, ``internal``…"""
+    routing: Counter[str] = field(default_factory=Counter)
+    """RouteResponse RouteTypes sent (``Default`` includes router timeouts)."""
+    router_timeouts: int = 0
+    routing_latency: Histogram = field(default_factory=Histogram)
+    """RouteRequest to RouteResponse, seconds."""
+    request_latency: dict[str, Histogram] = field(default_factory=dict)
+    """Per request element: time from the document's arrival to the end of its handling."""
+
+    def observe_request(self, tag: str, seconds: float) -> None:
+        histogram = self.request_latency.get(tag)
+        if histogram is None:
+            histogram = self.request_latency[tag] = Histogram()
+        histogram.observe(seconds)
