@@ -883,6 +883,42 @@ class AgentGroupConfig(_Model):
     """Agent login ids (``AgentLogin AgentId``), each once; at least one."""
 
 
+class ApiConfig(_Model):
+    """The HTTP API, metrics and web view listener (TOML ``[api]``). No original equivalent: the
+    original offers T-Library, a closed protocol, instead."""
+
+    listen: tuple[ListenAddress, ...] = ()
+    """Where the HTTP API listens (``"host:port"``); empty = no API. ``--api-listen`` overrides."""
+    token: str | None = None
+    """Bearer token required by every request that changes state. The environment variable
+    ``IVR_SERVER_API_TOKEN`` overrides it. No token at all: state-changing requests are refused."""
+    public_read: bool = True
+    """``true``: reading (state, metrics, event stream, web view) needs no token."""
+
+
+StatObjectType = Literal["RoutePoint", "Queue", "AgentGroup", "IVR"]
+"""Object types the built-in statistics engine computes statistics for."""
+
+
+class StatisticConfig(_Model):
+    """A named statistic (the original's ``[Stat:<name>]`` sections of the I-Server application):
+    what ``PeekStatReq StatName`` names and what ``GetStatReq`` must match."""
+
+    name: Name
+    """The statistic's name (``PeekStatReq StatName``), unique."""
+    server_name: Name = "StatServer"
+    """The Stat Server name ``GetStatReq ServerName`` must give. Original: ``ServerName``."""
+    stat_type: Name
+    """The statistic type, e.g. ``CurrNumberWaitingCalls``. Original: ``StatType``."""
+    object_id: Name
+    """The object: a routing point or queue DN, an agent group's name, an IVR's name."""
+    object_type: StatObjectType
+    """``RoutePoint``, ``Queue``, ``AgentGroup`` or ``IVR``. Original: ``ObjectType``."""
+    update_frequency: TimerSeconds = 0.0
+    """Longest age of a value handed out; 0 = computed on every request. Original:
+    ``UpdateFrequency``."""
+
+
 # --------------------------------------------------------------------------------------------
 # The whole configuration
 
@@ -907,6 +943,10 @@ class ServerConfig(_Model):
     """The built-in router's rules, one entry per routing point (TOML ``[[routing]]``)."""
     agent_groups: tuple[AgentGroupConfig, ...] = ()
     """Named sets of agents that routing rules target (TOML ``[[agent-groups]]``)."""
+    statistics: tuple[StatisticConfig, ...] = ()
+    """Named statistics for PeekStatReq/GetStatReq (TOML ``[[statistics]]``)."""
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    """The HTTP API (TOML ``[api]``)."""
 
     _ivrs: dict[str, IvrConfig] = PrivateAttr(default_factory=dict)
     _switches: dict[str, SwitchConfig] = PrivateAttr(default_factory=dict)
