@@ -484,9 +484,9 @@ def test_problem_messages_are_plain_words() -> None:
     ("text", "location", "message"),
     [
         (
-            "stats = {}",
-            "stats",
-            "unknown key 'stats'; allowed here: server, switches, tservers, ivrs",
+            "extras = {}",
+            "extras",
+            "unknown key 'extras'; allowed here: server, switches, tservers, ivrs",
         ),
         ("[server]\nversion = 'x'", "server.version", "did you mean 'version-string'?"),
         (
