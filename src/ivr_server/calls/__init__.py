@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ivr_server.calls.machine import REFUSALS, TRANSITIONS, CallInput, CallState, Refuse, Transition
 from ivr_server.calls.manager import Call, CallManager, CallSettings, PortTarget
-from ivr_server.calls.timers import DeadlineQueue
+from ivr_server.timers import DeadlineQueue
 
 __all__ = [
     "REFUSALS",

@@ -31,6 +31,9 @@ __all__ = [
 class CallState(Enum):
     """Call states (PROTOCOL.md §6.1); transfer/conference states come with Behind mode."""
 
+    DIALING = "DIALING"
+    """Outbound (DialOutInit): the IVR dials; ``CallStatus Dialing`` sent, the party has not
+    answered yet."""
     AWAIT_RINGING = "AWAIT_RINGING"
     """NewCall accepted; the switch has not reported the call at the port yet."""
     ALERTING = "ALERTING"
@@ -56,6 +59,8 @@ class CallState(Enum):
 class CallInput(Enum):
     """What can happen to a call: an IVR message, a switch or router event, a timer."""
 
+    DIALED = "EventDialing"
+    ANSWERED = "CallStatus Established (from the IVR)"
     RINGING = "EventRinging"
     ESTABLISHED = "EventEstablished"
     RELEASED = "EventReleased (not ours)"
@@ -110,6 +115,10 @@ _ROWS: dict[tuple[CallState, CallInput], Transition] = {
     (_S.AWAIT_RINGING, _I.RINGING): T(_S.ALERTING, "ringing"),
     (_S.AWAIT_RINGING, _I.WAIT_RINGING_TIMEOUT): T(None, "end_timeout"),
     (_S.ALERTING, _I.ESTABLISHED): T(_S.STARTED, "established"),
+    # outbound (PROTOCOL.md §3.10.5, §6.5.7)
+    (_S.DIALING, _I.DIALED): T(_S.DIALING, "dialing"),
+    (_S.DIALING, _I.ANSWERED): T(_S.AWAIT_RINGING, "answered"),
+    (_S.DIALING, _I.FAILURE): T(None, "dial_failed"),
     # routing and treatment (rows 12-24)
     **{(state, _I.ROUTE_REQUEST): T(_S.ROUTING, "route_request") for state in _CONNECTED_STATES},
     (_S.ROUTING, _I.ROUTE_CALL): T(_S.ROUTED, "route_response"),
@@ -149,6 +158,8 @@ REFUSALS: Final[dict[tuple[CallState, CallInput], Refuse]] = {
         (state, event): Refuse.IGNORE
         for state in _ALL
         for event in (
+            _I.DIALED,
+            _I.ANSWERED,
             _I.RINGING,
             _I.ESTABLISHED,
             _I.RELEASED,

@@ -37,12 +37,12 @@ from ivr_server.calls.replies import (
     invalid_request,
     no_such_call,
 )
-from ivr_server.calls.timers import DeadlineQueue
 from ivr_server.metrics import Metrics
 from ivr_server.switch import (
     USER_DATA_LIMIT,
     DnType,
     EventAttachedDataChanged,
+    EventDialing,
     EventError,
     EventEstablished,
     EventReleased,
@@ -51,11 +51,14 @@ from ivr_server.switch import (
     RequestRouteCall,
     SwitchEvent,
     SwitchRequest,
+    TAbandonCall,
     TAttachUserData,
     TDeleteAllUserData,
     TDeleteUserData,
     TErrorCode,
     TInboundCall,
+    TOutboundAnswered,
+    TOutboundCall,
     TReleaseCall,
     TRouteAbort,
     TRouteFailed,
@@ -66,6 +69,7 @@ from ivr_server.switch import (
     kv_size,
     kv_update,
 )
+from ivr_server.timers import DeadlineQueue
 from ivr_server.wire import KvList, Message, Node, NVPair
 from ivr_server.wire import messages as m
 
@@ -77,6 +81,8 @@ Owner = Hashable
 """Whoever receives a call's messages (the service passes its ``Session`` objects)."""
 SendFn = Callable[[Any, str, Message], None]
 """``send(owner, call_id, message)``."""
+DialOutReportFn = Callable[[Any, str, str, str | None], None]
+"""``report(dial_out, kind, call_id, cause)``: the progress of an outbound call."""
 
 _FAILURE_CODES: Final = {
     "Busy": TErrorCode.TERR_ORIG_DN_BUSY,
@@ -137,9 +143,11 @@ class Call:
 
     __slots__ = (
         "ani",
+        "answered",
         "call_id",
         "called_num",
         "conn_id",
+        "dial_out",
         "dn",
         "dnis",
         "held_route",
@@ -158,18 +166,30 @@ class Call:
         "uuid",
     )
 
-    def __init__(self, call_id: str, owner: Owner | None, target: PortTarget, msg: m.NewCall):
+    def __init__(
+        self,
+        call_id: str,
+        owner: Owner | None,
+        target: PortTarget,
+        called_num: str,
+        ani: str | None = None,
+        dnis: str | None = None,
+        legacy: bool = False,
+    ):
         self.call_id = call_id
         self.owner = owner
         self.ivr = target.ivr
         self.port = target.port
         self.dn = target.dn
         self.switch = target.switch
-        self.called_num = msg.CalledNum
-        self.ani = msg.ANI
-        self.dnis = msg.DNIS
-        self.legacy = msg.Version == "1.0"
+        self.called_num = called_num
+        self.ani = ani
+        self.dnis = dnis
+        self.legacy = legacy
         self.state = CallState.AWAIT_RINGING
+        self.dial_out: Any = None
+        """The predictive-call request an outbound call answers (reported to as it goes)."""
+        self.answered = False
         self.conn_id: str | None = None
         self.switch_call_id: int | None = None
         self.last_event: str | None = None
@@ -184,7 +204,7 @@ class Call:
         return f"<Call {self.call_id} {self.ivr}/{self.port} {self.state.value} {self.conn_id}>"
 
 
-_Kind = Literal["inbound", "udata", "route"]
+_Kind = Literal["inbound", "outbound", "udata", "route"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,9 +244,14 @@ class CallManager:
     """Every call of the server. See the module docstring."""
 
     def __init__(
-        self, settings: CallSettings, send: SendFn, metrics: Metrics | None = None
+        self,
+        settings: CallSettings,
+        send: SendFn,
+        metrics: Metrics | None = None,
+        dial_out_report: DialOutReportFn | None = None,
     ) -> None:
         self.settings = settings
+        self._dial_out_report = dial_out_report
         self.metrics = metrics if metrics is not None else Metrics()
         self._send = send
         self.calls: dict[str, Call] = {}
@@ -335,7 +360,7 @@ class CallManager:
                 m.EndCall(EndCause="Resources"),
                 f"NewCall: port {target.port} of {target.ivr} already has a call",
             )
-        call = Call(call_id, owner, target, msg)
+        call = Call(call_id, owner, target, msg.CalledNum, msg.ANI, msg.DNIS, msg.Version == "1.0")
         self.calls[call_id] = call
         self._by_port[(target.ivr, target.port)] = call
         self._call_timer.set(call_id, now + self.settings.call_timeout)
@@ -353,6 +378,58 @@ class CallManager:
                 extensions=_kv(msg.ExtnsEx, msg.Extensions),
             ),
         )
+
+    def dial_out_init(
+        self,
+        owner: Owner,
+        call_id: str,
+        msg: m.DialOutInit,
+        target: PortTarget,
+        dial_out: Any,
+        dest: str,
+        user_data: KvList,
+        now: float,
+    ) -> None:
+        """Start the outbound call a ``DialOutInit`` reports (admitted by the service): the
+        port's DN dials ``dest``; ``CallStatus Dialing`` follows (PROTOCOL.md §3.10.5)."""
+        if call_id in self.calls:
+            raise invalid_request(call_id, f"DialOutInit: CallId {call_id!r} is already active")
+        if (target.ivr, target.port) in self._by_port:
+            raise Refusal(
+                call_id,
+                m.EndCall(EndCause="Resources"),
+                f"DialOutInit: port {target.port} of {target.ivr} already has a call",
+            )
+        call = Call(call_id, owner, target, msg.CalledNum)
+        call.state = CallState.DIALING
+        call.dial_out = dial_out
+        self.calls[call_id] = call
+        self._by_port[(target.ivr, target.port)] = call
+        self._call_timer.set(call_id, now + self.settings.call_timeout)
+        self._requester = owner
+        call.switch.request(
+            TOutboundCall(
+                reference_id=self._pend(call, "outbound"),
+                dn=call.dn,
+                dest=dest,
+                user_data=user_data,
+                extensions=msg.ExtnsEx or (),
+            )
+        )
+
+    def ivr_call_status(
+        self, owner: Owner, ivr: str | None, call_id: str | None, msg: m.CallStatus, now: float
+    ) -> None:
+        """``CallStatus`` from the IVR: only ``Established`` of an outbound call means something
+        (the dialled party answered, PROTOCOL.md §3.3.7); anything else is logged and ignored."""
+        call = self.calls.get(call_id) if call_id is not None else None
+        if call is None or call.ivr != ivr:
+            raise no_such_call(call_id, msg)
+        if msg.Event != "Established":
+            log.info("call %s: CallStatus %s from the IVR ignored", call.call_id, msg.Event)
+            return
+        self._requester = owner
+        self._input(call, CallInput.ANSWERED, now, msg)
 
     def handle(
         self, owner: Owner, ivr: str | None, call_id: str | None, msg: Message, now: float
@@ -551,12 +628,36 @@ class CallManager:
     def _do_nothing(self, call: Call, now: float, arg: Any) -> None:
         return
 
+    def _report(self, call: Call, kind: str, cause: str | None = None) -> None:
+        if call.dial_out is not None and self._dial_out_report is not None:
+            self._dial_out_report(call.dial_out, kind, call.call_id, cause)
+
+    def _do_dialing(self, call: Call, now: float, event: Any) -> None:
+        self._send(call.owner, call.call_id, m.CallStatus(Event="Dialing"))
+        self._report(call, "dialing")
+
+    def _do_answered(self, call: Call, now: float, msg: Any) -> None:
+        if call.conn_id is not None:
+            call.switch.request(
+                TOutboundAnswered(reference_id=self._ref(), conn_id=call.conn_id, dn=call.dn)
+            )
+
+    def _do_dial_failed(self, call: Call, now: float, msg: m.Failure) -> None:
+        if call.conn_id is not None:
+            call.switch.request(
+                TAbandonCall(reference_id=self._ref(), conn_id=call.conn_id, dn=call.dn)
+            )
+        self._report(call, "failed", msg.FailureCause)
+        call.dial_out = None  # reported: _forget must not report again
+
     def _do_ringing(self, call: Call, now: float, event: EventRinging) -> None:
         self._ringing_timer.cancel(call.call_id)
         self._send(call.owner, call.call_id, m.CallStatus(Event="Ringing"))
 
     def _do_established(self, call: Call, now: float, event: EventEstablished) -> None:
         self._send(call.owner, call.call_id, m.CallStatus(Event="Established"))
+        call.answered = True
+        self._report(call, "established")
 
     def _do_route_request(self, call: Call, now: float, msg: m.RouteRequest) -> None:
         conn_id = call.conn_id
@@ -764,6 +865,9 @@ class CallManager:
         self._orphan_timer.cancel(call_id)
         for ref in [ref for ref, p in self._pending.items() if p.call is call]:
             del self._pending[ref]
+        if call.dial_out is not None:
+            self._report(call, "ended" if call.answered else "abandoned")
+            call.dial_out = None
         call.state = CallState.DETACHED
         self.completed += 1
 
@@ -773,7 +877,7 @@ class CallManager:
         pending = self._pending.pop(ref, None) if ref is not None else None
         if pending is not None:
             self._answer(pending, event, now)
-            if pending.kind == "inbound":
+            if pending.kind in ("inbound", "outbound"):
                 return  # _answer fed the first event to the machine
         conn_id = getattr(event, "conn_id", None)
         if conn_id is None:
@@ -806,6 +910,22 @@ class CallManager:
                 self._on_ringing(call, event, now)
             elif isinstance(event, EventEstablished):
                 self._on_established(call, event, now)
+            return
+        if pending.kind == "outbound":
+            if isinstance(event, EventError):
+                log.warning(
+                    "call %s: the switch refused the dial-out: %s",
+                    call.call_id,
+                    event.error_message,
+                )
+                self._send(call.owner, call.call_id, m.EndCall(EndCause="FeatureNotSupported"))
+                self._forget(call)
+            elif isinstance(event, EventDialing):
+                call.conn_id = event.conn_id
+                call.switch_call_id = event.call_id
+                call.last_event = event.name
+                self._by_conn[event.conn_id] = call
+                self._input(call, CallInput.DIALED, now, event)
             return
         if pending.kind == "udata":
             if isinstance(event, EventAttachedDataChanged):

@@ -36,6 +36,7 @@ from ivr_server.calls.replies import (
 )
 from ivr_server.config import IvrConfig, PortConfig, ServerConfig
 from ivr_server.metrics import Metrics
+from ivr_server.outbound import DialOutManager, DialOutOutcome, DialOutRequest
 from ivr_server.routing import Router, build_routers
 from ivr_server.service.sessions import SUPPORTED_VERSIONS, Login, LoginStatus, Session
 from ivr_server.session import IvrLink
@@ -63,7 +64,7 @@ from ivr_server.switch import (
     VirtualSwitch,
     WorkMode,
 )
-from ivr_server.wire import DecodeError, Message, str_node
+from ivr_server.wire import DecodeError, KvList, Message, str_node
 from ivr_server.wire import messages as m
 
 __all__ = ["IvrService", "ReloadReport"]
@@ -148,7 +149,9 @@ class IvrService:
         self.listeners: list[Callable[[str, SwitchEvent], None]] = []
         """Called with (switch name, event) for every switch event (the API's event stream);
         empty when nobody listens, which costs nothing."""
-        self.calls = CallManager(_call_settings(config), self._send_to_owner, self.metrics)
+        self.calls = CallManager(
+            _call_settings(config), self._send_to_owner, self.metrics, self._call_dial_out_report
+        )
         self._router_refs = itertools.count(2_000_000_001)
         self.routers: Mapping[str, Router] = build_routers(config, self._next_router_ref)
         """Switch name -> the router serving its routing points (built-in rules for now)."""
@@ -161,7 +164,8 @@ class IvrService:
         self._port_of_dn: dict[tuple[str, str], PortKey] = {}
         self._routing_points: frozenset[str] = frozenset()
         self._ports_reported: dict[PortKey, bool] = {}
-        self._dialout: dict[str, list[Session]] = {}
+        self.outbound = DialOutManager(self._report_dial_out)
+        """DialOut registrations and predictive-call requests (PROTOCOL.md §3.10)."""
         self._handlers: dict[type[Message], Callable[[Session, str | None, Any], None]] = {
             m.LoginReq: self._on_login_req,
             m.LogMsg: self._on_log_msg,
@@ -210,10 +214,8 @@ class IvrService:
             (s for s in self.sessions.values() if ivr is not None and s.ivr_name == ivr), None
         )
         self.calls.owner_gone(session, successor, self.now)
+        self.outbound.session_closed(session)
         self._pump()
-        for sessions in self._dialout.values():
-            while session in sessions:
-                sessions.remove(session)
         log.info("session %d from %s closed: %s", session.id, session.peer, reason)
 
     def take_dirty(self) -> list[Session]:
@@ -387,12 +389,9 @@ class IvrService:
         log.info("session %d: Reset on CallId %s ignored (reserved)", session.id, call_id)
 
     def _on_ivr_call_status(self, session: Session, call_id: str | None, msg: m.CallStatus) -> None:
-        log.info(
-            "session %d: CallStatus %s from the IVR on CallId %s ignored",
-            session.id,
-            msg.Event,
-            call_id,
-        )
+        login = self._require_login(session, call_id, msg)
+        self.calls.ivr_call_status(session, login.client_name, call_id, msg, self.now)
+        self._pump()
 
     def _on_new_call(self, session: Session, call_id: str | None, msg: m.NewCall) -> None:
         login = self._require_login(session, call_id, msg)
@@ -420,10 +419,74 @@ class IvrService:
         )
 
     def _on_dial_out_init(self, session: Session, call_id: str | None, msg: m.DialOutInit) -> None:
-        self._require_login(session, call_id, msg)
-        # No DialOut has been sent (outbound dialling comes with the API): a DialOutInit can only
-        # be late or invalid (PROTOCOL.md §7, DialOut request timer).
-        raise _end(call_id, "FeatureNotSupported", f"DialOutInit for unknown RefID {msg.RefID}")
+        login = self._require_login(session, call_id, msg)
+        assert call_id is not None
+        if self.calls.is_active(call_id) or call_id == login.call_id:
+            raise invalid_request(call_id, f"DialOutInit: CallId {call_id!r} is already active")
+        request = self.outbound.take_init(session, msg.RefID)
+        if request is None:  # unknown, expired, or sent to another session (PROTOCOL.md §3.10.5)
+            raise _end(call_id, "FeatureNotSupported", f"DialOutInit for unknown RefID {msg.RefID}")
+        try:
+            target = self._mode(login, call_id, msg.tag, msg.CalledNum)
+            if self.flow_control or not target.switch.link_up:
+                raise _end(
+                    call_id, "ServerPaused", "flow control is on or the T-Server link is down"
+                )
+            self.calls.dial_out_init(
+                session, call_id, msg, target, request, request.dest, request.user_data, self.now
+            )
+        except Refusal as refusal:
+            self.outbound.notify(
+                request,
+                DialOutOutcome("failed", request.ref_id, call_id=call_id, cause=refusal.kind),
+            )
+            raise
+        self._pump()
+
+    def dial_out(
+        self,
+        requester: Callable[[DialOutRequest, DialOutOutcome], None] | None,
+        orig_dn: str,
+        dest: str,
+        *,
+        timeout: float | None = None,
+        user_data: KvList = (),
+        extensions: KvList = (),
+    ) -> DialOutRequest | None:
+        """A predictive call (the original's TMakePredictiveCall) on routing point ``orig_dn``:
+        ``DialOut`` to the earliest session that registered it; ``None`` when none did. Each
+        outcome is passed to ``requester`` (also after the call started: dialing, established,
+        failed, ended)."""
+        request = self.outbound.request(
+            requester,
+            orig_dn,
+            dest,
+            self.now,
+            timeout=timeout,
+            user_data=user_data,
+            extensions=extensions,
+        )
+        if request is None:
+            return None
+        session = request.session
+        assert isinstance(session, Session)
+        self._send(session, None, request.dial_out())
+        log.info("DialOut %s: %s -> %s via session %d", request.ref_id, orig_dn, dest, session.id)
+        return request
+
+    def _report_dial_out(self, request: DialOutRequest, outcome: DialOutOutcome) -> None:
+        log.info("DialOut %s: %s", request.ref_id, outcome)
+        if callable(request.requester):
+            request.requester(request, outcome)
+
+    def _call_dial_out_report(
+        self, request: Any, kind: str, call_id: str, cause: str | None
+    ) -> None:
+        if isinstance(request, DialOutRequest):
+            self.outbound.notify(
+                request,
+                DialOutOutcome(kind, request.ref_id, call_id=call_id, cause=cause),  # type: ignore[arg-type]
+            )
 
     def _mode(self, login: Login, call_id: str, tag: str, key: str) -> PortTarget:
         """The mode procedure of PROTOCOL.md §5.2 for a new call; failure -> EndCall."""
@@ -585,40 +648,31 @@ class IvrService:
         if login is None or not login.known_client or call_id != login.call_id:
             raise invalid_request(call_id, "DialOutRegistry outside the session CallId")
         if msg.Command == "RemoveAll":
-            for sessions in self._dialout.values():
-                while session in sessions:
-                    sessions.remove(session)
+            self.outbound.unregister(session)
         elif msg.DN is None:
             raise invalid_request(call_id, f"DialOutRegistry {msg.Command} without DN")
         elif msg.Command == "Remove":
-            sessions = self._dialout.get(msg.DN, [])
-            while session in sessions:
-                sessions.remove(session)
+            self.outbound.unregister(session, msg.DN)
         else:
             if not self._is_routing_point(msg.DN):
                 self._send(session, call_id, m.DialOutRegistryResp(Result="ConfigError"))
                 return
-            sessions = self._dialout.setdefault(msg.DN, [])
-            if session not in sessions:
-                sessions.append(session)
+            self.outbound.register(session, msg.DN)
         self._send(session, call_id, m.DialOutRegistryResp(Result="Success"))
 
     def _on_dial_out_error(
         self, session: Session, call_id: str | None, msg: m.DialOutError
     ) -> None:
-        log.info(
-            "session %d: DialOutError %s for unknown RefID %s ignored",
-            session.id,
-            msg.Error,
-            msg.RefID,
-        )
+        if self.outbound.on_error(session, msg) is None:
+            log.info(
+                "session %d: DialOutError %s for unknown RefID %s ignored",
+                session.id,
+                msg.Error,
+                msg.RefID,
+            )
 
     def _is_routing_point(self, number: str) -> bool:
-        for switch in self.config.switches:
-            for dn in switch.dns:
-                if dn.number == number and dn.type.value == DnType.ROUTING_POINT.value:
-                    return True
-        return False
+        return number in self._routing_points
 
     # ------------------------------------------------------------------ switch events
 
@@ -959,12 +1013,16 @@ class IvrService:
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must next run (``None``: no timer runs)."""
-        return self.calls.next_deadline()
+        deadlines = [
+            d for d in (self.calls.next_deadline(), self.outbound.next_deadline()) if d is not None
+        ]
+        return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
         """Run the timers that are due."""
         self.now = now
         self.calls.handle_timer(now)
+        self.outbound.handle_timer(now)
         self._pump()
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "AgentStatus",
     "CallEvent",
     "DnType",
+    "EventAbandoned",
     "EventAddressInfo",
     "EventAgentLogin",
     "EventAgentLogout",
@@ -32,6 +33,7 @@ __all__ = [
     "EventAttachedDataChanged",
     "EventDNBackInService",
     "EventDNOutOfService",
+    "EventDialing",
     "EventError",
     "EventEstablished",
     "EventLinkConnected",
@@ -303,6 +305,20 @@ class EventEstablished(CallEvent):
     """A call is connected at ``dn``."""
 
     name: ClassVar[str] = "EventEstablished"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventDialing(CallEvent):
+    """``dn`` is dialing ``other_dn`` (an outbound call placed by the IVR, DialOutInit)."""
+
+    name: ClassVar[str] = "EventDialing"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventAbandoned(CallEvent):
+    """The call ended before it was established (an outbound call that failed)."""
+
+    name: ClassVar[str] = "EventAbandoned"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

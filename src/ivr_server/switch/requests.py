@@ -24,6 +24,7 @@ from ivr_server.wire.kv import KvList
 __all__ = [
     "CallRequest",
     "SwitchRequest",
+    "TAbandonCall",
     "TAgentLogin",
     "TAgentLogout",
     "TAgentSetNotReady",
@@ -33,6 +34,8 @@ __all__ = [
     "TDeleteAllUserData",
     "TDeleteUserData",
     "TInboundCall",
+    "TOutboundAnswered",
+    "TOutboundCall",
     "TQueryAddress",
     "TRegisterAddress",
     "TReleaseCall",
@@ -165,6 +168,23 @@ class TInboundCall(SwitchRequest):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TOutboundCall(SwitchRequest):
+    """The IVR dials ``dest`` from ``dn`` (DialOutInit, PROTOCOL.md §3.10.5): EventDialing. Not a
+    T-Library function: the IVR dials on the network, the switch only learns of it."""
+
+    name: ClassVar[str] = "TOutboundCall"
+
+    dn: str
+    """The DN of the IVR port that dials."""
+    dest: str
+    """The number dialled (AttributeOtherDN)."""
+    user_data: KvList = ()
+    """AttributeUserData of the predictive-call request."""
+    extensions: KvList = ()
+    """AttributeExtensions of EventDialing."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CallRequest(SwitchRequest):
     """A request about an existing call."""
 
@@ -174,6 +194,21 @@ class CallRequest(SwitchRequest):
     """AttributeConnID of the call."""
     dn: str
     """AttributeThisDN: the DN on whose behalf the request is made."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TOutboundAnswered(CallRequest):
+    """The party an outbound call dialled answered (IVR ``CallStatus Established``): EventRinging,
+    EventEstablished at ``dn``."""
+
+    name: ClassVar[str] = "TOutboundAnswered"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TAbandonCall(CallRequest):
+    """An outbound call failed before it was answered (IVR ``Failure``): EventAbandoned."""
+
+    name: ClassVar[str] = "TAbandonCall"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

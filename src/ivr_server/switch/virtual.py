@@ -52,12 +52,14 @@ from ivr_server.switch.errors import AGENT_WRONG_STATE, TErrorCode
 from ivr_server.switch.events import (
     CallEvent,
     DnType,
+    EventAbandoned,
     EventAddressInfo,
     EventAgentLogin,
     EventAgentLogout,
     EventAgentNotReady,
     EventAgentReady,
     EventAttachedDataChanged,
+    EventDialing,
     EventDNBackInService,
     EventDNOutOfService,
     EventError,
@@ -81,6 +83,7 @@ from ivr_server.switch.events import (
 from ivr_server.switch.requests import (
     CallRequest,
     SwitchRequest,
+    TAbandonCall,
     TAgentLogin,
     TAgentLogout,
     TAgentSetNotReady,
@@ -90,6 +93,8 @@ from ivr_server.switch.requests import (
     TDeleteAllUserData,
     TDeleteUserData,
     TInboundCall,
+    TOutboundAnswered,
+    TOutboundCall,
     TQueryAddress,
     TRegisterAddress,
     TReleaseCall,
@@ -257,6 +262,7 @@ class _Call:
         "ani",
         "call_id",
         "conn_id",
+        "dialed",
         "dnis",
         "parties",
         "routing_point",
@@ -273,6 +279,8 @@ class _Call:
         self.dnis = dnis
         self.user_data = user_data
         self.parties: list[str] = []
+        self.dialed: str | None = None
+        """The number an outbound call dialled."""
         self.routing_point: str | None = None
         self.treatment: str | None = None
 
@@ -652,6 +660,41 @@ class VirtualSwitch:
                     extensions=req.extensions,
                 )
             )
+
+    def _on_outbound_call(self, req: TOutboundCall) -> None:
+        record = self._address(req, req.dn)
+        if record is None:
+            return
+        if record.type not in AGENT_DN_TYPES:
+            self._fail(req, req.dn, TErrorCode.TERR_UNSUP_OPER, f"DN {req.dn} cannot make calls")
+            return
+        if kv_size(req.user_data) > USER_DATA_LIMIT:
+            self._fail(req, req.dn, TErrorCode.TERR_INVALID_ATTR, "user data larger than 16 KB")
+            return
+        conn_id = f"{self._next_conn:016x}"
+        self._next_conn += 1
+        call = _Call(conn_id, self._next_call_id, None, None, req.user_data)
+        self._next_call_id += 1
+        call.dialed = req.dest
+        self._calls[conn_id] = call
+        call.parties.append(req.dn)
+        self._call_event(
+            EventDialing, req, call, req.dn, other_dn=req.dest, extensions=req.extensions
+        )
+
+    def _on_outbound_answered(self, req: TOutboundAnswered) -> None:
+        call = self._call_at(req)
+        if call is None:
+            return
+        for cls in (EventRinging, EventEstablished):
+            self._call_event(cls, req, call, req.dn, other_dn=call.dialed)
+
+    def _on_abandon_call(self, req: TAbandonCall) -> None:
+        call = self._call_at(req)
+        if call is None:
+            return
+        del self._calls[call.conn_id]
+        self._call_event(EventAbandoned, req, call, req.dn, other_dn=call.dialed)
 
     def _call_at(self, req: CallRequest) -> _Call | None:
         """The call of a call request, which must have ``req.dn`` as a party; else EventError."""
@@ -1084,6 +1127,9 @@ _HANDLERS: Final[Mapping[type[SwitchRequest], Callable[[VirtualSwitch, Any], Non
     TRegisterAddress: VirtualSwitch._on_register_address,
     TUnregisterAddress: VirtualSwitch._on_unregister_address,
     TInboundCall: VirtualSwitch._on_inbound_call,
+    TOutboundCall: VirtualSwitch._on_outbound_call,
+    TOutboundAnswered: VirtualSwitch._on_outbound_answered,
+    TAbandonCall: VirtualSwitch._on_abandon_call,
     TReleaseCall: VirtualSwitch._on_release_call,
     TAttachUserData: VirtualSwitch._on_attach_user_data,
     TUpdateUserData: VirtualSwitch._on_update_user_data,
