@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import signal
 import sys
@@ -11,20 +10,17 @@ from pathlib import Path
 
 import click
 
-from ivr_server import __version__
+from ivr_server import __version__, logs
 from ivr_server.config import default_config, default_config_path, load_config
 from ivr_server.config.model import ListenAddress
 from ivr_server.errors import ConfigError
+from ivr_server.logs import LogFormat
 
 __all__ = ["main"]
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def _setup_logging(level: str, fmt: LogFormat = "auto") -> None:
+    logs.configure(level, fmt, sys.stderr)
 
 
 def _run(coro: object) -> None:
@@ -76,7 +72,7 @@ def serve(
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot read {config_file}: {exc}") from None
-    _setup_logging(log_level or config.server.log_level)
+    _setup_logging(log_level or config.server.log_level, config.server.log_format)
     source = str(config_file) if config_file else default_config_path()
 
     def started(server: IvrServer) -> None:

@@ -37,6 +37,7 @@ from ivr_server.calls.replies import (
     invalid_request,
     no_such_call,
 )
+from ivr_server.logs import fields
 from ivr_server.metrics import Metrics
 from ivr_server.switch import (
     USER_DATA_LIMIT,
@@ -202,6 +203,12 @@ class Call:
 
     def __repr__(self) -> str:
         return f"<Call {self.call_id} {self.ivr}/{self.port} {self.state.value} {self.conn_id}>"
+
+    def log_fields(self) -> dict[str, Any]:
+        """The context fields of a log line about this call (docs/operations.md)."""
+        return fields(
+            call_id=self.call_id, conn_id=self.conn_id, ivr=self.ivr, port=self.port, dn=self.dn
+        )
 
 
 _Kind = Literal["inbound", "outbound", "udata", "route"]
@@ -426,7 +433,12 @@ class CallManager:
         if call is None or call.ivr != ivr:
             raise no_such_call(call_id, msg)
         if msg.Event != "Established":
-            log.info("call %s: CallStatus %s from the IVR ignored", call.call_id, msg.Event)
+            log.info(
+                "call %s: CallStatus %s from the IVR ignored",
+                call.call_id,
+                msg.Event,
+                extra=call.log_fields(),
+            )
             return
         self._requester = owner
         self._input(call, CallInput.ANSWERED, now, msg)
@@ -461,7 +473,7 @@ class CallManager:
             refusal = REFUSALS.get((call.state, event), Refuse.BLOCKED_REQ)
             reason = f"{event.value} not allowed in state {call.state.value}"
             if refusal is Refuse.IGNORE:
-                log.debug("call %s: %s ignored", call.call_id, reason)
+                log.debug("call %s: %s ignored", call.call_id, reason, extra=call.log_fields())
                 return
             if refusal is Refuse.INVALID_REQ:
                 raise invalid_request(call.call_id, reason)
@@ -474,7 +486,12 @@ class CallManager:
         else:
             call.state = step.next_state
         log.debug(
-            "call %s: %s --%s--> %s", call.call_id, before.value, event.value, call.state.value
+            "call %s: %s --%s--> %s",
+            call.call_id,
+            before.value,
+            event.value,
+            call.state.value,
+            extra=call.log_fields(),
         )
 
     # -- call control
@@ -741,7 +758,9 @@ class CallManager:
         if not data or call.conn_id is None:
             return
         if self._too_big(call, data):
-            log.warning("call %s: data over 16 KB not attached", call.call_id)
+            log.warning(
+                "call %s: data over 16 KB not attached", call.call_id, extra=call.log_fields()
+            )
             return
         call.switch.request(
             TUpdateUserData(
@@ -795,7 +814,13 @@ class CallManager:
         if data and call.state is not CallState.DETACHED:
             self._attach_replace(call, data)
         active = _active_release(_kv(msg.ExtnsEx, msg.Extensions), self.settings.active_release)
-        log.debug("call %s: EndCall %s, active release %s", call.call_id, msg.EndCause, active)
+        log.debug(
+            "call %s: EndCall %s, active release %s",
+            call.call_id,
+            msg.EndCause,
+            active,
+            extra=call.log_fields(),
+        )
         # In-Front the call exists on the virtual switch only at the port: whether the IVR asks
         # for an active release or has moved the caller itself, the port's call is cleared.
         self._release(call)
@@ -815,7 +840,10 @@ class CallManager:
 
     def _do_abandon(self, call: Call, now: float, arg: Any) -> None:
         log.info(
-            "call %s of %s: no session came back, released as abandoned", call.call_id, call.ivr
+            "call %s of %s: no session came back, released as abandoned",
+            call.call_id,
+            call.ivr,
+            extra=call.log_fields(),
         )
         self._release(call)
 
@@ -1003,12 +1031,21 @@ class CallManager:
                 call = self.calls.get(call_id)
                 if call is not None:
                     log.info(
-                        "call %s: %s expired in state %s", call_id, event.value, call.state.value
+                        "call %s: %s expired in state %s",
+                        call_id,
+                        event.value,
+                        call.state.value,
+                        extra=call.log_fields(),
                     )
                     try:
                         self._input(call, event, now)
                     except Refusal:  # pragma: no cover - timers are never refused
-                        log.exception("call %s: timer %s refused", call_id, event.value)
+                        log.exception(
+                            "call %s: timer %s refused",
+                            call_id,
+                            event.value,
+                            extra=call.log_fields(),
+                        )
 
     def reconfigure(self, settings: CallSettings) -> None:
         """New timer durations apply to timers started from now on."""

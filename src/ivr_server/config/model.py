@@ -415,6 +415,9 @@ class ServerOptions(_Model):
     output_encoding: Encoding = "ISO-8859-1"
     """Encoding of the XML the server writes, ``ISO-8859-1`` or ``UTF-8``; characters outside it
     become numeric character references. Original: ``target-encoding``."""
+    log_format: Literal["auto", "json", "text"] = "auto"
+    """Log lines as JSON objects (``json``), as text (``text``), or text on a terminal and JSON
+    otherwise (``auto``)."""
     active_release: bool = True
     """What an ``EndCall`` without the ``GCTIActiveRelease`` extension means: ``true`` = the server
     releases the port's call itself (TReleaseCall). Original: ``[IServer] active-release``."""

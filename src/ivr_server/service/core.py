@@ -35,6 +35,7 @@ from ivr_server.calls.replies import (
     invalid_request,
 )
 from ivr_server.config import IvrConfig, PortConfig, ServerConfig
+from ivr_server.logs import fields
 from ivr_server.metrics import Metrics
 from ivr_server.outbound import DialOutManager, DialOutOutcome, DialOutRequest
 from ivr_server.routing import Router, build_routers
@@ -197,7 +198,7 @@ class IvrService:
         session = Session(id=next(self._session_ids), peer=peer, link=link, opened_at=now)
         self.sessions[session.id] = session
         self.metrics.sessions_opened += 1
-        log.info("session %d opened from %s", session.id, peer)
+        log.info("session %d opened from %s", session.id, peer, extra=_ctx(session, None))
         return session
 
     def close_session(self, session: Session, reason: str, now: float | None = None) -> None:
@@ -216,7 +217,13 @@ class IvrService:
         self.calls.owner_gone(session, successor, self.now)
         self.outbound.session_closed(session)
         self._pump()
-        log.info("session %d from %s closed: %s", session.id, session.peer, reason)
+        log.info(
+            "session %d from %s closed: %s",
+            session.id,
+            session.peer,
+            reason,
+            extra=_ctx(session, None),
+        )
 
     def take_dirty(self) -> list[Session]:
         """Sessions with data queued since the last call; the runtime writes them out."""
@@ -265,13 +272,18 @@ class IvrService:
             else:
                 self._on_other(session, call_id, message)
         except Refusal as refusal:
-            log.info("session %d: %s", session.id, refusal.reason)
+            log.info("session %d: %s", session.id, refusal.reason, extra=_ctx(session, call_id))
             self.metrics.errors[refusal.kind] += 1
             if refusal.reply is not None:
                 self._send(session, refusal.call_id, refusal.reply)
             self._pump()
         except Exception:  # a bug of ours: answered, logged, and nobody else is affected
-            log.exception("session %d: internal error handling %s", session.id, message.tag)
+            log.exception(
+                "session %d: internal error handling %s",
+                session.id,
+                message.tag,
+                extra=_ctx(session, call_id),
+            )
             self.metrics.errors["internal"] += 1
             answer = internal_error(call_id, message)
             if answer is not None and answer.reply is not None:
@@ -287,7 +299,11 @@ class IvrService:
         self.metrics.messages_in["rejected"] += 1
         self.metrics.errors["rejected"] += 1
         log.warning(
-            "session %d from %s: rejected document: %s", session.id, session.peer, error.reason
+            "session %d from %s: rejected document: %s",
+            session.id,
+            session.peer,
+            error.reason,
+            extra=_ctx(session, None),
         )
         answer = answer_for_rejected(error, self.config.server.version_string)
         if answer is not None:
@@ -324,7 +340,12 @@ class IvrService:
                 call_id,
                 m.LoginResp(IServerVer=cfg.version_string, Result="InvalidProtocolVer"),
             )
-            log.info("session %d: login refused, version %s", session.id, version)
+            log.info(
+                "session %d: login refused, version %s",
+                session.id,
+                version,
+                extra=_ctx(session, call_id),
+            )
             return
         ivr = self.config.ivr(msg.ClientName)
         if ivr is None:
@@ -364,6 +385,7 @@ class IvrService:
             version,
             status.value,
             "set" if monitor else "clear",
+            extra=_ctx(session, call_id),
         )
         if version == "4.0":
             self._send(session, call_id, m.FlowControl(Status="On" if self.flow_control else "Off"))
@@ -373,20 +395,33 @@ class IvrService:
         if ivr is not None:
             adopted = self.calls.adopt(ivr.name, session)
             if adopted:
-                log.info("session %d continues %d call(s) of %s", session.id, adopted, ivr.name)
+                log.info(
+                    "session %d continues %d call(s) of %s",
+                    session.id,
+                    adopted,
+                    ivr.name,
+                    extra=_ctx(session, call_id),
+                )
 
     def _on_log_msg(self, session: Session, call_id: str | None, msg: m.LogMsg) -> None:
-        log.log(
+        call = self.calls.calls.get(call_id) if call_id is not None else None
+        log.getChild("ivr").log(
             _LOG_LEVELS.get(msg.MsgType, logging.INFO),
-            "IVR log [session %d %s CallId %s] %s",
-            session.id,
-            msg.MsgType,
-            call_id,
+            "%s",
             msg.Msg,
+            extra={
+                **_ctx(session, call_id),
+                **fields(ivr_level=msg.MsgType, conn_id=call.conn_id if call else None),
+            },
         )
 
     def _on_reset(self, session: Session, call_id: str | None, msg: m.Reset) -> None:
-        log.info("session %d: Reset on CallId %s ignored (reserved)", session.id, call_id)
+        log.info(
+            "session %d: Reset on CallId %s ignored (reserved)",
+            session.id,
+            call_id,
+            extra=_ctx(session, call_id),
+        )
 
     def _on_ivr_call_status(self, session: Session, call_id: str | None, msg: m.CallStatus) -> None:
         login = self._require_login(session, call_id, msg)
@@ -471,7 +506,14 @@ class IvrService:
         session = request.session
         assert isinstance(session, Session)
         self._send(session, None, request.dial_out())
-        log.info("DialOut %s: %s -> %s via session %d", request.ref_id, orig_dn, dest, session.id)
+        log.info(
+            "DialOut %s: %s -> %s via session %d",
+            request.ref_id,
+            orig_dn,
+            dest,
+            session.id,
+            extra=_ctx(session, None),
+        )
         return request
 
     def _report_dial_out(self, request: DialOutRequest, outcome: DialOutOutcome) -> None:
@@ -669,6 +711,7 @@ class IvrService:
                 session.id,
                 msg.Error,
                 msg.RefID,
+                extra=_ctx(session, call_id),
             )
 
     def _is_routing_point(self, number: str) -> bool:
@@ -1024,6 +1067,11 @@ class IvrService:
         self.calls.handle_timer(now)
         self.outbound.handle_timer(now)
         self._pump()
+
+
+def _ctx(session: Session, call_id: str | None = None) -> dict[str, Any]:
+    """Log fields of a line about ``session`` (and a call)."""
+    return fields(session=session.id, peer=session.peer, ivr=session.ivr_name, call_id=call_id)
 
 
 def _end(call_id: str | None, cause: Any, reason: str) -> Refusal:
