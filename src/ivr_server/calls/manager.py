@@ -271,6 +271,8 @@ class CallManager:
         self._call_timer: DeadlineQueue[str] = DeadlineQueue()
         self._ringing_timer: DeadlineQueue[str] = DeadlineQueue()
         self._orphan_timer: DeadlineQueue[str] = DeadlineQueue()
+        self._actions: dict[str, Callable[[Call, float, Any], None]] = {}
+        """Table action name -> bound ``_do_<action>`` method (looked up once)."""
         self._requester: Owner | None = None
         """The session whose request is being handled: direct replies go to it, unsolicited call
         events to the call's owner (PROTOCOL.md §9.4.3)."""
@@ -479,20 +481,23 @@ class CallManager:
                 raise invalid_request(call.call_id, reason)
             raise blocked(call.call_id, reason)
         before = call.state
-        action: Callable[[Call, float, Any], None] = getattr(self, "_do_" + step.action)
+        action = self._actions.get(step.action)
+        if action is None:
+            action = self._actions[step.action] = getattr(self, "_do_" + step.action)
         action(call, now, arg)
         if step.next_state is None:
             self._forget(call)
         else:
             call.state = step.next_state
-        log.debug(
-            "call %s: %s --%s--> %s",
-            call.call_id,
-            before.value,
-            event.value,
-            call.state.value,
-            extra=call.log_fields(),
-        )
+        if log.isEnabledFor(logging.DEBUG):  # the hot path: no log fields built for nothing
+            log.debug(
+                "call %s: %s --%s--> %s",
+                call.call_id,
+                before.value,
+                event.value,
+                call.state.value,
+                extra=call.log_fields(),
+            )
 
     # -- call control
 
@@ -814,13 +819,14 @@ class CallManager:
         if data and call.state is not CallState.DETACHED:
             self._attach_replace(call, data)
         active = _active_release(_kv(msg.ExtnsEx, msg.Extensions), self.settings.active_release)
-        log.debug(
-            "call %s: EndCall %s, active release %s",
-            call.call_id,
-            msg.EndCause,
-            active,
-            extra=call.log_fields(),
-        )
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "call %s: EndCall %s, active release %s",
+                call.call_id,
+                msg.EndCause,
+                active,
+                extra=call.log_fields(),
+            )
         # In-Front the call exists on the virtual switch only at the port: whether the IVR asks
         # for an active release or has moved the caller itself, the port's call is cleared.
         self._release(call)

@@ -164,6 +164,8 @@ class IvrService:
         self._refs = itertools.count(1)
         self._port_of_dn: dict[tuple[str, str], PortKey] = {}
         self._routing_points: frozenset[str] = frozenset()
+        self._targets: dict[tuple[str, str], PortTarget] = {}
+        """(IVR, port number) -> where its calls land (mode procedure), for configured ports."""
         self._ports_reported: dict[PortKey, bool] = {}
         self.outbound = DialOutManager(self._report_dial_out)
         """DialOut registrations and predictive-call requests (PROTOCOL.md §3.10)."""
@@ -531,34 +533,36 @@ class IvrService:
             )
 
     def _mode(self, login: Login, call_id: str, tag: str, key: str) -> PortTarget:
-        """The mode procedure of PROTOCOL.md §5.2 for a new call; failure -> EndCall."""
+        """The mode procedure of PROTOCOL.md §5.2 for a new call; failure -> EndCall. A port's
+        target is kept until the configuration changes (the hot path of NewCall)."""
+        cached = self._targets.get((login.client_name, key))
+        if cached is not None:
+            return cached
+        try:
+            target = self._resolve_port(login.client_name, key)
+        except _NoPort as problem:  # not cached: the keys a client may send are unbounded
+            raise _end(call_id, "FeatureNotSupported", f"{tag}: {problem}") from None
+        self._targets[(login.client_name, key)] = target
+        return target
+
+    def _resolve_port(self, client_name: str, key: str) -> PortTarget:
         if key in self._routing_points:
-            raise _end(
-                call_id,
-                "FeatureNotSupported",
-                f"{tag}: {key} is a routing point (Network mode is not available)",
-            )
-        ivr = self.config.ivr(login.client_name)
+            raise _NoPort(f"{key} is a routing point (Network mode is not available)")
+        ivr = self.config.ivr(client_name)
         port = ivr.port(key) if ivr is not None else None
         if ivr is None or port is None:
-            raise _end(
-                call_id, "FeatureNotSupported", f"{tag}: {login.client_name} has no port {key!r}"
-            )
+            raise _NoPort(f"{client_name} has no port {key!r}")
         if not (ivr.enabled and port.enabled):
-            raise _end(
-                call_id, "FeatureNotSupported", f"{tag}: port {key} of {ivr.name} is disabled"
-            )
+            raise _NoPort(f"port {key} of {ivr.name} is disabled")
         target = self.config.port_dn(ivr, port)
         if target is None:
-            raise _end(call_id, "FeatureNotSupported", f"{tag}: port {key} of {ivr.name} has no DN")
+            raise _NoPort(f"port {key} of {ivr.name} has no DN")
         switch_cfg, dn = target
         tserver = self.config.tserver_for_switch(switch_cfg.name)
         vswitch = self.switches.get(switch_cfg.name)
         if tserver is None or tserver.name not in ivr.tservers or vswitch is None:
-            raise _end(
-                call_id,
-                "FeatureNotSupported",
-                f"{tag}: the T-Server of switch {switch_cfg.name} is not a connection of {ivr.name}",
+            raise _NoPort(
+                f"the T-Server of switch {switch_cfg.name} is not a connection of {ivr.name}"
             )
         return PortTarget(
             ivr=ivr.name,
@@ -946,6 +950,7 @@ class IvrService:
                 self._on_agent_event(switch.name, event, None)
 
     def _index_ports(self, config: ServerConfig) -> None:
+        self._targets = {}
         self._routing_points = frozenset(
             dn.number
             for switch in config.switches
@@ -1067,6 +1072,10 @@ class IvrService:
         self.calls.handle_timer(now)
         self.outbound.handle_timer(now)
         self._pump()
+
+
+class _NoPort(Exception):
+    """Why a port cannot take a call (the mode procedure failed); its text is the reason."""
 
 
 def _ctx(session: Session, call_id: str | None = None) -> dict[str, Any]:
