@@ -292,8 +292,6 @@ class CallManager:
             m.Failure: self._on_failure,
             m.AccessNumGet: self._on_access_num,
             m.AccessNumCancel: self._on_access_num,
-            m.PeekStatReq: self._on_stat,
-            m.GetStatReq: self._on_stat,
         }
         self._event_handlers: dict[type[SwitchEvent], Callable[[Call, Any, float], None]] = {
             EventRinging: self._on_ringing,
@@ -636,14 +634,6 @@ class CallManager:
         # have: every request for an access number fails (PROTOCOL.md §3.5, docs/decisions.md).
         action: Literal["Get", "Cancel"] = "Get" if msg.tag == "AccessNumGet" else "Cancel"
         self._send(self._requester, call.call_id, m.AccessNumResp(Action=action, Result="Failure"))
-
-    def _on_stat(self, call: Call, msg: Any, now: float) -> None:
-        # No statistic is configured in this release: every name is unknown (PROTOCOL.md §9.4.5).
-        self._send(
-            self._requester,
-            call.call_id,
-            m.StatResp(ResultCode="NoSuchStat", RequestId=msg.RequestId),
-        )
 
     # ------------------------------------------------------------------ actions (table rows)
 

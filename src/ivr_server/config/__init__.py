@@ -5,7 +5,9 @@
 * :func:`default_config` is the built-in default (``default.toml``, shipped with the package).
 * The models (:class:`ServerConfig` and its parts) mirror the TOML file; ``docs/configuration.md``
   documents every key. The built-in router's rules (:class:`RoutingConfig`) are the rule
-  language of ``docs/routing.md``; :mod:`ivr_server.routing` compiles them.
+  language of ``docs/routing.md``; :mod:`ivr_server.routing` compiles them. The named
+  statistics (:class:`StatisticConfig`, :data:`STAT_TYPES`) are computed by
+  :mod:`ivr_server.stats` (``docs/statistics.md``).
 
 This package imports only the standard library, pydantic and :mod:`ivr_server.errors`.
 """
@@ -16,6 +18,8 @@ __all__ = [
     "MATCH_FIELDS",
     "MATCH_OPERATORS",
     "PORT_DN_TYPES",
+    "STAT_OBJECT_TYPES",
+    "STAT_TYPES",
     "TARGET_KEYS",
     "UDATA_PREFIX",
     "AgentGroupConfig",
@@ -35,6 +39,8 @@ __all__ = [
     "RoutingRule",
     "ServerConfig",
     "ServerOptions",
+    "StatObjectType",
+    "StatisticConfig",
     "SwitchConfig",
     "SwitchType",
     "TServerConfig",
@@ -47,6 +53,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "parse_duration",
+    "split_object_id",
 ]
 
 from .durations import format_duration, parse_duration
@@ -55,6 +62,8 @@ from .model import (
     MATCH_FIELDS,
     MATCH_OPERATORS,
     PORT_DN_TYPES,
+    STAT_OBJECT_TYPES,
+    STAT_TYPES,
     TARGET_KEYS,
     UDATA_PREFIX,
     AgentGroupConfig,
@@ -74,10 +83,13 @@ from .model import (
     RoutingRule,
     ServerConfig,
     ServerOptions,
+    StatisticConfig,
+    StatObjectType,
     SwitchConfig,
     SwitchType,
     Timers,
     TreatmentConfig,
     TreatmentType,
     TServerConfig,
+    split_object_id,
 )

@@ -35,11 +35,13 @@ from .model import (
     IvrConfig,
     RoutingConfig,
     ServerConfig,
+    StatisticConfig,
     SwitchConfig,
     TServerConfig,
     describe_value,
     reference_problems,
     routing_problems,
+    statistics_problems,
     toml_context,
 )
 
@@ -216,6 +218,7 @@ def _partial_reference_problems(document: Mapping[str, Any]) -> list[ConfigProbl
             ("ivrs", IvrConfig),
             ("routing", RoutingConfig),
             ("agent-groups", AgentGroupConfig),
+            ("statistics", StatisticConfig),
         )
     }
     switches, tservers, ivrs = sections["switches"], sections["tservers"], sections["ivrs"]
@@ -237,6 +240,17 @@ def _partial_reference_problems(document: Mapping[str, Any]) -> list[ConfigProbl
             routing[0],
             groups[0],
             unverified_switches=switches[1],
+            unverified_groups=groups[1],
+        )
+    statistics = sections["statistics"]
+    if ivrs is not None and groups is not None and statistics is not None:
+        problems += statistics_problems(
+            switches[0],
+            ivrs[0],
+            groups[0],
+            statistics[0],
+            unverified_switches=switches[1],
+            unverified_ivrs=ivrs[1],
             unverified_groups=groups[1],
         )
     return problems

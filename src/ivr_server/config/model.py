@@ -3,14 +3,16 @@
 Theory of operation. A configuration is one :class:`ServerConfig`: server-wide options
 (:class:`ServerOptions`, with :class:`Timers`) and the configuration objects of PROTOCOL.md §5.5 —
 switches with their DNs, T-Server applications, and IVR objects with their ports — plus the
-built-in router's rules (:class:`RoutingConfig`, :class:`AgentGroupConfig`). The models mirror
+built-in router's rules (:class:`RoutingConfig`, :class:`AgentGroupConfig`) and the named
+statistics (:class:`StatisticConfig`). The models mirror
 the TOML file one to one: TOML keys are the attribute names in kebab-case (``legacy-mode`` is
 ``legacy_mode``), unknown keys are errors, and every object is frozen once built.
 
 Validation has two stages. Pydantic checks each value (types, ranges, syntax of addresses and
 durations). Then :func:`reference_problems` checks what values say about each other (names are
 unique, references resolve, a DN serves one port...). Both stages collect *every* problem; the
-second (with :func:`routing_problems` for the routing rules) raises
+second (with :func:`routing_problems` for the routing rules and :func:`statistics_problems` for
+the named statistics) raises
 :class:`~ivr_server.errors.ConfigError` straight out of ``ServerConfig``'s
 constructor, so an inconsistent ``ServerConfig`` cannot exist — built from TOML or in code.
 
@@ -28,6 +30,8 @@ __all__ = [
     "MATCH_FIELDS",
     "MATCH_OPERATORS",
     "PORT_DN_TYPES",
+    "STAT_OBJECT_TYPES",
+    "STAT_TYPES",
     "TARGET_KEYS",
     "UDATA_PREFIX",
     "AgentGroupConfig",
@@ -47,6 +51,8 @@ __all__ = [
     "RoutingRule",
     "ServerConfig",
     "ServerOptions",
+    "StatObjectType",
+    "StatisticConfig",
     "SwitchConfig",
     "SwitchType",
     "TServerConfig",
@@ -56,6 +62,8 @@ __all__ = [
     "describe_value",
     "reference_problems",
     "routing_problems",
+    "split_object_id",
+    "statistics_problems",
     "toml_context",
 ]
 
@@ -897,10 +905,56 @@ class ApiConfig(_Model):
     ``IVR_SERVER_API_TOKEN`` overrides it. No token at all: state-changing requests are refused."""
     public_read: bool = True
     """``true``: reading (state, metrics, event stream, web view) needs no token."""
+    tls_cert: str | None = None
+    """PEM certificate (chain) of the API's HTTPS listener; with ``tls-key``. Unset: plain HTTP.
+    A relative path is taken from the server's working directory."""
+    tls_key: str | None = None
+    """PEM private key of ``tls-cert``."""
+    tls_client_ca: str | None = None
+    """PEM CA certificate(s): every client must present a certificate they signed (mutual TLS).
+    Needs ``tls-cert``. The bearer token rules apply on top of it."""
+
+    @model_validator(mode="after")
+    def _tls_complete(self) -> Self:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls-cert and tls-key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls-client-ca needs tls-cert and tls-key (HTTPS)")
+        return self
 
 
 StatObjectType = Literal["RoutePoint", "Queue", "AgentGroup", "IVR"]
 """Object types the built-in statistics engine computes statistics for."""
+
+STAT_OBJECT_TYPES: Final[tuple[StatObjectType, ...]] = ("RoutePoint", "Queue", "AgentGroup", "IVR")
+"""Every :data:`StatObjectType`, in documentation order."""
+
+STAT_TYPES: Final[Mapping[str, tuple[StatObjectType, ...]]] = {
+    "CurrNumberWaitingCalls": ("RoutePoint",),
+    "ExpectedWaitTime": ("RoutePoint",),
+    "CurrMaxCallWaitingTime": ("RoutePoint",),
+    "CurrentReadyAgents": ("Queue", "AgentGroup"),
+    "CurrentNotReadyAgents": ("Queue", "AgentGroup"),
+    "CurrentBusyAgents": ("Queue", "AgentGroup"),
+    "CurrentLoggedInAgents": ("Queue", "AgentGroup"),
+    "CurrNumberCallsInProgress": ("IVR",),
+}
+"""The statistic types the built-in statistics engine computes (docs/statistics.md), each with
+the object types it applies to. :mod:`ivr_server.stats` computes exactly these pairs (a test
+keeps the two in step)."""
+
+
+def _stat_seconds(value: object) -> float:
+    """``update-frequency``: a duration ≥ 0; a bare number is seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+        raise ValueError(
+            f"must be 0 (computed on every request) or a positive duration, got {value!r}"
+        )
+    return _duration(value, "s")
+
+
+StatSeconds = Annotated[float, BeforeValidator(_stat_seconds)]
+"""A duration in seconds, zero allowed; a bare number is seconds, a string may carry a unit."""
 
 
 class StatisticConfig(_Model):
@@ -910,16 +964,40 @@ class StatisticConfig(_Model):
     name: Name
     """The statistic's name (``PeekStatReq StatName``), unique."""
     server_name: Name = "StatServer"
-    """The Stat Server name ``GetStatReq ServerName`` must give. Original: ``ServerName``."""
+    """The Stat Server name ``GetStatReq ServerName`` must give. Original: ``server_name``."""
     stat_type: Name
-    """The statistic type, e.g. ``CurrNumberWaitingCalls``. Original: ``StatType``."""
+    """The statistic type, one of :data:`STAT_TYPES`, e.g. ``CurrNumberWaitingCalls``.
+    Original: ``stat_type``."""
     object_id: Name
-    """The object: a routing point or queue DN, an agent group's name, an IVR's name."""
+    """The object: a routing point or queue DN (``"5000"``, or ``"5000@SW"`` to name its
+    switch), an agent group's name, an IVR's name. Original: ``obj_id``."""
     object_type: StatObjectType
-    """``RoutePoint``, ``Queue``, ``AgentGroup`` or ``IVR``. Original: ``ObjectType``."""
-    update_frequency: TimerSeconds = 0.0
-    """Longest age of a value handed out; 0 = computed on every request. Original:
-    ``UpdateFrequency``."""
+    """``RoutePoint``, ``Queue``, ``AgentGroup`` or ``IVR``; one ``stat-type`` applies to.
+    Original: ``obj_type`` (``SObjectRoutePoint``, ``SObjectQueue``...)."""
+    update_frequency: StatSeconds = 0.0
+    """Longest age, in seconds, of a value handed out (the value is cached that long); 0 = computed
+    on every request. A bare number is seconds; a string may carry a unit. Original:
+    ``update_frequency`` (where ≤ 0 meant no cache)."""
+
+    @field_validator("stat_type")
+    @classmethod
+    def _check_stat_type(cls, value: str) -> str:
+        if value not in STAT_TYPES:
+            raise ValueError(
+                f"unknown statistic type {value!r}: use one of {', '.join(STAT_TYPES)}"
+            )
+        return value
+
+    @field_validator("object_type")
+    @classmethod
+    def _check_object_type(cls, value: StatObjectType, info: ValidationInfo) -> StatObjectType:
+        stat_type = info.data.get("stat_type")
+        allowed = STAT_TYPES.get(stat_type) if isinstance(stat_type, str) else None
+        if allowed is not None and value not in allowed:
+            raise ValueError(
+                f"{stat_type} applies to object type {' or '.join(allowed)}, not {value}"
+            )
+        return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -980,6 +1058,9 @@ class ServerConfig(_Model):
     def _check_references(self) -> Self:
         problems = reference_problems(self.switches, self.tservers, self.ivrs)
         problems += routing_problems(self.switches, self.routing, self.agent_groups)
+        problems += statistics_problems(
+            self.switches, self.ivrs, self.agent_groups, self.statistics
+        )
         if problems:
             raise ConfigError(problems)
         return self
@@ -1426,4 +1507,114 @@ def routing_problems(
                         f"{key_name} {number!r} on switch {switch_name!r} is"
                         f" {_a(target.type)}, not {_a(wanted)}",
                     )
+    return problems
+
+
+def split_object_id(object_id: str) -> tuple[str, str | None]:
+    """A statistic's DN object id → (DN number, switch name or None): ``"5000@SW"`` →
+    ``("5000", "SW")``, ``"5000"`` → ``("5000", None)``. The last ``@`` separates them."""
+    number, at, switch_name = object_id.rpartition("@")
+    return (number, switch_name) if at else (object_id, None)
+
+
+_STAT_DN_TYPES: Final[Mapping[str, DnType]] = {
+    "RoutePoint": DnType.ROUTING_POINT,
+    "Queue": DnType.ACD_QUEUE,
+}
+"""Statistic object types whose object id is a DN, and the DN type it must have."""
+
+
+def statistics_problems(
+    switches: Sequence[SwitchConfig | None],
+    ivrs: Sequence[IvrConfig | None],
+    agent_groups: Sequence[AgentGroupConfig | None],
+    statistics: Sequence[StatisticConfig | None],
+    *,
+    unverified_switches: frozenset[str] = frozenset(),
+    unverified_ivrs: frozenset[str] = frozenset(),
+    unverified_groups: frozenset[str] = frozenset(),
+) -> list[ConfigProblem]:
+    """Every problem in how ``[[statistics]]`` entries name each other and their objects.
+
+    ``None`` items and ``unverified_*`` names work as in :func:`reference_problems`. A DN object
+    id that names no switch and is found on none is not reported when a switch failed validation
+    (it may be on the failed one).
+    """
+    problems: list[ConfigProblem] = []
+
+    def add(location: str, message: str) -> None:
+        problems.append(ConfigProblem(location, message))
+
+    switches_complete = all(switch is not None for switch in switches)
+    dns_of: dict[str, dict[str, DnConfig]] = {}
+    for switch in switches:
+        if switch is not None and switch.name not in dns_of:
+            dns_of[switch.name] = {dn.number: dn for dn in reversed(switch.dns)}
+    ivr_names = {ivr.name for ivr in ivrs if ivr is not None}
+    group_names = {group.name for group in agent_groups if group is not None}
+
+    name_at: dict[str, int] = {}
+    for i, stat in enumerate(statistics):
+        if stat is None:
+            continue
+        where = f"statistics[{i}]"
+        if stat.name in name_at:
+            add(
+                f"{where}.name",
+                f"duplicate statistic name {stat.name!r} (first at statistics[{name_at[stat.name]}])",
+            )
+        else:
+            name_at[stat.name] = i
+
+        object_id, object_type = stat.object_id, stat.object_type
+        wanted = _STAT_DN_TYPES.get(object_type)
+        if wanted is not None:
+            number, switch_name = split_object_id(object_id)
+            if switch_name is None:
+                found = [name for name, dns in dns_of.items() if number in dns]
+                if len(found) > 1:
+                    add(
+                        f"{where}.object-id",
+                        f"DN {number!r} exists on several switches ({_names(found)}),"
+                        f" so name its switch: '{number}@<switch>'",
+                    )
+                    continue
+                if not found:
+                    if switches_complete:
+                        add(
+                            f"{where}.object-id",
+                            f"DN {number!r} is not a DN of any switch"
+                            f" (switches: {_names(set(dns_of))})",
+                        )
+                    continue
+                switch_name = found[0]
+            elif switch_name not in dns_of:
+                if switch_name not in unverified_switches:
+                    add(
+                        f"{where}.object-id",
+                        f"unknown switch {switch_name!r} in {object_id!r}"
+                        f" (switches: {_names(dns_of.keys() | unverified_switches)})",
+                    )
+                continue
+            dn = dns_of[switch_name].get(number)
+            if dn is None:
+                add(f"{where}.object-id", f"DN {number!r} is not a DN of switch {switch_name!r}")
+            elif dn.type is not wanted:
+                add(
+                    f"{where}.object-id",
+                    f"DN {number!r} on switch {switch_name!r} is {_a(dn.type)};"
+                    f" a {object_type} statistic needs {_a(wanted)}",
+                )
+        elif object_type == "AgentGroup":
+            if object_id not in group_names and object_id not in unverified_groups:
+                add(
+                    f"{where}.object-id",
+                    f"unknown agent group {object_id!r}"
+                    f" (agent groups: {_names(group_names | unverified_groups)})",
+                )
+        elif object_id not in ivr_names and object_id not in unverified_ivrs:
+            add(
+                f"{where}.object-id",
+                f"unknown IVR {object_id!r} (IVRs: {_names(ivr_names | unverified_ivrs)})",
+            )
     return problems

@@ -33,6 +33,7 @@ from ivr_server.calls.replies import (
     before_login,
     internal_error,
     invalid_request,
+    no_such_call,
 )
 from ivr_server.config import IvrConfig, PortConfig, ServerConfig
 from ivr_server.logs import fields
@@ -41,6 +42,7 @@ from ivr_server.outbound import DialOutManager, DialOutOutcome, DialOutRequest
 from ivr_server.routing import Router, build_routers
 from ivr_server.service.sessions import SUPPORTED_VERSIONS, Login, LoginStatus, Session
 from ivr_server.session import IvrLink
+from ivr_server.stats import StatsEngine, StatValue, result_code
 from ivr_server.switch import (
     AgentStatus,
     CallEvent,
@@ -183,10 +185,14 @@ class IvrService:
             m.NewCall: self._on_new_call,
             m.MakeCall: self._on_make_call,
             m.DialOutInit: self._on_dial_out_init,
+            m.PeekStatReq: self._on_stat,
+            m.GetStatReq: self._on_stat,
             m.CallStatus: self._on_ivr_call_status,
         }
         self._apply_switches(config)
         self._index_ports(config)
+        self.stats = StatsEngine(config, self.switches, self._calls_of_ivr)
+        """The built-in statistics engine (PeekStatReq/GetStatReq, the API)."""
         self._ports_reported = self._port_availability()
         self._pump()
         self._auto_login()
@@ -572,6 +578,27 @@ class IvrService:
             mode="In-Front" if switch_cfg.type == "in-front" else "Behind",
         )
 
+    def _calls_of_ivr(self, ivr: str) -> int:
+        return sum(1 for call in self.calls.calls.values() if call.ivr == ivr)
+
+    def _on_stat(self, session: Session, call_id: str | None, msg: Any) -> None:
+        """PeekStatReq / GetStatReq: only inside a call of the session's IVR (PROTOCOL.md §3.9)."""
+        login = self._require_login(session, call_id, msg)
+        call = self.calls.calls.get(call_id) if call_id is not None else None
+        if call is None or call.ivr != login.client_name:
+            raise no_such_call(call_id, msg)
+        if isinstance(msg, m.PeekStatReq):
+            result = self.stats.peek(msg.StatName, self.now)
+        else:
+            result = self.stats.get(
+                msg.ServerName, msg.StatType, msg.ObjectId, msg.ObjectType, self.now
+            )
+        code = result_code(result)
+        value = m.Result(Value=result.text) if isinstance(result, StatValue) else None
+        self._send(
+            session, call_id, m.StatResp(ResultCode=code, RequestId=msg.RequestId, Result=value)
+        )
+
     def hang_up(self, switch_name: str, conn_id: str) -> bool:
         """The caller of call ``conn_id`` hangs up (tests, API): ``CallStatus Released``."""
         switch = self.switches.get(switch_name)
@@ -728,6 +755,7 @@ class IvrService:
         the sessions concerned (a router's answer makes more events, hence the loop)."""
         topology_changed = False
         calls = self.calls
+        stats = self.stats
         now = self.now
         busy = True
         while busy:
@@ -742,6 +770,7 @@ class IvrService:
                 for event in events:
                     if router is not None:
                         router.on_event(switch, event)
+                    stats.on_event(switch.name, event, now)
                     if listeners:
                         for listener in listeners:
                             listener(switch.name, event)
@@ -1009,6 +1038,7 @@ class IvrService:
         old_index = self._port_of_dn
         self.config = config
         self.calls.reconfigure(_call_settings(config))
+        self.stats.reconfigure(config)
         # calls in a routing dialog at this moment get the router timeout's default answer
         self.routers = build_routers(config, self._next_router_ref)
         added, removed = self._apply_switches(config)
