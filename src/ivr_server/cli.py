@@ -52,6 +52,17 @@ def main() -> None:
     metavar="HOST:PORT",
     help="Listen here instead of the configuration's addresses (repeatable).",
 )
+@click.option(
+    "--api-listen",
+    "api_listen",
+    multiple=True,
+    metavar="HOST:PORT",
+    help="Serve the HTTP API, metrics and web view here instead of the configuration's "
+    "[api] listen addresses (repeatable; port 0 = any free port).",
+)
+@click.option(
+    "--no-api", is_flag=True, help="Do not start the HTTP API, whatever the configuration says."
+)
 @click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR.")
 @click.option(
     "--pid-file",
@@ -59,15 +70,24 @@ def main() -> None:
     help="Write the process id here (used by `ivr-server reload`).",
 )
 def serve(
-    config_file: Path | None, listen: tuple[str, ...], log_level: str | None, pid_file: Path | None
+    config_file: Path | None,
+    listen: tuple[str, ...],
+    api_listen: tuple[str, ...],
+    no_api: bool,
+    log_level: str | None,
+    pid_file: Path | None,
 ) -> None:
     """Start the server and run until interrupted (SIGHUP reloads the configuration)."""
+    from ivr_server.api import ApiServer
     from ivr_server.runtime import IvrServer
     from ivr_server.runtime import serve as run_server
 
     try:
         config = load_config(config_file) if config_file else default_config()
         addresses = tuple(ListenAddress.model_validate(a) for a in listen) or None
+        api_addresses = tuple(ListenAddress.model_validate(a) for a in api_listen) or None
+        if no_api:
+            api_addresses = ()
     except (ConfigError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
@@ -80,6 +100,15 @@ def serve(
         ivrs = ", ".join(f"{i.name} ({len(i.ports)} ports)" for i in config.ivrs) or "none"
         click.echo(f"ivr-server {__version__} listening on {where} (IVR XML over GLI)")
         click.echo(f"configuration: {source}; IVRs: {ivrs}")
+        if server.api_addresses:
+            scheme = "https" if config.api.tls_cert else "http"
+            urls = ", ".join(
+                f"{scheme}://[{h}]:{p}/" if ":" in h else f"{scheme}://{h}:{p}/"
+                for h, p in server.api_addresses
+            )
+            click.echo(f"HTTP API, metrics and web view on {urls}")
+        else:
+            click.echo("HTTP API: off (no [api] listen address)")
         sys.stdout.flush()
 
     if pid_file is not None:
@@ -91,8 +120,12 @@ def serve(
                 config_path=str(config_file) if config_file else None,
                 listen=addresses,
                 on_started=started,
+                api_listen=api_addresses,
+                api=ApiServer,
             )
         )
+    except (ConfigError, OSError) as exc:  # e.g. an address in use, a TLS file that does not load
+        raise click.ClickException(f"cannot start: {exc}") from None
     finally:
         if pid_file is not None:
             pid_file.unlink(missing_ok=True)

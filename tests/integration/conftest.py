@@ -19,6 +19,7 @@ async def start_server() -> AsyncIterator[Callable[..., Awaitable[IvrServer]]]:
     servers: list[IvrServer] = []
 
     async def start(config: ServerConfig | None = None, **kwargs: object) -> IvrServer:
+        kwargs.setdefault("api_listen", ())  # never the configuration's API port (8021)
         server = IvrServer(config or default_config(), listen=LOOPBACK_0, **kwargs)  # type: ignore[arg-type]
         await server.start()
         servers.append(server)

@@ -51,7 +51,17 @@ class Served:
 def start(*args: str) -> Served:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ivr_server", "serve", "--listen", f"127.0.0.1:{port}", *args],
+        [
+            sys.executable,
+            "-m",
+            "ivr_server",
+            "serve",
+            "--listen",
+            f"127.0.0.1:{port}",
+            "--api-listen",
+            "127.0.0.1:0",  # never the default configuration's 8021
+            *args,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -5,6 +5,8 @@
   with ``TApplyTreatment`` / ``TRouteCall``.
 * :class:`BuiltinRouter` — ordered rules per routing point, from the ``[[routing]]``
   configuration; :func:`build_routers` makes one per switch.
+* :class:`ExternalRouter`, :class:`RoutingPointDispatcher` — a router chosen per routing point at
+  run time (the HTTP API's external and webhook routers).
 
 See docs/routing.md. This package is sans-IO: no asyncio, no clock.
 """
@@ -12,6 +14,7 @@ See docs/routing.md. This package is sans-IO: no asyncio, no clock.
 from __future__ import annotations
 
 from .build import build_routers
+from .external import ExternalRouter, RoutingPointDispatcher
 from .router import Router
 from .rules import (
     ROUTE_FAILURE_CODES,
@@ -26,7 +29,9 @@ __all__ = [
     "BuiltinRouter",
     "DialogPhase",
     "DialogSnapshot",
+    "ExternalRouter",
     "Router",
+    "RoutingPointDispatcher",
     "build_routers",
     "kv_from_table",
 ]

@@ -1,5 +1,5 @@
 """The only asyncio code of the server: listeners, connection adapters, reload, start and stop."""
 
-from ivr_server.runtime.app import IvrServer, serve
+from ivr_server.runtime.app import ApiFactory, ApiPart, IvrServer, serve
 
-__all__ = ["IvrServer", "serve"]
+__all__ = ["ApiFactory", "ApiPart", "IvrServer", "serve"]

@@ -2,6 +2,10 @@
 
 ``IvrServer`` is the only object that knows both asyncio and the service. Tests start it in-process
 on ``127.0.0.1:0``; the CLI runs :func:`serve` until SIGINT/SIGTERM, reloading on SIGHUP.
+
+The HTTP API (``ivr_server.api``) sits above this layer, so the server does not import it: the
+caller passes its factory (``IvrServer(config, api=ApiServer, api_listen=...)``), and the server
+starts it after its IVR listeners, in the same event loop, and stops it first.
 """
 
 from __future__ import annotations
@@ -14,16 +18,33 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from typing import Protocol
 
 from ivr_server.config import ServerConfig, load_config
 from ivr_server.config.model import ListenAddress
 from ivr_server.errors import ConfigError
 from ivr_server.runtime.connection import IvrLinkProtocol
 from ivr_server.service import IvrService, ReloadReport
+from ivr_server.service.control import Control
 
-__all__ = ["IvrServer", "serve"]
+__all__ = ["ApiFactory", "ApiPart", "IvrServer", "serve"]
 
 log = logging.getLogger("ivr_server.runtime")
+
+
+class ApiPart(Protocol):
+    """What the server needs of its HTTP API (``ivr_server.api.ApiServer``)."""
+
+    addresses: list[tuple[str, int]]
+    """Where it listens, once started."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+ApiFactory = Callable[["IvrServer"], ApiPart]
+"""Builds the API of a server (``ivr_server.api.ApiServer`` is one)."""
 
 
 class IvrServer:
@@ -36,6 +57,8 @@ class IvrServer:
         config_path: str | None = None,
         listen: tuple[ListenAddress, ...] | None = None,
         frame_timeout: float | None = 60.0,
+        api_listen: tuple[ListenAddress, ...] | None = None,
+        api: ApiFactory | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
@@ -44,6 +67,15 @@ class IvrServer:
         self.frame_timeout = frame_timeout
         """Longest wait for the rest of a partial GLI frame before the link is closed."""
         self.service = IvrService(config, id_seed=int(time.time()) & 0xFFFFFFFF)
+        self.control = Control(self.service)
+        """Operator actions on the service (the API's act side)."""
+        self.api_listen = config.api.listen if api_listen is None else api_listen
+        """Where the HTTP API listens (empty: no API); ``--api-listen`` overrides the file."""
+        self._api_factory = api
+        self.api: ApiPart | None = None
+        """The running HTTP API, if any."""
+        self.started_at = time.time()
+        """When the server was created (Unix time)."""
         self.protocols: dict[int, IvrLinkProtocol] = {}
         self.addresses: list[tuple[str, int]] = []
         self._servers: list[asyncio.Server] = []
@@ -65,8 +97,24 @@ class IvrServer:
                 name = sock.getsockname()
                 self.addresses.append((str(name[0]), int(name[1])))
         log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in self.addresses))
+        if self._api_factory is not None and self.api_listen:
+            api = self._api_factory(self)
+            try:
+                await api.start()
+            except BaseException:
+                await self.stop()
+                raise
+            self.api = api
+
+    @property
+    def api_addresses(self) -> list[tuple[str, int]]:
+        """Where the HTTP API listens (empty: no API)."""
+        return list(self.api.addresses) if self.api is not None else []
 
     async def stop(self) -> None:
+        if self.api is not None:
+            api, self.api = self.api, None
+            await api.stop()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -163,6 +211,7 @@ class IvrServer:
         self.config = config
         self._allowed = self._compile_client_list(config)
         report = self.service.reload(config)
+        self.control.after_reload()
         self.flush()
         return report
 
@@ -173,9 +222,13 @@ async def serve(
     config_path: str | None,
     listen: tuple[ListenAddress, ...] | None = None,
     on_started: Callable[[IvrServer], None] | None = None,
+    api_listen: tuple[ListenAddress, ...] | None = None,
+    api: ApiFactory | None = None,
 ) -> None:
     """Run the server until SIGINT or SIGTERM; SIGHUP reloads the configuration file."""
-    server = IvrServer(config, config_path=config_path, listen=listen)
+    server = IvrServer(
+        config, config_path=config_path, listen=listen, api_listen=api_listen, api=api
+    )
     await server.start()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -1,0 +1,492 @@
+"""Operator actions on the running service, sans-IO: what the HTTP API's act endpoints do.
+
+Theory of operation. :class:`Control` wraps one :class:`~ivr_server.service.IvrService` and
+offers one method per action (attach user data, release a call, route a waiting call, agent
+login...). An action first looks everything up and raises :class:`NotFound` or
+:class:`Conflict` before it changes anything; then it sends the switch T-Library requests with
+ReferenceIDs of its own, drains the switches (:meth:`Control.pump`: the same fan-out as after an
+IVR message, so the IVR sessions get what the action caused), and returns an :class:`ActResult`:
+every switch event the action caused, in order, and the switch's ``EventError`` if it refused the
+action's own request (then nothing changed). The caller writes out the sessions afterwards
+(``IvrServer.flush()``).
+
+It also keeps the router chosen per routing point at run time (:meth:`Control.set_router`):
+``builtin`` (the configured rules), ``external`` (an outside client routes), ``webhook`` (a
+router object the API layer builds) or ``none``. The choice is carried out by a
+:class:`~ivr_server.routing.RoutingPointDispatcher` in the switch's router slot, present only
+while at least one routing point of the switch deviates from the configuration, and installed
+again after a configuration reload (:meth:`Control.after_reload`).
+
+No clock is read here: every action takes ``now`` (the event loop's time), which becomes the
+service's clock for the action, as an IVR message's arrival time does.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActResult",
+    "Conflict",
+    "Control",
+    "ControlError",
+    "NotFound",
+    "RouterChoice",
+    "RouterMode",
+]
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from ivr_server.calls import Call
+from ivr_server.routing import ExternalRouter, Router, RoutingPointDispatcher
+from ivr_server.service.core import IvrService
+from ivr_server.switch import (
+    DnType,
+    EventError,
+    RouteType,
+    SwitchEvent,
+    SwitchRequest,
+    TAgentLogin,
+    TAgentLogout,
+    TAgentSetNotReady,
+    TAgentSetReady,
+    TApplyTreatment,
+    TAttachUserData,
+    TDeleteAllUserData,
+    TDeleteUserData,
+    TRouteCall,
+    TUpdateUserData,
+    VirtualSwitch,
+    WorkMode,
+)
+from ivr_server.wire import KvList
+
+RouterMode = Literal["builtin", "external", "webhook", "none"]
+"""Who answers the calls waiting at a routing point."""
+
+FIRST_REFERENCE_ID = 3_000_000_001
+"""ReferenceIDs of the actions' requests start here (the service, the calls and the routers use
+other ranges), so an action's events are told apart from everyone else's."""
+
+
+class ControlError(Exception):
+    """An action that cannot be carried out; nothing was changed."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotFound(ControlError):
+    """The action names something that does not exist (switch, DN, routing point, call)."""
+
+
+class Conflict(ControlError):
+    """The action does not fit the current state (e.g. a call that has no ConnID yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ActResult:
+    """What an action caused."""
+
+    events: tuple[SwitchEvent, ...]
+    """Every switch event published while the action ran, in order (the routers' and the
+    calls' reactions included)."""
+    error: EventError | None
+    """The switch's refusal of one of the action's own requests; ``None`` when it did them."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouterChoice:
+    """The router serving one routing point."""
+
+    mode: RouterMode
+    """``builtin``, ``external``, ``webhook`` or ``none``."""
+    router: Router | None = None
+    """The router object (``None`` for ``builtin``, the configured router, and ``none``)."""
+    url: str | None = None
+    """The webhook's URL (``webhook`` only)."""
+
+
+class Control:
+    """Operator actions on ``service``. See the module docstring."""
+
+    def __init__(self, service: IvrService) -> None:
+        self._service = service
+        self._refs = itertools.count(FIRST_REFERENCE_ID)
+        self._sent: set[int] = set()
+        """ReferenceIDs of the requests of the action running now."""
+        self._choices: dict[tuple[str, str], RouterChoice] = {}
+        """(switch, routing point) -> the choice, for routing points not served as configured."""
+
+    @property
+    def service(self) -> IvrService:
+        return self._service
+
+    # ------------------------------------------------------------------ plumbing
+
+    def pump(self) -> None:
+        """Drain every switch and fan the events out (calls, routers, sessions, listeners)."""
+        self._service._pump()  # IvrService has no public pump() yet: one is requested
+
+    def next_ref(self) -> int:
+        """A fresh ReferenceID for an action's request."""
+        return next(self._refs)
+
+    def run(self, now: float | None, act: Callable[[], object]) -> ActResult:
+        """Run ``act`` (which sends switch requests through :meth:`send`), drain the switches,
+        and collect every event published meanwhile."""
+        service = self._service
+        if now is not None:
+            service.now = now
+        events: list[SwitchEvent] = []
+
+        def collect(switch: str, event: SwitchEvent) -> None:
+            events.append(event)
+
+        sent = self._sent = set()
+        service.listeners.append(collect)
+        try:
+            act()
+            self.pump()
+        finally:
+            service.listeners.remove(collect)
+        error = next(
+            (e for e in events if isinstance(e, EventError) and e.reference_id in sent), None
+        )
+        return ActResult(tuple(events), error)
+
+    def send(self, switch: VirtualSwitch, build: Callable[[int], SwitchRequest]) -> int:
+        """Send one request built with a fresh ReferenceID; returns the ReferenceID."""
+        ref = next(self._refs)
+        self._sent.add(ref)
+        switch.request(build(ref))
+        return ref
+
+    # ------------------------------------------------------------------ look-ups
+
+    def switch(self, name: str) -> VirtualSwitch:
+        switch = self._service.switches.get(name)
+        if switch is None:
+            raise NotFound(f"no switch {name!r}")
+        return switch
+
+    def dn(self, switch_name: str, number: str) -> VirtualSwitch:
+        """The switch of DN ``number``, which must exist on it."""
+        switch = self.switch(switch_name)
+        if switch.dn(number) is None:
+            raise NotFound(f"switch {switch_name!r} has no DN {number!r}")
+        return switch
+
+    def routing_point(self, switch_name: str, number: str) -> VirtualSwitch:
+        """The switch of routing point ``number``."""
+        switch = self.dn(switch_name, number)
+        snapshot = switch.dn(number)
+        if snapshot is None or snapshot.type is not DnType.ROUTING_POINT:
+            raise NotFound(f"DN {number!r} of switch {switch_name!r} is not a routing point")
+        return switch
+
+    def call(self, call_id: str) -> Call:
+        """The IVR call with CallId ``call_id``."""
+        call = self._service.calls.calls.get(call_id)
+        if call is None:
+            raise NotFound(f"no call {call_id!r}")
+        return call
+
+    def _connected(self, call_id: str) -> tuple[Call, str]:
+        call = self.call(call_id)
+        if call.conn_id is None:
+            raise Conflict(f"call {call_id!r} is not on the switch yet (no ConnID)")
+        return call, call.conn_id
+
+    # ------------------------------------------------------------------ calls
+
+    def set_user_data(
+        self, call_id: str, items: KvList, *, replace: bool, now: float | None = None
+    ) -> ActResult:
+        """``TAttachUserData`` (``replace=False``: appended, duplicates kept) or
+        ``TUpdateUserData`` (``replace=True``: existing keys overwritten) on the call's port DN."""
+        call, conn_id = self._connected(call_id)
+
+        def act() -> None:
+            if replace:
+                self.send(
+                    call.switch,
+                    lambda ref: TUpdateUserData(
+                        reference_id=ref, conn_id=conn_id, dn=call.dn, user_data=items
+                    ),
+                )
+            else:
+                self.send(
+                    call.switch,
+                    lambda ref: TAttachUserData(
+                        reference_id=ref, conn_id=conn_id, dn=call.dn, user_data=items
+                    ),
+                )
+
+        return self.run(now, act)
+
+    def delete_user_data(
+        self, call_id: str, key: str | None = None, *, now: float | None = None
+    ) -> ActResult:
+        """``TDeleteUserData`` of ``key`` (every pair with that key), or ``TDeleteAllUserData``
+        when ``key`` is ``None``."""
+        call, conn_id = self._connected(call_id)
+
+        def act() -> None:
+            if key is None:
+                self.send(
+                    call.switch,
+                    lambda ref: TDeleteAllUserData(reference_id=ref, conn_id=conn_id, dn=call.dn),
+                )
+            else:
+                self.send(
+                    call.switch,
+                    lambda ref: TDeleteUserData(
+                        reference_id=ref, conn_id=conn_id, dn=call.dn, key=key
+                    ),
+                )
+
+        return self.run(now, act)
+
+    def release(self, call_id: str, *, now: float | None = None) -> ActResult:
+        """The caller hangs up: every party gets ``EventReleased``, the IVR ``CallStatus
+        Released``."""
+        call, conn_id = self._connected(call_id)
+        if call.switch.call(conn_id) is None:
+            raise Conflict(f"call {call_id!r} is already released")
+
+        return self.run(now, lambda: self._service.hang_up(call.switch.name, conn_id))
+
+    # ------------------------------------------------------------------ routing
+
+    def _waiting_call(self, switch_name: str, rp: str, conn_id: str) -> VirtualSwitch:
+        switch = self.routing_point(switch_name, rp)
+        if switch.call(conn_id) is None:
+            raise NotFound(f"no call with ConnID {conn_id!r} on switch {switch_name!r}")
+        return switch
+
+    def route_call(
+        self,
+        switch_name: str,
+        rp: str,
+        conn_id: str,
+        *,
+        route_type: RouteType = "Normal",
+        dest: str | None = None,
+        extensions: KvList = (),
+        now: float | None = None,
+    ) -> ActResult:
+        """``TRouteCall`` for the call waiting at routing point ``rp``: the IVR gets
+        ``RouteResponse``."""
+        switch = self._waiting_call(switch_name, rp, conn_id)
+        return self._one(
+            switch,
+            lambda ref: TRouteCall(
+                reference_id=ref,
+                conn_id=conn_id,
+                dn=rp,
+                route_type=route_type,
+                dest=dest,
+                extensions=extensions,
+            ),
+            now,
+        )
+
+    def apply_treatment(
+        self,
+        switch_name: str,
+        rp: str,
+        conn_id: str,
+        *,
+        treatment_type: str,
+        parameters: KvList = (),
+        extensions: KvList = (),
+        now: float | None = None,
+    ) -> ActResult:
+        """``TApplyTreatment`` for the call waiting at routing point ``rp``: the IVR gets
+        ``TreatCall``."""
+        switch = self._waiting_call(switch_name, rp, conn_id)
+        return self._one(
+            switch,
+            lambda ref: TApplyTreatment(
+                reference_id=ref,
+                conn_id=conn_id,
+                dn=rp,
+                treatment_type=treatment_type,
+                parameters=parameters,
+                extensions=extensions,
+            ),
+            now,
+        )
+
+    def configured_router(self, switch_name: str) -> Router | None:
+        """The router the configuration gave the switch (under a dispatcher, if any)."""
+        router = self._service.routers.get(switch_name)
+        if isinstance(router, RoutingPointDispatcher):
+            return router.default
+        return router
+
+    def router_choice(self, switch_name: str, rp: str) -> RouterChoice:
+        """Who serves routing point ``rp`` now."""
+        choice = self._choices.get((switch_name, rp))
+        if choice is not None:
+            return choice
+        configured = self.configured_router(switch_name)
+        if configured is not None and rp in configured.routing_points():
+            return RouterChoice("builtin")
+        return RouterChoice("none")
+
+    def set_router(
+        self,
+        switch_name: str,
+        rp: str,
+        mode: RouterMode,
+        router: Router | None = None,
+        url: str | None = None,
+    ) -> RouterChoice:
+        """Serve routing point ``rp`` by ``mode``: ``builtin`` (the configured rules; a
+        :class:`Conflict` if the configuration has none for it), ``external`` (an
+        :class:`~ivr_server.routing.ExternalRouter`), ``webhook`` (``router``, built by the
+        caller) or ``none``. Calls waiting there keep their router timeout."""
+        self.routing_point(switch_name, rp)
+        configured = self.configured_router(switch_name)
+        has_rules = configured is not None and rp in configured.routing_points()
+        key = (switch_name, rp)
+        if mode == "builtin":
+            if not has_rules:
+                raise Conflict(
+                    f"routing point {rp!r} of switch {switch_name!r} has no built-in rules "
+                    "([[routing]] in the configuration)"
+                )
+            self._choices.pop(key, None)
+        elif mode == "none" and not has_rules:
+            self._choices.pop(key, None)
+        elif mode == "none":
+            self._choices[key] = RouterChoice("none")
+        elif mode == "external":
+            self._choices[key] = RouterChoice("external", ExternalRouter(frozenset({rp})))
+        else:
+            if router is None:
+                raise ValueError("a webhook choice needs its router object")
+            self._choices[key] = RouterChoice("webhook", router, url)
+        self._install()
+        return self.router_choice(switch_name, rp)
+
+    def choices(self) -> dict[tuple[str, str], RouterChoice]:
+        """The routing points not served as configured, and by whom."""
+        return dict(self._choices)
+
+    def after_reload(self) -> None:
+        """The service rebuilt its routers from a new configuration: keep the choices of the
+        routing points that still exist, and put the dispatchers back."""
+        for switch_name, rp in list(self._choices):
+            switch = self._service.switches.get(switch_name)
+            snapshot = switch.dn(rp) if switch is not None else None
+            if snapshot is None or snapshot.type is not DnType.ROUTING_POINT:
+                del self._choices[(switch_name, rp)]
+        self._install()
+
+    def _install(self) -> None:
+        routers: dict[str, Router] = {}
+        for name, router in self._service.routers.items():
+            if isinstance(router, RoutingPointDispatcher):
+                if router.default is not None:
+                    routers[name] = router.default
+            else:
+                routers[name] = router
+        for switch_name in self._service.switches:
+            overrides = {
+                rp: choice.router
+                for (name, rp), choice in self._choices.items()
+                if name == switch_name
+            }
+            if overrides:
+                routers[switch_name] = RoutingPointDispatcher(routers.get(switch_name), overrides)
+        self._service.routers = routers
+
+    # ------------------------------------------------------------------ agents
+
+    def agent_login(
+        self,
+        switch_name: str,
+        dn: str,
+        *,
+        agent_id: str,
+        queue: str = "",
+        password: str = "",
+        work_mode: WorkMode = WorkMode.UNKNOWN,
+        now: float | None = None,
+    ) -> ActResult:
+        """``TAgentLogin`` on any DN of a switch."""
+        switch = self.dn(switch_name, dn)
+        return self._one(
+            switch,
+            lambda ref: TAgentLogin(
+                reference_id=ref,
+                dn=dn,
+                queue=queue,
+                agent_id=agent_id,
+                password=password,
+                work_mode=work_mode,
+            ),
+            now,
+        )
+
+    def agent_logout(
+        self, switch_name: str, dn: str, *, queue: str | None = None, now: float | None = None
+    ) -> ActResult:
+        """``TAgentLogout``."""
+        switch = self.dn(switch_name, dn)
+        return self._one(
+            switch, lambda ref: TAgentLogout(reference_id=ref, dn=dn, queue=queue), now
+        )
+
+    def agent_ready(
+        self,
+        switch_name: str,
+        dn: str,
+        *,
+        queue: str = "",
+        work_mode: WorkMode = WorkMode.UNKNOWN,
+        now: float | None = None,
+    ) -> ActResult:
+        """``TAgentSetReady``."""
+        switch = self.dn(switch_name, dn)
+        return self._one(
+            switch,
+            lambda ref: TAgentSetReady(reference_id=ref, dn=dn, queue=queue, work_mode=work_mode),
+            now,
+        )
+
+    def agent_not_ready(
+        self,
+        switch_name: str,
+        dn: str,
+        *,
+        queue: str = "",
+        work_mode: WorkMode = WorkMode.UNKNOWN,
+        now: float | None = None,
+    ) -> ActResult:
+        """``TAgentSetNotReady``."""
+        switch = self.dn(switch_name, dn)
+        return self._one(
+            switch,
+            lambda ref: TAgentSetNotReady(
+                reference_id=ref, dn=dn, queue=queue, work_mode=work_mode
+            ),
+            now,
+        )
+
+    def _one(
+        self, switch: VirtualSwitch, build: Callable[[int], SwitchRequest], now: float | None
+    ) -> ActResult:
+        return self.run(now, lambda: self.send(switch, build))
+
+    # ------------------------------------------------------------------ links
+
+    def set_link(self, switch_name: str, up: bool, *, now: float | None = None) -> ActResult:
+        """Bring a switch's T-Server link up or down (maintenance)."""
+        self.switch(switch_name)
+        return self.run(now, lambda: self._service.set_link(switch_name, up))
