@@ -1,0 +1,485 @@
+"""The live web view in a real browser: Debian's headless Chromium, driven by Selenium.
+
+The real server runs in this process with its HTTP API on a free loopback port; IVR sessions
+(``RawLink``) start calls, set user data, present calls on routing point 5001 (no router: they
+wait there for the long Router Timeout) and log agents in. The page must show exactly what
+``GET /api/v1/state`` says, follow an ``EndCall`` without being reloaded (the event stream),
+reconnect when the event stream drops and go on following, and carry no browser console error. A screenshot is taken under load (``WEBVIEW_SCREENSHOT=path``
+chooses where; ``docs/webview.png`` is the one in the documentation).
+
+Selenium is blocking, so every browser call runs in a worker thread (``asyncio.to_thread``) while
+the server goes on serving from this test's event loop.
+
+Skipped when Chromium, its driver or Selenium is missing, except under CI (``CI`` set), where the
+missing piece is a failure: ``.ci/run`` installs them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, cast
+
+import aiohttp
+import pytest
+
+from ivr_server.api import ApiServer
+from ivr_server.config import ServerConfig, default_config
+from ivr_server.config.model import ListenAddress
+from ivr_server.runtime import IvrServer
+from tests.integration.rawlink import RawLink, start_call
+
+ON_CI = bool(os.environ.get("CI"))
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+if not ON_CI:
+    pytest.importorskip(
+        "selenium", reason="the browser test needs selenium (pip install -e '.[dev]')"
+    )
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        pytest.skip(
+            "the browser test needs Chromium and its driver: apt-get install chromium chromium-driver",
+            allow_module_level=True,
+        )
+
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+
+LOOPBACK_0 = ListenAddress(host="127.0.0.1", port=0)
+VIEWPORT = (1400, 900)
+ROOT = Path(__file__).resolve().parents[2]
+SWITCH = "SW_InFront"
+RP_WAIT = "5001"
+"""The routing point without a router: calls presented there wait for the Router Timeout."""
+
+CALLS: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
+    # CallId: (IVR, port, user data set with UDataSet Add)
+    "WV-A1": ("IVR_1", "1", [("Segment", "Gold"), ("AccountId", "7731")]),
+    "WV-A2": ("IVR_1", "2", [("Segment", "Silver"), ("Language", "fr")]),
+    "WV-A3": ("IVR_1", "3", [("Segment", "Bronze")]),
+    "WV-B4": ("IVR_1", "4", [("Reason", "billing")]),
+    "WV-B5": ("IVR_1", "5", [("Reason", "support"), ("Menu", "2-1")]),
+    "WV-B6": ("IVR_1", "6", []),
+    "WV-C1": ("IVR_2", "1", [("Queue", "gold-line")]),
+}
+LOAD_SAMPLES = 6
+"""Rate samples (one a second here) the charts show before the screenshot."""
+WAITING = ("WV-A1", "WV-A2", "WV-A3")
+"""Calls presented on routing point 5001 (RouteRequest), waiting there."""
+
+# -- what the page shows -------------------------------------------------------------------------
+
+READ_PAGE = """
+const q = (sel, root = document) => [...root.querySelectorAll(sel)];
+const text = (el) => (el ? el.textContent.trim() : null);
+return {
+  loaded: document.body.dataset.loaded === "true",
+  live: document.getElementById("live").dataset.state,
+  connects: Number(document.getElementById("live").dataset.connects ?? 0),
+  marker: window.__marker ?? null,
+  ports: Object.fromEntries(q('[data-testid^="port-"]').map((e) => [
+    e.dataset.testid,
+    {state: e.dataset.state, callId: e.dataset.callId ?? null,
+     lines: q(".port-line", e).map(text)},
+  ])),
+  calls: Object.fromEntries(q('tr[data-testid^="call-"]').map((tr) => [
+    tr.dataset.callId,
+    {text: text(tr),
+     udata: q(".chip", tr).map((c) => [text(c.querySelector(".k")), text(c.querySelector(".v"))])},
+  ])),
+  routingPoints: Object.fromEntries(q('[data-testid^="rp-waiting-"]').map((e) => [
+    e.dataset.testid, text(e),
+  ])),
+  sessions: q('[data-testid^="session-"]').map((e) => e.dataset.client),
+  switches: Object.fromEntries(q('[data-testid^="switch-"]').map((e) => [
+    e.dataset.testid, e.dataset.link,
+  ])),
+  events: q('[data-testid="event-log"] li[data-event]').map((e) => e.dataset.event),
+  rates: Object.fromEntries(q('[data-testid^="rate-"]').map((e) => [
+    e.dataset.testid,
+    {value: e.dataset.value === "" ? null : Number(e.dataset.value),
+     samples: Number(e.dataset.samples)},
+  ])),
+};
+"""
+
+
+def rate(page: dict[str, Any], series: str) -> dict[str, Any]:
+    """A rate chart as the page shows it: ``{"value", "samples"}`` (nothing yet: no samples)."""
+    shown: dict[str, Any] = page["rates"].get(f"rate-{series}", {"value": None, "samples": 0})
+    return shown
+
+
+def norm(text: object) -> str:
+    return re.sub(r"[^a-z]", "", str(text or "").lower())
+
+
+def tile_state(ivr: dict[str, Any], port: dict[str, Any]) -> str:
+    """The colour a port's tile must have (the page's rule, written again independently)."""
+    if port.get("call"):
+        return "in-call"
+    if ivr.get("enabled") is False or port.get("available") is False:
+        return "unavailable"
+    agent = norm(port["agent"]["state"]) if port.get("agent") else ""
+    if agent == "ready":
+        return "ready"
+    if agent in {"notready", "loggedin", "acw", "aftercallwork", "walkaway"}:
+        return "not-ready"
+    return "idle"
+
+
+def udata_shown(items: list[dict[str, Any]]) -> list[list[str]]:
+    """What the chips of a call's user data must read: [name, value]."""
+    shown = []
+    for item in items:
+        if "list" in item:
+            value = ", ".join(f"{sub['name']}={sub.get('value', '')}" for sub in item["list"])
+        else:
+            value = str(item.get("value", ""))
+        shown.append([item["name"], value])
+    return shown
+
+
+def assert_page_matches(page: dict[str, Any], state: dict[str, Any]) -> None:
+    """Everything the page shows agrees with ``GET /api/v1/state``."""
+    expected_tiles = {
+        f"port-{ivr['name']}-{port['number']}": tile_state(ivr, port)
+        for ivr in state["ivrs"]
+        for port in ivr["ports"]
+    }
+    assert {k: v["state"] for k, v in page["ports"].items()} == expected_tiles
+    for ivr in state["ivrs"]:
+        for port in ivr["ports"]:
+            tile = page["ports"][f"port-{ivr['name']}-{port['number']}"]
+            assert tile["callId"] == (port["call"]["call_id"] if port["call"] else None)
+
+    assert set(page["calls"]) == {call["call_id"] for call in state["calls"]}
+    for call in state["calls"]:
+        row = page["calls"][call["call_id"]]
+        assert row["udata"] == udata_shown(call["user_data"]), call["call_id"]
+        if call.get("ani"):
+            assert call["ani"] in row["text"]
+
+    assert page["routingPoints"] == {
+        f"rp-waiting-{rp['switch']}-{rp['dn']}": str(len(rp["waiting"]))
+        for rp in state["routing_points"]
+    }
+    assert sorted(page["sessions"]) == sorted(s["client_name"] or "" for s in state["sessions"])
+    assert page["switches"] == {
+        f"switch-{sw['name']}": "up" if sw["link_up"] else "down" for sw in state["switches"]
+    }
+
+
+# -- the browser ---------------------------------------------------------------------------------
+
+
+def open_browser() -> webdriver.Chrome:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM or "/usr/bin/chromium"
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",  # CI runs as root
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--disable-extensions",
+        "--disable-background-networking",
+        "--no-first-run",
+        "--hide-scrollbars",
+        "--force-color-profile=srgb",
+        "--lang=en-US",
+        f"--window-size={VIEWPORT[0]},{VIEWPORT[1]}",
+    ):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(
+        service=Service(executable_path=CHROMEDRIVER or "/usr/bin/chromedriver"), options=options
+    )
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": VIEWPORT[0], "height": VIEWPORT[1], "deviceScaleFactor": 1, "mobile": False},
+    )
+    driver.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": "light"}]},
+    )
+    driver.set_page_load_timeout(10)
+    driver.set_script_timeout(5)
+    return driver
+
+
+def console_errors(driver: webdriver.Chrome) -> list[dict[str, Any]]:
+    """Browser console entries at level SEVERE (errors, uncaught exceptions, failed loads)."""
+    get_log = cast(Callable[[str], list[dict[str, Any]]], driver.get_log)  # untyped upstream
+    return [entry for entry in get_log("browser") if entry.get("level") == "SEVERE"]
+
+
+class Page:
+    """The browser, driven from the event loop: every call runs in a worker thread."""
+
+    def __init__(self, driver: webdriver.Chrome) -> None:
+        self.driver = driver
+        self.errors: list[dict[str, Any]] = []
+
+    async def run(self, script: str) -> Any:
+        return await asyncio.to_thread(self.driver.execute_script, script)
+
+    async def read(self) -> dict[str, Any]:
+        page: dict[str, Any] = await self.run(READ_PAGE)
+        return page
+
+    async def until(
+        self, check: Callable[[dict[str, Any]], bool], what: str, timeout: float = 5.0
+    ) -> dict[str, Any]:
+        """Read the page until ``check`` holds; fail with what the page showed last."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            page = await self.read()
+            if check(page):
+                return page
+            if loop.time() > deadline:
+                shown = json.dumps(page, indent=1)[:4000]
+                raise AssertionError(f"the page did not show {what} within {timeout}s:\n{shown}")
+            await asyncio.sleep(0.1)
+
+    async def collect_errors(self) -> None:
+        self.errors += await asyncio.to_thread(console_errors, self.driver)
+
+
+@pytest.fixture
+async def page() -> AsyncIterator[Page]:
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        pytest.fail("CI must run the browser test: .ci/run installs chromium and chromium-driver")
+    driver = await asyncio.to_thread(open_browser)
+    try:
+        yield Page(driver)
+    finally:
+        await asyncio.to_thread(driver.quit)
+
+
+# -- the server and its IVRs ---------------------------------------------------------------------
+
+
+def config() -> ServerConfig:
+    """The default configuration with a Router Timeout long enough to see calls wait."""
+    base = default_config()
+    timers = base.server.timers.model_copy(update={"router_timeout": 120.0})
+    return base.model_copy(update={"server": base.server.model_copy(update={"timers": timers})})
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[IvrServer]:
+    # Rates sampled every second (5 s in production) so that the charts fill within the test.
+    api = functools.partial(ApiServer, rate_interval=1.0)
+    server = IvrServer(config(), listen=(LOOPBACK_0,), api_listen=(LOOPBACK_0,), api=api)
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def links(server: IvrServer) -> AsyncIterator[Callable[[], Awaitable[RawLink]]]:
+    opened: list[RawLink] = []
+
+    async def open_link() -> RawLink:
+        link = await RawLink.open(server.port)
+        opened.append(link)
+        return link
+
+    yield open_link
+    for link in opened:
+        await link.close()
+
+
+def api_base(server: IvrServer) -> str:
+    host, port = server.api_addresses[0]
+    return f"http://{host}:{port}"
+
+
+async def api_state(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
+    async with http.get(f"{base}/api/v1/state") as response:
+        assert response.status == 200
+        state: dict[str, Any] = await response.json()
+        return state
+
+
+async def reply(link: RawLink, call_id: str | None, tag: str, marker: bytes = b"") -> None:
+    """Read ``link`` until a ``tag`` document for ``call_id`` (containing ``marker``) arrives;
+    whatever comes before it is skipped."""
+    while True:
+        got_id, message, raw = await link.recv_doc()
+        if message.tag == tag and got_id == call_id and marker in raw:
+            return
+
+
+async def set_udata(link: RawLink, call_id: str, items: list[tuple[str, str]], req: int) -> None:
+    nodes = "".join(f'<Node Name="{k}" Type="Str" Val="{v}"/>' for k, v in items)
+    await link.send(
+        call_id,
+        f'<UDataSet Action="Add"><RequestId>{req}</RequestId><UDataEx>{nodes}</UDataEx></UDataSet>',
+    )
+    await reply(link, call_id, "UDataResp")
+
+
+async def agent(link: RawLink, login: str, port: str, *requests: str) -> None:
+    """Agent control on an IVR_1 port (on the session's login CallId); an AgentQuery after the
+    requests reads up to their end."""
+    for n, request in enumerate(requests):
+        await link.send(login, f'<{request} ReqId="{port}{n}" PortNum="{port}" Queue="6000"/>')
+    await link.send(login, f'<AgentQuery ReqId="Q{port}" PortNum="{port}"/>')
+    await reply(link, login, "MonitorInfo", f"ReqId='Q{port}'".encode())
+
+
+async def load(link: RawLink, stop: asyncio.Event, limit: int = 4000) -> int:
+    """Short calls, one after another on IVR_1 ports 20-27, until ``stop`` (bounded)."""
+    done = 0
+    while not stop.is_set() and done < limit:
+        call_id = f"LOAD-{done}"
+        await start_call(link, call_id, port=str(20 + done % 8), extra="<ANI>5550199</ANI>")
+        await set_udata(link, call_id, [("Load", str(done))], 500 + done)
+        await link.send(call_id, '<EndCall EndCause="Normal"/>')
+        done += 1
+        await asyncio.sleep(0.02)
+    return done
+
+
+def screenshot_path(tmp_path: Path) -> Path:
+    """Where the screenshot goes: ``WEBVIEW_SCREENSHOT`` (relative to the repository) or tmp."""
+    wanted = os.environ.get("WEBVIEW_SCREENSHOT")
+    path = (ROOT / wanted) if wanted else tmp_path / "webview.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# -- the test ------------------------------------------------------------------------------------
+
+
+async def test_live_view_shows_the_server_and_follows_it(
+    server: IvrServer,
+    links: Callable[[], Awaitable[RawLink]],
+    page: Page,
+    tmp_path: Path,
+) -> None:
+    base = api_base(server)
+    ivr1 = await links()
+    ivr2 = await links()
+    await ivr1.login("L1", "IVR_1")
+    await ivr2.login("L2", "IVR_2", version="3.0")
+
+    # Agents on IVR_1 (IVR_2 logs its own in, Ready, at start): 10 ready, 11 not ready.
+    await agent(ivr1, "L1", "10", "AgentLogin AgentId='5510' Password=''", "AgentReady")
+    await agent(ivr1, "L1", "11", "AgentLogin AgentId='5511' Password=''")
+
+    for req, (call_id, (ivr, port, udata)) in enumerate(CALLS.items(), 100):
+        link = ivr1 if ivr == "IVR_1" else ivr2
+        version = "4.0" if ivr == "IVR_1" else "3.0"
+        await start_call(
+            link, call_id, port, f"<DNIS>8005550{port}</DNIS><ANI>555010{req}</ANI>", version
+        )
+        if udata:
+            await set_udata(link, call_id, udata, req)
+    for call_id in WAITING:
+        await ivr1.send(call_id, f'<RouteRequest RouteDN="{RP_WAIT}"/>')
+
+    async with aiohttp.ClientSession() as http:
+        # The API itself agrees with what the IVRs did (the page is then checked against it).
+        state = await api_state(http, base)
+        assert {c["call_id"] for c in state["calls"]} == set(CALLS)
+        waiting = {rp["dn"]: len(rp["waiting"]) for rp in state["routing_points"]}
+        assert waiting[RP_WAIT] == len(WAITING)
+
+        # ---- the page shows the server's state
+        await asyncio.to_thread(page.driver.get, f"{base}/")
+        shown = await page.until(
+            lambda p: p["loaded"] and len(p["calls"]) == len(CALLS) and p["live"] == "live",
+            "the calls, with the event stream connected",
+        )
+        state = await api_state(http, base)
+        assert_page_matches(shown, state)
+        # ... and what the IVRs did, independently of the API's words
+        for call_id, (ivr, port, udata) in CALLS.items():
+            assert shown["ports"][f"port-{ivr}-{port}"]["state"] == "in-call"
+            assert shown["ports"][f"port-{ivr}-{port}"]["callId"] == call_id
+            assert [tuple(chip) for chip in shown["calls"][call_id]["udata"]] == udata
+        assert shown["ports"]["port-IVR_1-10"]["state"] == "ready"
+        assert shown["ports"]["port-IVR_1-11"]["state"] == "not-ready"
+        assert shown["ports"]["port-IVR_1-12"]["state"] == "idle"
+        assert shown["ports"]["port-IVR_2-2"]["state"] == "ready"
+        assert shown["routingPoints"][f"rp-waiting-{SWITCH}-{RP_WAIT}"] == str(len(WAITING))
+        assert sorted(shown["sessions"]) == ["IVR_1", "IVR_2"]
+        assert shown["switches"] == {f"switch-{SWITCH}": "up"}
+
+        # ---- an EndCall over GLI: the same document follows, without a reload
+        await page.run("window.__marker = 'still the same document'")
+        await ivr1.send("WV-A2", '<EndCall EndCause="Normal"/>')
+        shown = await page.until(
+            lambda p: (
+                "WV-A2" not in p["calls"]
+                and p["ports"]["port-IVR_1-2"]["state"] == "idle"
+                and p["routingPoints"][f"rp-waiting-{SWITCH}-{RP_WAIT}"] == str(len(WAITING) - 1)
+                and p["events"].count("EventReleased") == 1
+            ),
+            "the ended call gone, its port idle, one call less waiting, EventReleased listed",
+            timeout=5.0,
+        )
+        assert shown["marker"] == "still the same document"
+        assert_page_matches(shown, await api_state(http, base))
+
+        # ---- the event stream drops: the page reconnects and goes on following
+        await cast(ApiServer, server.api).hub.close_all()
+        await page.until(
+            lambda p: p["connects"] == 2 and p["live"] == "live", "the event stream reconnected"
+        )
+        await ivr1.send("WV-B4", '<EndCall EndCause="Normal"/>')
+        shown = await page.until(
+            lambda p: (
+                "WV-B4" not in p["calls"]
+                and p["ports"]["port-IVR_1-4"]["state"] == "idle"
+                and p["events"].count("EventReleased") == 2
+            ),
+            "the second ended call gone and its EventReleased listed",
+        )
+        assert shown["marker"] == "still the same document"
+        assert_page_matches(shown, await api_state(http, base))
+
+        # ---- under load: rates move, the screenshot shows it
+        loader = await links()
+        await loader.login("LD", "IVR_1")
+        stop = asyncio.Event()
+        traffic = asyncio.create_task(load(loader, stop))
+        try:
+            await page.until(
+                lambda p: (
+                    rate(p, "documents_in")["samples"] >= LOAD_SAMPLES
+                    and (rate(p, "documents_in")["value"] or 0) > 0
+                    and (rate(p, "calls_started")["value"] or 0) > 0
+                ),
+                f"{LOAD_SAMPLES} samples of rates, the last with calls and documents",
+                timeout=LOAD_SAMPLES + 8.0,
+            )
+            path = screenshot_path(tmp_path)
+            assert await asyncio.to_thread(page.driver.save_screenshot, str(path))
+            assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        finally:
+            stop.set()
+            calls_made = await traffic
+        assert calls_made > 0
+
+        shown = await page.until(
+            lambda p: not any(c.startswith("LOAD-") for c in p["calls"]),
+            "the load's calls gone",
+        )
+        assert shown["marker"] == "still the same document"
+        assert_page_matches(shown, await api_state(http, base))
+
+    await page.collect_errors()
+    assert page.errors == [], f"the browser console reported errors: {page.errors}"
