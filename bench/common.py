@@ -28,7 +28,7 @@ def start_server(
     cmd = [sys.executable, "-m", "ivr_server", "serve"]
     if config is not None:
         cmd += ["--config", str(config)]
-    cmd += ["--listen", f"127.0.0.1:{port}", "--log-level", "WARNING"]
+    cmd += ["--listen", f"127.0.0.1:{port}", "--no-api", "--log-level", "WARNING"]
     if (os.cpu_count() or 1) > 1 and shutil.which("taskset") and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {1})
         cmd = ["taskset", "-c", "0", *cmd]

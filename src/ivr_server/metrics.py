@@ -65,6 +65,8 @@ class Histogram:
 class Metrics:
     """Everything the server counts. Plain attributes, incremented in place."""
 
+    calls_started: int = 0
+    """Calls admitted (NewCall and DialOutInit that reached the switch)."""
     sessions_opened: int = 0
     sessions_closed: int = 0
     logins: Counter[str] = field(default_factory=Counter)

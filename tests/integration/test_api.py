@@ -233,7 +233,8 @@ async def test_reads_reflect_real_calls_sessions_ports_and_agents(env: Env) -> N
     assert waiting["conn_id"] == call["conn_id"] and waiting["call_id"] == "C1"
     assert waiting["since"] > 1e9 and waiting["ani"] == "5550100"
 
-    assert await env.get("/api/v1/stats") == {}
+    stats = await env.get("/api/v1/stats")
+    assert set(stats) == {"statistics", "routing_points", "queues", "agent_groups", "ivrs"}
     state = await env.get("/api/v1/state")
     assert set(state) == {
         "server",
@@ -742,13 +743,13 @@ async def receive(ws: aiohttp.ClientWebSocketResponse, timeout: float = 3.0) -> 
 
 async def test_event_stream_with_filters(env: Env) -> None:
     base = env.url.replace("http", "ws") + "/api/v1/events"
+    link = await env.ivr()  # before the clients: they test switch events only
     every = await env.http.ws_connect(base)
     by_dn = await env.http.ws_connect(f"{base}?dn=4002&type=EventRinging,EventEstablished")
     by_ivr = await env.http.ws_connect(f"{base}?ivr=IVR_1&type=EventRouteRequest")
     by_type = await env.http.ws_connect(f"{base}?type=EventAgentLogin&type=EventAgentLogout")
     assert len(env.server.service.listeners) == 1  # one listener for every client
 
-    link = await env.ivr()
     await start_call(link, "C1", "1", "<ANI>555</ANI>")
     await start_call(link, "C2", "2", "<ANI>556</ANI>")
     await link.send("C2", "<RouteRequest RouteDN='5001'/>")
@@ -792,12 +793,12 @@ async def test_event_stream_with_filters(env: Env) -> None:
 
 async def test_slow_event_client_is_dropped_without_blocking(env: Env) -> None:
     base = env.url.replace("http", "ws") + "/api/v1/events"
+    link = await env.ivr()  # before the clients: session notices would use up the slow one
     env.api.event_queue_limit = 1  # the next client holds one event at most
     slow = await env.http.ws_connect(base)
     env.api.event_queue_limit = 1000
     fast = await env.http.ws_connect(base)
 
-    link = await env.ivr()
     await start_call(link, "C1", "1")  # two events at once: too many for the slow client
     await link.send("C1", "<CallInfoReq/>")
     assert (await next_message(link, "C1")).tag == "CallInfoResp"  # the server carries on
@@ -1052,3 +1053,94 @@ async def test_unreadable_tls_files_stop_the_start(
         await start_server(
             base.model_copy(update={"api": api}), api=ApiServer, api_listen=LOOPBACK_0
         )
+
+
+async def test_dial_out_over_the_api_reaches_the_ivr_and_reports_its_outcome(env: Env) -> None:
+    link = await env.ivr()
+    await link.send("L", "<DialOutRegistry Command='Add' DN='5000'/>")
+    assert (await link.recv_doc())[1] == m.DialOutRegistryResp(Result="Success")
+    ws = await env.http.ws_connect(
+        env.url.replace("http", "ws") + "/api/v1/events?type=DialOutProgress"
+    )
+
+    async def ivr_side() -> None:
+        got_id, dial_out, _ = await link.recv_doc()
+        assert got_id is None and isinstance(dial_out, m.DialOut)
+        assert (dial_out.OrigNum, dial_out.DestNum, dial_out.TimeToAnswer) == (
+            "5000",
+            "5551234",
+            "20",
+        )
+        await link.send(
+            "OUT", f"<DialOutInit RefID='{dial_out.RefID}'><CalledNum>4</CalledNum></DialOutInit>"
+        )
+        await expect(link, "OUT", "<CallStatus Event='Dialing'/>")
+        await link.send("OUT", "<CallStatus Event='Established'/>")
+        await expect(link, "OUT", "<CallStatus Event='Ringing'/>")
+        await expect(link, "OUT", "<CallStatus Event='Established'/>")
+
+    ivr = asyncio.create_task(ivr_side())
+    answer = await env.act(
+        "POST",
+        "/api/v1/dial-out",
+        {
+            "dn": "5000",
+            "dest": "5551234",
+            "timeout": 20,
+            "user_data": [{"name": "Campaign", "value": "C7"}],
+        },
+    )
+    await ivr
+    assert answer["result"] == "established" and answer["call_id"] == "OUT"
+    assert [o["kind"] for o in answer["outcomes"]] == ["dialing", "established"]
+    kinds = []
+    for _ in range(2):
+        event = json.loads((await ws.receive(timeout=3)).data)
+        assert event["event"] == "DialOutProgress" and event["ref_id"] == answer["ref_id"]
+        kinds.append(event["kind"])
+    assert kinds == ["dialing", "established"]
+    await ws.close()
+    # nobody registered 5001; 4001 is not a routing point; no token
+    assert (await env.request("POST", "/api/v1/dial-out", {"dn": "5001", "dest": "1"}))[0] == 409
+    assert (await env.request("POST", "/api/v1/dial-out", {"dn": "4001", "dest": "1"}))[0] == 404
+    status, _, _ = await env.request(
+        "POST", "/api/v1/dial-out", {"dn": "5000", "dest": "1"}, token=None
+    )
+    assert status == 401
+    assert env.server.service.outbound.pending_count() == 0
+
+
+async def test_refused_dial_out_is_answered_with_the_mapped_error(env: Env) -> None:
+    link = await env.ivr()
+    await link.send("L", "<DialOutRegistry Command='Add' DN='5000'/>")
+    await link.recv_doc()
+
+    async def refuse() -> None:
+        _, dial_out, _ = await link.recv_doc()
+        assert isinstance(dial_out, m.DialOut)
+        await link.send(None, f"<DialOutError Error='NoTrunks' RefID='{dial_out.RefID}'/>")
+
+    task = asyncio.create_task(refuse())
+    status, answer, _ = await env.request("POST", "/api/v1/dial-out", {"dn": "5000", "dest": "9"})
+    await task
+    assert status == 409
+    assert answer["result"] == "refused" and answer["outcomes"][0]["error_code"] == 58
+
+
+async def test_stats_and_session_notices(env: Env) -> None:
+    ws = await env.http.ws_connect(
+        env.url.replace("http", "ws") + "/api/v1/events?type=SessionOpened,SessionLoggedIn"
+    )
+    link = await env.ivr()
+    opened = json.loads((await ws.receive(timeout=3)).data)
+    logged = json.loads((await ws.receive(timeout=3)).data)
+    assert opened["event"] == "SessionOpened" and logged["event"] == "SessionLoggedIn"
+    assert (logged["ivr"], logged["version"], logged["status"]) == ("IVR_1", "4.0", "OK")
+    await ws.close()
+    await start_call(link, "S1", "1")
+    stats = await env.get("/api/v1/stats")
+    by_name = {s["name"]: s for s in stats["statistics"]}
+    assert by_name["ReadyAgents_6000"]["value"] == 4
+    assert {"name": "IVR_1", "calls": 1} in stats["ivrs"]
+    state = await env.get("/api/v1/state")
+    assert state["stats"]["statistics"] == stats["statistics"]

@@ -27,6 +27,7 @@ from aiohttp import web
 from ivr_server import switch as switch_module
 from ivr_server.api.jsonify import event_json
 from ivr_server.service import IvrService
+from ivr_server.service.notices import NOTICES
 from ivr_server.switch import SwitchEvent
 
 log = logging.getLogger("ivr_server.api")
@@ -36,8 +37,8 @@ SEND_TIMEOUT: Final = 10.0
 
 
 def event_names() -> frozenset[str]:
-    """Every event name the switch publishes (the ``type`` filter's vocabulary)."""
-    names: set[str] = set()
+    """Every event name the switches and the server publish (the ``type`` filter's vocabulary)."""
+    names: set[str] = {notice.name for notice in NOTICES}
     for attr in switch_module.__all__:
         obj = getattr(switch_module, attr)
         if isinstance(obj, type) and issubclass(obj, SwitchEvent) and obj is not SwitchEvent:

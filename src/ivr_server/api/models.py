@@ -129,6 +129,21 @@ class UserDataBody(_Body):
     """The items to write."""
 
 
+class DialOutBody(_Body):
+    """``POST /api/v1/dial-out``: a predictive call (TMakePredictiveCall)."""
+
+    dn: str = Field(min_length=1)
+    """The routing point an IVR session registered with ``DialOutRegistry`` (AttributeThisDN)."""
+    dest: str = Field(min_length=1)
+    """The number to dial (AttributeOtherDN, ``DialOut/@DestNum``)."""
+    timeout: float = Field(default=30.0, gt=0, le=3600)
+    """Seconds the IVR has to answer with DialOutInit or DialOutError; also its TimeToAnswer."""
+    user_data: list[KvItemIn] = Field(default_factory=list)
+    """``DialOut/UDataEx``: attached to the call."""
+    extensions: list[KvItemIn] = Field(default_factory=list)
+    """``DialOut/ExtnsEx``."""
+
+
 class ReleaseBody(_Body):
     """``POST /api/v1/calls/{call_id}/release``: no fields (an empty body is fine)."""
 

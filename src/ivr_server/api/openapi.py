@@ -398,6 +398,18 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     ),
     Operation(
         "POST",
+        "/api/v1/dial-out",
+        "A predictive call (TMakePredictiveCall) from a routing point an IVR registered with "
+        "DialOutRegistry: the IVR gets DialOut. Answered when the call is established (200) or "
+        "has failed for good (409: refused, timeout, lost, failed, abandoned), with every step.",
+        "outbound",
+        "act",
+        {"type": "object"},
+        models.DialOutBody,
+        statuses=(200, 202, 400, 401, 403, 404, 409),
+    ),
+    Operation(
+        "POST",
         "/api/v1/calls/{call_id}/release",
         "The caller hangs up (the IVR gets CallStatus Released).",
         "calls",

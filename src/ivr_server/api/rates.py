@@ -33,10 +33,9 @@ class RateSampler:
         """The cumulative values of :data:`SERIES` now."""
         service = self.service
         metrics = service.metrics
-        completed = service.calls.completed
         return (
-            completed + len(service.calls.calls),
-            completed,
+            metrics.calls_started,
+            service.calls.completed,
             sum(metrics.messages_in.values()),
             sum(metrics.messages_out.values()),
             sum(metrics.errors.values()),

@@ -49,6 +49,7 @@ from ivr_server.api.models import (
     AgentLoginBody,
     AgentLogoutBody,
     AgentStateBody,
+    DialOutBody,
     LinkBody,
     LogLevelBody,
     ReleaseBody,
@@ -71,6 +72,7 @@ from ivr_server.api.views import (
 from ivr_server.api.webhook import WebhookRouter
 from ivr_server.config.model import ApiConfig
 from ivr_server.errors import ConfigError, ConfigProblem
+from ivr_server.outbound import DialOutOutcome, DialOutRequest
 from ivr_server.service.control import ActResult, Conflict, Control, NotFound
 from ivr_server.switch import TErrorCode
 
@@ -291,6 +293,7 @@ class ApiServer:
             r("POST", f"{API}/agents/{{switch}}/{{dn}}/not-ready", self.agent_not_ready, "act"),
             r("PUT", f"{API}/switches/{{switch}}/link", self.set_link, "act"),
             r("PUT", f"{API}/log-level", self.set_log_level, "act"),
+            r("POST", f"{API}/dial-out", self.dial_out, "act"),
         ]
 
     def _build_app(self) -> web.Application:
@@ -460,7 +463,11 @@ class ApiServer:
     def stats(self) -> dict[str, Any]:
         """The statistics engine's figures (``{}`` until it is wired: :attr:`stats_source`)."""
         source = self.stats_source
-        return dict(source()) if source is not None else {}
+        if source is not None:
+            return dict(source())
+        service = self.server.service
+        now = service.now
+        return {"statistics": service.stats.snapshot(now), **service.stats.overview(now)}
 
     def state(self) -> dict[str, Any]:
         """Everything the web view shows, in one document."""
@@ -591,6 +598,60 @@ class ApiServer:
             self.control.delete_user_data(
                 request.match_info["call_id"], request.match_info["key"], now=self._now()
             )
+        )
+
+    async def dial_out(self, request: web.Request) -> web.StreamResponse:
+        """A predictive call: answered once the call is established or has failed for good."""
+        body = await self._body(request, DialOutBody)
+        service = self.server.service
+        if not service.is_routing_point(body.dn):
+            raise ApiError(404, f"{body.dn} is not a routing point")
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        outcomes: list[dict[str, Any]] = []
+
+        def on_outcome(request: DialOutRequest, outcome: DialOutOutcome) -> None:
+            outcomes.append(
+                {
+                    "kind": outcome.kind,
+                    "call_id": outcome.call_id,
+                    "error_code": outcome.error_code,
+                    "cause": outcome.cause,
+                    "time": round(time.time(), 6),
+                }
+            )
+            if (outcome.final or outcome.kind == "established") and not done.done():
+                done.set_result(None)
+
+        service.now = self._now()
+        dialled = service.dial_out(
+            on_outcome,
+            body.dn,
+            body.dest,
+            timeout=body.timeout,
+            user_data=kv_items(body.user_data),
+            extensions=kv_items(body.extensions),
+        )
+        self.server.flush()
+        if dialled is None:
+            raise ApiError(409, f"no IVR session registered {body.dn} for outbound calls")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(done), body.timeout + dialled.time_to_answer + 5)
+        last = outcomes[-1] if outcomes else None
+        return _json(
+            {
+                "ref_id": dialled.ref_id,
+                "dn": body.dn,
+                "dest": body.dest,
+                "result": last["kind"] if last else "pending",
+                "call_id": next((o["call_id"] for o in outcomes if o["call_id"]), None),
+                "outcomes": outcomes,
+            },
+            200
+            if last is not None and last["kind"] in ("established", "ended")
+            else 409
+            if last is not None
+            else 202,
         )
 
     async def release(self, request: web.Request) -> web.StreamResponse:

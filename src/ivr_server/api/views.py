@@ -94,12 +94,7 @@ def ivrs_view(control: Control) -> list[dict[str, Any]]:
                     "dn": port.dn,
                     "switch": switch_name,
                     "enabled": port.enabled,
-                    "available": bool(
-                        ivr.enabled
-                        and port.enabled
-                        and snapshot is not None
-                        and snapshot.registered
-                    ),
+                    "available": service.port_available(ivr, port),
                     "agent": _agent(snapshot.agent) if snapshot is not None else None,
                     "call": _call_ref(call) if call is not None else None,
                 }

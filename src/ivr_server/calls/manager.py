@@ -368,6 +368,7 @@ class CallManager:
                 f"NewCall: port {target.port} of {target.ivr} already has a call",
             )
         call = Call(call_id, owner, target, msg.CalledNum, msg.ANI, msg.DNIS, msg.Version == "1.0")
+        self.metrics.calls_started += 1
         self.calls[call_id] = call
         self._by_port[(target.ivr, target.port)] = call
         self._call_timer.set(call_id, now + self.settings.call_timeout)
@@ -408,6 +409,7 @@ class CallManager:
                 f"DialOutInit: port {target.port} of {target.ivr} already has a call",
             )
         call = Call(call_id, owner, target, msg.CalledNum)
+        self.metrics.calls_started += 1
         call.state = CallState.DIALING
         call.dial_out = dial_out
         self.calls[call_id] = call

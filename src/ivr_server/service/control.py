@@ -128,7 +128,7 @@ class Control:
 
     def pump(self) -> None:
         """Drain every switch and fan the events out (calls, routers, sessions, listeners)."""
-        self._service._pump()  # IvrService has no public pump() yet: one is requested
+        self._service.pump()
 
     def next_ref(self) -> int:
         """A fresh ReferenceID for an action's request."""

@@ -40,6 +40,12 @@ from ivr_server.logs import fields
 from ivr_server.metrics import Metrics
 from ivr_server.outbound import DialOutManager, DialOutOutcome, DialOutRequest
 from ivr_server.routing import Router, build_routers
+from ivr_server.service.notices import (
+    DialOutProgress,
+    SessionClosed,
+    SessionLoggedIn,
+    SessionOpened,
+)
 from ivr_server.service.sessions import SUPPORTED_VERSIONS, Login, LoginStatus, Session
 from ivr_server.session import IvrLink
 from ivr_server.stats import StatsEngine, StatValue, result_code
@@ -206,6 +212,8 @@ class IvrService:
         session = Session(id=next(self._session_ids), peer=peer, link=link, opened_at=now)
         self.sessions[session.id] = session
         self.metrics.sessions_opened += 1
+        if self.listeners:
+            self._notify(SessionOpened(switch="", session=session.id, peer=peer))
         log.info("session %d opened from %s", session.id, peer, extra=_ctx(session, None))
         return session
 
@@ -217,6 +225,16 @@ class IvrService:
         if self.sessions.pop(session.id, None) is None:
             return
         self.metrics.sessions_closed += 1
+        if self.listeners:
+            self._notify(
+                SessionClosed(
+                    switch="",
+                    session=session.id,
+                    peer=session.peer,
+                    ivr=session.ivr_name,
+                    reason=reason,
+                )
+            )
         self._dirty.pop(session, None)
         ivr = session.ivr_name
         successor = next(
@@ -363,6 +381,16 @@ class IvrService:
         else:
             status = LoginStatus.OK
         self.metrics.logins[status.value] += 1
+        if self.listeners:
+            self._notify(
+                SessionLoggedIn(
+                    switch="",
+                    session=session.id,
+                    ivr=msg.ClientName,
+                    version=version,
+                    status=status.value,
+                )
+            )
         monitor = version == "4.0" and msg.ServerMonitor == "set" and ivr is not None
         session.login = Login(
             call_id=call_id,
@@ -525,7 +553,20 @@ class IvrService:
         return request
 
     def _report_dial_out(self, request: DialOutRequest, outcome: DialOutOutcome) -> None:
-        log.info("DialOut %s: %s", request.ref_id, outcome)
+        log.info("DialOut %s: %s", request.ref_id, outcome, extra=fields(call_id=outcome.call_id))
+        if self.listeners:
+            self._notify(
+                DialOutProgress(
+                    switch="",
+                    ref_id=request.ref_id,
+                    kind=outcome.kind,
+                    dn=request.orig_dn,
+                    dest=request.dest,
+                    call_id=outcome.call_id,
+                    error_code=outcome.error_code,
+                    cause=outcome.cause,
+                )
+            )
         if callable(request.requester):
             request.requester(request, outcome)
 
@@ -727,7 +768,7 @@ class IvrService:
         elif msg.Command == "Remove":
             self.outbound.unregister(session, msg.DN)
         else:
-            if not self._is_routing_point(msg.DN):
+            if not self.is_routing_point(msg.DN):
                 self._send(session, call_id, m.DialOutRegistryResp(Result="ConfigError"))
                 return
             self.outbound.register(session, msg.DN)
@@ -745,10 +786,20 @@ class IvrService:
                 extra=_ctx(session, call_id),
             )
 
-    def _is_routing_point(self, number: str) -> bool:
+    def is_routing_point(self, number: str) -> bool:
+        """Is ``number`` a routing point of some switch?"""
         return number in self._routing_points
 
     # ------------------------------------------------------------------ switch events
+
+    def pump(self) -> None:
+        """Deliver every queued switch event (after requests made from outside, e.g. the API)."""
+        self._pump()
+
+    def _notify(self, notice: SwitchEvent) -> None:
+        """A server event (not a switch's) to the event-stream listeners."""
+        for listener in self.listeners:
+            listener("", notice)
 
     def _pump(self, origin: _Origin | None = None) -> None:
         """Drain every switch until quiet and fan its events out: to the calls, the routers and
@@ -899,6 +950,10 @@ class IvrService:
                     login.call_id,
                     m.MonitorInfo(Server=m.Server(Name=name, Status=status, Switch=switch)),
                 )
+
+    def port_available(self, ivr: IvrConfig, port: PortConfig) -> bool:
+        """Can ``port`` of ``ivr`` take calls (enabled, with a registered DN)? (MonitorInfo Port)"""
+        return self._port_usable(ivr, port)
 
     def _port_usable(self, ivr: IvrConfig, port: PortConfig) -> bool:
         if not (ivr.enabled and port.enabled):
