@@ -632,7 +632,7 @@ def run_suite(seconds: float, open_rate: float, config: Path) -> None:
         print(f"warning: {config.name} differs from what --write-config would write")
     port = free_port()
     with tempfile.TemporaryFile() as server_log:
-        server = start_server(port, config, server_log)
+        server = start_server(port, config, server_log, api=True)
         # The generator's own garbage collections would count as server time in the latencies;
         # it makes no reference cycles worth collecting during a run, so the collector stays off.
         gc.collect()

@@ -21,14 +21,16 @@ def free_port() -> int:
 
 
 def start_server(
-    port: int, config: Path | None = None, log: IO[bytes] | None = None
+    port: int, config: Path | None = None, log: IO[bytes] | None = None, *, api: bool = False
 ) -> subprocess.Popen[bytes]:
     """``ivr-server serve`` on CPU 0 (this process moves to CPU 1 when there are two CPUs),
-    its stderr into ``log``; returns once it accepts connections."""
+    its stderr into ``log``; returns once it accepts connections. ``api``: with the HTTP API
+    listening (on a free port) but nobody using it, as in production."""
     cmd = [sys.executable, "-m", "ivr_server", "serve"]
     if config is not None:
         cmd += ["--config", str(config)]
-    cmd += ["--listen", f"127.0.0.1:{port}", "--no-api", "--log-level", "WARNING"]
+    api_args = ["--api-listen", "127.0.0.1:0"] if api else ["--no-api"]
+    cmd += ["--listen", f"127.0.0.1:{port}", *api_args, "--log-level", "WARNING"]
     if (os.cpu_count() or 1) > 1 and shutil.which("taskset") and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {1})
         cmd = ["taskset", "-c", "0", *cmd]
