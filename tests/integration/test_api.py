@@ -205,6 +205,10 @@ async def test_reads_reflect_real_calls_sessions_ports_and_agents(env: Env) -> N
     )
     assert len(call["conn_id"]) == 16
     assert call["user_data"] == [{"name": "Segment", "type": "Str", "value": "Gold"}]
+    assert call["parties"] == [
+        {"dn": "4001", "role": "port"},
+        {"dn": "5001", "role": "routing-point"},
+    ]
     assert await env.get("/api/v1/calls") == [call]
 
     ivrs = {ivr["name"]: ivr for ivr in await env.get("/api/v1/ivrs")}

@@ -134,8 +134,16 @@ def sessions_view(control: Control, clock: Clock) -> list[dict[str, Any]]:
 
 
 def call_view(control: Control, call: Call) -> dict[str, Any]:
-    """One call of an IVR port, with its user data from the switch."""
-    user_data = call.switch.user_data(call.conn_id) if call.conn_id is not None else None
+    """One call of an IVR port, with its parties and user data from the switch."""
+    on_switch = call.switch.call(call.conn_id) if call.conn_id is not None else None
+    user_data = on_switch.user_data if on_switch is not None else None
+    parties: list[dict[str, Any]] = []
+    if on_switch is not None:
+        parties = [
+            {"dn": dn, "role": "port" if dn == call.dn else "party"} for dn in on_switch.parties
+        ]
+        if on_switch.routing_point is not None:
+            parties.append({"dn": on_switch.routing_point, "role": "routing-point"})
     return {
         "call_id": call.call_id,
         "ivr": call.ivr,
@@ -152,6 +160,7 @@ def call_view(control: Control, call: Call) -> dict[str, Any]:
         "route_dn": call.route_dn,
         "treatment": call.treatment,
         "connected": call.owner is not None,
+        "parties": parties,
         "user_data": kv_json(user_data if user_data is not None else call.last_user_data),
     }
 
