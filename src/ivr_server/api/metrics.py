@@ -92,6 +92,11 @@ class ServiceCollector(Collector):
             f"{PREFIX}_calls_active", "Calls of IVR ports now.", value=len(service.calls.calls)
         )
         yield CounterMetricFamily(
+            f"{PREFIX}_calls_started",
+            "Calls admitted (NewCall, DialOutInit).",
+            value=metrics.calls_started,
+        )
+        yield CounterMetricFamily(
             f"{PREFIX}_calls_completed", "Calls that ended.", value=service.calls.completed
         )
         routing = CounterMetricFamily(
