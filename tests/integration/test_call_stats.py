@@ -3,6 +3,7 @@ configuration's [[statistics]]), inside a call only (PROTOCOL.md §3.9)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from ivr_server.runtime import IvrServer
@@ -59,4 +60,31 @@ async def test_statistics_move_with_waiting_calls(start_server: StartServer) -> 
         await link.send(cid, "<EndCall EndCause='Normal'/>")
     await link.send("C1", "<CallInfoReq/>")
     assert (await link.recv_doc())[1] == m.CallError(FailedReq="NoSuchCall")
+    await link.close()
+
+
+async def test_queue_statistics_follow_calls_routed_to_its_agents(
+    start_server: StartServer,
+) -> None:
+    server = await start_server()
+    link = await RawLink.open(server.port)
+    await link.login("L")
+    await start_call(link, "Q1", "1")
+    peek = "<PeekStatReq><RequestId>{}</RequestId><StatName>{}</StatName></PeekStatReq>"
+    # rule "agents" of 5000: CED 1 -> a treatment, then the longest-idle agent of queue 6000
+    await link.send("Q1", "<RouteRequest RouteDN='5000'><CED>1</CED></RouteRequest>")
+    _, treat, _ = await link.recv_doc()
+    assert isinstance(treat, m.TreatCall) and treat.Type == "PlayApplication"
+    assert b"Value='1'" in await stat(link, "Q1", peek.format(1, "Waiting_6000"))
+    assert b"Value='0'" in await stat(link, "Q1", peek.format(2, "EWT_6000"))
+    await asyncio.sleep(0.2)
+    await link.send("Q1", "<TreatStatus Status='Started'/>")
+    await link.send("Q1", "<TreatStatus Status='Completed'/>")
+    _, routed, _ = await link.recv_doc()
+    assert isinstance(routed, m.RouteResponse) and routed.Dest == "4101"  # IVR_2's first agent
+    assert b"Value='0'" in await stat(link, "Q1", peek.format(3, "Waiting_6000"))
+    raw = await stat(link, "Q1", peek.format(4, "EWT_6000"))
+    value = float(raw.split(b"Value='")[1].split(b"'")[0])
+    assert 0.2 <= value < 2.0
+    await link.send("Q1", "<EndCall EndCause='Normal'/>")
     await link.close()

@@ -740,9 +740,9 @@ CASES = [
     ),
     (
         "type does not apply to the object type",
-        stat(object_id="300", object_type="Queue"),
+        stat(stat_type="CurrMaxCallWaitingTime", object_id="300", object_type="Queue"),
         "statistics[0].object-type",
-        "CurrNumberWaitingCalls applies to object type RoutePoint, not Queue",
+        "CurrMaxCallWaitingTime applies to object type RoutePoint, not Queue",
     ),
     (
         "agents of an IVR",
@@ -888,7 +888,9 @@ def test_statistics_problems_raise_from_the_python_api_too() -> None:
         config.model_copy(update={"statistics": (bad,)})
     assert [p.location for p in caught.value.problems] == ["statistics[0].object-id"]
     with pytest.raises(ValidationError):
-        StatisticConfig(name="x", stat_type="ExpectedWaitTime", object_id="q", object_type="Queue")
+        StatisticConfig(
+            name="x", stat_type="CurrMaxCallWaitingTime", object_id="q", object_type="Queue"
+        )
 
 
 def test_every_statistic_field_has_a_docstring() -> None:

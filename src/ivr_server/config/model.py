@@ -930,8 +930,8 @@ STAT_OBJECT_TYPES: Final[tuple[StatObjectType, ...]] = ("RoutePoint", "Queue", "
 """Every :data:`StatObjectType`, in documentation order."""
 
 STAT_TYPES: Final[Mapping[str, tuple[StatObjectType, ...]]] = {
-    "CurrNumberWaitingCalls": ("RoutePoint",),
-    "ExpectedWaitTime": ("RoutePoint",),
+    "CurrNumberWaitingCalls": ("RoutePoint", "Queue"),
+    "ExpectedWaitTime": ("RoutePoint", "Queue"),
     "CurrMaxCallWaitingTime": ("RoutePoint",),
     "CurrentReadyAgents": ("Queue", "AgentGroup"),
     "CurrentNotReadyAgents": ("Queue", "AgentGroup"),

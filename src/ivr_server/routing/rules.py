@@ -312,6 +312,18 @@ class BuiltinRouter:
 
     # -- read side ----------------------------------------------------------------------------------
 
+    def waiting_for_queue(self, queue: str) -> int:
+        """Calls waiting at a routing point (their treatments running or about to) whose chosen
+        rule targets ACD queue ``queue``: the calls waiting for that queue's agents."""
+        count = 0
+        for dialog in self._dialogs.values():
+            if dialog.phase is not DialogPhase.TREATING or dialog.rule < 0:
+                continue
+            rules = self._rules.get(dialog.routing_point, ())
+            if dialog.rule < len(rules) and rules[dialog.rule].queue == queue:
+                count += 1
+        return count
+
     def dialogs(self) -> list[DialogSnapshot]:
         """Snapshots of every dialog the router keeps, oldest first."""
         return [self._snapshot(conn_id, dialog) for conn_id, dialog in self._dialogs.items()]

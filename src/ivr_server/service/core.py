@@ -39,7 +39,7 @@ from ivr_server.config import IvrConfig, PortConfig, ServerConfig
 from ivr_server.logs import fields
 from ivr_server.metrics import Metrics
 from ivr_server.outbound import DialOutManager, DialOutOutcome, DialOutRequest
-from ivr_server.routing import Router, build_routers
+from ivr_server.routing import BuiltinRouter, Router, build_routers
 from ivr_server.service.notices import (
     DialOutProgress,
     SessionClosed,
@@ -197,7 +197,9 @@ class IvrService:
         }
         self._apply_switches(config)
         self._index_ports(config)
-        self.stats = StatsEngine(config, self.switches, self._calls_of_ivr)
+        self.stats = StatsEngine(
+            config, self.switches, self._calls_of_ivr, waiting_for_queue=self._waiting_for_queue
+        )
         """The built-in statistics engine (PeekStatReq/GetStatReq, the API)."""
         self._ports_reported = self._port_availability()
         self._pump()
@@ -618,6 +620,11 @@ class IvrService:
             switch=vswitch,
             mode="In-Front" if switch_cfg.type == "in-front" else "Behind",
         )
+
+    def _waiting_for_queue(self, switch_name: str, queue: str) -> int:
+        router: Any = self.routers.get(switch_name)
+        router = getattr(router, "default", router)  # a per-routing-point dispatcher's rules
+        return router.waiting_for_queue(queue) if isinstance(router, BuiltinRouter) else 0
 
     def _calls_of_ivr(self, ivr: str) -> int:
         return sum(1 for call in self.calls.calls.values() if call.ivr == ivr)

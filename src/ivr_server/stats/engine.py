@@ -42,7 +42,7 @@ from ivr_server.switch import DnType, SwitchEvent, VirtualSwitch
 
 from .agents import AgentActivity, AgentCounts, agent_activities, count_activities
 from .values import StatUnavailable, StatValue, format_value, result_code
-from .waits import EWT_MAX_SAMPLES, EWT_WINDOW_S, WaitTracker
+from .waits import EWT_MAX_SAMPLES, EWT_WINDOW_S, QUEUE_KEY, WaitTracker
 
 _TIME_DECIMALS: Final = 3
 """Time statistics are rounded to the millisecond: the wire carries no float noise."""
@@ -66,13 +66,20 @@ class StatsEngine:
         switches: Mapping[str, VirtualSwitch],
         calls_of_ivr: Callable[[str], int],
         *,
+        waiting_for_queue: Callable[[str, str], int] | None = None,
         ewt_window_s: float = EWT_WINDOW_S,
         ewt_max_samples: int = EWT_MAX_SAMPLES,
     ) -> None:
         self._switches = switches
         self._calls_of_ivr = calls_of_ivr
+        self._waiting_for_queue = waiting_for_queue
+        """(switch, queue) -> calls waiting at routing points for that queue's agents (the
+        routers know); ``None``: no router targets queues."""
         self._waits = WaitTracker(
-            self._still_waiting, window_s=ewt_window_s, max_samples=ewt_max_samples
+            self._still_waiting,
+            window_s=ewt_window_s,
+            max_samples=ewt_max_samples,
+            queue_of=self._agent_queue,
         )
         self._config = config
         self._by_name: dict[str, StatisticConfig] = {}
@@ -310,6 +317,21 @@ class StatsEngine:
     def _max_wait(self, switch_name: str, number: str, now: float) -> float:
         return round(self._waits.longest_wait(switch_name, number, now), _TIME_DECIMALS)
 
+    def _agent_queue(self, switch_name: str, dn: str) -> str | None:
+        switch = self._switches.get(switch_name)
+        snapshot = switch.dn(dn) if switch is not None else None
+        agent = snapshot.agent if snapshot is not None else None
+        return agent.queue if agent is not None and agent.queue else None
+
+    def _queue_waiting_calls(self, object_id: str, now: float) -> float:
+        switch_name, _, number = self._dn(object_id, DnType.ACD_QUEUE)
+        source = self._waiting_for_queue
+        return source(switch_name, number) if source is not None else 0
+
+    def _queue_expected_wait_time(self, object_id: str, now: float) -> float:
+        switch_name, _, number = self._dn(object_id, DnType.ACD_QUEUE)
+        return self._ewt(switch_name, QUEUE_KEY + number, now)
+
     def _queue_agents(self, object_id: str) -> AgentCounts:
         _, switch, number = self._dn(object_id, DnType.ACD_QUEUE)
         return count_activities(
@@ -355,7 +377,9 @@ def _agents(
 
 _COMPUTE: Final[Mapping[tuple[str, str], Callable[[StatsEngine, str, float], float]]] = {
     ("CurrNumberWaitingCalls", "RoutePoint"): StatsEngine._waiting_calls,
+    ("CurrNumberWaitingCalls", "Queue"): StatsEngine._queue_waiting_calls,
     ("ExpectedWaitTime", "RoutePoint"): StatsEngine._expected_wait_time,
+    ("ExpectedWaitTime", "Queue"): StatsEngine._queue_expected_wait_time,
     ("CurrMaxCallWaitingTime", "RoutePoint"): StatsEngine._max_waiting_time,
     ("CurrentReadyAgents", "Queue"): _agents(StatsEngine._queue_agents, "ready"),
     ("CurrentReadyAgents", "AgentGroup"): _agents(StatsEngine._group_agents, "ready"),

@@ -34,7 +34,7 @@ Nothing here reads a clock or changes the switch.
 
 from __future__ import annotations
 
-__all__ = ["EWT_MAX_SAMPLES", "EWT_WINDOW_S", "WaitTracker"]
+__all__ = ["EWT_MAX_SAMPLES", "EWT_WINDOW_S", "QUEUE_KEY", "WaitTracker"]
 
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -58,6 +58,10 @@ EWT_MAX_SAMPLES: Final = 256
 """Completed waits kept per routing point; beyond this the oldest is dropped."""
 
 _SWEEP_MIN: Final = 1024
+
+QUEUE_KEY: Final = "queue:"
+"""Prefix of the sample keys of ACD queues (routed waits whose destination was an agent of the
+queue); routing point keys are plain DN numbers, which never contain a colon here."""
 """Tracked calls below which no sweep runs."""
 
 StillWaiting = Callable[[str, str, str], bool]
@@ -89,10 +93,14 @@ class WaitTracker:
         *,
         window_s: float = EWT_WINDOW_S,
         max_samples: int = EWT_MAX_SAMPLES,
+        queue_of: Callable[[str, str], str | None] | None = None,
     ) -> None:
         if window_s <= 0 or max_samples < 1:
             raise ValueError("window_s must be > 0 and max_samples >= 1")
         self._still_waiting = still_waiting
+        self._queue_of = queue_of
+        """(switch, destination DN) -> the ACD queue of the agent there: a routed wait also
+        counts for that queue (key ``QUEUE_KEY + queue``)."""
         self._window_s = window_s
         self._max_samples = max_samples
         self._waits: dict[tuple[str, str], _Wait] = {}
@@ -130,7 +138,15 @@ class WaitTracker:
             return
         self._end(switch, event.conn_id)
         if wait.routed or event.dest is not None:
-            self._sample(switch, wait.routing_point, max(0.0, now - wait.started_at), now)
+            seconds = max(0.0, now - wait.started_at)
+            self._sample(switch, wait.routing_point, seconds, now)
+            queue = (
+                self._queue_of(switch, event.dest)
+                if self._queue_of is not None and event.dest is not None
+                else None
+            )
+            if queue:
+                self._sample(switch, QUEUE_KEY + queue, seconds, now)
 
     def _on_error(self, switch: str, event: SwitchEvent, now: float) -> None:
         assert isinstance(event, EventError)
