@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import given, settings
@@ -406,3 +407,73 @@ def test_schema_copy_matches_the_shared_spec() -> None:
         pytest.skip("../shared is not beside the repository")
     ours = ROOT / "src/ivr_server/spec/messages.json"
     assert json.loads(ours.read_text()) == json.loads(shared.read_text())
+
+
+# -- the parser-free path for simple documents ---------------------------------------------------
+
+
+_VALUE_CHARS = st.characters(codec="latin-1")
+SIMPLE_PROLOG = (
+    b"<?xml version='1.0' encoding='ISO-8859-1'?><!DOCTYPE GctiMsg SYSTEM 'IServer.dtd'>"
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    call_id=st.text(st.sampled_from("abcXYZ019_.:@#+-&<>' "), min_size=1, max_size=12),
+    attrs=st.dictionaries(
+        st.sampled_from(["ReportUUID", "EndCause", "Event", "Status", "CED", "X_y"]),
+        st.text(_VALUE_CHARS, max_size=8),
+        max_size=4,
+    ),
+    tag=st.sampled_from(["CallInfoReq", "EndCall", "TreatStatus", "Bogus"]),
+    empty=st.booleans(),
+    quote=st.sampled_from(["'", '"']),
+)
+def test_simple_documents_decode_as_expat_decodes_them(
+    call_id: str, attrs: dict[str, str], tag: str, empty: bool, quote: str
+) -> None:
+    from xml.sax.saxutils import escape
+
+    from ivr_server.wire import codec
+
+    entities = {"'": "&apos;", '"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
+    text = "".join(
+        f" {name}={quote}{escape(value, entities)}{quote}" for name, value in attrs.items()
+    )
+    element = f"<{tag}{text}/>" if empty else f"<{tag}{text}></{tag}>"
+    body = f"<GctiMsg><CallId>{escape(call_id)}</CallId>{element}</GctiMsg>"
+    payload = SIMPLE_PROLOG + body.encode("latin-1")
+
+    def outcome() -> object:
+        try:
+            return decode_document(payload)
+        except DecodeError as exc:
+            return ("error", exc.call_id, exc.tag, exc.well_formed)
+
+    fast = outcome()
+    with mock.patch.object(codec, "_simple_tree", return_value=None):
+        slow = outcome()
+    assert fast == slow
+
+
+def test_the_simple_path_leaves_anything_unusual_to_expat() -> None:
+    from ivr_server.wire import codec
+
+    for body in (
+        b"<GctiMsg><CallId>C</CallId><EndCall EndCause='Normal' EndCause='Normal'/></GctiMsg>",
+        b"<GctiMsg><CallId>C</CallId><EndCall EndCause='N&amp;'/></GctiMsg>",
+        b"<GctiMsg><CallId>C</CallId><EndCall EndCause='a\tb'/></GctiMsg>",
+        b"<GctiMsg><CallId>C&amp;</CallId><CallInfoReq/></GctiMsg>",
+        b"<GctiMsg><CallId>C</CallId><UDataGet Keys='a'><RequestId>1</RequestId></UDataGet></GctiMsg>",
+    ):
+        assert codec._simple_tree(body, "UTF-8") is None
+    assert codec._simple_tree(
+        b'<GctiMsg> <CallId>C1</CallId>\n<CallInfoReq ReportUUID = "true" /> </GctiMsg>\n',
+        "UTF-8",
+    ) == [
+        "GctiMsg",
+        {},
+        [["CallId", {}, [], "C1"], ["CallInfoReq", {"ReportUUID": "true"}, [], None]],
+        None,
+    ]

@@ -25,6 +25,8 @@ import re
 from typing import Any, Final
 from xml.parsers import expat
 
+from msgspec.structs import astuple
+
 from ivr_server.errors import RemoteProtocolError
 from ivr_server.wire.kv import Item, KvList, List, Node, NVPair
 from ivr_server.wire.messages import MESSAGE_TAGS, SPECS, Message, Part
@@ -149,6 +151,39 @@ class _Refused(Exception):
     """Raised inside expat handlers for hostile input."""
 
 
+_SIMPLE: Final = re.compile(
+    rb"<GctiMsg>\s*<CallId>([A-Za-z0-9_.:@#+-]{1,256})</CallId>\s*"
+    rb"<([A-Za-z]{1,40})((?:\s+[A-Za-z_][A-Za-z0-9_]{0,40}\s*=\s*"
+    rb"(?:'[^'\"<>&\x00-\x1f]*'|\"[^'\"<>&\x00-\x1f]*\"))*)\s*(?:/>|>\s*</\2>)"
+    rb"\s*</GctiMsg>\s*\Z"
+)
+"""The most frequent documents (a CallId and one element with attributes and no content), which
+need no XML parser: no entity, no character reference, no markup or control character in any
+value. Anything else, however slightly different, goes to expat."""
+
+_SIMPLE_ATTR: Final = re.compile(rb"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:'([^']*)'|\"([^\"]*)\")")
+
+
+def _simple_tree(body: bytes, encoding: str) -> _El | None:
+    """The tree of a :data:`_SIMPLE` document, or ``None`` to let expat parse it."""
+    m = _SIMPLE.match(body)
+    if m is None:
+        return None
+    codec = "latin-1" if encoding == "ISO-8859-1" else "utf-8"
+    try:
+        attrs: dict[str, str] = {}
+        pairs = _SIMPLE_ATTR.findall(m.group(3))
+        for name, single, double in pairs:
+            attrs[name.decode("ascii")] = (single or double).decode(codec)
+        if len(attrs) != len(pairs):
+            return None  # a repeated attribute: expat reports the error
+        call_id = m.group(1).decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    message: _El = [m.group(2).decode("ascii"), attrs, [], None]
+    return ["GctiMsg", {}, [["CallId", {}, [], call_id], message], None]
+
+
 def _parse_tree(payload: bytes) -> _El:
     m = _PROLOG.match(payload)
     body: bytes = payload
@@ -162,6 +197,10 @@ def _parse_tree(payload: bytes) -> _El:
                 if not encoding:
                     raise DecodeError(f"unsupported encoding {declared!r}", well_formed=False)
         body = payload[m.end() :]
+    if encoding in (None, "UTF-8", "ISO-8859-1"):
+        simple = _simple_tree(body, encoding or "UTF-8")
+        if simple is not None:
+            return simple
     builder = _TreeBuilder()
     parser = expat.ParserCreate(encoding)
     parser.buffer_text = True
@@ -500,16 +539,49 @@ def encode_document(
     return "".join(parts).encode(encoding, "ivr_server.hexcharref")
 
 
+_ATTR_PLANS: dict[str, tuple[str, tuple[tuple[int, str], ...], tuple[int, ...]]] = {}
+
+
+def _attr_plan(
+    obj: Any, spec: ElementSpec
+) -> tuple[str, tuple[tuple[int, str], ...], tuple[int, ...]]:
+    """For a message class: its ``<Tag`` opening, (field index, `` Name='``) per attribute and the
+    field index of each child, in emission order (built once per class)."""
+    fields: tuple[str, ...] = type(obj).__struct_fields__
+    plan = (
+        "<" + spec.tag,
+        tuple((fields.index(a.name), f" {a.name}='") for a in spec.attrs),
+        tuple(fields.index(c.name) for c in spec.children),
+    )
+    _ATTR_PLANS[spec.tag] = plan
+    return plan
+
+
+def _esc_value(value: str) -> str:
+    """:func:`_esc` with a fast path for the plain values most attributes hold (digits, names)."""
+    if value.isalnum():
+        return value
+    return _esc(value)
+
+
 def _encode_element(obj: Any, spec: ElementSpec, parts: list[str]) -> None:
     tag = spec.tag
-    parts.append("<" + tag)
-    for a in spec.attrs:
-        v = getattr(obj, a.name)
+    plan = _ATTR_PLANS.get(tag)
+    if plan is None:
+        plan = _attr_plan(obj, spec)
+    opening, attr_plan, child_indexes = plan
+    values = astuple(obj)
+    append = parts.append
+    append(opening)
+    for index, prefix in attr_plan:
+        v = values[index]
         if v is not None:
-            parts.append(f" {a.name}='{_esc(v)}'")
+            append(prefix)
+            append(_esc_value(v))
+            append("'")
     opened = False
-    for cs in spec.children:
-        v = getattr(obj, cs.name)
+    for cs, index in zip(spec.children, child_indexes, strict=True):
+        v = values[index]
         if v is None or (cs.kind != "text" and cs.kind != "element" and not v):
             continue
         if not opened:
