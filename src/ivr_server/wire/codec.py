@@ -557,13 +557,6 @@ def _attr_plan(
     return plan
 
 
-def _esc_value(value: str) -> str:
-    """:func:`_esc` with a fast path for the plain values most attributes hold (digits, names)."""
-    if value.isalnum():
-        return value
-    return _esc(value)
-
-
 def _encode_element(obj: Any, spec: ElementSpec, parts: list[str]) -> None:
     tag = spec.tag
     plan = _ATTR_PLANS.get(tag)
@@ -571,14 +564,12 @@ def _encode_element(obj: Any, spec: ElementSpec, parts: list[str]) -> None:
         plan = _attr_plan(obj, spec)
     opening, attr_plan, child_indexes = plan
     values = astuple(obj)
-    append = parts.append
-    append(opening)
-    for index, prefix in attr_plan:
-        v = values[index]
-        if v is not None:
-            append(prefix)
-            append(_esc_value(v))
-            append("'")
+    parts.append(opening)
+    parts += [
+        f"{prefix}{v if v.isalnum() else _esc(v)}'"
+        for index, prefix in attr_plan
+        if (v := values[index]) is not None
+    ]
     opened = False
     for cs, index in zip(spec.children, child_indexes, strict=True):
         v = values[index]
