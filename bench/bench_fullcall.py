@@ -44,7 +44,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Final, cast
 
-from common import free_port, start_server
+from common import free_port, record, start_server, stop_servers
 from ivr_server.wire import FrameDecoder, GliType, encode_frame
 
 HERE: Final = Path(__file__).resolve().parent
@@ -54,6 +54,11 @@ PORTS: Final = 1000
 FIRST_DN: Final = 100001
 ROUTE_DN: Final = "5000"
 TARGET_DN: Final = "7002"
+TARGET_CALLS: Final = 4000
+TARGET_P99_HALF: Final = 0.002
+"""Issue 5: p99 under 2 ms for every request type at half the maximum call rate."""
+TARGET_P99_FIXED: Final = 0.005
+"""Issue 2: p99 under 5 ms per request at 1,000 calls/s."""
 STEP_TIMEOUT: Final = 5.0
 """A reply not seen within this many seconds is an error (the call is ended and replaced)."""
 
@@ -561,7 +566,9 @@ async def open_loop(
             n += 1
         for i in range(first, min(n, first + connections)):
             gens[i % connections].flush()
-        await asyncio.sleep(max(0.0, t0 + n / rate - time.perf_counter()))
+        # uvloop's timers count whole milliseconds: a shorter sleep would return at once and
+        # spin the generator's core, so calls due within the same millisecond start together.
+        await asyncio.sleep(max(0.001, t0 + n / rate - time.perf_counter()))
     # Calls started in the last moments still run: wait for them (bounded) before measuring.
     await wait_idle(gens, STEP_TIMEOUT + 1)
     elapsed = time.perf_counter() - t0
@@ -620,7 +627,7 @@ def summary(r: Result) -> None:
     )
 
 
-def run_suite(seconds: float, open_rate: float, config: Path) -> None:
+def run_suite(seconds: float, open_rate: float, config: Path, quick: bool) -> None:
     runner: Callable[[Coroutine[Any, Any, Result]], Result] = asyncio.run
     try:
         import uvloop
@@ -641,37 +648,71 @@ def run_suite(seconds: float, open_rate: float, config: Path) -> None:
         try:
             header("full calls (closed loop)")
             best = 0.0
+            errors = 0
             for connections, per_conn in ((1, 8), (50, 4)):
                 r = runner(closed_loop(port, server.pid, connections, per_conn, seconds))
-                best = max(best, r.rate)
+                if r.rate > best:
+                    best, errors = r.rate, r.stats.errors + r.in_flight
+                record("fullcall", f"complete calls/s, closed loop {r.label}", r.rate, "/s")
                 summary(r)
                 print_latencies(r)
                 print_errors(r)
-            header("full calls (open loop)")
-            r = runner(open_loop(port, server.pid, 50, open_rate, max(seconds, 2.0)))
-            summary(r)
-            lag = sorted(r.stats.start_lag)
-            print(
-                f"    {r.stats.completed:,} of {r.stats.started:,} calls completed in "
-                f"{r.seconds:.1f} s; call start lag behind schedule p99 "
-                f"{percentile(lag, 0.99) * 1e3:.2f} ms"
+            record(
+                "fullcall",
+                "complete calls/s, best closed loop",
+                best,
+                "/s",
+                f">= {TARGET_CALLS:,}, 0 errors",
+                best >= TARGET_CALLS and not errors,
             )
-            print_latencies(r)
-            print_errors(r)
-            worst = max(percentile(sorted(v), 0.99) for v in r.stats.latencies.values())
+            half = round(best / 2)
+            rates = [(half, TARGET_P99_HALF, "half the max rate")]
+            if not quick:
+                rates.append((round(open_rate), TARGET_P99_FIXED, "fixed rate"))
+            for rate, target, what in rates:
+                header(f"full calls (open loop, {what})")
+                r = runner(open_loop(port, server.pid, 50, rate, max(seconds, 2.0)))
+                summary(r)
+                lag = sorted(r.stats.start_lag)
+                print(
+                    f"    {r.stats.completed:,} of {r.stats.started:,} calls completed in "
+                    f"{r.seconds:.1f} s; call start lag behind schedule p99 "
+                    f"{percentile(lag, 0.99) * 1e3:.2f} ms"
+                )
+                print_latencies(r)
+                print_errors(r)
+                worst_name, worst = max(
+                    ((n, percentile(sorted(v), 0.99)) for n, v in r.stats.latencies.items()),
+                    key=lambda item: item[1],
+                )
+                ok = worst < target and not r.stats.errors and not r.in_flight
+                saturated = r.cpu.generator > 0.9
+                if saturated:
+                    print(
+                        f"  warning: the generator used {pct(r.cpu.generator)} of its core: "
+                        "these latencies include its own queueing (an upper bound for the server)"
+                    )
+                print(
+                    f"  target: p99 < {target * 1e3:.0f} ms per request at {rate:,} calls/s: "
+                    f"worst {worst * 1e3:.2f} ms ({worst_name}) ({'met' if ok else 'NOT met'})"
+                )
+                record(
+                    "fullcall",
+                    f"worst request p99 at {rate:,} calls/s ({what}; {worst_name})"
+                    + (", generator saturated" if saturated else ""),
+                    worst * 1e3,
+                    "ms",
+                    f"< {target * 1e3:.0f} ms",
+                    ok,
+                )
             print(
-                f"targets: >=2000 calls/s: {best:,.0f} ({'met' if best >= 2000 else 'NOT met'}); "
-                f"p99 < 5 ms per request at {open_rate:,.0f} calls/s: worst {worst * 1e3:.2f} ms "
-                f"({'met' if worst < 0.005 and not r.stats.errors else 'NOT met'})"
+                f"target: >= {TARGET_CALLS:,} calls/s with 0 errors: {best:,.0f} "
+                f"({'met' if best >= TARGET_CALLS and not errors else 'NOT met'}; "
+                f"issue 5 asks for 60 s sustained, this ran {seconds:.0f} s)"
             )
         finally:
             gc.enable()
-            server.terminate()
-            server.wait(10)
-            server_log.seek(0)
-            tail = server_log.read()[-2000:].decode(errors="replace")
-            if tail.strip():
-                print(f"server stderr (tail):\n{tail}")
+            stop_servers([server], server_log)
 
 
 def main() -> None:
@@ -681,21 +722,31 @@ def main() -> None:
         "--seconds",
         dest="duration",
         type=float,
-        default=10.0,
-        help="seconds per measurement (default 10; the open loop runs at least 2 s); "
+        default=None,
+        help="seconds per measurement (default 10, --quick 1.5; the open loops run at least 2 s); "
         "--seconds is the same, the option bench/run.py passes to every benchmark",
     )
     ap.add_argument(
         "--config", type=Path, default=CONFIG, help=f"server configuration (default {CONFIG.name})"
     )
-    ap.add_argument("--rate", type=float, default=1000.0, help="open-loop calls per second")
+    ap.add_argument(
+        "--rate",
+        type=float,
+        default=1000.0,
+        help="calls per second of the fixed-rate open loop (default 1000); another open loop "
+        "runs at half the best closed-loop rate",
+    )
     ap.add_argument("--write-config", action="store_true", help=f"write {CONFIG.name} and exit")
-    args = ap.parse_args()
+    ap.add_argument(
+        "--quick", action="store_true", help="short runs, no fixed-rate open loop (a smoke test)"
+    )
+    args, _ = ap.parse_known_args()  # bench/run.py passes every benchmark's options
     if args.write_config:
         CONFIG.write_text(config_text(), encoding="utf-8")
         print(f"wrote {CONFIG}")
         return
-    run_suite(args.duration, args.rate, args.config)
+    duration = args.duration or (1.5 if args.quick else 10.0)
+    run_suite(duration, args.rate, args.config, args.quick)
 
 
 if __name__ == "__main__":

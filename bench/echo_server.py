@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""A bare GLI server: the physical limit of a Python server on this event loop.
+
+It frames bytes exactly as ``ivr_server.wire.gli.FrameDecoder`` does (6-byte header ``>HHBB``:
+type, length = payload + 2, version 2, application 0; a frame is ``4 + length`` bytes; a bad
+header closes the link), answers a Keep-Alive request with a Keep-Alive response, and answers
+every Data frame with a fixed document the size of the server's ``CallInfoResp`` for the same
+``CallId`` (found by byte search). All the answers to one read go out in one write, as the real
+server does. No XML is parsed, no call exists: whatever ivr-server does beyond this is its cost.
+
+    python3 bench/echo_server.py --port 3021         # uvloop when installed
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import struct
+from typing import Final, cast
+
+HEADER: Final = struct.Struct(">HHBB")
+KEEP_ALIVE_RESPONSE: Final = HEADER.pack(1, 2, 2, 0)
+REPLY_HEAD: Final = (
+    b"<?xml version='1.0' encoding='ISO-8859-1'?><!DOCTYPE GctiMsg SYSTEM 'IServer.dtd'>"
+    b"<GctiMsg><CallId>"
+)
+REPLY_TAIL: Final = (
+    b"</CallId><CallInfoResp ANI='5551234' DNIS='8800' CalledNum='1' ConnId='006b05e668000001' "
+    b"TSCallId='1' PortDN='100001' LastEvent='EventEstablished'/></GctiMsg>"
+)
+"""What ivr-server answers to CallInfoReq on a call of bench/fullcall.toml (same size)."""
+FIXED: Final = len(REPLY_HEAD) + len(REPLY_TAIL) + 2
+
+
+class EchoProtocol(asyncio.Protocol):
+    __slots__ = ("buffer", "transport")
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # socket options: the loop's defaults
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buffer
+        buf += data
+        size = len(buf)
+        pos = 0
+        out: list[bytes] = []
+        unpack, pack = HEADER.unpack_from, HEADER.pack
+        while size - pos >= 6:
+            gli_type, length, version, app = unpack(buf, pos)
+            if version != 2 or app != 0 or gli_type > 3 or length < 2:
+                assert self.transport is not None
+                self.transport.close()
+                del buf[:]
+                return
+            end = pos + 4 + length
+            if end > size:
+                break
+            if gli_type == 3:
+                start = buf.find(b"<CallId>", pos + 6, end) + 8
+                call_id = bytes(buf[start : buf.find(b"</CallId>", start, end)])
+                out.append(pack(3, FIXED + len(call_id), 2, 0))
+                out.append(REPLY_HEAD)
+                out.append(call_id)
+                out.append(REPLY_TAIL)
+            elif gli_type == 0:
+                out.append(KEEP_ALIVE_RESPONSE)
+            pos = end
+        if pos:
+            del buf[:pos]
+        if out and self.transport is not None:
+            self.transport.write(b"".join(out))
+
+
+async def serve(host: str, port: int) -> None:
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(EchoProtocol, host, port, backlog=1024)
+    async with server:
+        await server.serve_forever()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    args = ap.parse_args()
+    try:
+        import uvloop
+
+        uvloop.run(serve(args.host, args.port))
+    except ImportError:
+        asyncio.run(serve(args.host, args.port))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
