@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -310,10 +310,6 @@ class CallManager:
     def port_busy(self, ivr: str, port: str) -> bool:
         """Does IVR port ``port`` of ``ivr`` have a call?"""
         return (ivr, port) in self._by_port
-
-    def calls_of(self, ivr: str) -> Iterator[Call]:
-        """The calls of an IVR's ports."""
-        return (call for call in list(self.calls.values()) if call.ivr == ivr)
 
     def awaits(self, reference_id: int | None) -> bool:
         """Is a request with this ReferenceID waiting for its events here?"""

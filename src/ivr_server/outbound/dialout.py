@@ -13,7 +13,7 @@ manager's business, which reports the rest of the call's life through the same c
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -128,11 +128,6 @@ class DialOutManager:
         """Sessions that registered ``dn``, earliest first."""
         return list(self._registry.get(dn, ()))
 
-    def registrations(self) -> Iterator[tuple[str, list[Hashable]]]:
-        return iter([(dn, list(s)) for dn, s in self._registry.items()])
-
-    # -- requests
-
     def request(
         self,
         requester: Any,
@@ -163,9 +158,6 @@ class DialOutManager:
         self._pending[req.ref_id] = req
         self._timers.set(req.ref_id, now + req.timeout)
         return req
-
-    def pending(self, ref_id: str) -> DialOutRequest | None:
-        return self._pending.get(ref_id)
 
     def pending_count(self) -> int:
         return len(self._pending)

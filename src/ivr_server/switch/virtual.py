@@ -624,63 +624,51 @@ class VirtualSwitch:
 
     # -- calls -----------------------------------------------------------------------------------
 
-    def _on_inbound_call(self, req: TInboundCall) -> None:
+    def _new_call(
+        self,
+        req: TInboundCall | TOutboundCall,
+        ani: str | None,
+        dnis: str | None,
+        *,
+        in_service: bool,
+    ) -> _Call | None:
+        """Checks for a call starting at ``req.dn`` (the DN can hold calls, is in service when
+        ``in_service`` asks it, the data fits) and the new call, or ``None`` after EventError."""
         record = self._address(req, req.dn)
         if record is None:
-            return
+            return None
         if record.type not in AGENT_DN_TYPES:
             self._fail(req, req.dn, TErrorCode.TERR_UNSUP_OPER, f"DN {req.dn} cannot take calls")
-            return
-        if not record.in_service:
+            return None
+        if in_service and not record.in_service:
             self._fail(
                 req, req.dn, TErrorCode.TERR_OUT_OF_SERVICE, f"DN {req.dn} is out of service"
             )
-            return
+            return None
         if kv_size(req.user_data) > USER_DATA_LIMIT:
             self._fail(req, req.dn, TErrorCode.TERR_INVALID_ATTR, "user data larger than 16 KB")
-            return
+            return None
         conn_id = f"{self._next_conn:016x}"
         self._next_conn += 1
-        call = _Call(conn_id, self._next_call_id, req.ani, req.dnis, req.user_data)
+        call = _Call(conn_id, self._next_call_id, ani, dnis, req.user_data)
         self._next_call_id += 1
         self._calls[conn_id] = call
         call.parties.append(req.dn)
-        events = self._events
-        for cls in (EventRinging, EventEstablished):
-            events.append(
-                cls(
-                    switch=self._name,
-                    reference_id=req.reference_id,
-                    dn=req.dn,
-                    conn_id=conn_id,
-                    call_id=call.call_id,
-                    ani=call.ani,
-                    dnis=call.dnis,
-                    user_data=call.user_data,
-                    extensions=req.extensions,
-                )
-            )
+        return call
+
+    def _on_inbound_call(self, req: TInboundCall) -> None:
+        call = self._new_call(req, req.ani, req.dnis, in_service=True)
+        if call is not None:
+            for cls in (EventRinging, EventEstablished):
+                self._call_event(cls, req, call, req.dn, extensions=req.extensions)
 
     def _on_outbound_call(self, req: TOutboundCall) -> None:
-        record = self._address(req, req.dn)
-        if record is None:
-            return
-        if record.type not in AGENT_DN_TYPES:
-            self._fail(req, req.dn, TErrorCode.TERR_UNSUP_OPER, f"DN {req.dn} cannot make calls")
-            return
-        if kv_size(req.user_data) > USER_DATA_LIMIT:
-            self._fail(req, req.dn, TErrorCode.TERR_INVALID_ATTR, "user data larger than 16 KB")
-            return
-        conn_id = f"{self._next_conn:016x}"
-        self._next_conn += 1
-        call = _Call(conn_id, self._next_call_id, None, None, req.user_data)
-        self._next_call_id += 1
-        call.dialed = req.dest
-        self._calls[conn_id] = call
-        call.parties.append(req.dn)
-        self._call_event(
-            EventDialing, req, call, req.dn, other_dn=req.dest, extensions=req.extensions
-        )
+        call = self._new_call(req, None, None, in_service=False)
+        if call is not None:
+            call.dialed = req.dest
+            self._call_event(
+                EventDialing, req, call, req.dn, other_dn=req.dest, extensions=req.extensions
+            )
 
     def _on_outbound_answered(self, req: TOutboundAnswered) -> None:
         call = self._call_at(req)
