@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterator
 from typing import Generic, TypeVar
 
-__all__ = ["DeadlineQueue"]
+from ivr_server.memory import shrink
+
+__all__ = ["DeadlineQueue", "earliest"]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -52,6 +54,10 @@ class DeadlineQueue(Generic[K]):
             return deadline
         return None
 
+    def compact(self) -> bool:
+        """Give back the table's room after most timers have ended (see ``ivr_server.memory``)."""
+        return shrink(self._deadlines)
+
     def pop_due(self, now: float) -> Iterator[K]:
         """Remove and yield, earliest first, every key whose deadline is ``<= now``."""
         deadlines = self._deadlines
@@ -61,3 +67,13 @@ class DeadlineQueue(Generic[K]):
                 return
             del deadlines[key]
             yield key
+
+
+def earliest(*deadlines: float | None) -> float | None:
+    """The smallest of ``deadlines`` that is not ``None`` (``None`` if all are); on the hot path,
+    so it builds no list."""
+    best: float | None = None
+    for deadline in deadlines:
+        if deadline is not None and (best is None or deadline < best):
+            best = deadline
+    return best

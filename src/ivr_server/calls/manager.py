@@ -38,6 +38,7 @@ from ivr_server.calls.replies import (
     no_such_call,
 )
 from ivr_server.logs import fields
+from ivr_server.memory import shrink
 from ivr_server.metrics import Metrics
 from ivr_server.switch import (
     USER_DATA_LIMIT,
@@ -70,11 +71,14 @@ from ivr_server.switch import (
     kv_size,
     kv_update,
 )
-from ivr_server.timers import DeadlineQueue
+from ivr_server.timers import DeadlineQueue, earliest
 from ivr_server.wire import KvList, Message, Node, NVPair
 from ivr_server.wire import messages as m
 
 __all__ = ["Call", "CallManager", "CallSettings", "PortTarget"]
+
+_COMPACT_PEAK: Final = 4096
+"""Below this many calls in progress, no table is worth compacting."""
 
 log = logging.getLogger("ivr_server.calls")
 
@@ -278,6 +282,11 @@ class CallManager:
         events to the call's owner (PROTOCOL.md §9.4.3)."""
         self.completed = 0
         """Calls that ended since start (for statistics)."""
+        self._peak = 0
+        """Most calls in progress since the last compaction."""
+        self.compact_due = False
+        """Calls in progress fell eightfold below a peak of thousands: the owner should call
+        :meth:`compact` (and every other per-call table's), then trim the heap."""
         self._handlers: dict[type[Message], Callable[[Call, Any, float], None]] = {
             m.EndCall: self._on_end_call,
             m.CallInfoReq: self._on_call_info,
@@ -365,9 +374,7 @@ class CallManager:
             )
         call = Call(call_id, owner, target, msg.CalledNum, msg.ANI, msg.DNIS, msg.Version == "1.0")
         self.metrics.calls_started += 1
-        self.calls[call_id] = call
-        self._by_port[(target.ivr, target.port)] = call
-        self._call_timer.set(call_id, now + self.settings.call_timeout)
+        self._add(call, now)
         if target.mode == "Behind":
             # the premise switch reports the call at the port (premise links: a later release)
             self._ringing_timer.set(call_id, now + self.settings.wait_for_ringing)
@@ -408,9 +415,7 @@ class CallManager:
         self.metrics.calls_started += 1
         call.state = CallState.DIALING
         call.dial_out = dial_out
-        self.calls[call_id] = call
-        self._by_port[(target.ivr, target.port)] = call
-        self._call_timer.set(call_id, now + self.settings.call_timeout)
+        self._add(call, now)
         self._requester = owner
         call.switch.request(
             TOutboundCall(
@@ -869,6 +874,15 @@ class CallManager:
         if conn_id is not None and call.state is not CallState.DETACHED:
             call.switch.request(TReleaseCall(reference_id=self._ref(), conn_id=conn_id, dn=call.dn))
 
+    def _add(self, call: Call, now: float) -> None:
+        """Index a new call and start its call timeout."""
+        calls = self.calls
+        calls[call.call_id] = call
+        if len(calls) > self._peak:
+            self._peak = len(calls)
+        self._by_port[(call.ivr, call.port)] = call
+        self._call_timer.set(call.call_id, now + self.settings.call_timeout)
+
     def _forget(self, call: Call) -> None:
         call_id = call.call_id
         del self.calls[call_id]
@@ -892,6 +906,9 @@ class CallManager:
             call.dial_out = None
         call.state = CallState.DETACHED
         self.completed += 1
+        if self._peak >= _COMPACT_PEAK and len(self.calls) * 8 < self._peak:
+            self._peak = len(self.calls)
+            self.compact_due = True
 
     def on_event(self, event: SwitchEvent, now: float) -> None:
         """A switch event: the answer to one of our requests, or news about one of our calls."""
@@ -999,19 +1016,28 @@ class CallManager:
 
     # ------------------------------------------------------------------ timers
 
+    def compact(self) -> int:
+        """Rebuild the per-call tables that are mostly empty; how many were rebuilt."""
+        self.compact_due = False
+        tables: list[dict[Any, Any]] = [self.calls, self._by_port, self._by_conn, self._pending]
+        rebuilt = sum(shrink(table) for table in tables)
+        for queue in (
+            self._router_timer,
+            self._call_timer,
+            self._ringing_timer,
+            self._orphan_timer,
+        ):
+            rebuilt += queue.compact()
+        return rebuilt
+
     def next_deadline(self) -> float | None:
         """The earliest timer deadline, or ``None``."""
-        firsts = [
-            d
-            for d in (
-                self._router_timer.first(),
-                self._call_timer.first(),
-                self._ringing_timer.first(),
-                self._orphan_timer.first(),
-            )
-            if d is not None
-        ]
-        return min(firsts) if firsts else None
+        return earliest(
+            self._router_timer.first(),
+            self._call_timer.first(),
+            self._ringing_timer.first(),
+            self._orphan_timer.first(),
+        )
 
     def handle_timer(self, now: float) -> None:
         """Fire every timer due at ``now``."""

@@ -17,6 +17,7 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from ivr_server.memory import shrink
 from ivr_server.switch import TErrorCode
 from ivr_server.timers import DeadlineQueue
 from ivr_server.wire import KvList
@@ -199,6 +200,10 @@ class DialOutManager:
         self.notify(req, outcome)
 
     # -- timers
+
+    def compact(self) -> int:
+        """Rebuild the request tables if they are mostly empty (see ``ivr_server.memory``)."""
+        return shrink(self._registry) + shrink(self._pending) + self._timers.compact()
 
     def next_deadline(self) -> float | None:
         return self._timers.first()

@@ -142,14 +142,15 @@ class IvrServer:
             protocol = protocols.get(session.id)
             if protocol is not None:
                 protocol.flush()
+        # Lazy, like the connections' timers: the timer only ever moves earlier. Calls ending
+        # or routing dialogs closing move the earliest deadline later many times a second; the
+        # timer then fires early, the service finds nothing due, and flush() re-arms it.
         deadline = self.service.next_deadline()
-        if deadline != self._timer_at:
+        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
             if self._timer is not None:
                 self._timer.cancel()
-                self._timer = None
             self._timer_at = deadline
-            if deadline is not None:
-                self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -15,7 +15,14 @@ from time import perf_counter
 from typing import TYPE_CHECKING, cast
 
 from ivr_server.service import IvrService, Session
-from ivr_server.session import DocumentReceived, DocumentRejected, IvrLink, LinkClosed, Role
+from ivr_server.session import (
+    DocumentReceived,
+    DocumentRejected,
+    IvrLink,
+    LinkClosed,
+    LinkState,
+    Role,
+)
 from ivr_server.wire import GliErrorCode
 
 if TYPE_CHECKING:
@@ -135,17 +142,26 @@ class IvrLinkProtocol(asyncio.Protocol):
                 self._closing = True
                 transport.abort()
                 return
-        if link.state.value == "closed":
+        if link.state is LinkState.CLOSED:
             self._closing = True
             transport.close()
 
     def _arm_timer(self) -> None:
+        """Make sure the timer fires no later than the link's next deadline.
+
+        Lazy: every read moves the keep-alive deadline later, and re-arming an event-loop timer on
+        each read costs more than the read's own work. So the timer is only moved *earlier*; one
+        that fires before the deadline finds nothing due (``handle_timer`` checks) and is re-armed.
+        """
         link = self.link
-        deadline = link.next_deadline() if link is not None and not self._closing else None
-        if deadline == self._timer_at:
+        if link is None or self._closing:
+            self._cancel_timer()
             return
-        self._cancel_timer()
-        if deadline is not None:
+        deadline = link.next_deadline()
+        if deadline is None:
+            self._cancel_timer()
+        elif self._timer_at is None or deadline < self._timer_at:
+            self._cancel_timer()
             self._timer = self.loop.call_at(deadline, self._on_timer)
             self._timer_at = deadline
 

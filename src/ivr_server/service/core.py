@@ -18,6 +18,7 @@ that can change them (link events, DN registration, reload), and only difference
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -37,6 +38,7 @@ from ivr_server.calls.replies import (
 )
 from ivr_server.config import IvrConfig, PortConfig, ServerConfig
 from ivr_server.logs import fields
+from ivr_server.memory import release_free_memory
 from ivr_server.metrics import Metrics
 from ivr_server.outbound import DialOutManager, DialOutOutcome, DialOutRequest
 from ivr_server.routing import BuiltinRouter, Router, build_routers
@@ -73,6 +75,7 @@ from ivr_server.switch import (
     VirtualSwitch,
     WorkMode,
 )
+from ivr_server.timers import earliest
 from ivr_server.wire import DecodeError, KvList, Message, str_node
 from ivr_server.wire import messages as m
 
@@ -172,7 +175,9 @@ class IvrService:
         self._refs = itertools.count(1)
         self._port_of_dn: dict[tuple[str, str], PortKey] = {}
         self._routing_points: frozenset[str] = frozenset()
-        self._targets: dict[tuple[str, str], PortTarget] = {}
+        self._targets: dict[str, dict[str, PortTarget]] = {}
+        """IVR name -> port number -> where its calls go, for every port that can take calls
+        (built with the configuration: keyed by its own strings, nothing grows with calls)."""
         """(IVR, port number) -> where its calls land (mode procedure), for configured ports."""
         self._ports_reported: dict[PortKey, bool] = {}
         self.outbound = DialOutManager(self._report_dial_out)
@@ -582,17 +587,17 @@ class IvrService:
             )
 
     def _mode(self, login: Login, call_id: str, tag: str, key: str) -> PortTarget:
-        """The mode procedure of PROTOCOL.md §5.2 for a new call; failure -> EndCall. A port's
-        target is kept until the configuration changes (the hot path of NewCall)."""
-        cached = self._targets.get((login.client_name, key))
+        """The mode procedure of PROTOCOL.md §5.2 for a new call; failure -> EndCall. Every
+        port's target is worked out when the configuration is loaded (the hot path of NewCall);
+        a port not in that table is resolved again, to say why it cannot take the call."""
+        targets = self._targets.get(login.client_name)
+        cached = targets.get(key) if targets is not None else None
         if cached is not None:
             return cached
         try:
-            target = self._resolve_port(login.client_name, key)
-        except _NoPort as problem:  # not cached: the keys a client may send are unbounded
+            return self._resolve_port(login.client_name, key)
+        except _NoPort as problem:
             raise _end(call_id, "FeatureNotSupported", f"{tag}: {problem}") from None
-        self._targets[(login.client_name, key)] = target
-        return target
 
     def _resolve_port(self, client_name: str, key: str) -> PortTarget:
         if key in self._routing_points:
@@ -840,6 +845,20 @@ class IvrService:
                         topology_changed = True
         if topology_changed:
             self._report_topology()
+        if calls.compact_due:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Most calls have ended: give their tables' room and the freed heap back."""
+        rebuilt = self.calls.compact() + self.outbound.compact()
+        rebuilt += sum(switch.compact() for switch in self.switches.values())
+        trimmed = release_free_memory()
+        log.info(
+            "calls in progress fell to %d: %d tables rebuilt%s",
+            len(self.calls.calls),
+            rebuilt,
+            ", heap trimmed" if trimmed else "",
+        )
 
     def _fan_out(self, event: SwitchEvent, switch: VirtualSwitch, origin: _Origin | None) -> bool:
         """Agent, error and topology events to the sessions; True if the topology changed."""
@@ -1041,13 +1060,19 @@ class IvrService:
                 self._on_agent_event(switch.name, event, None)
 
     def _index_ports(self, config: ServerConfig) -> None:
-        self._targets = {}
         self._routing_points = frozenset(
             dn.number
             for switch in config.switches
             for dn in switch.dns
             if dn.type.value == DnType.ROUTING_POINT.value
         )
+        targets: dict[str, dict[str, PortTarget]] = {}
+        for ivr in config.ivrs:
+            ports = targets[ivr.name] = {}
+            for port in ivr.ports:
+                with contextlib.suppress(_NoPort):
+                    ports[port.number] = self._resolve_port(ivr.name, port.number)
+        self._targets = targets
         index: dict[tuple[str, str], PortKey] = {}
         for ivr in config.ivrs:
             for port in ivr.ports:
@@ -1153,10 +1178,7 @@ class IvrService:
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must next run (``None``: no timer runs)."""
-        deadlines = [
-            d for d in (self.calls.next_deadline(), self.outbound.next_deadline()) if d is not None
-        ]
-        return min(deadlines) if deadlines else None
+        return earliest(self.calls.next_deadline(), self.outbound.next_deadline())
 
     def handle_timer(self, now: float) -> None:
         """Run the timers that are due."""

@@ -20,6 +20,7 @@ from enum import Enum
 
 from ivr_server.errors import LocalProtocolError
 from ivr_server.session.events import DocumentReceived, DocumentRejected, LinkClosed, LinkEvent
+from ivr_server.timers import earliest
 from ivr_server.wire import (
     MAX_PAYLOAD,
     DecodeError,
@@ -219,12 +220,11 @@ class IvrLink:
         """When :meth:`handle_timer` must next be called, or ``None``."""
         if self.state is LinkState.CLOSED:
             return None
-        deadlines = []
-        if self.keep_alive_interval is not None:
-            deadlines.append(self._last_activity + self.keep_alive_interval * (self._ka_sent + 1))
-        if self._partial_since is not None and self.frame_timeout is not None:
-            deadlines.append(self._partial_since + self.frame_timeout)
-        return min(deadlines) if deadlines else None
+        interval, since, timeout = self.keep_alive_interval, self._partial_since, self.frame_timeout
+        return earliest(
+            None if interval is None else self._last_activity + interval * (self._ka_sent + 1),
+            None if since is None or timeout is None else since + timeout,
+        )
 
     def handle_timer(self, now: float) -> list[LinkEvent]:
         """Send keep-alives or close the link, as the deadlines that have passed require."""

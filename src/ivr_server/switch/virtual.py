@@ -39,6 +39,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from ivr_server.errors import LocalProtocolError
+from ivr_server.memory import shrink
 from ivr_server.switch.agent import (
     LOGIN_INPUT,
     READY_WORK_MODES,
@@ -915,6 +916,10 @@ class VirtualSwitch:
         )
 
     # -- checks ----------------------------------------------------------------------------------
+
+    def compact(self) -> int:
+        """Rebuild the call table if it is mostly empty (see ``ivr_server.memory``)."""
+        return int(shrink(self._calls))
 
     def _address(self, req: SwitchRequest, number: str) -> _Dn | None:
         """Checks 1-2 (link up, DN configured); on failure an EventError is queued."""
