@@ -20,15 +20,18 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Final, cast
 
-from ivr_server.loadtest.scripts import CompiledStep, Script, compile_script, latency_labels
+from ivr_server.loadtest.scripts import (
+    PROLOG,
+    CompiledStep,
+    Script,
+    compile_script,
+    latency_labels,
+    login_body,
+)
 from ivr_server.wire import FrameDecoder, GliType, encode_frame
 
 __all__ = ["LoginFailed", "SessionSpec", "WorkerResult", "WorkerSpec", "run_worker"]
 
-_PROLOG: Final = (
-    b'<?xml version="1.0" encoding="ISO-8859-1"?>\n<!DOCTYPE GctiMsg SYSTEM "IServer.dtd">\n'
-    b"<GctiMsg><CallId>"
-)
 _REPLY: Final = re.compile(rb"<GctiMsg>(?:<CallId>([^<]*)</CallId>)?<([A-Za-z]+)")
 _KEY_ATTR: Final = re.compile(rb"\b(Event|EndCause|Result|RouteType|ErrorCode|Status)='([^']*)'")
 MAX_EXAMPLES: Final = 3
@@ -42,7 +45,7 @@ class LoginFailed(RuntimeError):
 
 def request(call_id: bytes, body: bytes) -> bytes:
     """One GLI Data frame: the fixed prolog, the CallId, the pre-encoded message element."""
-    return encode_frame(GliType.DATA, _PROLOG + call_id + body)
+    return encode_frame(GliType.DATA, PROLOG + call_id + body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,10 +186,7 @@ class Session(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        body = (
-            f'</CallId><LoginReq Version="4.0" ClientName="{self.spec.ivr}"></LoginReq></GctiMsg>\n'
-        )
-        self.transport.write(request(self.session_id, body.encode("latin-1")))
+        self.transport.write(request(self.session_id, login_body(self.spec.ivr)))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None

@@ -14,10 +14,13 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
-from xml.sax.saxutils import escape, quoteattr
+
+from ivr_server.wire import Message, Node, encode_document, int_node, str_node
+from ivr_server.wire import messages as m
 
 __all__ = [
     "BUILTIN_SCRIPTS",
+    "PROLOG",
     "Check",
     "CompiledStep",
     "Script",
@@ -27,6 +30,7 @@ __all__ = [
     "compile_script",
     "latency_labels",
     "load_script",
+    "login_body",
     "parse_script",
 ]
 
@@ -286,13 +290,28 @@ class CompiledStep:
     hold: bool = False
 
 
-def _body(element: str) -> bytes:
-    return b"</CallId>" + element.encode("latin-1") + b"</GctiMsg>\n"
+# The requests are the client library's: its typed messages, serialised by its codec, cut around
+# the CallId once so that a call's request is the prolog, its CallId and a pre-encoded body.
+_MARK: Final = "0"
+_TEMPLATE: Final = encode_document(_MARK, m.EndCall(EndCause="Normal"))
+PROLOG: Final = _TEMPLATE[: _TEMPLATE.index(b"<CallId>") + len(b"<CallId>")]
+"""Everything before a request's CallId text, as :func:`ivr_server.wire.encode_document` writes it."""
 
 
-def _node(name: str, value: str | int) -> str:
-    kind = "Int" if isinstance(value, int) else "Str"
-    return f"<Node Name={quoteattr(name)} Type={quoteattr(kind)} Val={quoteattr(str(value))}/>"
+def _body(message: Message) -> bytes:
+    """Everything after the CallId text of ``message`` as the codec writes it."""
+    document = encode_document(_MARK, message)
+    assert document.startswith(PROLOG + _MARK.encode())  # the same prolog for every request
+    return document[len(PROLOG) + len(_MARK) :]
+
+
+def login_body(ivr: str) -> bytes:
+    """The body of a ``LoginReq`` (version 4.0) for IVR ``ivr``."""
+    return _body(m.LoginReq(Version="4.0", ClientName=ivr))
+
+
+def _node(name: str, value: str | int) -> Node:
+    return int_node(name, value) if isinstance(value, int) else str_node(name, value)
 
 
 def _reply_node(name: str, value: str | int) -> bytes | None:
@@ -314,9 +333,13 @@ def compile_script(script: Script, port: str) -> tuple[CompiledStep, ...]:
         if kind == "NewCall":
             ani = step.ani
             body = _body(
-                '<NewCall CallControlMode="Network" Version="4.0">'
-                f"<CalledNum>{escape(port)}</CalledNum><DNIS>{escape(step.dnis)}</DNIS>"
-                f"<ANI>{escape(step.ani)}</ANI></NewCall>"
+                m.NewCall(
+                    CallControlMode="Network",
+                    Version="4.0",
+                    CalledNum=port,
+                    DNIS=step.dnis,
+                    ANI=step.ani,
+                )
             )
             replies = (
                 Check(b"CallStatus", (b"Event='Ringing'",), "CallStatus Event='Ringing'"),
@@ -328,15 +351,17 @@ def compile_script(script: Script, port: str) -> tuple[CompiledStep, ...]:
             if _PLAIN.match(ani):
                 needles.append(f"ANI='{ani}'".encode("latin-1"))
             check = Check(b"CallInfoResp", tuple(needles), f"CallInfoResp CalledNum='{port}'")
-            body = _body("<CallInfoReq></CallInfoReq>")
+            body = _body(m.CallInfoReq())
             out.append(CompiledStep(kind, kind, body, (check,), step.think_ms / 1e3, step.repeat))
         elif kind == "UDataSet":
             request_id += 1
             data.update(step.data)
-            nodes = "".join(_node(k, v) for k, v in step.data)
             body = _body(
-                f"<UDataSet Action={quoteattr(step.action)}><RequestId>{request_id}</RequestId>"
-                f"<UDataEx>{nodes}</UDataEx></UDataSet>"
+                m.UDataSet(
+                    Action=step.action,  # type: ignore[arg-type]  # checked by parse_script
+                    RequestId=str(request_id),
+                    UDataEx=tuple(_node(k, v) for k, v in step.data),
+                )
             )
             rid = f"<RequestId>{request_id}</RequestId>".encode()
             check = Check(
@@ -348,10 +373,7 @@ def compile_script(script: Script, port: str) -> tuple[CompiledStep, ...]:
         elif kind == "UDataGet":
             request_id += 1
             rid = f"<RequestId>{request_id}</RequestId>".encode()
-            body = _body(
-                f"<UDataGet Keys={quoteattr(':'.join(step.keys))}>"
-                f"<RequestId>{request_id}</RequestId></UDataGet>"
-            )
+            body = _body(m.UDataGet(Keys=":".join(step.keys), RequestId=str(request_id)))
             expected = [_reply_node(k, data[k]) for k in step.keys if k in data]
             values = tuple(n for n in expected if n is not None)
             check = Check(
@@ -361,7 +383,7 @@ def compile_script(script: Script, port: str) -> tuple[CompiledStep, ...]:
             )
             out.append(CompiledStep(kind, kind, body, (check,), step.think_ms / 1e3, step.repeat))
         elif kind == "RouteRequest":
-            body = _body(f"<RouteRequest RouteDN={quoteattr(step.route_dn)}></RouteRequest>")
+            body = _body(m.RouteRequest(RouteDN=step.route_dn))
             route = [f"RouteType='{step.route_type}'".encode("latin-1")]
             text = f"RouteResponse RouteType='{step.route_type}'"
             if step.dest is not None:
@@ -374,7 +396,7 @@ def compile_script(script: Script, port: str) -> tuple[CompiledStep, ...]:
         elif kind == "Hold":
             out.append(CompiledStep(kind, "", b"", (), step.think_ms / 1e3, 1, hold=True))
         else:  # EndCall
-            body = _body(f"<EndCall EndCause={quoteattr(step.cause)}></EndCall>")
+            body = _body(m.EndCall(EndCause=step.cause))  # type: ignore[arg-type]
             out.append(CompiledStep(kind, "", body, (), step.think_ms / 1e3, 1))
     return tuple(out)
 
