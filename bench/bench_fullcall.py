@@ -545,18 +545,33 @@ async def closed_loop(
 
 
 async def open_loop(
-    port: int, server_pid: int, connections: int, rate: float, seconds: float
+    port: int, server_pid: int, connections: int, rate: float, seconds: float, warmup: float = 1.0
 ) -> Result:
-    """Start ``rate`` calls per second round-robin over ``connections``, whatever the replies."""
+    """Start ``rate`` calls per second round-robin over ``connections``, whatever the replies.
+
+    The first ``warmup`` seconds run the same schedule but are not measured (like the closed
+    loop's warm-up: a fresh connection's first calls pay for the server's first allocations)."""
     stats = Stats()
     gens = await connect(port, connections, PORTS // connections, False, stats)
     dog = asyncio.create_task(watchdog(gens))
-    meter, t0 = CpuMeter(server_pid), time.perf_counter()
+    t0 = time.perf_counter()
+    meter = CpuMeter(server_pid)
     n = 0
-    total = int(rate * seconds)
+    warm = int(rate * warmup)
+    total = warm + int(rate * seconds)
+    measuring, t_measured = warm == 0, t0
     while n < total:
         now = time.perf_counter()
         due = min(total, int((now - t0) * rate) + 1)
+        if not measuring and due > warm:  # the measurement starts with call number ``warm``
+            if n < warm:
+                due = warm
+            else:
+                measuring = True
+                stats.latencies = {r: [] for r in REQUESTS}
+                stats.start_lag.clear()
+                stats.completed = stats.started = 0
+                meter, t_measured = CpuMeter(server_pid), now
         first = n
         while n < due:
             gen = gens[n % connections]
@@ -571,7 +586,7 @@ async def open_loop(
         await asyncio.sleep(max(0.001, t0 + n / rate - time.perf_counter()))
     # Calls started in the last moments still run: wait for them (bounded) before measuring.
     await wait_idle(gens, STEP_TIMEOUT + 1)
-    elapsed = time.perf_counter() - t0
+    elapsed = time.perf_counter() - t_measured
     cpu = meter.stop()
     left = await drain(gens)
     dog.cancel()
