@@ -570,7 +570,8 @@ async def open_loop(
                 measuring = True
                 stats.latencies = {r: [] for r in REQUESTS}
                 stats.start_lag.clear()
-                stats.completed = stats.started = 0
+                # the warm-up calls still in progress will complete: they are not counted
+                stats.completed, stats.started = stats.completed - stats.started, 0
                 meter, t_measured = CpuMeter(server_pid), now
         first = n
         while n < due:

@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""The server's own Python cost per call, without sockets or the kernel.
+
+An ``IvrServer`` is built in this process on ``bench/fullcall.toml`` (not listening) and one
+``IvrLinkProtocol`` is driven through a stand-in transport that only counts what it is given. The
+production call flow of ``bench_fullcall.py`` (NewCall, CallInfoReq, UDataSet, UDataGet,
+RouteRequest, EndCall) is fed one request per ``data_received`` (as in an open loop at a moderate
+rate: one request per read), for ``--calls`` calls after a warm-up. Printed: microseconds of CPU
+per call and per request. Comparing with the server's CPU per call in ``bench_fullcall.py`` shows
+what the event loop, the kernel's TCP work and cold caches add. ``--profile`` prints a cProfile
+table instead (its overhead makes the timing meaningless).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import pstats
+import time
+from typing import Any
+
+from bench_fullcall import (
+    CALL_INFO_REQ,
+    CONFIG,
+    END_CALL,
+    ROUTE_REQUEST,
+    UDATA_GET,
+    UDATA_SET,
+    login_frame,
+    new_call_body,
+    request,
+)
+from common import run_loop
+from ivr_server.config import load_config
+from ivr_server.runtime.app import IvrServer
+from ivr_server.runtime.connection import IvrLinkProtocol
+
+
+class CountingTransport:
+    """What ``IvrLinkProtocol`` needs of a transport; writes are counted, not sent."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+        self.bytes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        self.bytes += len(data)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def call_frames(count: int, offset: int) -> list[list[bytes]]:
+    frames = []
+    for i in range(count):
+        call_id = b"P%08d" % (offset + i)
+        port = 1 + i % 1000
+        bodies = (new_call_body(port), CALL_INFO_REQ, UDATA_SET, UDATA_GET, ROUTE_REQUEST, END_CALL)
+        frames.append([request(call_id, body) for body in bodies])
+    return frames
+
+
+async def run(calls: int, profile: bool) -> None:
+    server = IvrServer(load_config(CONFIG))
+    protocol = IvrLinkProtocol(server)
+    transport = CountingTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(login_frame(b"bench-session"))
+    for call in call_frames(2000, 0):  # warm-up
+        for frame in call:
+            protocol.data_received(frame)
+    work = call_frames(calls, 10_000_000)
+    writes_before = transport.writes
+    gc.collect()
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profiler.enable()
+    t0 = time.process_time()
+    for call in work:
+        for frame in call:
+            protocol.data_received(frame)
+    cpu = time.process_time() - t0
+    if profiler is not None:
+        profiler.disable()
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
+        return
+    left = len(server.service.calls.calls)
+    print(f"in-process, one request per read, {calls:,} calls (calls left: {left})")
+    print(
+        f"  {cpu / calls * 1e6:,.1f} us of CPU per call, {cpu / calls / 6 * 1e6:,.1f} per request"
+    )
+    print(
+        f"  {calls / cpu:,.0f} calls/s on one core; {(transport.writes - writes_before) / calls:.1f} writes per call"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--calls", type=int, default=20_000, help="calls measured (default 20,000)")
+    ap.add_argument("--profile", action="store_true", help="print a cProfile table instead")
+    args, _ = ap.parse_known_args()
+    run_loop(run(args.calls, args.profile))
+
+
+if __name__ == "__main__":
+    main()
