@@ -5,7 +5,7 @@ An ``IvrServer`` is built in this process on ``bench/fullcall.toml`` (not listen
 ``IvrLinkProtocol`` is driven through a stand-in transport that only counts what it is given. The
 production call flow of ``bench_fullcall.py`` (NewCall, CallInfoReq, UDataSet, UDataGet,
 RouteRequest, EndCall) is fed one request per ``data_received`` (as in an open loop at a moderate
-rate: one request per read), for ``--calls`` calls after a warm-up. Printed: microseconds of CPU
+rate: one request per read), for ``--count`` calls after a warm-up. Printed: microseconds of CPU
 per call and per request. Comparing with the server's CPU per call in ``bench_fullcall.py`` shows
 what the event loop, the kernel's TCP work and cold caches add. ``--profile`` prints a cProfile
 table instead (its overhead makes the timing meaningless).
@@ -31,7 +31,7 @@ from bench_fullcall import (
     new_call_body,
     request,
 )
-from common import run_loop
+from common import record, run_loop
 from ivr_server.config import load_config
 from ivr_server.runtime.app import IvrServer
 from ivr_server.runtime.connection import IvrLinkProtocol
@@ -109,17 +109,23 @@ async def run(calls: int, profile: bool) -> None:
     print(
         f"  {cpu / calls * 1e6:,.1f} us of CPU per call, {cpu / calls / 6 * 1e6:,.1f} per request"
     )
-    print(
-        f"  {calls / cpu:,.0f} calls/s on one core; {(transport.writes - writes_before) / calls:.1f} writes per call"
+    writes = (transport.writes - writes_before) / calls
+    print(f"  {calls / cpu:,.0f} calls/s on one core; {writes:.1f} writes per call")
+    record(
+        "inprocess",
+        "Python cost per call, one request per read, no sockets",
+        cpu / calls * 1e6,
+        "us",
     )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--calls", type=int, default=20_000, help="calls measured (default 20,000)")
+    ap.add_argument("--count", type=int, default=20_000, help="calls measured (default 20,000)")
+    ap.add_argument("--quick", action="store_true", help="2,000 calls")
     ap.add_argument("--profile", action="store_true", help="print a cProfile table instead")
     args, _ = ap.parse_known_args()
-    run_loop(run(args.calls, args.profile))
+    run_loop(run(2000 if args.quick else args.count, args.profile))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ SCRIPTS = (
     "bench_reqresp.py",
     "bench_fullcall.py",
     "bench_held.py",
+    "bench_inprocess.py",
 )
 RESULTS_ENV = "IVR_BENCH_RESULTS"  # as in common.py
 
