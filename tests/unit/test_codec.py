@@ -20,8 +20,10 @@ from ivr_server.wire import (
     Message,
     Node,
     NVPair,
+    codec,
     decode_document,
     encode_document,
+    str_node,
 )
 from ivr_server.wire import messages as m
 from tests.strategies import element, xml_text
@@ -477,3 +479,63 @@ def test_the_simple_path_leaves_anything_unusual_to_expat() -> None:
         [["CallId", {}, [], "C1"], ["CallInfoReq", {"ReportUUID": "true"}, [], None]],
         None,
     ]
+
+
+# ------------------------------------------------------------------ repeated documents (memo)
+
+_PLAIN_CALL_IDS = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:@#+-",
+    min_size=1,
+    max_size=40,
+)
+
+
+@pytest.mark.parametrize(
+    "tag",
+    sorted(
+        t for t, s in SPECS.items() if issubclass(s.cls, Message) and s.cls.call_id_kind != "none"
+    ),
+)
+@settings(max_examples=15, deadline=None)
+@given(data=st.data())
+def test_a_repeated_document_decodes_as_if_parsed_afresh(tag: str, data: st.DataObject) -> None:
+    msg = data.draw(element(SPECS[tag]))
+    first, second = data.draw(_PLAIN_CALL_IDS), data.draw(_PLAIN_CALL_IDS)
+    for call_id in (first, second, first):
+        doc = encode_document(call_id, msg)
+        assert decode_document(doc) == codec._decode(doc) == (call_id, msg)
+
+
+def test_the_memo_is_keyed_by_the_one_real_call_id() -> None:
+    head = b"<?xml version='1.0'?><GctiMsg>"
+    tail = b"<CallId>REAL</CallId><EndCall EndCause='Normal'/></GctiMsg>"
+    # a CallId inside a comment is not the call's: such documents are never remembered
+    for fake in (b"X1", b"X2"):
+        doc = head + b"<!--<CallId>" + fake + b"</CallId>-->" + tail
+        assert decode_document(doc)[0] == "REAL"
+    # escaped or spaced CallIds are parsed every time, and right
+    assert decode_document(head + b"<CallId>a&amp;b</CallId><CallInfoReq/></GctiMsg>")[0] == "a&b"
+    assert decode_document(head + b"<CallId> c </CallId><CallInfoReq/></GctiMsg>")[0] == " c "
+
+
+def test_the_memo_stays_bounded_and_skips_big_documents() -> None:
+    for i in range(codec._MEMO_MAX_ENTRIES + 100):
+        decode_document(encode_document("C", m.RouteRequest(RouteDN=str(i))))
+        assert len(codec._memo) <= codec._MEMO_MAX_ENTRIES
+    big = m.UDataSet(
+        Action="Add", RequestId="1", UDataEx=tuple(str_node(f"k{i}", "v" * 40) for i in range(40))
+    )
+    doc = encode_document("C", big)
+    assert len(doc) > codec._MEMO_MAX_PAYLOAD
+    codec._memo.clear()
+    assert decode_document(doc) == ("C", big)
+    assert not codec._memo
+
+
+def test_a_malformed_document_is_never_remembered() -> None:
+    codec._memo.clear()
+    with pytest.raises(DecodeError):
+        decode_document(b"<GctiMsg><CallId>C</CallId><EndCall EndCause='Nope'/></GctiMsg>")
+    with pytest.raises(DecodeError):  # twice: the same answer
+        decode_document(b"<GctiMsg><CallId>D</CallId><EndCall EndCause='Nope'/></GctiMsg>")
+    assert not codec._memo

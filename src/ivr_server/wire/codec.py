@@ -236,8 +236,42 @@ def find_call_id(payload: bytes) -> str | None:
         return m.group(1).decode("latin-1")
 
 
+_MEMO_CALL_ID: Final = re.compile(rb"<CallId>([A-Za-z0-9_.:@#+-]{1,256})</CallId>")
+_MEMO_MAX_ENTRIES: Final = 4096
+_MEMO_MAX_PAYLOAD: Final = 2048
+_memo: dict[bytes, Message] = {}
+"""Decoded messages by their document's bytes without the CallId's text (see decode_document)."""
+
+
 def decode_document(payload: bytes) -> Document:
-    """Decode one Data frame's payload into ``(CallId, message)``; raises :class:`DecodeError`."""
+    """Decode one Data frame's payload into ``(CallId, message)``; raises :class:`DecodeError`.
+
+    IVR drivers send the same documents again and again with only the CallId changed
+    (``CallInfoReq``, ``EndCall EndCause='Normal'``, ``RouteRequest`` to the same routing point,
+    ``UDataGet`` of the same keys...). Messages are immutable, so a document whose bytes, apart
+    from a plain CallId (letters, digits, ``_.:@#+-``), equal those of one decoded before gets that
+    message again without parsing. Only documents of up to 2 KB with exactly one ``<CallId>``
+    are remembered, 4,096 at most (the table is emptied when full): unusual or hostile input
+    costs one regular-expression search more and is parsed as always.
+    """
+    found = _MEMO_CALL_ID.search(payload)
+    if found is None or len(payload) > _MEMO_MAX_PAYLOAD:
+        return _decode(payload)
+    start, end = found.span(1)
+    key = b"".join((payload[:start], payload[end:]))
+    message = _memo.get(key)
+    call_id = found.group(1).decode("ascii")
+    if message is not None:
+        return call_id, message
+    document = _decode(payload)
+    if document[0] == call_id and payload.count(b"<CallId>") == 1:
+        if len(_memo) >= _MEMO_MAX_ENTRIES:
+            _memo.clear()
+        _memo[key] = document[1]
+    return document
+
+
+def _decode(payload: bytes) -> Document:
     try:
         root = _parse_tree(payload)
     except DecodeError as exc:
