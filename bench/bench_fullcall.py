@@ -140,19 +140,24 @@ def request(call_id: bytes, body: bytes) -> bytes:
     return encode_frame(GliType.DATA, _PROLOG + call_id + body)
 
 
-def new_call_body(port: int) -> bytes:
+def new_call_body(port: int, ani: str = "5551234") -> bytes:
     return _body(
         '<NewCall CallControlMode="Network" Version="4.0">'
-        f"<CalledNum>{port}</CalledNum><DNIS>8800</DNIS><ANI>5551234</ANI></NewCall>"
+        f"<CalledNum>{port}</CalledNum><DNIS>8800</DNIS><ANI>{ani}</ANI></NewCall>"
     )
 
 
 CALL_INFO_REQ: Final = _body("<CallInfoReq></CallInfoReq>")
-UDATA_SET: Final = _body(
-    '<UDataSet Action="Replace"><RequestId>1</RequestId><UDataEx>'
-    '<Node Name="k1" Type="Str" Val="bench"/><Node Name="k2" Type="Int" Val="42"/>'
-    '<Node Name="k3" Type="Str" Val="three"/></UDataEx></UDataSet>'
-)
+
+
+def udata_set_body(value: str = "bench") -> bytes:
+    return _body(
+        '<UDataSet Action="Replace"><RequestId>1</RequestId><UDataEx>'
+        f'<Node Name="k1" Type="Str" Val="{value}"/><Node Name="k2" Type="Int" Val="42"/>'
+        '<Node Name="k3" Type="Str" Val="three"/></UDataEx></UDataSet>'
+    )
+
+
 UDATA_GET: Final = _body('<UDataGet Keys="k1:k2"><RequestId>2</RequestId></UDataGet>')
 ROUTE_REQUEST: Final = _body(f'<RouteRequest RouteDN="{ROUTE_DN}"></RouteRequest>')
 END_CALL: Final = _body('<EndCall EndCause="Normal"></EndCall>')
@@ -172,26 +177,32 @@ Check = tuple[bytes, tuple[bytes, ...]]
 RINGING: Final[Check] = (b"CallStatus", (b"Event='Ringing'",))
 ESTABLISHED: Final[Check] = (b"CallStatus", (b"Event='Established'",))
 UDATA_SET_OK: Final[Check] = (b"UDataResp", (b"Result='Success'", b"<RequestId>1</RequestId>"))
-UDATA_GET_OK: Final[Check] = (
-    b"UDataResp",
-    (
-        b"Result='Success'",
-        b"<RequestId>2</RequestId>",
-        b"<Node Name='k1' Type='Str' Val='bench'/>",
-        b"<Node Name='k2' Type='Int' Val='42'/>",
-    ),
-)
+
+
+def udata_get_check(value: str) -> Check:
+    return (
+        b"UDataResp",
+        (
+            b"Result='Success'",
+            b"<RequestId>2</RequestId>",
+            f"<Node Name='k1' Type='Str' Val='{value}'/>".encode(),
+            b"<Node Name='k2' Type='Int' Val='42'/>",
+        ),
+    )
+
+
 ROUTED: Final[Check] = (
     b"RouteResponse",
     (b"RouteType='Normal'", f"<Dest>{TARGET_DN}</Dest>".encode()),
 )
 
 
-def call_info_check(port: int) -> Check:
-    return (b"CallInfoResp", (f"CalledNum='{port}'".encode(), b"ANI='5551234'"))
+def call_info_check(port: int, ani: str) -> Check:
+    return (b"CallInfoResp", (f"CalledNum='{port}'".encode(), f"ANI='{ani}'".encode()))
 
 
-# The steps of a call: the reply each step waits for (CallInfoResp: per port, see Port), the
+# The steps of a call: the reply each step waits for (CallInfoResp, UDataResp to UDataGet: per
+# call, see Call), the
 # request whose latency the reply ends, and the request sent when the reply arrived. After the
 # RouteResponse the call sends EndCall and is complete.
 RING, ESTAB, INFO, USET, UGET, ROUTE = range(6)
@@ -199,15 +210,14 @@ _EXPECTED: Final[dict[int, Check]] = {
     RING: RINGING,
     ESTAB: ESTABLISHED,
     USET: UDATA_SET_OK,
-    UGET: UDATA_GET_OK,
     ROUTE: ROUTED,
 }
 _NEXT: Final[dict[int, bytes]] = {
     ESTAB: CALL_INFO_REQ,
-    INFO: UDATA_SET,
     USET: UDATA_GET,
     UGET: ROUTE_REQUEST,
 }
+"""The next request after each step's reply (INFO: the call's own UDataSet)."""
 _STARTED_BY: Final = {
     RING: "NewCall",
     ESTAB: "NewCall",
@@ -219,16 +229,18 @@ _STARTED_BY: Final = {
 
 
 @dataclass(slots=True)
-class Port:
-    number: int
-    new_call: bytes
-    call_info: Check
-
-
-@dataclass(slots=True)
 class Call:
+    """One call. Its ANI and its first user-data value are its own, as a real caller's number and
+    data would be: the server's decoder remembers documents that repeat with only the CallId
+    changed, and the benchmark must not make every document such a repeat."""
+
     call_id: bytes
-    port: Port
+    port: int
+    info_check: Check
+    """CallInfoResp: the port's CalledNum and the call's ANI."""
+    udata_set: bytes
+    get_check: Check
+    """UDataResp to UDataGet: the call's own value read back."""
     step: int = RING
     sent: float = 0.0
     """When the request the call now waits on was written (perf_counter)."""
@@ -267,7 +279,7 @@ class Generator(asyncio.Protocol):
         self.stats = stats
         self.closed = closed
         self.running = True
-        self.free = [Port(p, new_call_body(p), call_info_check(p)) for p in reversed(ports)]
+        self.free = list(reversed(ports))
         self.calls: dict[bytes, Call] = {}
         self.dead: set[bytes] = set()
         self.seq = 0
@@ -322,10 +334,20 @@ class Generator(asyncio.Protocol):
             return False
         port = self.free.pop()
         self.seq += 1
-        call_id = f"B{self.index}_{port.number}_{self.seq}".encode()
-        self.calls[call_id] = Call(call_id, port, RING, now)
+        call_id = f"B{self.index}_{port}_{self.seq}".encode()
+        ani = f"9{self.index:03d}{self.seq:07d}"
+        value = f"v{self.index}_{self.seq}"
+        self.calls[call_id] = Call(
+            call_id,
+            port,
+            call_info_check(port, ani),
+            udata_set_body(value),
+            udata_get_check(value),
+            RING,
+            now,
+        )
         self.idle.clear()
-        self.out.append(request(call_id, port.new_call))
+        self.out.append(request(call_id, new_call_body(port, ani)))
         self.stats.started += 1
         return True
 
@@ -359,7 +381,9 @@ class Generator(asyncio.Protocol):
                 self.stats.error("reply for no call", f"conn {self.index}: {payload[91:400]!r}")
             return
         step = call.step
-        name, needles = call.port.call_info if step == INFO else _EXPECTED[step]
+        name, needles = (
+            call.info_check if step == INFO else call.get_check if step == UGET else _EXPECTED[step]
+        )
         if element != name or not all(n in payload for n in needles):
             self.stats.error(
                 f"unexpected reply to {_STARTED_BY[step]}",
@@ -377,7 +401,7 @@ class Generator(asyncio.Protocol):
             return
         call.step = step + 1
         call.sent = now
-        self.out.append(request(call_id, _NEXT[step]))
+        self.out.append(request(call_id, call.udata_set if step == INFO else _NEXT[step]))
 
     def check_login(self) -> None:
         (first, resp), (second, flow) = self.login_replies

@@ -26,10 +26,10 @@ from bench_fullcall import (
     END_CALL,
     ROUTE_REQUEST,
     UDATA_GET,
-    UDATA_SET,
     login_frame,
     new_call_body,
     request,
+    udata_set_body,
 )
 from common import record, run_loop
 from ivr_server.config import load_config
@@ -75,7 +75,15 @@ def call_frames(count: int, offset: int) -> list[list[bytes]]:
     for i in range(count):
         call_id = b"P%08d" % (offset + i)
         port = 1 + i % 1000
-        bodies = (new_call_body(port), CALL_INFO_REQ, UDATA_SET, UDATA_GET, ROUTE_REQUEST, END_CALL)
+        n = offset + i  # each call its own ANI and user data, as in bench_fullcall.py
+        bodies = (
+            new_call_body(port, f"9{n:010d}"),
+            CALL_INFO_REQ,
+            udata_set_body(f"v{n}"),
+            UDATA_GET,
+            ROUTE_REQUEST,
+            END_CALL,
+        )
         frames.append([request(call_id, body) for body in bodies])
     return frames
 

@@ -519,9 +519,18 @@ def test_the_memo_is_keyed_by_the_one_real_call_id() -> None:
 
 
 def test_the_memo_stays_bounded_and_skips_big_documents() -> None:
+    codec._memo.clear()
+    codec._seen_once.clear()
     for i in range(codec._MEMO_MAX_ENTRIES + 100):
-        decode_document(encode_document("C", m.RouteRequest(RouteDN=str(i))))
+        for call_id in ("C", "D"):  # seen twice: remembered
+            decode_document(encode_document(call_id, m.RouteRequest(RouteDN=str(i))))
         assert len(codec._memo) <= codec._MEMO_MAX_ENTRIES
+        assert len(codec._seen_once) <= codec._MEMO_MAX_ENTRIES
+    assert len(codec._memo) == 100
+    for i in range(codec._MEMO_MAX_ENTRIES + 100):  # seen once: never remembered
+        decode_document(encode_document("C", m.RouteRequest(RouteDN=f"x{i}")))
+        assert len(codec._seen_once) <= codec._MEMO_MAX_ENTRIES
+    assert len(codec._memo) == 100
     big = m.UDataSet(
         Action="Add", RequestId="1", UDataEx=tuple(str_node(f"k{i}", "v" * 40) for i in range(40))
     )
@@ -529,13 +538,16 @@ def test_the_memo_stays_bounded_and_skips_big_documents() -> None:
     assert len(doc) > codec._MEMO_MAX_PAYLOAD
     codec._memo.clear()
     assert decode_document(doc) == ("C", big)
+    assert decode_document(doc) == ("C", big)
     assert not codec._memo
 
 
 def test_a_malformed_document_is_never_remembered() -> None:
     codec._memo.clear()
+    codec._seen_once.clear()
     with pytest.raises(DecodeError):
         decode_document(b"<GctiMsg><CallId>C</CallId><EndCall EndCause='Nope'/></GctiMsg>")
     with pytest.raises(DecodeError):  # twice: the same answer
         decode_document(b"<GctiMsg><CallId>D</CallId><EndCall EndCause='Nope'/></GctiMsg>")
     assert not codec._memo
+    assert not codec._seen_once

@@ -241,6 +241,8 @@ _MEMO_MAX_ENTRIES: Final = 4096
 _MEMO_MAX_PAYLOAD: Final = 2048
 _memo: dict[bytes, Message] = {}
 """Decoded messages by their document's bytes without the CallId's text (see decode_document)."""
+_seen_once: set[bytes] = set()
+"""Keys of documents seen once: a second sighting admits the document to ``_memo``."""
 
 
 def decode_document(payload: bytes) -> Document:
@@ -250,9 +252,11 @@ def decode_document(payload: bytes) -> Document:
     (``CallInfoReq``, ``EndCall EndCause='Normal'``, ``RouteRequest`` to the same routing point,
     ``UDataGet`` of the same keys...). Messages are immutable, so a document whose bytes, apart
     from a plain CallId (letters, digits, ``_.:@#+-``), equal those of one decoded before gets that
-    message again without parsing. Only documents of up to 2 KB with exactly one ``<CallId>``
-    are remembered, 4,096 at most (the table is emptied when full): unusual or hostile input
-    costs one regular-expression search more and is parsed as always.
+    message again without parsing. A document is remembered the second time it is seen (a
+    ``NewCall`` with the caller's number or a ``UDataSet`` of the caller's data rarely repeats and
+    would only push out those that do). Only documents of up to 2 KB with exactly one
+    ``<CallId>`` are remembered, 4,096 at most (each table is emptied when full): unusual or
+    hostile input costs one regular-expression search more and is parsed as always.
     """
     found = _MEMO_CALL_ID.search(payload)
     if found is None or len(payload) > _MEMO_MAX_PAYLOAD:
@@ -265,9 +269,15 @@ def decode_document(payload: bytes) -> Document:
         return call_id, message
     document = _decode(payload)
     if document[0] == call_id and payload.count(b"<CallId>") == 1:
-        if len(_memo) >= _MEMO_MAX_ENTRIES:
-            _memo.clear()
-        _memo[key] = document[1]
+        if key in _seen_once:
+            _seen_once.discard(key)
+            if len(_memo) >= _MEMO_MAX_ENTRIES:
+                _memo.clear()
+            _memo[key] = document[1]
+        else:
+            if len(_seen_once) >= _MEMO_MAX_ENTRIES:
+                _seen_once.clear()
+            _seen_once.add(key)
     return document
 
 
