@@ -519,35 +519,71 @@ def test_the_memo_is_keyed_by_the_one_real_call_id() -> None:
 
 
 def test_the_memo_stays_bounded_and_skips_big_documents() -> None:
-    codec._memo.clear()
-    codec._seen_once.clear()
+    codec._decoded.clear()
     for i in range(codec._MEMO_MAX_ENTRIES + 100):
         for call_id in ("C", "D"):  # seen twice: remembered
             decode_document(encode_document(call_id, m.RouteRequest(RouteDN=str(i))))
-        assert len(codec._memo) <= codec._MEMO_MAX_ENTRIES
-        assert len(codec._seen_once) <= codec._MEMO_MAX_ENTRIES
-    assert len(codec._memo) == 100
+        assert len(codec._decoded.values) <= codec._MEMO_MAX_ENTRIES
+        assert len(codec._decoded.seen_once) <= codec._MEMO_MAX_ENTRIES
+    assert len(codec._decoded.values) == 100
     for i in range(codec._MEMO_MAX_ENTRIES + 100):  # seen once: never remembered
         decode_document(encode_document("C", m.RouteRequest(RouteDN=f"x{i}")))
-        assert len(codec._seen_once) <= codec._MEMO_MAX_ENTRIES
-    assert len(codec._memo) == 100
+        assert len(codec._decoded.seen_once) <= codec._MEMO_MAX_ENTRIES
+    assert len(codec._decoded.values) == 100
     big = m.UDataSet(
         Action="Add", RequestId="1", UDataEx=tuple(str_node(f"k{i}", "v" * 40) for i in range(40))
     )
     doc = encode_document("C", big)
     assert len(doc) > codec._MEMO_MAX_PAYLOAD
-    codec._memo.clear()
+    codec._decoded.clear()
     assert decode_document(doc) == ("C", big)
     assert decode_document(doc) == ("C", big)
-    assert not codec._memo
+    assert not codec._decoded.values
 
 
 def test_a_malformed_document_is_never_remembered() -> None:
-    codec._memo.clear()
-    codec._seen_once.clear()
+    codec._decoded.clear()
     with pytest.raises(DecodeError):
         decode_document(b"<GctiMsg><CallId>C</CallId><EndCall EndCause='Nope'/></GctiMsg>")
     with pytest.raises(DecodeError):  # twice: the same answer
         decode_document(b"<GctiMsg><CallId>D</CallId><EndCall EndCause='Nope'/></GctiMsg>")
-    assert not codec._memo
-    assert not codec._seen_once
+    assert not codec._decoded.values
+    assert not codec._decoded.seen_once
+
+
+@pytest.mark.parametrize("tag", sorted(t for t, s in SPECS.items() if issubclass(s.cls, Message)))
+@settings(max_examples=10, deadline=None)
+@given(data=st.data())
+def test_a_repeated_message_encodes_as_if_serialised_afresh(tag: str, data: st.DataObject) -> None:
+    msg = data.draw(element(SPECS[tag]))
+    call_ids = [data.draw(xml_text) for _ in range(3)]
+    for encoding in ("ISO-8859-1", "UTF-8"):
+        remembered = [encode_document(c, msg, encoding=encoding) for c in call_ids]
+        codec._encoded.clear()
+        fresh = [encode_document(c, msg, encoding=encoding) for c in call_ids[:1]]
+        codec._encoded.clear()
+        fresh += [encode_document(c, msg, encoding=encoding) for c in call_ids[1:2]]
+        codec._encoded.clear()
+        fresh += [encode_document(c, msg, encoding=encoding) for c in call_ids[2:]]
+        assert remembered == fresh
+
+
+def test_the_encode_memo_skips_big_and_unhashable_messages() -> None:
+    codec._encoded.clear()
+    big = m.UDataResp(
+        Result="Success",
+        RequestId="1",
+        UDataEx=tuple(str_node(f"k{i}", "v" * 40) for i in range(60)),
+    )
+    for call_id in ("A", "B", "C"):
+        assert encode_document(call_id, big).count(b"<Node ") == 60
+    assert not codec._encoded.values
+    listed = m.UDataResp(Result="Success", RequestId="1", UDataEx=[str_node("k", "v")])  # type: ignore[arg-type]
+    for call_id in ("A", "B", "C"):
+        assert b"<Node Name='k' Type='Str' Val='v'/>" in encode_document(call_id, listed)
+    small = m.CallStatus(Event="Established")
+    for call_id in ("A", "B", "C"):
+        assert encode_document(call_id, small).endswith(
+            f"<CallId>{call_id}</CallId><CallStatus Event='Established'/></GctiMsg>".encode()
+        )
+    assert len(codec._encoded.values) == 1

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import codecs
 import re
-from typing import Any, Final
+from collections.abc import Hashable
+from typing import Any, Final, Generic, TypeVar
 from xml.parsers import expat
 
 from msgspec.structs import astuple
@@ -236,13 +237,48 @@ def find_call_id(payload: bytes) -> str | None:
         return m.group(1).decode("latin-1")
 
 
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class _Memo(Generic[K, V]):
+    """Results remembered by key: a key is admitted the second time it is offered (one-off keys
+    never push out repeated ones; only their hashes are kept meanwhile), and each table is
+    emptied when it reaches ``size``. Callers offer only small results."""
+
+    __slots__ = ("seen_once", "size", "values")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.values: dict[K, V] = {}
+        self.seen_once: set[int] = set()
+
+    def get(self, key: K) -> V | None:
+        return self.values.get(key)
+
+    def offer(self, key: K, value: V) -> None:
+        seen = self.seen_once
+        digest = hash(key)
+        if digest in seen:
+            seen.discard(digest)
+            if len(self.values) >= self.size:
+                self.values.clear()
+            self.values[key] = value
+        else:
+            if len(seen) >= self.size:
+                seen.clear()
+            seen.add(digest)
+
+    def clear(self) -> None:
+        self.values.clear()
+        self.seen_once.clear()
+
+
 _MEMO_CALL_ID: Final = re.compile(rb"<CallId>([A-Za-z0-9_.:@#+-]{1,256})</CallId>")
 _MEMO_MAX_ENTRIES: Final = 4096
 _MEMO_MAX_PAYLOAD: Final = 2048
-_memo: dict[bytes, Message] = {}
+_decoded: _Memo[bytes, Message] = _Memo(_MEMO_MAX_ENTRIES)
 """Decoded messages by their document's bytes without the CallId's text (see decode_document)."""
-_seen_once: set[bytes] = set()
-"""Keys of documents seen once: a second sighting admits the document to ``_memo``."""
 
 
 def decode_document(payload: bytes) -> Document:
@@ -263,21 +299,13 @@ def decode_document(payload: bytes) -> Document:
         return _decode(payload)
     start, end = found.span(1)
     key = b"".join((payload[:start], payload[end:]))
-    message = _memo.get(key)
+    message = _decoded.get(key)
     call_id = found.group(1).decode("ascii")
     if message is not None:
         return call_id, message
     document = _decode(payload)
     if document[0] == call_id and payload.count(b"<CallId>") == 1:
-        if key in _seen_once:
-            _seen_once.discard(key)
-            if len(_memo) >= _MEMO_MAX_ENTRIES:
-                _memo.clear()
-            _memo[key] = document[1]
-        else:
-            if len(_seen_once) >= _MEMO_MAX_ENTRIES:
-                _seen_once.clear()
-            _seen_once.add(key)
+        _decoded.offer(key, document[1])
     return document
 
 
@@ -565,6 +593,10 @@ def _prolog(encoding: str, dtd_file: str) -> str:
     return text
 
 
+_encoded: _Memo[tuple[Message, str], bytes] = _Memo(_MEMO_MAX_ENTRIES)
+"""Encoded message elements (with ``</GctiMsg>``) by (message, encoding)."""
+
+
 def encode_document(
     call_id: str | None,
     message: Message,
@@ -572,15 +604,28 @@ def encode_document(
     encoding: str = "ISO-8859-1",
     dtd_file: str = "IServer.dtd",
 ) -> bytes:
-    """Serialise a message exactly as the real server does (PROTOCOL.md §2.2)."""
-    parts = [_prolog(encoding, dtd_file)]
+    """Serialise a message exactly as the real server does (PROTOCOL.md §2.2).
+
+    Messages are immutable and hashable: the encoded element of one sent again (``CallStatus
+    Event='Established'``, the ``UDataResp`` of a request id, the ``RouteResponse`` to the same
+    destination...) is taken from a memo like the decoder's, and only the prolog and the CallId
+    are joined to it."""
+    head = _prolog(encoding, dtd_file)
     if call_id is not None:
-        parts.append("<CallId>")
-        parts.append(_esc(call_id))
-        parts.append("</CallId>")
-    _encode_element(message, SPECS[message.tag], parts)
-    parts.append("</GctiMsg>")
-    return "".join(parts).encode(encoding, "ivr_server.hexcharref")
+        head = f"{head}<CallId>{_esc(call_id)}</CallId>"
+    key: tuple[Message, str] | None = (message, encoding)
+    try:
+        body = _encoded.get(key)  # type: ignore[arg-type]
+    except TypeError:  # a message built with a list where a tuple belongs: not hashable
+        body, key = None, None
+    if body is None:
+        parts: list[str] = []
+        _encode_element(message, SPECS[message.tag], parts)
+        parts.append("</GctiMsg>")
+        body = "".join(parts).encode(encoding, "ivr_server.hexcharref")
+        if key is not None and len(body) <= _MEMO_MAX_PAYLOAD:
+            _encoded.offer(key, body)
+    return head.encode(encoding, "ivr_server.hexcharref") + body
 
 
 _ATTR_PLANS: dict[str, tuple[str, tuple[tuple[int, str], ...], tuple[int, ...]]] = {}
