@@ -246,10 +246,11 @@ class _Memo(Generic[K, V]):
     never push out repeated ones; only their hashes are kept meanwhile), and each table is
     emptied when it reaches ``size``. Callers offer only small results."""
 
-    __slots__ = ("seen_once", "size", "values")
+    __slots__ = ("enabled", "seen_once", "size", "values")
 
     def __init__(self, size: int) -> None:
         self.size = size
+        self.enabled = True
         self.values: dict[K, V] = {}
         self.seen_once: set[int] = set()
 
@@ -257,6 +258,8 @@ class _Memo(Generic[K, V]):
         return self.values.get(key)
 
     def offer(self, key: K, value: V) -> None:
+        if not self.enabled:
+            return
         seen = self.seen_once
         digest = hash(key)
         if digest in seen:
@@ -294,8 +297,10 @@ def decode_document(payload: bytes) -> Document:
     ``<CallId>`` are remembered, 4,096 at most (each table is emptied when full): unusual or
     hostile input costs one regular-expression search more and is parsed as always.
     """
+    if not _decoded.enabled or len(payload) > _MEMO_MAX_PAYLOAD:
+        return _decode(payload)
     found = _MEMO_CALL_ID.search(payload)
-    if found is None or len(payload) > _MEMO_MAX_PAYLOAD:
+    if found is None:
         return _decode(payload)
     start, end = found.span(1)
     key = b"".join((payload[:start], payload[end:]))
@@ -597,6 +602,14 @@ _encoded: _Memo[tuple[Message, str], bytes] = _Memo(_MEMO_MAX_ENTRIES)
 """Encoded message elements (with ``</GctiMsg>``) by (message, encoding)."""
 
 
+def memoize(enabled: bool) -> None:
+    """Turn the decode and encode memos on (the default) or off (emptied): benchmarks measure
+    the parser and the serialiser themselves that way."""
+    for memo in (_decoded, _encoded):
+        memo.enabled = enabled
+        memo.clear()
+
+
 def encode_document(
     call_id: str | None,
     message: Message,
@@ -613,9 +626,9 @@ def encode_document(
     head = _prolog(encoding, dtd_file)
     if call_id is not None:
         head = f"{head}<CallId>{_esc(call_id)}</CallId>"
-    key: tuple[Message, str] | None = (message, encoding)
+    key: tuple[Message, str] | None = (message, encoding) if _encoded.enabled else None
     try:
-        body = _encoded.get(key)  # type: ignore[arg-type]
+        body = _encoded.get(key) if key is not None else None
     except TypeError:  # a message built with a list where a tuple belongs: not hashable
         body, key = None, None
     if body is None:
