@@ -587,3 +587,19 @@ def test_the_encode_memo_skips_big_and_unhashable_messages() -> None:
             f"<CallId>{call_id}</CallId><CallStatus Event='Established'/></GctiMsg>".encode()
         )
     assert len(codec._encoded.values) == 1
+
+
+def test_the_memos_can_be_turned_off() -> None:
+    doc = encode_document("A", m.CallInfoReq())
+    codec.memoize(False)
+    try:
+        for _ in range(3):
+            assert decode_document(doc) == ("A", m.CallInfoReq())
+            assert encode_document("A", m.CallInfoReq()) == doc
+        assert not codec._decoded.values and not codec._encoded.values
+    finally:
+        codec.memoize(True)
+    for _ in range(3):
+        assert decode_document(doc) == ("A", m.CallInfoReq())
+        assert encode_document("A", m.CallInfoReq()) == doc
+    assert codec._decoded.values and codec._encoded.values
