@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -185,3 +187,21 @@ async def test_calls_survive_a_reload_and_new_rules_apply(start_server: StartSer
     assert (await link.recv_doc())[1] == m.CallError(FailedReq="NoSuchCall")
     assert server.service.calls.calls == {}
     await link.close()
+
+
+async def test_the_heap_is_frozen_once_started_and_again_after_a_reload(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(parse_config(config_text()))
+    try:
+        server.settle_heap()  # what `serve` does once started
+        assert gc.get_freeze_count() > 0
+        old = weakref.ref(server.config)
+        link = await RawLink.open(server.port)
+        await link.login("L", name="IVR_A")
+        server.reload(parse_config(config_text(flow="true")))
+        assert gc.get_freeze_count() > 0  # frozen again, with the new configuration
+        assert old() is None  # the old configuration was not kept by the frozen heap
+        await link.close()
+    finally:
+        gc.unfreeze()
