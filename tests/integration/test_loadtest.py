@@ -271,3 +271,18 @@ def test_plots_need_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(plots.PlotsUnavailable, match=r"pip install 'ivr-server\[plots\]'"):
         plots.require_matplotlib()
+
+
+def test_each_call_has_its_own_number_and_data() -> None:
+    from ivr_server.loadtest.scripts import CALL_TOKEN_BYTES, compile_script
+
+    steps = {s.kind: s for s in compile_script(builtin_script("full"), "7")}
+    # NewCall's ANI, the ANI checked in CallInfoResp, UDataSet's value and UDataGet's read-back
+    # carry the token the generator replaces; the rest is the same for every call
+    for kind in ("NewCall", "CallInfoReq", "UDataSet", "UDataGet"):
+        assert steps[kind].per_call, kind
+    assert CALL_TOKEN_BYTES in steps["NewCall"].body
+    assert any(CALL_TOKEN_BYTES in n for n in steps["CallInfoReq"].replies[0].needles)
+    assert not steps["RouteRequest"].per_call and not steps["EndCall"].per_call
+    plain = parse_script({"steps": [{"type": "NewCall", "ani": "555"}, {"type": "EndCall"}]}, "t")
+    assert not any(s.per_call for s in compile_script(plain, "7"))

@@ -21,6 +21,7 @@ from functools import partial
 from typing import Any, Final, cast
 
 from ivr_server.loadtest.scripts import (
+    CALL_TOKEN_BYTES,
     PROLOG,
     CompiledStep,
     Script,
@@ -135,11 +136,13 @@ class Port:
 
 
 class Call:
-    __slots__ = ("call_id", "index", "left", "port", "reply", "sent", "waiting")
+    __slots__ = ("call_id", "index", "left", "number", "port", "reply", "sent", "waiting")
 
-    def __init__(self, call_id: bytes, port: Port) -> None:
+    def __init__(self, call_id: bytes, port: Port, number: bytes) -> None:
         self.call_id = call_id
         self.port = port
+        self.number = number
+        """What replaces ``{call}`` in this call's requests and checks (digits, unique per run)."""
         self.index = 0
         self.left = 1
         self.reply = 0
@@ -225,7 +228,11 @@ class Session(asyncio.Protocol):
             return False
         port = self.free.pop()
         self.seq += 1
-        call = Call(f"{self.tag}_{port.number}_{self.seq}".encode(), port)
+        call = Call(
+            f"{self.tag}_{port.number}_{self.seq}".encode(),
+            port,
+            b"%d%04d%07d" % (self.w.spec.worker, self.spec.index, self.seq),
+        )
         self.calls[call.call_id] = call
         self.idle.clear()
         self.r.started += 1
@@ -261,7 +268,8 @@ class Session(asyncio.Protocol):
         if not step.body:  # Think: its time has passed
             self.begin(call, call.index + 1)
             return
-        self.out.append(request(call.call_id, step.body))
+        body = step.body.replace(CALL_TOKEN_BYTES, call.number) if step.per_call else step.body
+        self.out.append(request(call.call_id, body))
         self.r.sent += 1
         if not step.replies:  # EndCall
             self.end(call, ok=True, send=False)
@@ -325,7 +333,10 @@ class Session(asyncio.Protocol):
             self.fail(call, step, f"unsolicited {_describe(element, payload)}", payload, now)
             return
         check = step.replies[call.reply]
-        if element != check.element or not all(n in payload for n in check.needles):
+        needles = check.needles
+        if step.per_call:
+            needles = tuple(n.replace(CALL_TOKEN_BYTES, call.number) for n in needles)
+        if element != check.element or not all(n in payload for n in needles):
             self.fail(call, step, f"expected {check.text}, got", payload, now)
             return
         call.reply += 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -20,6 +20,8 @@ from ivr_server.wire import messages as m
 
 __all__ = [
     "BUILTIN_SCRIPTS",
+    "CALL_TOKEN",
+    "CALL_TOKEN_BYTES",
     "PROLOG",
     "Check",
     "CompiledStep",
@@ -99,8 +101,14 @@ class Script:
         return any(s.type == "Hold" or (s.repeat == 0) for s in self.steps)
 
 
+CALL_TOKEN: Final = "{call}"
+"""In a script's text values (ANI, DNIS, user-data values), replaced by a number of the call's own:
+real callers have their own numbers and data, and the server remembers documents that repeat."""
+CALL_TOKEN_BYTES: Final = CALL_TOKEN.encode()
+
+DEFAULT_ANI: Final = "9{call}"
 DEFAULT_DATA: Final[tuple[tuple[str, str | int], ...]] = (
-    ("k1", "load"),
+    ("k1", "load-{call}"),
     ("k2", 42),
     ("k3", "three"),
 )
@@ -124,7 +132,7 @@ def builtin_script(
     steps: tuple[Step, ...]
     if name == "full":
         steps = (
-            Step("NewCall"),
+            Step("NewCall", ani=DEFAULT_ANI),
             Step("CallInfoReq", think_ms=t),
             Step("UDataSet", think_ms=t, data=DEFAULT_DATA),
             Step("UDataGet", think_ms=t, keys=("k1", "k2")),
@@ -132,9 +140,13 @@ def builtin_script(
             Step("EndCall", think_ms=t),
         )
     elif name == "callinfo":
-        steps = (Step("NewCall"), Step("CallInfoReq", think_ms=t, repeat=repeat), Step("EndCall"))
+        steps = (
+            Step("NewCall", ani=DEFAULT_ANI),
+            Step("CallInfoReq", think_ms=t, repeat=repeat),
+            Step("EndCall"),
+        )
     elif name == "hold":
-        steps = (Step("NewCall"), Step("Hold"), Step("EndCall"))
+        steps = (Step("NewCall", ani=DEFAULT_ANI), Step("Hold"), Step("EndCall"))
     else:
         raise ScriptError(f"unknown script {name!r} (built in: {', '.join(BUILTIN_SCRIPTS)})")
     return Script(name, steps)
@@ -288,6 +300,8 @@ class CompiledStep:
     """Seconds to wait before the request."""
     repeat: int
     hold: bool = False
+    per_call: bool = False
+    """The body or the checks hold :data:`CALL_TOKEN`: the generator puts the call's number in."""
 
 
 # The requests are the client library's: its typed messages, serialised by its codec, cut around
@@ -398,7 +412,14 @@ def compile_script(script: Script, port: str) -> tuple[CompiledStep, ...]:
         else:  # EndCall
             body = _body(m.EndCall(EndCause=step.cause))  # type: ignore[arg-type]
             out.append(CompiledStep(kind, "", body, (), step.think_ms / 1e3, 1))
-    return tuple(out)
+    return tuple(_per_call(step) for step in out)
+
+
+def _per_call(step: CompiledStep) -> CompiledStep:
+    token = CALL_TOKEN_BYTES
+    if token in step.body or any(token in n for check in step.replies for n in check.needles):
+        return replace(step, per_call=True)
+    return step
 
 
 def latency_labels(script: Script) -> list[str]:
