@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""How steady is this machine's CPU 0? Run it with nothing else running.
+
+A tight loop pinned to CPU 0 (where the benchmarks put the server) counts how much work it gets
+done in each 50 ms window for ``--seconds``, and prints the slowest windows as a share of the
+median one. On a physical machine at a fixed clock they all stay within a few percent; on a
+virtual machine whose host shares the core (or changes its clock), some windows run much slower.
+A server 85-90% busy that loses 30% of its core for a tenth of a second falls behind by tens of
+milliseconds of work: that, not the server, is what the p99 of an open loop near saturation
+measures on such a machine (docs/performance.md, §6).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+WINDOW = 0.05
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--seconds", type=float, default=15.0, help="how long to measure (default 15)")
+    args, _ = ap.parse_known_args()
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {0})
+    end = time.perf_counter() + args.seconds
+    work: list[int] = []
+    while time.perf_counter() < end:
+        start, n = time.perf_counter(), 0
+        while time.perf_counter() - start < WINDOW:
+            for _ in range(200):
+                pass
+            n += 1
+        work.append(n)
+    work.sort()
+    median = work[len(work) // 2]
+
+    def share(q: float) -> str:
+        return f"{work[int(q * (len(work) - 1))] / median:.0%}"
+
+    print(
+        f"CPU 0, {len(work)} windows of {WINDOW * 1e3:.0f} ms: work done in the slowest window "
+        f"{share(0)}, 1st percentile {share(0.01)}, 5th percentile {share(0.05)} of the median "
+        f"window (fastest {share(1)})"
+    )
+
+
+if __name__ == "__main__":
+    main()
