@@ -24,6 +24,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = (
+    "cpu_steadiness.py",
     "bench_codec.py",
     "bench_roundtrip.py",
     "bench_reqresp.py",
