@@ -31,7 +31,7 @@ from bench_fullcall import (
     request,
     udata_set_body,
 )
-from common import record, run_loop
+from common import add_common_args, record, run_loop
 from ivr_server.config import load_config
 from ivr_server.runtime.app import IvrServer
 from ivr_server.runtime.connection import IvrLinkProtocol
@@ -130,7 +130,7 @@ async def run(calls: int, profile: bool) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--count", type=int, default=20_000, help="calls measured (default 20,000)")
-    ap.add_argument("--quick", action="store_true", help="2,000 calls")
+    add_common_args(ap)  # --quick: 2,000 calls
     ap.add_argument("--profile", action="store_true", help="print a cProfile table instead")
     args, _ = ap.parse_known_args()
     run_loop(run(2000 if args.quick else args.count, args.profile))

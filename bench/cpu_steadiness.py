@@ -16,19 +16,18 @@ import argparse
 import os
 import time
 
-from common import record
+from common import add_common_args, record
 
 WINDOW = 0.05
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--seconds", type=float, default=15.0, help="how long to measure (default 15)")
-    ap.add_argument("--quick", action="store_true", help="3 seconds")
+    add_common_args(ap)  # --seconds (default 15), --quick (3 s)
     args, _ = ap.parse_known_args()
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {0})
-    end = time.perf_counter() + (3.0 if args.quick else args.seconds)
+    end = time.perf_counter() + (args.seconds or (3.0 if args.quick else 15.0))
     work: list[int] = []
     while time.perf_counter() < end:
         start, n = time.perf_counter(), 0
