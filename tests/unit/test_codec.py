@@ -589,6 +589,38 @@ def test_the_encode_memo_skips_big_and_unhashable_messages() -> None:
     assert len(codec._encoded.values) == 1
 
 
+def test_the_head_memo_is_keyed_by_call_id_encoding_and_dtd() -> None:
+    codec._heads.clear()
+    msg = m.CallInfoReq()
+    variants = [
+        (call_id, encoding, dtd)
+        for call_id in ("é&<'x", "A", None)
+        for encoding in ("ISO-8859-1", "UTF-8")
+        for dtd in ("IServer.dtd", "other 'x'.dtd")
+    ]
+    remembered = [
+        [encode_document(c, msg, encoding=e, dtd_file=d) for c, e, d in variants] for _ in range(3)
+    ]
+    assert len(codec._heads.values) == len(variants)
+    codec.memoize(False)
+    try:
+        fresh = [encode_document(c, msg, encoding=e, dtd_file=d) for c, e, d in variants]
+    finally:
+        codec.memoize(True)
+    assert remembered[0] == remembered[1] == remembered[2] == fresh
+    assert len(set(fresh)) == len(variants)
+    assert fresh[0].startswith(b"<?xml version='1.0' encoding='ISO-8859-1'?>")
+    assert b"<CallId>\xe9&amp;&lt;&apos;x</CallId>" in fresh[0]
+    # long CallIds are never remembered, and the table stays bounded
+    for _ in range(3):
+        encode_document("L" * 300, msg)
+    assert not any(k[0] == "L" * 300 for k in codec._heads.values)
+    for i in range(codec._MEMO_MAX_ENTRIES + 100):
+        for _ in range(2):
+            encode_document(f"C{i}", msg)
+        assert len(codec._heads.values) <= codec._MEMO_MAX_ENTRIES
+
+
 def test_the_memos_can_be_turned_off() -> None:
     doc = encode_document("A", m.CallInfoReq())
     codec.memoize(False)
@@ -596,10 +628,10 @@ def test_the_memos_can_be_turned_off() -> None:
         for _ in range(3):
             assert decode_document(doc) == ("A", m.CallInfoReq())
             assert encode_document("A", m.CallInfoReq()) == doc
-        assert not codec._decoded.values and not codec._encoded.values
+        assert not codec._decoded.values and not codec._encoded.values and not codec._heads.values
     finally:
         codec.memoize(True)
     for _ in range(3):
         assert decode_document(doc) == ("A", m.CallInfoReq())
         assert encode_document("A", m.CallInfoReq()) == doc
-    assert codec._decoded.values and codec._encoded.values
+    assert codec._decoded.values and codec._encoded.values and codec._heads.values

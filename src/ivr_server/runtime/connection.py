@@ -88,12 +88,18 @@ class IvrLinkProtocol(asyncio.Protocol):
             return
         service = self.service
         now = self.loop.time()
-        observe = service.metrics.observe_request
+        metrics = service.metrics
+        latency = metrics.request_latency
         for event in link.receive_data(data, now):
             if type(event) is DocumentReceived:
                 started = perf_counter()
-                service.handle(session, event.call_id, event.message, now)
-                observe(event.message.tag, perf_counter() - started)
+                message = event.message
+                service.handle(session, event.call_id, message, now)
+                histogram = latency.get(message.tag)
+                if histogram is not None:
+                    histogram.observe(perf_counter() - started)
+                else:
+                    metrics.observe_request(message.tag, perf_counter() - started)
             elif type(event) is DocumentRejected:
                 service.handle_rejected(session, event.error, now)
             elif type(event) is LinkClosed:

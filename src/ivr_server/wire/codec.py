@@ -254,9 +254,6 @@ class _Memo(Generic[K, V]):
         self.values: dict[K, V] = {}
         self.seen_once: set[int] = set()
 
-    def get(self, key: K) -> V | None:
-        return self.values.get(key)
-
     def offer(self, key: K, value: V) -> None:
         if not self.enabled:
             return
@@ -304,7 +301,7 @@ def decode_document(payload: bytes) -> Document:
         return _decode(payload)
     start, end = found.span(1)
     key = b"".join((payload[:start], payload[end:]))
-    message = _decoded.get(key)
+    message = _decoded.values.get(key)
     call_id = found.group(1).decode("ascii")
     if message is not None:
         return call_id, message
@@ -600,14 +597,25 @@ def _prolog(encoding: str, dtd_file: str) -> str:
 
 _encoded: _Memo[tuple[Message, str], bytes] = _Memo(_MEMO_MAX_ENTRIES)
 """Encoded message elements (with ``</GctiMsg>``) by (message, encoding)."""
+_heads: _Memo[tuple[str | None, str, str], bytes] = _Memo(_MEMO_MAX_ENTRIES)
+"""Encoded document heads (prolog, ``<GctiMsg>``, the CallId element) by (CallId, encoding, DTD):
+every document sent about a call starts with the same bytes."""
+_MEMO_MAX_CALL_ID: Final = 256
 
 
 def memoize(enabled: bool) -> None:
     """Turn the decode and encode memos on (the default) or off (emptied): benchmarks measure
     the parser and the serialiser themselves that way."""
-    for memo in (_decoded, _encoded):
+    for memo in (_decoded, _encoded, _heads):
         memo.enabled = enabled
         memo.clear()
+
+
+def _encode_head(call_id: str | None, encoding: str, dtd_file: str) -> bytes:
+    head = _prolog(encoding, dtd_file)
+    if call_id is not None:
+        head = f"{head}<CallId>{_esc(call_id)}</CallId>"
+    return head.encode(encoding, "ivr_server.hexcharref")
 
 
 def encode_document(
@@ -621,14 +629,17 @@ def encode_document(
 
     Messages are immutable and hashable: the encoded element of one sent again (``CallStatus
     Event='Established'``, the ``UDataResp`` of a request id, the ``RouteResponse`` to the same
-    destination...) is taken from a memo like the decoder's, and only the prolog and the CallId
-    are joined to it."""
-    head = _prolog(encoding, dtd_file)
-    if call_id is not None:
-        head = f"{head}<CallId>{_esc(call_id)}</CallId>"
+    destination...) is taken from a memo like the decoder's, and the head of the document (prolog
+    and CallId, the same for every document about a call) from another, and the two are joined."""
+    head_key = (call_id, encoding, dtd_file)
+    head = _heads.values.get(head_key)
+    if head is None:
+        head = _encode_head(call_id, encoding, dtd_file)
+        if call_id is None or len(call_id) <= _MEMO_MAX_CALL_ID:
+            _heads.offer(head_key, head)
     key: tuple[Message, str] | None = (message, encoding) if _encoded.enabled else None
     try:
-        body = _encoded.get(key) if key is not None else None
+        body = _encoded.values.get(key) if key is not None else None
     except TypeError:  # a message built with a list where a tuple belongs: not hashable
         body, key = None, None
     if body is None:
@@ -638,7 +649,7 @@ def encode_document(
         body = "".join(parts).encode(encoding, "ivr_server.hexcharref")
         if key is not None and len(body) <= _MEMO_MAX_PAYLOAD:
             _encoded.offer(key, body)
-    return head.encode(encoding, "ivr_server.hexcharref") + body
+    return head + body
 
 
 _ATTR_PLANS: dict[str, tuple[str, tuple[tuple[int, str], ...], tuple[int, ...]]] = {}
