@@ -1,5 +1,21 @@
 """ivr-server: an open, drop-in-compatible IVR Server (IVR XML protocol over GLI)."""
 
+import sys
+from importlib.machinery import EXTENSION_SUFFIXES
+
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "compiled_modules"]
+
+
+def compiled_modules() -> list[str]:
+    """This package's modules, among those imported so far, that run as compiled extension
+    modules: the hot path of the optional mypyc build (``IVR_SERVER_COMPILE=1 pip install .``,
+    docs/performance.md); empty for the pure-Python package."""
+    suffixes = tuple(EXTENSION_SUFFIXES)
+    return sorted(
+        name
+        for name, module in list(sys.modules.items())
+        if name.startswith("ivr_server.")
+        and str(getattr(module, "__file__", None) or "").endswith(suffixes)
+    )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from ivr_server import __version__, logs
+from ivr_server import __version__, compiled_modules, logs
 from ivr_server.config import default_config, default_config_path, load_config
 from ivr_server.config.model import ListenAddress
 from ivr_server.errors import ConfigError
@@ -109,6 +109,12 @@ def serve(
             click.echo(f"HTTP API, metrics and web view on {urls}")
         else:
             click.echo("HTTP API: off (no [api] listen address)")
+        compiled = compiled_modules()
+        click.echo(
+            f"build: hot path compiled with mypyc ({len(compiled)} modules)"
+            if compiled
+            else "build: pure Python"
+        )
         sys.stdout.flush()
 
     if pid_file is not None:

@@ -965,8 +965,7 @@ async def test_api_listener_stops_with_the_server(start_api: StartApi) -> None:
 def test_serve_command_starts_the_api_and_says_where() -> None:
     served = start_cli()  # with --api-listen 127.0.0.1:0
     try:
-        assert served.proc.stdout is not None
-        line = served.proc.stdout.readline()
+        line = served.banner.splitlines()[2]
         assert line.startswith("HTTP API, metrics and web view on http://127.0.0.1:"), line
         url = line.split(" on ", 1)[1].strip().split(",")[0].rstrip("/")
         with urllib.request.urlopen(f"{url}/api/v1/switches", timeout=5) as response:
@@ -979,8 +978,7 @@ def test_serve_command_starts_the_api_and_says_where() -> None:
 def test_serve_command_without_api() -> None:
     served = start_cli("--no-api")
     try:
-        assert served.proc.stdout is not None
-        assert served.proc.stdout.readline().startswith("HTTP API: off")
+        assert served.banner.splitlines()[2].startswith("HTTP API: off")
     finally:
         stop_cli(served)
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.test_build import compile_list
+
 ROOT = Path(__file__).resolve().parents[2]
 REPLAY = ROOT.parent / "shared/conformance/replay.py"
 SCENARIOS = ROOT.parent / "shared/conformance/scenarios.jsonl"
@@ -67,7 +69,7 @@ def start(*args: str) -> Served:
         text=True,
     )
     assert proc.stdout is not None
-    banner = proc.stdout.readline() + proc.stdout.readline()
+    banner = "".join(proc.stdout.readline() for _ in range(4))  # listening, config, API, build
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -140,6 +142,15 @@ def test_serve_prints_where_it_listens_and_what_it_loaded(default_server: Served
     assert (
         "built-in default" in default_server.banner and "IVR_1 (32 ports)" in default_server.banner
     )
+
+
+def test_serve_says_whether_its_hot_path_is_compiled(default_server: Served) -> None:
+    # .ci/run also tests the compiled build (IVR_SERVER_COMPILE=1) and sets this variable there
+    if os.environ.get("IVR_SERVER_EXPECT_COMPILED") == "1":
+        expected = f"build: hot path compiled with mypyc ({len(compile_list())} modules)"
+    else:
+        expected = "build: pure Python"
+    assert expected in default_server.banner
 
 
 def test_version() -> None:

@@ -129,8 +129,8 @@ class IvrLink:
             return [LinkClosed("peer closed the connection", by_peer=True)]
         try:
             frames = self._decoder.feed(data)
-        except GliFrameError as exc:
-            return [self._fail(exc.code, str(exc))]
+        except GliFrameError as bad_frame:  # not ``exc`` (below): one type per name for mypyc
+            return [self._fail(bad_frame.code, str(bad_frame))]
         self._partial_since = (self._partial_since or now) if self._decoder.pending else None
         if not frames:
             return []

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import Any, Final, Generic, TypeVar
 from xml.parsers import expat
 
@@ -215,12 +215,13 @@ def _parse_tree(payload: bytes) -> _El:
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     try:
         parser.Parse(body, True)
-    except _Refused as exc:
-        raise DecodeError(f"refused: {exc}", well_formed=False) from None
-    except expat.ExpatError as exc:
-        raise DecodeError(f"not well-formed XML: {exc}", well_formed=False) from None
-    except (ValueError, LookupError) as exc:  # e.g. an encoding expat cannot handle
-        raise DecodeError(f"undecodable document: {exc}", well_formed=False) from None
+    # One name per exception type: a mypyc-compiled build gives a variable a single type.
+    except _Refused as refused:
+        raise DecodeError(f"refused: {refused}", well_formed=False) from None
+    except expat.ExpatError as bad_xml:
+        raise DecodeError(f"not well-formed XML: {bad_xml}", well_formed=False) from None
+    except (ValueError, LookupError) as undecodable:  # e.g. an encoding expat cannot handle
+        raise DecodeError(f"undecodable document: {undecodable}", well_formed=False) from None
     if builder.root is None:
         raise DecodeError("no root element", well_formed=False)
     return builder.root
@@ -354,15 +355,15 @@ def _decode(payload: bytes) -> Document:
     spec = SPECS[tag]
     try:
         message = _decode_element(spec, message_el)
-    except _Invalid as exc:
+    except _Invalid as invalid:  # not ``exc``: mypyc gives a name one type per function
         raise DecodeError(
-            f"{tag}: {exc}",
+            f"{tag}: {invalid}",
             well_formed=True,
             call_id=call_id,
             tag=tag,
             req_id=attrs.get("ReqId"),
             request_id=_request_id(message_el),
-            attribute=exc.attribute,
+            attribute=invalid.attribute,
         ) from None
     if spec.cls.call_id_kind == "none":  # type: ignore[attr-defined]
         if seen_call_id:
@@ -717,7 +718,8 @@ def _nv_text(tag: str, value: str) -> str:
     return f"<{tag}>{_esc(value)}</{tag}>" if value else f"<{tag}/>"
 
 
-def _encode_items(items: KvList, parts: list[str]) -> None:
+def _encode_items(items: Sequence[Item], parts: list[str]) -> None:
+    # Sequence, not KvList: a message built with a list still encodes (compiled or not)
     for item in items:
         if type(item) is Node:
             parts.append(
