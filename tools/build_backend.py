@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 import shutil
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,6 @@ from setuptools import build_meta as _setuptools
 from setuptools.build_meta import (  # noqa: F401  (the hooks not overridden, as setuptools has them)
     build_sdist,
     get_requires_for_build_sdist,
-    prepare_metadata_for_build_editable,
     prepare_metadata_for_build_wheel,
 )
 
@@ -43,15 +44,21 @@ def _compile_requires() -> list[str]:
     return [*mypy, *project["dependencies"]]
 
 
-def get_requires_for_build_wheel(config_settings: dict[str, Any] | None = None) -> list[str]:
-    extra = _compile_requires()
-    # setuptools runs setup.py to find its own needs: without compiling (mypyc is not there yet)
+@contextmanager
+def _not_compiling() -> Iterator[None]:
+    """setuptools runs setup.py in every hook: without compiling where mypyc is not wanted."""
     saved = os.environ.pop(COMPILE_VARIABLE, None)
     try:
-        requires: list[str] = _setuptools.get_requires_for_build_wheel(config_settings)
+        yield
     finally:
         if saved is not None:
             os.environ[COMPILE_VARIABLE] = saved
+
+
+def get_requires_for_build_wheel(config_settings: dict[str, Any] | None = None) -> list[str]:
+    extra = _compile_requires()
+    with _not_compiling():  # setuptools' own needs (mypyc is not installed yet)
+        requires: list[str] = _setuptools.get_requires_for_build_wheel(config_settings)
     return requires + extra
 
 
@@ -68,9 +75,23 @@ def build_wheel(
     return name
 
 
+# An editable install is never compiled, whatever the variable says.
+
+
 def get_requires_for_build_editable(config_settings: dict[str, Any] | None = None) -> list[str]:
-    requires: list[str] = _setuptools.get_requires_for_build_editable(config_settings)
+    with _not_compiling():
+        requires: list[str] = _setuptools.get_requires_for_build_editable(config_settings)
     return requires
+
+
+def prepare_metadata_for_build_editable(
+    metadata_directory: str, config_settings: dict[str, Any] | None = None
+) -> str:
+    with _not_compiling():
+        name: str = _setuptools.prepare_metadata_for_build_editable(
+            metadata_directory, config_settings
+        )
+    return name
 
 
 def build_editable(
@@ -80,6 +101,6 @@ def build_editable(
 ) -> str:
     if compile_requested():
         print(f"{COMPILE_VARIABLE}=1 ignored: an editable install is never compiled")
-        os.environ.pop(COMPILE_VARIABLE)
-    name: str = _setuptools.build_editable(wheel_directory, config_settings, metadata_directory)
+    with _not_compiling():
+        name: str = _setuptools.build_editable(wheel_directory, config_settings, metadata_directory)
     return name
