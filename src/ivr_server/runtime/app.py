@@ -19,7 +19,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 from ivr_server.config import ServerConfig, load_config
 from ivr_server.config.model import ListenAddress
@@ -95,7 +95,9 @@ class IvrServer:
                 lambda: IvrLinkProtocol(self), host, address.port, reuse_address=True
             )
             self._servers.append(server)
-            for sock in server.sockets:
+            # uvloop's Server.sockets is a list, typeshed says tuple: read it untyped so that the
+            # compiled build (which checks declared types) takes either.
+            for sock in cast("Any", server).sockets:
                 name = sock.getsockname()
                 self.addresses.append((str(name[0]), int(name[1])))
         log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in self.addresses))
