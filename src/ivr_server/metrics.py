@@ -10,11 +10,11 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Final
 
 __all__ = ["LATENCY_BUCKETS", "Histogram", "Metrics"]
 
-LATENCY_BUCKETS: Final = (
+# Not Final: mypyc (the compiled build) leaves a Final tuple of floats unset at run time.
+LATENCY_BUCKETS: tuple[float, ...] = (
     0.0001,
     0.00025,
     0.0005,
