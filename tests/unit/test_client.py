@@ -560,6 +560,26 @@ def test_link_counts_keep_alive_responses_split_anywhere() -> None:
         assert link.keep_alive_answers == 2
 
 
+def test_link_reports_documents_as_values() -> None:
+    """A received document is a value: equal, hashed and printed by its CallId and message."""
+    status = CallStatus(Event="Ringing")
+    frame = encode_frame(GliType.DATA, encode_document("C1", status))
+    link = IvrLink(Role.CLIENT, now=0.0)
+    events = link.receive_data(frame * 2, 0.0)
+    assert events == [DocumentReceived("C1", status)] * 2
+    assert events[0] is not events[1]
+    assert hash(events[0]) == hash(DocumentReceived("C1", status))
+    assert events[0] != DocumentReceived("C2", status)
+    assert events[0] != DocumentReceived("C1", CallStatus(Event="Established"))
+    assert events[0] != ("C1", status)
+    assert repr(events[0]) == f"DocumentReceived(call_id='C1', message={status!r})"
+    match events[0]:
+        case DocumentReceived(call_id="C1", message=CallStatus(Event=event)):
+            assert event == "Ringing"
+        case _:
+            pytest.fail("no match")
+
+
 # --------------------------------------------------------------------------- closing and errors
 
 

@@ -3,20 +3,40 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from ivr_server.wire import DecodeError, GliErrorCode, Message
 
 __all__ = ["DocumentReceived", "DocumentRejected", "LinkClosed", "LinkEvent"]
 
 
-@dataclass(frozen=True, slots=True)
 class DocumentReceived:
-    """A valid GctiMsg document arrived."""
+    """A valid GctiMsg document arrived.
 
-    call_id: str | None
-    """Its CallId (``None`` for the DialOut / DialOutError forms)."""
-    message: Message
-    """The decoded message."""
+    One per request, so not a frozen dataclass: its generated ``__init__`` (``object.__setattr__``
+    per field) was the costliest step of handing a request up. Its attributes are ``Final``: mypy
+    rejects any assignment, and the compiled build makes them read-only at run time."""
+
+    __slots__ = ("call_id", "message")
+
+    def __init__(self, call_id: str | None, message: Message) -> None:
+        self.call_id: Final = call_id
+        """Its CallId (``None`` for the DialOut / DialOutError forms)."""
+        self.message: Final = message
+        """The decoded message."""
+
+    def __repr__(self) -> str:
+        return f"DocumentReceived(call_id={self.call_id!r}, message={self.message!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is DocumentReceived
+            and self.call_id == other.call_id
+            and self.message == other.message
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.call_id, self.message))
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import deque
 from enum import Enum
+from typing import Final
 
 from ivr_server.errors import LocalProtocolError
 from ivr_server.session.events import DocumentReceived, DocumentRejected, LinkClosed, LinkEvent
@@ -38,11 +39,11 @@ from ivr_server.wire.gli import HEADER
 
 __all__ = ["IvrLink", "LinkState", "Role"]
 
-_KEEP_ALIVE_RESPONSE = encode_frame(GliType.KEEP_ALIVE_RESPONSE)
-_KEEP_ALIVE_REQUEST = encode_frame(GliType.KEEP_ALIVE_REQUEST)
-_DATA = int(GliType.DATA)
-_KA_REQUEST = int(GliType.KEEP_ALIVE_REQUEST)
-_ERROR = int(GliType.ERROR)
+_KEEP_ALIVE_RESPONSE: Final = encode_frame(GliType.KEEP_ALIVE_RESPONSE)
+_KEEP_ALIVE_REQUEST: Final = encode_frame(GliType.KEEP_ALIVE_REQUEST)
+_DATA: Final = int(GliType.DATA)
+_KA_REQUEST: Final = int(GliType.KEEP_ALIVE_REQUEST)
+_ERROR: Final = int(GliType.ERROR)
 
 
 class Role(Enum):

@@ -278,7 +278,7 @@ class _Memo(Generic[K, V]):
 _MEMO_CALL_ID: Final = re.compile(rb"<CallId>([A-Za-z0-9_.:@#+-]{1,256})</CallId>")
 _MEMO_MAX_ENTRIES: Final = 4096
 _MEMO_MAX_PAYLOAD: Final = 2048
-_decoded: _Memo[bytes, Message] = _Memo(_MEMO_MAX_ENTRIES)
+_decoded: Final[_Memo[bytes, Message]] = _Memo(_MEMO_MAX_ENTRIES)
 """Decoded messages by their document's bytes without the CallId's text (see decode_document)."""
 
 
@@ -581,7 +581,7 @@ def _hex_charref(exc: UnicodeError) -> tuple[str, int]:
 
 codecs.register_error("ivr_server.hexcharref", _hex_charref)
 
-_PROLOGS: dict[tuple[str, str], str] = {}
+_PROLOGS: Final[dict[tuple[str, str], str]] = {}
 
 
 def _prolog(encoding: str, dtd_file: str) -> str:
@@ -596,9 +596,9 @@ def _prolog(encoding: str, dtd_file: str) -> str:
     return text
 
 
-_encoded: _Memo[tuple[Message, str], bytes] = _Memo(_MEMO_MAX_ENTRIES)
+_encoded: Final[_Memo[tuple[Message, str], bytes]] = _Memo(_MEMO_MAX_ENTRIES)
 """Encoded message elements (with ``</GctiMsg>``) by (message, encoding)."""
-_heads: _Memo[tuple[str | None, str, str], bytes] = _Memo(_MEMO_MAX_ENTRIES)
+_heads: Final[_Memo[tuple[str | None, str, str], bytes]] = _Memo(_MEMO_MAX_ENTRIES)
 """Encoded document heads (prolog, ``<GctiMsg>``, the CallId element) by (CallId, encoding, DTD):
 every document sent about a call starts with the same bytes."""
 _MEMO_MAX_CALL_ID: Final = 256
@@ -653,7 +653,7 @@ def encode_document(
     return head + body
 
 
-_ATTR_PLANS: dict[str, tuple[str, tuple[tuple[int, str], ...], tuple[int, ...]]] = {}
+_ATTR_PLANS: Final[dict[str, tuple[str, tuple[tuple[int, str], ...], tuple[int, ...]]]] = {}
 
 
 def _attr_plan(
