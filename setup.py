@@ -1,7 +1,8 @@
-"""setuptools hook for the optional compiled build (tools/build_backend.py).
+"""setuptools hook for the compiled build (tools/build_backend.py decides when it is wanted).
 
-Everything about the package is in pyproject.toml. With ``IVR_SERVER_COMPILE=1`` the modules listed
-under ``[tool.ivr-server.compile]`` there are compiled with mypyc; otherwise this adds nothing.
+Everything about the package is in pyproject.toml. With ``IVR_SERVER_COMPILE=1`` (set by the
+backend for its attempt to compile) the modules listed under ``[tool.ivr-server.compile]`` there are
+compiled with mypyc; otherwise this adds nothing.
 """
 
 from __future__ import annotations

@@ -49,7 +49,8 @@ def parse_args() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def machine() -> str:
+def header() -> str:
+    """The package measured (which build) and the machine."""
     model = platform.processor() or "cpu"
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as info:
@@ -65,7 +66,13 @@ def machine() -> str:
         loop = f"uvloop {getattr(uvloop, '__version__', '?')}"
     except ImportError:
         loop = "asyncio loop"
+    import ivr_server
+    import ivr_server.runtime.app  # imports the whole hot path, compiled or not
+
+    compiled = len(ivr_server.compiled_modules())
+    build = f"hot path compiled with mypyc ({compiled} modules)" if compiled else "pure Python"
     return (
+        f"package: ivr-server {ivr_server.__version__}, {build} ({ivr_server.__file__})\n"
         f"machine: {os.cpu_count()} CPUs ({model}, {platform.machine()}), "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()} "
         f"({platform.python_implementation()}), {loop}"
@@ -99,7 +106,7 @@ def main() -> None:
     if args.only and "--only" in passed:
         i = passed.index("--only")
         del passed[i : i + 2]
-    print(machine())
+    print(header())
     started = time.perf_counter()
     failed: list[str] = []
     with tempfile.NamedTemporaryFile("r", suffix=".jsonl") as results:

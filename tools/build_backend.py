@@ -1,11 +1,17 @@
-"""The package's build backend: setuptools, plus mypyc when ``IVR_SERVER_COMPILE=1``.
+"""The package's build backend: setuptools, with the hot path compiled by mypyc when it can be.
 
-``IVR_SERVER_COMPILE=1 pip install .`` builds the optional compiled build (docs/performance.md,
-"The compiled build"): the hot-path modules listed in ``setup.py`` are compiled to C extension
-modules with mypyc (the compiler of the mypy project; it needs a C compiler and the Python
-headers), the rest stays Python. mypyc type-checks what it compiles, so the build environment
-also gets the package's own dependencies (for their types) and the pinned mypy. Without the
-variable nothing changes: a plain setuptools build of the pure-Python package.
+``pip install .`` builds the compiled build (docs/performance.md, "The compiled build"): the
+hot-path modules listed under ``[tool.ivr-server.compile]`` in ``pyproject.toml`` are compiled to C
+extension modules with mypyc (the compiler of the mypy project; it needs a C compiler and the
+Python headers), the rest stays Python. mypyc type-checks what it compiles, so the build
+environment also gets the package's own dependencies (for their types) and the pinned mypy.
+
+``IVR_SERVER_COMPILE`` chooses:
+
+- unset (or anything else): compile if possible; if compiling fails (no C compiler, no Python
+  headers...), say why on stderr and build the pure-Python package instead;
+- ``1``: compile, and fail the build if that fails (CI uses it);
+- ``0``: the pure-Python package, without mypy in the build environment.
 
 An editable install (``pip install -e .``) is never compiled: extension modules built next to the
 sources would silently shadow later edits of them.
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,21 +29,20 @@ from pathlib import Path
 from typing import Any
 
 from setuptools import build_meta as _setuptools
-from setuptools.build_meta import (  # noqa: F401  (the hooks not overridden, as setuptools has them)
-    build_sdist,
-    get_requires_for_build_sdist,
-    prepare_metadata_for_build_wheel,
-)
 
 COMPILE_VARIABLE = "IVR_SERVER_COMPILE"
+"""``1``: compile or fail; ``0``: never compile; unset: compile if possible (setup.py reads
+``1`` only: the backend sets it for the attempt)."""
 
 
-def compile_requested() -> bool:
-    return os.environ.get(COMPILE_VARIABLE, "") == "1"
+def compile_mode() -> str:
+    """``required``, ``off`` or ``auto``, from :data:`COMPILE_VARIABLE`."""
+    value = os.environ.get(COMPILE_VARIABLE, "")
+    return "required" if value == "1" else "off" if value == "0" else "auto"
 
 
 def _compile_requires() -> list[str]:
-    if not compile_requested():
+    if compile_mode() == "off":
         return []
     project = tomllib.loads(Path("pyproject.toml").read_text(encoding="utf-8"))["project"]
     # mypy as pinned for development: the same checker that keeps the code clean compiles it
@@ -45,21 +51,42 @@ def _compile_requires() -> list[str]:
 
 
 @contextmanager
-def _not_compiling() -> Iterator[None]:
-    """setuptools runs setup.py in every hook: without compiling where mypyc is not wanted."""
+def _compiling(wanted: bool) -> Iterator[None]:
+    """setuptools runs setup.py in every hook: with the variable at ``1`` only where mypyc
+    compiles, and unset everywhere else."""
     saved = os.environ.pop(COMPILE_VARIABLE, None)
+    if wanted:
+        os.environ[COMPILE_VARIABLE] = "1"
     try:
         yield
     finally:
+        os.environ.pop(COMPILE_VARIABLE, None)
         if saved is not None:
             os.environ[COMPILE_VARIABLE] = saved
 
 
+def _clear_build() -> None:
+    # setuptools packs everything under build/lib*: what an earlier build (compiled or not) left
+    # there would end up in this wheel and shadow the sources (a stale extension module)
+    for stale in Path("build").glob("lib*"):
+        shutil.rmtree(stale)
+
+
 def get_requires_for_build_wheel(config_settings: dict[str, Any] | None = None) -> list[str]:
     extra = _compile_requires()
-    with _not_compiling():  # setuptools' own needs (mypyc is not installed yet)
+    with _compiling(False):  # setuptools' own needs (mypyc is not installed yet)
         requires: list[str] = _setuptools.get_requires_for_build_wheel(config_settings)
     return requires + extra
+
+
+def prepare_metadata_for_build_wheel(
+    metadata_directory: str, config_settings: dict[str, Any] | None = None
+) -> str:
+    with _compiling(False):  # the metadata do not depend on what is compiled
+        name: str = _setuptools.prepare_metadata_for_build_wheel(
+            metadata_directory, config_settings
+        )
+    return name
 
 
 def build_wheel(
@@ -67,19 +94,48 @@ def build_wheel(
     config_settings: dict[str, Any] | None = None,
     metadata_directory: str | None = None,
 ) -> str:
-    # setuptools packs everything under build/lib*: what an earlier build (compiled or not) left
-    # there would end up in this wheel and shadow the sources (a stale extension module)
-    for stale in Path("build").glob("lib*"):
-        shutil.rmtree(stale)
-    name: str = _setuptools.build_wheel(wheel_directory, config_settings, metadata_directory)
+    mode = compile_mode()
+    if mode != "off":
+        _clear_build()
+        try:
+            with _compiling(True):
+                name: str = _setuptools.build_wheel(
+                    wheel_directory, config_settings, metadata_directory
+                )
+            return name
+        except (Exception, SystemExit) as failure:  # a compiler error, mypyc's exit, no mypy...
+            if mode == "required":
+                raise
+            print(
+                f"ivr-server: compiling the hot path failed ({failure!r}); building the "
+                f"pure-Python package instead (same behaviour, more CPU per call; "
+                f"{COMPILE_VARIABLE}=0 skips the attempt)",
+                file=sys.stderr,
+            )
+    _clear_build()
+    with _compiling(False):
+        pure: str = _setuptools.build_wheel(wheel_directory, config_settings, metadata_directory)
+    return pure
+
+
+# A source distribution carries the sources; an editable install is never compiled, whatever the
+# variable says.
+
+
+def get_requires_for_build_sdist(config_settings: dict[str, Any] | None = None) -> list[str]:
+    with _compiling(False):
+        requires: list[str] = _setuptools.get_requires_for_build_sdist(config_settings)
+    return requires
+
+
+def build_sdist(sdist_directory: str, config_settings: dict[str, Any] | None = None) -> str:
+    with _compiling(False):
+        name: str = _setuptools.build_sdist(sdist_directory, config_settings)
     return name
 
 
-# An editable install is never compiled, whatever the variable says.
-
-
 def get_requires_for_build_editable(config_settings: dict[str, Any] | None = None) -> list[str]:
-    with _not_compiling():
+    with _compiling(False):
         requires: list[str] = _setuptools.get_requires_for_build_editable(config_settings)
     return requires
 
@@ -87,7 +143,7 @@ def get_requires_for_build_editable(config_settings: dict[str, Any] | None = Non
 def prepare_metadata_for_build_editable(
     metadata_directory: str, config_settings: dict[str, Any] | None = None
 ) -> str:
-    with _not_compiling():
+    with _compiling(False):
         name: str = _setuptools.prepare_metadata_for_build_editable(
             metadata_directory, config_settings
         )
@@ -99,8 +155,8 @@ def build_editable(
     config_settings: dict[str, Any] | None = None,
     metadata_directory: str | None = None,
 ) -> str:
-    if compile_requested():
+    if compile_mode() == "required":
         print(f"{COMPILE_VARIABLE}=1 ignored: an editable install is never compiled")
-    with _not_compiling():
+    with _compiling(False):
         name: str = _setuptools.build_editable(wheel_directory, config_settings, metadata_directory)
     return name

@@ -10,7 +10,7 @@ __all__ = ["__version__", "compiled_modules"]
 
 def compiled_modules() -> list[str]:
     """This package's modules, among those imported so far, that run as compiled extension
-    modules: the hot path of the optional mypyc build (``IVR_SERVER_COMPILE=1 pip install .``,
+    modules: the hot path of the compiled build (``pip install .`` with a C compiler at hand,
     docs/performance.md); empty for the pure-Python package."""
     suffixes = tuple(EXTENSION_SUFFIXES)
     return sorted(

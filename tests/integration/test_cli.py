@@ -145,7 +145,8 @@ def test_serve_prints_where_it_listens_and_what_it_loaded(default_server: Served
 
 
 def test_serve_says_whether_its_hot_path_is_compiled(default_server: Served) -> None:
-    # .ci/run also tests the compiled build (IVR_SERVER_COMPILE=1) and sets this variable there
+    # .ci/run also tests the compiled build (IVR_SERVER_COMPILE=1) and sets this variable there;
+    # the editable install of the test command is never compiled
     if os.environ.get("IVR_SERVER_EXPECT_COMPILED") == "1":
         expected = f"build: hot path compiled with mypyc ({len(compile_list())} modules)"
     else:

@@ -1,7 +1,8 @@
-"""The optional compiled build: its build backend, its module list, and what the package reports.
+"""The compiled build: its build backend, its module list, and what the package reports.
 
 ``.ci/run`` builds the compiled package (``IVR_SERVER_COMPILE=1``) and runs the whole suite on it
-with ``IVR_SERVER_EXPECT_COMPILED=1``; without that variable the suite runs on pure Python.
+with ``IVR_SERVER_EXPECT_COMPILED=1``; without that variable the suite runs on pure Python (the
+editable install of the README's test command is never compiled).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import os
 import sys
 import tomllib
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -42,20 +45,89 @@ def test_the_package_reports_what_runs_compiled() -> None:
         assert compiled_modules() == []
 
 
-def test_the_backend_asks_for_mypy_and_the_dependencies_only_when_compiling(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def backend(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """tools/build_backend.py, imported as pip imports it (from the project's root)."""
     monkeypatch.chdir(ROOT)
     monkeypatch.syspath_prepend(str(ROOT / "tools"))
     sys.modules.pop("build_backend", None)
-    backend = importlib.import_module("build_backend")
+    return importlib.import_module("build_backend")
+
+
+def test_the_backend_asks_for_mypy_and_the_dependencies_unless_told_not_to_compile(
+    monkeypatch: pytest.MonkeyPatch, backend: ModuleType
+) -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
-
-    monkeypatch.delenv("IVR_SERVER_COMPILE", raising=False)
-    assert not any(r.startswith("mypy") for r in backend._compile_requires())
-
-    monkeypatch.setenv("IVR_SERVER_COMPILE", "1")
-    needs = backend._compile_requires()
     pinned = [r for r in project["optional-dependencies"]["dev"] if r.startswith("mypy==")]
-    assert len(pinned) == 1 and pinned[0] in needs
-    assert set(project["dependencies"]) <= set(needs)
+    assert len(pinned) == 1
+    for value in (None, "1", "yes"):  # unset (compile if possible), required, anything else
+        if value is None:
+            monkeypatch.delenv("IVR_SERVER_COMPILE", raising=False)
+        else:
+            monkeypatch.setenv("IVR_SERVER_COMPILE", value)
+        needs = backend._compile_requires()
+        assert pinned[0] in needs
+        assert set(project["dependencies"]) <= set(needs)
+    monkeypatch.setenv("IVR_SERVER_COMPILE", "0")
+    assert backend._compile_requires() == []
+
+
+class FakeSetuptools:
+    """setuptools' build_wheel as the backend sees it: records the variable setup.py would
+    read, and fails when asked to compile if told to."""
+
+    def __init__(self, compile_fails: bool) -> None:
+        self.compile_fails = compile_fails
+        self.seen: list[str | None] = []
+
+    def build_wheel(self, *args: Any) -> str:
+        value = os.environ.get("IVR_SERVER_COMPILE")
+        self.seen.append(value)
+        if value == "1" and self.compile_fails:
+            raise SystemExit("mypyc: error")  # what mypycify does on an error
+        return "compiled.whl" if value == "1" else "pure.whl"
+
+
+@pytest.mark.parametrize(
+    ("variable", "compile_fails", "wheel", "attempts"),
+    [
+        (None, False, "compiled.whl", ["1"]),
+        (None, True, "pure.whl", ["1", None]),
+        ("1", False, "compiled.whl", ["1"]),
+        ("0", False, "pure.whl", [None]),
+        ("0", True, "pure.whl", [None]),
+    ],
+)
+def test_the_backend_compiles_when_it_can_and_falls_back_to_pure_python(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    backend: ModuleType,
+    variable: str | None,
+    compile_fails: bool,
+    wheel: str,
+    attempts: list[str | None],
+) -> None:
+    if variable is None:
+        monkeypatch.delenv("IVR_SERVER_COMPILE", raising=False)
+    else:
+        monkeypatch.setenv("IVR_SERVER_COMPILE", variable)
+    fake = FakeSetuptools(compile_fails)
+    monkeypatch.setattr(backend, "_setuptools", fake)
+    monkeypatch.setattr(backend, "_clear_build", lambda: None)
+    assert backend.build_wheel("dist") == wheel
+    assert fake.seen == attempts
+    assert os.environ.get("IVR_SERVER_COMPILE") == variable  # restored
+    if len(attempts) == 2:
+        assert "building the pure-Python package instead" in capsys.readouterr().err
+
+
+def test_the_backend_fails_when_compiling_is_required_and_fails(
+    monkeypatch: pytest.MonkeyPatch, backend: ModuleType
+) -> None:
+    monkeypatch.setenv("IVR_SERVER_COMPILE", "1")
+    fake = FakeSetuptools(compile_fails=True)
+    monkeypatch.setattr(backend, "_setuptools", fake)
+    monkeypatch.setattr(backend, "_clear_build", lambda: None)
+    with pytest.raises(SystemExit):
+        backend.build_wheel("dist")
+    assert fake.seen == ["1"]
