@@ -369,6 +369,8 @@ def test_every_message_type_round_trips(tag: str, data: st.DataObject) -> None:
     call_id = None if spec.cls.call_id_kind == "none" else data.draw(xml_text)  # type: ignore[attr-defined]
     doc = encode_document(call_id, msg)
     assert decode_document(doc) == (call_id, msg)
+    head, body = codec.encode_document_parts(call_id, msg, "ISO-8859-1", "IServer.dtd")
+    assert head + body == doc and body.endswith(b"</GctiMsg>")
     assert decode_document(encode_document(call_id, msg, encoding="UTF-8")) == (call_id, msg)
 
 

@@ -81,6 +81,19 @@ def test_any_split_gives_the_same_frames(payloads: list[bytes], data: st.DataObj
         frames += decoder.feed(stream[prev:cut])
         prev = cut
     assert frames == [(3, p) for p in payloads]
+    assert all(type(payload) is bytes for _, payload in frames)
+    assert decoder.pending == 0
+
+
+def test_payloads_are_bytes_whatever_the_input_and_survive_later_reads() -> None:
+    decoder = FrameDecoder()
+    frame = encode_frame(GliType.DATA, b"<GctiMsg/>")
+    (first,) = decoder.feed(bytearray(frame))  # nothing pending: cut from the input itself
+    assert first == (3, b"<GctiMsg/>") and type(first[1]) is bytes
+    assert decoder.feed(bytearray(frame[:5])) == []  # pending, then completed
+    (second,) = decoder.feed(memoryview(frame[5:] + frame[:3]))
+    assert second == (3, b"<GctiMsg/>") and type(second[1]) is bytes
+    assert decoder.pending == 3
 
 
 @pytest.mark.parametrize(

@@ -31,7 +31,7 @@ from ivr_server.wire import (
     GliType,
     Message,
     decode_document,
-    encode_document,
+    encode_document_parts,
     encode_error_frame,
     encode_frame,
 )
@@ -185,11 +185,14 @@ class IvrLink:
         """Queue one document. Sending on a closed link is a silent no-op (the peer is gone)."""
         if self.state is LinkState.CLOSED:
             return
-        payload = encode_document(call_id, message, encoding=self.encoding, dtd_file=self.dtd_file)
-        if len(payload) > MAX_PAYLOAD:
-            raise LocalProtocolError(f"{message.tag} document of {len(payload)} bytes is too large")
-        self._out += HEADER.pack(_DATA, len(payload) + 2, 2, 0)
-        self._out += payload
+        head, body = encode_document_parts(call_id, message, self.encoding, self.dtd_file)
+        size = len(head) + len(body)
+        if size > MAX_PAYLOAD:
+            raise LocalProtocolError(f"{message.tag} document of {size} bytes is too large")
+        out = self._out
+        out += HEADER.pack(_DATA, size + 2, 2, 0)
+        out += head
+        out += body
 
     def send_keep_alive(self) -> None:
         """Queue a keep-alive request (the client library uses this)."""

@@ -9,6 +9,7 @@ from ivr_server.wire.codec import (
     Document,
     decode_document,
     encode_document,
+    encode_document_parts,
     find_call_id,
 )
 from ivr_server.wire.gli import (
@@ -43,6 +44,7 @@ __all__ = [
     "Part",
     "decode_document",
     "encode_document",
+    "encode_document_parts",
     "encode_error_frame",
     "encode_frame",
     "find_call_id",

@@ -39,6 +39,7 @@ __all__ = [
     "Document",
     "decode_document",
     "encode_document",
+    "encode_document_parts",
     "find_call_id",
 ]
 
@@ -632,6 +633,15 @@ def encode_document(
     Event='Established'``, the ``UDataResp`` of a request id, the ``RouteResponse`` to the same
     destination...) is taken from a memo like the decoder's, and the head of the document (prolog
     and CallId, the same for every document about a call) from another, and the two are joined."""
+    head, body = encode_document_parts(call_id, message, encoding, dtd_file)
+    return head + body
+
+
+def encode_document_parts(
+    call_id: str | None, message: Message, encoding: str, dtd_file: str
+) -> tuple[bytes, bytes]:
+    """:func:`encode_document` as its two parts, head and body: the link copies each into its
+    output buffer without joining them first."""
     head_key = (call_id, encoding, dtd_file)
     head = _heads.values.get(head_key)
     if head is None:
@@ -650,7 +660,7 @@ def encode_document(
         body = "".join(parts).encode(encoding, "ivr_server.hexcharref")
         if key is not None and len(body) <= _MEMO_MAX_PAYLOAD:
             _encoded.offer(key, body)
-    return head + body
+    return head, body
 
 
 _ATTR_PLANS: Final[dict[str, tuple[str, tuple[tuple[int, str], ...], tuple[int, ...]]]] = {}

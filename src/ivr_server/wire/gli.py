@@ -106,28 +106,34 @@ class FrameDecoder:
         """Bytes received that do not yet form a complete frame."""
         return len(self._buffer)
 
-    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[tuple[int, bytes]]:
         if self.failed:
             raise GliFrameError(GliErrorCode.BAD_LENGTH, "decoder already failed")
         buf = self._buffer
-        buf += data
+        # Cut frames out of an immutable bytes object: one copy per payload. Usually nothing is
+        # pending and that object is ``data`` itself; otherwise the pending bytes and ``data``.
+        if buf:
+            buf += data
+            src = bytes(buf)
+            buf.clear()
+        else:
+            src = data if type(data) is bytes else bytes(data)  # (a bytearray's slices are not)
         frames: list[tuple[int, bytes]] = []
-        size = len(buf)
+        size = len(src)
         pos = 0
         unpack = HEADER.unpack_from
         while size - pos >= HEADER_SIZE:
-            gli_type, length, version, app = unpack(buf, pos)
+            gli_type, length, version, app = unpack(src, pos)
             if version != GLI_VERSION or app != GLI_APPLICATION or gli_type > 3 or length < 2:
                 self.failed = True
-                del buf[:]
                 raise _header_error(gli_type, length, version, app)
             end = pos + 4 + length
             if end > size:
                 break
-            frames.append((gli_type, bytes(buf[pos + HEADER_SIZE : end])))
+            frames.append((gli_type, src[pos + HEADER_SIZE : end]))
             pos = end
-        if pos:
-            del buf[:pos]
+        if pos < size:
+            buf += src[pos:] if pos else src
         return frames
 
 
