@@ -45,6 +45,14 @@ def test_the_package_reports_what_runs_compiled() -> None:
         assert compiled_modules() == []
 
 
+def set_compile_variable(monkeypatch: pytest.MonkeyPatch, value: str | None) -> None:
+    """``IVR_SERVER_COMPILE`` at ``value``; ``None``: unset."""
+    if value is None:
+        monkeypatch.delenv("IVR_SERVER_COMPILE", raising=False)
+    else:
+        monkeypatch.setenv("IVR_SERVER_COMPILE", value)
+
+
 @pytest.fixture
 def backend(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """tools/build_backend.py, imported as pip imports it (from the project's root)."""
@@ -61,10 +69,7 @@ def test_the_backend_asks_for_mypy_and_the_dependencies_unless_told_not_to_compi
     pinned = [r for r in project["optional-dependencies"]["dev"] if r.startswith("mypy==")]
     assert len(pinned) == 1
     for value in (None, "1", "yes"):  # unset (compile if possible), required, anything else
-        if value is None:
-            monkeypatch.delenv("IVR_SERVER_COMPILE", raising=False)
-        else:
-            monkeypatch.setenv("IVR_SERVER_COMPILE", value)
+        set_compile_variable(monkeypatch, value)
         needs = backend._compile_requires()
         assert pinned[0] in needs
         assert set(project["dependencies"]) <= set(needs)
@@ -107,10 +112,7 @@ def test_the_backend_compiles_when_it_can_and_falls_back_to_pure_python(
     wheel: str,
     attempts: list[str | None],
 ) -> None:
-    if variable is None:
-        monkeypatch.delenv("IVR_SERVER_COMPILE", raising=False)
-    else:
-        monkeypatch.setenv("IVR_SERVER_COMPILE", variable)
+    set_compile_variable(monkeypatch, variable)
     fake = FakeSetuptools(compile_fails)
     monkeypatch.setattr(backend, "_setuptools", fake)
     monkeypatch.setattr(backend, "_clear_build", lambda: None)
