@@ -23,6 +23,7 @@ from ivr_server.wire import (
     codec,
     decode_document,
     encode_document,
+    forget_memos,
     str_node,
 )
 from ivr_server.wire import messages as m
@@ -637,3 +638,19 @@ def test_the_memos_can_be_turned_off() -> None:
         assert decode_document(doc) == ("A", m.CallInfoReq())
         assert encode_document("A", m.CallInfoReq()) == doc
     assert codec._decoded.values and codec._encoded.values and codec._heads.values
+
+
+def test_forgetting_the_memos_empties_them_and_they_fill_again() -> None:
+    request = b"<GctiMsg><CallId>C1</CallId><CallInfoReq/></GctiMsg>"
+    reply = m.CallStatus(Event="Ringing")
+    for _ in range(2):  # remembered the second time
+        decode_document(request)
+        encode_document("C1", reply)
+    memos = (codec._decoded, codec._encoded, codec._heads)
+    assert all(memo.values for memo in memos)
+    forget_memos()
+    assert not any(memo.values or memo.seen_once for memo in memos)
+    assert all(memo.enabled for memo in memos)
+    assert decode_document(request) == ("C1", m.CallInfoReq())
+    assert decode_document(request) == ("C1", m.CallInfoReq())
+    assert codec._decoded.values

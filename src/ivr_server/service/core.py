@@ -76,7 +76,7 @@ from ivr_server.switch import (
     WorkMode,
 )
 from ivr_server.timers import earliest
-from ivr_server.wire import DecodeError, KvList, Message, str_node
+from ivr_server.wire import DecodeError, KvList, Message, forget_memos, str_node
 from ivr_server.wire import messages as m
 
 __all__ = ["IvrService", "ReloadReport"]
@@ -849,9 +849,11 @@ class IvrService:
             self._compact()
 
     def _compact(self) -> None:
-        """Most calls have ended: give their tables' room and the freed heap back."""
+        """Most calls have ended: give their tables' room, the codec's memos and the freed heap
+        back."""
         rebuilt = self.calls.compact() + self.outbound.compact()
         rebuilt += sum(switch.compact() for switch in self.switches.values())
+        forget_memos()
         trimmed = release_free_memory()
         log.info(
             "calls in progress fell to %d: %d tables rebuilt%s",

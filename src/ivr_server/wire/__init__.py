@@ -11,6 +11,7 @@ from ivr_server.wire.codec import (
     encode_document,
     encode_document_parts,
     find_call_id,
+    forget_memos,
 )
 from ivr_server.wire.gli import (
     MAX_PAYLOAD,
@@ -48,6 +49,7 @@ __all__ = [
     "encode_error_frame",
     "encode_frame",
     "find_call_id",
+    "forget_memos",
     "int_node",
     "str_node",
 ]

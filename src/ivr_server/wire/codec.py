@@ -41,6 +41,7 @@ __all__ = [
     "encode_document",
     "encode_document_parts",
     "find_call_id",
+    "forget_memos",
 ]
 
 MAX_DEPTH: Final = 32
@@ -610,6 +611,13 @@ def memoize(enabled: bool) -> None:
     the parser and the serialiser themselves that way."""
     for memo in (_decoded, _encoded, _heads):
         memo.enabled = enabled
+    forget_memos()
+
+
+def forget_memos() -> None:
+    """Empty the decode and encode memos (they fill again with the traffic that repeats): after
+    a crowd of calls has gone, their documents' heads and replies are of no more use."""
+    for memo in (_decoded, _encoded, _heads):
         memo.clear()
 
 
