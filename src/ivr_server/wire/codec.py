@@ -277,11 +277,13 @@ class _Memo(Generic[K, V]):
         self.seen_once.clear()
 
 
-_MEMO_CALL_ID: Final = re.compile(rb"<CallId>([A-Za-z0-9_.:@#+-]{1,256})</CallId>")
+_MEMO_CALL_ID_TEXT: Final = re.compile(rb"[A-Za-z0-9_.:@#+-]{1,256}")
 _MEMO_MAX_ENTRIES: Final = 4096
 _MEMO_MAX_PAYLOAD: Final = 2048
-_decoded: Final[_Memo[bytes, Message]] = _Memo(_MEMO_MAX_ENTRIES)
-"""Decoded messages by their document's bytes without the CallId's text (see decode_document)."""
+_MEMO_MAX_CALL_ID: Final = 256
+_decoded: Final[_Memo[bytes, tuple[bytes, Message]]] = _Memo(_MEMO_MAX_ENTRIES)
+"""Decoded messages by what follows their document's CallId text (from ``</CallId>`` on), with
+what precedes it (to ``<CallId>``): see decode_document."""
 
 
 def decode_document(payload: bytes) -> Document:
@@ -291,26 +293,32 @@ def decode_document(payload: bytes) -> Document:
     (``CallInfoReq``, ``EndCall EndCause='Normal'``, ``RouteRequest`` to the same routing point,
     ``UDataGet`` of the same keys...). Messages are immutable, so a document whose bytes, apart
     from a plain CallId (letters, digits, ``_.:@#+-``), equal those of one decoded before gets that
-    message again without parsing. A document is remembered the second time it is seen (a
-    ``NewCall`` with the caller's number or a ``UDataSet`` of the caller's data rarely repeats and
-    would only push out those that do). Only documents of up to 2 KB with exactly one
-    ``<CallId>`` are remembered, 4,096 at most (each table is emptied when full): unusual or
-    hostile input costs one regular-expression search more and is parsed as always.
+    message again without parsing: the memo is keyed by the bytes after the CallId's text and
+    checks those before it. A document is remembered the second time it is seen (a ``NewCall``
+    with the caller's number or a ``UDataSet`` of the caller's data rarely repeats and would only
+    push out those that do). Only documents of up to 2 KB with exactly one ``<CallId>`` are
+    remembered, 4,096 at most (each table is emptied when full): unusual or hostile input costs
+    two byte searches more and is parsed as always.
     """
     if not _decoded.enabled or len(payload) > _MEMO_MAX_PAYLOAD:
         return _decode(payload)
-    found = _MEMO_CALL_ID.search(payload)
-    if found is None:
+    start = payload.find(b"<CallId>") + 8
+    end = payload.find(b"</CallId>", start) if start >= 8 else -1
+    if end <= start or end - start > _MEMO_MAX_CALL_ID:
         return _decode(payload)
-    start, end = found.span(1)
-    key = b"".join((payload[:start], payload[end:]))
-    message = _decoded.values.get(key)
-    call_id = found.group(1).decode("ascii")
-    if message is not None:
-        return call_id, message
+    text = payload[start:end]
+    if not text.isalnum() and _MEMO_CALL_ID_TEXT.fullmatch(text) is None:
+        return _decode(payload)
+    key = payload[end:]
+    call_id = text.decode("ascii")
+    remembered = _decoded.values.get(key)
+    if remembered is not None:
+        prefix, message = remembered
+        if len(prefix) == start and payload.startswith(prefix):
+            return call_id, message
     document = _decode(payload)
     if document[0] == call_id and payload.count(b"<CallId>") == 1:
-        _decoded.offer(key, document[1])
+        _decoded.offer(key, (payload[:start], document[1]))
     return document
 
 
@@ -603,7 +611,6 @@ _encoded: Final[_Memo[tuple[Message, str], bytes]] = _Memo(_MEMO_MAX_ENTRIES)
 _heads: Final[_Memo[tuple[str | None, str, str], bytes]] = _Memo(_MEMO_MAX_ENTRIES)
 """Encoded document heads (prolog, ``<GctiMsg>``, the CallId element) by (CallId, encoding, DTD):
 every document sent about a call starts with the same bytes."""
-_MEMO_MAX_CALL_ID: Final = 256
 
 
 def memoize(enabled: bool) -> None:
