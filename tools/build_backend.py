@@ -19,16 +19,19 @@ sources would silently shadow later edits of them.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from setuptools import build_meta as _setuptools
+
+T = TypeVar("T")
 
 COMPILE_VARIABLE = "IVR_SERVER_COMPILE"
 """``1``: compile or fail; ``0``: never compile; unset: compile if possible (setup.py reads
@@ -79,16 +82,6 @@ def get_requires_for_build_wheel(config_settings: dict[str, Any] | None = None) 
     return requires + extra
 
 
-def prepare_metadata_for_build_wheel(
-    metadata_directory: str, config_settings: dict[str, Any] | None = None
-) -> str:
-    with _compiling(False):  # the metadata do not depend on what is compiled
-        name: str = _setuptools.prepare_metadata_for_build_wheel(
-            metadata_directory, config_settings
-        )
-    return name
-
-
 def build_wheel(
     wheel_directory: str,
     config_settings: dict[str, Any] | None = None,
@@ -118,36 +111,26 @@ def build_wheel(
     return pure
 
 
-# A source distribution carries the sources; an editable install is never compiled, whatever the
-# variable says.
+def _without_mypyc(hook: Callable[..., T]) -> Callable[..., T]:
+    """A setuptools hook run as setuptools has it, with setup.py not compiling."""
+
+    @functools.wraps(hook)
+    def run(*args: Any, **kwargs: Any) -> T:
+        with _compiling(False):
+            return hook(*args, **kwargs)
+
+    return run
 
 
-def get_requires_for_build_sdist(config_settings: dict[str, Any] | None = None) -> list[str]:
-    with _compiling(False):
-        requires: list[str] = _setuptools.get_requires_for_build_sdist(config_settings)
-    return requires
-
-
-def build_sdist(sdist_directory: str, config_settings: dict[str, Any] | None = None) -> str:
-    with _compiling(False):
-        name: str = _setuptools.build_sdist(sdist_directory, config_settings)
-    return name
-
-
-def get_requires_for_build_editable(config_settings: dict[str, Any] | None = None) -> list[str]:
-    with _compiling(False):
-        requires: list[str] = _setuptools.get_requires_for_build_editable(config_settings)
-    return requires
-
-
-def prepare_metadata_for_build_editable(
-    metadata_directory: str, config_settings: dict[str, Any] | None = None
-) -> str:
-    with _compiling(False):
-        name: str = _setuptools.prepare_metadata_for_build_editable(
-            metadata_directory, config_settings
-        )
-    return name
+# The metadata do not depend on what is compiled; a source distribution carries the sources; an
+# editable install is never compiled, whatever the variable says.
+prepare_metadata_for_build_wheel = _without_mypyc(_setuptools.prepare_metadata_for_build_wheel)
+get_requires_for_build_sdist = _without_mypyc(_setuptools.get_requires_for_build_sdist)
+build_sdist = _without_mypyc(_setuptools.build_sdist)
+get_requires_for_build_editable = _without_mypyc(_setuptools.get_requires_for_build_editable)
+prepare_metadata_for_build_editable = _without_mypyc(
+    _setuptools.prepare_metadata_for_build_editable
+)
 
 
 def build_editable(
