@@ -138,9 +138,13 @@ def start_server(
     return _start(cmd, port, log)
 
 
-def start_echo_server(port: int, log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
-    """bench/echo_server.py on CPU 0, pinned like :func:`start_server`."""
-    return _start([sys.executable, str(HERE / "echo_server.py"), "--port", str(port)], port, log)
+def start_echo_server(
+    port: int, log: IO[bytes] | None = None, *, calls: bool = False
+) -> subprocess.Popen[bytes]:
+    """bench/echo_server.py on CPU 0, pinned like :func:`start_server`; ``calls``: answering the
+    full-call flow's requests by element name (``--calls``) instead of one fixed reply."""
+    cmd = [sys.executable, str(HERE / "echo_server.py"), "--port", str(port)]
+    return _start([*cmd, "--calls"] if calls else cmd, port, log)
 
 
 def stop_servers(procs: Iterable[subprocess.Popen[bytes]], log: IO[bytes]) -> None:

@@ -8,7 +8,15 @@ every Data frame with a fixed document the size of the server's ``CallInfoResp``
 ``CallId`` (found by byte search). All the answers to one read go out in one write, as the real
 server does. No XML is parsed, no call exists: whatever ivr-server does beyond this is its cost.
 
+With ``--calls`` it answers the requests of ``bench/bench_fullcall.py``'s call flow instead, each
+with the documents ivr-server writes for it (copied from a real exchange, so the same sizes),
+chosen by the request's element name alone: ``LoginReq`` gets ``LoginResp`` and ``FlowControl``,
+``NewCall`` gets ``CallStatus`` Ringing and Established, ``CallInfoReq``, ``UDataSet``,
+``UDataGet`` and ``RouteRequest`` their reply, ``EndCall`` nothing. Still no XML parsed and no call
+kept: the values a real server echoes (ANI, CalledNum, user data) are fixed.
+
     python3 bench/echo_server.py --port 3021         # uvloop when installed
+    python3 bench/echo_server.py --port 3021 --calls
 """
 
 from __future__ import annotations
@@ -31,12 +39,40 @@ REPLY_TAIL: Final = (
 """What ivr-server answers to CallInfoReq on a call of bench/fullcall.toml (same size)."""
 FIXED: Final = len(REPLY_HEAD) + len(REPLY_TAIL) + 2
 
+_CALL_REPLIES: Final[dict[bytes, tuple[bytes, ...]]] = {
+    b"LoginReq": (
+        b"</CallId><LoginResp IServerVer='IVR Server:8.5.001.00' Result='Success'/></GctiMsg>",
+        b"</CallId><FlowControl Status='Off'/></GctiMsg>",
+    ),
+    b"NewCall": (
+        b"</CallId><CallStatus Event='Ringing'/></GctiMsg>",
+        b"</CallId><CallStatus Event='Established'/></GctiMsg>",
+    ),
+    b"CallInfoReq": (REPLY_TAIL,),
+    b"UDataSet": (
+        b"</CallId><UDataResp Result='Success'><RequestId>1</RequestId></UDataResp></GctiMsg>",
+    ),
+    b"UDataGet": (
+        b"</CallId><UDataResp Result='Success'><RequestId>2</RequestId><UDataEx>"
+        b"<Node Name='k1' Type='Str' Val='bench'/><Node Name='k2' Type='Int' Val='42'/>"
+        b"</UDataEx></UDataResp></GctiMsg>",
+    ),
+    b"RouteRequest": (
+        b"</CallId><RouteResponse RouteType='Normal'><Dest>7002</Dest></RouteResponse></GctiMsg>",
+    ),
+    b"EndCall": (),
+}
+"""``--calls``: what ivr-server writes for each request of the benchmark's call flow, after the
+CallId (see bench/bench_fullcall.py)."""
+
 
 class EchoProtocol(asyncio.Protocol):
-    __slots__ = ("buffer", "transport")
+    __slots__ = ("buffer", "replies", "transport")
 
-    def __init__(self) -> None:
+    def __init__(self, replies: dict[bytes, tuple[bytes, ...]] | None = None) -> None:
         self.buffer = bytearray()
+        self.replies = replies
+        """None: every Data frame gets the fixed CallInfoResp; else answers by element name."""
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -61,11 +97,22 @@ class EchoProtocol(asyncio.Protocol):
                 break
             if gli_type == 3:
                 start = buf.find(b"<CallId>", pos + 6, end) + 8
-                call_id = bytes(buf[start : buf.find(b"</CallId>", start, end)])
-                out.append(pack(3, FIXED + len(call_id), 2, 0))
-                out.append(REPLY_HEAD)
-                out.append(call_id)
-                out.append(REPLY_TAIL)
+                stop = buf.find(b"</CallId>", start, end)
+                call_id = bytes(buf[start:stop])
+                if self.replies is None:
+                    out.append(pack(3, FIXED + len(call_id), 2, 0))
+                    out.append(REPLY_HEAD)
+                    out.append(call_id)
+                    out.append(REPLY_TAIL)
+                else:
+                    name = stop + 10  # past "</CallId><"
+                    while name < end and buf[name] > 64:  # letters end at " ", ">" or "/"
+                        name += 1
+                    for tail in self.replies.get(bytes(buf[stop + 10 : name]), (REPLY_TAIL,)):
+                        out.append(pack(3, len(REPLY_HEAD) + len(call_id) + len(tail) + 2, 2, 0))
+                        out.append(REPLY_HEAD)
+                        out.append(call_id)
+                        out.append(tail)
             elif gli_type == 0:
                 out.append(KEEP_ALIVE_RESPONSE)
             pos = end
@@ -75,9 +122,10 @@ class EchoProtocol(asyncio.Protocol):
             self.transport.write(b"".join(out))
 
 
-async def serve(host: str, port: int) -> None:
+async def serve(host: str, port: int, calls: bool) -> None:
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(EchoProtocol, host, port, backlog=1024)
+    replies = _CALL_REPLIES if calls else None
+    server = await loop.create_server(lambda: EchoProtocol(replies), host, port, backlog=1024)
     async with server:
         await server.serve_forever()
 
@@ -86,13 +134,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, required=True)
+    ap.add_argument(
+        "--calls", action="store_true", help="answer the full-call flow's requests by element name"
+    )
     args = ap.parse_args()
     try:
         import uvloop
 
-        uvloop.run(serve(args.host, args.port))
+        uvloop.run(serve(args.host, args.port, args.calls))
     except ImportError:
-        asyncio.run(serve(args.host, args.port))
+        asyncio.run(serve(args.host, args.port, args.calls))
     except KeyboardInterrupt:
         pass
 
