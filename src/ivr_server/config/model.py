@@ -408,6 +408,11 @@ class ServerOptions(_Model):
     keep_alive_tries: int = Field(default=1, ge=1)
     """How many keep-alive intervals may pass with nothing received before the link is closed.
     Original: ``gli-keep-alive-tries``."""
+    listen_backlog: int = Field(default=4096, ge=1, le=65535)
+    """Connections the system queues for the server to accept, per listen address (the kernel
+    caps it at ``net.core.somaxconn``). A queue too short for a burst of connections makes the
+    clients that did not fit wait a second for their SYN to be sent again. Read at start only.
+    Project decision, no original."""
     write_buffer_limit: int = Field(default=4 * 1024 * 1024, ge=1)
     """Bytes queued for a client that does not read, past which its connection is closed.
     Project decision (DECISIONS.md), no original."""

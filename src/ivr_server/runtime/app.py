@@ -92,7 +92,11 @@ class IvrServer:
         for address in self.listen:
             host = address.host or "0.0.0.0"
             server = await loop.create_server(
-                lambda: IvrLinkProtocol(self), host, address.port, reuse_address=True
+                lambda: IvrLinkProtocol(self),
+                host,
+                address.port,
+                reuse_address=True,
+                backlog=self.config.server.listen_backlog,
             )
             self._servers.append(server)
             # uvloop's Server.sockets is a list, typeshed says tuple: read it untyped so that the

@@ -1,0 +1,90 @@
+"""The listening socket: a burst of connections is accepted at once (``listen-backlog``)."""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from ivr_server.config import default_config
+from ivr_server.runtime import IvrServer
+from tests.integration.rawlink import RawLink, frame
+
+BURST = 600
+"""Connections opened together: six times Python's default backlog (100). Every connect() is
+issued before the server, on the same event loop, accepts any of them."""
+
+
+def _burst_fits() -> bool:
+    """Both ends of the burst fit in the open-files limit (the soft limit raised if need be) and
+    the kernel lets a listen queue hold the whole burst (``net.core.somaxconn``)."""
+    try:
+        somaxconn = int(Path("/proc/sys/net/core/somaxconn").read_text())
+    except (OSError, ValueError):
+        return False
+    return somaxconn >= BURST and _enough_descriptors(2 * BURST + 200)
+
+
+def _enough_descriptors(needed: int) -> bool:
+    """Raise the soft limit on open files to ``needed`` if the hard limit allows it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return True
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        return False
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    return True
+
+
+async def _burst(port: int) -> tuple[list[float], list[RawLink]]:
+    async def one() -> tuple[float, RawLink]:
+        t0 = time.perf_counter()
+        link = await RawLink.open(port)
+        return time.perf_counter() - t0, link
+
+    results = await asyncio.gather(*(one() for _ in range(BURST)))
+    return [t for t, _ in results], [link for _, link in results]
+
+
+async def test_a_burst_of_connections_is_accepted_without_syn_retries(
+    start_server: Callable[..., Awaitable[IvrServer]],
+) -> None:
+    if not _burst_fits():
+        pytest.skip("open-files limit or net.core.somaxconn too low for the burst")
+    server = await start_server()
+    delays, links = await _burst(server.port)
+    try:
+        # A connection the listen queue had no room for waits for its SYN to be retransmitted,
+        # one second later (Linux's initial retransmission timeout).
+        assert max(delays) < 0.9, f"{sum(d >= 0.9 for d in delays)} connections waited a second"
+        # Every connection is served: each answers a keep-alive request.
+        for link in links:
+            await link.send_bytes(frame(b"", gli_type=0))
+        for link in links:
+            assert await link.recv_frame() == (1, b"")
+        await links[-1].login("L1")
+    finally:
+        for link in links:
+            await link.close()
+
+
+async def test_the_backlog_comes_from_the_configuration(
+    start_server: Callable[..., Awaitable[IvrServer]],
+) -> None:
+    """With the backlog Python would use by default, the same burst overflows the queue: the
+    measurement above can fail, and the configured value is what reaches listen()."""
+    if not _burst_fits():
+        pytest.skip("open-files limit or net.core.somaxconn too low for the burst")
+    cfg = default_config()
+    small = cfg.model_copy(update={"server": cfg.server.model_copy(update={"listen_backlog": 100})})
+    server = await start_server(small)
+    delays, links = await _burst(server.port)
+    try:
+        assert max(delays) >= 0.9
+    finally:
+        for link in links:
+            await link.close()
