@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Run the whole benchmark suite and print its figures (no assertions: tests assert behaviour).
 
-    python3 bench/run.py             # the full suite (about 2.5 minutes on 2 cores)
-    python3 bench/run.py --quick     # a smoke test (about 40 s)
+    python3 bench/run.py             # the full suite (about 4.5 minutes on 2 cores)
+    python3 bench/run.py --quick     # a smoke test (about 1 minute)
 
 Every option is passed to every benchmark (each takes the ones it knows): --seconds, --quick,
 --depth (bench_reqresp), --rate, --duration, --config (bench_fullcall), --calls, --connections
