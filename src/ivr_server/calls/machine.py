@@ -14,8 +14,9 @@ consulted (In-Front: ``UNSUP_OPER``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
 from typing import Final
+
+from ivr_server.enums import TableEnum
 
 __all__ = [
     "REFUSALS",
@@ -28,7 +29,7 @@ __all__ = [
 ]
 
 
-class CallState(Enum):
+class CallState(TableEnum):
     """Call states (PROTOCOL.md §6.1); transfer/conference states come with Behind mode."""
 
     DIALING = "DIALING"
@@ -56,7 +57,7 @@ class CallState(Enum):
     """``CallStatus Released`` sent: the port left the call; waiting for the IVR's EndCall."""
 
 
-class CallInput(Enum):
+class CallInput(TableEnum):
     """What can happen to a call: an IVR message, a switch or router event, a timer."""
 
     DIALED = "EventDialing"
@@ -89,7 +90,7 @@ class Transition:
     """Name of the :class:`~ivr_server.calls.manager.CallManager` method ``_do_<action>``."""
 
 
-class Refuse(Enum):
+class Refuse(TableEnum):
     """How a request that the state does not allow is answered (PROTOCOL.md §9.4.4)."""
 
     BLOCKED_REQ = "BLOCKED_REQ"

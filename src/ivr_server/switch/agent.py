@@ -22,9 +22,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
 from typing import Final
 
+from ivr_server.enums import TableEnum
 from ivr_server.switch.events import (
     AgentStatus,
     EventAddressInfo,
@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 
-class AgentState(Enum):
+class AgentState(TableEnum):
     """State of the agent on one DN."""
 
     LOGGED_OUT = "LoggedOut"
@@ -64,7 +64,7 @@ class AgentState(Enum):
     NOT_READY = "NotReady"
 
 
-class AgentInput(Enum):
+class AgentInput(TableEnum):
     """What an agent request asks of the state machine (its value is the docs' spelling)."""
 
     QUERY = "TQueryAddress"
