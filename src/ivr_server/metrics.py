@@ -89,6 +89,10 @@ class Metrics:
     """RouteRequest to RouteResponse, seconds."""
     request_latency: dict[str, Histogram] = field(default_factory=dict)
     """Per request element: time from the document's arrival to the end of its handling."""
+    loop_lag: Histogram = field(default_factory=Histogram)
+    """How late the event loop ran a timer due every quarter second, seconds: how long requests
+    arriving then waited before the server could even read them (a backlog, a long callback, the
+    process not scheduled). About a millisecond of it is the loop's timer resolution."""
 
     def observe_request(self, tag: str, seconds: float) -> None:
         histogram = self.request_latency.get(tag)

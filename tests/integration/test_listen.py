@@ -1,8 +1,10 @@
-"""The listening socket: a burst of connections is accepted at once (``listen-backlog``)."""
+"""The listening socket and the event loop: a burst of connections is accepted at once
+(``listen-backlog``); a blocked loop shows in the event-loop lag metric."""
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import resource
 import time
 from collections.abc import Awaitable, Callable
@@ -88,3 +90,19 @@ async def test_the_backlog_comes_from_the_configuration(
     finally:
         for link in links:
             await link.close()
+
+
+async def test_a_blocked_event_loop_shows_in_the_lag_metric(
+    start_server: Callable[..., Awaitable[IvrServer]],
+) -> None:
+    server = await start_server()
+    lag = server.service.metrics.loop_lag
+    slow = bisect.bisect_right(lag.bounds, 0.1)  # the buckets of lags over 100 ms
+    await asyncio.sleep(0.6)  # the probe runs every 0.25 s
+    assert lag.count >= 1
+    before = sum(lag.counts[slow:])
+    # A stall twice the probe's interval: one probe falls due at least 0.25 s before it ends.
+    time.sleep(0.5)  # noqa: ASYNC251 - blocking the loop is the point
+    await asyncio.sleep(0.3)
+    assert sum(lag.counts[slow:]) >= before + 1, lag.counts
+    assert lag.total >= 0.25

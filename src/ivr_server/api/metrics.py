@@ -127,6 +127,12 @@ class ServiceCollector(Collector):
         for tag, histogram in sorted(metrics.request_latency.items()):
             requests.add_metric([tag], _buckets(histogram), sum_value=histogram.total)
         yield requests
+        lag = HistogramMetricFamily(
+            f"{PREFIX}_event_loop_lag_seconds",
+            "How late the event loop ran a timer due every 0.25 s (about 1 ms is its resolution).",
+        )
+        lag.add_metric([], _buckets(metrics.loop_lag), sum_value=metrics.loop_lag.total)
+        yield lag
 
         links = GaugeMetricFamily(
             f"{PREFIX}_link_up", "T-Server link state per switch (1 = up).", labels=["switch"]

@@ -19,7 +19,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 from ivr_server.config import ServerConfig, load_config
 from ivr_server.config.model import ListenAddress
@@ -43,6 +43,9 @@ class ApiPart(Protocol):
 
     async def stop(self) -> None: ...
 
+
+LAG_PROBE_INTERVAL: Final = 0.25
+"""Seconds between two runs of the event-loop lag probe (``metrics.loop_lag``)."""
 
 ApiFactory = Callable[["IvrServer"], ApiPart]
 """Builds the API of a server (``ivr_server.api.ApiServer`` is one)."""
@@ -83,6 +86,7 @@ class IvrServer:
         self._allowed: list[tuple[set[str], int | None]] = self._compile_client_list(config)
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._lag_probe: asyncio.TimerHandle | None = None
         self._heap_frozen = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -105,6 +109,7 @@ class IvrServer:
                 name = sock.getsockname()
                 self.addresses.append((str(name[0]), int(name[1])))
         log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in self.addresses))
+        self._probe_lag(time.monotonic() + LAG_PROBE_INTERVAL, first=True)
         if self._api_factory is not None and self.api_listen:
             api = self._api_factory(self)
             try:
@@ -126,6 +131,9 @@ class IvrServer:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._lag_probe is not None:
+            self._lag_probe.cancel()
+            self._lag_probe = None
         for server in self._servers:
             server.close()
         for protocol in list(self.protocols.values()):
@@ -171,6 +179,15 @@ class IvrServer:
                 self._timer.cancel()
             self._timer_at = deadline
             self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _probe_lag(self, due: float, first: bool = False) -> None:
+        """Note how late this timer runs (``metrics.loop_lag``) and arm the next one."""
+        now = time.monotonic()
+        if not first:
+            self.service.metrics.loop_lag.observe(max(0.0, now - due))
+        self._lag_probe = asyncio.get_running_loop().call_later(
+            LAG_PROBE_INTERVAL, self._probe_lag, now + LAG_PROBE_INTERVAL
+        )
 
     def _on_timer(self) -> None:
         self._timer = None
