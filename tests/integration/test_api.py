@@ -867,6 +867,9 @@ async def test_metrics_count_calls_messages_and_links(env: Env) -> None:
     assert value("routing_latency_seconds_count") == 1
     assert value("routing_latency_seconds_bucket", le="+Inf") == 1
     assert value("request_latency_seconds_count", type="NewCall") == 1
+    assert ("ivr_server_event_loop_lag_seconds_count", ()) in samples
+    assert samples[("process_resident_memory_bytes", ())] > 1e6
+    assert samples[("process_cpu_seconds_total", ())] > 0
     assert value("link_up", switch=SWITCH) == 0
     assert sum(v for (n, _), v in samples.items() if n == "ivr_server_errors_total") >= 1
     assert (

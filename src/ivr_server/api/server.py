@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 import aiohttp
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 from pydantic import BaseModel, ValidationError
 
 from ivr_server import __version__, logs
@@ -173,6 +173,8 @@ class ApiServer:
         self.registry.register(
             ServiceCollector(server.service, self.requests, lambda: len(self.hub.subscribers))
         )
+        # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds... (Linux)
+        ProcessCollector(registry=self.registry)
         self.stats_source: Callable[[], Mapping[str, Any]] | None = None
         """The statistics hook: when the statistics engine is wired, it sets this to a function
         returning its current figures, served as ``GET /api/v1/stats`` and ``state.stats``.
