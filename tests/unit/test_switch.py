@@ -659,8 +659,7 @@ def test_logout_queue_defaults_to_the_logins(queue: str | None) -> None:
 
 
 def test_unknown_request_type_is_unsupported() -> None:
-    @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-    class TMakeCall(SwitchRequest):
+    class TMakeCall(SwitchRequest, frozen=True, kw_only=True):
         dn: str
 
     error = only_error(send(make_switch(), TMakeCall(reference_id=5, dn=PORT)))
@@ -741,8 +740,8 @@ def test_event_and_request_names_are_the_t_library_names() -> None:
     for cls in [*event_types, *request_types]:
         assert cls.name == cls.__name__
         assert cls.__doc__
-        assert getattr(cls, "__dataclass_params__").frozen  # noqa: B009
-        assert all(field.kw_only for field in dataclasses.fields(cls))
+        assert cls.__struct_config__.frozen  # immutable msgspec structs, made in C
+        assert cls.__match_args__ == ()  # every field keyword-only
         assert "__slots__" in vars(cls)
 
 

@@ -3,7 +3,7 @@
 A key/value list is a JSON array in stored order, duplicates kept: a node is
 ``{"name": ..., "type": "Str"|"Int"|"Bin", "value": ...}`` (``value`` a number for ``Int``), a
 nested list ``{"name": ..., "list": [...]}``. An event is an object: ``event`` (the T-Library
-name), ``switch``, ``time`` (Unix seconds), then every attribute of the event's dataclass, with
+name), ``switch``, ``time`` (Unix seconds), then every field of the event (a frozen ``msgspec.Struct``), with
 key/value lists as above and enumerations as their values.
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 __all__ = ["event_json", "kv_json", "value_json"]
 
-import dataclasses
 from enum import Enum
 from typing import Any
 
@@ -47,7 +46,7 @@ _FIELDS: dict[type[SwitchEvent], tuple[str, ...]] = {}
 def _fields(cls: type[SwitchEvent]) -> tuple[str, ...]:
     names = _FIELDS.get(cls)
     if names is None:
-        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls) if f.name != "switch")
+        names = _FIELDS[cls] = tuple(f for f in cls.__struct_fields__ if f != "switch")
     return names
 
 

@@ -218,15 +218,20 @@ class Call:
 _Kind = Literal["inbound", "outbound", "udata", "route"]
 
 
-@dataclass(frozen=True, slots=True)
 class _Pending:
-    """A switch request waiting for its events."""
+    """A switch request waiting for its events. Several per call, so a plain class (native in the
+    compiled build) rather than a frozen dataclass, whose generated ``__init__`` runs in Python."""
 
-    call: Call
-    kind: _Kind
-    request_id: str = ""
-    owner: Owner | None = None
-    """Who asked (user-data replies go back to the requester)."""
+    __slots__ = ("call", "kind", "owner", "request_id")
+
+    def __init__(
+        self, call: Call, kind: _Kind, request_id: str = "", owner: Owner | None = None
+    ) -> None:
+        self.call: Final = call
+        self.kind: Final = kind
+        self.request_id: Final = request_id
+        self.owner: Final = owner
+        """Who asked (user-data replies go back to the requester)."""
 
 
 def _kv(ex: KvList | None, legacy: tuple[NVPair, ...] | None) -> KvList:

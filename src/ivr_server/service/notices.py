@@ -1,11 +1,10 @@
 """Events of the server itself (not of a switch) that watchers of the event stream want: sessions
 coming and going, and the progress of predictive calls. They are delivered to the same
 ``IvrService.listeners`` as switch events, with an empty switch name, and have the same shape
-(frozen dataclasses with a ``name``) so the API publishes both alike."""
+(frozen ``msgspec`` structs with a ``name``) so the API publishes both alike."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar
 
 from ivr_server.switch import SwitchEvent
@@ -13,8 +12,7 @@ from ivr_server.switch import SwitchEvent
 __all__ = ["NOTICES", "DialOutProgress", "SessionClosed", "SessionLoggedIn", "SessionOpened"]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SessionOpened(SwitchEvent):
+class SessionOpened(SwitchEvent, frozen=True, kw_only=True):
     """An IVR connection was accepted."""
 
     name: ClassVar[str] = "SessionOpened"
@@ -23,8 +21,7 @@ class SessionOpened(SwitchEvent):
     peer: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SessionLoggedIn(SwitchEvent):
+class SessionLoggedIn(SwitchEvent, frozen=True, kw_only=True):
     """A session's LoginReq succeeded (``status``: OK, NoSuchClient, InitInProgress)."""
 
     name: ClassVar[str] = "SessionLoggedIn"
@@ -35,8 +32,7 @@ class SessionLoggedIn(SwitchEvent):
     status: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SessionClosed(SwitchEvent):
+class SessionClosed(SwitchEvent, frozen=True, kw_only=True):
     """An IVR connection closed."""
 
     name: ClassVar[str] = "SessionClosed"
@@ -47,8 +43,7 @@ class SessionClosed(SwitchEvent):
     reason: str
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DialOutProgress(SwitchEvent):
+class DialOutProgress(SwitchEvent, frozen=True, kw_only=True):
     """A step of a predictive call (docs/calls.md "Outbound calls")."""
 
     name: ClassVar[str] = "DialOutProgress"

@@ -14,9 +14,10 @@ to the call's owner through the same queue.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import ClassVar, Literal, TypeAlias
+
+import msgspec
 
 from ivr_server.wire.kv import KvList
 
@@ -88,8 +89,7 @@ class AgentStatus(IntEnum):
     WALK_AWAY = 5
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SwitchEvent:
+class SwitchEvent(msgspec.Struct, frozen=True, kw_only=True):
     """Base of every event a switch publishes."""
 
     name: ClassVar[str]
@@ -101,8 +101,7 @@ class SwitchEvent:
     """ReferenceID of the request that caused the event; ``None`` for unsolicited events."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventLinkConnected(SwitchEvent):
+class EventLinkConnected(SwitchEvent, frozen=True, kw_only=True):
     """The link between the T-Server and the switch is up."""
 
     name: ClassVar[str] = "EventLinkConnected"
@@ -111,8 +110,7 @@ class EventLinkConnected(SwitchEvent):
     """Application name of the T-Server whose link came up (``MonitorInfo/Server/@Name``)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventLinkDisconnected(SwitchEvent):
+class EventLinkDisconnected(SwitchEvent, frozen=True, kw_only=True):
     """The link between the T-Server and the switch is down."""
 
     name: ClassVar[str] = "EventLinkDisconnected"
@@ -121,8 +119,7 @@ class EventLinkDisconnected(SwitchEvent):
     """Application name of the T-Server whose link went down."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventRegistered(SwitchEvent):
+class EventRegistered(SwitchEvent, frozen=True, kw_only=True):
     """A DN is registered: its events are delivered to the T-Library client."""
 
     name: ClassVar[str] = "EventRegistered"
@@ -131,8 +128,7 @@ class EventRegistered(SwitchEvent):
     """The registered DN."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventUnregistered(SwitchEvent):
+class EventUnregistered(SwitchEvent, frozen=True, kw_only=True):
     """A DN is no longer registered (unregistered by request, or removed from the configuration)."""
 
     name: ClassVar[str] = "EventUnregistered"
@@ -141,8 +137,7 @@ class EventUnregistered(SwitchEvent):
     """The unregistered DN."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventDNOutOfService(SwitchEvent):
+class EventDNOutOfService(SwitchEvent, frozen=True, kw_only=True):
     """A DN went out of service."""
 
     name: ClassVar[str] = "EventDNOutOfService"
@@ -151,8 +146,7 @@ class EventDNOutOfService(SwitchEvent):
     """The DN now out of service."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventDNBackInService(SwitchEvent):
+class EventDNBackInService(SwitchEvent, frozen=True, kw_only=True):
     """A DN is back in service."""
 
     name: ClassVar[str] = "EventDNBackInService"
@@ -161,8 +155,7 @@ class EventDNBackInService(SwitchEvent):
     """The DN now in service again."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventAgentLogin(SwitchEvent):
+class EventAgentLogin(SwitchEvent, frozen=True, kw_only=True):
     """An agent logged in on a DN (always followed by EventAgentReady or EventAgentNotReady)."""
 
     name: ClassVar[str] = "EventAgentLogin"
@@ -175,8 +168,7 @@ class EventAgentLogin(SwitchEvent):
     """The ACD queue logged into (AttributeThisQueue); empty when none was given."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventAgentLogout(SwitchEvent):
+class EventAgentLogout(SwitchEvent, frozen=True, kw_only=True):
     """An agent logged out of a DN."""
 
     name: ClassVar[str] = "EventAgentLogout"
@@ -189,8 +181,7 @@ class EventAgentLogout(SwitchEvent):
     """The queue logged out of (AttributeThisQueue)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventAgentReady(SwitchEvent):
+class EventAgentReady(SwitchEvent, frozen=True, kw_only=True):
     """An agent is ready."""
 
     name: ClassVar[str] = "EventAgentReady"
@@ -205,8 +196,7 @@ class EventAgentReady(SwitchEvent):
     """The work mode now in effect (AttributeWorkMode)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventAgentNotReady(SwitchEvent):
+class EventAgentNotReady(SwitchEvent, frozen=True, kw_only=True):
     """An agent is not ready."""
 
     name: ClassVar[str] = "EventAgentNotReady"
@@ -221,8 +211,7 @@ class EventAgentNotReady(SwitchEvent):
     """The work mode now in effect (AttributeWorkMode); AfterCallWork / WalkAway refine NotReady."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventAddressInfo(SwitchEvent):
+class EventAddressInfo(SwitchEvent, frozen=True, kw_only=True):
     """Answer to TQueryAddress: the DN and the state of its agent."""
 
     name: ClassVar[str] = "EventAddressInfo"
@@ -241,8 +230,7 @@ class EventAddressInfo(SwitchEvent):
     """The agent's work mode; ``UNKNOWN`` when no agent is there."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventError(SwitchEvent):
+class EventError(SwitchEvent, frozen=True, kw_only=True):
     """A request failed; nothing changed on the switch."""
 
     name: ClassVar[str] = "EventError"
@@ -265,8 +253,7 @@ RouteType: TypeAlias = Literal[
 """AttributeRouteType of RequestRouteCall, by the names ``RouteResponse/@RouteType`` uses."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CallEvent(SwitchEvent):
+class CallEvent(SwitchEvent, frozen=True, kw_only=True):
     """An event about one call at one DN, with the attributes every call event carries."""
 
     name: ClassVar[str] = "CallEvent"
@@ -293,57 +280,49 @@ class CallEvent(SwitchEvent):
     """AttributeExtensions of the event."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventRinging(CallEvent):
+class EventRinging(CallEvent, frozen=True, kw_only=True):
     """A call is alerting at ``dn``."""
 
     name: ClassVar[str] = "EventRinging"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventEstablished(CallEvent):
+class EventEstablished(CallEvent, frozen=True, kw_only=True):
     """A call is connected at ``dn``."""
 
     name: ClassVar[str] = "EventEstablished"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventDialing(CallEvent):
+class EventDialing(CallEvent, frozen=True, kw_only=True):
     """``dn`` is dialing ``other_dn`` (an outbound call placed by the IVR, DialOutInit)."""
 
     name: ClassVar[str] = "EventDialing"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventAbandoned(CallEvent):
+class EventAbandoned(CallEvent, frozen=True, kw_only=True):
     """The call ended before it was established (an outbound call that failed)."""
 
     name: ClassVar[str] = "EventAbandoned"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventReleased(CallEvent):
+class EventReleased(CallEvent, frozen=True, kw_only=True):
     """``dn`` left the call (released by request, or the caller hung up: ``reference_id`` None)."""
 
     name: ClassVar[str] = "EventReleased"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventAttachedDataChanged(CallEvent):
+class EventAttachedDataChanged(CallEvent, frozen=True, kw_only=True):
     """The call's user data changed; ``user_data`` is the whole new list."""
 
     name: ClassVar[str] = "EventAttachedDataChanged"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RoutingEvent(CallEvent):
+class RoutingEvent(CallEvent, frozen=True, kw_only=True):
     """A call event on a routing point (``dn`` is the routing point)."""
 
     name: ClassVar[str] = "RoutingEvent"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventRouteRequest(RoutingEvent):
+class EventRouteRequest(RoutingEvent, frozen=True, kw_only=True):
     """The call waits for routing instructions at routing point ``dn`` (``other_dn``: the port)."""
 
     name: ClassVar[str] = "EventRouteRequest"
@@ -352,8 +331,7 @@ class EventRouteRequest(RoutingEvent):
     """AttributeCollectedDigits (RouteRequest ``CED``)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventRouteUsed(RoutingEvent):
+class EventRouteUsed(RoutingEvent, frozen=True, kw_only=True):
     """The routing dialog of the call at ``dn`` is over (routed, aborted, timed out, released)."""
 
     name: ClassVar[str] = "EventRouteUsed"
@@ -362,8 +340,7 @@ class EventRouteUsed(RoutingEvent):
     """Where the call was routed (AttributeOtherDN of the router's request), if it was."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventTreatmentApplied(RoutingEvent):
+class EventTreatmentApplied(RoutingEvent, frozen=True, kw_only=True):
     """The IVR started the treatment the router asked for (TreatStatus Started)."""
 
     name: ClassVar[str] = "EventTreatmentApplied"
@@ -372,8 +349,7 @@ class EventTreatmentApplied(RoutingEvent):
     """AttributeTreatmentType of the treatment."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventTreatmentNotApplied(RoutingEvent):
+class EventTreatmentNotApplied(RoutingEvent, frozen=True, kw_only=True):
     """The IVR could not start the treatment (TreatStatus NotStarted)."""
 
     name: ClassVar[str] = "EventTreatmentNotApplied"
@@ -382,8 +358,7 @@ class EventTreatmentNotApplied(RoutingEvent):
     """AttributeTreatmentType of the treatment."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EventTreatmentEnd(RoutingEvent):
+class EventTreatmentEnd(RoutingEvent, frozen=True, kw_only=True):
     """The treatment is over (TreatStatus Completed); ``collected_digits`` from its ``CED``."""
 
     name: ClassVar[str] = "EventTreatmentEnd"
@@ -394,8 +369,7 @@ class EventTreatmentEnd(RoutingEvent):
     """AttributeCollectedDigits (TreatStatus ``CED``)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RequestRouteCall(RoutingEvent):
+class RequestRouteCall(RoutingEvent, frozen=True, kw_only=True):
     """The router routed the call waiting at ``dn`` (TRouteCall), for the call's owner to answer."""
 
     name: ClassVar[str] = "RequestRouteCall"
@@ -408,8 +382,7 @@ class RequestRouteCall(RoutingEvent):
     """AttributeExtensions of the router's request (``RouteResponse/ExtnsEx``)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RequestApplyTreatment(RoutingEvent):
+class RequestApplyTreatment(RoutingEvent, frozen=True, kw_only=True):
     """The router asks for a treatment of the call waiting at ``dn`` (TApplyTreatment)."""
 
     name: ClassVar[str] = "RequestApplyTreatment"

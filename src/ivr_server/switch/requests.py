@@ -15,8 +15,9 @@ a routing dialog with :class:`TRouteAbort` or :class:`TRouteFailed`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Literal
+
+import msgspec
 
 from ivr_server.switch.events import RouteType, WorkMode
 from ivr_server.wire.kv import KvList
@@ -49,8 +50,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SwitchRequest:
+class SwitchRequest(msgspec.Struct, frozen=True, kw_only=True):
     """Base of every request a T-Library client sends to a switch."""
 
     name: ClassVar[str]
@@ -60,8 +60,7 @@ class SwitchRequest:
     """The client's ReferenceID; echoed on every event the request causes."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TQueryAddress(SwitchRequest):
+class TQueryAddress(SwitchRequest, frozen=True, kw_only=True):
     """Ask for a DN's state; answered by EventAddressInfo (AgentQuery, PROTOCOL.md §3.2.2)."""
 
     name: ClassVar[str] = "TQueryAddress"
@@ -70,8 +69,7 @@ class TQueryAddress(SwitchRequest):
     """The DN queried (AttributeThisDN)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TAgentLogin(SwitchRequest):
+class TAgentLogin(SwitchRequest, frozen=True, kw_only=True):
     """Log an agent in on a DN (AgentLogin, PROTOCOL.md §3.2.3)."""
 
     name: ClassVar[str] = "TAgentLogin"
@@ -88,8 +86,7 @@ class TAgentLogin(SwitchRequest):
     """AttributeWorkMode: ``AutoIn``/``ManualIn`` end the login in Ready, anything else in NotReady."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TAgentLogout(SwitchRequest):
+class TAgentLogout(SwitchRequest, frozen=True, kw_only=True):
     """Log the agent on a DN out (AgentLogout, PROTOCOL.md §3.2.4)."""
 
     name: ClassVar[str] = "TAgentLogout"
@@ -100,8 +97,7 @@ class TAgentLogout(SwitchRequest):
     """Queue to log out of; ``None`` = the queue of the current login (PROTOCOL.md §9.4.5)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TAgentSetReady(SwitchRequest):
+class TAgentSetReady(SwitchRequest, frozen=True, kw_only=True):
     """Make the agent on a DN ready (AgentReady, PROTOCOL.md §3.2.5)."""
 
     name: ClassVar[str] = "TAgentSetReady"
@@ -114,8 +110,7 @@ class TAgentSetReady(SwitchRequest):
     """AttributeWorkMode: ``Unknown``, ``AutoIn`` or ``ManualIn``."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TAgentSetNotReady(SwitchRequest):
+class TAgentSetNotReady(SwitchRequest, frozen=True, kw_only=True):
     """Make the agent on a DN not ready (AgentNotReady, PROTOCOL.md §3.2.6)."""
 
     name: ClassVar[str] = "TAgentSetNotReady"
@@ -128,8 +123,7 @@ class TAgentSetNotReady(SwitchRequest):
     """AttributeWorkMode; ``AfterCallWork`` and ``WalkAway`` are reported as ACW / WALK_AWAY."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TRegisterAddress(SwitchRequest):
+class TRegisterAddress(SwitchRequest, frozen=True, kw_only=True):
     """Register a DN: the client receives its events (PROTOCOL.md §10.2)."""
 
     name: ClassVar[str] = "TRegisterAddress"
@@ -138,8 +132,7 @@ class TRegisterAddress(SwitchRequest):
     """The DN to register (AttributeThisDN)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TUnregisterAddress(SwitchRequest):
+class TUnregisterAddress(SwitchRequest, frozen=True, kw_only=True):
     """Unregister a DN (PROTOCOL.md §10.2)."""
 
     name: ClassVar[str] = "TUnregisterAddress"
@@ -148,8 +141,7 @@ class TUnregisterAddress(SwitchRequest):
     """The DN to unregister (AttributeThisDN)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TInboundCall(SwitchRequest):
+class TInboundCall(SwitchRequest, frozen=True, kw_only=True):
     """The network delivers a new call to ``dn``: EventRinging, then EventEstablished (In-Front
     NewCall, PROTOCOL.md §3.3.1). Not a T-Library function: the original does it internally."""
 
@@ -167,8 +159,7 @@ class TInboundCall(SwitchRequest):
     """AttributeExtensions of the first event."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TOutboundCall(SwitchRequest):
+class TOutboundCall(SwitchRequest, frozen=True, kw_only=True):
     """The IVR dials ``dest`` from ``dn`` (DialOutInit, PROTOCOL.md §3.10.5): EventDialing. Not a
     T-Library function: the IVR dials on the network, the switch only learns of it."""
 
@@ -184,8 +175,7 @@ class TOutboundCall(SwitchRequest):
     """AttributeExtensions of EventDialing."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CallRequest(SwitchRequest):
+class CallRequest(SwitchRequest, frozen=True, kw_only=True):
     """A request about an existing call."""
 
     name: ClassVar[str] = "CallRequest"
@@ -196,30 +186,26 @@ class CallRequest(SwitchRequest):
     """AttributeThisDN: the DN on whose behalf the request is made."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TOutboundAnswered(CallRequest):
+class TOutboundAnswered(CallRequest, frozen=True, kw_only=True):
     """The party an outbound call dialled answered (IVR ``CallStatus Established``): EventRinging,
     EventEstablished at ``dn``."""
 
     name: ClassVar[str] = "TOutboundAnswered"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TAbandonCall(CallRequest):
+class TAbandonCall(CallRequest, frozen=True, kw_only=True):
     """An outbound call failed before it was answered (IVR ``Failure``): EventAbandoned."""
 
     name: ClassVar[str] = "TAbandonCall"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TReleaseCall(CallRequest):
+class TReleaseCall(CallRequest, frozen=True, kw_only=True):
     """Release the call at ``dn``: EventReleased (EndCall with active release)."""
 
     name: ClassVar[str] = "TReleaseCall"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TAttachUserData(CallRequest):
+class TAttachUserData(CallRequest, frozen=True, kw_only=True):
     """Append pairs to the call's user data, duplicates kept (UDataSet Add)."""
 
     name: ClassVar[str] = "TAttachUserData"
@@ -228,8 +214,7 @@ class TAttachUserData(CallRequest):
     """The pairs to append."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TUpdateUserData(CallRequest):
+class TUpdateUserData(CallRequest, frozen=True, kw_only=True):
     """Overwrite existing keys in place, append the others (UDataSet Replace, PROTOCOL.md §4.3)."""
 
     name: ClassVar[str] = "TUpdateUserData"
@@ -238,8 +223,7 @@ class TUpdateUserData(CallRequest):
     """The pairs to write."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TDeleteUserData(CallRequest):
+class TDeleteUserData(CallRequest, frozen=True, kw_only=True):
     """Remove every pair with key ``key`` (UDataDel DeleteKey)."""
 
     name: ClassVar[str] = "TDeleteUserData"
@@ -248,15 +232,13 @@ class TDeleteUserData(CallRequest):
     """The key to remove."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TDeleteAllUserData(CallRequest):
+class TDeleteAllUserData(CallRequest, frozen=True, kw_only=True):
     """Remove every pair (UDataDel DeleteAll)."""
 
     name: ClassVar[str] = "TDeleteAllUserData"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TRouteRequest(CallRequest):
+class TRouteRequest(CallRequest, frozen=True, kw_only=True):
     """Present the call at ``dn`` (the port) on routing point ``route_dn``: EventRouteRequest
     (RouteRequest, PROTOCOL.md §3.3.2). Also re-opens the dialog after a routing failure."""
 
@@ -270,8 +252,7 @@ class TRouteRequest(CallRequest):
     """AttributeExtensions of EventRouteRequest."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TRouteCall(CallRequest):
+class TRouteCall(CallRequest, frozen=True, kw_only=True):
     """The router's answer: route the call waiting at routing point ``dn``."""
 
     name: ClassVar[str] = "TRouteCall"
@@ -284,8 +265,7 @@ class TRouteCall(CallRequest):
     """AttributeExtensions for the IVR (``RouteResponse/ExtnsEx``)."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TApplyTreatment(CallRequest):
+class TApplyTreatment(CallRequest, frozen=True, kw_only=True):
     """The router asks for a treatment of the call waiting at routing point ``dn``."""
 
     name: ClassVar[str] = "TApplyTreatment"
@@ -298,8 +278,7 @@ class TApplyTreatment(CallRequest):
     """AttributeExtensions."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TTreatmentStatus(CallRequest):
+class TTreatmentStatus(CallRequest, frozen=True, kw_only=True):
     """The IVR side reports a treatment of the call at routing point ``dn`` (TreatStatus):
     EventTreatmentApplied / EventTreatmentNotApplied / EventTreatmentEnd."""
 
@@ -315,16 +294,14 @@ class TTreatmentStatus(CallRequest):
     """AttributeExtensions of the event."""
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TRouteAbort(CallRequest):
+class TRouteAbort(CallRequest, frozen=True, kw_only=True):
     """End the call's routing dialog at routing point ``dn`` without a route (Connected, router
     timeout, EndCall): EventRouteUsed."""
 
     name: ClassVar[str] = "TRouteAbort"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TRouteFailed(CallRequest):
+class TRouteFailed(CallRequest, frozen=True, kw_only=True):
     """Connecting to the routed destination failed (Failure): EventError with ``error_code`` to
     the router on routing point ``dn``, and the call waits there again for instructions."""
 
