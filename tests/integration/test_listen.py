@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import resource
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
-from ivr_server.config import default_config
+from ivr_server.config import ServerConfig, default_config
 from ivr_server.runtime import IvrServer
 from tests.integration.rawlink import RawLink, frame
 
@@ -42,24 +43,34 @@ def _enough_descriptors(needed: int) -> bool:
     return True
 
 
-async def _burst(port: int) -> tuple[list[float], list[RawLink]]:
+@contextlib.asynccontextmanager
+async def _burst(
+    start_server: Callable[..., Awaitable[IvrServer]], config: ServerConfig | None = None
+) -> AsyncIterator[tuple[list[float], list[RawLink]]]:
+    """Start a server, open :data:`BURST` connections to it at once; yields how long each took
+    to connect and the links, closed afterwards. Skips the test if the burst cannot fit."""
+    if not _burst_fits():
+        pytest.skip("open-files limit or net.core.somaxconn too low for the burst")
+    server = await start_server(config)
+
     async def one() -> tuple[float, RawLink]:
         t0 = time.perf_counter()
-        link = await RawLink.open(port)
+        link = await RawLink.open(server.port)
         return time.perf_counter() - t0, link
 
     results = await asyncio.gather(*(one() for _ in range(BURST)))
-    return [t for t, _ in results], [link for _, link in results]
+    links = [link for _, link in results]
+    try:
+        yield [t for t, _ in results], links
+    finally:
+        for link in links:
+            await link.close()
 
 
 async def test_a_burst_of_connections_is_accepted_without_syn_retries(
     start_server: Callable[..., Awaitable[IvrServer]],
 ) -> None:
-    if not _burst_fits():
-        pytest.skip("open-files limit or net.core.somaxconn too low for the burst")
-    server = await start_server()
-    delays, links = await _burst(server.port)
-    try:
+    async with _burst(start_server) as (delays, links):
         # A connection the listen queue had no room for waits for its SYN to be retransmitted,
         # one second later (Linux's initial retransmission timeout).
         assert max(delays) < 0.9, f"{sum(d >= 0.9 for d in delays)} connections waited a second"
@@ -69,9 +80,6 @@ async def test_a_burst_of_connections_is_accepted_without_syn_retries(
         for link in links:
             assert await link.recv_frame() == (1, b"")
         await links[-1].login("L1")
-    finally:
-        for link in links:
-            await link.close()
 
 
 async def test_the_backlog_comes_from_the_configuration(
@@ -79,17 +87,10 @@ async def test_the_backlog_comes_from_the_configuration(
 ) -> None:
     """With the backlog Python would use by default, the same burst overflows the queue: the
     measurement above can fail, and the configured value is what reaches listen()."""
-    if not _burst_fits():
-        pytest.skip("open-files limit or net.core.somaxconn too low for the burst")
     cfg = default_config()
     small = cfg.model_copy(update={"server": cfg.server.model_copy(update={"listen_backlog": 100})})
-    server = await start_server(small)
-    delays, links = await _burst(server.port)
-    try:
+    async with _burst(start_server, small) as (delays, _):
         assert max(delays) >= 0.9
-    finally:
-        for link in links:
-            await link.close()
 
 
 async def test_a_blocked_event_loop_shows_in_the_lag_metric(
