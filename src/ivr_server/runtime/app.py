@@ -109,7 +109,7 @@ class IvrServer:
                 name = sock.getsockname()
                 self.addresses.append((str(name[0]), int(name[1])))
         log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in self.addresses))
-        self._probe_lag(time.monotonic() + LAG_PROBE_INTERVAL, first=True)
+        self._arm_lag_probe()
         if self._api_factory is not None and self.api_listen:
             api = self._api_factory(self)
             try:
@@ -180,14 +180,15 @@ class IvrServer:
             self._timer_at = deadline
             self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
 
-    def _probe_lag(self, due: float, first: bool = False) -> None:
-        """Note how late this timer runs (``metrics.loop_lag``) and arm the next one."""
-        now = time.monotonic()
-        if not first:
-            self.service.metrics.loop_lag.observe(max(0.0, now - due))
+    def _arm_lag_probe(self) -> None:
         self._lag_probe = asyncio.get_running_loop().call_later(
-            LAG_PROBE_INTERVAL, self._probe_lag, now + LAG_PROBE_INTERVAL
+            LAG_PROBE_INTERVAL, self._probe_lag, time.monotonic() + LAG_PROBE_INTERVAL
         )
+
+    def _probe_lag(self, due: float) -> None:
+        """Note how late this timer runs (``metrics.loop_lag``) and arm the next one."""
+        self.service.metrics.loop_lag.observe(max(0.0, time.monotonic() - due))
+        self._arm_lag_probe()
 
     def _on_timer(self) -> None:
         self._timer = None

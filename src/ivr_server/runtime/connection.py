@@ -33,9 +33,9 @@ __all__ = ["IvrLinkProtocol"]
 log = logging.getLogger("ivr_server.runtime")
 
 _HIGH_WATER: Final = 256 * 1024
+"""Transport buffer size above which we stop reading from the peer until it catches up."""
 # Final: the compiled build reads it from a C variable, not from the module's dict per request.
 perf_counter: Final = time.perf_counter
-"""Transport buffer size above which we stop reading from the peer until it catches up."""
 
 
 class IvrLinkProtocol(asyncio.Protocol):
