@@ -78,7 +78,8 @@ from ivr_server.wire import messages as m
 __all__ = ["Call", "CallManager", "CallSettings", "PortTarget"]
 
 _COMPACT_PEAK: Final = 4096
-"""Below this many calls in progress, no table is worth compacting."""
+"""Below this many calls in progress, no table is worth compacting (a wind-down that started
+above it carries on below it, down to no call: :meth:`CallManager._forget`)."""
 
 log = logging.getLogger("ivr_server.calls")
 
@@ -289,9 +290,13 @@ class CallManager:
         """Calls that ended since start (for statistics)."""
         self._peak = 0
         """Most calls in progress since the last compaction."""
+        self._winding_down = False
+        """A compaction after a peak of thousands happened and calls remain: the next eightfold
+        drops (down to none) are due too, however few calls that is."""
         self.compact_due = False
-        """Calls in progress fell eightfold below a peak of thousands: the owner should call
-        :meth:`compact` (and every other per-call table's), then trim the heap."""
+        """Calls in progress fell eightfold below a peak of thousands, or further on the way
+        down to none: the owner should call :meth:`compact` (and every other per-call
+        table's), then give the freed heap back."""
         self._handlers: dict[type[Message], Callable[[Call, Any, float], None]] = {
             m.EndCall: self._on_end_call,
             m.CallInfoReq: self._on_call_info,
@@ -911,8 +916,12 @@ class CallManager:
             call.dial_out = None
         call.state = CallState.DETACHED
         self.completed += 1
-        if self._peak >= _COMPACT_PEAK and len(self.calls) * 8 < self._peak:
-            self._peak = len(self.calls)
+        left = len(self.calls)
+        if left * 8 < self._peak and (self._peak >= _COMPACT_PEAK or self._winding_down):
+            # after a peak of 50,000: at 6,249 calls, 780, 97, 12, 1 and none. The last steps
+            # rebuild nothing, but the heap is only given back once the calls' objects are gone
+            self._peak = left
+            self._winding_down = left > 0
             self.compact_due = True
 
     def on_event(self, event: SwitchEvent, now: float) -> None:

@@ -24,6 +24,7 @@ from typing import Any, Final, Protocol, cast
 from ivr_server.config import ServerConfig, load_config
 from ivr_server.config.model import ListenAddress
 from ivr_server.errors import ConfigError
+from ivr_server.memory import release_free_memory
 from ivr_server.runtime.connection import IvrLinkProtocol
 from ivr_server.service import IvrService, ReloadReport
 from ivr_server.service.control import Control
@@ -150,11 +151,13 @@ class IvrServer:
         collections stay short whatever the size of the configuration (with 50,000 ports an
         unfrozen full collection takes hundreds of milliseconds, stopping every call for that
         long). ``serve`` calls it once started; a reload unfreezes, collects and freezes again so
-        that the old configuration can be freed."""
+        that the old configuration can be freed. Then the heap is trimmed: reading a configuration
+        of 50,000 ports leaves 15 MB free in it."""
         gc.unfreeze()
         gc.collect()
         gc.freeze()
         self._heap_frozen = True
+        release_free_memory()
 
     @property
     def port(self) -> int:
