@@ -15,10 +15,10 @@ For each N of ``--calls`` (default 10,000 then 50,000 six times). Reported: MB, 
 call, and whether RSS came back within 10% of the idle figure. Target (issue 5): 50,000 calls
 under 500 MB. A leak shows over repeat rounds of the same N: each one would leave RSS higher than
 all the rounds before it. The allocator's high-water mark does not: RSS after a round swings by a
-few MB either way and settles within four or five rounds of 50,000 calls (CPython's small-object
-allocator keeps each 1 MiB arena where a few long-lived objects made during a round's peak
-survive; later rounds reuse them, so it is bounded by the peak), so the last repeat round is
-checked against the highest of the rounds before it.
+few MB either way over the first rounds (CPython's small-object allocator keeps each 1 MiB arena
+where a long-lived object made during a round's peak survives; later rounds reuse them, so it is
+bounded by the peak), so the last repeat round is checked against the highest of the rounds
+before it. Idle is read after the server's start-up trim, the lowest reading of 2 s of quiet.
 """
 
 from __future__ import annotations
