@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+from collections.abc import Sequence
 
 from ivr_server.wire import Message, decode_document
 
@@ -114,7 +115,7 @@ def new_call_body(
     return f'<NewCall CallControlMode="{mode}"{ver}><CalledNum>{port}</CalledNum>{extra}</NewCall>'
 
 
-async def send_many(link: RawLink, items: list[tuple[str | None, str]]) -> None:
+async def send_many(link: RawLink, items: Sequence[tuple[str | None, str]]) -> None:
     """Pipeline several documents in one TCP write."""
     await link.send_bytes(b"".join(frame(doc(call_id, body)) for call_id, body in items))
 
