@@ -17,10 +17,14 @@ carries one call at a time; each connection owns its own ports of the 1000 in
 Two loads: *closed loop* (a fixed number of calls in progress; a finished call is replaced at once
 by the next one on the same port) measures the most calls per second; *open loop* starts calls on a
 fixed schedule whatever the replies and measures per-request latency at that rate.
-The open loops run at half the best closed-loop rate (the p99 target) and at ``--rate``; when half
-the maximum misses the target, at 40%, 30% and 20% of it until one meets it, to show where it
-holds. Then the same closed loops and the open loop at half the maximum run against the bare echo
-server (``bench/echo_server.py --calls``), and an open loop at ivr-server's half rate: what the
+
+The same 200 calls in flight are spread two ways (:data:`TOPOLOGIES`): over 50 connections (many
+small IVRs, 4 calls each) and over 2 (two large IVR platforms, 100 calls each); a third closed
+loop has 1 connection × 8 calls. For each of the two topologies, an open loop runs at half its
+own closed-loop maximum (the p99 target); when that misses the target, at 40%, 30% and 20% of it
+until one meets it, to show where it holds. Another open loop runs at ``--rate`` over 50
+connections. Then the same closed loops and open loops at half the maximum run against the bare
+echo server (``bench/echo_server.py --calls``), and open loops at ivr-server's half rates: what the
 machine allows the same call flow (``--no-echo`` skips it).
 
 The server runs in its own process (pinned to CPU 0 when the machine has more than one core); the
@@ -697,13 +701,24 @@ def summary(r: Result) -> None:
 Runner = Callable[[Coroutine[Any, Any, Result]], Result]
 
 
+TOPOLOGIES: Final = ((50, 4), (2, 100))
+"""(connections, calls in progress on each) of the closed loops whose maximum sets an open loop's
+rate for the p99 target (at half of it, over as many connections): the same 200 calls in flight
+as many small IVRs or as two large platforms. The cost of a call depends on how many requests
+arrive per wake-up of the server, hence on the topology as much as on the rate (docs/performance.md
+§6)."""
+CLOSED: Final = ((1, 8), *TOPOLOGIES)
+"""Every closed loop run: the best of them is the maximum call rate."""
+
+
 @dataclass
 class Measured:
-    """What one server gave: its best closed-loop rate and its open loops (what → result, worst
-    p99 over the request types)."""
+    """What one server gave: its best closed-loop rate, each closed loop's rate by its number of
+    connections, and its open loops (what → result, worst p99 over the request types)."""
 
     best: float
     errors: int
+    maxima: dict[int, float]
     opens: dict[str, tuple[Result, float]]
 
 
@@ -718,6 +733,7 @@ def open_run(
     port: int,
     pid: int,
     rate: int,
+    connections: int,
     seconds: float,
     exact: bool,
     prefix: str,
@@ -725,11 +741,11 @@ def open_run(
     target: float,
     verdict: bool,
 ) -> tuple[Result, float, bool]:
-    """One open loop at ``rate``; prints it and records its worst p99 (with a verdict against
-    ``target`` when ``verdict``). Returns the result, the worst p99 and whether it met the
-    target with no error."""
+    """One open loop at ``rate`` over ``connections``; prints it and records its worst p99 (with
+    a verdict against ``target`` when ``verdict``). Returns the result, the worst p99 and whether
+    it met the target with no error."""
     header(f"{prefix}full calls (open loop, {what})")
-    r = runner(open_loop(port, pid, 50, rate, max(seconds, 2.0), exact=exact))
+    r = runner(open_loop(port, pid, connections, rate, max(seconds, 2.0), exact=exact))
     summary(r)
     lag = sorted(r.stats.start_lag)
     print(
@@ -767,33 +783,38 @@ def open_run(
     return r, worst, ok
 
 
+OpenSpec = tuple[float, float, str, int]
+"""An open loop to run: (calls/s, p99 target, what it is, connections)."""
+
+
 def measure(
     runner: Runner,
     who: str,
     port: int,
     pid: int,
     seconds: float,
-    more: list[tuple[float, float, str]],
+    more: list[OpenSpec],
     exact: bool,
     ladder: bool = False,
 ) -> Measured:
-    """The closed loops, the open loop at half the best of them, and the open loops ``more``
-    (rate, p99 target, what), against the server ``who`` listening on ``port``; prints and
-    records. ``ladder``: when half the maximum misses the p99 target, lower shares of it
-    (:data:`LADDER`) until one meets it."""
+    """The closed loops (:data:`CLOSED`), for each of :data:`TOPOLOGIES` the open loop at half its
+    closed-loop maximum, and the open loops ``more``, against the server ``who`` listening on
+    ``port``; prints and records. ``ladder``: when half a maximum misses the p99 target, lower
+    shares of it (:data:`LADDER`) until one meets it."""
     echo = not exact  # only the bare echo server is measured without exact checks
     prefix = f"{who}: " if echo else ""
     header(f"{prefix}full calls (closed loop)")
-    best = 0.0
-    errors = 0
-    for connections, per_conn in ((1, 8), (50, 4)):
+    measured = Measured(0.0, 0, {}, {})
+    for connections, per_conn in CLOSED:
         r = runner(closed_loop(port, pid, connections, per_conn, seconds, exact))
-        if r.rate > best:
-            best, errors = r.rate, r.stats.errors + r.in_flight
+        measured.maxima[connections] = r.rate
+        if r.rate > measured.best:
+            measured.best, measured.errors = r.rate, r.stats.errors + r.in_flight
         record("fullcall", f"{prefix}complete calls/s, closed loop {r.label}", r.rate, "/s")
         summary(r)
         print_latencies(r)
         print_errors(r)
+    best = measured.best
     if echo:
         record("fullcall", "echo server: complete calls/s, best closed loop", best, "/s")
     else:
@@ -803,29 +824,41 @@ def measure(
             best,
             "/s",
             f">= {TARGET_CALLS:,}, 0 errors",
-            best >= TARGET_CALLS and not errors,
+            best >= TARGET_CALLS and not measured.errors,
         )
-    half = round(best / 2)
-    rates = [(half, TARGET_P99_HALF, "half the max rate"), *more]
-    measured = Measured(best, errors, {})
-    for exact_rate, target, what in rates:
+    halves: list[OpenSpec] = [
+        (measured.maxima[c] / 2, TARGET_P99_HALF, half_rate(c), c) for c, _ in TOPOLOGIES
+    ]
+    for exact_rate, target, what, connections in halves + more:
         r, worst, ok = open_run(
-            runner, port, pid, round(exact_rate), seconds, exact, prefix, what, target, not echo
+            runner,
+            port,
+            pid,
+            round(exact_rate),
+            connections,
+            seconds,
+            exact,
+            prefix,
+            what,
+            target,
+            not echo and (exact_rate, target, what, connections) in halves,
         )
         measured.opens[what] = (r, worst)
-        if ladder and what == "half the max rate" and not ok:
-            # Where the target does hold: lower shares of the maximum until one meets it.
+        if ladder and (exact_rate, target, what, connections) in halves and not ok:
+            # Where the target does hold: lower shares of that maximum until one meets it.
+            top = exact_rate * 2
             held = 0.0
             for share in LADDER:
                 _, _, met = open_run(
                     runner,
                     port,
                     pid,
-                    round(best * share),
+                    round(top * share),
+                    connections,
                     seconds,
                     exact,
                     prefix,
-                    f"{share:.0%} of the max rate",
+                    f"{share:.0%} of the max rate, {connections} conn",
                     target,
                     False,
                 )
@@ -833,17 +866,22 @@ def measure(
                     held = share
                     break
             print(
-                f"  p99 < {target * 1e3:.0f} ms holds at "
-                + (f"{held:.0%} of the max rate" if held else f"none of {LADDER_TEXT}")
+                f"  p99 < {target * 1e3:.0f} ms over {connections} connections holds at "
+                + (f"{held:.0%} of their max rate" if held else f"none of {LADDER_TEXT}")
             )
             record(
                 "fullcall",
-                f"highest share of the max rate with p99 < {target * 1e3:.0f} ms, of 50% "
-                f"then {LADDER_TEXT}",
+                f"highest share of the max rate, {connections} conn, with p99 < "
+                f"{target * 1e3:.0f} ms, of 50% then {LADDER_TEXT}",
                 held * 100,
                 "%",
             )
     return measured
+
+
+def half_rate(connections: int) -> str:
+    """What the open loop at half the maximum over ``connections`` is called."""
+    return f"half the max rate, {connections} conn"
 
 
 def run_suite(seconds: float, open_rate: float, config: Path, quick: bool, echo: bool) -> None:
@@ -872,7 +910,7 @@ def run_suite(seconds: float, open_rate: float, config: Path, quick: bool, echo:
                     port,
                     server.pid,
                     seconds,
-                    [] if quick else [(open_rate, TARGET_P99_FIXED, "fixed rate")],
+                    [] if quick else [(open_rate, TARGET_P99_FIXED, "fixed rate", 50)],
                     exact=True,
                     ladder=not quick,
                 )
@@ -889,8 +927,11 @@ def run_suite(seconds: float, open_rate: float, config: Path, quick: bool, echo:
         with tempfile.TemporaryFile() as echo_log:
             bare = start_echo_server(port, echo_log, calls=True)
             try:
-                same = (ivr.best / 2, TARGET_P99_HALF, "ivr-server's half rate")
-                base = measure(runner, "echo server", port, bare.pid, seconds, [same], exact=False)
+                same: list[OpenSpec] = [
+                    (ivr.maxima[c] / 2, TARGET_P99_HALF, f"ivr-server's {half_rate(c)}", c)
+                    for c, _ in TOPOLOGIES
+                ]
+                base = measure(runner, "echo server", port, bare.pid, seconds, same, exact=False)
             finally:
                 stop_servers([bare], echo_log)
         ratio = ivr.best / base.best if base.best else float("nan")
@@ -900,16 +941,18 @@ def run_suite(seconds: float, open_rate: float, config: Path, quick: bool, echo:
             f"{ratio:.0%}"
         )
         print("open loops, server CPU and worst p99:")
-        for who, what, measured in (
-            ("ivr-server", "half the max rate", ivr),
-            ("echo server", "half the max rate", base),
-            ("echo server", "ivr-server's half rate", base),
-        ):
-            r, worst = measured.opens[what]
-            print(
-                f"  {who:<12} {r.rate:>8,.0f} calls/s ({what}): {pct(r.cpu.server)} CPU, "
-                f"{r.cpu.server / r.rate * 1e6:,.0f} µs per call, p99 {worst * 1e3:.2f} ms"
-            )
+        for connections, _ in TOPOLOGIES:
+            half = half_rate(connections)
+            for who, what, measured in (
+                ("ivr-server", half, ivr),
+                ("echo server", half, base),
+                ("echo server", f"ivr-server's {half}", base),
+            ):
+                r, worst = measured.opens[what]
+                print(
+                    f"  {who:<12} {r.rate:>8,.0f} calls/s ({what}): {pct(r.cpu.server)} CPU, "
+                    f"{r.cpu.server / r.rate * 1e6:,.0f} µs per call, p99 {worst * 1e3:.2f} ms"
+                )
     finally:
         gc.enable()
 
