@@ -829,7 +829,9 @@ def measure(
     halves: list[OpenSpec] = [
         (measured.maxima[c] / 2, TARGET_P99_HALF, half_rate(c), c) for c, _ in TOPOLOGIES
     ]
-    for exact_rate, target, what, connections in halves + more:
+    for spec in halves + more:
+        exact_rate, target, what, connections = spec
+        is_half = spec in halves
         r, worst, ok = open_run(
             runner,
             port,
@@ -841,10 +843,10 @@ def measure(
             prefix,
             what,
             target,
-            not echo and (exact_rate, target, what, connections) in halves,
+            not echo and is_half,
         )
         measured.opens[what] = (r, worst)
-        if ladder and (exact_rate, target, what, connections) in halves and not ok:
+        if ladder and is_half and not ok:
             # Where the target does hold: lower shares of that maximum until one meets it.
             top = exact_rate * 2
             held = 0.0

@@ -61,8 +61,8 @@ def release_free_memory(*, collect: bool = False) -> bool:
     lists (up to 2,000 spare tuples of each length, and dicts, lists, floats...), which keep the
     blocks freed last, those of the calls that ended last. Each such block holds a whole 1 MiB
     arena of the small-object allocator: after 50,000 calls ended, the collection gave 11 arenas
-    (11 MB) back. It costs about a microsecond per object not frozen (``gc.freeze``), around
-    40 ms with 50,000 calls held and 1 ms with none, so callers only ask when few calls remain.
+    (11 MB) back. Its cost grows with the objects not frozen (``gc.freeze``): about 40 ms with
+    50,000 calls held, 1 ms with none, so callers only ask when few calls remain.
     """
     if collect:
         gc.collect()
