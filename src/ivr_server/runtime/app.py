@@ -152,7 +152,7 @@ class IvrServer:
         unfrozen full collection takes hundreds of milliseconds, stopping every call for that
         long). ``serve`` calls it once started; a reload unfreezes, collects and freezes again so
         that the old configuration can be freed. Then the heap is trimmed: reading a configuration
-        of 50,000 ports leaves 15 MB free in it."""
+        of 50,000 ports leaves 7-15 MB free in it."""
         gc.unfreeze()
         gc.collect()
         gc.freeze()
