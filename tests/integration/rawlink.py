@@ -11,6 +11,7 @@ import contextlib
 import struct
 from collections.abc import Sequence
 
+from ivr_server.config import ServerConfig, parse_config
 from ivr_server.wire import Message, decode_document
 
 HEADER = struct.Struct(">HHBB")
@@ -113,6 +114,38 @@ def new_call_body(
     """A ``NewCall`` element; ``extra`` is written after ``CalledNum`` (DNIS, ANI, UDataEx…)."""
     ver = f' Version="{version}"' if version is not None else ""
     return f'<NewCall CallControlMode="{mode}"{ver}><CalledNum>{port}</CalledNum>{extra}</NewCall>'
+
+
+def many_ports_config(ports: int, first_dn: int = 4001) -> ServerConfig:
+    """One In-Front switch (``SW_InFront``, routing point 5001) and one IVR (``IVR_1``) with
+    ``ports`` ports "1".."N" on DNs ``first_dn``... (clear of 5001)."""
+    dns = ",\n".join(
+        f'{{ number = "{first_dn + i}", type = "voice-treatment-port" }}' for i in range(ports)
+    )
+    port_list = ",\n".join(f'{{ number = "{i + 1}", dn = "{first_dn + i}" }}' for i in range(ports))
+    return parse_config(
+        f"""
+[[switches]]
+name = "SW_InFront"
+type = "in-front"
+dns = [
+{dns},
+{{ number = "5001", type = "routing-point" }},
+]
+
+[[tservers]]
+name = "TServer_IVR"
+switch = "SW_InFront"
+
+[[ivrs]]
+name = "IVR_1"
+tservers = ["TServer_IVR"]
+legacy-mode = false
+ports = [
+{port_list},
+]
+"""
+    )
 
 
 async def send_many(link: RawLink, items: Sequence[tuple[str | None, str]]) -> None:

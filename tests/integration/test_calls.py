@@ -15,11 +15,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from ivr_server.config import ServerConfig, default_config, parse_config
+from ivr_server.config import ServerConfig, default_config
 from ivr_server.runtime import IvrServer
 from ivr_server.wire import messages as m
 from tests.integration.rawlink import (
     RawLink,
+    many_ports_config,
     new_call_body,
     send_many,
     server_doc,
@@ -52,37 +53,6 @@ def with_timers(**timers: float) -> ServerConfig:
     base = default_config()
     server = base.server.model_copy(update={"timers": base.server.timers.model_copy(update=timers)})
     return base.model_copy(update={"server": server})
-
-
-def many_ports_config(ports: int) -> ServerConfig:
-    """One In-Front switch and one IVR (``IVR_1``) with ``ports`` ports "1".."N" on 4001…"""
-    dns = ",\n".join(
-        f'{{ number = "{4000 + i}", type = "voice-treatment-port" }}' for i in range(1, ports + 1)
-    )
-    port_list = ",\n".join(f'{{ number = "{i}", dn = "{4000 + i}" }}' for i in range(1, ports + 1))
-    return parse_config(
-        f"""
-[[switches]]
-name = "SW_InFront"
-type = "in-front"
-dns = [
-{dns},
-{{ number = "5001", type = "routing-point" }},
-]
-
-[[tservers]]
-name = "TServer_IVR"
-switch = "SW_InFront"
-
-[[ivrs]]
-name = "IVR_1"
-tservers = ["TServer_IVR"]
-legacy-mode = false
-ports = [
-{port_list},
-]
-"""
-    )
 
 
 @pytest.fixture

@@ -7,47 +7,20 @@ from __future__ import annotations
 import gc
 import logging
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 
-from ivr_server.config import load_config
 from ivr_server.runtime import IvrServer
-from tests.integration.rawlink import RawLink, new_call_body, send_many, start_call
+from tests.integration.rawlink import (
+    RawLink,
+    many_ports_config,
+    new_call_body,
+    send_many,
+    start_call,
+)
 
 PORTS = 4200
 """Just over the smallest peak that starts a wind-down (4,096 calls)."""
-
-
-def _config(path: Path) -> Path:
-    """One in-front switch and IVR ``CROWD`` with :data:`PORTS` ports "1".. on DNs 100001..."""
-    dns = "\n".join(
-        f'  {{ number = "{100_001 + i}", type = "voice-treatment-port" }},' for i in range(PORTS)
-    )
-    ports = "\n".join(f'  {{ number = "{i + 1}", dn = "{100_001 + i}" }},' for i in range(PORTS))
-    path.write_text(
-        f"""
-[[switches]]
-name = "SW"
-type = "in-front"
-dns = [
-{dns}
-]
-
-[[tservers]]
-name = "TS"
-switch = "SW"
-
-[[ivrs]]
-name = "CROWD"
-tservers = ["TS"]
-ports = [
-{ports}
-]
-""",
-        encoding="utf-8",
-    )
-    return path
 
 
 async def _replies(link: RawLink, count: int) -> list[str]:
@@ -62,13 +35,12 @@ async def _replies(link: RawLink, count: int) -> list[str]:
 
 async def test_a_crowd_of_calls_is_compacted_down_to_none_and_the_server_carries_on(
     start_server: Callable[..., Awaitable[IvrServer]],
-    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    server = await start_server(load_config(str(_config(tmp_path / "crowd.toml"))))
+    server = await start_server(many_ports_config(PORTS, first_dn=100_001))
     link = await RawLink.open(server.port)
     try:
-        await link.login("LOGIN", "CROWD")
+        await link.login("LOGIN", "IVR_1")
         calls = [f"K{i}" for i in range(PORTS)]
         await send_many(link, [(cid, new_call_body(str(i + 1))) for i, cid in enumerate(calls)])
         assert sorted(await _replies(link, 2 * PORTS)) == sorted(calls * 2)  # Ringing, Established
@@ -99,7 +71,7 @@ async def test_a_crowd_of_calls_is_compacted_down_to_none_and_the_server_carries
         # each of those compactions (all under 1,000 calls) empties the free lists first
         assert {524, 65, 8, 0} <= set(full_collections)
         assert not server.service.calls.calls
-        assert not list(server.service.switches["SW"].calls())
+        assert not list(server.service.switches["SW_InFront"].calls())
         # the server still serves calls, on the same ports
         await start_call(link, "AFTER", port="7")
         assert list(server.service.calls.calls) == ["AFTER"]
