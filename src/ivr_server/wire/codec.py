@@ -169,6 +169,8 @@ _SIMPLE_ATTR: Final = re.compile(rb"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(?:'([^']*)'|
 
 def _simple_tree(body: bytes, encoding: str) -> _El | None:
     """The tree of a :data:`_SIMPLE` document, or ``None`` to let expat parse it."""
+    if body.count(b"<") > 6:  # more markup than a simple document has: skip the longer match
+        return None
     m = _SIMPLE.match(body)
     if m is None:
         return None
