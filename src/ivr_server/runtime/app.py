@@ -89,6 +89,8 @@ class IvrServer:
         self._timer_at: float | None = None
         self._lag_probe: asyncio.TimerHandle | None = None
         self._heap_frozen = False
+        self._reads: list[IvrLinkProtocol] = []
+        """Connections that have read in this turn of the event loop, not yet written out."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -126,6 +128,7 @@ class IvrServer:
         return list(self.api.addresses) if self.api is not None else []
 
     async def stop(self) -> None:
+        self.flush_reads()  # the replies to what was read in this turn go out before closing
         if self.api is not None:
             api, self.api = self.api, None
             await api.stop()
@@ -165,6 +168,31 @@ class IvrServer:
         return self.addresses[0][1]
 
     # ------------------------------------------------------------------ output
+
+    def after_read(self, protocol: IvrLinkProtocol) -> None:
+        """Note that ``protocol`` has handled a read; its output waits for :meth:`flush_reads`.
+
+        The event loop hands every readable connection its bytes in one turn; the replies are
+        written once all of them have been handled (``call_soon`` runs before the loop polls
+        again), not after each. With many connections each bringing a request or two, that is one
+        pass over the service's output and timers per turn instead of per connection, and the
+        writes leave in one burst, so the peers' side is woken once for all of them. Measured
+        (docs/performance.md §6): 17-23% more complete calls per second over 50 connections, the
+        same over 2, and a lower p99 at a given rate."""
+        reads = self._reads
+        if not reads:
+            protocol.loop.call_soon(self.flush_reads)
+        reads.append(protocol)
+
+    def flush_reads(self) -> None:
+        """Write out what the reads of this turn produced and re-arm the connections' timers."""
+        reads = self._reads
+        if not reads:
+            return
+        self._reads = []
+        self.flush()
+        for protocol in reads:
+            protocol.finish_read()
 
     def flush(self) -> None:
         """Write out every session the service queued data for; re-arm the service's timer."""

@@ -1,10 +1,12 @@
 """The asyncio adapter of one IVR connection: socket bytes <-> IvrLink <-> IvrService.
 
 The only event-loop code of a session (aioquic's ``asyncio/protocol.py`` pattern): bytes in are
-fed to the link engine with ``loop.time()``; its events go to the service; everything the service
-queued is written out; one timer handle is re-armed to the link's next deadline. A peer that does
-not read makes its transport buffer grow: reading from it pauses above the high-water mark, and
-past ``write_buffer_limit`` the connection is aborted so that nobody else is slowed down.
+fed to the link engine with ``loop.time()``; its events go to the service; once every connection
+readable in this turn of the event loop has read, everything the service queued is written out
+(``IvrServer.flush_reads``) and one timer handle is re-armed to the link's next deadline. A peer
+that does not read makes its transport buffer grow: reading from it pauses above the high-water
+mark, and past ``write_buffer_limit`` the connection is aborted so that nobody else is slowed
+down.
 """
 
 from __future__ import annotations
@@ -106,8 +108,12 @@ class IvrLinkProtocol(asyncio.Protocol):
                 service.handle_rejected(session, event.error, now)
             elif type(event) is LinkClosed:
                 log.info("session %d: %s", session.id, event.reason)
-        self.server.flush()
-        self.flush()  # the link's own output (keep-alive responses, GLI Error frames)
+        self.server.after_read(self)  # written out once every readable connection has read
+
+    def finish_read(self) -> None:
+        """After the service's output is written (``IvrServer.flush_reads``): the link's own
+        output (keep-alive responses, GLI Error frames), and its timer re-armed."""
+        self.flush()
         self._arm_timer()
 
     def eof_received(self) -> bool | None:

@@ -1,0 +1,102 @@
+"""Replies are written once per turn of the event loop, after every readable connection has read.
+
+The server's connection objects are driven directly with stand-in transports that record each
+write, so the test sees exactly when and how the bytes leave (over TCP the kernel would merge
+them): nothing is written while the turn's reads are being handled, then each connection gets one
+write holding all its replies, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from ivr_server.config import default_config
+from ivr_server.runtime.app import IvrServer
+from ivr_server.runtime.connection import IvrLinkProtocol
+from ivr_server.wire import FrameDecoder, decode_document
+from tests.integration.rawlink import doc, frame
+
+LOGIN = '<LoginReq Version="4.0" ClientName="IVR_{n}" ReportStatus="true"></LoginReq>'
+
+
+class RecordingTransport:
+    """What ``IvrLinkProtocol`` needs of a transport; every write is kept."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", self.port) if name == "peername" else default
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+def tags(data: bytes) -> list[str]:
+    """The message tags of the GLI Data frames in ``data``."""
+    return [decode_document(payload)[1].tag for _, payload in FrameDecoder().feed(data)]
+
+
+async def connect(server: IvrServer, n: int) -> tuple[IvrLinkProtocol, RecordingTransport]:
+    protocol = IvrLinkProtocol(server)
+    transport = RecordingTransport(40000 + n)
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(frame(doc(f"login-{n}", LOGIN.format(n=n))))
+    await asyncio.sleep(0)
+    assert tags(b"".join(transport.writes)) == ["LoginResp", "FlowControl"]
+    transport.writes.clear()
+    return protocol, transport
+
+
+async def test_replies_wait_for_the_turn_then_leave_in_one_write_per_connection() -> None:
+    server = IvrServer(default_config())
+    (p1, t1), (p2, t2), (p3, t3) = [await connect(server, n) for n in (1, 2, 3)]
+    unknown = "<CallInfoReq></CallInfoReq>"  # on a CallId the server does not know: an error
+
+    # One turn: connection 1 reads three requests at once, connection 2 one, connection 3 none.
+    p1.data_received(b"".join(frame(doc(f"nope-{i}", unknown)) for i in range(3)))
+    p2.data_received(frame(doc("nope-9", unknown)))
+    assert t1.writes == [] and t2.writes == [] and t3.writes == []
+
+    await asyncio.sleep(0)  # the loop runs what the reads scheduled: the replies go out
+    assert len(t1.writes) == 1 and len(t2.writes) == 1 and t3.writes == []
+    replies = [decode_document(p) for _, p in FrameDecoder().feed(t1.writes[0])]
+    assert [call_id for call_id, _ in replies] == ["nope-0", "nope-1", "nope-2"]
+    assert {message.tag for _, message in replies} == {"CallError"}
+    assert tags(t2.writes[0]) == ["CallError"]
+
+    # The next turn starts afresh.
+    p3.data_received(frame(doc("nope-10", unknown)))
+    assert t3.writes == []
+    await asyncio.sleep(0)
+    assert len(t1.writes) == 1 and len(t2.writes) == 1 and tags(t3.writes[0]) == ["CallError"]
+
+
+async def test_stop_writes_what_the_last_reads_produced() -> None:
+    server = IvrServer(default_config())
+    protocol, transport = await connect(server, 1)
+    protocol.data_received(frame(doc("nope-1", "<CallInfoReq></CallInfoReq>")))
+    await server.stop()
+    assert tags(b"".join(transport.writes)) == ["CallError"]
+    assert transport.closed
