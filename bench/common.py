@@ -139,12 +139,15 @@ def start_server(
 
 
 def start_echo_server(
-    port: int, log: IO[bytes] | None = None, *, calls: bool = False
+    port: int, log: IO[bytes] | None = None, *, calls: bool = False, write_per_read: bool = False
 ) -> subprocess.Popen[bytes]:
     """bench/echo_server.py on CPU 0, pinned like :func:`start_server`; ``calls``: answering the
-    full-call flow's requests by element name (``--calls``) instead of one fixed reply."""
+    full-call flow's requests by element name (``--calls``) instead of one fixed reply;
+    ``write_per_read``: writing each read's answers at once (``--write-per-read``)."""
     cmd = [sys.executable, str(HERE / "echo_server.py"), "--port", str(port)]
-    return _start([*cmd, "--calls"] if calls else cmd, port, log)
+    cmd += ["--calls"] if calls else []
+    cmd += ["--write-per-read"] if write_per_read else []
+    return _start(cmd, port, log)
 
 
 def stop_servers(procs: Iterable[subprocess.Popen[bytes]], log: IO[bytes]) -> None:

@@ -5,8 +5,10 @@ It frames bytes exactly as ``ivr_server.wire.gli.FrameDecoder`` does (6-byte hea
 type, length = payload + 2, version 2, application 0; a frame is ``4 + length`` bytes; a bad
 header closes the link), answers a Keep-Alive request with a Keep-Alive response, and answers
 every Data frame with a fixed document the size of the server's ``CallInfoResp`` for the same
-``CallId`` (found by byte search). All the answers to one read go out in one write, as the real
-server does. No XML is parsed, no call exists: whatever ivr-server does beyond this is its cost.
+``CallId`` (found by byte search). All the answers to one read go out in one write, and, as the
+real server does, the writes wait until every connection readable in that turn of the event loop
+has read (``--write-per-read``: each read's answers at once, as both did before). No XML is parsed,
+no call exists: whatever ivr-server does beyond this is its cost.
 
 With ``--calls`` it answers the requests of ``bench/bench_fullcall.py``'s call flow instead, each
 with the documents ivr-server writes for it (copied from a real exchange, so the same sizes),
@@ -66,13 +68,37 @@ _CALL_REPLIES: Final[dict[bytes, tuple[bytes, ...]]] = {
 CallId (see bench/bench_fullcall.py)."""
 
 
-class EchoProtocol(asyncio.Protocol):
-    __slots__ = ("buffer", "replies", "transport")
+class TurnWriter:
+    """Writes queued during one turn of the event loop, made once every read has been handled."""
 
-    def __init__(self, replies: dict[bytes, tuple[bytes, ...]] | None = None) -> None:
+    __slots__ = ("loop", "pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending: list[tuple[asyncio.Transport, bytes]] = []
+
+    def write(self, transport: asyncio.Transport, data: bytes) -> None:
+        if not self.pending:
+            self.loop.call_soon(self.flush)
+        self.pending.append((transport, data))
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        for transport, data in pending:
+            transport.write(data)
+
+
+class EchoProtocol(asyncio.Protocol):
+    __slots__ = ("buffer", "replies", "transport", "writer")
+
+    def __init__(
+        self, replies: dict[bytes, tuple[bytes, ...]] | None, writer: TurnWriter | None
+    ) -> None:
         self.buffer = bytearray()
         self.replies = replies
         """None: every Data frame gets the fixed CallInfoResp; else answers by element name."""
+        self.writer = writer
+        """None: each read's answers are written at once."""
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -119,13 +145,19 @@ class EchoProtocol(asyncio.Protocol):
         if pos:
             del buf[:pos]
         if out and self.transport is not None:
-            self.transport.write(b"".join(out))
+            if self.writer is not None:
+                self.writer.write(self.transport, b"".join(out))
+            else:
+                self.transport.write(b"".join(out))
 
 
-async def serve(host: str, port: int, calls: bool) -> None:
+async def serve(host: str, port: int, calls: bool, write_per_read: bool) -> None:
     loop = asyncio.get_running_loop()
     replies = _CALL_REPLIES if calls else None
-    server = await loop.create_server(lambda: EchoProtocol(replies), host, port, backlog=1024)
+    writer = None if write_per_read else TurnWriter(loop)
+    server = await loop.create_server(
+        lambda: EchoProtocol(replies, writer), host, port, backlog=1024
+    )
     async with server:
         await server.serve_forever()
 
@@ -137,13 +169,18 @@ def main() -> None:
     ap.add_argument(
         "--calls", action="store_true", help="answer the full-call flow's requests by element name"
     )
+    ap.add_argument(
+        "--write-per-read",
+        action="store_true",
+        help="write each read's answers at once instead of once per turn of the event loop",
+    )
     args = ap.parse_args()
     try:
         import uvloop
 
-        uvloop.run(serve(args.host, args.port, args.calls))
+        uvloop.run(serve(args.host, args.port, args.calls, args.write_per_read))
     except ImportError:
-        asyncio.run(serve(args.host, args.port, args.calls))
+        asyncio.run(serve(args.host, args.port, args.calls, args.write_per_read))
     except KeyboardInterrupt:
         pass
 
