@@ -97,7 +97,7 @@ async def run(calls: int, profile: bool) -> None:
     for call in call_frames(2000, 0):  # warm-up
         for frame in call:
             protocol.data_received(frame)
-            server.flush_reads()
+            server.end_turn()
     work = call_frames(calls, 10_000_000)
     writes_before = transport.writes
     gc.collect()
@@ -108,7 +108,7 @@ async def run(calls: int, profile: bool) -> None:
     for call in work:
         for frame in call:
             protocol.data_received(frame)
-            server.flush_reads()  # what the event loop does after each turn's reads
+            server.end_turn()  # what the event loop does after each turn's reads
     cpu = time.process_time() - t0
     if profiler is not None:
         profiler.disable()

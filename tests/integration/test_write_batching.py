@@ -12,7 +12,7 @@ import asyncio
 from typing import Any
 
 from ivr_server.config import default_config
-from ivr_server.runtime.app import IvrServer
+from ivr_server.runtime.app import FLUSH_AFTER_BYTES, IvrServer
 from ivr_server.runtime.connection import IvrLinkProtocol
 from ivr_server.wire import FrameDecoder, decode_document
 from tests.integration.rawlink import doc, frame
@@ -91,6 +91,28 @@ async def test_replies_wait_for_the_turn_then_leave_in_one_write_per_connection(
     assert t3.writes == []
     await asyncio.sleep(0)
     assert len(t1.writes) == 1 and len(t2.writes) == 1 and tags(t3.writes[0]) == ["CallError"]
+
+
+async def test_a_turn_that_reads_a_lot_writes_without_waiting_for_its_end() -> None:
+    """Past FLUSH_AFTER_BYTES read in one turn, what the turn produced so far is written at once,
+    so a turn of many large reads never holds all their replies together."""
+    server = IvrServer(default_config())
+    (p1, t1), (p2, t2), (p3, t3) = [await connect(server, n) for n in (1, 2, 3)]
+    unknown = "<CallInfoReq></CallInfoReq>"
+    one = frame(doc("nope-0", unknown))
+    count = FLUSH_AFTER_BYTES // len(one) + 1  # just over the bound in one read
+
+    p2.data_received(one)
+    assert t2.writes == []
+    p1.data_received(b"".join(frame(doc(f"big-{i}", unknown)) for i in range(count)))
+    assert len(t1.writes) == 1 and len(t2.writes) == 1  # both written before the turn ends
+    assert tags(t1.writes[0]) == ["CallError"] * count and tags(t2.writes[0]) == ["CallError"]
+
+    p3.data_received(frame(doc("nope-3", unknown)))  # after the flush, the turn goes on as usual
+    assert t3.writes == []
+    await asyncio.sleep(0)
+    assert tags(t3.writes[0]) == ["CallError"]
+    assert len(t1.writes) == 1 and len(t2.writes) == 1
 
 
 async def test_stop_writes_what_the_last_reads_produced() -> None:

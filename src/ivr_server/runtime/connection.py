@@ -108,7 +108,7 @@ class IvrLinkProtocol(asyncio.Protocol):
                 service.handle_rejected(session, event.error, now)
             elif type(event) is LinkClosed:
                 log.info("session %d: %s", session.id, event.reason)
-        self.server.after_read(self)  # written out once every readable connection has read
+        self.server.after_read(self, len(data))  # written once every readable one has read
 
     def finish_read(self) -> None:
         """After the service's output is written (``IvrServer.flush_reads``): the link's own
