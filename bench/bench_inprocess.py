@@ -4,8 +4,9 @@
 An ``IvrServer`` is built in this process on ``bench/fullcall.toml`` (not listening) and one
 ``IvrLinkProtocol`` is driven through a stand-in transport that only counts what it is given. The
 production call flow of ``bench_fullcall.py`` (NewCall, CallInfoReq, UDataSet, UDataGet,
-RouteRequest, EndCall) is fed one request per ``data_received`` (as in an open loop at a moderate
-rate: one request per read), for ``--count`` calls after a warm-up. Printed: microseconds of CPU
+RouteRequest, EndCall) is fed one request per ``data_received``, each followed by the server's
+``end_turn()`` (as in an open loop at a moderate rate: one request per read, one read per turn of
+the event loop), for ``--count`` calls after a warm-up. Printed: microseconds of CPU
 per call and per request. Comparing with the server's CPU per call in ``bench_fullcall.py`` shows
 what the event loop, the kernel's TCP work and cold caches add. ``--profile`` prints a cProfile
 table instead (its overhead makes the timing meaningless).
