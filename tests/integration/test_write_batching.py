@@ -9,7 +9,9 @@ write holding all its replies, in order.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Callable
+from contextvars import Context
+from typing import Any, cast
 
 from ivr_server.config import default_config
 from ivr_server.runtime.app import FLUSH_AFTER_BYTES, IvrServer
@@ -113,6 +115,56 @@ async def test_a_turn_that_reads_a_lot_writes_without_waiting_for_its_end() -> N
     await asyncio.sleep(0)
     assert tags(t3.writes[0]) == ["CallError"]
     assert len(t1.writes) == 1 and len(t2.writes) == 1
+
+
+class CountingLoop:
+    """The parts of the running loop a connection uses, counting what ``call_soon`` schedules."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.real = loop
+        self.soon: list[Any] = []
+
+    def call_soon(
+        self, callback: Callable[..., object], *args: object, context: Context | None = None
+    ) -> asyncio.Handle:
+        self.soon.append(callback)
+        return self.real.call_soon(callback, *args, context=context)
+
+    def time(self) -> float:
+        return self.real.time()
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: object,
+        context: Context | None = None,
+    ) -> asyncio.TimerHandle:
+        return self.real.call_at(when, callback, *args, context=context)
+
+
+async def test_one_end_of_turn_callback_however_often_the_turn_writes() -> None:
+    """A turn that writes early (past FLUSH_AFTER_BYTES) still schedules one callback: uvloop keeps
+    spent handles for reuse, and hundreds made in a peak pinned heap arenas after it."""
+    server = IvrServer(default_config())
+    links = [await connect(server, n) for n in range(1, 5)]
+    loop = CountingLoop(asyncio.get_running_loop())
+    for protocol, _ in links:
+        protocol.loop = cast(asyncio.AbstractEventLoop, loop)
+    unknown = "<CallInfoReq></CallInfoReq>"
+    big = b"".join(
+        frame(doc(f"big-{i}", unknown))
+        for i in range(FLUSH_AFTER_BYTES // len(frame(doc("big-0", unknown))) + 1)
+    )
+    for protocol, _ in links:  # every read of this turn goes past the bound
+        protocol.data_received(big)
+    assert all(len(transport.writes) == 1 for _, transport in links)
+    assert loop.soon == [server.end_turn]
+    await asyncio.sleep(0)
+    links[0][0].data_received(frame(doc("next", unknown)))  # the next turn schedules its own
+    assert loop.soon == [server.end_turn, server.end_turn]
+    await asyncio.sleep(0)
+    assert tags(links[0][1].writes[-1]) == ["CallError"]
 
 
 async def test_stop_writes_what_the_last_reads_produced() -> None:
