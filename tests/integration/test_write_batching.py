@@ -22,6 +22,17 @@ from tests.integration.rawlink import doc, frame
 LOGIN = '<LoginReq Version="4.0" ClientName="IVR_{n}" ReportStatus="true"></LoginReq>'
 
 
+def ask(call_id: str) -> bytes:
+    """A CallInfoReq on a CallId the server does not know: answered with a CallError."""
+    return frame(doc(call_id, "<CallInfoReq></CallInfoReq>"))
+
+
+def over_the_bound() -> tuple[bytes, int]:
+    """One read of just over FLUSH_AFTER_BYTES, and how many requests it holds."""
+    count = FLUSH_AFTER_BYTES // len(ask("big-0")) + 1
+    return b"".join(ask(f"big-{i}") for i in range(count)), count
+
+
 class RecordingTransport:
     """What ``IvrLinkProtocol`` needs of a transport; every write is kept."""
 
@@ -74,11 +85,10 @@ async def connect(server: IvrServer, n: int) -> tuple[IvrLinkProtocol, Recording
 async def test_replies_wait_for_the_turn_then_leave_in_one_write_per_connection() -> None:
     server = IvrServer(default_config())
     (p1, t1), (p2, t2), (p3, t3) = [await connect(server, n) for n in (1, 2, 3)]
-    unknown = "<CallInfoReq></CallInfoReq>"  # on a CallId the server does not know: an error
 
     # One turn: connection 1 reads three requests at once, connection 2 one, connection 3 none.
-    p1.data_received(b"".join(frame(doc(f"nope-{i}", unknown)) for i in range(3)))
-    p2.data_received(frame(doc("nope-9", unknown)))
+    p1.data_received(b"".join(ask(f"nope-{i}") for i in range(3)))
+    p2.data_received(ask("nope-9"))
     assert t1.writes == [] and t2.writes == [] and t3.writes == []
 
     await asyncio.sleep(0)  # the loop runs what the reads scheduled: the replies go out
@@ -89,7 +99,7 @@ async def test_replies_wait_for_the_turn_then_leave_in_one_write_per_connection(
     assert tags(t2.writes[0]) == ["CallError"]
 
     # The next turn starts afresh.
-    p3.data_received(frame(doc("nope-10", unknown)))
+    p3.data_received(ask("nope-10"))
     assert t3.writes == []
     await asyncio.sleep(0)
     assert len(t1.writes) == 1 and len(t2.writes) == 1 and tags(t3.writes[0]) == ["CallError"]
@@ -100,17 +110,15 @@ async def test_a_turn_that_reads_a_lot_writes_without_waiting_for_its_end() -> N
     so a turn of many large reads never holds all their replies together."""
     server = IvrServer(default_config())
     (p1, t1), (p2, t2), (p3, t3) = [await connect(server, n) for n in (1, 2, 3)]
-    unknown = "<CallInfoReq></CallInfoReq>"
-    one = frame(doc("nope-0", unknown))
-    count = FLUSH_AFTER_BYTES // len(one) + 1  # just over the bound in one read
+    big, count = over_the_bound()
 
-    p2.data_received(one)
+    p2.data_received(ask("nope-0"))
     assert t2.writes == []
-    p1.data_received(b"".join(frame(doc(f"big-{i}", unknown)) for i in range(count)))
+    p1.data_received(big)
     assert len(t1.writes) == 1 and len(t2.writes) == 1  # both written before the turn ends
     assert tags(t1.writes[0]) == ["CallError"] * count and tags(t2.writes[0]) == ["CallError"]
 
-    p3.data_received(frame(doc("nope-3", unknown)))  # after the flush, the turn goes on as usual
+    p3.data_received(ask("nope-3"))  # after the flush, the turn goes on as usual
     assert t3.writes == []
     await asyncio.sleep(0)
     assert tags(t3.writes[0]) == ["CallError"]
@@ -151,17 +159,13 @@ async def test_one_end_of_turn_callback_however_often_the_turn_writes() -> None:
     loop = CountingLoop(asyncio.get_running_loop())
     for protocol, _ in links:
         protocol.loop = cast(asyncio.AbstractEventLoop, loop)
-    unknown = "<CallInfoReq></CallInfoReq>"
-    big = b"".join(
-        frame(doc(f"big-{i}", unknown))
-        for i in range(FLUSH_AFTER_BYTES // len(frame(doc("big-0", unknown))) + 1)
-    )
+    big, _ = over_the_bound()
     for protocol, _ in links:  # every read of this turn goes past the bound
         protocol.data_received(big)
     assert all(len(transport.writes) == 1 for _, transport in links)
     assert loop.soon == [server.end_turn]
     await asyncio.sleep(0)
-    links[0][0].data_received(frame(doc("next", unknown)))  # the next turn schedules its own
+    links[0][0].data_received(ask("next"))  # the next turn schedules its own
     assert loop.soon == [server.end_turn, server.end_turn]
     await asyncio.sleep(0)
     assert tags(links[0][1].writes[-1]) == ["CallError"]
@@ -170,7 +174,7 @@ async def test_one_end_of_turn_callback_however_often_the_turn_writes() -> None:
 async def test_stop_writes_what_the_last_reads_produced() -> None:
     server = IvrServer(default_config())
     protocol, transport = await connect(server, 1)
-    protocol.data_received(frame(doc("nope-1", "<CallInfoReq></CallInfoReq>")))
+    protocol.data_received(ask("nope-1"))
     await server.stop()
     assert tags(b"".join(transport.writes)) == ["CallError"]
     assert transport.closed
