@@ -4,10 +4,11 @@
 An ``IvrServer`` is built in this process on ``bench/fullcall.toml`` (not listening) and one
 ``IvrLinkProtocol`` is driven through a stand-in transport that only counts what it is given. The
 production call flow of ``bench_fullcall.py`` (NewCall, CallInfoReq, UDataSet, UDataGet,
-RouteRequest, EndCall) is fed one request per ``data_received``, each followed by the server's
-``end_turn()`` (as in an open loop at a moderate rate: one request per read, one read per turn of
-the event loop), for ``--count`` calls after a warm-up. Printed: microseconds of CPU
-per call and per request. Comparing with the server's CPU per call in ``bench_fullcall.py`` shows
+RouteRequest, EndCall) is fed one request per ``data_received``, each followed by a turn of the
+event loop (``asyncio.sleep(0)``), which runs the server's end-of-turn step as in production: one
+request per read, one read per turn, as in an open loop at a moderate rate. The measured calls run
+on a frozen heap, as ``serve`` leaves it (``IvrServer.settle_heap``). ``--count`` calls are measured
+after a warm-up. Printed: microseconds of CPU per call and per request. Comparing with the server's CPU per call in ``bench_fullcall.py`` shows
 what the event loop, the kernel's TCP work and cold caches add. ``--profile`` prints a cProfile
 table instead (its overhead makes the timing meaningless).
 """
@@ -15,8 +16,8 @@ table instead (its overhead makes the timing meaningless).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
-import gc
 import pstats
 import time
 from typing import Any
@@ -89,27 +90,32 @@ def call_frames(count: int, offset: int) -> list[list[bytes]]:
     return frames
 
 
+async def drive(protocol: IvrLinkProtocol, calls: list[list[bytes]]) -> None:
+    """Each request in its own read, each read in its own turn of the event loop: the turn's
+    end runs the server's ``end_turn`` (scheduled by ``after_read``), which writes the replies.
+    Calling ``end_turn`` directly instead would leave one unrun callback per request queued in the
+    loop until the end, and the collector would scan them all again and again."""
+    for call in calls:
+        for frame in call:
+            protocol.data_received(frame)
+            await asyncio.sleep(0)
+
+
 async def run(calls: int, profile: bool) -> None:
     server = IvrServer(load_config(CONFIG))
     protocol = IvrLinkProtocol(server)
     transport = CountingTransport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     protocol.data_received(login_frame(b"bench-session"))
-    for call in call_frames(2000, 0):  # warm-up
-        for frame in call:
-            protocol.data_received(frame)
-            server.end_turn()
+    await drive(protocol, call_frames(2000, 0))  # warm-up
     work = call_frames(calls, 10_000_000)
     writes_before = transport.writes
-    gc.collect()
+    server.settle_heap()
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
         profiler.enable()
     t0 = time.process_time()
-    for call in work:
-        for frame in call:
-            protocol.data_received(frame)
-            server.end_turn()  # what the event loop does after each turn's reads
+    await drive(protocol, work)
     cpu = time.process_time() - t0
     if profiler is not None:
         profiler.disable()
