@@ -28,7 +28,8 @@ if os.environ.get("IVR_SERVER_COMPILE", "") == "1":
     modules = settings["tool"]["ivr-server"]["compile"]["modules"]
     ext_modules = mypycify([f"src/ivr_server/{module}" for module in modules], opt_level="3")
     for extension in ext_modules:
-        if "-O3" in extension.extra_compile_args:  # mypyc chose GCC/Clang-style flags
-            extension.extra_compile_args.append("-fno-semantic-interposition")
+        flags = extension.extra_compile_args  # one list, shared by all the extensions
+        if "-O3" in flags and "-fno-semantic-interposition" not in flags:  # GCC/Clang-style
+            flags.append("-fno-semantic-interposition")
 
 setup(ext_modules=ext_modules)
