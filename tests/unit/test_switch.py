@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
@@ -715,9 +714,9 @@ def test_snapshots_are_immutable_values() -> None:
     login(switch)
     snapshot = switch.dn(PORT)
     assert snapshot is not None and snapshot.agent is not None
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError, match="immutable"):  # frozen msgspec.Structs
         snapshot.registered = False  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError, match="immutable"):
         snapshot.agent.agent_id = "x"  # type: ignore[misc]
     send(switch, TAgentSetReady(reference_id=1, dn=PORT, queue=QUEUE, work_mode=WorkMode.AUTO_IN))
     assert snapshot.agent.state is AgentState.NOT_READY  # the old snapshot did not move

@@ -35,8 +35,9 @@ same events.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, replace
 from typing import Any, Final
+
+from msgspec.structs import replace
 
 from ivr_server.errors import LocalProtocolError
 from ivr_server.memory import shrink
@@ -107,6 +108,7 @@ from ivr_server.switch.requests import (
     TUnregisterAddress,
     TUpdateUserData,
 )
+from ivr_server.switch.views import AgentSnapshot, CallSnapshot, DnSnapshot, ReadyAgent
 from ivr_server.wire.kv import KvList, Node
 
 __all__ = [
@@ -123,39 +125,6 @@ __all__ = [
 
 AGENT_DN_TYPES: Final = frozenset({DnType.EXTENSION, DnType.VOICE_TREATMENT_PORT})
 """DN types an agent can log in on; agent requests on any other type fail with TERR_UNSUP_OPER."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AgentSnapshot:
-    """The agent logged in on a DN, as of the moment the snapshot was taken."""
-
-    agent_id: str
-    """Agent login id."""
-    queue: str
-    """Queue of the login; empty when the login named none."""
-    state: AgentState
-    """``READY`` or ``NOT_READY`` (a logged-out DN has no agent snapshot)."""
-    work_mode: WorkMode
-    """Work mode of the latest login / Ready / NotReady request."""
-    ready_since: int = 0
-    """Switch-wide sequence number of the moment the agent last became Ready (lower = idle for
-    longer); 0 when not ready. The switch has no clock: order is all routing needs."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DnSnapshot:
-    """Read-only view of one DN."""
-
-    number: str
-    """The directory number."""
-    type: DnType
-    """Configured DN type."""
-    registered: bool
-    """Whether the T-Library client has registered the DN."""
-    in_service: bool
-    """Whether the DN is in service."""
-    agent: AgentSnapshot | None
-    """The logged-in agent, or ``None`` when logged out."""
 
 
 class _Dn:
@@ -186,42 +155,6 @@ class _Dn:
             in_service=self.in_service,
             agent=self.agent,
         )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CallSnapshot:
-    """Read-only view of one call on the switch."""
-
-    conn_id: str
-    """AttributeConnID (16 lower-case hex digits)."""
-    call_id: int
-    """AttributeCallID."""
-    ani: str | None
-    """AttributeANI."""
-    dnis: str | None
-    """AttributeDNIS."""
-    parties: tuple[str, ...]
-    """DNs in the call, in the order they joined."""
-    user_data: KvList
-    """The attached data, in stored order, duplicates kept."""
-    routing_point: str | None
-    """The routing point where the call waits for a router, if it does."""
-    treatment: str | None
-    """Type of the treatment the router last asked for while the call waits, if any."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ReadyAgent:
-    """A ready agent whose DN has no call: a routing target."""
-
-    agent_id: str
-    """The agent."""
-    dn: str
-    """Where the agent is logged in."""
-    queue: str
-    """The agent's queue (empty when none)."""
-    ready_since: int
-    """Order in which agents became ready: the lowest has been idle longest."""
 
 
 USER_DATA_LIMIT: Final = 16_384
