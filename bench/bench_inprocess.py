@@ -7,10 +7,12 @@ production call flow of ``bench_fullcall.py`` (NewCall, CallInfoReq, UDataSet, U
 RouteRequest, EndCall) is fed one request per ``data_received``, each followed by a turn of the
 event loop (``asyncio.sleep(0)``), which runs the server's end-of-turn step as in production: one
 request per read, one read per turn, as in an open loop at a moderate rate. The measured calls run
-on a frozen heap, as ``serve`` leaves it (``IvrServer.settle_heap``). ``--count`` calls are measured
-after a warm-up. Printed: microseconds of CPU per call and per request. Comparing with the server's CPU per call in ``bench_fullcall.py`` shows
-what the event loop, the kernel's TCP work and cold caches add. ``--profile`` prints a cProfile
-table instead (its overhead makes the timing meaningless).
+on a frozen heap, as ``serve`` leaves it (``IvrServer.settle_heap``). ``--count`` calls are
+measured after a warm-up. Printed: microseconds of CPU per call and per request. Comparing with the
+server's CPU per call in ``bench_fullcall.py`` shows what the event loop, the kernel's TCP work and
+cold caches add. ``--per-read K`` runs K calls side by side, their requests of each step in one read:
+what batching saves in the server's own code. ``--profile`` prints a cProfile table instead (its
+overhead makes the timing meaningless).
 """
 
 from __future__ import annotations
@@ -90,18 +92,20 @@ def call_frames(count: int, offset: int) -> list[list[bytes]]:
     return frames
 
 
-async def drive(protocol: IvrLinkProtocol, calls: list[list[bytes]]) -> None:
-    """Each request in its own read, each read in its own turn of the event loop: the turn's
-    end runs the server's ``end_turn`` (scheduled by ``after_read``), which writes the replies.
-    Calling ``end_turn`` directly instead would leave one unrun callback per request queued in the
-    loop until the end, and the collector would scan them all again and again."""
-    for call in calls:
-        for frame in call:
-            protocol.data_received(frame)
+async def drive(protocol: IvrLinkProtocol, calls: list[list[bytes]], per_read: int = 1) -> None:
+    """Each read in its own turn of the event loop: the turn's end runs the server's ``end_turn``
+    (scheduled by ``after_read``), which writes the replies. Calling ``end_turn`` directly instead
+    would leave one unrun callback per read queued in the loop until the end, and the collector
+    would scan them all again and again. ``per_read`` calls run side by side, their requests of
+    each step in one read (as a busy connection brings them); 1 is one request per read."""
+    for first in range(0, len(calls), per_read):
+        group = calls[first : first + per_read]
+        for step in range(len(group[0])):
+            protocol.data_received(b"".join(call[step] for call in group))
             await asyncio.sleep(0)
 
 
-async def run(calls: int, profile: bool) -> None:
+async def run(calls: int, profile: bool, per_read: int = 1) -> None:
     server = IvrServer(load_config(CONFIG))
     protocol = IvrLinkProtocol(server)
     transport = CountingTransport()
@@ -115,25 +119,21 @@ async def run(calls: int, profile: bool) -> None:
     if profiler is not None:
         profiler.enable()
     t0 = time.process_time()
-    await drive(protocol, work)
+    await drive(protocol, work, per_read)
     cpu = time.process_time() - t0
     if profiler is not None:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("tottime").print_stats(30)
         return
     left = len(server.service.calls.calls)
-    print(f"in-process, one request per read, {calls:,} calls (calls left: {left})")
+    shape = "one request per read" if per_read == 1 else f"{per_read} requests per read"
+    print(f"in-process, {shape}, {calls:,} calls (calls left: {left})")
     print(
         f"  {cpu / calls * 1e6:,.1f} us of CPU per call, {cpu / calls / 6 * 1e6:,.1f} per request"
     )
     writes = (transport.writes - writes_before) / calls
     print(f"  {calls / cpu:,.0f} calls/s on one core; {writes:.1f} writes per call")
-    record(
-        "inprocess",
-        "Python cost per call, one request per read, no sockets",
-        cpu / calls * 1e6,
-        "us",
-    )
+    record("inprocess", f"Python cost per call, {shape}, no sockets", cpu / calls * 1e6, "us")
 
 
 def main() -> None:
@@ -141,8 +141,15 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=20_000, help="calls measured (default 20,000)")
     add_common_args(ap)  # --quick: 2,000 calls
     ap.add_argument("--profile", action="store_true", help="print a cProfile table instead")
+    ap.add_argument(
+        "--per-read",
+        type=int,
+        default=1,
+        help="calls run side by side, their requests of each step in one read (default 1: one "
+        "request per read, as in an open loop at a moderate rate; 20: as in a busy closed loop)",
+    )
     args, _ = ap.parse_known_args()
-    run_loop(run(2000 if args.quick else args.count, args.profile))
+    run_loop(run(2000 if args.quick else args.count, args.profile, max(1, args.per_read)))
 
 
 if __name__ == "__main__":
