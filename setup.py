@@ -7,7 +7,7 @@ compiled with mypyc; otherwise this adds nothing.
 With GCC or Clang the compiled modules also get ``-fno-semantic-interposition``: mypyc's functions
 are global symbols of one shared library, and without it every call between them goes through the
 PLT and none can be inlined (the flag CPython itself is built with since 3.10). Measured on the
-benchmark VM (docs/performance.md §6): 3-4% less CPU per call one request per read, 2-5% more
+benchmark VM (docs/performance.md §6): 3-6% less CPU per call one request per read, 1-6% more
 calls per second in the closed loops.
 """
 
