@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from click.testing import CliRunner
 
 from ivr_server.cli import main
 from ivr_server.loadtest import ScriptError, builtin_script, parse_script, plots
+from ivr_server.loadtest.generator import WorkerResult
+from ivr_server.loadtest.report import build_report, merge, render
 
 FULL_CALL_MESSAGES = 6
 """Per call of the ``full`` script: requests sent (EndCall included) and replies received."""
@@ -286,3 +289,27 @@ def test_each_call_has_its_own_number_and_data() -> None:
     assert not steps["RouteRequest"].per_call and not steps["EndCall"].per_call
     plain = parse_script({"steps": [{"type": "NewCall", "ani": "555"}, {"type": "EndCall"}]}, "t")
     assert not any(s.per_call for s in compile_script(plain, "7"))
+
+
+@pytest.mark.parametrize(("cpu_seconds", "busy"), [((0.2, 0.5), False), ((0.3, 1.9), True)])
+def test_a_busy_generator_is_reported(cpu_seconds: tuple[float, float], busy: bool) -> None:
+    """A load test measures the server only while its generator keeps up: a generator process
+    that used 90% of a core or more is flagged in the JSON and warned about in the table."""
+    results = [
+        WorkerResult(
+            w,
+            ["CallInfoReq"],
+            {"CallInfoReq": array("d", [0.001])},
+            {"CallInfoReq": array("d", [0.5])},
+            window=2.0,
+            cpu_seconds=cpu,
+        )
+        for w, cpu in enumerate(cpu_seconds)
+    ]
+    settings: dict[str, Any] = {"target": "127.0.0.1:3021", "script": "callinfo", "mode": "closed"}
+    settings |= {"concurrency": 8, "ivrs": ["IVR_1"]}
+    report = build_report(merge(results), settings=settings, server=None)
+    generator = report["generator"]
+    assert generator["cpu_percent_per_process"] == [c * 50 for c in cpu_seconds]
+    assert generator["busy"] is busy
+    assert ("the generator may have limited the load" in render(report)) is busy

@@ -25,6 +25,9 @@ __all__ = [
 
 PERCENTILES: Final = (("p50", 0.50), ("p90", 0.90), ("p99", 0.99), ("p99.9", 0.999))
 REPORT_VERSION: Final = 1
+GENERATOR_BUSY_PERCENT: Final = 90.0
+"""A generator process that used this much of a core may have held the load back: the report says
+so (``generator.busy``), since a load test must measure the server, not its generator."""
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -156,6 +159,7 @@ def build_report(
         "generator": {
             "cpu_percent": round(sum(cpu), 1),
             "cpu_percent_per_process": [round(c, 1) for c in cpu],
+            "busy": any(c >= GENERATOR_BUSY_PERCENT for c in cpu),
         },
         "server": None if server is None else _server(server),
     }
@@ -246,6 +250,11 @@ def render(report: dict[str, Any]) -> str:
         f"  generator  CPU {gen['cpu_percent']:.0f}% "
         f"({', '.join(f'{c:.0f}%' for c in gen['cpu_percent_per_process'])} per process)"
     )
+    if gen["busy"]:
+        lines.append(
+            f"  warning    a generator process used {GENERATOR_BUSY_PERCENT:.0f}% or more of a core: "
+            "the generator may have limited the load; run more --processes on free cores"
+        )
     return "\n".join(lines)
 
 
