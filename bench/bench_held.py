@@ -2,8 +2,8 @@
 """Concurrent held calls and the server's memory per call.
 
 A configuration like bench/fullcall.toml but with one IVR ``BENCH`` of as many ports as the
-largest number of calls asked for (written to a temporary file, never committed) is served on
-CPU 0. The generator (CPU 1) opens ``--connections`` IVR sessions (default 200), each owning its
+largest number of calls asked for (written to a temporary file, never committed; or to a file of
+your choosing with ``--write-config``, for other load generators) is served on CPU 0. The generator (CPU 1) opens ``--connections`` IVR sessions (default 200), each owning its
 own slice of the ports, and reads the server's resident memory (VmRSS of /proc/<pid>/status):
 
 * *idle*: every session logged in, no call;
@@ -297,11 +297,22 @@ def main() -> None:
         "(default 10000 then 50000 six times; --quick: 2000,2000,2000)",
     )
     ap.add_argument("--connections", type=int, default=200, help="IVR sessions (default 200)")
+    ap.add_argument(
+        "--write-config",
+        metavar="FILE",
+        type=Path,
+        help="write the configuration the benchmark would serve (enough ports for the largest "
+        "--calls over --connections) to FILE and exit: for other load generators",
+    )
     args, _ = ap.parse_known_args()
     spec = args.calls or ("2000,2000,2000" if args.quick else "10000" + ",50000" * 6)
     sizes = [int(v.replace("_", "")) for v in spec.split(",") if v.strip()]
     connections = args.connections
     ports = -(-max(sizes) // connections) * connections
+    if args.write_config is not None:
+        args.write_config.write_text(config_text(ports), encoding="utf-8")
+        print(f'{args.write_config}: IVR {IVR} with {ports:,} ports, "1".."{ports}"')
+        return
     with tempfile.TemporaryDirectory() as tmp, tempfile.TemporaryFile() as log:
         config = Path(tmp) / "held.toml"
         config.write_text(config_text(ports), encoding="utf-8")
