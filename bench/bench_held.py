@@ -3,8 +3,9 @@
 
 A configuration like bench/fullcall.toml but with one IVR ``BENCH`` of as many ports as the
 largest number of calls asked for (written to a temporary file, never committed; or to a file of
-your choosing with ``--write-config``, for other load generators) is served on CPU 0. The generator (CPU 1) opens ``--connections`` IVR sessions (default 200), each owning its
-own slice of the ports, and reads the server's resident memory (VmRSS of /proc/<pid>/status):
+your choosing with ``--write-config``, for other load generators) is served on CPU 0. The
+generator (CPU 1) opens ``--connections`` IVR sessions (default 200), each owning its own slice
+of the ports, and reads the server's resident memory (VmRSS of /proc/<pid>/status):
 
 * *idle*: every session logged in, no call;
 * *held*: N calls started (NewCall → Ringing, Established, every reply checked) and held;

@@ -58,8 +58,8 @@ def main() -> None:
     )
     if slow:
         print(
-            f"  slow windows (under {SLOW:.0%} of the median): {len(slow)}; in them the guest kernel had "
-            f"the loop on CPU 0 {sum(slow) / len(slow):.0%} of the time"
+            f"  slow windows (under {SLOW:.0%} of the median): {len(slow)}; in them the guest "
+            f"kernel had the loop on CPU 0 {sum(slow) / len(slow):.0%} of the time"
             + (
                 ": no other task took the core, the work was lost below the guest kernel"
                 if min(slow) >= ON_CORE
