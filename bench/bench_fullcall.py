@@ -330,7 +330,10 @@ class Generator(asyncio.Protocol):
             self.lost.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        now = time.perf_counter()
+        self.feed(data, time.perf_counter())
+
+    def feed(self, data: bytes, now: float) -> None:
+        """Handle bytes read at ``now`` (bench/latency_split.py reads its sockets itself)."""
         for gli_type, payload in self.decoder.feed(data):
             if gli_type == GliType.DATA:
                 self.reply(payload, now)
@@ -529,6 +532,10 @@ async def connect(
     return gens
 
 
+Connector = Callable[[int, int, int, bool, Stats, bool], Coroutine[Any, Any, list[Generator]]]
+"""How a run opens its logged-in sessions: :func:`connect`'s signature."""
+
+
 async def watchdog(gens: list[Generator]) -> None:
     while True:
         await asyncio.sleep(0.5)
@@ -601,13 +608,15 @@ async def open_loop(
     seconds: float,
     warmup: float = 1.0,
     exact: bool = True,
+    connector: Connector = connect,
 ) -> Result:
     """Start ``rate`` calls per second round-robin over ``connections``, whatever the replies.
 
     The first ``warmup`` seconds run the same schedule but are not measured (like the closed
-    loop's warm-up: a fresh connection's first calls pay for the server's first allocations)."""
+    loop's warm-up: a fresh connection's first calls pay for the server's first allocations).
+    ``connector``: how the sessions are opened (bench/latency_split.py opens its own)."""
     stats = Stats()
-    gens = await connect(port, connections, PORTS // connections, False, stats, exact)
+    gens = await connector(port, connections, PORTS // connections, False, stats, exact)
     dog = asyncio.create_task(watchdog(gens))
     t0 = time.perf_counter()
     meter = CpuMeter(server_pid)
