@@ -76,11 +76,13 @@ def main() -> None:
         speed = sorted(w[3] / median_speed for w in slow)
         print(
             f"  slow windows (under {SLOW:.0%} of the median): {len(slow)}; in them the guest "
-            f"kernel had the loop on CPU 0 {sum(on_core) / len(on_core):.0%} of the time"
+            f"kernel had the loop on CPU 0 {sum(on_core) / len(on_core):.1%} of the time "
+            f"(at least {min(on_core):.1%} in each)"
             + (
                 ": no other task took the core, the work was lost below the guest kernel"
                 if min(on_core) >= ON_CORE
-                else ": another task, interrupts or steal time the host reported took part of it"
+                else ": in some, another task, interrupts or steal time the host reported took "
+                "part of it"
             )
         )
         print(
