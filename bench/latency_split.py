@@ -177,7 +177,9 @@ class StampedGenerator(bf.Generator):
         super().reply(payload, now)
         if len(self.stats.latencies[name]) > before:  # a request's last reply, checked
             clocks.kernel[name].append(self.received - clocks.written[call.call_id])
-        if call.step != step and call.step != bf.ESTAB and call.call_id in self.calls:
+        if call.call_id not in self.calls:  # ended
+            clocks.written.pop(call.call_id, None)
+        elif call.step != step and call.step != bf.ESTAB:
             self.unsent.append(call)  # its next request is in ``out``
 
 
