@@ -49,12 +49,11 @@ class Clocks:
 
     def __init__(self) -> None:
         self.generator: dict[str, list[float]] = {r: [] for r in bf.REQUESTS}
+        """The run's ``Stats.latencies`` itself: the open loop replaces it when its warm-up ends,
+        and the kernel timings restart with it."""
         self.kernel: dict[str, list[float]] = {r: [] for r in bf.REQUESTS}
         self.written: dict[bytes, float] = {}
         """When each call's pending request was handed to ``send`` (perf_counter)."""
-        self.measured: object = None
-        """The ``Stats.latencies`` the generator timings were last seen in: the open loop
-        replaces it when its warm-up ends, and the kernel timings restart with it."""
 
 
 class SocketTransport(asyncio.Transport):
@@ -162,8 +161,7 @@ class StampedGenerator(bf.Generator):
 
     def reply(self, payload: bytes, now: float) -> None:
         clocks = self.clocks
-        if clocks.measured is not self.stats.latencies:
-            clocks.measured = self.stats.latencies
+        if clocks.generator is not self.stats.latencies:
             clocks.generator = self.stats.latencies
             clocks.kernel = {r: [] for r in bf.REQUESTS}
         match = bf._REPLY.search(payload)
