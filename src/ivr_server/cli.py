@@ -19,8 +19,12 @@ from ivr_server.logs import LogFormat
 __all__ = ["main"]
 
 
-def _setup_logging(level: str, fmt: LogFormat = "auto") -> None:
-    logs.configure(level, fmt, sys.stderr)
+def _setup_logging(
+    level: str, fmt: LogFormat = "auto", queue_size: int = logs.DEFAULT_QUEUE_SIZE
+) -> None:
+    """Logs to standard error through a bounded queue and a writer thread: a log output that
+    stops taking lines (a pipe nobody reads) never stops the server (:mod:`ivr_server.logs`)."""
+    logs.configure(level, fmt, sys.stderr, queue_size=queue_size)
 
 
 def _run(coro: object) -> None:
@@ -92,7 +96,11 @@ def serve(
         raise click.ClickException(str(exc)) from None
     except OSError as exc:
         raise click.ClickException(f"cannot read {config_file}: {exc}") from None
-    _setup_logging(log_level or config.server.log_level, config.server.log_format)
+    _setup_logging(
+        log_level or config.server.log_level,
+        config.server.log_format,
+        config.server.log_queue_size,
+    )
     source = str(config_file) if config_file else default_config_path()
 
     def started(server: IvrServer) -> None:
@@ -135,6 +143,7 @@ def serve(
     finally:
         if pid_file is not None:
             pid_file.unlink(missing_ok=True)
+        logs.shutdown()  # write the last lines ("stopping"...) before the process ends
 
 
 @main.command("check-config")

@@ -93,6 +93,11 @@ class Metrics:
     """How late the event loop ran a timer due every quarter second, seconds: how long requests
     arriving then waited before the server could even read them (a backlog, a long callback, the
     process not scheduled). About a millisecond of it is the loop's timer resolution."""
+    logmsg_dropped: Counter[str] = field(default_factory=Counter)
+    """IVR ``LogMsg`` documents not logged, by reason (``rate_limit``: over the session's
+    ``logmsg-rate``)."""
+    logmsg_truncated: int = 0
+    """IVR ``LogMsg`` texts cut to ``logmsg-max-length``."""
 
     def observe_request(self, tag: str, seconds: float) -> None:
         histogram = self.request_latency.get(tag)

@@ -22,6 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from ivr_server.logs import records_dropped
 from ivr_server.metrics import Histogram
 from ivr_server.service import IvrService
 
@@ -133,6 +134,24 @@ class ServiceCollector(Collector):
         )
         lag.add_metric([], _buckets(metrics.loop_lag), sum_value=metrics.loop_lag.total)
         yield lag
+        yield CounterMetricFamily(
+            f"{PREFIX}_log_records_dropped",
+            "Log records dropped because the log output did not keep up (the log queue was full).",
+            value=records_dropped(),
+        )
+        logmsg = CounterMetricFamily(
+            f"{PREFIX}_logmsg_dropped",
+            "IVR LogMsg documents not logged, by reason (rate_limit: over logmsg-rate).",
+            labels=["reason"],
+        )
+        for reason in sorted({"rate_limit", *metrics.logmsg_dropped}):  # 0 before the first
+            logmsg.add_metric([reason], metrics.logmsg_dropped[reason])
+        yield logmsg
+        yield CounterMetricFamily(
+            f"{PREFIX}_logmsg_truncated",
+            "IVR LogMsg texts cut to logmsg-max-length.",
+            value=metrics.logmsg_truncated,
+        )
 
         links = GaugeMetricFamily(
             f"{PREFIX}_link_up", "T-Server link state per switch (1 = up).", labels=["switch"]

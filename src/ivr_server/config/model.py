@@ -431,6 +431,22 @@ class ServerOptions(_Model):
     log_format: Literal["auto", "json", "text"] = "auto"
     """Log lines as JSON objects (``json``), as text (``text``), or text on a terminal and JSON
     otherwise (``auto``)."""
+    log_queue_size: int = Field(default=10_000, ge=1)
+    """Log records that may wait for the thread writing the log; when the output does not keep up
+    (a full disk, a pipe nobody reads) further records are dropped and counted
+    (``ivr_server_log_records_dropped_total``) instead of holding up the server. Read at start
+    only. Project decision, no original."""
+    logmsg_max_length: int = Field(default=4096, ge=0)
+    """Characters of an IVR's ``LogMsg`` text written to the log; a longer text is cut and marked
+    ``... [LogMsg cut: N characters in all]``. 0 = no limit. Project decision, no original."""
+    logmsg_rate: float = Field(default=100.0, ge=0)
+    """``LogMsg`` documents per second a session may have logged, on average; the excess is
+    dropped (never answered, as every ``LogMsg``), counted
+    (``ivr_server_logmsg_dropped_total{reason="rate_limit"}``) and summed up in one log line per
+    session every 10 s. 0 = no limit. Project decision, no original."""
+    logmsg_burst: int = Field(default=500, ge=1)
+    """``LogMsg`` documents a session may send at once above ``logmsg-rate`` (the token bucket's
+    size). Project decision, no original."""
     active_release: bool = True
     """What an ``EndCall`` without the ``GCTIActiveRelease`` extension means: ``true`` = the server
     releases the port's call itself (TReleaseCall). Original: ``[IServer] active-release``."""

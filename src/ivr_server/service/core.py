@@ -48,7 +48,13 @@ from ivr_server.service.notices import (
     SessionLoggedIn,
     SessionOpened,
 )
-from ivr_server.service.sessions import SUPPORTED_VERSIONS, Login, LoginStatus, Session
+from ivr_server.service.sessions import (
+    SUPPORTED_VERSIONS,
+    Login,
+    LoginStatus,
+    LogMsgBudget,
+    Session,
+)
 from ivr_server.session import IvrLink
 from ivr_server.stats import StatsEngine, StatValue, result_code
 from ivr_server.switch import (
@@ -107,6 +113,12 @@ _AGENT_STATUS_OF_QUERY: Final[dict[AgentStatus, AgentStatusName]] = {
 
 _LOG_LEVELS: Final = {"Standard": logging.INFO, "Trace": logging.DEBUG, "Debug": logging.DEBUG}
 """LogMsg ``MsgType`` -> server log level."""
+
+_ivr_log: Final = logging.getLogger("ivr_server.service.ivr")
+"""Where IVRs' LogMsg texts are logged."""
+
+_LOGMSG_SUMMARY_S: Final = 10.0
+"""While a session's LogMsgs are dropped for its rate limit, one line sums them up this often."""
 
 _COLLECT_BELOW: Final = 1000
 """A compaction with fewer calls in progress than this also runs a full garbage collection
@@ -255,6 +267,8 @@ class IvrService:
         self.calls.owner_gone(session, successor, self.now)
         self.outbound.session_closed(session)
         self._pump()
+        if session.logmsg_budget is not None and session.logmsg_budget.dropped:
+            _log_logmsg_drops(session, session.logmsg_budget.take_dropped())
         log.info(
             "session %d from %s closed: %s",
             session.id,
@@ -452,11 +466,42 @@ class IvrService:
                 )
 
     def _on_log_msg(self, session: Session, call_id: str | None, msg: m.LogMsg) -> None:
+        level = _LOG_LEVELS.get(msg.MsgType, logging.INFO)
+        if not _ivr_log.isEnabledFor(level):
+            return
+        server = self.config.server
+        if server.logmsg_rate > 0:
+            budget = session.logmsg_budget
+            if budget is None:
+                budget = session.logmsg_budget = LogMsgBudget(server.logmsg_burst, self.now)
+            admitted = budget.admit(self.now, server.logmsg_rate, server.logmsg_burst)
+            if not admitted:
+                self.metrics.logmsg_dropped["rate_limit"] += 1
+                if budget.drop(self.now):
+                    log.warning(
+                        "session %d: LogMsg over the rate limit (%g/s, burst %d): the excess is "
+                        "dropped, and counted every %g s",
+                        session.id,
+                        server.logmsg_rate,
+                        server.logmsg_burst,
+                        _LOGMSG_SUMMARY_S,
+                        extra=_ctx(session, None),
+                    )
+            dropped = budget.summary_due(self.now, _LOGMSG_SUMMARY_S)
+            if dropped > 0:
+                _log_logmsg_drops(session, dropped)
+            if not admitted:
+                return
+        text = msg.Msg
+        cap = server.logmsg_max_length
+        if 0 < cap < len(text):
+            text = f"{text[:cap]}... [LogMsg cut: {len(text)} characters in all]"
+            self.metrics.logmsg_truncated += 1
         call = self.calls.calls.get(call_id) if call_id is not None else None
-        log.getChild("ivr").log(
-            _LOG_LEVELS.get(msg.MsgType, logging.INFO),
+        _ivr_log.log(
+            level,
             "%s",
-            msg.Msg,
+            text,
             extra={
                 **_ctx(session, call_id),
                 **fields(ivr_level=msg.MsgType, conn_id=call.conn_id if call else None),
@@ -1202,6 +1247,15 @@ class _NoPort(Exception):
 def _ctx(session: Session, call_id: str | None = None) -> dict[str, Any]:
     """Log fields of a line about ``session`` (and a call)."""
     return fields(session=session.id, peer=session.peer, ivr=session.ivr_name, call_id=call_id)
+
+
+def _log_logmsg_drops(session: Session, dropped: int) -> None:
+    log.warning(
+        "session %d: %d LogMsg dropped (rate limit)",
+        session.id,
+        dropped,
+        extra=_ctx(session, None),
+    )
 
 
 def _end(call_id: str | None, cause: Any, reason: str) -> Refusal:

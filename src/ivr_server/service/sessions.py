@@ -7,7 +7,7 @@ from enum import Enum
 
 from ivr_server.session import IvrLink
 
-__all__ = ["Login", "LoginStatus", "Session"]
+__all__ = ["LogMsgBudget", "Login", "LoginStatus", "Session"]
 
 SUPPORTED_VERSIONS = frozenset({"2.0", "3.0", "4.0"})
 """Session protocol versions the server accepts (DECISIONS.md)."""
@@ -37,6 +37,61 @@ class Login:
     """An IVR object of that name existed at login (else Status was NoSuchClient)."""
 
 
+class LogMsgBudget:
+    """A session's ``LogMsg`` token bucket (``logmsg-rate``, ``logmsg-burst``) and its count of
+    those dropped. A period of dropping starts with the first LogMsg dropped and is summed up
+    every interval while it lasts; an interval without a drop ends it."""
+
+    __slots__ = ("dropped", "limiting", "since", "tokens", "updated_at")
+
+    def __init__(self, burst: int, now: float) -> None:
+        self.tokens = float(burst)
+        self.updated_at = now
+        self.limiting = False
+        """In a period of dropping."""
+        self.dropped = 0
+        """LogMsgs dropped since ``since``."""
+        self.since = now
+        """The start of the period of dropping, or its last summary."""
+
+    def admit(self, now: float, rate: float, burst: int) -> bool:
+        """Take a token for one LogMsg; False when none is left."""
+        tokens = min(float(burst), self.tokens + (now - self.updated_at) * rate)
+        self.updated_at = now
+        if tokens >= 1.0:
+            self.tokens = tokens - 1.0
+            return True
+        self.tokens = tokens
+        return False
+
+    def drop(self, now: float) -> bool:
+        """Count one LogMsg dropped; True when it starts a period of dropping."""
+        self.dropped += 1
+        if self.limiting:
+            return False
+        self.limiting = True
+        self.since = now
+        return True
+
+    def summary_due(self, now: float, interval: float) -> int:
+        """-1 unless a period of dropping has gone on for ``interval`` since it started or was
+        last summed up; else the count dropped in that time (0: the period is over)."""
+        if not self.limiting or now - self.since < interval:
+            return -1
+        dropped = self.dropped
+        self.dropped = 0
+        self.since = now
+        self.limiting = dropped > 0
+        return dropped
+
+    def take_dropped(self) -> int:
+        """The count not yet summed up (the session is closing)."""
+        dropped = self.dropped
+        self.dropped = 0
+        self.limiting = False
+        return dropped
+
+
 @dataclass(eq=False, slots=True)
 class Session:
     """One TCP connection of an IVR driver."""
@@ -57,6 +112,8 @@ class Session:
     """Documents received."""
     documents_out: int = 0
     """Documents sent."""
+    logmsg_budget: LogMsgBudget | None = None
+    """Its LogMsg rate limit, from its first LogMsg on."""
 
     @property
     def ivr_name(self) -> str | None:
