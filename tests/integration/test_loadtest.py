@@ -166,6 +166,45 @@ def test_a_wrong_answer_is_an_error_by_kind(server: Server, tmp_path: Path) -> N
     assert "server     CPU n/a" in out and kind in out
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_an_unknown_ivr_stops_the_run_at_once(
+    server: Server, tmp_path: Path, processes: str
+) -> None:
+    """The server answers the login of an IVR it does not know with ``Status='NoSuchClient'``:
+    the load test says so and stops before sending a single call, instead of reporting thousands
+    of ``EndCall FeatureNotSupported`` failures."""
+    report = tmp_path / "report.json"
+    started = time.monotonic()
+    result = CliRunner().invoke(
+        main,
+        ["loadtest", "--port", str(server.port), "--ivr", "NO_SUCH_IVR", "--duration", "5"]
+        + ["--processes", processes, "--connections", processes]
+        + ["--no-progress", "--json", str(report)],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 1, result.output
+    assert time.monotonic() - started < 4  # stopped at the login, not after the 5 s run
+    assert "IVR 'NO_SUCH_IVR': LoginResp Status='NoSuchClient'" in result.output
+    assert "no IVR of that name" in result.output
+    assert "FeatureNotSupported" not in result.output
+    assert not report.exists()
+
+
+def test_failures_are_grouped_in_the_servers_words(server: Server, tmp_path: Path) -> None:
+    """A ``CallError`` is reported with both its ``FailedReq`` and its ``TlibErrCode``: 9999 is
+    not a routing point."""
+    code, report, out, _ = loadtest(
+        server, tmp_path, "--route-dn", "9999", "--duration", "0.3", "--no-progress"
+    )
+    assert code == 1
+    kind = (
+        "RouteRequest: expected RouteResponse RouteType='Normal' Dest=7002, got "
+        "CallError FailedReq='Unknown' TlibErrCode='INVALID_REQ'"
+    )
+    assert list(report["errors"]["by_kind"]) == [kind]
+    assert kind in out
+
+
 def test_a_late_reply_is_a_timeout_error(server: Server, tmp_path: Path) -> None:
     """Routing point 5001 has no router: its RouteResponse only comes after 4 s."""
     code, report, _, _ = loadtest(

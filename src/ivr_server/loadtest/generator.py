@@ -34,7 +34,9 @@ from ivr_server.wire import FrameDecoder, GliType, encode_frame
 __all__ = ["LoginFailed", "SessionSpec", "WorkerResult", "WorkerSpec", "run_worker"]
 
 _REPLY: Final = re.compile(rb"<GctiMsg>(?:<CallId>([^<]*)</CallId>)?<([A-Za-z]+)")
-_KEY_ATTR: Final = re.compile(rb"\b(Event|EndCause|Result|RouteType|ErrorCode|Status)='([^']*)'")
+_KEY_ATTR: Final = re.compile(
+    rb"\b(Event|EndCause|Result|RouteType|ErrorCode|Status|FailedReq|TlibErrCode)='([^']*)'"
+)
 MAX_EXAMPLES: Final = 3
 PROGRESS_EVERY: Final = 0.5
 RECENT_MAX: Final = 2000
@@ -150,10 +152,49 @@ class Call:
         self.waiting = False
 
 
+_LOGIN_STATUS: Final = re.compile(rb"<LoginResp\b[^>]*\bStatus='([^']*)'")
+_LOGIN_RESULT: Final = re.compile(rb"<LoginResp\b[^>]*\bResult='([^']*)'")
+_FLOW: Final = re.compile(rb"<FlowControl\b[^>]*\bStatus='([^']*)'")
+_LOGIN_STATUS_WHY: Final = {
+    "NoSuchClient": "the server has no IVR of that name (the IVRs it serves are listed by"
+    " GET /api/v1/ivrs on its HTTP API)",
+    "InitInProgress": "a T-Server link of that IVR is down, so its ports cannot take calls",
+}
+
+
+def _login_problem(ivr: str, first: bytes, resp: bytes, second: bytes, flow: bytes) -> str | None:
+    """Why the server's answer to our ``LoginReq`` rules out a load test, in the server's own
+    words (``None``: logged in, ready for calls)."""
+    if (first, second) != (b"LoginResp", b"FlowControl"):
+        return (
+            f"IVR {ivr!r}: login answered with {first.decode('latin-1')} and "
+            f"{second.decode('latin-1')}, not LoginResp and FlowControl: {resp[91:400]!r}"
+        )
+    result = _LOGIN_RESULT.search(resp)
+    if result is None or result.group(1) != b"Success":
+        words = result.group(1).decode("latin-1") if result else "?"
+        return f"IVR {ivr!r}: login refused: LoginResp Result='{words}'"
+    status = _LOGIN_STATUS.search(resp)
+    if status is not None and status.group(1) != b"OK":
+        words = status.group(1).decode("latin-1")
+        why = _LOGIN_STATUS_WHY.get(words, "the server cannot take calls from it")
+        return f"IVR {ivr!r}: LoginResp Status='{words}': {why}"
+    control = _FLOW.search(flow)
+    if control is None or control.group(1) != b"Off":
+        return (
+            f"IVR {ivr!r}: FlowControl Status='On': the server takes no new calls "
+            "(its flow control is on)"
+        )
+    return None
+
+
 def _describe(element: bytes, payload: bytes) -> str:
-    match = _KEY_ATTR.search(payload, payload.find(b"<" + element))
+    """The reply's element and its telling attributes, in the server's own words, e.g.
+    ``CallError FailedReq='Unknown' TlibErrCode='INVALID_REQ'``."""
+    start = payload.find(b"<" + element)
+    end = payload.find(b">", start)
     got = element.decode("latin-1")
-    if match is not None:
+    for match in _KEY_ATTR.finditer(payload, start, end if end >= 0 else len(payload)):
         got += f" {match.group(1).decode()}='{match.group(2).decode('latin-1')}'"
     return got
 
@@ -372,14 +413,11 @@ class Session(asyncio.Protocol):
 
     def check_login(self) -> None:
         (first, resp), (second, flow) = self.login_replies
-        if (first, second) != (b"LoginResp", b"FlowControl") or not (
-            b"Result='Success'" in resp and b"Status='Off'" in flow
-        ):
-            self.logged_in.set_exception(
-                LoginFailed(f"{self.spec.ivr}: login refused: {resp[91:400]!r} {flow[91:300]!r}")
-            )
-        else:
+        problem = _login_problem(self.spec.ivr, first, resp, second, flow)
+        if problem is None:
             self.logged_in.set_result(None)
+        else:
+            self.logged_in.set_exception(LoginFailed(problem))
 
     def expire(self, now: float, timeout: float) -> None:
         """Calls whose reply is more than ``timeout`` late are errors; end them."""
@@ -439,7 +477,15 @@ class Worker:
             self.sessions.append(session)
         try:
             await asyncio.wait_for(asyncio.gather(*(s.logged_in for s in self.sessions)), 10)
-        except TimeoutError:
+        except (TimeoutError, LoginFailed) as failed:
+            for session in self.sessions:  # nothing is left open behind a refused login
+                if session.transport is not None:
+                    session.transport.abort()
+                if not session.logged_in.done():
+                    session.logged_in.cancel()
+            await asyncio.sleep(0)  # let the transports' connection_lost run before the loop ends
+            if isinstance(failed, LoginFailed):
+                raise
             raise LoginFailed("no LoginResp within 10 s") from None
 
     def progress(self) -> Progress:

@@ -320,8 +320,10 @@ def _body(message: Message) -> bytes:
 
 
 def login_body(ivr: str) -> bytes:
-    """The body of a ``LoginReq`` (version 4.0) for IVR ``ivr``."""
-    return _body(m.LoginReq(Version="4.0", ClientName=ivr))
+    """The body of a ``LoginReq`` (version 4.0) for IVR ``ivr``, asking for the login ``Status``
+    (``NoSuchClient`` for an IVR the server does not know, ``InitInProgress`` while a T-Server link
+    of the IVR is down), so that the load test can stop at once with the server's reason."""
+    return _body(m.LoginReq(Version="4.0", ClientName=ivr, ReportStatus="true"))
 
 
 def _node(name: str, value: str | int) -> Node:
