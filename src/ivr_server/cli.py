@@ -81,7 +81,8 @@ def serve(
     log_level: str | None,
     pid_file: Path | None,
 ) -> None:
-    """Start the server and run until interrupted (SIGHUP reloads the configuration)."""
+    """Start the server and run until interrupted (SIGHUP reloads the configuration, SIGUSR2
+    forces the reload)."""
     from ivr_server.api import ApiServer
     from ivr_server.runtime import IvrServer
     from ivr_server.runtime import serve as run_server
@@ -448,8 +449,19 @@ def loadtest(
     help="The pid file given to `ivr-server serve --pid-file`.",
 )
 @click.option("--pid", type=int, help="The server's process id.")
-def reload(pid_file: Path | None, pid: int | None) -> None:
-    """Make a running server re-read its configuration file (sends it SIGHUP)."""
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Apply the file even if it takes away the IVR, port, switch or DN of live calls "
+    "(they are ended first). Sends SIGUSR2 instead of SIGHUP.",
+)
+def reload(pid_file: Path | None, pid: int | None, force: bool) -> None:
+    """Make a running server re-read its configuration file (sends it SIGHUP).
+
+    The server refuses a file that does not load, or that would take away the IVR, port, switch
+    or DN of a live call (an emptied file, say), and keeps its configuration; its log says why.
+    --force applies the latter anyway.
+    """
     if pid is None:
         if pid_file is None:
             raise click.UsageError("give --pid-file or --pid")
@@ -458,10 +470,10 @@ def reload(pid_file: Path | None, pid: int | None) -> None:
         except (OSError, ValueError) as exc:
             raise click.ClickException(f"cannot read a pid from {pid_file}: {exc}") from None
     try:
-        os.kill(pid, signal.SIGHUP)
+        os.kill(pid, signal.SIGUSR2 if force else signal.SIGHUP)
     except OSError as exc:
         raise click.ClickException(f"cannot signal process {pid}: {exc}") from None
-    click.echo(f"reload requested from process {pid}")
+    click.echo(f"{'forced ' if force else ''}reload requested from process {pid}")
 
 
 if __name__ == "__main__":

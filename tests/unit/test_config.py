@@ -30,6 +30,7 @@ from ivr_server.config import (
     parse_config,
     parse_duration,
 )
+from ivr_server.config.model import TcpKeepAlive
 from ivr_server.errors import ConfigError, ConfigProblem
 
 REPO = Path(__file__).parents[2]
@@ -862,6 +863,7 @@ def _all_models() -> list[type[BaseModel]]:
         ServerConfig,
         ServerOptions,
         Timers,
+        TcpKeepAlive,
         ListenAddress,
         SwitchConfig,
         DnConfig,

@@ -18,6 +18,7 @@ __all__ = [
     "LinkBody",
     "LogLevelBody",
     "ReleaseBody",
+    "ReloadBody",
     "RouteBody",
     "RouterBody",
     "TreatmentBody",
@@ -244,6 +245,14 @@ class LogLevelBody(_Body):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+
+class ReloadBody(_Body):
+    """``POST /api/v1/reload``: re-read the configuration file."""
+
+    force: bool = False
+    """Apply a file that would take away the IVR, port, switch or DN of live calls (those calls
+    are ended first); without it such a file is refused (409) and nothing changes."""
 
 
 class _WebhookTreatment(_Body):

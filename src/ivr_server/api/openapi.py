@@ -104,6 +104,38 @@ RESPONSE_SCHEMAS: Final[dict[str, dict[str, Any]]] = {
         {"events": _array("Event")},
         "What the act caused: every switch event published while it ran, in order.",
     ),
+    "ReloadResult": {
+        "type": "object",
+        "description": "What a reload came to. `result`: `applied` (200, with `report`), "
+        "`refused` (409: the file would take away the IVR, port, switch or DN of the "
+        "`stranded_calls`; nothing changed), `invalid` (409: the file does not load, "
+        "`problems`), `no-file` (409: the server runs on its built-in default). A forced "
+        "reload lists in `stranded_calls` the calls it ended first. 409 answers also carry "
+        "`error`.",
+        "properties": {
+            "result": {"enum": ["applied", "refused", "invalid", "no-file"]},
+            "force": _BOOL,
+            "message": _STR,
+            "error": _STR,
+            "stranded_calls": {
+                "type": "array",
+                "items": _object({"call_id": _STR, "ivr": _STR, "port": _STR, "reason": _STR}),
+            },
+            "stranded_total": _INT,
+            "problems": {"type": "array", "items": _STR},
+            "report": _object(
+                {
+                    "ports_unavailable": _INT,
+                    "ports_available": _INT,
+                    "switches_added": {"type": "array", "items": _STR},
+                    "switches_removed": {"type": "array", "items": _STR},
+                    "flow_control_changed": _BOOL,
+                    "calls_ended": _INT,
+                }
+            ),
+        },
+        "required": ["result", "force", "message", "stranded_calls", "stranded_total", "problems"],
+    },
     "Agent": _object(
         {
             "agent_id": _STR,
@@ -496,6 +528,24 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         _ref("LinkResult"),
         models.LinkBody,
         statuses=(400, 401, 403, 404),
+    ),
+    Operation(
+        "POST",
+        "/api/v1/reload",
+        "Re-read the configuration file (as SIGHUP). A file that does not load, or that would "
+        "take away the IVR, port, switch or DN of a live call, is refused (409) and nothing "
+        'changes; `{"force": true}` applies the latter, ending those calls first.',
+        "meta",
+        "act",
+        _ref("ReloadResult"),
+        models.ReloadBody,
+        statuses=(400, 401, 403),  # 409 is a ReloadResult (extra)
+        extra={
+            "409": {
+                "description": "Refused, nothing changed: `result` says why.",
+                "content": {"application/json": {"schema": _ref("ReloadResult")}},
+            }
+        },
     ),
     Operation(
         "PUT",

@@ -53,6 +53,7 @@ from ivr_server.api.models import (
     LinkBody,
     LogLevelBody,
     ReleaseBody,
+    ReloadBody,
     RouteBody,
     RouterBody,
     TreatmentBody,
@@ -73,6 +74,7 @@ from ivr_server.api.webhook import WebhookRouter
 from ivr_server.config.model import ApiConfig
 from ivr_server.errors import ConfigError, ConfigProblem
 from ivr_server.outbound import DialOutOutcome, DialOutRequest
+from ivr_server.runtime.limits import set_tcp_keep_alive
 from ivr_server.service.control import ActResult, Conflict, Control, NotFound
 from ivr_server.switch import TErrorCode
 
@@ -85,6 +87,8 @@ TOKEN_ENV: Final = "IVR_SERVER_API_TOKEN"
 """The environment variable that overrides ``[api] token``."""
 
 API: Final = "/api/v1"
+RELOAD_CALLS_LISTED: Final = 1000
+"""Most stranded calls a reload answer lists (``stranded_total`` counts them all)."""
 REALM: Final = 'Bearer realm="ivr-server"'
 
 Access = Literal["public", "read", "act"]
@@ -211,6 +215,12 @@ class ApiServer:
                     reuse_address=True,
                 )
                 await site.start()
+                # TCP keep-alive on the listener, inherited by what it accepts (aiohttp turns
+                # SO_KEEPALIVE on per connection, but keeps the system's two-hour timers);
+                # aiohttp keeps the server private, its own runner.addresses reads it too
+                listener = getattr(site, "_server", None)
+                for sock in getattr(listener, "sockets", None) or ():
+                    set_tcp_keep_alive(sock, self.server.config.server.tcp_keep_alive)
         except BaseException:
             await runner.cleanup()
             self._runner = None
@@ -296,6 +306,7 @@ class ApiServer:
             r("PUT", f"{API}/switches/{{switch}}/link", self.set_link, "act"),
             r("PUT", f"{API}/log-level", self.set_log_level, "act"),
             r("POST", f"{API}/dial-out", self.dial_out, "act"),
+            r("POST", f"{API}/reload", self.reload_config, "act"),
         ]
 
     def _build_app(self) -> web.Application:
@@ -780,6 +791,37 @@ class ApiServer:
         logs.set_level(body.level)
         log.warning("log level set to %s over the API", body.level)
         return _json({"level": logs.get_level()})
+
+    # ------------------------------------------------------------------ act: reload
+
+    async def reload_config(self, request: web.Request) -> web.StreamResponse:
+        """Re-read the configuration file: 200 applied, 409 refused (nothing changed)."""
+        body = await self._body(request, ReloadBody)
+        log.info("reload requested over the API%s", " (force)" if body.force else "")
+        outcome = self.server.request_reload(force=body.force)
+        answer: dict[str, Any] = {
+            "result": outcome.result,
+            "force": body.force,
+            "message": outcome.message,
+            "stranded_calls": [
+                {"call_id": c.call_id, "ivr": c.ivr, "port": c.port, "reason": c.reason}
+                for c in outcome.stranded[:RELOAD_CALLS_LISTED]
+            ],
+            "stranded_total": len(outcome.stranded),
+            "problems": list(outcome.problems),
+        }
+        report = outcome.report
+        if report is None:
+            return _json({"error": f"reload refused: {outcome.message}", **answer}, 409)
+        answer["report"] = {
+            "ports_unavailable": report.ports_unavailable,
+            "ports_available": report.ports_available,
+            "switches_added": list(report.switches_added),
+            "switches_removed": list(report.switches_removed),
+            "flow_control_changed": report.flow_control_changed,
+            "calls_ended": report.calls_stranded,
+        }
+        return _json(answer)
 
 
 def tls_context(api: ApiConfig) -> ssl.SSLContext | None:

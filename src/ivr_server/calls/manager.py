@@ -1084,3 +1084,20 @@ class CallManager:
     def reconfigure(self, settings: CallSettings) -> None:
         """New timer durations apply to timers started from now on."""
         self.settings = settings
+
+    # ------------------------------------------------------------------ operator actions
+
+    def call_on_port(self, ivr: str, port: str) -> Call | None:
+        """The call of IVR port ``port`` of ``ivr``, if it has one."""
+        return self._by_port.get((ivr, port))
+
+    def end_by_operator(self, call_id: str, now: float) -> bool:
+        """End ``call_id`` on the server's side exactly as its Call Timeout does (``EndCall
+        EndCause='Timeout'`` to its IVR, the port's call released, the call forgotten: the port
+        is free at once), for an operator freeing a stuck port; ``False`` if there is no such
+        call."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return False
+        self._input(call, CallInput.CALL_TIMEOUT, now)
+        return True

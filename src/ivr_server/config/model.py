@@ -56,6 +56,7 @@ __all__ = [
     "SwitchConfig",
     "SwitchType",
     "TServerConfig",
+    "TcpKeepAlive",
     "Timers",
     "TreatmentConfig",
     "TreatmentType",
@@ -382,6 +383,35 @@ class Timers(_Model):
     ``[Timers] Retry Timeout``."""
 
 
+def _tcp_seconds(value: object) -> float:
+    seconds = _duration(value, "s")
+    if not 1 <= seconds <= 32767:
+        raise ValueError("must be from 1 s to 32767 s (the system's bounds)")
+    return float(int(seconds))
+
+
+TcpSeconds = Annotated[float, BeforeValidator(_tcp_seconds)]
+"""Whole seconds from 1 to 32767 for the system's TCP keep-alive timers; a bare number is seconds,
+a string may carry a unit; a fraction of a second is dropped."""
+
+
+class TcpKeepAlive(_Model):
+    """TCP keep-alive on accepted IVR and API connections (TOML table
+    ``[server.tcp-keep-alive]``): the system probes a connection idle for ``idle``, every
+    ``interval``, and closes it after ``count`` unanswered probes, so a peer that vanished (a
+    crashed host, a cut network) is found even when GLI keep-alives are off. Read at start.
+    Project decision, no original."""
+
+    enabled: bool = True
+    """``false`` leaves the system's own setting (usually no keep-alive)."""
+    idle: TcpSeconds = 60.0
+    """Seconds of silence on a connection before the first probe (``TCP_KEEPIDLE``)."""
+    interval: TcpSeconds = 10.0
+    """Seconds between two probes (``TCP_KEEPINTVL``)."""
+    count: int = Field(default=6, ge=1, le=127)
+    """Unanswered probes after which the connection is closed (``TCP_KEEPCNT``)."""
+
+
 class ServerOptions(_Model):
     """Server-wide options (TOML table ``[server]``)."""
 
@@ -416,6 +446,17 @@ class ServerOptions(_Model):
     write_buffer_limit: int = Field(default=4 * 1024 * 1024, ge=1)
     """Bytes queued for a client that does not read, past which its connection is closed.
     Project decision (DECISIONS.md), no original."""
+    max_connections: int | None = Field(default=None, ge=1)
+    """Most IVR connections open at once; one more is refused (GLI Error frame code 7, then
+    closed) and logged. Unset: the process's file-descriptor limit less ``reserved-descriptors``
+    (a larger value is lowered to that). Re-read on reload. Project decision, no original."""
+    reserved_descriptors: int = Field(default=64, ge=0)
+    """File descriptors that IVR connections never take: the HTTP API's connections, the log,
+    the configuration file, the webhooks' connections. Re-read on reload. Project decision, no
+    original."""
+    tcp_keep_alive: TcpKeepAlive = Field(default_factory=TcpKeepAlive)
+    """TCP keep-alive of accepted IVR and API connections (TOML table
+    ``[server.tcp-keep-alive]``)."""
     malformed_limit: int = Field(default=20, ge=0)
     """More than this many malformed XML documents within ``malformed-window`` on one connection
     close it with a GLI Error. Project decision (PROTOCOL.md §9.4.2), no original."""

@@ -3,6 +3,11 @@
 ``IvrServer`` is the only object that knows both asyncio and the service. Tests start it in-process
 on ``127.0.0.1:0``; the CLI runs :func:`serve` until SIGINT/SIGTERM, reloading on SIGHUP.
 
+Reload (:meth:`IvrServer.request_reload`): SIGHUP, ``ivr-server reload`` or ``POST /api/v1/reload``
+re-read the file; a file that does not load, or that would take away the IVR, port, switch or DN
+of a live call, is refused and the running configuration stays. SIGUSR2 (``ivr-server reload
+--force``) or the API's ``{"force": true}`` apply the latter anyway.
+
 The HTTP API (``ivr_server.api``) sits above this layer, so the server does not import it: the
 caller passes its factory (``IvrServer(config, api=ApiServer, api_listen=...)``), and the server
 starts it after its IVR listeners, in the same event loop, and stops it first.
@@ -19,17 +24,27 @@ import signal
 import socket
 import time
 from collections.abc import Callable
-from typing import Any, Final, Protocol, cast
+from dataclasses import dataclass
+from typing import Any, Final, Literal, Protocol, cast
 
 from ivr_server.config import ServerConfig, load_config
 from ivr_server.config.model import ListenAddress
 from ivr_server.errors import ConfigError
 from ivr_server.memory import release_free_memory
 from ivr_server.runtime.connection import IvrLinkProtocol
-from ivr_server.service import IvrService, ReloadReport
+from ivr_server.runtime.limits import (
+    ConnectionGate,
+    connection_cap,
+    descriptor_limit,
+    raise_descriptor_limit,
+    set_tcp_keep_alive,
+)
+from ivr_server.service import IvrService, ReloadRefused, ReloadReport, StrandedCall
 from ivr_server.service.control import Control
+from ivr_server.service.reload import describe_stranded
+from ivr_server.wire import GliErrorCode, encode_error_frame
 
-__all__ = ["ApiFactory", "ApiPart", "IvrServer", "serve"]
+__all__ = ["ApiFactory", "ApiPart", "IvrServer", "ReloadOutcome", "serve"]
 
 log = logging.getLogger("ivr_server.runtime")
 
@@ -53,6 +68,31 @@ for the turn's other connections (``IvrServer.after_read``)."""
 
 ApiFactory = Callable[["IvrServer"], ApiPart]
 """Builds the API of a server (``ivr_server.api.ApiServer`` is one)."""
+
+FORCED_RELOAD_SIGNAL: Final = signal.SIGUSR2
+"""The signal of ``ivr-server reload --force`` (SIGHUP is the safe reload). Not SIGUSR1, which
+servers conventionally use to reopen their log files."""
+_SERVER_FULL: Final = encode_error_frame(GliErrorCode.TOO_MANY_CONNECTIONS)
+"""What a connection over the cap gets before it is closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadOutcome:
+    """What a reload request came to (for the log, the API's answer and ``ivr-server reload``)."""
+
+    result: Literal["applied", "refused", "invalid", "no-file"]
+    """``applied``; ``refused``: it would strand live calls (``stranded``) and was not forced;
+    ``invalid``: the file does not load (``problems``); ``no-file``: running on the built-in
+    default, there is nothing to re-read. In every case but ``applied`` nothing changed."""
+    message: str
+    """The same in words (the log line)."""
+    report: ReloadReport | None = None
+    """What changed (``applied`` only)."""
+    stranded: tuple[StrandedCall, ...] = ()
+    """The live calls the file would strand (``refused``), or that a forced reload ended
+    (``applied``)."""
+    problems: tuple[str, ...] = ()
+    """Why the file does not load (``invalid``)."""
 
 
 class IvrServer:
@@ -98,11 +138,18 @@ class IvrServer:
         """What they read, in bytes."""
         self._turn_end_due = False
         """Whether ``end_turn`` is scheduled."""
+        self.gate = ConnectionGate(connection_cap(config.server, descriptor_limit()))
+        """Admits IVR connections up to the cap (``server.max-connections``, the descriptor
+        limit less ``server.reserved-descriptors``)."""
+        self._admitted: dict[IvrLinkProtocol, str] = {}
+        """Connections the gate admitted and their peer's host, until they close."""
+        self._refusal_log: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        keep_alive = self.config.server.tcp_keep_alive
         for address in self.listen:
             host = address.host or "0.0.0.0"
             server = await loop.create_server(
@@ -116,9 +163,11 @@ class IvrServer:
             # uvloop's Server.sockets is a list, typeshed says tuple: read it untyped so that the
             # compiled build (which checks declared types) takes either.
             for sock in cast("Any", server).sockets:
+                set_tcp_keep_alive(sock, keep_alive)  # accepted sockets inherit it (Linux)
                 name = sock.getsockname()
                 self.addresses.append((str(name[0]), int(name[1])))
         log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in self.addresses))
+        self._log_capacity()
         self._arm_lag_probe()
         if self._api_factory is not None and self.api_listen:
             api = self._api_factory(self)
@@ -145,6 +194,9 @@ class IvrServer:
         if self._lag_probe is not None:
             self._lag_probe.cancel()
             self._lag_probe = None
+        if self._refusal_log is not None:  # the refusals not logged yet are logged now
+            self._refusal_log.cancel()
+            self._log_refusals()
         for server in self._servers:
             server.close()
         for protocol in list(self.protocols.values()):
@@ -248,6 +300,58 @@ class IvrServer:
         self.service.handle_timer(asyncio.get_running_loop().time())
         self.flush()
 
+    # ------------------------------------------------------------------ connection cap
+
+    def admit(
+        self, protocol: IvrLinkProtocol, transport: asyncio.Transport, host: str, peer: str
+    ) -> bool:
+        """May the IVR connection ``protocol`` just accepted from ``peer`` stay? Over the cap it
+        gets a GLI Error frame (code 7) and is closed here; the refusal is logged, at most once
+        per ``gate.log_interval`` (with a count)."""
+        gate = self.gate
+        if gate.admit(host, protocol.loop.time()):
+            self._admitted[protocol] = host
+            return True
+        transport.write(_SERVER_FULL)
+        transport.close()
+        if gate.log_due and self._refusal_log is None:
+            self._refusal_log = protocol.loop.call_later(gate.log_interval, self._log_refusals)
+        return False
+
+    def release(self, protocol: IvrLinkProtocol) -> None:
+        """``protocol``'s connection closed (whether it was admitted or not)."""
+        host = self._admitted.pop(protocol, None)
+        if host is not None:
+            self.gate.closed(host)
+
+    def _log_refusals(self) -> None:
+        self._refusal_log = None
+        self.gate.log_refusals(asyncio.get_running_loop().time())
+
+    def _log_capacity(self) -> None:
+        limit = descriptor_limit()
+        cap = self.gate.cap
+        options = self.config.server
+        if cap is None:
+            log.info("no file-descriptor limit: IVR connections are not capped")
+            return
+        reserve = "" if limit is None else f" of {limit} file descriptors"
+        log.info(
+            "up to %d IVR connections at once%s (server.max-connections %s, "
+            "server.reserved-descriptors %d)",
+            cap,
+            reserve,
+            "unset" if options.max_connections is None else options.max_connections,
+            options.reserved_descriptors,
+        )
+        if limit is not None and limit - options.reserved_descriptors < 1:
+            log.warning(
+                "the file-descriptor limit (%d) leaves no room for IVR connections beside "
+                "server.reserved-descriptors (%d): raise the limit (LimitNOFILE=, ulimit -n)",
+                limit,
+                options.reserved_descriptors,
+            )
+
     # ------------------------------------------------------------------ access list
 
     @staticmethod
@@ -279,34 +383,65 @@ class IvrServer:
 
     # ------------------------------------------------------------------ reload
 
-    def reload(self, config: ServerConfig | None = None) -> ReloadReport | None:
+    def reload(
+        self, config: ServerConfig | None = None, *, force: bool = False
+    ) -> ReloadReport | None:
+        """:meth:`request_reload`'s report: ``None`` when nothing was applied."""
+        return self.request_reload(config, force=force).report
+
+    def request_reload(
+        self, config: ServerConfig | None = None, *, force: bool = False
+    ) -> ReloadOutcome:
         """Apply a new configuration (re-read from ``config_path`` when none is given).
 
         A file that does not load is refused: the problems are logged and the running
-        configuration stays. Listen addresses are fixed for the life of the process.
+        configuration stays. So is one that would take away the IVR, port, switch, DN or routing
+        point of a live call (an emptied file, say), unless ``force``: the log line names the
+        calls and why. Listen addresses are fixed for the life of the process.
         """
         if config is None:
             if self.config_path is None:
-                log.warning(
-                    "reload: running on the built-in default configuration; nothing to re-read"
-                )
-                return None
+                message = "running on the built-in default configuration; nothing to re-read"
+                log.warning("reload: %s", message)
+                return ReloadOutcome("no-file", message)
+            # one name per except clause: the compiled build gives a local variable one type
             try:
                 config = load_config(self.config_path)
-            except ConfigError as exc:
-                log.error("reload refused, the running configuration stays: %s", exc)
-                return None
-            except OSError as exc:
-                log.error("reload refused, cannot read %s: %s", self.config_path, exc)
-                return None
+            except ConfigError as invalid:
+                log.error("reload refused, the running configuration stays: %s", invalid)
+                return ReloadOutcome(
+                    "invalid", str(invalid), problems=tuple(str(p) for p in invalid.problems)
+                )
+            except OSError as unreadable:
+                message = f"cannot read {self.config_path}: {unreadable}"
+                log.error("reload refused, %s", message)
+                return ReloadOutcome("invalid", message, problems=(message,))
+        try:
+            report = self.service.reload(config, force=force, now=asyncio.get_running_loop().time())
+        except ReloadRefused as refused:
+            message = (
+                f"{refused}; the running configuration stays (to apply it anyway: "
+                "ivr-server reload --force, SIGUSR2, or POST /api/v1/reload with "
+                '{"force": true})'
+            )
+            log.error("reload refused: %s", message)
+            return ReloadOutcome("refused", message, stranded=refused.stranded)
+        stranded = report.stranded
+        message = "configuration reloaded"
+        if stranded:
+            message = (
+                f"configuration reloaded by force, after ending {describe_stranded(stranded)} "
+                "(EndCall Timeout to their IVR, ports freed)"
+            )
+            log.warning("%s", message)
         self.config = config
         self._allowed = self._compile_client_list(config)
-        report = self.service.reload(config)
+        self.gate.cap = connection_cap(config.server, descriptor_limit())
         self.control.after_reload()
         self.flush()
         if self._heap_frozen:
             self.settle_heap()
-        return report
+        return ReloadOutcome("applied", message, report=report, stranded=stranded)
 
 
 async def serve(
@@ -318,7 +453,12 @@ async def serve(
     api_listen: tuple[ListenAddress, ...] | None = None,
     api: ApiFactory | None = None,
 ) -> None:
-    """Run the server until SIGINT or SIGTERM; SIGHUP reloads the configuration file."""
+    """Run the server until SIGINT or SIGTERM; SIGHUP reloads the configuration file, SIGUSR2
+    forces the reload (see :meth:`IvrServer.request_reload`). First the soft file-descriptor
+    limit is raised to the hard limit."""
+    before, after = raise_descriptor_limit()
+    if before != after:
+        log.info("file-descriptor limit raised from %s to %s (the hard limit)", before, after)
     server = IvrServer(
         config, config_path=config_path, listen=listen, api_listen=api_listen, api=api
     )
@@ -328,7 +468,8 @@ async def serve(
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, server.reload)
+    loop.add_signal_handler(signal.SIGHUP, server.request_reload)
+    loop.add_signal_handler(FORCED_RELOAD_SIGNAL, lambda: server.request_reload(force=True))
     if on_started is not None:
         on_started(server)
     try:

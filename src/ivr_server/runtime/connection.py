@@ -63,6 +63,9 @@ class IvrLinkProtocol(asyncio.Protocol):
         peername = transport.get_extra_info("peername")
         host, port = (str(peername[0]), int(peername[1])) if peername else ("?", 0)
         peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if not self.server.admit(self, transport, host, peer):
+            self._closing = True  # over the connection cap: told, closed (IvrServer.admit)
+            return
         opts = self.server.config.server
         now = self.loop.time()
         link = IvrLink(
@@ -122,6 +125,7 @@ class IvrLinkProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
         self._closing = True
+        self.server.release(self)
         if self.session is not None:
             self.server.protocols.pop(self.session.id, None)
             self.service.close_session(

@@ -22,7 +22,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from ivr_server.calls import CallManager, CallSettings, PortTarget
@@ -48,6 +48,7 @@ from ivr_server.service.notices import (
     SessionLoggedIn,
     SessionOpened,
 )
+from ivr_server.service.reload import ReloadRefused, StrandedCall, stranded_calls
 from ivr_server.service.sessions import (
     SUPPORTED_VERSIONS,
     Login,
@@ -159,6 +160,11 @@ class ReloadReport:
     switches_added: tuple[str, ...]
     switches_removed: tuple[str, ...]
     flow_control_changed: bool
+    calls_stranded: int = 0
+    """Live calls the new configuration took the IVR, port, switch or DN of, ended first (a
+    forced reload only: otherwise such a reload is refused)."""
+    stranded: tuple[StrandedCall, ...] = field(default=(), repr=False)
+    """Those calls, and why."""
 
 
 PortKey = tuple[str, str]
@@ -1170,8 +1176,26 @@ class IvrService:
                     )
         self._pump()
 
-    def reload(self, config: ServerConfig) -> ReloadReport:
-        """Switch to a new, already validated configuration without dropping anyone."""
+    def reload(
+        self, config: ServerConfig, *, force: bool = False, now: float | None = None
+    ) -> ReloadReport:
+        """Switch to a new, already validated configuration without dropping anyone.
+
+        A configuration that would take away the IVR, port, switch, DN, T-Server or routing
+        point of a live call (an emptied file, say) raises :class:`ReloadRefused` and changes
+        nothing, unless ``force``: then those calls are ended first, as their Call Timeout would
+        end them (``EndCall EndCause='Timeout'`` to the IVR, the call released on the switch,
+        the port freed).
+        """
+        if now is not None:
+            self.now = now
+        stranded = stranded_calls(self.calls.calls.values(), config)
+        if stranded:
+            if not force:
+                raise ReloadRefused(stranded)
+            for item in stranded:
+                self.calls.end_by_operator(item.call_id, self.now)
+            self._pump()
         old_flow = self.flow_control
         old_ports = self._ports_reported
         old_index = self._port_of_dn
@@ -1198,6 +1222,8 @@ class IvrService:
             switches_added=tuple(added),
             switches_removed=tuple(removed),
             flow_control_changed=self.flow_control != old_flow,
+            calls_stranded=len(stranded),
+            stranded=stranded,
         )
         log.info("configuration reloaded: %s", report)
         return report

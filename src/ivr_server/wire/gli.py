@@ -57,6 +57,7 @@ class GliErrorCode(IntEnum):
     BAD_LENGTH = 4
     NOT_AUTHORISED = 5
     TOO_MANY_MALFORMED = 6
+    TOO_MANY_CONNECTIONS = 7
 
 
 class GliFrameError(RemoteProtocolError):
