@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TREES = ["src", "tests", "bench", "tools"]
+TREES = ["src", "tests", "bench", "tools", "fuzz"]
 
 
 def run(*cmd: str) -> subprocess.CompletedProcess[str]:
