@@ -203,7 +203,8 @@ def test_reload_command_sends_sighup(tmp_path: Path) -> None:
         time.sleep(0.5)
     finally:
         err = stop(served)
-    assert "configuration reloaded" in err and "flow_control_changed=True" in err
+    assert "configuration reloaded: server.flow-control false -> true" in err, err
+    assert "configuration reloaded: server.flow-control false -> true" in done.stdout, done
     assert not pid_file.exists()
 
 

@@ -209,7 +209,7 @@ async def test_reload_command_is_refused_and_reload_force_applies(tmp_path: Path
         await start_call(link, "C1", "2")
         path.write_text("", encoding="utf-8")
         done = await loop.run_in_executor(None, ivr_server, "reload", "--pid-file", str(pid_file))
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 1 and "reload refused: it would strand" in done.stderr, done
         await link.expect_silence(1.0)
         await call_is_live(link, "C1")
         await canary_call(canary, "K1")
@@ -217,6 +217,7 @@ async def test_reload_command_is_refused_and_reload_force_applies(tmp_path: Path
             None, ivr_server, "reload", "--force", "--pid-file", str(pid_file)
         )
         assert done.returncode == 0 and "forced reload requested" in done.stdout, done
+        assert "configuration reloaded: IVRs IVR_A, IVR_B removed" in done.stdout, done
         assert (await link.recv_doc(timeout=10))[:2] == ("C1", m.EndCall(EndCause="Timeout"))
         await link.close()
         await canary.close()

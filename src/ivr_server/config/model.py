@@ -162,6 +162,13 @@ def _positive_seconds(value: object) -> float:
     return seconds
 
 
+def _non_negative_seconds(value: object) -> float:
+    seconds = _duration(value, "s")
+    if seconds < 0:
+        raise ValueError("must be zero or longer")
+    return seconds
+
+
 def _keep_alive_seconds(value: object) -> float:
     never = value in (-1, "-1") and not isinstance(value, bool)
     if never:
@@ -493,6 +500,11 @@ class ServerOptions(_Model):
     releases the port's call itself (TReleaseCall). Original: ``[IServer] active-release``."""
     timers: Timers = Field(default_factory=Timers)
     """Call and agent timers (TOML table ``[server.timers]``). Original: ``[Timers]``."""
+    drain_time: Annotated[float, BeforeValidator(_non_negative_seconds)] = 10.0
+    """On SIGTERM or SIGINT, how long the calls in progress are given to end (new IVR connections
+    and calls refused meanwhile) before the rest are ended with ``EndCall EndCause='Timeout'`` and
+    the server stops; 0 = at once. A bare number is seconds; a string may carry a unit. Project
+    decision, no original."""
 
     @field_validator("log_level", mode="before")
     @classmethod

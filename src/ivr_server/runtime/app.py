@@ -1,7 +1,9 @@
 """The running server: listeners, the service core, reload, and orderly start and stop.
 
 ``IvrServer`` is the only object that knows both asyncio and the service. Tests start it in-process
-on ``127.0.0.1:0``; the CLI runs :func:`serve` until SIGINT/SIGTERM, reloading on SIGHUP.
+on ``127.0.0.1:0``; the CLI runs :func:`serve` until SIGINT/SIGTERM, reloading on SIGHUP, and
+then stops gracefully (:meth:`IvrServer.shutdown`: the calls in progress get ``drain-time`` to
+end).
 
 Reload (:meth:`IvrServer.request_reload`): SIGHUP, ``ivr-server reload`` or ``POST /api/v1/reload``
 re-read the file; a file that does not load, or that would take away the IVR, port, switch or DN
@@ -39,6 +41,12 @@ from ivr_server.runtime.limits import (
     raise_descriptor_limit,
     set_tcp_keep_alive,
 )
+from ivr_server.runtime.status import (
+    ReloadStatusFile,
+    reload_status_path,
+    remove_pid_file,
+    write_pid_file,
+)
 from ivr_server.service import IvrService, ReloadRefused, ReloadReport, StrandedCall
 from ivr_server.service.control import Control
 from ivr_server.service.reload import describe_stranded
@@ -74,6 +82,11 @@ FORCED_RELOAD_SIGNAL: Final = signal.SIGUSR2
 servers conventionally use to reopen their log files."""
 _SERVER_FULL: Final = encode_error_frame(GliErrorCode.TOO_MANY_CONNECTIONS)
 """What a connection over the cap gets before it is closed."""
+DRAIN_POLL: Final = 0.05
+"""Seconds between two looks, while a stop drains, at whether any call is left."""
+CLOSE_WAIT: Final = 2.0
+"""Seconds a stopping server waits for its closed connections to take what is left to write;
+then the rest are cut (``abort``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +106,8 @@ class ReloadOutcome:
     (``applied``)."""
     problems: tuple[str, ...] = ()
     """Why the file does not load (``invalid``)."""
+    force: bool = False
+    """Whether the reload was forced (SIGUSR2, ``reload --force``, ``{"force": true}``)."""
 
 
 class IvrServer:
@@ -144,6 +159,9 @@ class IvrServer:
         self._admitted: dict[IvrLinkProtocol, str] = {}
         """Connections the gate admitted and their peer's host, until they close."""
         self._refusal_log: asyncio.TimerHandle | None = None
+        self.on_reload: Callable[[ReloadOutcome], None] | None = None
+        """Called with the outcome of every reload request (``serve`` writes it to the status
+        file beside the pid file, for ``ivr-server reload``)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -206,6 +224,77 @@ class IvrServer:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 2.0)
         self._servers.clear()
+
+    async def shutdown(
+        self, drain_time: float, hurry: asyncio.Event | None = None, why: str = "stop requested"
+    ) -> None:
+        """Stop gracefully (SIGTERM, SIGINT): stop accepting IVR connections; tell the sessions
+        (:meth:`IvrService.begin_stop <ivr_server.service.IvrService.begin_stop>`:
+        ``FlowControl On`` to 4.0 sessions, ``MonitorInfo/Server Unavailable`` to monitoring
+        ones; new calls get ``EndCall ServerPaused``); give the calls in progress up to
+        ``drain_time`` seconds to end, or until ``hurry`` is set (a second signal); then end the
+        rest as their Call Timeout would (``EndCall EndCause='Timeout'``), write out what is
+        left, close every connection and the API, and log how many calls and sessions were open
+        (the last line). docs/operations.md, "Stopping"."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        service = self.service
+        for server in self._servers:
+            server.close()  # no new IVR connections; the connected ones stay
+        service.begin_stop(began)
+        self.flush()
+        log.info(
+            "stopping (%s): %s and %s open; new IVR connections and calls are refused; the "
+            "calls get up to %s s to end (SIGTERM or SIGINT again: stop at once)",
+            why,
+            _count(len(service.calls.calls), "call"),
+            _count(len(service.sessions), "session"),
+            f"{drain_time:g}",
+        )
+        deadline = began + drain_time
+        reason = "no call in progress"
+        while service.calls_in_hand():
+            left = deadline - loop.time()
+            if hurry is not None and hurry.is_set():
+                reason = "stopped at once on a second signal"
+                break
+            if left <= 0:
+                reason = f"the drain time of {drain_time:g} s is over"
+                break
+            reason = "every call ended"
+            if hurry is None:
+                await asyncio.sleep(min(left, DRAIN_POLL))
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(hurry.wait(), min(left, DRAIN_POLL))
+        calls = service.end_calls(loop.time())
+        sessions = len(service.sessions)
+        self.flush()
+        await self.stop()
+        await self._wait_closed(CLOSE_WAIT)
+        log.info(
+            "stopped after %.1f s (%s): %s and %s were open%s",
+            loop.time() - began,
+            reason,
+            _count(calls, "call"),
+            _count(sessions, "session"),
+            " (the calls ended with EndCall EndCause='Timeout' to their IVR)" if calls else "",
+        )
+
+    async def _wait_closed(self, timeout: float) -> None:
+        """Wait until the connections :meth:`stop` closed are gone (their sessions closed and
+        logged); cut those whose peer does not take what was left to write within ``timeout``."""
+        for _ in range(max(1, round(timeout / 0.01))):
+            if not self.protocols:
+                break
+            await asyncio.sleep(0.01)
+        for protocol in list(self.protocols.values()):
+            if protocol.transport is not None:
+                protocol.transport.abort()
+        for _ in range(3):  # connection_lost runs from the loop's next turns
+            if not self.protocols:
+                break
+            await asyncio.sleep(0)
 
     def settle_heap(self) -> None:
         """Collect once and freeze what is left (``gc.freeze``): the configuration, the modules,
@@ -397,25 +486,38 @@ class IvrServer:
         A file that does not load is refused: the problems are logged and the running
         configuration stays. So is one that would take away the IVR, port, switch, DN or routing
         point of a live call (an emptied file, say), unless ``force``: the log line names the
-        calls and why. Listen addresses are fixed for the life of the process.
+        calls and why. Listen addresses are fixed for the life of the process. Whatever came of
+        it is handed to :attr:`on_reload` (the status file of ``ivr-server reload``).
         """
+        outcome = self._reload(config, force)
+        if self.on_reload is not None:
+            try:
+                self.on_reload(outcome)
+            except Exception:  # a status file that cannot be written must not undo the reload
+                log.exception("reload: the outcome could not be recorded")
+        return outcome
+
+    def _reload(self, config: ServerConfig | None, force: bool) -> ReloadOutcome:
         if config is None:
             if self.config_path is None:
                 message = "running on the built-in default configuration; nothing to re-read"
                 log.warning("reload: %s", message)
-                return ReloadOutcome("no-file", message)
+                return ReloadOutcome("no-file", message, force=force)
             # one name per except clause: the compiled build gives a local variable one type
             try:
                 config = load_config(self.config_path)
             except ConfigError as invalid:
                 log.error("reload refused, the running configuration stays: %s", invalid)
                 return ReloadOutcome(
-                    "invalid", str(invalid), problems=tuple(str(p) for p in invalid.problems)
+                    "invalid",
+                    str(invalid),
+                    problems=tuple(str(p) for p in invalid.problems),
+                    force=force,
                 )
             except OSError as unreadable:
                 message = f"cannot read {self.config_path}: {unreadable}"
                 log.error("reload refused, %s", message)
-                return ReloadOutcome("invalid", message, problems=(message,))
+                return ReloadOutcome("invalid", message, problems=(message,), force=force)
         try:
             report = self.service.reload(config, force=force, now=asyncio.get_running_loop().time())
         except ReloadRefused as refused:
@@ -425,15 +527,15 @@ class IvrServer:
                 '{"force": true})'
             )
             log.error("reload refused: %s", message)
-            return ReloadOutcome("refused", message, stranded=refused.stranded)
+            return ReloadOutcome("refused", message, stranded=refused.stranded, force=force)
         stranded = report.stranded
-        message = "configuration reloaded"
+        message = f"configuration reloaded: {report.describe()}"
         if stranded:
-            message = (
-                f"configuration reloaded by force, after ending {describe_stranded(stranded)} "
-                "(EndCall Timeout to their IVR, ports freed)"
+            log.warning(
+                "configuration reloaded by force, after ending %s (EndCall Timeout to their IVR, "
+                "ports freed)",
+                describe_stranded(stranded),
             )
-            log.warning("%s", message)
         self.config = config
         self._allowed = self._compile_client_list(config)
         self.gate.cap = connection_cap(config.server, descriptor_limit())
@@ -441,7 +543,12 @@ class IvrServer:
         self.flush()
         if self._heap_frozen:
             self.settle_heap()
-        return ReloadOutcome("applied", message, report=report, stranded=stranded)
+        return ReloadOutcome("applied", message, report=report, stranded=stranded, force=force)
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 call``, ``3 calls``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 async def serve(
@@ -452,10 +559,14 @@ async def serve(
     on_started: Callable[[IvrServer], None] | None = None,
     api_listen: tuple[ListenAddress, ...] | None = None,
     api: ApiFactory | None = None,
+    pid_file: str | None = None,
 ) -> None:
-    """Run the server until SIGINT or SIGTERM; SIGHUP reloads the configuration file, SIGUSR2
-    forces the reload (see :meth:`IvrServer.request_reload`). First the soft file-descriptor
-    limit is raised to the hard limit."""
+    """Run the server until SIGINT or SIGTERM, then stop gracefully (:meth:`IvrServer.shutdown`,
+    up to ``server.drain-time``; a second signal stops at once); SIGHUP reloads the configuration
+    file, SIGUSR2 forces the reload (see :meth:`IvrServer.request_reload`). First the soft
+    file-descriptor limit is raised to the hard limit. ``pid_file`` is written once the signal
+    handlers are in place, with the reload status file beside it (:mod:`.status`), and both are
+    removed at the end."""
     before, after = raise_descriptor_limit()
     if before != after:
         log.info("file-descriptor limit raised from %s to %s (the hard limit)", before, after)
@@ -466,14 +577,35 @@ async def serve(
     server.settle_heap()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    hurry = asyncio.Event()
+    received: list[str] = []
+
+    def on_stop_signal(name: str) -> None:
+        if not stop.is_set():
+            received.append(name)
+            stop.set()
+        elif not hurry.is_set():
+            log.warning("%s again: stopping at once", name)
+            hurry.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_stop_signal, sig.name)
     loop.add_signal_handler(signal.SIGHUP, server.request_reload)
     loop.add_signal_handler(FORCED_RELOAD_SIGNAL, lambda: server.request_reload(force=True))
-    if on_started is not None:
-        on_started(server)
     try:
+        if pid_file is not None:
+            write_pid_file(pid_file)
+            status = ReloadStatusFile(reload_status_path(pid_file))
+            status.started()
+            server.on_reload = status.record
+        if on_started is not None:
+            on_started(server)
         await stop.wait()
     finally:
-        log.info("stopping")
-        await server.stop()
+        if received:
+            await server.shutdown(server.config.server.drain_time, hurry, why=received[0])
+        else:
+            log.info("stopping")
+            await server.stop()
+        if pid_file is not None:
+            remove_pid_file(pid_file)

@@ -48,7 +48,12 @@ from ivr_server.service.notices import (
     SessionLoggedIn,
     SessionOpened,
 )
-from ivr_server.service.reload import ReloadRefused, StrandedCall, stranded_calls
+from ivr_server.service.reload import (
+    ReloadRefused,
+    StrandedCall,
+    describe_changes,
+    stranded_calls,
+)
 from ivr_server.service.sessions import (
     SUPPORTED_VERSIONS,
     Login,
@@ -165,6 +170,21 @@ class ReloadReport:
     forced reload only: otherwise such a reload is refused)."""
     stranded: tuple[StrandedCall, ...] = field(default=(), repr=False)
     """Those calls, and why."""
+    changes: tuple[str, ...] = ()
+    """What the new configuration adds, removes and changes, one phrase each
+    (:func:`~ivr_server.service.reload.describe_changes`); empty: the same configuration."""
+
+    def describe(self) -> str:
+        """The report in words, for the log and ``ivr-server reload``: ``IVR IVR_3 added;
+        server.flow-control false -> true; 32 ports became available``, or ``nothing changed``."""
+        parts = list(self.changes)
+        if self.ports_available:
+            parts.append(f"{_count(self.ports_available, 'port')} became available")
+        if self.ports_unavailable:
+            parts.append(f"{_count(self.ports_unavailable, 'port')} became unavailable")
+        if self.calls_stranded:
+            parts.append(f"{_count(self.calls_stranded, 'live call')} ended first")
+        return "; ".join(parts) if parts else "nothing changed"
 
 
 PortKey = tuple[str, str]
@@ -191,6 +211,9 @@ class IvrService:
         self.routers: Mapping[str, Router] = build_routers(config, self._next_router_ref)
         """Switch name -> the router serving its routing points (built-in rules for now)."""
         self.flow_control = config.server.flow_control
+        self.stopping = False
+        """The server is stopping (:meth:`begin_stop`): no new call, T-Servers reported
+        ``Unavailable``."""
         self.switches: dict[str, VirtualSwitch] = {}
         self.sessions: dict[int, Session] = {}
         self._dirty: dict[Session, None] = {}
@@ -536,9 +559,14 @@ class IvrService:
         if msg.CallControlMode == "Genesys":
             raise _end(call_id, "FeatureNotSupported", "CallControlMode Genesys is Network only")
         if self.flow_control or not target.switch.link_up:
-            raise _end(call_id, "ServerPaused", "flow control is on or the T-Server link is down")
+            raise _end(call_id, "ServerPaused", self._paused_reason())
         self.calls.new_call(session, call_id, msg, target, self.now)
         self._pump()
+
+    def _paused_reason(self) -> str:
+        if self.stopping:
+            return "the server is stopping"
+        return "flow control is on or the T-Server link is down"
 
     def _on_make_call(self, session: Session, call_id: str | None, msg: m.MakeCall) -> None:
         login = self._require_login(session, call_id, msg)
@@ -563,9 +591,7 @@ class IvrService:
         try:
             target = self._mode(login, call_id, msg.tag, msg.CalledNum)
             if self.flow_control or not target.switch.link_up:
-                raise _end(
-                    call_id, "ServerPaused", "flow control is on or the T-Server link is down"
-                )
+                raise _end(call_id, "ServerPaused", self._paused_reason())
             self.calls.dial_out_init(
                 session, call_id, msg, target, request, request.dest, request.user_data, self.now
             )
@@ -1007,7 +1033,7 @@ class IvrService:
         for name in ivr.tservers:
             tserver = self.config.tserver(name)
             out[name] = (
-                "OK" if self._tserver_up(name) else "Unavailable",
+                "OK" if self._tserver_up(name) and not self.stopping else "Unavailable",
                 tserver.switch if tserver is not None else None,
             )
         return out
@@ -1199,6 +1225,7 @@ class IvrService:
         old_flow = self.flow_control
         old_ports = self._ports_reported
         old_index = self._port_of_dn
+        changes = describe_changes(self.config, config)
         self.config = config
         self.calls.reconfigure(_call_settings(config))
         self.stats.reconfigure(config)
@@ -1212,7 +1239,7 @@ class IvrService:
         self._port_of_dn = new_index
         self._report_topology()
         self._auto_login()
-        self.flow_control = config.server.flow_control
+        self.flow_control = config.server.flow_control or self.stopping
         if self.flow_control != old_flow:
             self._broadcast_flow_control()
         now_ports = self._ports_reported
@@ -1224,15 +1251,50 @@ class IvrService:
             flow_control_changed=self.flow_control != old_flow,
             calls_stranded=len(stranded),
             stranded=stranded,
+            changes=changes,
         )
-        log.info("configuration reloaded: %s", report)
+        log.info("configuration reloaded: %s", report.describe())
         return report
 
     def set_flow_control(self, on: bool) -> None:
-        """Drain (``on``) or resume the server; every 4.0 session hears about a change."""
+        """Drain (``on``) or resume the server; every 4.0 session hears about a change. A
+        stopping server stays drained."""
+        on = on or self.stopping
         if on != self.flow_control:
             self.flow_control = on
             self._broadcast_flow_control()
+
+    # ------------------------------------------------------------------ stopping
+
+    def begin_stop(self, now: float) -> None:
+        """The server is stopping (SIGTERM): from now on it admits no new call. Every 4.0
+        session is told ``FlowControl Status='On'`` (PROTOCOL.md §3.1.3: start no new calls here,
+        the calls already started continue), and every session subscribed with
+        ``ServerMonitor='set'`` ``MonitorInfo/Server Status='Unavailable'`` for each T-Server it
+        was told about (§3.2.1: the T-Server is going away). ``NewCall``, ``MakeCall`` and
+        ``DialOutInit`` get ``EndCall EndCause='ServerPaused'``, as under flow control. The calls
+        in progress are served as before until :meth:`end_calls`."""
+        self.now = now
+        self.stopping = True
+        self.set_flow_control(True)
+        for session in list(self.sessions.values()):
+            self._report_servers(session)
+
+    def calls_in_hand(self) -> int:
+        """Calls in progress that a connected session can still end (an orphan's IVR cannot log
+        in again once the server stops accepting: waiting for it is pointless)."""
+        return sum(1 for call in self.calls.calls.values() if call.owner is not None)
+
+    def end_calls(self, now: float) -> int:
+        """End every call in progress on the server's side, as its Call Timeout would
+        (``EndCall EndCause='Timeout'`` to its IVR, released on the switch, the port freed);
+        how many there were. The end of a stop's drain time."""
+        self.now = now
+        call_ids = list(self.calls.calls)
+        for call_id in call_ids:
+            self.calls.end_by_operator(call_id, now)
+        self._pump()
+        return len(call_ids)
 
     def _broadcast_flow_control(self) -> None:
         status: Literal["On", "Off"] = "On" if self.flow_control else "Off"
@@ -1282,6 +1344,11 @@ def _log_logmsg_drops(session: Session, dropped: int) -> None:
         dropped,
         extra=_ctx(session, None),
     )
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 port``, ``3 ports``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _end(call_id: str | None, cause: Any, reason: str) -> Refusal:

@@ -12,11 +12,19 @@ would. Disabling an IVR or a port strands nothing: its calls go on, only new cal
 
 from __future__ import annotations
 
-__all__ = ["ReloadRefused", "StrandedCall", "describe_stranded", "stranded_calls"]
+__all__ = [
+    "ReloadRefused",
+    "StrandedCall",
+    "describe_changes",
+    "describe_stranded",
+    "stranded_calls",
+]
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
+
+from pydantic import BaseModel
 
 from ivr_server.calls import Call
 from ivr_server.config import ServerConfig
@@ -108,3 +116,181 @@ def describe_stranded(stranded: tuple[StrandedCall, ...]) -> str:
         parts.append(f"{rest} more reasons")
     calls = "call" if len(stranded) == 1 else "calls"
     return f"{len(stranded)} live {calls}: " + "; ".join(parts)
+
+
+# ------------------------------------------------------------------ what a reload changed
+
+NAMED: Final = 5
+"""Names listed per kind of change in one description (the rest are counted)."""
+VALUE_CHARS: Final = 40
+"""An option's old and new values are quoted up to this many characters."""
+READ_AT_START: Final = frozenset(
+    {
+        "server.listen",
+        "server.listen-backlog",
+        "server.tcp-keep-alive",
+        "server.log-level",
+        "server.log-format",
+        "server.log-queue-size",
+        "api.listen",
+        "api.tls-cert",
+        "api.tls-key",
+        "api.tls-client-ca",
+    }
+)
+"""Options a reload does not apply (read when the server starts): a change is named as such."""
+DURATIONS: Final = frozenset(
+    {"server.drain-time", "server.keep-alive-interval", "server.malformed-window"}
+)
+"""Options in seconds besides ``server.timers.*`` (written with a unit)."""
+SECRET: Final = frozenset({"api.token"})
+"""Options whose values are never written in a description."""
+
+
+def describe_changes(old: ServerConfig, new: ServerConfig) -> tuple[str, ...]:
+    """What ``new`` adds, removes and changes against ``old``, one phrase each, for the log line
+    of a reload and ``ivr-server reload``: ``IVR IVR_3 added``, ``IVR IVR_1 changed (port 33
+    added, port 2 removed)``, ``server.flow-control false -> true``. Empty: nothing changed."""
+    out: list[str] = []
+    out += _named("IVR", old.ivrs, new.ivrs, lambda i: i.name, _ivr_detail)
+    out += _named("switch", old.switches, new.switches, lambda s: s.name, _switch_detail)
+    out += _named("T-Server", old.tservers, new.tservers, lambda t: t.name)
+    out += _named(
+        "routing point",
+        old.routing,
+        new.routing,
+        lambda r: r.dn if r.switch is None else f"{r.dn} of switch {r.switch}",
+        lambda a, b: _count_detail("rule", a.rules, b.rules),
+    )
+    out += _named("agent group", old.agent_groups, new.agent_groups, lambda g: g.name)
+    out += _named("statistic", old.statistics, new.statistics, lambda s: s.name)
+    out += _options("server", old.server, new.server)
+    out += _options("api", old.api, new.api)
+    return tuple(out)
+
+
+def _named(
+    kind: str,
+    old: Sequence[Any],
+    new: Sequence[Any],
+    key: Callable[[Any], str],
+    detail: Callable[[Any, Any], str] | None = None,
+) -> list[str]:
+    before = {key(item): item for item in old}
+    after = {key(item): item for item in new}
+    added = [name for name in after if name not in before]
+    removed = [name for name in before if name not in after]
+    changed = [name for name in after if name in before and after[name] != before[name]]
+    out: list[str] = []
+    if added:
+        out.append(f"{_names(kind, added)} added")
+    if removed:
+        out.append(f"{_names(kind, removed)} removed")
+    if detail is None:
+        if changed:
+            out.append(f"{_names(kind, changed)} changed")
+        return out
+    for name in changed[:NAMED]:
+        what = detail(before[name], after[name])
+        out.append(f"{kind} {name} changed{f' ({what})' if what else ''}")
+    if len(changed) > NAMED:
+        out.append(f"{len(changed) - NAMED} more {_plural(kind)} changed")
+    return out
+
+
+def _plural(kind: str) -> str:
+    return "switches" if kind == "switch" else f"{kind}s"
+
+
+def _names(kind: str, names: list[str]) -> str:
+    """``IVR IVR_1``, ``IVRs IVR_1, IVR_2``, ``IVRs A, B, C, D, E and 3 more``."""
+    if len(names) == 1:
+        return f"{kind} {names[0]}"
+    listed = ", ".join(names[:NAMED])
+    more = len(names) - NAMED
+    return f"{_plural(kind)} {listed}{f' and {more} more' if more > 0 else ''}"
+
+
+def _ivr_detail(old: Any, new: Any) -> str:
+    parts = _named("port", old.ports, new.ports, lambda p: p.number)
+    parts += _fields(old, new, skip={"name", "ports"})
+    return "; ".join(parts)
+
+
+def _switch_detail(old: Any, new: Any) -> str:
+    parts = _named("DN", old.dns, new.dns, lambda d: d.number)
+    parts += _fields(old, new, skip={"name", "dns"})
+    return "; ".join(parts)
+
+
+def _count_detail(kind: str, old: Sequence[Any], new: Sequence[Any]) -> str:
+    if len(old) == len(new):
+        return f"{kind}s edited"
+    return f"{len(old)} {kind}s -> {len(new)}"
+
+
+def _fields(old: BaseModel, new: BaseModel, skip: set[str]) -> list[str]:
+    """The fields that differ: ``legacy-mode true -> false``, ``tservers changed``."""
+    out: list[str] = []
+    for name in type(old).model_fields:
+        before, after = getattr(old, name), getattr(new, name)
+        if name in skip or before == after:
+            continue
+        key = name.replace("_", "-")
+        if _scalar(before) and _scalar(after):
+            out.append(f"{key} {_value(before)} -> {_value(after)}")
+        else:
+            out.append(f"{key} changed")
+    return out
+
+
+def _options(section: str, old: BaseModel, new: BaseModel) -> list[str]:
+    """``server.flow-control false -> true``, ``api.token changed``, ``server.listen changed
+    (read at start: applies when the server is next started)``."""
+    out: list[str] = []
+    for name in type(old).model_fields:
+        before, after = getattr(old, name), getattr(new, name)
+        if before == after:
+            continue
+        key = f"{section}.{name.replace('_', '-')}"
+        nested = isinstance(before, BaseModel) and isinstance(after, BaseModel)
+        if nested and key not in READ_AT_START:
+            out += _options(key, before, after)
+            continue
+        if key in SECRET or not (_scalar(before) and _scalar(after)):
+            text = f"{key} changed"
+        elif key in DURATIONS or key.startswith("server.timers."):
+            text = f"{key} {_duration(before)} -> {_duration(after)}"
+        else:
+            text = f"{key} {_value(before)} -> {_value(after)}"
+        if key in READ_AT_START:
+            text += " (read at start: applies when the server is next started)"
+        out.append(text)
+    return out
+
+
+def _duration(value: object) -> str:
+    """``8h``, ``90s``, ``500ms`` (seconds in; ``-1`` as is)."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+        return _value(value)
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0), ("s", 1.0)):
+        if value >= size and (value / size).is_integer():
+            return f"{int(value / size)}{unit}"
+    if value >= 1:
+        return f"{value:g}s"
+    return f"{value * 1000:g}ms"
+
+
+def _scalar(value: object) -> bool:
+    return value is None or isinstance(value, bool | int | float | str)
+
+
+def _value(value: object) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    text = str(value) if isinstance(value, int | float) else repr(value)
+    return text if len(text) <= VALUE_CHARS else f"{text[: VALUE_CHARS - 3]}..."
