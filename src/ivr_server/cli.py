@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import platform
 import signal
 import sys
 import time
@@ -11,6 +12,8 @@ from pathlib import Path
 from typing import Any, Final, NoReturn
 
 import click
+from click.core import ParameterSource
+from pydantic import ValidationError
 
 from ivr_server import __version__, compiled_modules, logs
 from ivr_server.config import default_config, default_config_path, load_config
@@ -38,10 +41,99 @@ def _run(coro: object) -> None:
         asyncio.run(coro)  # type: ignore[arg-type]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="ivr-server")
-def main() -> None:
-    """ivr-server: an open, drop-in-compatible IVR Server (IVR XML protocol over GLI)."""
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""What ``--log-level`` accepts (any case): the levels of ``[server] log-level``."""
+
+_ADDRESS_FORMS: Final = "HOST:PORT, [IPV6]:PORT or :PORT (every IPv4 interface)"
+
+
+class HostPort(click.ParamType[ListenAddress, object]):
+    """``HOST:PORT`` on the command line, as a :class:`ListenAddress`; a bad one is reported with
+    the option's name and the accepted forms (never pydantic's text)."""
+
+    name = "HOST:PORT"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> ListenAddress:
+        if isinstance(value, ListenAddress):
+            return value  # the root command's value handed on to `serve`
+        text = str(value).strip()
+        if not text:
+            self.fail(f"the address is empty; give {_ADDRESS_FORMS}", param, ctx)
+        try:
+            return ListenAddress.model_validate(text)
+        except ValidationError as exc:
+            self.fail(f"{_reason(exc)}; give {_ADDRESS_FORMS}", param, ctx)
+
+
+def _reason(exc: ValidationError) -> str:
+    """The first problem of a pydantic error in our own words (the ``ValueError`` a validator
+    raised), without pydantic's boilerplate or its documentation address."""
+    error = exc.errors(include_url=False)[0]
+    cause = error.get("ctx", {}).get("error")
+    reason = str(cause) if cause is not None else str(error["msg"])
+    return reason.removeprefix("invalid address ")
+
+
+def _host_port(host: str, port: int) -> str:
+    """``host:port``, an IPv6 host in brackets (``[::1]:3021``)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _build() -> str:
+    """Which build runs: ``hot path compiled with mypyc (N modules)`` or ``pure Python``."""
+    compiled = compiled_modules()
+    return f"hot path compiled with mypyc ({len(compiled)} modules)" if compiled else "pure Python"
+
+
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    # the modules `serve` runs, so that the build is told as the banner tells it
+    import ivr_server.api
+    import ivr_server.runtime  # noqa: F401
+
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    click.echo(f"ivr-server {__version__} ({_build()}; {python})")
+    ctx.exit()
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    invoke_without_command=True,
+    subcommand_metavar="[COMMAND [ARGS]...]",
+)
+@click.option(
+    "-V",
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Print the version, the build (pure Python or compiled) and the Python, and exit.",
+)
+@click.pass_context
+def main(ctx: click.Context, /, **options: Any) -> None:
+    """ivr-server: an open, drop-in-compatible IVR Server (IVR XML protocol over GLI).
+
+    Without a COMMAND it runs `serve`, and the options below are serve's: `ivr-server` serves the
+    built-in default configuration, `ivr-server --config site.toml` your file. `ivr-server
+    COMMAND --help` tells more about each command.
+    """
+    # the options are serve's own, added to this group below `serve`
+    given = {
+        name: value
+        for name, value in options.items()
+        if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+    }
+    if ctx.invoked_subcommand is None:
+        ctx.invoke(serve, **options)
+    elif given and ctx.invoked_subcommand != "serve":
+        names = ", ".join(p.opts[-1] for p in ctx.command.params if p.name in given)
+        raise click.UsageError(f"{names}: an option of `serve`, not of `{ctx.invoked_subcommand}`")
+    elif given:
+        ctx.default_map = {"serve": given}  # `ivr-server --config F serve`; serve's own win
 
 
 @main.command()
@@ -55,21 +147,25 @@ def main() -> None:
     "--listen",
     "listen",
     multiple=True,
-    metavar="HOST:PORT",
+    type=HostPort(),
     help="Listen here instead of the configuration's addresses (repeatable).",
 )
 @click.option(
     "--api-listen",
     "api_listen",
     multiple=True,
-    metavar="HOST:PORT",
+    type=HostPort(),
     help="Serve the HTTP API, metrics and web view here instead of the configuration's "
     "[api] listen addresses (repeatable; port 0 = any free port).",
 )
 @click.option(
     "--no-api", is_flag=True, help="Do not start the HTTP API, whatever the configuration says."
 )
-@click.option("--log-level", default=None, help="DEBUG, INFO, WARNING or ERROR.")
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="Log level, any case (default: the configuration's [server] log-level, INFO).",
+)
 @click.option(
     "--pid-file",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -77,8 +173,8 @@ def main() -> None:
 )
 def serve(
     config_file: Path | None,
-    listen: tuple[str, ...],
-    api_listen: tuple[str, ...],
+    listen: tuple[ListenAddress, ...],
+    api_listen: tuple[ListenAddress, ...],
     no_api: bool,
     log_level: str | None,
     pid_file: Path | None,
@@ -91,8 +187,8 @@ def serve(
 
     try:
         config = load_config(config_file) if config_file else default_config()
-        addresses = tuple(ListenAddress.model_validate(a) for a in listen) or None
-        api_addresses = tuple(ListenAddress.model_validate(a) for a in api_listen) or None
+        addresses = listen or None
+        api_addresses = api_listen or None
         if no_api:
             api_addresses = ()
     except (ConfigError, ValueError) as exc:
@@ -107,7 +203,7 @@ def serve(
     source = str(config_file) if config_file else default_config_path()
 
     def started(server: IvrServer) -> None:
-        where = ", ".join(f"{h}:{p}" for h, p in server.addresses)
+        where = ", ".join(_host_port(h, p) for h, p in server.addresses)
         ivrs = ", ".join(f"{i.name} ({len(i.ports)} ports)" for i in config.ivrs) or "none"
         click.echo(f"ivr-server {__version__} listening on {where} (IVR XML over GLI)")
         click.echo(f"configuration: {source}; IVRs: {ivrs}")
@@ -120,12 +216,7 @@ def serve(
             click.echo(f"HTTP API, metrics and web view on {urls}")
         else:
             click.echo("HTTP API: off (no [api] listen address)")
-        compiled = compiled_modules()
-        click.echo(
-            f"build: hot path compiled with mypyc ({len(compiled)} modules)"
-            if compiled
-            else "build: pure Python"
-        )
+        click.echo(f"build: {_build()}")
         sys.stdout.flush()
 
     try:
@@ -146,6 +237,10 @@ def serve(
         raise click.ClickException(f"cannot start: {exc}") from None
     finally:
         logs.shutdown()  # write the last lines ("stopped after ...") before the process ends
+
+
+# `ivr-server [serve's options]` runs `serve` (main above): the root takes serve's options too
+main.params.extend(serve.params)
 
 
 @main.command("check-config")

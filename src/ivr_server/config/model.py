@@ -274,8 +274,12 @@ def _split_host_port(text: str, shape: str) -> tuple[str, str]:
     if not colon:
         raise ValueError(f"invalid address {text!r}: {shape}")
     if ":" in host:
+        try:
+            suggestion = f"[{ipaddress.IPv6Address(host)}]:{port}"
+        except ValueError:
+            suggestion = "[::1]:3021"
         raise ValueError(
-            f"invalid address {text!r}: write an IPv6 address in brackets, '[::1]:3021'"
+            f"invalid address {text!r}: write an IPv6 address in brackets, {suggestion!r}"
         )
     if host:
         _check_host(host, text)

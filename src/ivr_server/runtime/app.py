@@ -184,7 +184,10 @@ class IvrServer:
                 set_tcp_keep_alive(sock, keep_alive)  # accepted sockets inherit it (Linux)
                 name = sock.getsockname()
                 self.addresses.append((str(name[0]), int(name[1])))
-        log.info("listening on %s", ", ".join(f"{h}:{p}" for h, p in self.addresses))
+        log.info(
+            "listening on %s",
+            ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.addresses),
+        )
         self._log_capacity()
         self._arm_lag_probe()
         if self._api_factory is not None and self.api_listen:
