@@ -90,6 +90,14 @@ def build_wheel(
     mode = compile_mode()
     if mode != "off":
         _clear_build()
+        # pip shows this only with -v (the README says it too): a minute or two with no output
+        # otherwise looks like a hang
+        print(
+            f"ivr-server: compiling the hot path with mypyc, about 1-2 minutes; "
+            f"{COMPILE_VARIABLE}=0 skips it",
+            file=sys.stderr,
+            flush=True,
+        )
         try:
             with _compiling(True):
                 name: str = _setuptools.build_wheel(

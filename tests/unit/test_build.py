@@ -119,8 +119,11 @@ def test_the_backend_compiles_when_it_can_and_falls_back_to_pure_python(
     assert backend.build_wheel("dist") == wheel
     assert fake.seen == attempts
     assert os.environ.get("IVR_SERVER_COMPILE") == variable  # restored
+    err = capsys.readouterr().err
+    notice = "compiling the hot path with mypyc, about 1-2 minutes; IVR_SERVER_COMPILE=0 skips it"
+    assert (notice in err) == ("1" in attempts), err  # said before compiling, and only then
     if len(attempts) == 2:
-        assert "building the pure-Python package instead" in capsys.readouterr().err
+        assert "building the pure-Python package instead" in err
 
 
 def test_the_backend_fails_when_compiling_is_required_and_fails(
