@@ -185,6 +185,33 @@ def test_check_config_reports_a_bad_listen_without_pydantic(tmp_path: Path, sect
     assert "pydantic" not in done.stderr
 
 
+def test_tservers_is_required_on_every_ivr_and_may_be_empty_without_ports(tmp_path: Path) -> None:
+    # docs/configuration.md, [[ivrs]] tservers
+    cases = {
+        'name = "X"\n': ["ivrs[0].tservers: required key is missing"],
+        'name = "X"\ntservers = []\n': [],
+        'name = "X"\ntservers = []\nports = [{ number = "1", dn = "1" }]\n': ["ivrs[0].tservers"],
+    }
+    for body, problems in cases.items():
+        path = tmp_path / "ivr.toml"
+        path.write_text(f"[[ivrs]]\n{body}", encoding="utf-8")
+        done = ivr_server("check-config", str(path))
+        assert done.returncode == (1 if problems else 0), done
+        assert all(problem in done.stderr for problem in problems), done.stderr
+
+
+def test_the_configuration_docs_start_commands_are_the_root_command() -> None:
+    text = (ROOT / "docs/configuration.md").read_text(encoding="utf-8")
+    assert "ivr-server --config site.toml" in text and "\nivr-server        " in text
+    header = (ROOT / "src/ivr_server/config/default.toml").read_text(encoding="utf-8")
+    assert "`ivr-server --config your.toml`" in header
+    # both run `serve` with these options (the subprocess tests above start them for real)
+    for args in (["--config", "site.toml"], []):
+        ctx = main.make_context("ivr-server", list(args))
+        assert ctx.params["config_file"] == (Path("site.toml") if args else None)
+        assert main.invoke_without_command
+
+
 # -- --version / -V names the build
 
 
