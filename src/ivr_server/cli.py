@@ -532,7 +532,9 @@ def loadtest(
         lt.write_json(outcome.report, json_file)
         click.echo(f"report written to {json_file}")
     if plots_dir is not None:
-        for path in lt.draw_plots(outcome.merged, plots_dir, f"{script.name}, {host}:{port}"):
+        for path in lt.draw_plots(
+            outcome.merged, plots_dir, f"{script.name}, {_host_port(host, port)}"
+        ):
             click.echo(f"plot written to {path}")
     if outcome.report["errors"]["total"]:
         sys.exit(1)
