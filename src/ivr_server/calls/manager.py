@@ -74,6 +74,7 @@ from ivr_server.switch import (
 from ivr_server.timers import DeadlineQueue, earliest
 from ivr_server.wire import KvList, Message, Node, NVPair
 from ivr_server.wire import messages as m
+from ivr_server.wire.limits import USER_DATA_WIRE_LIMIT, kv_wire_size
 
 __all__ = ["Call", "CallManager", "CallSettings", "PortTarget"]
 
@@ -142,6 +143,9 @@ class PortTarget:
     """The switch carrying the DN."""
     mode: Literal["In-Front", "Behind"]
     """The call's mode."""
+    encoding: str = "ISO-8859-1"
+    """The output encoding of the IVR's sessions: the call's user data must fit one reply
+    written in it (``wire.limits.USER_DATA_WIRE_LIMIT``)."""
 
 
 class Call:
@@ -156,6 +160,7 @@ class Call:
         "dial_out",
         "dn",
         "dnis",
+        "encoding",
         "held_route",
         "ivr",
         "last_event",
@@ -188,6 +193,7 @@ class Call:
         self.port = target.port
         self.dn = target.dn
         self.switch = target.switch
+        self.encoding = target.encoding
         self.called_num = called_num
         self.ani = ani
         self.dnis = dnis
@@ -248,6 +254,22 @@ def _nvpairs(items: KvList) -> tuple[NVPair, ...] | None:
     """Call version 1.0 form of a kvlist (nested lists cannot be expressed and are left out)."""
     pairs = tuple(NVPair(NVName=i.Name, NVVal=i.Val) for i in items if isinstance(i, Node))
     return pairs or None
+
+
+def _data_problem(data: KvList, encoding: str) -> str | None:
+    """Why ``data`` cannot be a call's user data, or ``None``: over the original's 16 KB
+    (``switch.kv_size``), or too long as written in ``encoding`` for the ``UDataResp`` that
+    reads it all back to fit one document (``wire.limits.USER_DATA_WIRE_LIMIT``)."""
+    size = kv_size(data)
+    if size > USER_DATA_LIMIT:
+        return f"user data of {size} bytes, over 16 KB ({USER_DATA_LIMIT})"
+    written = kv_wire_size(data, encoding)
+    if written > USER_DATA_WIRE_LIMIT:
+        return (
+            f"user data taking {written} bytes written ({encoding}), over "
+            f"{USER_DATA_WIRE_LIMIT}: it could not be read back in one reply"
+        )
+    return None
 
 
 def _active_release(ex: KvList, default: bool) -> bool:
@@ -382,6 +404,13 @@ class CallManager:
                 m.EndCall(EndCause="Resources"),
                 f"NewCall: port {target.port} of {target.ivr} already has a call",
             )
+        data = _kv(msg.UDataEx, msg.UserData)
+        if data:
+            problem = _data_problem(data, target.encoding)
+            if problem is not None:
+                raise Refusal(
+                    call_id, m.EndCall(EndCause="FeatureNotSupported"), f"NewCall: {problem}"
+                )
         call = Call(call_id, owner, target, msg.CalledNum, msg.ANI, msg.DNIS, msg.Version == "1.0")
         self.metrics.calls_started += 1
         self._add(call, now)
@@ -395,7 +424,7 @@ class CallManager:
                 dn=call.dn,
                 ani=msg.ANI,
                 dnis=msg.DNIS,
-                user_data=_kv(msg.UDataEx, msg.UserData),
+                user_data=data,
                 extensions=_kv(msg.ExtnsEx, msg.Extensions),
             ),
         )
@@ -421,6 +450,11 @@ class CallManager:
                 m.EndCall(EndCause="Resources"),
                 f"DialOutInit: port {target.port} of {target.ivr} already has a call",
             )
+        problem = _data_problem(user_data, target.encoding) if user_data else None
+        if problem is not None:
+            raise Refusal(
+                call_id, m.EndCall(EndCause="FeatureNotSupported"), f"DialOutInit: {problem}"
+            )
         call = Call(call_id, owner, target, msg.CalledNum)
         self.metrics.calls_started += 1
         call.state = CallState.DIALING
@@ -436,6 +470,18 @@ class CallManager:
                 extensions=msg.ExtnsEx or (),
             )
         )
+
+    def discard(self, call_id: str) -> bool:
+        """Remove a call whose start could not be completed (handling its ``NewCall`` or
+        ``DialOutInit`` failed, or its first documents could not be sent): released on the
+        switch and forgotten, its port free at once; nothing is sent to the IVR (the service
+        answers the request). ``False`` if there is no such call."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return False
+        self._release(call)
+        self._forget(call)
+        return True
 
     def ivr_call_status(
         self, owner: Owner, ivr: str | None, call_id: str | None, msg: m.CallStatus, now: float
@@ -527,8 +573,9 @@ class CallManager:
                     call.call_id, f"RouteDN {route_dn} is not a routing point of {call.switch.name}"
                 )
             data = _kv(msg.UDataEx, msg.UserData)
-            if data and self._too_big(call, data):
-                raise invalid_request(call.call_id, "RouteRequest user data over 16 KB")
+            problem = self._too_big(call, data) if data else None
+            if problem is not None:
+                raise invalid_request(call.call_id, f"RouteRequest: {problem}")
         self._input(call, CallInput.ROUTE_REQUEST, now, msg)
 
     def _on_treat_status(self, call: Call, msg: m.TreatStatus, now: float) -> None:
@@ -572,10 +619,16 @@ class CallManager:
         data = call.switch.user_data(call.conn_id)
         return data if data is not None else call.last_user_data
 
-    def _too_big(self, call: Call, new: KvList, replace: bool = True) -> bool:
+    def _too_big(self, call: Call, new: KvList, replace: bool = True) -> str | None:
+        """Why the call's data with ``new`` added (``replace``: TUpdateUserData semantics) would be
+        too large (:func:`_data_problem`), or ``None``. Written size is never below the 16 KB
+        count, and merging never makes data longer than both lists together: the sum of the two
+        written sizes, within 16 KB, settles the usual case without a merge."""
         current = self._user_data(call)
-        merged = kv_update(current, new) if replace else current + new
-        return kv_size(merged) > USER_DATA_LIMIT
+        encoding = call.encoding
+        if kv_wire_size(current, encoding) + kv_wire_size(new, encoding) <= USER_DATA_LIMIT:
+            return None
+        return _data_problem(kv_update(current, new) if replace else current + new, encoding)
 
     def _udata_resp(
         self,
@@ -613,6 +666,13 @@ class CallManager:
             self._udata_resp(call, msg.RequestId, "MiscError")
             return
         data = msg.UDataEx or ()
+        problem = self._too_big(call, data, replace=msg.Action != "Add")
+        if problem is not None:  # refused before the switch stores anything
+            log.info(
+                "call %s: UDataSet refused: %s", call.call_id, problem, extra=call.log_fields()
+            )
+            self._udata_resp(call, msg.RequestId, "MiscError")
+            return
         ref = self._pend(call, "udata", msg.RequestId)
         cls = TAttachUserData if msg.Action == "Add" else TUpdateUserData
         call.switch.request(cls(reference_id=ref, conn_id=conn_id, dn=call.dn, user_data=data))
@@ -765,9 +825,10 @@ class CallManager:
     def _attach_replace(self, call: Call, data: KvList) -> None:
         if not data or call.conn_id is None:
             return
-        if self._too_big(call, data):
+        problem = self._too_big(call, data)
+        if problem is not None:
             log.warning(
-                "call %s: data over 16 KB not attached", call.call_id, extra=call.log_fields()
+                "call %s: data not attached: %s", call.call_id, problem, extra=call.log_fields()
             )
             return
         call.switch.request(

@@ -1,7 +1,9 @@
 """Every error answer the server gives, decided in one place (PROTOCOL.md §9, DECISIONS.md).
 
 Handlers raise :class:`Refusal` carrying the exact reply; the dispatcher catches it and sends it.
-Documents that could not be decoded are answered by :func:`answer_for_rejected`.
+Documents that could not be decoded are answered by :func:`answer_for_rejected`. An error answer
+echoes the request's CallId, ReqId and RequestId cut to what a reply may carry
+(:func:`~ivr_server.wire.limits.fit_echo`), so that it can always be sent.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from typing import Final
 
 from ivr_server.errors import RemoteProtocolError
 from ivr_server.wire import DecodeError, Message
+from ivr_server.wire.limits import ECHO_ALWAYS_FITS, MAX_ECHOED, fit_echo
 from ivr_server.wire.messages import CallError, EndCall, LoginResp, StatResp, UDataResp
 
 __all__ = [
@@ -23,6 +26,7 @@ __all__ = [
     "internal_error",
     "invalid_request",
     "no_such_call",
+    "too_long",
 ]
 
 INVALID_REQ: Final = "INVALID_REQ"
@@ -100,32 +104,65 @@ def before_login(call_id: str | None, message: Message) -> Refusal:
 
 
 def internal_error(call_id: str | None, message: Message) -> Refusal | None:
-    """The answer when handling ``message`` failed on our side (a bug, logged by the caller):
-    ``CallError FailedReq='Unknown'`` so that the IVR does not wait for a reply in vain; nothing
-    for messages that are never answered."""
+    """The answer when handling ``message`` failed on our side (a bug, logged by the caller, or a
+    reply that could not be sent), so that the IVR does not wait for a reply in vain: the
+    request's own error form (UData requests ``UDataResp Result='MiscError'``, stat requests
+    ``StatResp ResultCode='MiscError'``, others ``CallError FailedReq='Unknown'``), identifiers
+    cut to fit; nothing for messages that are never answered."""
     if call_id is None or message.tag in ("LogMsg", "Reset", "EndCall", "CallStatus"):
         return None
+    return Refusal(fit_echo(call_id), _error_answer(message, None), "internal error")
+
+
+def too_long(call_id: str | None, message: Message, name: str, size: int) -> Refusal:
+    """A request carrying ``name`` (CallId, ReqId, RequestId, ANI...) of ``size`` bytes as a reply
+    would write it, more than :data:`~ivr_server.wire.limits.MAX_ECHOED`: refused before it is
+    carried out, as a schema violation is (UData requests ``UDataResp Result='MiscError'``, stat
+    requests ``StatResp ResultCode='MiscError'``, others ``CallError FailedReq='Unknown'
+    TlibErrCode='INVALID_REQ'``), every identifier echoed cut to fit."""
     return Refusal(
-        call_id,
-        CallError(FailedReq="Unknown", ReqId=getattr(message, "ReqId", None)),
-        "internal error",
+        _fit(call_id),
+        _error_answer(message, INVALID_REQ),
+        f"{message.tag}: {name} of {size} bytes is longer than a reply may echo ({MAX_ECHOED})",
     )
 
 
+def _error_answer(message: Message, tlib_err_code: str | None) -> Message:
+    """The error form of ``message``'s own answer, its RequestId or ReqId cut to fit."""
+    tag = message.tag
+    request_id: str | None = getattr(message, "RequestId", None)
+    if tag in _UDATA_TAGS and request_id is not None:
+        return UDataResp(Result="MiscError", RequestId=fit_echo(request_id))
+    if tag in _STAT_TAGS and request_id is not None:
+        return StatResp(ResultCode="MiscError", RequestId=fit_echo(request_id))
+    return CallError(
+        FailedReq="Unknown", TlibErrCode=tlib_err_code, ReqId=_fit(getattr(message, "ReqId", None))
+    )
+
+
+def _fit(text: str | None) -> str | None:
+    return text if text is None or len(text) <= ECHO_ALWAYS_FITS else fit_echo(text)
+
+
 def answer_for_rejected(error: DecodeError, version_string: str) -> tuple[str, Message] | None:
-    """The answer to a Data frame that did not decode, or ``None`` when nothing can be answered."""
+    """The answer to a Data frame that did not decode, or ``None`` when nothing can be answered.
+    The CallId, ReqId and RequestId it echoes are cut to fit (:func:`fit_echo`)."""
     call_id = error.call_id
     if call_id is None:
         return None
+    call_id = fit_echo(call_id)
     if error.well_formed:
         tag = error.tag
         if tag == "LoginReq" and error.attribute == "Version":
             return call_id, LoginResp(IServerVer=version_string, Result="InvalidProtocolVer")
         if tag in ("NewCall", "DialOutInit") and error.attribute == "Version":
             return call_id, EndCall(EndCause="InvalidVersion")
-        if tag in _UDATA_TAGS and error.request_id is not None:
-            return call_id, UDataResp(Result="MiscError", RequestId=error.request_id)
-        if tag in _STAT_TAGS and error.request_id is not None:
-            return call_id, StatResp(ResultCode="MiscError", RequestId=error.request_id)
-        return call_id, CallError(FailedReq="Unknown", TlibErrCode=INVALID_REQ, ReqId=error.req_id)
+        request_id = error.request_id
+        if tag in _UDATA_TAGS and request_id is not None:
+            return call_id, UDataResp(Result="MiscError", RequestId=fit_echo(request_id))
+        if tag in _STAT_TAGS and request_id is not None:
+            return call_id, StatResp(ResultCode="MiscError", RequestId=fit_echo(request_id))
+        return call_id, CallError(
+            FailedReq="Unknown", TlibErrCode=INVALID_REQ, ReqId=_fit(error.req_id)
+        )
     return call_id, CallError(FailedReq="Unknown", TlibErrCode=INVALID_REQ)

@@ -439,9 +439,10 @@ class ServerOptions(_Model):
     flow_control: Flag = False
     """When on, sessions are told ``FlowControl Status='On'`` and new calls are refused with
     ``EndCall ServerPaused`` (the server is draining). Original: ``flow-control`` (``on``/``off``)."""
-    dtd_file: str = Field(default="IServer.dtd", min_length=1)
-    """System identifier written in every document's ``<!DOCTYPE GctiMsg SYSTEM '...'>``.
-    Original: ``dtd-file``."""
+    dtd_file: str = Field(default="IServer.dtd", min_length=1, max_length=200)
+    """System identifier written in every document's ``<!DOCTYPE GctiMsg SYSTEM '...'>``, at most
+    200 characters (the size bounds of what the server sends count on it). Original:
+    ``dtd-file``."""
     keep_alive_interval: Annotated[float, BeforeValidator(_keep_alive_seconds)] = -1.0
     """Seconds of silence after which the server sends a GLI KeepAliveRequest; -1 = never (the
     server still answers the client's keep-alives). A bare number is seconds, as in the original;

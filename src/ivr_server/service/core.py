@@ -35,6 +35,7 @@ from ivr_server.calls.replies import (
     internal_error,
     invalid_request,
     no_such_call,
+    too_long,
 )
 from ivr_server.config import IvrConfig, PortConfig, ServerConfig
 from ivr_server.logs import fields
@@ -90,6 +91,13 @@ from ivr_server.switch import (
 from ivr_server.timers import earliest
 from ivr_server.wire import DecodeError, KvList, Message, forget_memos, str_node
 from ivr_server.wire import messages as m
+from ivr_server.wire.limits import (
+    ECHO_ALWAYS_FITS,
+    MAX_ECHOED,
+    DocumentTooLarge,
+    fit_echo,
+    text_size,
+)
 
 __all__ = ["IvrService", "ReloadReport"]
 
@@ -188,6 +196,9 @@ class ReloadReport:
 
 
 PortKey = tuple[str, str]
+
+_Unsent = tuple[Session, str | None, DocumentTooLarge]
+"""A document that was too long to send: to whom, on which CallId, and its size."""
 """(IVR name, port number)."""
 
 
@@ -217,6 +228,10 @@ class IvrService:
         self.switches: dict[str, VirtualSwitch] = {}
         self.sessions: dict[int, Session] = {}
         self._dirty: dict[Session, None] = {}
+        self._unsent: list[_Unsent] = []
+        """Documents too long to send since the last look (:meth:`_send`)."""
+        self._removed: list[str] = []
+        """Calls removed again since the last look because their start failed (``_undo_start``)."""
         self._session_ids = itertools.count(1)
         self._refs = itertools.count(1)
         self._port_of_dn: dict[tuple[str, str], PortKey] = {}
@@ -308,6 +323,8 @@ class IvrService:
 
     def take_dirty(self) -> list[Session]:
         """Sessions with data queued since the last call; the runtime writes them out."""
+        if self._unsent:  # documents of timers or operator actions that could not be sent
+            self._log_unsent(self._take_unsent())
         if not self._dirty:
             return []
         dirty = list(self._dirty)
@@ -327,7 +344,17 @@ class IvrService:
             )
 
     def _send(self, session: Session, call_id: str | None, message: Message) -> None:
-        session.link.send(call_id, message)
+        """Queue ``message`` on ``session``. The safety net of issue 19: a document longer than a
+        link sends (a bug: the bounds on what IVRs send should make it impossible) is not sent at
+        all and noted in ``_unsent``; the request being handled then gets a small error answer
+        instead (:meth:`handle`), a call it was starting is removed again (:meth:`_undo_start`),
+        and one line is logged. The link stays open."""
+        try:
+            session.link.send(call_id, message)
+        except DocumentTooLarge as too_large:
+            self._unsent.append((session, call_id, too_large))
+            self.metrics.errors["oversize"] += 1
+            return
         session.documents_out += 1
         self.metrics.messages_out[message.tag] += 1
         self._dirty[session] = None
@@ -343,7 +370,11 @@ class IvrService:
         session.documents_in += 1
         self.metrics.messages_in[message.tag] += 1
         handler = self._handlers.get(type(message))
+        failed = False
         try:
+            echoed = _ECHOED.get(message.tag)
+            if echoed is not None or (call_id is not None and len(call_id) > ECHO_ALWAYS_FITS):
+                _check_echoed(call_id, message, echoed)
             if handler is not None:
                 handler(session, call_id, message)
             elif message.tag in _CALL_REQUESTS:
@@ -366,9 +397,67 @@ class IvrService:
                 extra=_ctx(session, call_id),
             )
             self.metrics.errors["internal"] += 1
+            failed = True
+        if failed or self._unsent:
+            self._answer_failure(session, call_id, message, failed)
+
+    def _answer_failure(
+        self, session: Session, call_id: str | None, message: Message, failed: bool
+    ) -> None:
+        """After handling ``message`` failed, or some document it caused could not be sent: the
+        request gets a small error answer in place of the one lost (``internal_error``: its own
+        error form, identifiers cut to fit), and what was not sent is logged in one line."""
+        if failed or any(entry[0] is session for entry in self._unsent):
             answer = internal_error(call_id, message)
             if answer is not None and answer.reply is not None:
                 self._send(session, answer.call_id, answer.reply)
+        unsent = self._take_unsent()  # with the answer itself, if even that could not be sent
+        removed = self._removed
+        if removed:
+            self._removed = []
+        if unsent:
+            self._log_unsent(unsent, session, message.tag, call_id, removed)
+        elif removed:
+            log.info(
+                "session %d: %s: call removed again, its port is free",
+                session.id,
+                message.tag,
+                extra=_ctx(session, call_id),
+            )
+
+    def _take_unsent(self) -> list[_Unsent]:
+        unsent = self._unsent
+        self._unsent = []
+        return unsent
+
+    def _log_unsent(
+        self,
+        unsent: list[_Unsent],
+        session: Session | None = None,
+        tag: str | None = None,
+        call_id: str | None = None,
+        removed: list[str] | None = None,
+    ) -> None:
+        """One line for every document of one request (or one timer, one operator action) that
+        was too long to send; no traceback: the cause is the size, said here."""
+        shown = ", ".join(
+            f"{error.tag} of {error.size} bytes to session {target.id} on CallId "
+            f"{_log_id(target_call_id)}"
+            for target, target_call_id, error in unsent[:3]
+        )
+        more = f" and {len(unsent) - 3} more" if len(unsent) > 3 else ""
+        cause = f"session {session.id}: {tag}: " if session is not None else ""
+        undone = "; the call was removed again, its port is free" if removed else ""
+        log.warning(
+            "%s%d document(s) not sent, longer than a link sends (%d bytes): %s%s%s",
+            cause,
+            len(unsent),
+            unsent[0][2].limit,
+            shown,
+            more,
+            undone,
+            extra=_ctx(session, call_id) if session is not None else None,
+        )
 
     def handle_rejected(
         self, session: Session, error: DecodeError, now: float | None = None
@@ -447,6 +536,7 @@ class IvrService:
                 )
             )
         monitor = version == "4.0" and msg.ServerMonitor == "set" and ivr is not None
+        previous, previous_encoding = session.login, session.link.encoding
         session.login = Login(
             call_id=call_id,
             client_name=msg.ClientName,
@@ -459,6 +549,7 @@ class IvrService:
         options = None
         if ivr is not None and ivr.data_transport:
             options = tuple(str_node(k, v) for k, v in ivr.data_transport)
+        mark = len(self._unsent)
         self._send(
             session,
             call_id,
@@ -469,6 +560,9 @@ class IvrService:
                 ConfigOptions=options,
             ),
         )
+        if len(self._unsent) > mark:  # too long to send (configuration): no login happened
+            session.login, session.link.encoding = previous, previous_encoding
+            return
         log.info(
             "session %d logged in as %r (version %s, status %s, monitor %s)",
             session.id,
@@ -560,13 +654,32 @@ class IvrService:
             raise _end(call_id, "FeatureNotSupported", "CallControlMode Genesys is Network only")
         if self.flow_control or not target.switch.link_up:
             raise _end(call_id, "ServerPaused", self._paused_reason())
-        self.calls.new_call(session, call_id, msg, target, self.now)
-        self._pump()
+        mark = len(self._unsent)
+        try:
+            self.calls.new_call(session, call_id, msg, target, self.now)
+            self._pump()
+        except Exception:
+            self._undo_start(call_id, mark, failed=True)
+            raise
+        if len(self._unsent) > mark:
+            self._undo_start(call_id, mark)
 
     def _paused_reason(self) -> str:
         if self.stopping:
             return "the server is stopping"
         return "flow control is on or the T-Server link is down"
+
+    def _undo_start(self, call_id: str, mark: int, failed: bool = False) -> None:
+        """A call just admitted (NewCall, DialOutInit) whose start failed, or a document about it
+        (its first ``CallStatus``) could not be sent since ``_unsent`` had ``mark`` entries: the
+        call is removed again, released on the switch, its port free at once. A request is fully
+        admitted, every reply it implies delivered, or refused with nothing left behind; the
+        request's answer follows in :meth:`handle`."""
+        if not failed and all(entry[1] != call_id for entry in self._unsent[mark:]):
+            return
+        if self.calls.discard(call_id):
+            self._removed.append(call_id)
+            self._pump()
 
     def _on_make_call(self, session: Session, call_id: str | None, msg: m.MakeCall) -> None:
         login = self._require_login(session, call_id, msg)
@@ -588,6 +701,7 @@ class IvrService:
         request = self.outbound.take_init(session, msg.RefID)
         if request is None:  # unknown, expired, or sent to another session (PROTOCOL.md §3.10.5)
             raise _end(call_id, "FeatureNotSupported", f"DialOutInit for unknown RefID {msg.RefID}")
+        mark = len(self._unsent)
         try:
             target = self._mode(login, call_id, msg.tag, msg.CalledNum)
             if self.flow_control or not target.switch.link_up:
@@ -601,7 +715,16 @@ class IvrService:
                 DialOutOutcome("failed", request.ref_id, call_id=call_id, cause=refusal.kind),
             )
             raise
-        self._pump()
+        except Exception:
+            self._undo_start(call_id, mark, failed=True)
+            raise
+        try:
+            self._pump()
+        except Exception:
+            self._undo_start(call_id, mark, failed=True)
+            raise
+        if len(self._unsent) > mark:
+            self._undo_start(call_id, mark)
 
     def dial_out(
         self,
@@ -630,7 +753,14 @@ class IvrService:
             return None
         session = request.session
         assert isinstance(session, Session)
+        mark = len(self._unsent)
         self._send(session, None, request.dial_out())
+        if len(self._unsent) > mark:  # its user data or extensions make it too long to send
+            self.outbound.take_init(session, request.ref_id)
+            self.outbound.notify(
+                request, DialOutOutcome("failed", request.ref_id, cause="DocumentTooLarge")
+            )
+            return request
         log.info(
             "DialOut %s: %s -> %s via session %d",
             request.ref_id,
@@ -706,6 +836,7 @@ class IvrService:
             dn=dn.number,
             switch=vswitch,
             mode="In-Front" if switch_cfg.type == "in-front" else "Behind",
+            encoding=ivr.output_encoding or self.config.server.output_encoding,
         )
 
     def _waiting_for_queue(self, switch_name: str, queue: str) -> int:
@@ -1332,8 +1463,56 @@ class _NoPort(Exception):
     """Why a port cannot take a call (the mode procedure failed); its text is the reason."""
 
 
+def _log_id(call_id: str | None) -> str:
+    """A CallId for a log line: quoted, cut after 64 characters."""
+    if call_id is None:
+        return "none"
+    return repr(call_id) if len(call_id) <= 64 else f"{call_id[:64]!r}... ({len(call_id)} chars)"
+
+
+_ECHOED: Final[dict[str, tuple[str, ...]]] = {
+    tag: names
+    for tag, spec in m.SPECS.items()
+    if (
+        names := tuple(a.name for a in spec.attrs if a.name == "ReqId")
+        + tuple(c.name for c in spec.children if c.name == "RequestId" and c.kind == "text")
+        + {"NewCall": ("ANI", "DNIS", "CalledNum"), "DialOutInit": ("CalledNum",)}.get(spec.tag, ())
+    )
+}
+"""Per message, the fields (other than the CallId) that a reply or a later
+``CallInfoResp`` writes back: ``ReqId``, ``RequestId``, a new call's ``ANI``, ``DNIS`` and
+``CalledNum``. Each must fit ``MAX_ECHOED`` bytes written (issue 19)."""
+
+_NEVER_ANSWERED: Final = frozenset({"LogMsg", "Reset"})
+"""Messages never answered, whatever their CallId (PROTOCOL.md §9.4.3): nothing to echo."""
+
+
+def _check_echoed(call_id: str | None, message: Message, echoed: tuple[str, ...] | None) -> None:
+    """Refuse (:func:`too_long`) a request carrying a CallId, ReqId, RequestId, ANI... that a reply
+    could not echo within ``MAX_ECHOED`` bytes. The caller only calls for messages that have such
+    fields or a CallId longer than ``ECHO_ALWAYS_FITS`` characters; fields as short as that are
+    not measured."""
+    if (
+        call_id is not None
+        and len(call_id) > ECHO_ALWAYS_FITS
+        and message.tag not in _NEVER_ANSWERED
+    ):
+        size = text_size(call_id)
+        if size > MAX_ECHOED:
+            raise too_long(call_id, message, "CallId", size)
+    if echoed is not None:
+        for name in echoed:
+            value = getattr(message, name)
+            if value is not None and len(value) > ECHO_ALWAYS_FITS:
+                size = text_size(value)
+                if size > MAX_ECHOED:
+                    raise too_long(call_id, message, name, size)
+
+
 def _ctx(session: Session, call_id: str | None = None) -> dict[str, Any]:
-    """Log fields of a line about ``session`` (and a call)."""
+    """Log fields of a line about ``session`` (and a call; a CallId too long to echo is cut)."""
+    if call_id is not None and len(call_id) > ECHO_ALWAYS_FITS:
+        call_id = fit_echo(call_id)
     return fields(session=session.id, peer=session.peer, ivr=session.ivr_name, call_id=call_id)
 
 

@@ -19,7 +19,6 @@ from collections import deque
 from enum import Enum
 from typing import Final
 
-from ivr_server.errors import LocalProtocolError
 from ivr_server.session.events import DocumentReceived, DocumentRejected, LinkClosed, LinkEvent
 from ivr_server.timers import earliest
 from ivr_server.wire import (
@@ -36,6 +35,7 @@ from ivr_server.wire import (
     encode_frame,
 )
 from ivr_server.wire.gli import HEADER
+from ivr_server.wire.limits import MAX_DOCUMENT, DocumentTooLarge
 
 __all__ = ["IvrLink", "LinkState", "Role"]
 
@@ -182,13 +182,19 @@ class IvrLink:
     # ------------------------------------------------------------------ output
 
     def send(self, call_id: str | None, message: Message) -> None:
-        """Queue one document. Sending on a closed link is a silent no-op (the peer is gone)."""
+        """Queue one document. Sending on a closed link is a silent no-op (the peer is gone).
+
+        A document longer than the role allows raises :class:`DocumentTooLarge` and nothing of it
+        is queued: the server sends at most ``MAX_DOCUMENT`` bytes (32,765: some drivers read the
+        GLI length as a signed 16-bit number), the client library up to a full frame."""
         if self.state is LinkState.CLOSED:
             return
         head, body = encode_document_parts(call_id, message, self.encoding, self.dtd_file)
         size = len(head) + len(body)
-        if size > MAX_PAYLOAD:
-            raise LocalProtocolError(f"{message.tag} document of {size} bytes is too large")
+        if size > MAX_DOCUMENT and (self.role is Role.SERVER or size > MAX_PAYLOAD):
+            raise DocumentTooLarge(
+                message.tag, size, MAX_DOCUMENT if self.role is Role.SERVER else MAX_PAYLOAD
+            )
         out = self._out
         out += HEADER.pack(_DATA, size + 2, 2, 0)
         out += head
