@@ -72,6 +72,11 @@ class Env:
     def url(self) -> str:
         return self.api.url
 
+    @property
+    def auth(self) -> dict[str, str]:
+        """The headers of a request with the token (the event stream needs it)."""
+        return {"Authorization": f"Bearer {self.token}"}
+
     async def request(
         self,
         method: str,
@@ -248,8 +253,10 @@ async def test_reads_reflect_real_calls_sessions_ports_and_agents(env: Env) -> N
         "calls",
         "routing_points",
         "stats",
+        "redacted",
     }
     assert state["calls"] == [call] and state["server"]["api_listen"]
+    assert state["redacted"] is False
     assert (await env.get("/api/v1/log-level"))["level"] in ("DEBUG", "INFO", "WARNING")
 
     status, body, _ = await env.request("GET", "/api/v1/calls/nope")
@@ -748,10 +755,14 @@ async def receive(ws: aiohttp.ClientWebSocketResponse, timeout: float = 3.0) -> 
 async def test_event_stream_with_filters(env: Env) -> None:
     base = env.url.replace("http", "ws") + "/api/v1/events"
     link = await env.ivr()  # before the clients: they test switch events only
-    every = await env.http.ws_connect(base)
-    by_dn = await env.http.ws_connect(f"{base}?dn=4002&type=EventRinging,EventEstablished")
-    by_ivr = await env.http.ws_connect(f"{base}?ivr=IVR_1&type=EventRouteRequest")
-    by_type = await env.http.ws_connect(f"{base}?type=EventAgentLogin&type=EventAgentLogout")
+    every = await env.http.ws_connect(base, headers=env.auth)
+    by_dn = await env.http.ws_connect(
+        f"{base}?dn=4002&type=EventRinging,EventEstablished", headers=env.auth
+    )
+    by_ivr = await env.http.ws_connect(f"{base}?ivr=IVR_1&type=EventRouteRequest", headers=env.auth)
+    by_type = await env.http.ws_connect(
+        f"{base}?type=EventAgentLogin&type=EventAgentLogout", headers=env.auth
+    )
     assert len(env.server.service.listeners) == 1  # one listener for every client
 
     await start_call(link, "C1", "1", "<ANI>555</ANI>")
@@ -790,7 +801,7 @@ async def test_event_stream_with_filters(env: Env) -> None:
 
     for query, status in (("type=EventNothing", 400), ("ivr=IVR_9", 404), ("colour=red", 400)):
         with pytest.raises(aiohttp.WSServerHandshakeError) as info:
-            await env.http.ws_connect(f"{base}?{query}")
+            await env.http.ws_connect(f"{base}?{query}", headers=env.auth)
         assert info.value.status == status
     assert env.server.service.listeners == []
 
@@ -799,9 +810,9 @@ async def test_slow_event_client_is_dropped_without_blocking(env: Env) -> None:
     base = env.url.replace("http", "ws") + "/api/v1/events"
     link = await env.ivr()  # before the clients: session notices would use up the slow one
     env.api.event_queue_limit = 1  # the next client holds one event at most
-    slow = await env.http.ws_connect(base)
+    slow = await env.http.ws_connect(base, headers=env.auth)
     env.api.event_queue_limit = 1000
-    fast = await env.http.ws_connect(base)
+    fast = await env.http.ws_connect(base, headers=env.auth)
 
     await start_call(link, "C1", "1")  # two events at once: too many for the slow client
     await link.send("C1", "<CallInfoReq/>")
@@ -954,7 +965,7 @@ async def test_web_view_is_served(env: Env) -> None:
 async def test_api_listener_stops_with_the_server(start_api: StartApi) -> None:
     env = await start_api()
     url = env.url
-    ws = await env.http.ws_connect(url.replace("http", "ws") + "/api/v1/events")
+    ws = await env.http.ws_connect(url.replace("http", "ws") + "/api/v1/events", headers=env.auth)
     await env.server.stop()
     message = await ws.receive(3.0)
     assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
@@ -1065,7 +1076,7 @@ async def test_dial_out_over_the_api_reaches_the_ivr_and_reports_its_outcome(env
     await link.send("L", "<DialOutRegistry Command='Add' DN='5000'/>")
     assert (await link.recv_doc())[1] == m.DialOutRegistryResp(Result="Success")
     ws = await env.http.ws_connect(
-        env.url.replace("http", "ws") + "/api/v1/events?type=DialOutProgress"
+        env.url.replace("http", "ws") + "/api/v1/events?type=DialOutProgress", headers=env.auth
     )
 
     async def ivr_side() -> None:
@@ -1134,7 +1145,8 @@ async def test_refused_dial_out_is_answered_with_the_mapped_error(env: Env) -> N
 
 async def test_stats_and_session_notices(env: Env) -> None:
     ws = await env.http.ws_connect(
-        env.url.replace("http", "ws") + "/api/v1/events?type=SessionOpened,SessionLoggedIn"
+        env.url.replace("http", "ws") + "/api/v1/events?type=SessionOpened,SessionLoggedIn",
+        headers=env.auth,
     )
     link = await env.ivr()
     opened = json.loads((await ws.receive(timeout=3)).data)

@@ -58,7 +58,9 @@ async def test_full_scenario_through_public_interfaces(start_server: StartServer
             stats = await api("GET", "/api/v1/stats")
             return {s["name"]: s["value"] for s in stats["statistics"]}[name]
 
-        events = await http.ws_connect(base.replace("http", "ws") + "/api/v1/events?dn=5000")
+        events = await http.ws_connect(
+            base.replace("http", "ws") + "/api/v1/events?dn=5000", headers=auth
+        )
 
         # an external router takes over routing point 5000
         await api("PUT", "/api/v1/routing-points/SW_InFront/5000/router", {"router": "external"})

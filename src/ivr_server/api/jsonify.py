@@ -5,14 +5,18 @@ A key/value list is a JSON array in stored order, duplicates kept: a node is
 nested list ``{"name": ..., "list": [...]}``. An event is an object: ``event`` (the T-Library
 name), ``switch``, ``time`` (Unix seconds), then every field of the event (a frozen ``msgspec.Struct``), with
 key/value lists as above and enumerations as their values.
+
+Also here: :func:`load_json`, the one parser of JSON the API receives (request bodies, webhook
+answers), bounded in size and depth so that hostile input is an error, not a crash.
 """
 
 from __future__ import annotations
 
-__all__ = ["event_json", "kv_json", "value_json"]
+__all__ = ["MAX_JSON_BYTES", "MAX_JSON_DEPTH", "event_json", "kv_json", "load_json", "value_json"]
 
+import json
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 from ivr_server.switch import SwitchEvent
 from ivr_server.wire import KvList, List, Node
@@ -56,3 +60,42 @@ def event_json(event: SwitchEvent, time: float) -> dict[str, Any]:
     for name in _fields(type(event)):
         out[name] = value_json(getattr(event, name))
     return out
+
+
+MAX_JSON_BYTES: Final = 1024 * 1024
+"""The largest JSON document the API reads (a request body, a webhook's answer)."""
+MAX_JSON_DEPTH: Final = 32
+"""The deepest nesting of arrays and objects accepted: far more than any body needs (a key/value
+list nested 15 levels deep), far less than what would overflow a parser's or a codec's stack."""
+
+
+def load_json(raw: bytes | str) -> Any:
+    """The JSON value of ``raw``; :class:`ValueError` (with the reason) if it is not JSON, is
+    larger than :data:`MAX_JSON_BYTES` or nests deeper than :data:`MAX_JSON_DEPTH`."""
+    if len(raw) > MAX_JSON_BYTES:
+        raise ValueError(f"larger than {MAX_JSON_BYTES} bytes")
+    try:
+        data = json.loads(raw)
+    except RecursionError:  # json.loads recurses once per level: 100,000 '[' exhaust the stack
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from None
+    if _too_deep(data):
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    return data
+
+
+def _too_deep(data: Any) -> bool:
+    """Does ``data`` nest arrays and objects more than :data:`MAX_JSON_DEPTH` levels? (No
+    recursion: the stack holds one entry per container still to look at.)"""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False

@@ -12,6 +12,7 @@ __all__ = [
     "AgentLoginBody",
     "AgentLogoutBody",
     "AgentStateBody",
+    "EndCallBody",
     "KvItemIn",
     "KvListIn",
     "KvNodeIn",
@@ -147,6 +148,14 @@ class DialOutBody(_Body):
 
 class ReleaseBody(_Body):
     """``POST /api/v1/calls/{call_id}/release``: no fields (an empty body is fine)."""
+
+
+class EndCallBody(_Body):
+    """``POST /api/v1/ivrs/{ivr}/ports/{port}/end-call``: end the port's call."""
+
+    call_id: str | None = None
+    """The CallId the caller expects on the port: when given and the port has another call
+    (the one seen has ended, a new one came), nothing is done (409). Omitted: whatever call."""
 
 
 class RouteBody(_Body):

@@ -104,6 +104,11 @@ RESPONSE_SCHEMAS: Final[dict[str, dict[str, Any]]] = {
         {"events": _array("Event")},
         "What the act caused: every switch event published while it ran, in order.",
     ),
+    "EndCallResult": _object(
+        {"call_id": _STR, "ivr": _STR, "port": _STR, "events": _array("Event")},
+        "The call ended (its IVR got `EndCall EndCause='Timeout'`, its port is free) and every "
+        "switch event that caused.",
+    ),
     "ReloadResult": {
         "type": "object",
         "description": "What a reload came to. `result`: `applied` (200, with `report`), "
@@ -216,8 +221,18 @@ RESPONSE_SCHEMAS: Final[dict[str, dict[str, Any]]] = {
             "route_dn": _NSTR,
             "treatment": _NSTR,
             "connected": _BOOL,
-            "user_data": _array("KvItem"),
-        }
+            "parties": _nullable(
+                {
+                    "type": "array",
+                    "items": _object(
+                        {"dn": _STR, "role": {"enum": ["port", "party", "routing-point"]}}
+                    ),
+                }
+            ),
+            "user_data": _nullable(_array("KvItem")),
+        },
+        "`ani`, `dnis`, `parties` and `user_data` are `null` in the `state` of a request "
+        "without the token (`redacted`).",
     ),
     "WaitingCall": _object(
         {
@@ -294,7 +309,11 @@ RESPONSE_SCHEMAS: Final[dict[str, dict[str, Any]]] = {
             "calls": _array("Call"),
             "routing_points": _array("RoutingPoint"),
             "stats": _ref("Stats"),
-        }
+            "redacted": _BOOL,
+        },
+        "`redacted`: the request had no token (`[api] public-read`): the calls' `ani`, `dnis`, "
+        "`parties` and `user_data`, the waiting calls' `ani` and `dnis` and the webhooks' `url` "
+        "are `null`.",
     ),
 }
 
@@ -308,7 +327,8 @@ class Operation:
     summary: str
     tag: str
     access: str
-    """``public``, ``read`` (token needed unless ``public-read``) or ``act`` (token needed)."""
+    """``public``, ``read`` (token needed unless ``public-read``), ``private`` (user data:
+    token needed) or ``act`` (token needed)."""
     response: dict[str, Any] | None = None
     body: type[BaseModel] | None = None
     content_type: str = "application/json"
@@ -341,7 +361,13 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         content_type="text/plain",
     ),
     Operation(
-        "GET", "/api/v1/state", "Everything, in one document.", "read", "read", _ref("State")
+        "GET",
+        "/api/v1/state",
+        "Everything, in one document (without user data and caller numbers when read "
+        "without the token).",
+        "read",
+        "read",
+        _ref("State"),
     ),
     Operation(
         "GET", "/api/v1/switches", "Switches, links and DNs.", "read", "read", _array("Switch")
@@ -358,14 +384,19 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "GET", "/api/v1/sessions", "Connected IVR sessions.", "read", "read", _array("Session")
     ),
     Operation(
-        "GET", "/api/v1/calls", "Calls of IVR ports, oldest first.", "read", "read", _array("Call")
+        "GET",
+        "/api/v1/calls",
+        "Calls of IVR ports, oldest first, with their user data.",
+        "read",
+        "private",
+        _array("Call"),
     ),
     Operation(
         "GET",
         "/api/v1/calls/{call_id}",
         "One call, by its IVR CallId.",
         "read",
-        "read",
+        "private",
         _ref("Call"),
         statuses=(404,),
     ),
@@ -374,7 +405,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "/api/v1/routing-points",
         "Routing points: router and waiting calls.",
         "read",
-        "read",
+        "private",
         _array("RoutingPoint"),
     ),
     Operation("GET", "/api/v1/stats", "Statistics.", "read", "read", _ref("Stats")),
@@ -387,7 +418,7 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "/api/v1/events",
         "The event stream (WebSocket): every switch event as JSON.",
         "read",
-        "read",
+        "private",
         statuses=(400, 404),
         query=(
             ("dn", "Only events whose `dn` is one of these DNs."),
@@ -397,7 +428,8 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         description="Upgrade to a WebSocket; each text message is one Event object. Filters "
         "are optional, repeatable or comma-separated; different filters combine with AND. A "
         'client that does not read fast enough gets `{"event": "overflow"}` and is '
-        "disconnected. Browsers may pass the token as `access_token`.",
+        "disconnected. Browsers may pass the token as `access_token`. `Host` and `Origin` "
+        "are checked (403): same origin, or `[api] allowed-origins`.",
         extra={"101": {"description": "Switching Protocols: the WebSocket is open."}},
     ),
     Operation(
@@ -447,6 +479,28 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         "calls",
         "act",
         _ref("ActResult"),
+        statuses=_ACT,
+    ),
+    Operation(
+        "POST",
+        "/api/v1/calls/{call_id}/end-call",
+        "End the call on the server's side, as its Call Timeout does: the IVR gets EndCall "
+        "EndCause='Timeout', the port's call is released and the port is free (logged with "
+        "who asked).",
+        "calls",
+        "act",
+        _ref("EndCallResult"),
+        statuses=_ACT,
+    ),
+    Operation(
+        "POST",
+        "/api/v1/ivrs/{ivr}/ports/{port}/end-call",
+        "End the call of an IVR port, whatever its CallId (as /calls/{call_id}/end-call): "
+        "frees a stuck port. 409: the port has no call, or not the `call_id` given.",
+        "calls",
+        "act",
+        _ref("EndCallResult"),
+        models.EndCallBody,
         statuses=_ACT,
     ),
     Operation(
@@ -562,7 +616,8 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
 _STATUS_TEXT: Final = {
     400: "Malformed JSON or invalid fields; nothing was changed.",
     401: "Missing or wrong bearer token (`WWW-Authenticate: Bearer`).",
-    403: "No token is configured on the server: state-changing requests are refused.",
+    403: "No token is configured on the server (requests that need it are refused), or the "
+    "`Host` or `Origin` of an act or of the event stream is not allowed.",
     404: "Unknown call, switch, DN, routing point or IVR.",
     409: "The switch refused the request (EventError: `error_code`, `error`) or the state "
     "does not allow it; nothing was changed.",
@@ -571,6 +626,7 @@ _STATUS_TEXT: Final = {
 _SECURITY: Final[dict[str, list[dict[str, list[str]]]]] = {
     "public": [],
     "read": [{}, {"bearerAuth": []}],
+    "private": [{"bearerAuth": []}],
     "act": [{"bearerAuth": []}],
 }
 
@@ -656,7 +712,8 @@ def _document(version: str) -> dict[str, Any]:
             "title": "ivr-server API",
             "version": version,
             "description": "Read the IVR Server's state, act on calls, agents, routing points "
-            "and links, and watch every switch event. Acts need the bearer token; reads too "
+            "and links, and watch every switch event. Acts, and reads of user data (calls, "
+            "waiting calls, the event stream), need the bearer token; the other reads too "
             "unless `[api] public-read` is true. See docs/api.md.",
             "license": {"name": "Apache-2.0", "identifier": "Apache-2.0"},
         },

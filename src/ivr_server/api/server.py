@@ -6,9 +6,17 @@ the service directly, between two IVR documents, with no lock. Reads build JSON 
 objects (:mod:`ivr_server.api.views`); acts validate the whole JSON body first (pydantic,
 :mod:`ivr_server.api.models`), then call :class:`~ivr_server.service.control.Control`, which looks
 everything up before it sends any switch request, then write out the IVR sessions
-(``IvrServer.flush()``) and answer with the switch events the act caused. One middleware does
-authentication (bearer token, :func:`hmac.compare_digest`), turns every error into
+(``IvrServer.flush()``) and answer with the switch events the act caused. One middleware checks
+``Host`` and ``Origin`` of the event stream and of every act against the API's own names and
+``[api] allowed-origins`` (DNS rebinding, cross-site requests), does authentication (bearer
+token, :func:`hmac.compare_digest` over UTF-8 bytes), turns every error into
 ``{"error": reason}`` with the right status, and counts requests for ``/metrics``.
+
+Who may read what (docs/api.md, "Authentication"): ``public`` routes hold no state; ``read``
+routes are harmless (topology, counts, metrics) and need no token under ``[api] public-read``,
+where ``/api/v1/state`` then leaves out the calls' user data and caller numbers; ``private``
+routes (calls, routing points' waiting calls, the event stream) carry user data and need the
+token always, as every ``act`` does.
 
 Also here: the WebSocket event stream (:mod:`ivr_server.api.events`), the rates sampler task
 (:mod:`ivr_server.api.rates`), the per-routing-point router choice with the webhook router
@@ -23,10 +31,12 @@ __all__ = ["TOKEN_ENV", "ApiServer", "tls_context"]
 import asyncio
 import contextlib
 import hmac
+import ipaddress
 import json
 import logging
 import os
 import re
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -43,13 +53,14 @@ from pydantic import BaseModel, ValidationError
 from ivr_server import __version__, logs
 from ivr_server.api import openapi
 from ivr_server.api.events import EventFilter, EventHub, event_names, split_values
-from ivr_server.api.jsonify import event_json
+from ivr_server.api.jsonify import event_json, load_json
 from ivr_server.api.metrics import ApiRequestCounter, ServiceCollector, exposition
 from ivr_server.api.models import (
     AgentLoginBody,
     AgentLogoutBody,
     AgentStateBody,
     DialOutBody,
+    EndCallBody,
     LinkBody,
     LogLevelBody,
     ReleaseBody,
@@ -89,13 +100,19 @@ TOKEN_ENV: Final = "IVR_SERVER_API_TOKEN"
 API: Final = "/api/v1"
 RELOAD_CALLS_LISTED: Final = 1000
 """Most stranded calls a reload answer lists (``stranded_total`` counts them all)."""
+EVENTS: Final = f"{API}/events"
 REALM: Final = 'Bearer realm="ivr-server"'
 
-Access = Literal["public", "read", "act"]
+Access = Literal["public", "read", "private", "act"]
+"""``public``: no token ever; ``read``: harmless, no token under ``public-read``; ``private``
+(user data, caller numbers) and ``act``: the token always."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
 
 _STATIC_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+AUTHORIZED: Final = web.RequestKey("ivr_server.authorized", bool)
+"""Request key: ``True`` when the request carried the right token (reads answer in full)."""
 
 PLACEHOLDER: Final = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>IVR Server</title></head>
@@ -187,6 +204,7 @@ class ApiServer:
         """HTTPS (and mutual TLS); by default built from ``[api] tls-*`` when the API starts."""
         self._ssl_given = ssl_context is not None
         self.static_dir = _static_dir()
+        self._host_names = _machine_names()
         self._event_names = event_names()
         self._runner: web.AppRunner | None = None
         self._sampler: asyncio.Task[None] | None = None
@@ -275,17 +293,19 @@ class ApiServer:
             r("GET", f"{API}/switches", self.get_switches, "read"),
             r("GET", f"{API}/ivrs", self.get_ivrs, "read"),
             r("GET", f"{API}/sessions", self.get_sessions, "read"),
-            r("GET", f"{API}/calls", self.get_calls, "read"),
-            r("GET", f"{API}/calls/{{call_id}}", self.get_call, "read"),
-            r("GET", f"{API}/routing-points", self.get_routing_points, "read"),
+            r("GET", f"{API}/calls", self.get_calls, "private"),
+            r("GET", f"{API}/calls/{{call_id}}", self.get_call, "private"),
+            r("GET", f"{API}/routing-points", self.get_routing_points, "private"),
             r("GET", f"{API}/stats", self.get_stats, "read"),
             r("GET", f"{API}/rates", self.get_rates, "read"),
             r("GET", f"{API}/log-level", self.get_log_level, "read"),
-            r("GET", f"{API}/events", self.events, "read"),
+            r("GET", EVENTS, self.events, "private"),
             r("POST", f"{API}/calls/{{call_id}}/user-data", self.set_user_data, "act"),
             r("DELETE", f"{API}/calls/{{call_id}}/user-data", self.delete_all_user_data, "act"),
             r("DELETE", f"{API}/calls/{{call_id}}/user-data/{{key}}", self.delete_key, "act"),
             r("POST", f"{API}/calls/{{call_id}}/release", self.release, "act"),
+            r("POST", f"{API}/calls/{{call_id}}/end-call", self.end_call, "act"),
+            r("POST", f"{API}/ivrs/{{ivr}}/ports/{{port}}/end-call", self.end_port_call, "act"),
             r(
                 "POST",
                 f"{API}/routing-points/{{switch}}/{{dn}}/calls/{{conn_id}}/route",
@@ -326,7 +346,9 @@ class ApiServer:
             access = self._access.get(f"{request.method} {template}")
             if access is None:  # unknown path or method: reading or acting, by the method
                 access = "read" if request.method in ("GET", "HEAD") else "act"
-            self._authorize(request, access)
+            if access == "act" or template == EVENTS:
+                self._check_origin(request)
+            request[AUTHORIZED] = self._authorize(request, access)
             response = await handler(request)
             status = response.status
             return response
@@ -354,7 +376,13 @@ class ApiServer:
         finally:
             self.requests.add(request.method, template, status)
             if request.method not in ("GET", "HEAD"):
-                log.info("API %s %s -> %d", request.method, request.path, status)
+                log.info(
+                    "API %s %s from %s -> %d",
+                    request.method,
+                    request.path,
+                    request.remote or "?",
+                    status,
+                )
 
     # ------------------------------------------------------------------ authentication
 
@@ -365,16 +393,10 @@ class ApiServer:
             return env
         return self.server.config.api.token or None
 
-    def _authorize(self, request: web.Request, access: Access) -> None:
-        if access == "public" or (access == "read" and self.server.config.api.public_read):
-            return
-        token = self.token()
-        if token is None:
-            raise ApiError(
-                403,
-                "no API token is configured: set [api] token or the environment variable "
-                f"{TOKEN_ENV}",
-            )
+    def _authorize(self, request: web.Request, access: Access) -> bool:
+        """Check the token ``access`` needs; ``True`` if the request carried the right one."""
+        if access == "public":
+            return False
         given: str | None = None
         header = request.headers.get("Authorization")
         if header is not None:
@@ -384,14 +406,78 @@ class ApiServer:
         elif request.method == "GET" and "access_token" in request.query:
             # RFC 6750 §2.3, for browsers' WebSockets, which cannot send headers
             given = request.query["access_token"]
+        token = self.token()
+        public = access == "read" and self.server.config.api.public_read
+        if public and (given is None or token is None):
+            return False  # a public read (a wrong token is still refused below)
+        if token is None:
+            raise ApiError(
+                403,
+                "no API token is configured: set [api] token or the environment variable "
+                f"{TOKEN_ENV}",
+            )
         if given is None:
             raise ApiError(401, "a bearer token is required", headers={"WWW-Authenticate": REALM})
-        if not hmac.compare_digest(given.encode(), token.encode()):
+        # Bytes, never str: a header may hold any byte (aiohttp decodes them as surrogates) and
+        # the query any character; "surrogatepass" encodes every str, one way only.
+        if not hmac.compare_digest(_utf8(given), _utf8(token)):
             raise ApiError(
                 401,
                 "wrong bearer token",
                 headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
             )
+        return True
+
+    # ------------------------------------------------------------------ Host and Origin
+
+    def _check_origin(self, request: web.Request) -> None:
+        """Refuse (403) a ``Host`` that is not one of the API's names (DNS rebinding) and an
+        ``Origin`` that is neither the request's own nor in ``[api] allowed-origins``
+        (cross-site requests). Requests without these headers (not from a browser) pass."""
+        allowed = self.server.config.api.allowed_origins
+        if "*" in allowed:
+            return
+        host_header = request.headers.get("Host")
+        host: tuple[str, int | None] | None = None
+        if host_header is not None:
+            host = _authority(host_header)
+            if host is None or not self._own_host(host[0], allowed):
+                raise ApiError(
+                    403,
+                    f"Host {_short(host_header)} is not a name of this API: add its origin to "
+                    "[api] allowed-origins",
+                )
+        origin = request.headers.get("Origin")
+        if origin is None:
+            return
+        parts = _origin(origin)
+        if parts is not None:
+            if parts in {_origin(text) for text in allowed}:
+                return
+            scheme, name, port = parts
+            if host is not None and (name, port) == (host[0], host[1] or _DEFAULT_PORT[scheme]):
+                return  # same origin: a page this API served
+        raise ApiError(
+            403,
+            f"Origin {_short(origin)} is not allowed: add it to [api] allowed-origins",
+        )
+
+    def _own_host(self, name: str, allowed: tuple[str, ...]) -> bool:
+        """Is ``name`` (lower case) a name of this API? An IP address (DNS rebinding needs a
+        host name), ``localhost`` and ``*.localhost`` (RFC 6761: never asked of a DNS server),
+        a listen address, this machine's name, or the host of an allowed origin."""
+        try:
+            ipaddress.ip_address(name)
+            return True
+        except ValueError:
+            pass
+        if name == "localhost" or name.endswith(".localhost"):
+            return True
+        if name in self._host_names:
+            return True
+        if any(address.host.lower() == name for address in self.server.api_listen):
+            return True
+        return any(parts[1] == name for parts in map(_origin, allowed) if parts is not None)
 
     # ------------------------------------------------------------------ helpers
 
@@ -401,7 +487,7 @@ class ApiServer:
         data: Any = {}
         if raw.strip():
             try:
-                data = json.loads(raw)
+                data = load_json(raw)
             except ValueError as exc:
                 raise ApiError(400, f"malformed JSON: {exc}") from None
         if not isinstance(data, dict):
@@ -482,8 +568,9 @@ class ApiServer:
         now = service.now
         return {"statistics": service.stats.snapshot(now), **service.stats.overview(now)}
 
-    def state(self) -> dict[str, Any]:
-        """Everything the web view shows, in one document."""
+    def state(self, *, redact: bool = False) -> dict[str, Any]:
+        """Everything the web view shows, in one document (``redact``: without the calls' user
+        data, caller numbers and parties, for a public read)."""
         server = self.server
         service = server.service
         return {
@@ -500,13 +587,14 @@ class ApiServer:
             "switches": switches_view(self.control),
             "ivrs": ivrs_view(self.control),
             "sessions": sessions_view(self.control, self.clock),
-            "calls": calls_view(self.control),
-            "routing_points": routing_points_view(self.control, self.clock),
+            "calls": calls_view(self.control, redact=redact),
+            "routing_points": routing_points_view(self.control, self.clock, redact=redact),
             "stats": self.stats(),
+            "redacted": redact,
         }
 
     async def get_state(self, request: web.Request) -> web.StreamResponse:
-        return _json(self.state())
+        return _json(self.state(redact=not request.get(AUTHORIZED, False)))
 
     async def get_switches(self, request: web.Request) -> web.StreamResponse:
         return _json(switches_view(self.control))
@@ -670,6 +758,23 @@ class ApiServer:
     async def release(self, request: web.Request) -> web.StreamResponse:
         await self._body(request, ReleaseBody)
         return self._acted(self.control.release(request.match_info["call_id"], now=self._now()))
+
+    async def end_call(self, request: web.Request) -> web.StreamResponse:
+        """End a call on the server's side, as its Call Timeout does: the port is free."""
+        await self._body(request, ReleaseBody)
+        call = self.control.call(request.match_info["call_id"])
+        result = self.control.end_call(call.call_id, by=_who(request), now=self._now())
+        return self._acted(result, call_id=call.call_id, ivr=call.ivr, port=call.port)
+
+    async def end_port_call(self, request: web.Request) -> web.StreamResponse:
+        """The same by IVR and port: any port can be freed, whatever its call's CallId."""
+        body = await self._body(request, EndCallBody)
+        info = request.match_info
+        call = self.control.port_call(info["ivr"], info["port"])
+        result = self.control.end_port_call(
+            info["ivr"], info["port"], call_id=body.call_id, by=_who(request), now=self._now()
+        )
+        return self._acted(result, call_id=call.call_id, ivr=call.ivr, port=call.port)
 
     # ------------------------------------------------------------------ act: routing
 
@@ -854,3 +959,62 @@ def _location(loc: tuple[int | str, ...]) -> str:
 
 def _host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
+
+
+_DEFAULT_PORT: Final = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+
+
+def _utf8(text: str) -> bytes:
+    """``text`` as bytes, whatever it holds (lone surrogates included): never raises."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def _short(text: str, limit: int = 80) -> str:
+    """``repr(text)``, cut to ``limit`` characters (a header can be 8 KB)."""
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + "..."
+
+
+def _authority(text: str) -> tuple[str, int | None] | None:
+    """``host[:port]`` (``[v6]:port`` too) -> (host in lower case, port or ``None``)."""
+    text = text.strip().lower()
+    if text.startswith("["):
+        host, bracket, rest = text[1:].partition("]")
+        if not bracket or (rest and not rest.startswith(":")):
+            return None
+        port_text = rest[1:] if rest else ""
+    else:
+        host, _, port_text = text.partition(":")
+        if ":" in port_text:
+            return None
+    host = host.rstrip(".")
+    if not host or any(c in host for c in "/?#@ \t") or not host.isascii():
+        return None
+    if not port_text:
+        return host, None
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        return None
+    return host, int(port_text)
+
+
+def _origin(text: str) -> tuple[str, str, int] | None:
+    """``scheme://host[:port]`` -> (scheme, host, port with the scheme's default); ``None`` for
+    anything else (``null``, a path, an unknown scheme)."""
+    scheme, sep, rest = text.strip().lower().partition("://")
+    if not sep or scheme not in _DEFAULT_PORT:
+        return None
+    authority = _authority(rest.rstrip("/"))
+    if authority is None:
+        return None
+    host, port = authority
+    return scheme, host, port if port is not None else _DEFAULT_PORT[scheme]
+
+
+def _machine_names() -> frozenset[str]:
+    """This machine's host name, in lower case, with and without its domain."""
+    name = socket.gethostname().lower().rstrip(".")
+    return frozenset(n for n in (name, name.partition(".")[0]) if n)
+
+
+def _who(request: web.Request) -> str:
+    """Who asked, for the log of an operator action."""
+    return f"API client {request.remote or '?'}"

@@ -3,6 +3,10 @@
 Each function reads the live objects (configuration, switches, calls, sessions) at the moment it
 is called and builds plain JSON values; nothing is cached and nothing is written. Times are Unix
 seconds (the service keeps the event loop's clock; :class:`Clock` converts).
+
+``redact=True`` builds the view a request without the token gets under ``[api] public-read``
+(docs/api.md, "Authentication"): the calls' user data, caller numbers (ANI, DNIS) and parties
+and the webhooks' URLs are ``null``; everything else is the same.
 """
 
 from __future__ import annotations
@@ -133,8 +137,17 @@ def sessions_view(control: Control, clock: Clock) -> list[dict[str, Any]]:
     return out
 
 
-def call_view(control: Control, call: Call) -> dict[str, Any]:
+def call_view(control: Control, call: Call, *, redact: bool = False) -> dict[str, Any]:
     """One call of an IVR port, with its parties and user data from the switch."""
+    if redact:
+        return {
+            **_call_head(call),
+            "ani": None,
+            "dnis": None,
+            **_call_tail(call),
+            "parties": None,
+            "user_data": None,
+        }
     on_switch = call.switch.call(call.conn_id) if call.conn_id is not None else None
     user_data = on_switch.user_data if on_switch is not None else None
     parties: list[dict[str, Any]] = []
@@ -145,6 +158,17 @@ def call_view(control: Control, call: Call) -> dict[str, Any]:
         if on_switch.routing_point is not None:
             parties.append({"dn": on_switch.routing_point, "role": "routing-point"})
     return {
+        **_call_head(call),
+        "ani": call.ani,
+        "dnis": call.dnis,
+        **_call_tail(call),
+        "parties": parties,
+        "user_data": kv_json(user_data if user_data is not None else call.last_user_data),
+    }
+
+
+def _call_head(call: Call) -> dict[str, Any]:
+    return {
         "call_id": call.call_id,
         "ivr": call.ivr,
         "port": call.port,
@@ -153,24 +177,29 @@ def call_view(control: Control, call: Call) -> dict[str, Any]:
         "conn_id": call.conn_id,
         "tscall_id": call.switch_call_id,
         "state": call.state.value,
-        "ani": call.ani,
-        "dnis": call.dnis,
+    }
+
+
+def _call_tail(call: Call) -> dict[str, Any]:
+    return {
         "called_num": call.called_num,
         "last_event": call.last_event,
         "route_dn": call.route_dn,
         "treatment": call.treatment,
         "connected": call.owner is not None,
-        "parties": parties,
-        "user_data": kv_json(user_data if user_data is not None else call.last_user_data),
     }
 
 
-def calls_view(control: Control) -> list[dict[str, Any]]:
+def calls_view(control: Control, *, redact: bool = False) -> list[dict[str, Any]]:
     """Every call, oldest first."""
-    return [call_view(control, call) for call in control.service.calls.calls.values()]
+    return [
+        call_view(control, call, redact=redact) for call in control.service.calls.calls.values()
+    ]
 
 
-def routing_points_view(control: Control, clock: Clock) -> list[dict[str, Any]]:
+def routing_points_view(
+    control: Control, clock: Clock, *, redact: bool = False
+) -> list[dict[str, Any]]:
     """Every routing point: who routes its calls, and the calls waiting there."""
     service = control.service
     by_conn = {
@@ -187,15 +216,15 @@ def routing_points_view(control: Control, clock: Clock) -> list[dict[str, Any]]:
                     "switch": switch.name,
                     "dn": dn.number,
                     "router": choice.mode,
-                    "url": choice.url,
-                    "waiting": _waiting(switch, dn.number, by_conn, clock),
+                    "url": None if redact else choice.url,
+                    "waiting": _waiting(switch, dn.number, by_conn, clock, redact),
                 }
             )
     return out
 
 
 def _waiting(
-    switch: VirtualSwitch, rp: str, by_conn: dict[str, Call], clock: Clock
+    switch: VirtualSwitch, rp: str, by_conn: dict[str, Call], clock: Clock, redact: bool
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for waiting in switch.waiting_calls(rp):
@@ -206,8 +235,8 @@ def _waiting(
                 "call_id": call.call_id if call is not None else None,
                 "ivr": call.ivr if call is not None else None,
                 "port": call.port if call is not None else None,
-                "ani": waiting.ani,
-                "dnis": waiting.dnis,
+                "ani": None if redact else waiting.ani,
+                "dnis": None if redact else waiting.dnis,
                 "treatment": waiting.treatment,
                 "since": clock.unix(call.route_started) if call is not None else None,
             }

@@ -28,7 +28,7 @@ from typing import Any
 import aiohttp
 from pydantic import ValidationError
 
-from ivr_server.api.jsonify import event_json
+from ivr_server.api.jsonify import MAX_JSON_BYTES, event_json, load_json
 from ivr_server.api.models import WebhookAnswer, kv_items
 from ivr_server.routing import ROUTE_FAILURE_CODES
 from ivr_server.service.control import ActResult, Control, ControlError
@@ -164,10 +164,10 @@ class WebhookRouter:
                         "webhook %s answered %d for call %s", self.url, response.status, conn_id
                     )
                     return None
-                body = await response.read()
+                body = await response.content.read(MAX_JSON_BYTES + 1)
                 if not body.strip():
                     return None
-                return await response.json(content_type=None)
+                return load_json(body)  # ValueError: too large, too deep, not JSON
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("webhook %s failed for call %s: %r", self.url, conn_id, exc)
             return None

@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 import itertools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -61,6 +62,8 @@ from ivr_server.switch import (
     WorkMode,
 )
 from ivr_server.wire import KvList
+
+log = logging.getLogger("ivr_server.control")
 
 RouterMode = Literal["builtin", "external", "webhook", "none"]
 """Who answers the calls waiting at a routing point."""
@@ -490,3 +493,59 @@ class Control:
         """Bring a switch's T-Server link up or down (maintenance)."""
         self.switch(switch_name)
         return self.run(now, lambda: self._service.set_link(switch_name, up))
+
+    # ------------------------------------------------------------------ ending calls
+
+    def port_call(self, ivr_name: str, port_number: str) -> Call:
+        """The call of port ``port_number`` of IVR ``ivr_name``: :class:`NotFound` for an
+        unknown IVR or port, :class:`Conflict` for a port without a call."""
+        call = self._service.calls.call_on_port(ivr_name, port_number)
+        if call is not None:
+            return call  # even of an IVR or port a forced reload removed
+        ivr = self._service.config.ivr(ivr_name)
+        if ivr is None:
+            raise NotFound(f"no IVR {ivr_name!r}")
+        if ivr.port(port_number) is None:
+            raise NotFound(f"IVR {ivr_name!r} has no port {port_number!r}")
+        raise Conflict(f"port {port_number} of {ivr_name} has no call")
+
+    def end_call(self, call_id: str, *, by: str, now: float | None = None) -> ActResult:
+        """End call ``call_id`` on the server's side as its Call Timeout does: the IVR gets
+        ``EndCall EndCause='Timeout'``, the port's call is released on the switch, the port is
+        free at once. Logged (WARNING) with ``by``, who asked. For a stuck port."""
+        call = self.call(call_id)
+        log.warning(
+            "call %s on port %s of %s (state %s) ended by the operator (%s): "
+            "EndCall Timeout to the IVR, port freed",
+            _cut(call.call_id),
+            call.port,
+            call.ivr,
+            call.state.value,
+            by,
+        )
+        return self.run(
+            now, lambda: self._service.calls.end_by_operator(call.call_id, self._service.now)
+        )
+
+    def end_port_call(
+        self,
+        ivr_name: str,
+        port_number: str,
+        *,
+        call_id: str | None = None,
+        by: str,
+        now: float | None = None,
+    ) -> ActResult:
+        """:meth:`end_call` for the call of a port, whatever its CallId; with ``call_id``, only
+        if the port's call is that one (:class:`Conflict` otherwise)."""
+        call = self.port_call(ivr_name, port_number)
+        if call_id is not None and call.call_id != call_id:
+            raise Conflict(
+                f"port {port_number} of {ivr_name} has another call now: {_cut(call.call_id)!r}"
+            )
+        return self.end_call(call.call_id, by=by, now=now)
+
+
+def _cut(text: str, limit: int = 100) -> str:
+    """``text``, or its first ``limit`` characters and its length (a CallId can be 16 KB)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
