@@ -4,7 +4,8 @@
     python3 fuzz/run.py codec --seconds 300    one target (gli, codec, link, service)
     python3 fuzz/run.py --grow service         keep what the engine finds in fuzz/corpus/service/
     python3 fuzz/run.py --replay FILE...       run inputs once, without the engine (tracebacks)
-    python3 fuzz/run.py codec -- -jobs=2       anything after ``--`` goes to libFuzzer
+    python3 fuzz/run.py codec -- -runs=1000    anything after ``--`` goes to libFuzzer
+    python3 fuzz/run.py --grow link -- -merge=1 DIR   add DIR's inputs that reach new code
 
 Each target runs in a process of its own, starting from ``fuzz/corpus/<target>/``. An input
 that breaks a property is written to ``fuzz/crashes/<target>/`` (libFuzzer names it
@@ -30,6 +31,10 @@ if __package__ in (None, ""):  # run as a script: make ``fuzz`` importable
 from fuzz.harness import CORPUS_DIR, CRASHES_DIR, FUZZ_DIR, TARGETS
 
 DICTIONARY = FUZZ_DIR / "gctimsg.dict"
+_TARGET = "IVR_SERVER_FUZZ_TARGET"
+"""Set for the engine's process: the target it runs (its libFuzzer re-runs inherit it)."""
+_ARGV0 = "IVR_SERVER_FUZZ_ARGV0"
+"""An executable that starts this file again with the same Python (libFuzzer's re-runs)."""
 
 
 def _engine(name: str, args: list[str]) -> int:
@@ -54,7 +59,8 @@ def _engine(name: str, args: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    atheris.Setup([sys.argv[0], *args], module.one_input)
+    # libFuzzer runs argv[0] again for -merge and -fork: the wrapper that comes back here
+    atheris.Setup([os.environ.get(_ARGV0, sys.argv[0]), *args], module.one_input)
     atheris.Fuzz()
     return 0
 
@@ -73,6 +79,7 @@ def _fuzz(name: str, seconds: int, *, grow: bool, input_timeout: int, extra: lis
     before = _artifacts(crashes)
     with tempfile.TemporaryDirectory(prefix=f"fuzz-{name}-") as work:
         dirs = [str(corpus)] if grow else [work, str(corpus)]  # new finds go to the first
+        dirs += [e for e in extra if not e.startswith("-")]  # more corpora to read (or merge)
         args = [
             f"-max_total_time={seconds}",
             f"-timeout={input_timeout}",
@@ -81,14 +88,21 @@ def _fuzz(name: str, seconds: int, *, grow: bool, input_timeout: int, extra: lis
             f"-artifact_prefix={crashes}{os.sep}",
             "-rss_limit_mb=2048",
             "-print_final_stats=1",
-            *extra,
+            *(e for e in extra if e.startswith("-")),
             *dirs,
         ]
         log_path = Path(work) / "engine.log"
+        wrapper = Path(work) / "engine"
+        wrapper.write_text(
+            f'#!/bin/sh\nexec "{sys.executable}" "{Path(__file__).resolve()}" "$@"\n'
+        )
+        wrapper.chmod(0o755)
+        env = {**os.environ, _TARGET: name, _ARGV0: str(wrapper)}
         print(f"fuzz {name}: {target.about}, {seconds} s", flush=True)
         with log_path.open("w") as log:
             done = subprocess.run(
-                [sys.executable, str(Path(__file__).resolve()), "--engine", name, "--", *args],
+                [str(wrapper), *args],
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 timeout=seconds + input_timeout + 300,
@@ -128,12 +142,13 @@ def _replay(name: str, files: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
+    engine_target = os.environ.get(_TARGET)
+    if engine_target:  # the engine's process: every argument is libFuzzer's
+        return _engine(engine_target, argv)
     extra: list[str] = []
     if "--" in argv:
         at = argv.index("--")
         argv, extra = argv[:at], argv[at + 1 :]
-    if argv[:1] == ["--engine"]:
-        return _engine(argv[1], extra)
     parser = argparse.ArgumentParser(
         prog="fuzz/run.py", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
