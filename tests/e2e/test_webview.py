@@ -4,7 +4,10 @@ The real server runs in this process with its HTTP API on a free loopback port; 
 (``RawLink``) start calls, set user data, present calls on routing point 5001 (no router: they
 wait there for the long Router Timeout) and log agents in. The page must show exactly what
 ``GET /api/v1/state`` says, follow an ``EndCall`` without being reloaded (the event stream),
-reconnect when the event stream drops and go on following, and carry no browser console error. A screenshot is taken under load (``WEBVIEW_SCREENSHOT=path``
+reconnect when the event stream drops and go on following, end a call with its button, show the
+public view without user data once signed out, and carry no browser console error. The page is
+opened with the API token in its address (``/?access_token=``), which it keeps in sessionStorage
+and takes out of the address bar. A screenshot is taken under load (``WEBVIEW_SCREENSHOT=path``
 chooses where; ``docs/webview.png`` is the one in the documentation).
 
 Selenium is blocking, so every browser call runs in a worker thread (``asyncio.to_thread``) while
@@ -53,6 +56,8 @@ from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 
 LOOPBACK_0 = ListenAddress(host="127.0.0.1", port=0)
+TOKEN = "webview-t0ken"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 VIEWPORT = (1400, 900)
 ROOT = Path(__file__).resolve().parents[2]
 SWITCH = "SW_InFront"
@@ -81,6 +86,9 @@ const q = (sel, root = document) => [...root.querySelectorAll(sel)];
 const text = (el) => (el ? el.textContent.trim() : null);
 return {
   loaded: document.body.dataset.loaded === "true",
+  url: location.href,
+  signedIn: document.getElementById("token-button").dataset.signedIn === "true",
+  endButtons: q('[data-testid^="end-call-"]').length,
   live: document.getElementById("live").dataset.state,
   connects: Number(document.getElementById("live").dataset.connects ?? 0),
   marker: window.__marker ?? null,
@@ -268,10 +276,16 @@ async def page() -> AsyncIterator[Page]:
 
 
 def config() -> ServerConfig:
-    """The default configuration with a Router Timeout long enough to see calls wait."""
+    """The default configuration with a Router Timeout long enough to see calls wait, and a
+    token (user data is shown with it only)."""
     base = default_config()
     timers = base.server.timers.model_copy(update={"router_timeout": 120.0})
-    return base.model_copy(update={"server": base.server.model_copy(update={"timers": timers})})
+    return base.model_copy(
+        update={
+            "server": base.server.model_copy(update={"timers": timers}),
+            "api": base.api.model_copy(update={"token": TOKEN}),
+        }
+    )
 
 
 @pytest.fixture
@@ -305,8 +319,10 @@ def api_base(server: IvrServer) -> str:
     return f"http://{host}:{port}"
 
 
-async def api_state(http: aiohttp.ClientSession, base: str) -> dict[str, Any]:
-    async with http.get(f"{base}/api/v1/state") as response:
+async def api_state(
+    http: aiohttp.ClientSession, base: str, headers: dict[str, str] = AUTH
+) -> dict[str, Any]:
+    async with http.get(f"{base}/api/v1/state", headers=headers) as response:
         assert response.status == 200
         state: dict[str, Any] = await response.json()
         return state
@@ -398,11 +414,13 @@ async def test_live_view_shows_the_server_and_follows_it(
         assert waiting[RP_WAIT] == len(WAITING)
 
         # ---- the page shows the server's state
-        await asyncio.to_thread(page.driver.get, f"{base}/")
+        await asyncio.to_thread(page.driver.get, f"{base}/?access_token={TOKEN}")
         shown = await page.until(
             lambda p: p["loaded"] and len(p["calls"]) == len(CALLS) and p["live"] == "live",
             "the calls, with the event stream connected",
         )
+        assert shown["signedIn"] and "access_token" not in shown["url"]
+        assert shown["endButtons"] == len(CALLS)
         state = await api_state(http, base)
         assert_page_matches(shown, state)
         # ... and what the IVRs did, independently of the API's words
@@ -451,6 +469,18 @@ async def test_live_view_shows_the_server_and_follows_it(
         assert shown["marker"] == "still the same document"
         assert_page_matches(shown, await api_state(http, base))
 
+        # ---- the operator ends a call from the page: its IVR gets EndCall Timeout, the port is
+        # free, and the page follows
+        await page.run("window.confirm = () => true")
+        await page.run("""document.querySelector('[data-testid="end-call-WV-B5"]').click()""")
+        await asyncio.wait_for(reply(ivr1, "WV-B5", "EndCall", b"EndCause='Timeout'"), 5.0)
+        shown = await page.until(
+            lambda p: "WV-B5" not in p["calls"] and p["ports"]["port-IVR_1-5"]["state"] == "idle",
+            "the call ended from the page gone and its port idle",
+        )
+        assert shown["marker"] == "still the same document"
+        assert_page_matches(shown, await api_state(http, base))
+
         # ---- under load: rates move, the screenshot shows it
         loader = await links()
         await loader.login("LD", "IVR_1")
@@ -480,6 +510,25 @@ async def test_live_view_shows_the_server_and_follows_it(
         )
         assert shown["marker"] == "still the same document"
         assert_page_matches(shown, await api_state(http, base))
+
+        # ---- signed out: the public view, without user data, caller numbers or buttons
+        await page.run("""document.querySelector('[data-testid="token-button"]').click()""")
+        public = await api_state(http, base, headers={})
+        assert public["redacted"] is True
+        shown = await page.until(
+            lambda p: (
+                p["live"] == "public"
+                and not p["signedIn"]
+                and p["endButtons"] == 0
+                and set(p["calls"]) == {c["call_id"] for c in public["calls"]}
+                and all(not row["udata"] for row in p["calls"].values())
+            ),
+            "the public view: the calls without user data",
+        )
+        assert shown["marker"] == "still the same document"
+        for row in shown["calls"].values():
+            assert "555010" not in row["text"] and "hidden" in row["text"]
+        assert await page.run("return sessionStorage.getItem('ivr-server.token')") is None
 
     await page.collect_errors()
     assert page.errors == [], f"the browser console reported errors: {page.errors}"

@@ -6,6 +6,12 @@
  * re-read at the server's sampling period (5 s by default), and the WebSocket reconnects with a
  * growing back-off when it drops. Everything the server sends is written with textContent (never innerHTML): user data
  * comes from IVRs and is untrusted.
+ *
+ * The API token: user data, caller numbers, the event stream and acting need it. The page keeps it
+ * in sessionStorage (this tab only, gone when the tab closes), from the "Sign in" form or from
+ * /?access_token=... (then taken out of the address bar). Without it the page shows the public
+ * view the server allows ([api] public-read): the state without user data, polled every few
+ * seconds, no event stream, no buttons.
  */
 "use strict";
 
@@ -18,8 +24,38 @@
   const MAX_EVENTS = 60; // lines kept in the event log
   const MAX_CALL_ROWS = 300; // rows drawn in the calls table
   const SVG_NS = "http://www.w3.org/2000/svg";
-  /** When reads need a token: open the page as /?access_token=... (sent as a bearer token). */
-  const TOKEN = new URLSearchParams(location.search).get("access_token");
+  const TOKEN_KEY = "ivr-server.token";
+
+  /** The API token: sessionStorage, or ?access_token=... once (then removed from the address). */
+  function initialToken() {
+    const params = new URLSearchParams(location.search);
+    const given = params.get("access_token");
+    let token = null;
+    try {
+      token = sessionStorage.getItem(TOKEN_KEY);
+    } catch {
+      token = null; // storage may be disabled: the token lives in this page only
+    }
+    if (given) {
+      token = given;
+      params.delete("access_token");
+      const query = params.toString();
+      history.replaceState(null, "", location.pathname + (query ? `?${query}` : "") + location.hash);
+    }
+    return token || null;
+  }
+
+  let TOKEN = initialToken();
+
+  function setToken(token) {
+    TOKEN = token || null;
+    try {
+      if (TOKEN) sessionStorage.setItem(TOKEN_KEY, TOKEN);
+      else sessionStorage.removeItem(TOKEN_KEY);
+    } catch {
+      /* kept in this page only */
+    }
+  }
 
   const RATE_SERIES = [
     ["calls_started", "Calls started"],
@@ -374,7 +410,7 @@
       h(
         "tr",
         { "data-testid": `call-${call.call_id}`, "data-call-id": call.call_id, "data-state": callTone(call.state) },
-        h("td", { class: "nowrap" }, h("span", { class: "mono" }, call.call_id)),
+        h("td", { class: "nowrap" }, h("span", { class: "mono callid", title: call.call_id }, call.call_id)),
         h(
           "td",
           { class: "nowrap" },
@@ -395,7 +431,12 @@
           h("span", { class: "sub" }, call.dnis ? `to ${call.dnis}` : ""),
         ),
         h("td", { class: "nowrap" }, call.route_dn ? h("span", { class: "mono" }, call.route_dn) : h("span", { class: "muted" }, "–")),
-        h("td", { "data-testid": `udata-${call.call_id}` }, udataChips(call.user_data)),
+        h(
+          "td",
+          { "data-testid": `udata-${call.call_id}` },
+          call.user_data === null ? h("span", { class: "muted", title: "Sign in to see user data" }, "hidden") : udataChips(call.user_data),
+        ),
+        TOKEN ? h("td", { class: "nowrap" }, endCallButton(call)) : null,
       ),
     );
     const table = h(
@@ -407,13 +448,62 @@
         h(
           "tr",
           null,
-          ["CallId", "IVR · port", "State", "ConnID", "ANI / DNIS", "Route DN", "User data"].map((t) => h("th", { scope: "col" }, t)),
+          ["CallId", "IVR · port", "State", "ConnID", "ANI / DNIS", "Route DN", "User data", TOKEN ? "" : null]
+            .filter((t) => t !== null)
+            .map((t) => h("th", { scope: "col" }, t)),
         ),
       ),
       h("tbody", null, rows),
     );
     const more = calls.length > MAX_CALL_ROWS ? h("p", { class: "more" }, `and ${fmtInt(calls.length - MAX_CALL_ROWS)} more`) : null;
     replace("calls", table, more);
+  }
+
+  /** "End call": ends the call on the server's side (the IVR gets EndCall Timeout, the port is
+   *  free), addressed by its port, and only if the port still has this call. */
+  function endCallButton(call) {
+    const button = h(
+      "button",
+      {
+        type: "button",
+        class: "btn small danger",
+        "data-testid": `end-call-${call.call_id}`,
+        title: `End this call on the server (the IVR gets EndCall Timeout) and free port ${call.port} of ${call.ivr}`,
+      },
+      "End call",
+    );
+    button.addEventListener("click", () => endCall(call, button));
+    return button;
+  }
+
+  async function endCall(call, button) {
+    const shown = String(call.call_id).length > 60 ? `${String(call.call_id).slice(0, 60)}…` : call.call_id;
+    if (!window.confirm(`End call ${shown} on port ${call.port} of ${call.ivr}?\nIts IVR gets EndCall (Timeout) and the port is freed.`)) return;
+    button.disabled = true;
+    try {
+      const path = `/ivrs/${encodeURIComponent(call.ivr)}/ports/${encodeURIComponent(call.port)}/end-call`;
+      const response = await fetch(API + path, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json", Authorization: `Bearer ${TOKEN}` },
+        body: JSON.stringify({ call_id: call.call_id }),
+        cache: "no-store",
+      });
+      if (!response.ok) {
+        let reason = `HTTP ${response.status}`;
+        try {
+          reason = (await response.json()).error || reason;
+        } catch {
+          /* not JSON */
+        }
+        if (response.status === 401) dropToken("The API token was refused");
+        showBanner(`Cannot end call ${shown}: ${reason}`);
+      }
+    } catch (err) {
+      showBanner(`Cannot end call ${shown}: ${err.message}`);
+    } finally {
+      button.disabled = false;
+      requestState();
+    }
   }
 
   // ------------------------------------------------------------------ rendering: routing points
@@ -693,12 +783,17 @@
 
   async function getJSON(path) {
     const headers = { Accept: "application/json" };
-    if (TOKEN) headers.Authorization = `Bearer ${TOKEN}`;
+    const token = TOKEN;
+    if (token) headers.Authorization = `Bearer ${token}`;
     const response = await fetch(API + path, { headers, cache: "no-store" });
+    if (response.status === 401 && token && token === TOKEN) {
+      dropToken("The API token was refused"); // a stale or mistyped token: carry on without it
+      return getJSON(path);
+    }
     if (!response.ok) {
       const reason =
         response.status === 401 || response.status === 403
-          ? " (reads need a token on this server: open the page with ?access_token=…)"
+          ? " (reads need the API token on this server: sign in)"
           : "";
       throw new Error(`${path}: HTTP ${response.status}${reason}`);
     }
@@ -750,6 +845,8 @@
   }
 
   function render(state) {
+    $("calls-note").hidden = state.redacted !== true;
+    section("signed-in", Boolean(TOKEN), () => lastRendered.delete("calls"));
     section("summary", [state.ivrs, state.calls, state.sessions, state.routing_points, state.switches], () => renderSummary(state));
     renderServerInfo(state.server); // cheap, and the uptime moves on
     section("switches", state.switches, renderSwitches);
@@ -787,17 +884,19 @@
     let state;
     let text;
     if (!stateOk && document.body.dataset.loaded === "true") [state, text] = ["offline", "Server unreachable"];
+    else if (!TOKEN) [state, text] = ["public", "Public view"];
     else if (socketOpen) [state, text] = ["live", "Live"];
     else if (socket === null || document.body.dataset.loaded !== "true") [state, text] = ["connecting", "Connecting…"];
     else [state, text] = ["reconnecting", "Reconnecting…"];
     el.dataset.state = state;
     el.lastElementChild.textContent = text;
+    el.title = state === "public" ? "No API token: no user data and no event stream; the state is re-read every few seconds" : "";
   }
 
   function connect() {
+    if (!TOKEN) return; // the event stream carries user data: it needs the token
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-    const query = TOKEN ? `?access_token=${encodeURIComponent(TOKEN)}` : "";
-    const ws = new WebSocket(`${scheme}//${location.host}${API}/events${query}`);
+    const ws = new WebSocket(`${scheme}//${location.host}${API}/events?access_token=${encodeURIComponent(TOKEN)}`);
     socket = ws;
     ws.addEventListener("open", () => {
       socketOpen = true;
@@ -826,9 +925,61 @@
     });
   }
 
+  function disconnect() {
+    const ws = socket;
+    socket = null;
+    socketOpen = false;
+    if (ws) ws.close();
+  }
+
+  // ------------------------------------------------------------------ the token
+
+  function renderToken() {
+    const button = $("token-button");
+    button.textContent = TOKEN ? "Sign out" : "Sign in";
+    button.dataset.signedIn = TOKEN ? "true" : "false";
+    $("events-total").textContent = TOKEN ? (eventTotal ? `${fmtInt(eventTotal)} received` : "") : "sign in to see events";
+    setLive();
+  }
+
+  function useToken(token) {
+    disconnect();
+    setToken(token);
+    $("token-form").hidden = true;
+    renderToken();
+    backoff = 500;
+    connect();
+    requestState();
+  }
+
+  function dropToken(reason) {
+    if (!TOKEN) return;
+    useToken(null);
+    showBanner(`${reason}: showing the public view. Sign in again to see user data.`);
+  }
+
+  function setupToken() {
+    const form = $("token-form");
+    $("token-button").addEventListener("click", () => {
+      if (TOKEN) {
+        useToken(null);
+        return;
+      }
+      form.hidden = !form.hidden;
+      if (!form.hidden) $("token-input").focus();
+    });
+    form.addEventListener("submit", (ev) => {
+      ev.preventDefault();
+      const value = $("token-input").value.trim();
+      $("token-input").value = "";
+      if (value) useToken(value);
+    });
+    renderToken();
+  }
+
   function poll() {
     requestState();
-    setTimeout(poll, socketOpen ? POLL_LIVE : POLL_DOWN);
+    setTimeout(poll, TOKEN && socketOpen ? POLL_LIVE : POLL_DOWN);
   }
 
   // ------------------------------------------------------------------ theme
@@ -866,6 +1017,7 @@
 
   function start() {
     setupTheme();
+    setupToken();
     poll();
     loadRates();
     setInterval(() => {
