@@ -109,7 +109,7 @@ from ivr_server.switch.requests import (
     TUpdateUserData,
 )
 from ivr_server.switch.views import AgentSnapshot, CallSnapshot, DnSnapshot, ReadyAgent
-from ivr_server.wire.kv import KvList, Node
+from ivr_server.wire.kv import Item, KvList, Node
 
 __all__ = [
     "AGENT_DN_TYPES",
@@ -176,16 +176,29 @@ def kv_size(items: KvList) -> int:
 
 def kv_update(current: KvList, new: KvList) -> KvList:
     """Replace semantics (PROTOCOL.md §4.3): an existing key is overwritten in place at its first
-    occurrence and its later occurrences removed; new keys are appended in order."""
-    result = list(current)
+    occurrence and its later occurrences removed; new keys are appended in order. (A key given
+    more than once in ``new`` takes its last value, at its first place.) Linear in the sizes of
+    both lists."""
+    if not new:
+        return current
+    latest: dict[str, Item] = {}
+    for item in new:
+        latest[item.Name] = item
+    result: list[Item] = []
+    placed: set[str] = set()
+    for old in current:
+        name = old.Name
+        replacement = latest.get(name)
+        if replacement is None:
+            result.append(old)
+        elif name not in placed:
+            placed.add(name)
+            result.append(replacement)
     for item in new:
         name = item.Name
-        first = next((i for i, old in enumerate(result) if old.Name == name), None)
-        if first is None:
-            result.append(item)
-        else:
-            result[first] = item
-            result[first + 1 :] = [old for old in result[first + 1 :] if old.Name != name]
+        if name not in placed:
+            placed.add(name)
+            result.append(latest[name])
     return tuple(result)
 
 
