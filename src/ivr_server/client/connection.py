@@ -516,6 +516,8 @@ class IvrClient(asyncio.Protocol):
         now = self._loop.time()
         answered_before = self._link.keep_alive_answers
         events = self._link.receive_data(data, now)
+        while self._link.backlogged:  # only a bad GLI header after good frames: close now
+            events += self._link.receive_more(now)
         answers = self._link.keep_alive_answers - answered_before
         self._process(events)
         while answers and self._ka_waiters:

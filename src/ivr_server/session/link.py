@@ -29,6 +29,7 @@ from ivr_server.wire import (
     GliFrameError,
     GliType,
     Message,
+    PartialDocument,
     decode_document,
     encode_document_parts,
     encode_error_frame,
@@ -69,6 +70,7 @@ class IvrLink:
         "_last_activity",
         "_malformed",
         "_out",
+        "_partial",
         "_partial_since",
         "dtd_file",
         "encoding",
@@ -80,6 +82,8 @@ class IvrLink:
         "malformed_window",
         "role",
         "state",
+        "turn_bytes",
+        "turn_frames",
     )
 
     def __init__(
@@ -94,6 +98,8 @@ class IvrLink:
         malformed_window: float = 10.0,
         encoding: str = "ISO-8859-1",
         dtd_file: str = "IServer.dtd",
+        turn_frames: int = 0x7FFFFFFF,
+        turn_bytes: int = 0x7FFFFFFF,
     ) -> None:
         self.role = role
         self.state = LinkState.OPEN
@@ -110,6 +116,10 @@ class IvrLink:
         """Output character set (``ISO-8859-1`` or ``UTF-8``)."""
         self.dtd_file = dtd_file
         """System id written in the DOCTYPE of every document we send."""
+        self.turn_frames = max(1, turn_frames)
+        """Most frames one :meth:`receive_data` or :meth:`receive_more` call handles."""
+        self.turn_bytes = max(1, turn_bytes)
+        """Most bytes of frames one call handles (a larger frame is handled alone)."""
         self.keep_alive_answers = 0
         """KeepAliveResponse frames received so far (the client library's ``keep_alive()``)."""
         self._decoder = FrameDecoder()
@@ -117,22 +127,57 @@ class IvrLink:
         self._last_activity = now
         self._ka_sent = 0
         self._partial_since: float | None = None
+        self._partial: PartialDocument | None = None
+        """A document larger than ``turn_bytes`` being decoded a piece per call."""
         self._malformed: deque[float] = deque()
 
     # ------------------------------------------------------------------ input
 
     def receive_data(self, data: bytes, now: float) -> list[LinkEvent]:
-        """Feed bytes read from the peer (``b""`` = the peer closed); return what happened."""
+        """Feed bytes read from the peer (``b""`` = the peer closed); return what happened.
+
+        At most ``turn_frames`` frames or ``turn_bytes`` bytes of them are handled per call (at
+        least one frame), and a document larger than ``turn_bytes`` is decoded ``turn_bytes`` at a
+        time, one piece per call; the rest stays buffered, :attr:`backlogged` says so, and
+        :meth:`receive_more` handles the next batch."""
         if self.state is LinkState.CLOSED:
             return []
         if not data:
             self.state = LinkState.CLOSED
             return [LinkClosed("peer closed the connection", by_peer=True)]
+        self._decoder.push(data)
+        return self._take(now)
+
+    def receive_more(self, now: float) -> list[LinkEvent]:
+        """Handle the next batch of frames already received (when :attr:`backlogged`)."""
+        if self.state is LinkState.CLOSED:
+            return []
+        return self._take(now)
+
+    @property
+    def backlogged(self) -> bool:
+        """Whether complete frames received are still waiting for :meth:`receive_more` (or a
+        document being decoded a piece at a time, or a bad header after frames handed out:
+        :meth:`receive_more` then closes the link)."""
+        return (self._decoder.more or self._partial is not None) and self.state is LinkState.OPEN
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet handled."""
+        return self._decoder.pending
+
+    def _take(self, now: float) -> list[LinkEvent]:
+        partial = self._partial
+        if partial is not None:
+            return self._decode_piece(partial, now)
+        decoder = self._decoder
         try:
-            frames = self._decoder.feed(data)
+            frames = decoder.pull(self.turn_frames, self.turn_bytes)
         except GliFrameError as bad_frame:  # not ``exc`` (below): one type per name for mypyc
             return [self._fail(bad_frame.code, str(bad_frame))]
-        self._partial_since = (self._partial_since or now) if self._decoder.pending else None
+        self._partial_since = (
+            (self._partial_since or now) if decoder.pending and not decoder.more else None
+        )
         if not frames:
             return []
         self._last_activity = now
@@ -140,6 +185,8 @@ class IvrLink:
         events: list[LinkEvent] = []
         for gli_type, payload in frames:
             if gli_type == _DATA:
+                if len(payload) > self.turn_bytes:  # alone in its batch (FrameDecoder.pull)
+                    return self._decode_piece(PartialDocument(payload), now)
                 try:
                     if not payload:
                         raise DecodeError("empty Data frame", well_formed=False)
@@ -165,6 +212,24 @@ class IvrLink:
             else:  # KeepAliveResponse: counted; the activity update above does the rest
                 self.keep_alive_answers += 1
         return events
+
+    def _decode_piece(self, partial: PartialDocument, now: float) -> list[LinkEvent]:
+        """Decode the next ``turn_bytes`` of a document larger than that (one per call)."""
+        try:
+            document = partial.step(self.turn_bytes)
+        except DecodeError as error:  # not ``exc``: one type per name for mypyc
+            self._partial = None
+            if not error.well_formed and self._count_malformed(now):
+                return [
+                    DocumentRejected(error),
+                    self._fail(GliErrorCode.TOO_MANY_MALFORMED, "too many malformed documents"),
+                ]
+            return [DocumentRejected(error)]
+        if document is None:
+            self._partial = partial
+            return []
+        self._partial = None
+        return [DocumentReceived(document[0], document[1])]
 
     def _count_malformed(self, now: float) -> bool:
         window = self._malformed
