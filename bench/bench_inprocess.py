@@ -61,6 +61,9 @@ class CountingTransport:
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return ("127.0.0.1", 40000) if name == "peername" else default
 
+    def is_closing(self) -> bool:
+        return False
+
     def close(self) -> None:
         pass
 

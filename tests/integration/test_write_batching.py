@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from ivr_server.config import default_config
 from ivr_server.runtime.app import FLUSH_AFTER_BYTES, IvrServer
-from ivr_server.runtime.connection import IvrLinkProtocol
+from ivr_server.runtime.connection import TURN_FRAMES, IvrLinkProtocol
 from ivr_server.wire import FrameDecoder, decode_document
 from tests.integration.rawlink import doc, frame
 
@@ -27,10 +27,14 @@ def ask(call_id: str) -> bytes:
     return frame(doc(call_id, "<CallInfoReq></CallInfoReq>"))
 
 
-def over_the_bound() -> tuple[bytes, int]:
-    """One read of just over FLUSH_AFTER_BYTES, and how many requests it holds."""
-    count = FLUSH_AFTER_BYTES // len(ask("big-0")) + 1
-    return b"".join(ask(f"big-{i}") for i in range(count)), count
+def one_batch(name: str) -> bytes:
+    """One read of as many requests as a connection gets handled in one turn (TURN_FRAMES)."""
+    return b"".join(ask(f"{name}-{i}") for i in range(TURN_FRAMES))
+
+
+def over_the_bound() -> int:
+    """How many connections, each reading :func:`one_batch`, make a turn read FLUSH_AFTER_BYTES."""
+    return -(-FLUSH_AFTER_BYTES // len(one_batch("big-0")))
 
 
 class RecordingTransport:
@@ -52,6 +56,9 @@ class RecordingTransport:
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return ("127.0.0.1", self.port) if name == "peername" else default
+
+    def is_closing(self) -> bool:
+        return self.closed
 
     def close(self) -> None:
         self.closed = True
@@ -109,20 +116,23 @@ async def test_a_turn_that_reads_a_lot_writes_without_waiting_for_its_end() -> N
     """Past FLUSH_AFTER_BYTES read in one turn, what the turn produced so far is written at once,
     so a turn of many large reads never holds all their replies together."""
     server = IvrServer(default_config())
-    (p1, t1), (p2, t2), (p3, t3) = [await connect(server, n) for n in (1, 2, 3)]
-    big, count = over_the_bound()
+    count = over_the_bound()
+    links = [await connect(server, n) for n in range(1, count + 3)]
+    (p1, t1), others, (p3, t3) = links[0], links[1:-1], links[-1]
 
-    p2.data_received(ask("nope-0"))
-    assert t2.writes == []
-    p1.data_received(big)
-    assert len(t1.writes) == 1 and len(t2.writes) == 1  # both written before the turn ends
-    assert tags(t1.writes[0]) == ["CallError"] * count and tags(t2.writes[0]) == ["CallError"]
+    p1.data_received(ask("nope-0"))
+    for n, (protocol, transport) in enumerate(others):
+        assert t1.writes == [] and transport.writes == []
+        protocol.data_received(one_batch(f"big{n}"))
+    assert len(t1.writes) == 1  # all written before the turn ends
+    assert tags(t1.writes[0]) == ["CallError"]
+    assert all(tags(t.writes[0]) == ["CallError"] * TURN_FRAMES for _, t in others)
 
     p3.data_received(ask("nope-3"))  # after the flush, the turn goes on as usual
     assert t3.writes == []
     await asyncio.sleep(0)
     assert tags(t3.writes[0]) == ["CallError"]
-    assert len(t1.writes) == 1 and len(t2.writes) == 1
+    assert len(t1.writes) == 1 and all(len(t.writes) == 1 for _, t in others)
 
 
 class CountingLoop:
@@ -155,13 +165,12 @@ async def test_one_end_of_turn_callback_however_often_the_turn_writes() -> None:
     """A turn that writes early (past FLUSH_AFTER_BYTES) still schedules one callback: uvloop keeps
     spent handles for reuse, and hundreds made in a peak pinned heap arenas after it."""
     server = IvrServer(default_config())
-    links = [await connect(server, n) for n in range(1, 5)]
+    links = [await connect(server, n) for n in range(1, 2 * over_the_bound() + 1)]
     loop = CountingLoop(asyncio.get_running_loop())
     for protocol, _ in links:
         protocol.loop = cast(asyncio.AbstractEventLoop, loop)
-    big, _ = over_the_bound()
-    for protocol, _ in links:  # every read of this turn goes past the bound
-        protocol.data_received(big)
+    for n, (protocol, _) in enumerate(links):  # this turn goes past the bound twice
+        protocol.data_received(one_batch(f"big{n}"))
     assert all(len(transport.writes) == 1 for _, transport in links)
     assert loop.soon == [server.end_turn]
     await asyncio.sleep(0)

@@ -159,6 +159,8 @@ class IvrServer:
         self._admitted: dict[IvrLinkProtocol, str] = {}
         """Connections the gate admitted and their peer's host, until they close."""
         self._refusal_log: asyncio.TimerHandle | None = None
+        self._held: list[IvrLinkProtocol] = []
+        """Connections with frames read but not yet handled: each gets a batch in the next turn."""
         self.on_reload: Callable[[ReloadOutcome], None] | None = None
         """Called with the outcome of every reload request (``serve`` writes it to the status
         file beside the pid file, for ``ivr-server reload``)."""
@@ -206,6 +208,7 @@ class IvrServer:
 
     async def stop(self) -> None:
         self.flush_reads()  # the replies to what was read in this turn go out before closing
+        self._held.clear()  # frames read and not yet handled are dropped with their connections
         if self.api is not None:
             api, self.api = self.api, None
             await api.stop()
@@ -344,9 +347,27 @@ class IvrServer:
             self.flush_reads()
 
     def end_turn(self) -> None:
-        """Run by the event loop once the turn's reads are handled (see :meth:`after_read`)."""
+        """Run by the event loop once the turn's reads are handled (see :meth:`after_read`):
+        write their replies, then give every connection with frames held back from earlier reads
+        its next batch (:meth:`hold`); their replies go out at the end of the next turn."""
         self._turn_end_due = False
         self.flush_reads()
+        if self._held:
+            held = self._held
+            self._held = []
+            for protocol in held:
+                protocol.receive_more()
+
+    def hold(self, protocol: IvrLinkProtocol) -> None:
+        """Note that ``protocol`` has frames read and not yet handled (it read more than one
+        turn's batch, ``TURN_FRAMES`` or ``TURN_BYTES``): the end of this turn gives it the next
+        batch. One batch per connection per turn, after every readable connection's read of that
+        turn: a connection that sends more than it gets answered waits for itself, not the others
+        (docs/design.md, "Fairness")."""
+        self._held.append(protocol)
+        if not self._turn_end_due:
+            self._turn_end_due = True
+            protocol.loop.call_soon(self.end_turn)
 
     def flush_reads(self) -> None:
         """Write out what the reads so far produced and re-arm the connections' timers."""

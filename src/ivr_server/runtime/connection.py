@@ -7,6 +7,11 @@ readable in this turn of the event loop has read, everything the service queued 
 that does not read makes its transport buffer grow: reading from it pauses above the high-water
 mark, and past ``write_buffer_limit`` the connection is aborted so that nobody else is slowed
 down.
+
+Fairness: one read is handled :data:`TURN_FRAMES` frames or :data:`TURN_BYTES` bytes at a time.
+When a read brings more, reading from that connection pauses and the rest is handled in the
+following turns of the event loop, one such batch per turn (``IvrServer.end_turn``), after the
+other connections' reads: a connection that floods the server slows itself, not the others.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from ivr_server.session import (
     DocumentRejected,
     IvrLink,
     LinkClosed,
+    LinkEvent,
     LinkState,
     Role,
 )
@@ -36,6 +42,11 @@ log = logging.getLogger("ivr_server.runtime")
 
 _HIGH_WATER: Final = 256 * 1024
 """Transport buffer size above which we stop reading from the peer until it catches up."""
+TURN_FRAMES: Final = 64
+"""Most frames of one connection handled in one turn of the event loop."""
+TURN_BYTES: Final = 16 * 1024
+"""Most bytes of frames of one connection handled in one turn of the event loop (a larger frame
+is handled alone in its turn)."""
 # Final: the compiled build reads it from a C variable, not from the module's dict per request.
 perf_counter: Final = time.perf_counter
 
@@ -53,6 +64,12 @@ class IvrLinkProtocol(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._closing = False
+        self._held = False
+        """Reading is paused because frames already read wait for the next turns."""
+        self._write_paused = False
+        """Reading is paused because the peer does not read what we write."""
+        self._queued = False
+        """In the server's list of connections to give a batch in the next turn."""
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -76,6 +93,8 @@ class IvrLinkProtocol(asyncio.Protocol):
             malformed_limit=opts.malformed_limit,
             malformed_window=opts.malformed_window,
             frame_timeout=self.server.frame_timeout,
+            turn_frames=TURN_FRAMES,
+            turn_bytes=TURN_BYTES,
         )
         self.link = link
         if not self.server.client_allowed(host, port):
@@ -93,11 +112,52 @@ class IvrLinkProtocol(asyncio.Protocol):
         link, session = self.link, self.session
         if link is None or session is None or self._closing:
             return
-        service = self.service
         now = self.loop.time()
+        self._handle(link.receive_data(data, now), session, now)
+        if link.backlogged:
+            self._hold()
+        self.server.after_read(self, len(data))  # written once every readable one has read
+
+    def receive_more(self) -> None:
+        """Handle the next batch of frames held back from earlier reads (``IvrServer.end_turn``,
+        once per turn while :meth:`_hold` holds them); resume reading when none is left."""
+        self._queued = False
+        link, session, transport = self.link, self.session, self.transport
+        if link is None or session is None or transport is None or self._closing:
+            return
+        if transport.is_closing():
+            return
+        if self._write_paused:  # the peer does not read: no more work for it until it does
+            return  # (resume_writing queues it again)
+        now = self.loop.time()
+        before = link.buffered
+        self._handle(link.receive_more(now), session, now)
+        if link.backlogged:
+            self._queue()
+        else:
+            self._held = False
+            if not self._write_paused and link.state is LinkState.OPEN:
+                transport.resume_reading()
+        self.server.after_read(self, before - link.buffered)
+
+    def _hold(self) -> None:
+        """Stop reading until the frames already read have been handled, a batch per turn."""
+        if not self._held:
+            self._held = True
+            if self.transport is not None:
+                self.transport.pause_reading()
+        self._queue()
+
+    def _queue(self) -> None:
+        if not self._queued:
+            self._queued = True
+            self.server.hold(self)
+
+    def _handle(self, events: list[LinkEvent], session: Session, now: float) -> None:
+        service = self.service
         metrics = service.metrics
         latency = metrics.request_latency
-        for event in link.receive_data(data, now):
+        for event in events:
             if type(event) is DocumentReceived:
                 started = perf_counter()
                 message = event.message
@@ -111,7 +171,6 @@ class IvrLinkProtocol(asyncio.Protocol):
                 service.handle_rejected(session, event.error, now)
             elif type(event) is LinkClosed:
                 log.info("session %d: %s", session.id, event.reason)
-        self.server.after_read(self, len(data))  # written once every readable one has read
 
     def finish_read(self) -> None:
         """After the service's output is written (``IvrServer.flush_reads``): the link's own
@@ -134,11 +193,17 @@ class IvrLinkProtocol(asyncio.Protocol):
             self.server.flush()
 
     def pause_writing(self) -> None:
-        if self.transport is not None and not self._closing:
+        self._write_paused = True
+        if self.transport is not None and not self._closing and not self._held:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.transport is not None and not self._closing:
+        self._write_paused = False
+        if self.transport is None or self._closing:
+            return
+        if self._held:
+            self._queue()  # handle what is held back again, from the next turn
+        else:
             self.transport.resume_reading()
 
     # ------------------------------------------------------------------ output and timers
