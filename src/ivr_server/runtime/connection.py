@@ -70,6 +70,8 @@ class IvrLinkProtocol(asyncio.Protocol):
         """Reading is paused because the peer does not read what we write."""
         self._queued = False
         """In the server's list of connections to give a batch in the next turn."""
+        self._resumed = False
+        """Reading resumed after this turn's batch: a read in this turn waits for the next."""
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -112,6 +114,11 @@ class IvrLinkProtocol(asyncio.Protocol):
         link, session = self.link, self.session
         if link is None or session is None or self._closing:
             return
+        if self._resumed:  # this turn has handled a batch of this connection's already
+            self._resumed = False
+            link.buffer(data)
+            self._hold()
+            return
         now = self.loop.time()
         self._handle(link.receive_data(data, now), session, now)
         if link.backlogged:
@@ -138,6 +145,7 @@ class IvrLinkProtocol(asyncio.Protocol):
             self._held = False
             if not self._write_paused and link.state is LinkState.OPEN:
                 transport.resume_reading()
+                self._resumed = True
         self.server.after_read(self, before - link.buffered)
 
     def _hold(self) -> None:

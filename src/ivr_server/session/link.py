@@ -65,6 +65,7 @@ class IvrLink:
     """Sans-IO engine for one GLI/XML connection. See the module docstring."""
 
     __slots__ = (
+        "_decoded",
         "_decoder",
         "_ka_sent",
         "_last_activity",
@@ -129,6 +130,8 @@ class IvrLink:
         self._partial_since: float | None = None
         self._partial: PartialDocument | None = None
         """A document larger than ``turn_bytes`` being decoded a piece per call."""
+        self._decoded: DocumentReceived | None = None
+        """Such a document once decoded, for the next call."""
         self._malformed: deque[float] = deque()
 
     # ------------------------------------------------------------------ input
@@ -138,8 +141,9 @@ class IvrLink:
 
         At most ``turn_frames`` frames or ``turn_bytes`` bytes of them are handled per call (at
         least one frame), and a document larger than ``turn_bytes`` is decoded ``turn_bytes`` at a
-        time, one piece per call; the rest stays buffered, :attr:`backlogged` says so, and
-        :meth:`receive_more` handles the next batch."""
+        time, one piece per call, its message built in the next call and returned in the one
+        after; the rest stays buffered, :attr:`backlogged` says so, and :meth:`receive_more`
+        handles the next batch."""
         if self.state is LinkState.CLOSED:
             return []
         if not data:
@@ -147,6 +151,12 @@ class IvrLink:
             return [LinkClosed("peer closed the connection", by_peer=True)]
         self._decoder.push(data)
         return self._take(now)
+
+    def buffer(self, data: bytes) -> None:
+        """Keep bytes read from the peer for :meth:`receive_more`, handling none of them yet."""
+        if self.state is LinkState.OPEN and data:
+            self._decoder.push(data)
+            self._decoder.more = True  # (receive_more finds out whether a frame is complete)
 
     def receive_more(self, now: float) -> list[LinkEvent]:
         """Handle the next batch of frames already received (when :attr:`backlogged`)."""
@@ -159,7 +169,9 @@ class IvrLink:
         """Whether complete frames received are still waiting for :meth:`receive_more` (or a
         document being decoded a piece at a time, or a bad header after frames handed out:
         :meth:`receive_more` then closes the link)."""
-        return (self._decoder.more or self._partial is not None) and self.state is LinkState.OPEN
+        return (
+            self._decoder.more or self._partial is not None or self._decoded is not None
+        ) and self.state is LinkState.OPEN
 
     @property
     def buffered(self) -> int:
@@ -167,6 +179,10 @@ class IvrLink:
         return self._decoder.pending
 
     def _take(self, now: float) -> list[LinkEvent]:
+        decoded = self._decoded
+        if decoded is not None:
+            self._decoded = None
+            return [decoded]
         partial = self._partial
         if partial is not None:
             return self._decode_piece(partial, now)
@@ -229,7 +245,8 @@ class IvrLink:
             self._partial = partial
             return []
         self._partial = None
-        return [DocumentReceived(document[0], document[1])]
+        self._decoded = DocumentReceived(document[0], document[1])  # handled in the next call,
+        return []  # not in the one that built it: the two cost the most of such a document
 
     def _count_malformed(self, now: float) -> bool:
         window = self._malformed
