@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Run the whole benchmark suite and print its figures (no assertions: tests assert behaviour).
 
-    python3 bench/run.py             # the full suite (about 4.5 minutes on 2 cores)
+    python3 bench/run.py             # the full suite (about 5 minutes on 2 cores)
     python3 bench/run.py --quick     # a smoke test (about 1 minute)
 
 Every option is passed to every benchmark (each takes the ones it knows): --seconds, --quick,
---depth (bench_reqresp), --rate, --duration, --config (bench_fullcall), --calls, --connections
-(bench_held). Each benchmark prints its details; the table at the end gathers the figures with
-their targets (issue 2, issue 5).
+--depth (bench_reqresp), --rate, --duration, --config (bench_fullcall and bench_fairness),
+--calls, --connections (bench_held). Each benchmark prints its details; the table at the end
+gathers the figures with their targets (issue 2, issue 5, issue 19).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ SCRIPTS = (
     "bench_fullcall.py",
     "bench_held.py",
     "bench_inprocess.py",
+    "bench_fairness.py",
 )
 RESULTS_ENV = "IVR_BENCH_RESULTS"  # as in common.py
 
@@ -41,7 +42,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--quick", action="store_true", help="short runs, small sizes (< 1 minute)")
     ap.add_argument("--seconds", "--duration", type=float, help="seconds per measurement")
     ap.add_argument("--depth", type=int, help="bench_reqresp: requests in flight when pipelined")
-    ap.add_argument("--rate", type=float, help="bench_fullcall: fixed open-loop calls/s")
+    ap.add_argument(
+        "--rate", type=float, help="bench_fullcall, bench_fairness: fixed open-loop calls/s"
+    )
     ap.add_argument("--config", type=Path, help="bench_fullcall: server configuration")
     ap.add_argument("--calls", help="bench_held: numbers of held calls, e.g. 10000,50000")
     ap.add_argument("--connections", type=int, help="bench_held: IVR sessions (default 200)")
