@@ -15,21 +15,7 @@ import pytest
 
 from fuzz.harness import CORPUS_DIR, CRASHES_DIR, TARGETS
 
-KNOWN: dict[str, str] = {
-    "link/keepalive-after-late-timer": (
-        "session/link.py: handle_timer(now) for a keep-alive deadline passed by more than one"
-        " interval sends a KeepAliveRequest and leaves the link still due at now (the deadlines"
-        " count from the last activity), so the runtime's timer fires again at once and closes"
-        " the link right after the request; one handle_timer(now) should leave nothing due at"
-        " now (close at once, as interval x (tries + 1) of silence in docs/decisions.md says,"
-        " or count the next deadline from the request). Found by fuzzing (issue 19); remove"
-        " this entry once fixed"
-    ),
-    "service/crash-83cf9320981b1bedf4b174ac14b84c8a7e9333d4": (
-        "the same late keep-alive timer of session/link.py, reached through the service (a"
-        " logged-in session with server keep-alives, silent for 8 h); remove once fixed"
-    ),
-}
+KNOWN: dict[str, str] = {}
 """``"<target>/<file>"`` -> why it still fails (strict: an entry whose input passes fails the
 suite, so each goes with its fix)."""
 

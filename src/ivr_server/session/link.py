@@ -340,4 +340,7 @@ class IvrLink:
                 ]
             self._out += _KEEP_ALIVE_REQUEST
             self._ka_sent += 1
+            # A timer that fired late: the next request (or the close) is a full interval after
+            # this one, not already due (the deadline counts from the last activity).
+            self._last_activity = max(self._last_activity, now - interval * self._ka_sent)
         return []
