@@ -221,4 +221,4 @@ async def test_log_msg_flood_is_cut_rate_limited_summed_up_and_counted() -> None
     assert sample(metrics, 'ivr_server_logmsg_dropped_total{reason="rate_limit"}') == dropped
     assert sample(metrics, "ivr_server_logmsg_truncated_total") == len(logged)
     assert sample(metrics, "ivr_server_log_records_dropped_total") == 0
-    assert any(line["message"] == "stopping" for line in lines)  # the last lines are written
+    assert any(line["message"].startswith("stopping") for line in lines)  # last lines written
