@@ -177,9 +177,11 @@ def test_an_unknown_ivr_stops_the_run_at_once(
     started = time.monotonic()
     result = CliRunner().invoke(
         main,
-        ["loadtest", "--port", str(server.port), "--ivr", "NO_SUCH_IVR", "--duration", "5"]
-        + ["--processes", processes, "--connections", processes]
-        + ["--no-progress", "--json", str(report)],
+        [
+            *("loadtest", "--port", str(server.port), "--ivr", "NO_SUCH_IVR", "--duration", "5"),
+            *("--processes", processes, "--connections", processes),
+            *("--no-progress", "--json", str(report)),
+        ],
         catch_exceptions=False,
     )
     assert result.exit_code == 1, result.output
