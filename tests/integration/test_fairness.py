@@ -24,9 +24,14 @@ from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 
+from ivr_server.config import default_config
+from ivr_server.runtime.app import IvrServer
+from ivr_server.runtime.connection import HOLD_BYTES, TURN_BYTES, TURN_FRAMES
 from ivr_server.wire import FrameDecoder, decode_document
 from ivr_server.wire import messages as m
 from tests.integration.rawlink import RawLink, doc, frame, new_call_body
+from tests.integration.test_write_batching import ask, tags
+from tests.integration.test_write_batching import connect as connect_recorded
 
 CANARY_BOUND = 0.25
 """Longest a canary reply may take while the flood goes on, in seconds: generous (measured: 1-6
@@ -200,3 +205,46 @@ async def test_frames_before_a_bad_header_are_answered_then_the_error_frame(
     await other.send("B", "<AgentQuery ReqId='ok' PortNum='3'/>")
     _, answer, _ = await other.recv_doc()
     assert isinstance(answer, m.MonitorInfo) and answer.ReqId == "ok"
+
+
+@pytest.mark.parametrize("count", [1, 3, 500])
+async def test_requests_then_end_of_file_are_all_answered(served: int, count: int) -> None:
+    """A peer that writes its requests and half-closes gets every answer before the server closes
+    (held frames are handled before the end of file is acted upon)."""
+    link = await RawLink.open(served)
+    await link.login("HALF")
+    link.writer.write(b"".join(udata_get(i) for i in range(count)))
+    link.writer.write_eof()
+    data = await link.expect_closed(30)
+    ids = [REQUEST_ID.search(payload) for _, payload in FrameDecoder().feed(data)]
+    assert [found.group(1).decode() for found in ids if found] == [str(i) for i in range(count)]
+    await link.close()
+
+
+async def test_a_large_read_is_handled_a_batch_per_turn_with_reading_paused() -> None:
+    """In process, turn by turn: one batch per turn for the connection that read a lot, reading
+    from it paused while more than HOLD_BYTES wait, and another connection's request answered in
+    the turn it arrives in."""
+    server = IvrServer(default_config())
+    (p1, t1), (p2, t2) = [await connect_recorded(server, n) for n in (1, 2)]
+    reading: list[str] = []
+    t1.pause_reading = lambda: reading.append("pause")  # type: ignore[method-assign]
+    t1.resume_reading = lambda: reading.append("resume")  # type: ignore[method-assign]
+    count = HOLD_BYTES // len(ask("x-000")) + 100
+    p1.data_received(b"".join(ask(f"x-{i:03d}") for i in range(count)))
+    assert reading == ["pause"]
+    answered: list[int] = []
+    for turn in range(count):
+        await asyncio.sleep(0)
+        if turn == 3:
+            p2.data_received(ask("other"))
+        if turn == 4:
+            assert tags(b"".join(t2.writes)) == ["CallError"]  # answered at the end of its turn
+        answered.append(sum(len(tags(w)) for w in t1.writes) - sum(answered))
+        if sum(answered) == count:
+            break
+    batch = min(TURN_FRAMES, TURN_BYTES // (len(ask("x-000")) - 4))  # (length: payload + 2)
+    assert set(answered[:-1]) == {batch} and 0 < answered[-1] <= batch  # one batch per turn
+    assert reading == ["pause", "resume"]  # resumed once HOLD_BYTES or less waited
+    replies = [decode_document(p)[0] for w in t1.writes for _, p in FrameDecoder().feed(w)]
+    assert replies == [f"x-{i:03d}" for i in range(count)]  # all, in order

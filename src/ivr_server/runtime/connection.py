@@ -9,9 +9,10 @@ mark, and past ``write_buffer_limit`` the connection is aborted so that nobody e
 down.
 
 Fairness: one read is handled :data:`TURN_FRAMES` frames or :data:`TURN_BYTES` bytes at a time.
-When a read brings more, reading from that connection pauses and the rest is handled in the
-following turns of the event loop, one such batch per turn (``IvrServer.end_turn``), after the
-other connections' reads: a connection that floods the server slows itself, not the others.
+When a read brings more, the rest (and whatever that connection reads meanwhile) is handled in
+the following turns of the event loop, one batch per turn (``IvrServer.end_turn``), after the
+other connections' reads; reading from it pauses while more than :data:`HOLD_BYTES` wait. A
+connection that floods the server slows itself, not the others.
 """
 
 from __future__ import annotations
@@ -44,9 +45,12 @@ _HIGH_WATER: Final = 256 * 1024
 """Transport buffer size above which we stop reading from the peer until it catches up."""
 TURN_FRAMES: Final = 64
 """Most frames of one connection handled in one turn of the event loop."""
-TURN_BYTES: Final = 16 * 1024
+TURN_BYTES: Final = 8 * 1024
 """Most bytes of frames of one connection handled in one turn of the event loop (a larger frame
 is handled alone in its turn)."""
+HOLD_BYTES: Final = 64 * 1024
+"""Bytes read and not yet handled above which reading from a connection pauses (TCP then slows
+the sender down) until they are handled down to it."""
 # Final: the compiled build reads it from a C variable, not from the module's dict per request.
 perf_counter: Final = time.perf_counter
 
@@ -65,13 +69,17 @@ class IvrLinkProtocol(asyncio.Protocol):
         self._timer_at: float | None = None
         self._closing = False
         self._held = False
-        """Reading is paused because frames already read wait for the next turns."""
+        """Frames already read wait for the next turns (new bytes join them)."""
+        self._backlog_paused = False
+        """Reading is paused because more than HOLD_BYTES wait."""
+        self._eof = False
+        """The peer's end of file came while frames waited: close once they are answered."""
         self._write_paused = False
         """Reading is paused because the peer does not read what we write."""
         self._queued = False
         """In the server's list of connections to give a batch in the next turn."""
         self._resumed = False
-        """Reading resumed after this turn's batch: a read in this turn waits for the next."""
+        """The last batch was handed out in this turn: a read in this turn waits for the next."""
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -114,8 +122,8 @@ class IvrLinkProtocol(asyncio.Protocol):
         link, session = self.link, self.session
         if link is None or session is None or self._closing:
             return
-        if self._resumed:  # this turn has handled a batch of this connection's already
-            self._resumed = False
+        if self._held or self._resumed:  # frames of this connection wait, or it had its batch
+            self._resumed = False  # in this turn already: these bytes wait for the next turns
             link.buffer(data)
             self._hold()
             return
@@ -127,7 +135,7 @@ class IvrLinkProtocol(asyncio.Protocol):
 
     def receive_more(self) -> None:
         """Handle the next batch of frames held back from earlier reads (``IvrServer.end_turn``,
-        once per turn while :meth:`_hold` holds them); resume reading when none is left."""
+        once per turn while :meth:`_hold` holds them); resume reading once few are left."""
         self._queued = False
         link, session, transport = self.link, self.session, self.transport
         if link is None or session is None or transport is None or self._closing:
@@ -143,17 +151,27 @@ class IvrLinkProtocol(asyncio.Protocol):
             self._queue()
         else:
             self._held = False
-            if not self._write_paused and link.state is LinkState.OPEN:
+            self._resumed = True  # (a read later in this turn waits for the next one)
+        if self._backlog_paused and link.buffered <= HOLD_BYTES:
+            self._backlog_paused = False
+            if not self._write_paused and not self._eof and link.state is LinkState.OPEN:
                 transport.resume_reading()
-                self._resumed = True
         self.server.after_read(self, before - link.buffered)
 
     def _hold(self) -> None:
-        """Stop reading until the frames already read have been handled, a batch per turn."""
-        if not self._held:
-            self._held = True
-            if self.transport is not None:
-                self.transport.pause_reading()
+        """Hand the frames already read out a batch per turn; stop reading while more than
+        :data:`HOLD_BYTES` of them wait."""
+        self._held = True
+        link, transport = self.link, self.transport
+        if (
+            not self._backlog_paused
+            and link is not None
+            and transport is not None
+            and link.buffered > HOLD_BYTES
+        ):
+            self._backlog_paused = True
+            if not self._write_paused:
+                transport.pause_reading()
         self._queue()
 
     def _queue(self) -> None:
@@ -182,11 +200,17 @@ class IvrLinkProtocol(asyncio.Protocol):
 
     def finish_read(self) -> None:
         """After the service's output is written (``IvrServer.flush_reads``): the link's own
-        output (keep-alive responses, GLI Error frames), and its timer re-armed."""
+        output (keep-alive responses, GLI Error frames), and its timer re-armed; the connection
+        closed if the peer's end of file waited for its last frames to be answered."""
         self.flush()
+        if self._eof and not self._held and self.transport is not None and not self._closing:
+            self.transport.close()
         self._arm_timer()
 
     def eof_received(self) -> bool | None:
+        if self._held:  # frames before the end of file are still to be answered: close after
+            self._eof = True
+            return True
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -202,17 +226,17 @@ class IvrLinkProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
-        if self.transport is not None and not self._closing and not self._held:
+        if self.transport is not None and not self._closing and not self._backlog_paused:
             self.transport.pause_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
         if self.transport is None or self._closing:
             return
+        if not self._backlog_paused and not self._eof:
+            self.transport.resume_reading()
         if self._held:
             self._queue()  # handle what is held back again, from the next turn
-        else:
-            self.transport.resume_reading()
 
     # ------------------------------------------------------------------ output and timers
 
