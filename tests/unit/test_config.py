@@ -21,6 +21,7 @@ from ivr_server.config import (
     ServerConfig,
     ServerOptions,
     SwitchConfig,
+    TcpKeepAlive,
     Timers,
     TServerConfig,
     default_config,
@@ -30,7 +31,6 @@ from ivr_server.config import (
     parse_config,
     parse_duration,
 )
-from ivr_server.config.model import TcpKeepAlive
 from ivr_server.errors import ConfigError, ConfigProblem
 
 REPO = Path(__file__).parents[2]

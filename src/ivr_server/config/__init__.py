@@ -9,7 +9,12 @@
   statistics (:class:`StatisticConfig`, :data:`STAT_TYPES`) are computed by
   :mod:`ivr_server.stats` (``docs/statistics.md``).
 
-This package imports only the standard library, pydantic and :mod:`ivr_server.errors`.
+One module per section of the file: :mod:`.options` (``[server]``), :mod:`.switches`
+(``[[switches]]``, ``[[tservers]]``), :mod:`.ivrs` (``[[ivrs]]`` and their ports),
+:mod:`.routing` (``[[routing]]``, ``[[agent-groups]]``), :mod:`.statistics`, :mod:`.api`
+(``[api]``), and :mod:`.root` for the whole; :mod:`.checks` ties them together, :mod:`.loader`
+turns TOML into them. This package imports only the standard library, pydantic,
+:mod:`ivr_server.errors` and :mod:`ivr_server.vocabulary`.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ __all__ = [
     "TARGET_KEYS",
     "UDATA_PREFIX",
     "AgentGroupConfig",
+    "ApiConfig",
     "AutoLogin",
     "DnConfig",
     "DnType",
@@ -34,6 +40,7 @@ __all__ = [
     "MatchOperator",
     "OutputEncoding",
     "PortConfig",
+    "RouteType",
     "RouteTypeName",
     "RoutingConfig",
     "RoutingRule",
@@ -44,6 +51,7 @@ __all__ = [
     "SwitchConfig",
     "SwitchType",
     "TServerConfig",
+    "TcpKeepAlive",
     "Timers",
     "TreatmentConfig",
     "TreatmentType",
@@ -56,40 +64,35 @@ __all__ = [
     "split_object_id",
 ]
 
+from ivr_server.vocabulary import DnType, RouteType, TreatmentType
+
+from .addresses import ListenAddress
+from .api import ApiConfig
 from .durations import format_duration, parse_duration
+from .fields import OutputEncoding
+from .ivrs import PORT_DN_TYPES, AutoLogin, IvrConfig, PortConfig
+from .kv import KvTable, KvValue
 from .loader import default_config, default_config_path, load_config, parse_config
-from .model import (
+from .options import ServerOptions, TcpKeepAlive, Timers
+from .root import ServerConfig
+from .routing import (
     MATCH_FIELDS,
     MATCH_OPERATORS,
-    PORT_DN_TYPES,
-    STAT_OBJECT_TYPES,
-    STAT_TYPES,
     TARGET_KEYS,
     UDATA_PREFIX,
     AgentGroupConfig,
-    AutoLogin,
-    DnConfig,
-    DnType,
-    IvrConfig,
-    KvTable,
-    KvValue,
-    ListenAddress,
     MatchCondition,
     MatchOperator,
-    OutputEncoding,
-    PortConfig,
     RouteTypeName,
     RoutingConfig,
     RoutingRule,
-    ServerConfig,
-    ServerOptions,
+    TreatmentConfig,
+)
+from .statistics import (
+    STAT_OBJECT_TYPES,
+    STAT_TYPES,
     StatisticConfig,
     StatObjectType,
-    SwitchConfig,
-    SwitchType,
-    Timers,
-    TreatmentConfig,
-    TreatmentType,
-    TServerConfig,
     split_object_id,
 )
+from .switches import DnConfig, SwitchConfig, SwitchType, TServerConfig

@@ -1,6 +1,6 @@
 """Reading a configuration: TOML text → :class:`ServerConfig`, or one :class:`ConfigError`.
 
-Every problem is reported in one go, each with a location (see ``model.py`` for the style):
+Every problem is reported in one go, each with a location (see :mod:`.checks` for the style):
 
 1. a file that cannot be read or is not UTF-8 → one problem;
 2. a TOML syntax error → one problem at ``line L, column C`` (TOML parsing stops at the first);
@@ -30,20 +30,13 @@ from pydantic import BaseModel, ValidationError
 
 from ivr_server.errors import ConfigError, ConfigProblem
 
-from .model import (
-    AgentGroupConfig,
-    IvrConfig,
-    RoutingConfig,
-    ServerConfig,
-    StatisticConfig,
-    SwitchConfig,
-    TServerConfig,
-    describe_value,
-    reference_problems,
-    routing_problems,
-    statistics_problems,
-    toml_context,
-)
+from .base import describe_value, toml_context
+from .checks import reference_problems, routing_problems, statistics_problems
+from .ivrs import IvrConfig
+from .root import ServerConfig
+from .routing import AgentGroupConfig, RoutingConfig
+from .statistics import StatisticConfig
+from .switches import SwitchConfig, TServerConfig
 
 _DEFAULT_RESOURCE: Final = "default.toml"
 _TOML_POSITION_RE: Final = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
