@@ -76,6 +76,13 @@ CALLS: dict[str, tuple[str, str, list[tuple[str, str]]]] = {
 }
 LOAD_SAMPLES = 6
 """Rate samples (one a second here) the charts show before the screenshot."""
+AGENTS = f"/api/v1/agents/{SWITCH}"
+README_LOGIN = {"agent_id": "A1", "queue": "6000", "work_mode": "AutoIn"}
+"""The README's agent login, on extension 7001 (no IVR port)."""
+AGENT_7001 = f"agent-{SWITCH}-7001"
+QUEUE = f"stats-queues-{SWITCH}-6000"
+PORT_AGENT_DNS = ("4010", "4011", "4101", "4102", "4103", "4104")
+"""The DNs of the agents on IVR ports: IVR_1 ports 10 and 11, IVR_2's four (auto-login)."""
 WAITING = ("WV-A1", "WV-A2", "WV-A3")
 """Calls presented on routing point 5001 (RouteRequest), waiting there."""
 
@@ -110,6 +117,17 @@ return {
     e.dataset.testid, e.dataset.link,
   ])),
   events: q('[data-testid="event-log"] li[data-event]').map((e) => e.dataset.event),
+  agents: Object.fromEntries(q('tr[data-testid^="agent-"]').map((tr) => [
+    tr.dataset.testid, {agentId: tr.dataset.agentId, state: tr.dataset.agentState, text: text(tr)},
+  ])),
+  kpiAgents: text(document.getElementById("kpi-agents")),
+  statsHidden: document.getElementById("stats-card").hidden,
+  statistics: Object.fromEntries(q('tr[data-testid^="statistic-"]').map((tr) => [
+    tr.dataset.testid.slice("statistic-".length), {result: tr.dataset.result, value: tr.dataset.value},
+  ])),
+  statRows: Object.fromEntries(q('tr[data-testid^="stats-"]').map((tr) => [
+    tr.dataset.testid, Object.fromEntries(q("td[data-col]", tr).map((td) => [td.dataset.col, text(td)])),
+  ])),
   rates: Object.fromEntries(q('[data-testid^="rate-"]').map((e) => [
     e.dataset.testid,
     {value: e.dataset.value === "" ? null : Number(e.dataset.value),
@@ -155,6 +173,34 @@ def udata_shown(items: list[dict[str, Any]]) -> list[list[str]]:
     return shown
 
 
+TIMED_STATS = {"ExpectedWaitTime", "CurrMaxCallWaitingTime"}
+"""Statistics that move with the clock alone: the page shows them as of its last read."""
+COUNTS = ("waiting", "ready", "not_ready", "busy", "logged_in", "calls")
+"""The count columns of the statistics' tables (the others are times)."""
+
+
+def agents_shown(state: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Every agent of every switch, as the Agents card must list them: (agent id, state)."""
+    return {
+        f"agent-{sw['name']}-{dn['number']}": (dn["agent"]["agent_id"], dn["agent"]["state"])
+        for sw in state["switches"]
+        for dn in sw["dns"]
+        if dn["agent"] is not None
+    }
+
+
+def stat_rows_shown(stats: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """The counts of each row of the statistics' tables (routing points, queues, groups, IVRs)."""
+    rows: dict[str, dict[str, str]] = {}
+    for key, items in stats.items():
+        if key == "statistics" or not isinstance(items, list):
+            continue
+        for item in items:
+            ident = "-".join(str(item[k]) for k in ("switch", "dn", "name") if k in item)
+            rows[f"stats-{key}-{ident}"] = {c: f"{item[c]:,}" for c in COUNTS if c in item}
+    return rows
+
+
 def assert_page_matches(page: dict[str, Any], state: dict[str, Any]) -> None:
     """Everything the page shows agrees with ``GET /api/v1/state``."""
     expected_tiles = {
@@ -183,6 +229,21 @@ def assert_page_matches(page: dict[str, Any], state: dict[str, Any]) -> None:
     assert page["switches"] == {
         f"switch-{sw['name']}": "up" if sw["link_up"] else "down" for sw in state["switches"]
     }
+
+    assert {k: (v["agentId"], v["state"]) for k, v in page["agents"].items()} == agents_shown(state)
+    ready = sum(agent_state == "Ready" for _, agent_state in agents_shown(state).values())
+    assert page["kpiAgents"] == f"{ready} / {len(agents_shown(state))}"
+    stats = state["stats"]
+    assert not page["statsHidden"]
+    assert set(page["statistics"]) == {item["name"] for item in stats["statistics"]}
+    for item in stats["statistics"]:
+        if item["stat_type"] not in TIMED_STATS:
+            shown = page["statistics"][item["name"]]
+            assert shown == {"result": item["result"], "value": item["text"]}, item
+    expected_rows = stat_rows_shown(stats)
+    assert set(page["statRows"]) == set(expected_rows)
+    for row, counts in expected_rows.items():
+        assert {c: page["statRows"][row][c] for c in counts} == counts, row
 
 
 # -- the browser ---------------------------------------------------------------------------------
@@ -368,6 +429,12 @@ async def load(link: RawLink, stop: asyncio.Event, limit: int = 4000) -> int:
     return done
 
 
+async def act(http: aiohttp.ClientSession, base: str, path: str, body: dict[str, Any]) -> None:
+    """An API action with the token; it must succeed."""
+    async with http.post(f"{base}{path}", json=body, headers=AUTH) as response:
+        assert response.status == 200, (path, response.status, await response.text())
+
+
 def screenshot_path(tmp_path: Path) -> Path:
     """Where the screenshot goes: ``WEBVIEW_SCREENSHOT`` (relative to the repository) or tmp."""
     wanted = os.environ.get("WEBVIEW_SCREENSHOT")
@@ -435,9 +502,53 @@ async def test_live_view_shows_the_server_and_follows_it(
         assert shown["routingPoints"][f"rp-waiting-{SWITCH}-{RP_WAIT}"] == str(len(WAITING))
         assert sorted(shown["sessions"]) == ["IVR_1", "IVR_2"]
         assert shown["switches"] == {f"switch-{SWITCH}": "up"}
+        # the statistics, which the server sends as lists: every configured one, and a table of
+        # routing points, queues, agent groups and IVRs (queue 6000: IVR_2's 3 idle agents and
+        # 5510 ready, 9101 on a call, 5511 not ready)
+        assert not shown["statsHidden"]
+        assert shown["statistics"]["ReadyAgents_6000"] == {"result": "Success", "value": "4"}
+        assert shown["statistics"]["Calls_IVR_2"] == {"result": "Success", "value": "1"}
+        assert shown["statRows"][QUEUE] == {
+            "dn": f"6000{SWITCH}",
+            "ready": "4",
+            "not_ready": "1",
+            "busy": "1",
+            "logged_in": "6",
+        }
+        assert shown["statRows"]["stats-ivrs-IVR_1"] == {"name": "IVR_1", "calls": "6"}
+        assert shown["statRows"][f"stats-routing_points-{SWITCH}-{RP_WAIT}"]["waiting"] == "3"
+        assert set(shown["agents"]) == {f"agent-{SWITCH}-{dn}" for dn in PORT_AGENT_DNS}
+        assert shown["kpiAgents"] == "5 / 6"
+
+        # ---- an agent logs in on extension 7001, not an IVR port (the README's example): the
+        # page lists and counts it and the statistics follow, without a reload
+        await page.run("window.__marker = 'still the same document'")
+        await act(http, base, f"{AGENTS}/7001/login", README_LOGIN)
+        shown = await page.until(
+            lambda p: (
+                p["agents"].get(AGENT_7001, {}).get("state") == "Ready"
+                and p["statistics"]["ReadyAgents_6000"]["value"] == "5"
+                and p["statRows"][QUEUE]["ready"] == "5"
+                and p["kpiAgents"] == "6 / 7"
+            ),
+            "agent A1 on 7001 Ready, counted in queue 6000 and in the summary",
+        )
+        row = shown["agents"][AGENT_7001]
+        assert row["agentId"] == "A1" and "Extension" in row["text"] and "Auto in" in row["text"]
+        assert_page_matches(shown, await api_state(http, base))
+        await act(http, base, f"{AGENTS}/7001/not-ready", {"work_mode": "AfterCallWork"})
+        shown = await page.until(
+            lambda p: (
+                p["agents"][AGENT_7001]["state"] == "NotReady"
+                and p["statistics"]["ReadyAgents_6000"]["value"] == "4"
+                and p["statRows"][QUEUE]["not_ready"] == "2"
+            ),
+            "agent A1 Not ready, queue 6000's counts following",
+        )
+        assert "After call work" in shown["agents"][AGENT_7001]["text"]
+        assert_page_matches(shown, await api_state(http, base))
 
         # ---- an EndCall over GLI: the same document follows, without a reload
-        await page.run("window.__marker = 'still the same document'")
         await ivr1.send("WV-A2", '<EndCall EndCause="Normal"/>')
         shown = await page.until(
             lambda p: (
@@ -528,6 +639,8 @@ async def test_live_view_shows_the_server_and_follows_it(
         assert shown["marker"] == "still the same document"
         for row in shown["calls"].values():
             assert "555010" not in row["text"] and "hidden" in row["text"]
+        # agents and statistics are public: still there
+        assert shown["agents"][AGENT_7001]["agentId"] == "A1" and not shown["statsHidden"]
         assert await page.run("return sessionStorage.getItem('ivr-server.token')") is None
 
     await page.collect_errors()

@@ -185,6 +185,10 @@
     return "in-call";
   }
 
+  // ------------------------------------------------------------------ rendering: agents, statistics (panels.js)
+
+  const panels = window.ivrPanels({ h, replace, $, pretty, norm, fmtInt });
+
   // ------------------------------------------------------------------ rendering: summary
 
   const lastRendered = new Map();
@@ -201,9 +205,7 @@
     const ivrs = state.ivrs || [];
     const ports = ivrs.flatMap((ivr) => (ivr.ports || []).map((p) => portState(ivr, p)));
     const inCall = ports.filter((st) => st === "in-call").length;
-    const ready = ivrs
-      .flatMap((ivr) => ivr.ports || [])
-      .filter((p) => p.agent && norm(p.agent.state) === "ready").length;
+    const agents = panels.agentCounts(state); // on every DN of every switch, not only on ports
     const waiting = (state.routing_points || []).reduce((n, rp) => n + (rp.waiting || []).length, 0);
     const switches = state.switches || [];
     const up = switches.filter((sw) => sw.link_up).length;
@@ -211,7 +213,7 @@
     replace("kpi-calls", fmtInt((state.calls || []).length));
     replace("kpi-waiting", fmtInt(waiting));
     replace("kpi-ports", fmtInt(inCall), h("small", null, ` / ${fmtInt(ports.length)}`));
-    replace("kpi-agents", fmtInt(ready));
+    replace("kpi-agents", fmtInt(agents.ready), h("small", null, ` / ${fmtInt(agents.loggedIn)}`));
     replace("kpi-sessions", fmtInt((state.sessions || []).length));
     replace("kpi-links", fmtInt(up), h("small", null, ` / ${fmtInt(switches.length)}`));
     $("kpi-links").parentElement.dataset.state = up < switches.length ? "unavailable" : "ready";
@@ -626,32 +628,6 @@
     replace("sessions", h("div", { class: "rows" }, rows));
   }
 
-  // ------------------------------------------------------------------ rendering: statistics
-
-  /** Nested statistics as [label, value] rows: field names (snake_case) prettified, object
-   *  names (DNs, queues, IVRs) kept as they are; three levels at most. */
-  function flatStats(stats, prefix = "", depth = 0, out = []) {
-    for (const [key, value] of Object.entries(stats || {})) {
-      const part = /^[a-z][a-z0-9_]*$/.test(key) ? pretty(key) : key;
-      const name = prefix ? `${prefix} · ${part}` : part;
-      if (value !== null && typeof value === "object" && !Array.isArray(value)) {
-        if (depth < 2) flatStats(value, name, depth + 1, out);
-      } else if (typeof value === "number" || typeof value === "string" || typeof value === "boolean") {
-        out.push([name, value]);
-      }
-    }
-    return out;
-  }
-
-  function renderStats(stats) {
-    const entries = flatStats(stats).slice(0, 24);
-    $("stats-card").hidden = entries.length === 0;
-    replace(
-      "stats",
-      entries.map(([k, v]) => [h("dt", null, k), h("dd", null, typeof v === "number" ? (Number.isInteger(v) ? fmtInt(v) : fmtRate(v)) : String(v))]),
-    );
-  }
-
   // ------------------------------------------------------------------ rendering: rates
 
   /** Accepts {series: {name: [v...]}} , {name: [v...]}, or {samples: [{name: v, ...}]};
@@ -854,7 +830,8 @@
     section("calls", state.calls, renderCalls);
     section("routing_points", state.routing_points, renderRoutingPoints);
     section("sessions", state.sessions, renderSessions);
-    section("stats", state.stats, renderStats);
+    section("agents", panels.agentsOf(state), panels.renderAgents);
+    section("stats", panels.statsShown(state.stats), panels.renderStats);
     document.body.dataset.loaded = "true";
   }
 
