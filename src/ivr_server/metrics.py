@@ -82,6 +82,9 @@ class Metrics:
     errors: Counter[str] = field(default_factory=Counter)
     """Error answers by kind: ``NoSuchCall``, ``BLOCKED_REQ``, ``INVALID_REQ``, ``EndCall:<cause>``,
     ``rejected``, ``internal``…"""
+    refusals: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Requests refused, by (request element, cause): the cause is what the IVR is told, as in
+    ``errors`` (``EndCall:ServerPaused``, ``NoSuchCall``, ``INVALID_REQ``…)."""
     routing: Counter[str] = field(default_factory=Counter)
     """RouteResponse RouteTypes sent (``Default`` includes router timeouts)."""
     router_timeouts: int = 0

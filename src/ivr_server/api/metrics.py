@@ -88,6 +88,14 @@ class ServiceCollector(Collector):
         for kind, count in sorted(metrics.errors.items()):
             errors.add_metric([kind], count)
         yield errors
+        refusals = CounterMetricFamily(
+            f"{PREFIX}_refusals",
+            "Requests refused, by request element and cause (what the IVR is told).",
+            labels=["request", "cause"],
+        )
+        for (request, cause), count in sorted(metrics.refusals.items()):
+            refusals.add_metric([request, cause], count)
+        yield refusals
 
         yield GaugeMetricFamily(
             f"{PREFIX}_calls_active", "Calls of IVR ports now.", value=len(service.calls.calls)

@@ -8,7 +8,8 @@ less a reserve (``server.reserved-descriptors``): the API, the log and the confi
 always find a descriptor. A connection over the cap is accepted, told why (a GLI Error frame,
 code 7) and closed at once; no accept fails for want of a descriptor, so the accept loop never
 spins on ``EMFILE``. Refusals are logged at once, then at most once per
-:data:`REFUSAL_LOG_INTERVAL` with a count, so a flood of connections cannot flood the log.
+:data:`REFUSAL_LOG_INTERVAL` with a count (:class:`~ivr_server.throttle.LogThrottle`), so a flood
+of connections cannot flood the log.
 
 The gate counts connections in ``admit`` / ``closed`` with the peer's host, so that per-peer caps
 can be added there.
@@ -33,6 +34,7 @@ import socket
 from typing import Any, Final
 
 from ivr_server.config.model import ServerOptions, TcpKeepAlive
+from ivr_server.throttle import DEFAULT_INTERVAL, LogThrottle
 
 try:
     import resource
@@ -41,7 +43,7 @@ except ImportError:  # pragma: no cover - not on Windows
 
 log = logging.getLogger("ivr_server.runtime")
 
-REFUSAL_LOG_INTERVAL: Final = 10.0
+REFUSAL_LOG_INTERVAL: Final = DEFAULT_INTERVAL
 """Seconds between two log lines about connections refused at the cap (the first is at once)."""
 
 
@@ -83,15 +85,21 @@ class ConnectionGate:
     def __init__(self, cap: int | None, log_interval: float = REFUSAL_LOG_INTERVAL) -> None:
         self.cap = cap
         """The most connections open at once (``None``: no cap)."""
-        self.log_interval = log_interval
-        """Seconds between two log lines about refusals (the first is at once)."""
         self.open = 0
         """Connections admitted and not closed yet."""
         self.refused = 0
         """Connections refused since start."""
-        self._unlogged = 0
-        """Refusals since the last log line."""
-        self._logged_at: float | None = None
+        self._throttle: LogThrottle[None] = LogThrottle(log_interval)
+        """The refusals' log lines: one cause, a refusal."""
+
+    @property
+    def log_interval(self) -> float:
+        """Seconds between two log lines about refusals (the first is at once)."""
+        return self._throttle.interval
+
+    @log_interval.setter
+    def log_interval(self, seconds: float) -> None:
+        self._throttle.interval = seconds
 
     def admit(self, host: str, now: float) -> bool:
         """A connection from ``host`` was accepted: may it stay? (If so, :meth:`closed` must
@@ -101,27 +109,22 @@ class ConnectionGate:
             self.open += 1
             return True
         self.refused += 1
-        self._unlogged += 1
-        if self._logged_at is None or now - self._logged_at >= self.log_interval:
-            self.log_refusals(now, host)
+        if self._throttle.note(None, now):
+            self._log(f"connection from {host} refused")
         return False
 
     def closed(self, host: str) -> None:
         """An admitted connection from ``host`` closed."""
         self.open -= 1
 
-    def log_refusals(self, now: float, host: str | None = None) -> None:
+    def log_refusals(self, now: float) -> None:
         """Log the refusals not logged yet (one line), if any."""
-        count, self._unlogged = self._unlogged, 0
-        if not count:
-            return
-        since = self._logged_at
-        self._logged_at = now
-        what = (
-            f"connection from {host} refused"
-            if host is not None and count == 1
-            else f"{count} IVR connections refused in the last {now - (since or now):.0f} s"
-        )
+        for summary in self._throttle.take_due(now, everything=True):
+            self._log(
+                f"{summary.count} IVR connections refused in the last {summary.seconds:.0f} s"
+            )
+
+    def _log(self, what: str) -> None:
         log.warning(
             "%s: %d IVR connections are open, the most allowed (server.max-connections, or the "
             "file-descriptor limit less server.reserved-descriptors); %d refused since start",
@@ -133,7 +136,7 @@ class ConnectionGate:
     @property
     def log_due(self) -> bool:
         """Refusals wait to be logged (the owner logs them once the interval is over)."""
-        return self._unlogged > 0
+        return self._throttle.pending
 
 
 def set_tcp_keep_alive(sock: Any, options: TcpKeepAlive) -> None:

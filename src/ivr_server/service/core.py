@@ -88,6 +88,7 @@ from ivr_server.switch import (
     VirtualSwitch,
     WorkMode,
 )
+from ivr_server.throttle import LogThrottle, Summary
 from ivr_server.timers import earliest
 from ivr_server.wire import DecodeError, KvList, Message, forget_memos, str_node
 from ivr_server.wire import messages as m
@@ -212,6 +213,9 @@ class IvrService:
         self._id_seed = id_seed
         self.metrics = Metrics()
         """What the server counted (exported by the API's /metrics)."""
+        self.refusal_log: LogThrottle[tuple[str, str]] = LogThrottle()
+        """Refusals by (request, cause): the first logged at INFO, then one summary line per
+        cause per interval; each at DEBUG (:meth:`_refused`)."""
         self.listeners: list[Callable[[str, SwitchEvent], None]] = []
         """Called with (switch name, event) for every switch event (the API's event stream);
         empty when nobody listens, which costs nothing."""
@@ -384,8 +388,7 @@ class IvrService:
             else:
                 self._on_other(session, call_id, message)
         except Refusal as refusal:
-            log.info("session %d: %s", session.id, refusal.reason, extra=_ctx(session, call_id))
-            self.metrics.errors[refusal.kind] += 1
+            self._refused(session, call_id, message.tag, refusal)
             if refusal.reply is not None:
                 self._send(session, refusal.call_id, refusal.reply)
             self._pump()
@@ -400,6 +403,50 @@ class IvrService:
             failed = True
         if failed or self._unsent:
             self._answer_failure(session, call_id, message, failed)
+
+    def _refused(self, session: Session, call_id: str | None, tag: str, refusal: Refusal) -> None:
+        """Count a refusal by cause (what the IVR is told) and log it: at INFO the first of its
+        cause in an interval, then a summary line with the count (:meth:`_log_refusal_summaries`);
+        each one at DEBUG. A flood of refused requests costs a few log lines, not one each."""
+        kind = refusal.kind
+        metrics = self.metrics
+        metrics.errors[kind] += 1
+        cause = (tag, kind)
+        metrics.refusals[cause] += 1
+        throttle = self.refusal_log
+        if throttle.note(cause, self.now):
+            log.info(
+                "session %d: %s (%s refused: %s; more of these are counted, one line every %g s)",
+                session.id,
+                refusal.reason,
+                tag,
+                kind,
+                throttle.interval,
+                extra=_ctx(session, call_id),
+            )
+        elif log.isEnabledFor(logging.DEBUG):
+            log.debug(
+                "session %d: %s (%s refused: %s)",
+                session.id,
+                refusal.reason,
+                tag,
+                kind,
+                extra=_ctx(session, call_id),
+            )
+        deadline = throttle.next_deadline()
+        if deadline is not None and deadline <= self.now:
+            self._log_refusal_summaries(throttle.take_due(self.now))
+
+    def _log_refusal_summaries(self, summaries: list[Summary[tuple[str, str]]]) -> None:
+        for summary in summaries:
+            tag, kind = summary.key
+            log.info(
+                "%d more %s refused (%s) in the last %g s",
+                summary.count,
+                tag,
+                kind,
+                round(summary.seconds, 1),
+            )
 
     def _answer_failure(
         self, session: Session, call_id: str | None, message: Message, failed: bool
@@ -1425,6 +1472,7 @@ class IvrService:
         for call_id in call_ids:
             self.calls.end_by_operator(call_id, now)
         self._pump()
+        self._log_refusal_summaries(self.refusal_log.take_due(now, everything=True))
         return len(call_ids)
 
     def _broadcast_flow_control(self) -> None:
@@ -1449,7 +1497,8 @@ class IvrService:
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must next run (``None``: no timer runs)."""
-        return earliest(self.calls.next_deadline(), self.outbound.next_deadline())
+        deadline = earliest(self.calls.next_deadline(), self.outbound.next_deadline())
+        return earliest(deadline, self.refusal_log.next_deadline())
 
     def handle_timer(self, now: float) -> None:
         """Run the timers that are due."""
@@ -1457,6 +1506,8 @@ class IvrService:
         self.calls.handle_timer(now)
         self.outbound.handle_timer(now)
         self._pump()
+        if self.refusal_log.pending:
+            self._log_refusal_summaries(self.refusal_log.take_due(now))
 
 
 class _NoPort(Exception):
