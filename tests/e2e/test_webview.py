@@ -3,12 +3,14 @@
 The real server runs in this process with its HTTP API on a free loopback port; IVR sessions
 (``RawLink``) start calls, set user data, present calls on routing point 5001 (no router: they
 wait there for the long Router Timeout) and log agents in. The page must show exactly what
-``GET /api/v1/state`` says, follow an ``EndCall`` without being reloaded (the event stream),
-reconnect when the event stream drops and go on following, end a call with its button, show the
-public view without user data once signed out, and carry no browser console error. The page is
-opened with the API token in its address (``/?access_token=``), which it keeps in sessionStorage
-and takes out of the address bar. A screenshot is taken under load (``WEBVIEW_SCREENSHOT=path``
-chooses where; ``docs/webview.png`` is the one in the documentation).
+``GET /api/v1/state`` says (every agent and the statistics, which come as lists, included),
+follow an agent logging in on extension 7001 over the API (the README's example, no IVR port)
+and an ``EndCall`` without being reloaded (the event stream), reconnect when the event stream
+drops and go on following, end a call with its button, show the public view without user data
+once signed out, and carry no browser console error. The page is opened with the API token in
+its address (``/?access_token=``), which it keeps in sessionStorage and takes out of the address
+bar. A full-page screenshot is taken under load (``WEBVIEW_SCREENSHOT=path`` chooses where;
+``docs/webview.png`` is the one in the documentation).
 
 Selenium is blocking, so every browser call runs in a worker thread (``asyncio.to_thread``) while
 the server goes on serving from this test's event loop.
@@ -283,6 +285,20 @@ def open_browser() -> webdriver.Chrome:
     return driver
 
 
+def full_page_screenshot(driver: webdriver.Chrome, path: Path) -> bool:
+    """The whole page, VIEWPORT[0] wide (down to the Agents and Statistics cards), then the
+    viewport back as it was."""
+    height = int(driver.execute_script("return document.documentElement.scrollHeight"))
+    metrics = {"width": VIEWPORT[0], "deviceScaleFactor": 1, "mobile": False}
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {**metrics, "height": height})
+    try:
+        return bool(driver.save_screenshot(str(path)))
+    finally:
+        driver.execute_cdp_cmd(
+            "Emulation.setDeviceMetricsOverride", {**metrics, "height": VIEWPORT[1]}
+        )
+
+
 def console_errors(driver: webdriver.Chrome) -> list[dict[str, Any]]:
     """Browser console entries at level SEVERE (errors, uncaught exceptions, failed loads)."""
     get_log = cast(Callable[[str], list[dict[str, Any]]], driver.get_log)  # untyped upstream
@@ -519,6 +535,8 @@ async def test_live_view_shows_the_server_and_follows_it(
         assert shown["statRows"][f"stats-routing_points-{SWITCH}-{RP_WAIT}"]["waiting"] == "3"
         assert set(shown["agents"]) == {f"agent-{SWITCH}-{dn}" for dn in PORT_AGENT_DNS}
         assert shown["kpiAgents"] == "5 / 6"
+        assert "port in call" in shown["agents"][f"agent-{SWITCH}-4101"]["text"]  # WV-C1's port
+        assert "port in call" not in shown["agents"][f"agent-{SWITCH}-4102"]["text"]
 
         # ---- an agent logs in on extension 7001, not an IVR port (the README's example): the
         # page lists and counts it and the statistics follow, without a reload
@@ -608,7 +626,7 @@ async def test_live_view_shows_the_server_and_follows_it(
                 timeout=LOAD_SAMPLES + 8.0,
             )
             path = screenshot_path(tmp_path)
-            assert await asyncio.to_thread(page.driver.save_screenshot, str(path))
+            assert await asyncio.to_thread(full_page_screenshot, page.driver, path)
             assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         finally:
             stop.set()

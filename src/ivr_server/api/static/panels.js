@@ -18,12 +18,12 @@ window.ivrPanels = ({ h, replace, $, pretty, norm, fmtInt }) => {
   // ---------------------------------------------------------------- agents
 
   /** Every logged-in agent, in switch and DN configuration order: {switch, dn, type, agent, port}
-   *  where port is the IVR port on that DN ({ivr, number}) or null. */
+   *  where port is the IVR port on that DN ({ivr, number, call: its CallId or null}) or null. */
   function agentsOf(state) {
     const ports = new Map();
     for (const ivr of state.ivrs || []) {
       for (const port of ivr.ports || []) {
-        if (port.switch && port.dn) ports.set(`${port.switch}\u0000${port.dn}`, { ivr: ivr.name, number: port.number });
+        if (port.switch && port.dn) ports.set(`${port.switch}\u0000${port.dn}`, { ivr: ivr.name, number: port.number, call: port.call?.call_id ?? null });
       }
     }
     const rows = [];
@@ -63,7 +63,12 @@ window.ivrPanels = ({ h, replace, $, pretty, norm, fmtInt }) => {
           "data-state": agentTone(agent),
         },
         h("td", { class: "nowrap" }, h("span", { class: "mono" }, agent.agent_id)),
-        h("td", { class: "nowrap" }, h("span", { class: "pill", "data-state": agentTone(agent) }, pretty(agent.state))),
+        h(
+          "td",
+          { class: "nowrap" },
+          h("span", { class: "pill", "data-state": agentTone(agent) }, pretty(agent.state)),
+          port?.call ? h("span", { class: "sub", title: `Call ${port.call}` }, "port in call") : null,
+        ),
         h("td", { class: "nowrap", title: agent.work_mode ?? "" }, pretty(agent.work_mode) || "–"),
         h("td", { class: "nowrap" }, agent.queue ? h("span", { class: "mono" }, agent.queue) : h("span", { class: "muted" }, "–")),
         h(
