@@ -12,8 +12,11 @@ import argparse
 import json
 import subprocess
 import sys
+import typing
 from pathlib import Path
 from typing import Any
+
+from ivr_server import vocabulary
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "src/ivr_server/spec/messages.json"
@@ -49,14 +52,33 @@ CODEC_PARTS = {
     "List",
     "Node",
 }
+# Value sets of ivr_server.vocabulary that attributes are typed with: an attribute whose values are
+# exactly one of these sets gets its name, so the wire and the layers above share one definition.
+VOCABULARY = (
+    "AgentStatusName",
+    "LinkStatus",
+    "RouteType",
+    "StatResultCode",
+    "TreatStatus",
+    "TreatmentType",
+)
+_VOCABULARY_OF = {
+    frozenset(typing.get_args(getattr(vocabulary, name))): name for name in VOCABULARY
+}
 
 
 def _literal(values: list[str]) -> str:
     return "Literal[" + ", ".join(repr(v) for v in values) + "]"
 
 
-def _attr_type(spec: dict[str, Any]) -> str:
-    return _literal(spec["values"]) if spec["values"] else "str"
+def _attr_type(spec: dict[str, Any], used: set[str]) -> str:
+    if not spec["values"]:
+        return "str"
+    name = _VOCABULARY_OF.get(frozenset(spec["values"]))
+    if name is None:
+        return _literal(spec["values"])
+    used.add(name)
+    return f"vocabulary.{name}"
 
 
 def _child_type(child: dict[str, Any]) -> str:
@@ -105,8 +127,8 @@ def generate(schema: dict[str, Any]) -> str:
         '"""Every message of the IServer DTD 4.0 as a frozen ``msgspec.Struct`` named as on the wire.',
         "",
         "Attributes and child elements are fields with their wire names; optional ones default to",
-        "``None`` (absent). Enumerated attributes are ``Literal`` types. ``SPECS`` maps each tag to the",
-        "schema record the codec uses.",
+        "``None`` (absent). Enumerated attributes are ``Literal`` types, named in ``ivr_server.vocabulary``",
+        "when other layers share them. ``SPECS`` maps each tag to the schema record the codec uses.",
         '"""',
         "",
         "from __future__ import annotations",
@@ -115,6 +137,7 @@ def generate(schema: dict[str, Any]) -> str:
         "",
         "import msgspec",
         "",
+        "from ivr_server import vocabulary",
         "from ivr_server.wire.kv import KvList, NVPair",
         "from ivr_server.wire.schema import AttrSpec, ChildSpec, ElementSpec",
         "",
@@ -145,6 +168,7 @@ def generate(schema: dict[str, Any]) -> str:
     ]
     messages = [t for t, e in elements.items() if e["role"] == "message"]
     spec_lines: list[str] = []
+    used: set[str] = set()
 
     def emit_class(tag: str, base: str) -> None:
         el = elements[tag]
@@ -162,7 +186,7 @@ def generate(schema: dict[str, Any]) -> str:
         attr_specs, child_specs = [], []
         for name, a in el["attributes"].items():
             required = a["required"] and (tag, name) not in RELAXED_REQUIRED
-            typ = _attr_type(a)
+            typ = _attr_type(a, used)
             if required:
                 out.append(f"    {name}: {typ}")
             elif a["default"] is not None:
@@ -232,6 +256,9 @@ def generate(schema: dict[str, Any]) -> str:
     for name in sorted(["MESSAGE_TAGS", "Message", "Part", "SPECS", *parts, *messages]):
         out.append(f"    {name!r},")
     out.append("]")
+    unused = sorted(set(VOCABULARY) - used)
+    if unused:
+        raise SystemExit(f"no attribute of the schema has the values of vocabulary.{unused[0]}")
     return "\n".join(out) + "\n"
 
 

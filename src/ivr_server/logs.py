@@ -28,7 +28,9 @@ import queue
 import sys
 import threading
 from datetime import UTC, datetime
-from typing import Any, Final, Literal, TextIO
+from typing import Any, Final, TextIO
+
+from ivr_server.vocabulary import LogFormat
 
 __all__ = [
     "DEFAULT_QUEUE_SIZE",
@@ -37,6 +39,7 @@ __all__ = [
     "MAX_MESSAGE_CHARS",
     "DroppingQueueHandler",
     "JsonFormatter",
+    "LogFormat",
     "LogWriter",
     "TextFormatter",
     "configure",
@@ -63,8 +66,6 @@ FIELDS: Final = (
     "event",
 )
 """Context fields a log record may carry (``extra=fields(...)``), in output order."""
-
-LogFormat = Literal["auto", "json", "text"]
 
 DEFAULT_QUEUE_SIZE: Final = 10_000
 """Records that may wait for the writer thread (``[server] log-queue-size``)."""

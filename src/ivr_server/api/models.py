@@ -44,8 +44,14 @@ from pydantic import (
     model_validator,
 )
 
-from ivr_server.config.model import RouteTypeName, TreatmentType
-from ivr_server.switch import WorkMode
+from ivr_server.vocabulary import (
+    LogLevel,
+    NodeType,
+    RouterMode,
+    RouteType,
+    TreatmentType,
+    WorkMode,
+)
 from ivr_server.wire import KvList, List, Node
 
 INT_MIN: Final = -(2**31)
@@ -61,7 +67,7 @@ class KvNodeIn(_Body):
 
     name: str = Field(min_length=1)
     """The key (case-sensitive; keys may repeat)."""
-    type: Literal["Str", "Int", "Bin"] = "Str"
+    type: NodeType = "Str"
     """``Str`` (default), ``Int`` (32-bit signed) or ``Bin`` (opaque text)."""
     value: StrictStr | StrictInt
     """A string; for ``Int`` a number or its decimal text."""
@@ -161,7 +167,7 @@ class EndCallBody(_Body):
 class RouteBody(_Body):
     """``POST .../route``: TRouteCall."""
 
-    route_type: RouteTypeName = "Normal"
+    route_type: RouteType = "Normal"
     """AttributeRouteType: the ``RouteResponse/@RouteType`` the IVR gets."""
     dest: str | None = Field(default=None, min_length=1)
     """The destination (``RouteResponse/Dest``); none for ``Default``."""
@@ -183,7 +189,7 @@ class TreatmentBody(_Body):
 class RouterBody(_Body):
     """``PUT /api/v1/routing-points/{switch}/{dn}/router``."""
 
-    router: Literal["builtin", "external", "webhook", "none"]
+    router: RouterMode
     """``builtin`` (the configuration's rules), ``external`` (API clients route), ``webhook``
     (the server asks ``url``) or ``none`` (only the router timeout answers)."""
     url: str | None = None
@@ -247,7 +253,7 @@ class LinkBody(_Body):
 class LogLevelBody(_Body):
     """``PUT /api/v1/log-level``."""
 
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+    level: LogLevel
     """The new level of the server's logs."""
 
     @field_validator("level", mode="before")
@@ -277,7 +283,7 @@ class WebhookAnswer(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    route_type: RouteTypeName | None = None
+    route_type: RouteType | None = None
     dest: str | None = None
     extensions: list[KvItemIn] = Field(default_factory=list)
     treatment: _WebhookTreatment | None = None

@@ -14,11 +14,12 @@ to the call's owner through the same queue.
 
 from __future__ import annotations
 
-from enum import IntEnum, StrEnum
-from typing import ClassVar, Literal, TypeAlias
+from enum import IntEnum
+from typing import ClassVar
 
 import msgspec
 
+from ivr_server.vocabulary import DnType, RouteType, WorkMode
 from ivr_server.wire.kv import KvList
 
 __all__ = [
@@ -55,26 +56,6 @@ __all__ = [
     "SwitchEvent",
     "WorkMode",
 ]
-
-
-class DnType(StrEnum):
-    """Configuration type of a DN (PROTOCOL.md §10.4); values are our configuration spellings."""
-
-    EXTENSION = "extension"
-    VOICE_TREATMENT_PORT = "voice-treatment-port"
-    ROUTING_POINT = "routing-point"
-    ACD_QUEUE = "acd-queue"
-    VIRTUAL_ROUTING_POINT = "virtual-routing-point"
-
-
-class WorkMode(StrEnum):
-    """T-Library AttributeWorkMode. AgentReady/AgentNotReady carry ``Unknown``/``AutoIn``/``ManualIn``."""
-
-    UNKNOWN = "Unknown"
-    AUTO_IN = "AutoIn"
-    MANUAL_IN = "ManualIn"
-    AFTER_CALL_WORK = "AfterCallWork"
-    WALK_AWAY = "WalkAway"
 
 
 class AgentStatus(IntEnum):
@@ -245,12 +226,6 @@ class EventError(SwitchEvent, frozen=True, kw_only=True):
     """T-Library name of the failed request, e.g. ``TAgentLogin``."""
     conn_id: str | None = None
     """AttributeConnID of the call the failed request was about, if any."""
-
-
-RouteType: TypeAlias = Literal[
-    "Default", "Normal", "Reroute", "RerouteAttended", "RerouteConferenced"
-]
-"""AttributeRouteType of RequestRouteCall, by the names ``RouteResponse/@RouteType`` uses."""
 
 
 class CallEvent(SwitchEvent, frozen=True, kw_only=True):

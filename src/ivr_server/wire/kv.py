@@ -8,13 +8,13 @@ byte for byte; :attr:`Node.value` gives the typed Python value.
 
 from __future__ import annotations
 
-from typing import Literal, TypeAlias
+from typing import TypeAlias
 
 import msgspec
 
-__all__ = ["Item", "KvList", "List", "NVPair", "Node", "NodeType", "int_node", "str_node"]
+from ivr_server.vocabulary import NodeType
 
-NodeType: TypeAlias = Literal["Int", "Str", "Bin"]
+__all__ = ["Item", "KvList", "List", "NVPair", "Node", "NodeType", "int_node", "str_node"]
 
 
 class Node(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,8 +2,8 @@
 """Every message of the IServer DTD 4.0 as a frozen ``msgspec.Struct`` named as on the wire.
 
 Attributes and child elements are fields with their wire names; optional ones default to
-``None`` (absent). Enumerated attributes are ``Literal`` types. ``SPECS`` maps each tag to the
-schema record the codec uses.
+``None`` (absent). Enumerated attributes are ``Literal`` types, named in ``ivr_server.vocabulary``
+when other layers share them. ``SPECS`` maps each tag to the schema record the codec uses.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import ClassVar, Final, Literal
 
 import msgspec
 
+from ivr_server import vocabulary
 from ivr_server.wire.kv import KvList, NVPair
 from ivr_server.wire.schema import AttrSpec, ChildSpec, ElementSpec
 
@@ -42,7 +43,7 @@ class Server(Part, frozen=True, kw_only=True):
 
     tag: ClassVar[str] = "Server"
     Name: str
-    Status: Literal["OK", "Unavailable"]
+    Status: vocabulary.LinkStatus
     Switch: str | None = None
 
 
@@ -53,7 +54,7 @@ class Port(Part, frozen=True, kw_only=True):
 
     tag: ClassVar[str] = "Port"
     PortNum: str
-    Status: Literal["OK", "Unavailable"]
+    Status: vocabulary.LinkStatus
 
 
 class Agent(Part, frozen=True, kw_only=True):
@@ -63,7 +64,7 @@ class Agent(Part, frozen=True, kw_only=True):
 
     tag: ClassVar[str] = "Agent"
     PortNum: str
-    Status: Literal["LoggedIn", "LoggedOut", "Ready", "NotReady", "Unknown"]
+    Status: vocabulary.AgentStatusName
 
 
 class Result(Part, frozen=True, kw_only=True):
@@ -224,7 +225,7 @@ class RouteResponse(Message, frozen=True, kw_only=True):
     direction: ClassVar[str] = "server->ivr"
     call_id_kind: ClassVar[str] = "call"
     modes: ClassVar[tuple[str, ...]] = ("In-Front", "Behind", "Network")
-    RouteType: Literal["Default", "Normal", "Reroute", "RerouteAttended", "RerouteConferenced"]
+    RouteType: vocabulary.RouteType
     Dest: str | None = None
     Extensions: tuple[NVPair, ...] | None = None
     ExtnsEx: KvList | None = None
@@ -548,26 +549,7 @@ class TreatCall(Message, frozen=True, kw_only=True):
     direction: ClassVar[str] = "server->ivr"
     call_id_kind: ClassVar[str] = "call"
     modes: ClassVar[tuple[str, ...]] = ("In-Front", "Behind", "Network")
-    Type: Literal[
-        "PlayAnnounce",
-        "PlayAnnounceAndDigits",
-        "Music",
-        "RAN",
-        "Busy",
-        "CollectDigits",
-        "CancelCall",
-        "SetDefaultRoute",
-        "PlayApplication",
-        "IVR",
-        "RingBack",
-        "Silence",
-        "VerifyDigits",
-        "RecordAnnounce",
-        "DeleteAnnounce",
-        "TextToSpeech",
-        "FastBusy",
-        "TextToSpeechAndDigits",
-    ]
+    Type: vocabulary.TreatmentType
     Parameters: KvList | None = None
     ExtnsEx: KvList | None = None
 
@@ -581,7 +563,7 @@ class TreatStatus(Message, frozen=True, kw_only=True):
     direction: ClassVar[str] = "ivr->server"
     call_id_kind: ClassVar[str] = "call"
     modes: ClassVar[tuple[str, ...]] = ("In-Front", "Behind", "Network")
-    Status: Literal["Started", "NotStarted", "Completed"]
+    Status: vocabulary.TreatStatus
     CED: str | None = None
     UDataEx: KvList | None = None
     ExtnsEx: KvList | None = None
@@ -814,7 +796,7 @@ class StatResp(Message, frozen=True, kw_only=True):
     direction: ClassVar[str] = "server->ivr"
     call_id_kind: ClassVar[str] = "call"
     modes: ClassVar[tuple[str, ...]] = ("In-Front", "Behind", "Network")
-    ResultCode: Literal["Success", "NoSuchStat", "MiscError"]
+    ResultCode: vocabulary.StatResultCode
     RequestId: str
     Result: _ResultT | None = None
 
