@@ -20,39 +20,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import ipaddress
 import logging
 import signal
-import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Final, Literal, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 from ivr_server.config import ServerConfig, load_config
 from ivr_server.config.model import ListenAddress
 from ivr_server.errors import ConfigError
 from ivr_server.memory import release_free_memory
-from ivr_server.runtime.connection import IvrLinkProtocol
+from ivr_server.runtime.access import ClientList
+from ivr_server.runtime.connection import FLUSH_AFTER_BYTES, ConnectionHost, IvrLinkProtocol
 from ivr_server.runtime.limits import (
-    ConnectionGate,
     connection_cap,
     descriptor_limit,
     raise_descriptor_limit,
     set_tcp_keep_alive,
 )
 from ivr_server.runtime.status import (
+    ReloadOutcome,
     ReloadStatusFile,
     reload_status_path,
     remove_pid_file,
     write_pid_file,
 )
-from ivr_server.service import IvrService, ReloadRefused, ReloadReport, StrandedCall
+from ivr_server.service import IvrService, ReloadRefused, ReloadReport
 from ivr_server.service.control import Control
 from ivr_server.service.reload import describe_stranded
-from ivr_server.wire import GliErrorCode, encode_error_frame
 
-__all__ = ["ApiFactory", "ApiPart", "IvrServer", "ReloadOutcome", "serve"]
+__all__ = ["FLUSH_AFTER_BYTES", "ApiFactory", "ApiPart", "IvrServer", "ReloadOutcome", "serve"]
 
 log = logging.getLogger("ivr_server.runtime")
 
@@ -70,9 +67,6 @@ class ApiPart(Protocol):
 
 LAG_PROBE_INTERVAL: Final = 0.25
 """Seconds between two runs of the event-loop lag probe (``metrics.loop_lag``)."""
-FLUSH_AFTER_BYTES: Final = 64 * 1024
-"""Bytes read in one turn of the event loop after which its replies are written without waiting
-for the turn's other connections (``IvrServer.after_read``)."""
 
 ApiFactory = Callable[["IvrServer"], ApiPart]
 """Builds the API of a server (``ivr_server.api.ApiServer`` is one)."""
@@ -80,8 +74,6 @@ ApiFactory = Callable[["IvrServer"], ApiPart]
 FORCED_RELOAD_SIGNAL: Final = signal.SIGUSR2
 """The signal of ``ivr-server reload --force`` (SIGHUP is the safe reload). Not SIGUSR1, which
 servers conventionally use to reopen their log files."""
-_SERVER_FULL: Final = encode_error_frame(GliErrorCode.TOO_MANY_CONNECTIONS)
-"""What a connection over the cap gets before it is closed."""
 DRAIN_POLL: Final = 0.05
 """Seconds between two looks, while a stop drains, at whether any call is left."""
 CLOSE_WAIT: Final = 2.0
@@ -89,29 +81,10 @@ CLOSE_WAIT: Final = 2.0
 then the rest are cut (``abort``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ReloadOutcome:
-    """What a reload request came to (for the log, the API's answer and ``ivr-server reload``)."""
-
-    result: Literal["applied", "refused", "invalid", "no-file"]
-    """``applied``; ``refused``: it would strand live calls (``stranded``) and was not forced;
-    ``invalid``: the file does not load (``problems``); ``no-file``: running on the built-in
-    default, there is nothing to re-read. In every case but ``applied`` nothing changed."""
-    message: str
-    """The same in words (the log line)."""
-    report: ReloadReport | None = None
-    """What changed (``applied`` only)."""
-    stranded: tuple[StrandedCall, ...] = ()
-    """The live calls the file would strand (``refused``), or that a forced reload ended
-    (``applied``)."""
-    problems: tuple[str, ...] = ()
-    """Why the file does not load (``invalid``)."""
-    force: bool = False
-    """Whether the reload was forced (SIGUSR2, ``reload --force``, ``{"force": true}``)."""
-
-
-class IvrServer:
-    """An IVR Server bound to its listeners. ``await start()``, then ``await stop()``."""
+class IvrServer(ConnectionHost):
+    """An IVR Server bound to its listeners. ``await start()``, then ``await stop()``. What its
+    connections share (their reads, turns, cap and client list) it has from
+    :class:`~ivr_server.runtime.connection.ConnectionHost`."""
 
     def __init__(
         self,
@@ -123,13 +96,12 @@ class IvrServer:
         api_listen: tuple[ListenAddress, ...] | None = None,
         api: ApiFactory | None = None,
     ) -> None:
-        self.config = config
+        super().__init__(
+            config, IvrService(config, id_seed=int(time.time()) & 0xFFFFFFFF), frame_timeout
+        )
         self.config_path = config_path
         """The file a reload re-reads (``None``: the built-in default, which cannot change)."""
         self.listen = listen or config.server.listen
-        self.frame_timeout = frame_timeout
-        """Longest wait for the rest of a partial GLI frame before the link is closed."""
-        self.service = IvrService(config, id_seed=int(time.time()) & 0xFFFFFFFF)
         self.control = Control(self.service)
         """Operator actions on the service (the API's act side)."""
         self.api_listen = config.api.listen if api_listen is None else api_listen
@@ -139,28 +111,10 @@ class IvrServer:
         """The running HTTP API, if any."""
         self.started_at = time.time()
         """When the server was created (Unix time)."""
-        self.protocols: dict[int, IvrLinkProtocol] = {}
         self.addresses: list[tuple[str, int]] = []
         self._servers: list[asyncio.Server] = []
-        self._allowed: list[tuple[set[str], int | None]] = self._compile_client_list(config)
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
         self._lag_probe: asyncio.TimerHandle | None = None
         self._heap_frozen = False
-        self._reads: list[IvrLinkProtocol] = []
-        """Connections that have read in this turn of the event loop, not yet written out."""
-        self._read_bytes = 0
-        """What they read, in bytes."""
-        self._turn_end_due = False
-        """Whether ``end_turn`` is scheduled."""
-        self.gate = ConnectionGate(connection_cap(config.server, descriptor_limit()))
-        """Admits IVR connections up to the cap (``server.max-connections``, the descriptor
-        limit less ``server.reserved-descriptors``)."""
-        self._admitted: dict[IvrLinkProtocol, str] = {}
-        """Connections the gate admitted and their peer's host, until they close."""
-        self._refusal_log: asyncio.TimerHandle | None = None
-        self._held: list[IvrLinkProtocol] = []
-        """Connections with frames read but not yet handled: each gets a batch in the next turn."""
         self.on_reload: Callable[[ReloadOutcome], None] | None = None
         """Called with the outcome of every reload request (``serve`` writes it to the status
         file beside the pid file, for ``ivr-server reload``)."""
@@ -305,11 +259,11 @@ class IvrServer:
     def settle_heap(self) -> None:
         """Collect once and freeze what is left (``gc.freeze``): the configuration, the modules,
         the switches' DNs. The collector then never scans those objects again, so its full
-        collections stay short whatever the size of the configuration (with 50,000 ports an
-        unfrozen full collection takes hundreds of milliseconds, stopping every call for that
-        long). ``serve`` calls it once started; a reload unfreezes, collects and freezes again so
-        that the old configuration can be freed. Then the heap is trimmed: reading a configuration
-        of 50,000 ports leaves 7-15 MB free in it."""
+        collections stay short whatever the size of the configuration (an unfrozen full
+        collection of a large configuration stops every call for as long as it takes).
+        ``serve`` calls it once started; a reload unfreezes, collects and freezes again so that
+        the old configuration can be freed. Then the heap is trimmed of what reading the
+        configuration left free in it (docs/performance.md, §5)."""
         gc.unfreeze()
         gc.collect()
         gc.freeze()
@@ -321,81 +275,7 @@ class IvrServer:
         """The first listening port (handy with port 0)."""
         return self.addresses[0][1]
 
-    # ------------------------------------------------------------------ output
-
-    def after_read(self, protocol: IvrLinkProtocol, size: int) -> None:
-        """Note that ``protocol`` has handled a read of ``size`` bytes; its output waits for
-        :meth:`flush_reads`.
-
-        The event loop hands every readable connection its bytes in one turn; the replies are
-        written once all of them have been handled (``call_soon`` runs before the loop polls
-        again), not after each. With many connections each bringing a request or two, that is one
-        pass over the service's output and timers per turn instead of per connection, and the
-        writes leave in one burst, so a peer on the same host is woken once for all of them
-        (docs/design.md, "The hot path"). Once a turn has read :data:`FLUSH_AFTER_BYTES`, what it
-        produced is written at once, so that a turn in which hundreds of connections each bring
-        hundreds of requests does not hold all their replies in memory together. The turn still
-        schedules one callback only: uvloop keeps up to 250 spent callback handles for reuse, and
-        handles made by the hundred during a peak pinned 17 MB of heap after it (measured with
-        ``bench_held.py``: RSS +14% of idle after 50,000 calls, against +3-5% with one)."""
-        if not self._turn_end_due:
-            self._turn_end_due = True
-            protocol.loop.call_soon(self.end_turn)
-        self._reads.append(protocol)
-        self._read_bytes += size
-        if self._read_bytes >= FLUSH_AFTER_BYTES:
-            self.flush_reads()
-
-    def end_turn(self) -> None:
-        """Run by the event loop once the turn's reads are handled (see :meth:`after_read`):
-        write their replies, then give every connection with frames held back from earlier reads
-        its next batch (:meth:`hold`); their replies go out at the end of the next turn."""
-        self._turn_end_due = False
-        self.flush_reads()
-        if self._held:
-            held = self._held
-            self._held = []
-            for protocol in held:
-                protocol.receive_more()
-
-    def hold(self, protocol: IvrLinkProtocol) -> None:
-        """Note that ``protocol`` has frames read and not yet handled (it read more than one
-        turn's batch, ``TURN_FRAMES`` or ``TURN_BYTES``): the end of this turn gives it the next
-        batch. One batch per connection per turn, after every readable connection's read of that
-        turn: a connection that sends more than it gets answered waits for itself, not the others
-        (docs/design.md, "Fairness")."""
-        self._held.append(protocol)
-        if not self._turn_end_due:
-            self._turn_end_due = True
-            protocol.loop.call_soon(self.end_turn)
-
-    def flush_reads(self) -> None:
-        """Write out what the reads so far produced and re-arm the connections' timers."""
-        reads = self._reads
-        if not reads:
-            return
-        self._reads = []
-        self._read_bytes = 0
-        self.flush()
-        for protocol in reads:
-            protocol.finish_read()
-
-    def flush(self) -> None:
-        """Write out every session the service queued data for; re-arm the service's timer."""
-        protocols = self.protocols
-        for session in self.service.take_dirty():
-            protocol = protocols.get(session.id)
-            if protocol is not None:
-                protocol.flush()
-        # Lazy, like the connections' timers: the timer only ever moves earlier. Calls ending
-        # or routing dialogs closing move the earliest deadline later many times a second; the
-        # timer then fires early, the service finds nothing due, and flush() re-arms it.
-        deadline = self.service.next_deadline()
-        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer_at = deadline
-            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+    # ------------------------------------------------------------------ lag probe
 
     def _arm_lag_probe(self) -> None:
         self._lag_probe = asyncio.get_running_loop().call_later(
@@ -407,39 +287,7 @@ class IvrServer:
         self.service.metrics.loop_lag.observe(max(0.0, time.monotonic() - due))
         self._arm_lag_probe()
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_at = None
-        self.service.handle_timer(asyncio.get_running_loop().time())
-        self.flush()
-
     # ------------------------------------------------------------------ connection cap
-
-    def admit(
-        self, protocol: IvrLinkProtocol, transport: asyncio.Transport, host: str, peer: str
-    ) -> bool:
-        """May the IVR connection ``protocol`` just accepted from ``peer`` stay? Over the cap it
-        gets a GLI Error frame (code 7) and is closed here; the refusal is logged, at most once
-        per ``gate.log_interval`` (with a count)."""
-        gate = self.gate
-        if gate.admit(host, protocol.loop.time()):
-            self._admitted[protocol] = host
-            return True
-        transport.write(_SERVER_FULL)
-        transport.close()
-        if gate.log_due and self._refusal_log is None:
-            self._refusal_log = protocol.loop.call_later(gate.log_interval, self._log_refusals)
-        return False
-
-    def release(self, protocol: IvrLinkProtocol) -> None:
-        """``protocol``'s connection closed (whether it was admitted or not)."""
-        host = self._admitted.pop(protocol, None)
-        if host is not None:
-            self.gate.closed(host)
-
-    def _log_refusals(self) -> None:
-        self._refusal_log = None
-        self.gate.log_refusals(asyncio.get_running_loop().time())
 
     def _log_capacity(self) -> None:
         limit = descriptor_limit()
@@ -464,35 +312,6 @@ class IvrServer:
                 limit,
                 options.reserved_descriptors,
             )
-
-    # ------------------------------------------------------------------ access list
-
-    @staticmethod
-    def _compile_client_list(config: ServerConfig) -> list[tuple[set[str], int | None]]:
-        compiled: list[tuple[set[str], int | None]] = []
-        for entry in config.server.client_list:
-            text = str(entry)
-            host, _, port = text.rpartition(":")
-            host = host.strip("[]")
-            addresses = {host}
-            with contextlib.suppress(OSError):
-                for info in socket.getaddrinfo(host, None):
-                    addresses.add(str(info[4][0]))
-            compiled.append((addresses, None if port == "*" else int(port)))
-        return compiled
-
-    def client_allowed(self, host: str, port: int) -> bool:
-        """Is a client at ``host:port`` allowed (original ``gli-client-list``; empty = all)?"""
-        if not self._allowed:
-            return True
-        candidates = {host}
-        with contextlib.suppress(ValueError):
-            ip = ipaddress.ip_address(host)
-            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-                candidates.add(str(ip.ipv4_mapped))
-        return any(
-            candidates & hosts and (want is None or want == port) for hosts, want in self._allowed
-        )
 
     # ------------------------------------------------------------------ reload
 
@@ -561,7 +380,7 @@ class IvrServer:
                 describe_stranded(stranded),
             )
         self.config = config
-        self._allowed = self._compile_client_list(config)
+        self.clients = ClientList(config.server.client_list)
         self.gate.cap = connection_cap(config.server, descriptor_limit())
         self.control.after_reload()
         self.flush()

@@ -3,16 +3,21 @@
 The only event-loop code of a session (aioquic's ``asyncio/protocol.py`` pattern): bytes in are
 fed to the link engine with ``loop.time()``; its events go to the service; once every connection
 readable in this turn of the event loop has read, everything the service queued is written out
-(``IvrServer.flush_reads``) and one timer handle is re-armed to the link's next deadline. A peer
+(``ConnectionHost.flush_reads``) and one timer handle is re-armed to the link's next deadline. A peer
 that does not read makes its transport buffer grow: reading from it pauses above the high-water
 mark, and past ``write_buffer_limit`` the connection is aborted so that nobody else is slowed
 down.
 
 Fairness: one read is handled :data:`TURN_FRAMES` frames or :data:`TURN_BYTES` bytes at a time.
 When a read brings more, the rest (and whatever that connection reads meanwhile) is handled in
-the following turns of the event loop, one batch per turn (``IvrServer.end_turn``), after the
+the following turns of the event loop, one batch per turn (``ConnectionHost.end_turn``), after the
 other connections' reads; reading from it pauses while more than :data:`HOLD_BYTES` wait. A
 connection that floods the server slows itself, not the others.
+
+:class:`ConnectionHost` is what the connections share: the open ones by session, the turn's
+reads and held batches, the service's timer, the connection cap and the client list.
+``IvrServer`` (``runtime/app.py``) is one; it lives here, beside the adapter, so that the two call
+each other directly and this module imports nothing of ``app.py``.
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Final, cast
+from typing import Final, cast
 
+from ivr_server.config import ServerConfig
+from ivr_server.runtime.access import ClientList
+from ivr_server.runtime.limits import ConnectionGate, connection_cap, descriptor_limit
 from ivr_server.service import IvrService, Session
 from ivr_server.session import (
     DocumentReceived,
@@ -32,12 +40,16 @@ from ivr_server.session import (
     LinkState,
     Role,
 )
-from ivr_server.wire import GliErrorCode
+from ivr_server.wire import GliErrorCode, encode_error_frame
 
-if TYPE_CHECKING:
-    from ivr_server.runtime.app import IvrServer
-
-__all__ = ["IvrLinkProtocol"]
+__all__ = [
+    "FLUSH_AFTER_BYTES",
+    "HOLD_BYTES",
+    "TURN_BYTES",
+    "TURN_FRAMES",
+    "ConnectionHost",
+    "IvrLinkProtocol",
+]
 
 log = logging.getLogger("ivr_server.runtime")
 
@@ -51,6 +63,11 @@ is handled alone in its turn)."""
 HOLD_BYTES: Final = 64 * 1024
 """Bytes read and not yet handled above which reading from a connection pauses (TCP then slows
 the sender down) until they are handled down to it."""
+FLUSH_AFTER_BYTES: Final = 64 * 1024
+"""Bytes read in one turn of the event loop after which its replies are written without waiting
+for the turn's other connections (``ConnectionHost.after_read``)."""
+_SERVER_FULL: Final = encode_error_frame(GliErrorCode.TOO_MANY_CONNECTIONS)
+"""What a connection over the cap gets before it is closed."""
 # Final: the compiled build reads it from a C variable, not from the module's dict per request.
 perf_counter: Final = time.perf_counter
 
@@ -58,7 +75,7 @@ perf_counter: Final = time.perf_counter
 class IvrLinkProtocol(asyncio.Protocol):
     """One accepted IVR connection."""
 
-    def __init__(self, server: IvrServer) -> None:
+    def __init__(self, server: ConnectionHost) -> None:
         self.server = server
         self.service: IvrService = server.service
         self.loop = asyncio.get_running_loop()
@@ -91,7 +108,7 @@ class IvrLinkProtocol(asyncio.Protocol):
         host, port = (str(peername[0]), int(peername[1])) if peername else ("?", 0)
         peer = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         if not self.server.admit(self, transport, host, peer):
-            self._closing = True  # over the connection cap: told, closed (IvrServer.admit)
+            self._closing = True  # over the connection cap: told, closed (ConnectionHost.admit)
             return
         opts = self.server.config.server
         now = self.loop.time()
@@ -134,7 +151,7 @@ class IvrLinkProtocol(asyncio.Protocol):
         self.server.after_read(self, len(data))  # written once every readable one has read
 
     def receive_more(self) -> None:
-        """Handle the next batch of frames held back from earlier reads (``IvrServer.end_turn``,
+        """Handle the next batch of frames held back from earlier reads (``ConnectionHost.end_turn``,
         once per turn while :meth:`_hold` holds them); resume reading once few are left."""
         self._queued = False
         link, session, transport = self.link, self.session, self.transport
@@ -199,7 +216,7 @@ class IvrLinkProtocol(asyncio.Protocol):
                 log.info("session %d: %s", session.id, event.reason)
 
     def finish_read(self) -> None:
-        """After the service's output is written (``IvrServer.flush_reads``): the link's own
+        """After the service's output is written (``ConnectionHost.flush_reads``): the link's own
         output (keep-alive responses, GLI Error frames), and its timer re-armed; the connection
         closed if the peer's end of file waited for its last frames to be answered."""
         self.flush()
@@ -297,3 +314,151 @@ class IvrLinkProtocol(asyncio.Protocol):
                 log.info("session %d: %s", session.id, event.reason)
         self.flush()
         self._arm_timer()
+
+
+class ConnectionHost:
+    """What the IVR connections of a server share (``IvrServer`` is one): the open ones by
+    session, the turn's reads and held batches, the service's timer, the connection cap and the
+    client list."""
+
+    def __init__(
+        self, config: ServerConfig, service: IvrService, frame_timeout: float | None
+    ) -> None:
+        self.config = config
+        self.service = service
+        self.frame_timeout = frame_timeout
+        """Longest wait for the rest of a partial GLI frame before the link is closed."""
+        self.protocols: dict[int, IvrLinkProtocol] = {}
+        """The open connections with a session, by session id."""
+        self.clients = ClientList(config.server.client_list)
+        """Who may connect (``server.client-list``)."""
+        self.gate = ConnectionGate(connection_cap(config.server, descriptor_limit()))
+        """Admits IVR connections up to the cap (``server.max-connections``, the descriptor
+        limit less ``server.reserved-descriptors``)."""
+        self._admitted: dict[IvrLinkProtocol, str] = {}
+        """Connections the gate admitted and their peer's host, until they close."""
+        self._refusal_log: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._reads: list[IvrLinkProtocol] = []
+        """Connections that have read in this turn of the event loop, not yet written out."""
+        self._read_bytes = 0
+        """What they read, in bytes."""
+        self._turn_end_due = False
+        """Whether ``end_turn`` is scheduled."""
+        self._held: list[IvrLinkProtocol] = []
+        """Connections with frames read but not yet handled: each gets a batch in the next turn."""
+
+    # ------------------------------------------------------------------ output
+
+    def after_read(self, protocol: IvrLinkProtocol, size: int) -> None:
+        """Note that ``protocol`` has handled a read of ``size`` bytes; its output waits for
+        :meth:`flush_reads`.
+
+        The event loop hands every readable connection its bytes in one turn; the replies are
+        written once all of them have been handled (``call_soon`` runs before the loop polls
+        again), not after each. With many connections each bringing a request or two, that is one
+        pass over the service's output and timers per turn instead of per connection, and the
+        writes leave in one burst, so a peer on the same host is woken once for all of them
+        (docs/design.md, "The hot path"). Once a turn has read :data:`FLUSH_AFTER_BYTES`, what it
+        produced is written at once, so that a turn in which hundreds of connections each bring
+        hundreds of requests does not hold all their replies in memory together. The turn still
+        schedules one callback only: uvloop keeps spent callback handles for reuse, and handles
+        made by the hundred during a peak stay pinned in the heap after it (docs/performance.md,
+        "Writing once per turn of the event loop")."""
+        if not self._turn_end_due:
+            self._turn_end_due = True
+            protocol.loop.call_soon(self.end_turn)
+        self._reads.append(protocol)
+        self._read_bytes += size
+        if self._read_bytes >= FLUSH_AFTER_BYTES:
+            self.flush_reads()
+
+    def end_turn(self) -> None:
+        """Run by the event loop once the turn's reads are handled (see :meth:`after_read`):
+        write their replies, then give every connection with frames held back from earlier reads
+        its next batch (:meth:`hold`); their replies go out at the end of the next turn."""
+        self._turn_end_due = False
+        self.flush_reads()
+        if self._held:
+            held = self._held
+            self._held = []
+            for protocol in held:
+                protocol.receive_more()
+
+    def hold(self, protocol: IvrLinkProtocol) -> None:
+        """Note that ``protocol`` has frames read and not yet handled (it read more than one
+        turn's batch, ``TURN_FRAMES`` or ``TURN_BYTES``): the end of this turn gives it the next
+        batch. One batch per connection per turn, after every readable connection's read of that
+        turn: a connection that sends more than it gets answered waits for itself, not the others
+        (docs/design.md, "Fairness")."""
+        self._held.append(protocol)
+        if not self._turn_end_due:
+            self._turn_end_due = True
+            protocol.loop.call_soon(self.end_turn)
+
+    def flush_reads(self) -> None:
+        """Write out what the reads so far produced and re-arm the connections' timers."""
+        reads = self._reads
+        if not reads:
+            return
+        self._reads = []
+        self._read_bytes = 0
+        self.flush()
+        for protocol in reads:
+            protocol.finish_read()
+
+    def flush(self) -> None:
+        """Write out every session the service queued data for; re-arm the service's timer."""
+        protocols = self.protocols
+        for session in self.service.take_dirty():
+            protocol = protocols.get(session.id)
+            if protocol is not None:
+                protocol.flush()
+        # Lazy, like the connections' timers: the timer only ever moves earlier. Calls ending
+        # or routing dialogs closing move the earliest deadline later many times a second; the
+        # timer then fires early, the service finds nothing due, and flush() re-arms it.
+        deadline = self.service.next_deadline()
+        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = asyncio.get_running_loop().call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_at = None
+        self.service.handle_timer(asyncio.get_running_loop().time())
+        self.flush()
+
+    # ------------------------------------------------------------------ who may connect
+
+    def admit(
+        self, protocol: IvrLinkProtocol, transport: asyncio.Transport, host: str, peer: str
+    ) -> bool:
+        """May the IVR connection ``protocol`` just accepted from ``peer`` stay? Over the cap it
+        gets a GLI Error frame (code 7) and is closed here; the refusal is logged, at most once
+        per ``gate.log_interval`` (with a count)."""
+        gate = self.gate
+        if gate.admit(host, protocol.loop.time()):
+            self._admitted[protocol] = host
+            return True
+        transport.write(_SERVER_FULL)
+        transport.close()
+        if gate.log_due and self._refusal_log is None:
+            self._refusal_log = protocol.loop.call_later(gate.log_interval, self._log_refusals)
+        return False
+
+    def release(self, protocol: IvrLinkProtocol) -> None:
+        """``protocol``'s connection closed (whether it was admitted or not)."""
+        host = self._admitted.pop(protocol, None)
+        if host is not None:
+            self.gate.closed(host)
+
+    def _log_refusals(self) -> None:
+        self._refusal_log = None
+        self.gate.log_refusals(asyncio.get_running_loop().time())
+
+    def client_allowed(self, host: str, port: int) -> bool:
+        """Is a client at ``host:port`` allowed (original ``gli-client-list``; empty = all)?"""
+        return self.clients.allows(host, port)

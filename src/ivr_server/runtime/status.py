@@ -1,4 +1,5 @@
-"""The pid file and the reload status file beside it: how ``ivr-server reload`` learns the outcome.
+"""A reload's outcome, and the pid file and the reload status file beside it: how ``ivr-server
+reload`` learns the outcome.
 
 A signal carries nothing back, so a server started with ``--pid-file FILE`` keeps a small JSON
 file ``FILE.reload`` next to it (:func:`reload_status_path`): written once the signal handlers are
@@ -19,13 +20,14 @@ import contextlib
 import json
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final, Literal
 
-if TYPE_CHECKING:
-    from ivr_server.runtime.app import ReloadOutcome
+from ivr_server.service import ReloadReport, StrandedCall
 
 __all__ = [
+    "ReloadOutcome",
     "ReloadStatusFile",
     "read_reload_status",
     "reload_status_path",
@@ -35,6 +37,27 @@ __all__ = [
 
 LISTED: Final = 20
 """Stranded calls and problems written out (the totals count them all)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadOutcome:
+    """What a reload request came to (for the log, the API's answer and ``ivr-server reload``)."""
+
+    result: Literal["applied", "refused", "invalid", "no-file"]
+    """``applied``; ``refused``: it would strand live calls (``stranded``) and was not forced;
+    ``invalid``: the file does not load (``problems``); ``no-file``: running on the built-in
+    default, there is nothing to re-read. In every case but ``applied`` nothing changed."""
+    message: str
+    """The same in words (the log line)."""
+    report: ReloadReport | None = None
+    """What changed (``applied`` only)."""
+    stranded: tuple[StrandedCall, ...] = ()
+    """The live calls the file would strand (``refused``), or that a forced reload ended
+    (``applied``)."""
+    problems: tuple[str, ...] = ()
+    """Why the file does not load (``invalid``)."""
+    force: bool = False
+    """Whether the reload was forced (SIGUSR2, ``reload --force``, ``{"force": true}``)."""
 
 
 def reload_status_path(pid_file: str | Path) -> Path:
