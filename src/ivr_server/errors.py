@@ -3,7 +3,10 @@
 * :class:`RemoteProtocolError` — a peer (IVR or switch) sent something illegal. Subclasses carry
   the exact answer the peer gets, so the one place that answers (the session adapter) never has to
   inspect messages or text.
-* :class:`LocalProtocolError` — our own code or an API caller tried something illegal.
+* :class:`LocalProtocolError` — our own code or an API caller tried something illegal. The
+  operator's side has two: ``ivr_server.service.control.ControlError`` (an action that cannot be
+  carried out: ``NotFound``, ``Conflict``) and ``ivr_server.api.answers.ApiError`` (an HTTP
+  answer other than success, with its status).
 * :class:`ConfigError` — a configuration file or value is invalid.
 
 This module imports nothing from the package, so every layer may import it.

@@ -24,9 +24,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import BaseModel
 
-from ivr_server import logs
-from ivr_server.api import TOKEN_ENV, ApiServer
+from ivr_server import __version__, logs
+from ivr_server.api import TOKEN_ENV, ApiServer, openapi
+from ivr_server.api import responses as r
+from ivr_server.api.operations import OPERATIONS
 from ivr_server.config import ServerConfig, default_config
 from ivr_server.config.model import ApiConfig
 from ivr_server.errors import ConfigError
@@ -915,7 +918,7 @@ async def test_rates_are_sampled(start_api: StartApi) -> None:
     assert sum(s["documents_in"] for s in rates["samples"]) > 0
 
 
-async def test_openapi_describes_every_route(env: Env) -> None:
+async def test_the_app_serves_exactly_the_table_the_document_describes(env: Env) -> None:
     document = await env.get("/openapi.json", token=None)
     assert document["openapi"] == "3.1.0" and document["info"]["title"]
     described = {
@@ -926,31 +929,63 @@ async def test_openapi_describes_every_route(env: Env) -> None:
         for route in env.api.app.router.routes()
         if route.resource is not None and route.method != "HEAD"
     }
-    assert routes == described
-    operation_ids = [
-        op["operationId"] for item in document["paths"].values() for op in item.values()
+    table = {(op.method, op.path) for op in OPERATIONS}
+    assert routes == table == described
+    assert env.api.operations is OPERATIONS
+    assert document == openapi.document(__version__)
+
+
+def check(model: type[BaseModel], answer: Any, many: bool = False) -> None:
+    """``answer`` is what ``model`` (a list of it: ``many``) describes."""
+    for item in answer if many else [answer]:
+        model.model_validate(item)
+
+
+async def test_answers_are_what_their_response_models_describe(env: Env) -> None:
+    link = await call_with_data(env)
+    await link.send("C1", "<RouteRequest RouteDN='5001'/>")  # 5001 has no router: it waits
+    await asyncio.sleep(0.05)
+    await env.act("POST", "/api/v1/agents/SW_InFront/7001/login", {"agent_id": "A1"})
+    await env.act(
+        "PUT",
+        "/api/v1/routing-points/SW_InFront/5000/router",
+        {"router": "webhook", "url": "http://127.0.0.1:9/route"},
+    )
+    reads = [
+        op
+        for op in OPERATIONS
+        if op.method == "GET" and op.response is not None and "{" not in op.path
     ]
-    assert len(operation_ids) == len(set(operation_ids))
-    schemas = document["components"]["schemas"]
-
-    def refs(node: Any) -> list[str]:
-        if isinstance(node, dict):
-            found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
-            return found + [r for value in node.values() for r in refs(value)]
-        if isinstance(node, list):
-            return [r for value in node for r in refs(value)]
-        return []
-
-    for ref in refs(document):
-        assert ref.startswith("#/components/schemas/") and ref.rsplit("/", 1)[1] in schemas, ref
-    for path, item in document["paths"].items():
-        template_names = {part[1:-1] for part in path.split("/") if part.startswith("{")}
-        for method, op in item.items():
-            assert op["responses"], (path, method)
-            params = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
-            assert params == template_names, (path, method)
-            if method in ("post", "put", "delete") and path.startswith("/api/"):
-                assert op["security"] == [{"bearerAuth": []}]
+    assert len(reads) >= 10
+    for op in reads:
+        assert op.response is not None
+        check(op.response, await env.get(op.path), op.many)
+    state = await env.get("/api/v1/state", token=None)
+    assert state["redacted"] is True
+    check(r.State, state)
+    check(r.Call, await env.get("/api/v1/calls/C1"))
+    assert (await env.get("/api/v1/calls/C1"))["user_data"]  # a key/value list was checked
+    add = {"action": "add", "data": [{"name": "k", "list": [{"name": "n", "value": "v"}]}]}
+    check(r.ActResult, await env.act("POST", "/api/v1/calls/C1/user-data", add))
+    check(r.LinkResult, await env.act("PUT", "/api/v1/switches/SW_InFront/link", {"up": True}))
+    level = (await env.get("/api/v1/log-level"))["level"]
+    check(r.LogLevel, await env.act("PUT", "/api/v1/log-level", {"level": level}))
+    check(r.ActResult, await env.act("POST", "/api/v1/agents/SW_InFront/7001/ready", {}))
+    refused = await env.act(
+        "POST", "/api/v1/agents/SW_InFront/7001/login", {"agent_id": "A2"}, status=409
+    )
+    check(r.Error, refused)
+    assert refused["error_name"] and refused["events"]
+    for status, body in (
+        (404, await env.act("GET", "/api/v1/calls/nope", status=404)),
+        (400, await env.act("POST", "/api/v1/calls/C1/user-data", {"action": 1}, status=400)),
+    ):
+        check(r.Error, body)
+        assert status == 404 or body["problems"]
+    ended = await env.act("POST", "/api/v1/calls/C1/end-call")
+    check(r.EndCallResult, ended)
+    reload = await env.act("POST", "/api/v1/reload", {}, status=409)  # no file: built-in default
+    check(r.ReloadResult, reload)
 
 
 async def test_web_view_is_served(env: Env) -> None:

@@ -291,7 +291,7 @@ WEIRD_TOKENS: tuple[bytes, ...] = (
 async def test_weird_tokens_get_401_on_every_endpoint_that_needs_one(
     api: Api, caplog: pytest.LogCaptureFixture
 ) -> None:
-    guarded = [route for route in api.api.routes if route.access in ("act", "private")]
+    guarded = [route for route in api.api.operations if route.access in ("act", "private")]
     assert sum(route.access == "act" for route in guarded) >= 16
     for route in guarded:
         path = fill(route.path)
@@ -487,7 +487,7 @@ def nested(depth: int) -> bytes:
 
 async def test_deeply_nested_json_is_a_400(api: Api, caplog: pytest.LogCaptureFixture) -> None:
     await call_with_secrets(api)
-    acts = [route for route in api.api.routes if route.access == "act"]
+    acts = [route for route in api.api.operations if route.access == "act"]
     kv: dict[str, Any] = {"name": "k", "type": "Str", "value": "v"}
     for _ in range(20):
         kv = {"name": "k", "list": [kv]}

@@ -1,4 +1,5 @@
-"""The JSON bodies the API accepts, as strict pydantic models (unknown fields are refused).
+"""The JSON bodies (and the event stream's query) the API accepts, as strict pydantic models
+(unknown fields are refused).
 
 Every act endpoint validates its whole body with one of these before it looks anything up or
 sends anything, so a malformed request changes nothing (docs/api.md, "Errors").
@@ -13,6 +14,7 @@ __all__ = [
     "AgentLogoutBody",
     "AgentStateBody",
     "EndCallBody",
+    "EventQuery",
     "KvItemIn",
     "KvListIn",
     "KvNodeIn",
@@ -268,6 +270,18 @@ class ReloadBody(_Body):
     force: bool = False
     """Apply a file that would take away the IVR, port, switch or DN of live calls (those calls
     are ended first); without it such a file is refused (409) and nothing changes."""
+
+
+class EventQuery(_Body):
+    """``GET /api/v1/events``: the event stream's filters, query parameters, each repeatable or
+    comma-separated; different filters combine with AND."""
+
+    dn: list[str] = Field(default_factory=list)
+    """Only events whose ``dn`` is one of these DNs."""
+    ivr: list[str] = Field(default_factory=list)
+    """Only events on the port DNs of these IVRs (``dn`` or ``other_dn``)."""
+    type: list[str] = Field(default_factory=list)
+    """Only these event names (e.g. ``EventRouteRequest``)."""
 
 
 class _WebhookTreatment(_Body):

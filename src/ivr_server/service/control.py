@@ -10,12 +10,11 @@ every switch event the action caused, in order, and the switch's ``EventError`` 
 action's own request (then nothing changed). The caller writes out the sessions afterwards
 (``IvrServer.flush()``).
 
-It also keeps the router chosen per routing point at run time (:meth:`Control.set_router`):
-``builtin`` (the configured rules), ``external`` (an outside client routes), ``webhook`` (a
-router object the API layer builds) or ``none``. The choice is carried out by a
-:class:`~ivr_server.routing.RoutingPointDispatcher` in the switch's router slot, present only
-while at least one routing point of the switch deviates from the configuration, and installed
-again after a configuration reload (:meth:`Control.after_reload`).
+Every act of the HTTP API on the service, its switches and its calls comes through here: the
+switch requests above, a caller's hang-up (:meth:`Control.release`), ending a call
+(:meth:`Control.end_call`), a link's state (:meth:`Control.set_link`), a predictive call
+(:meth:`Control.dial_out`) and the router chosen per routing point at run time
+(:meth:`Control.set_router`, kept by :class:`~ivr_server.service.router_choice.RouterChoices`).
 
 No clock is read here: every action takes ``now`` (the event loop's time), which becomes the
 service's clock for the action, as an IVR message's arrival time does.
@@ -33,15 +32,16 @@ __all__ = [
     "RouterMode",
 ]
 
-import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 from ivr_server.calls import Call
-from ivr_server.routing import ExternalRouter, Router, RoutingPointDispatcher
+from ivr_server.errors import LocalProtocolError
+from ivr_server.outbound import DialOutOutcome, DialOutRequest
+from ivr_server.routing import ExternalRouter, Router
 from ivr_server.service.core import IvrService
+from ivr_server.service.router_choice import RouterChoice, RouterChoices, RouterMode
 from ivr_server.switch import (
     DnType,
     EventError,
@@ -61,19 +61,13 @@ from ivr_server.switch import (
     VirtualSwitch,
     WorkMode,
 )
+from ivr_server.switch.references import CONTROL, ReferenceIds
 from ivr_server.wire import KvList
 
 log = logging.getLogger("ivr_server.control")
 
-RouterMode = Literal["builtin", "external", "webhook", "none"]
-"""Who answers the calls waiting at a routing point."""
 
-FIRST_REFERENCE_ID = 3_000_000_001
-"""ReferenceIDs of the actions' requests start here (the service, the calls and the routers use
-other ranges), so an action's events are told apart from everyone else's."""
-
-
-class ControlError(Exception):
+class ControlError(LocalProtocolError):
     """An action that cannot be carried out; nothing was changed."""
 
     def __init__(self, reason: str) -> None:
@@ -100,28 +94,17 @@ class ActResult:
     """The switch's refusal of one of the action's own requests; ``None`` when it did them."""
 
 
-@dataclass(frozen=True, slots=True)
-class RouterChoice:
-    """The router serving one routing point."""
-
-    mode: RouterMode
-    """``builtin``, ``external``, ``webhook`` or ``none``."""
-    router: Router | None = None
-    """The router object (``None`` for ``builtin``, the configured router, and ``none``)."""
-    url: str | None = None
-    """The webhook's URL (``webhook`` only)."""
-
-
 class Control:
     """Operator actions on ``service``. See the module docstring."""
 
     def __init__(self, service: IvrService) -> None:
         self._service = service
-        self._refs = itertools.count(FIRST_REFERENCE_ID)
+        self._refs = ReferenceIds(*CONTROL)
+        """The actions' ReferenceIDs (the service, the calls and the routers use other ranges),
+        so an action's events are told apart from everyone else's."""
         self._sent: set[int] = set()
         """ReferenceIDs of the requests of the action running now."""
-        self._choices: dict[tuple[str, str], RouterChoice] = {}
-        """(switch, routing point) -> the choice, for routing points not served as configured."""
+        self._routers = RouterChoices(service)
 
     @property
     def service(self) -> IvrService:
@@ -135,7 +118,7 @@ class Control:
 
     def next_ref(self) -> int:
         """A fresh ReferenceID for an action's request."""
-        return next(self._refs)
+        return self._refs()
 
     def run(self, now: float | None, act: Callable[[], object]) -> ActResult:
         """Run ``act`` (which sends switch requests through :meth:`send`), drain the switches,
@@ -162,7 +145,7 @@ class Control:
 
     def send(self, switch: VirtualSwitch, build: Callable[[int], SwitchRequest]) -> int:
         """Send one request built with a fresh ReferenceID; returns the ReferenceID."""
-        ref = next(self._refs)
+        ref = self._refs()
         self._sent.add(ref)
         switch.request(build(ref))
         return ref
@@ -326,20 +309,11 @@ class Control:
 
     def configured_router(self, switch_name: str) -> Router | None:
         """The router the configuration gave the switch (under a dispatcher, if any)."""
-        router = self._service.routers.get(switch_name)
-        if isinstance(router, RoutingPointDispatcher):
-            return router.default
-        return router
+        return self._routers.configured_router(switch_name)
 
     def router_choice(self, switch_name: str, rp: str) -> RouterChoice:
         """Who serves routing point ``rp`` now."""
-        choice = self._choices.get((switch_name, rp))
-        if choice is not None:
-            return choice
-        configured = self.configured_router(switch_name)
-        if configured is not None and rp in configured.routing_points():
-            return RouterChoice("builtin")
-        return RouterChoice("none")
+        return self._routers.get(switch_name, rp)
 
     def set_router(
         self,
@@ -354,60 +328,29 @@ class Control:
         :class:`~ivr_server.routing.ExternalRouter`), ``webhook`` (``router``, built by the
         caller) or ``none``. Calls waiting there keep their router timeout."""
         self.routing_point(switch_name, rp)
-        configured = self.configured_router(switch_name)
-        has_rules = configured is not None and rp in configured.routing_points()
-        key = (switch_name, rp)
-        if mode == "builtin":
-            if not has_rules:
-                raise Conflict(
-                    f"routing point {rp!r} of switch {switch_name!r} has no built-in rules "
-                    "([[routing]] in the configuration)"
-                )
-            self._choices.pop(key, None)
-        elif mode == "none" and not has_rules:
-            self._choices.pop(key, None)
-        elif mode == "none":
-            self._choices[key] = RouterChoice("none")
-        elif mode == "external":
-            self._choices[key] = RouterChoice("external", ExternalRouter(frozenset({rp})))
-        else:
+        if mode == "builtin" and not self._routers.has_rules(switch_name, rp):
+            raise Conflict(
+                f"routing point {rp!r} of switch {switch_name!r} has no built-in rules "
+                "([[routing]] in the configuration)"
+            )
+        if mode == "external":
+            choice = RouterChoice("external", ExternalRouter(frozenset({rp})))
+        elif mode == "webhook":
             if router is None:
                 raise ValueError("a webhook choice needs its router object")
-            self._choices[key] = RouterChoice("webhook", router, url)
-        self._install()
-        return self.router_choice(switch_name, rp)
+            choice = RouterChoice("webhook", router, url)
+        else:
+            choice = RouterChoice(mode)
+        return self._routers.choose(switch_name, rp, choice)
 
     def choices(self) -> dict[tuple[str, str], RouterChoice]:
         """The routing points not served as configured, and by whom."""
-        return dict(self._choices)
+        return self._routers.all()
 
     def after_reload(self) -> None:
         """The service rebuilt its routers from a new configuration: keep the choices of the
         routing points that still exist, and put the dispatchers back."""
-        for switch_name, rp in list(self._choices):
-            switch = self._service.switches.get(switch_name)
-            snapshot = switch.dn(rp) if switch is not None else None
-            if snapshot is None or snapshot.type is not DnType.ROUTING_POINT:
-                del self._choices[(switch_name, rp)]
-        self._install()
-
-    def _install(self) -> None:
-        routers: dict[str, Router] = {}
-        for name, router in self._service.routers.items():
-            if isinstance(router, RoutingPointDispatcher):
-                if router.default is not None:
-                    routers[name] = router.default
-            else:
-                routers[name] = router
-        for switch_name in self._service.switches:
-            overrides = {
-                rp: choice.router
-                for (name, rp), choice in self._choices.items()
-                if name == switch_name
-            }
-            if overrides:
-                routers[switch_name] = RoutingPointDispatcher(routers.get(switch_name), overrides)
-        self._service.routers = routers
+        self._routers.after_reload()
 
     # ------------------------------------------------------------------ agents
 
@@ -493,6 +436,35 @@ class Control:
         """Bring a switch's T-Server link up or down (maintenance)."""
         self.switch(switch_name)
         return self.run(now, lambda: self._service.set_link(switch_name, up))
+
+    # ------------------------------------------------------------------ outbound
+
+    def dial_out(
+        self,
+        requester: Callable[[DialOutRequest, DialOutOutcome], None],
+        dn: str,
+        dest: str,
+        *,
+        timeout: float,
+        user_data: KvList = (),
+        extensions: KvList = (),
+        now: float | None = None,
+    ) -> DialOutRequest:
+        """A predictive call (TMakePredictiveCall) from routing point ``dn``: ``DialOut`` to the
+        IVR session that registered it. :class:`NotFound` if ``dn`` is no routing point,
+        :class:`Conflict` if no session registered it. Each outcome is passed to
+        ``requester``; the caller writes out the sessions afterwards, whatever happened."""
+        service = self._service
+        if not service.is_routing_point(dn):
+            raise NotFound(f"{dn} is not a routing point")
+        if now is not None:
+            service.now = now
+        dialled = service.dial_out(
+            requester, dn, dest, timeout=timeout, user_data=user_data, extensions=extensions
+        )
+        if dialled is None:
+            raise Conflict(f"no IVR session registered {dn} for outbound calls")
+        return dialled
 
     # ------------------------------------------------------------------ ending calls
 
