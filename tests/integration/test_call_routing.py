@@ -25,11 +25,11 @@ from ivr_server.config import ServerConfig, default_config, parse_config
 from ivr_server.runtime import IvrServer
 from ivr_server.switch import (
     EventError,
+    Switch,
     SwitchEvent,
     SwitchRequest,
     TApplyTreatment,
     TRouteCall,
-    VirtualSwitch,
 )
 from ivr_server.wire import KvList, int_node, str_node
 from tests.integration.rawlink import RawLink, server_doc, start_call
@@ -71,7 +71,7 @@ class Recorder:
         )
         return points
 
-    def on_event(self, switch: VirtualSwitch, event: SwitchEvent) -> None:
+    def on_event(self, switch: Switch, event: SwitchEvent) -> None:
         self.events.append(event)
         if self.inner is not None:
             self.inner.on_event(switch, event)

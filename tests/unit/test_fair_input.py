@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivr_server.session import DocumentReceived, DocumentRejected, IvrLink, LinkClosed, Role
-from ivr_server.switch.virtual import kv_update
+from ivr_server.switch import kv_update
 from ivr_server.wire import (
     SPECS,
     DecodeError,

@@ -47,7 +47,9 @@ from ivr_server.switch import (
     TAgentLogin,
     TAgentSetNotReady,
     TAgentSetReady,
+    TCallerHangUp,
     TInboundCall,
+    TOpenLink,
     TRouteAbort,
     TRouteCall,
     TRouteFailed,
@@ -102,7 +104,7 @@ class Harness:
         router: Router | None = None,
     ) -> None:
         self.switch = VirtualSwitch(SWITCH, "TS", DNS)
-        self.switch.connect_link()
+        self.switch.request(TOpenLink(reference_id=0))
         self.switch.drain_events()
         self._refs = itertools.count(1)
         self.router_refs: list[int] = []
@@ -178,7 +180,7 @@ class Harness:
         rp: str = RP,
         ced: str | None = None,
     ) -> list[SwitchEvent]:
-        snapshot = self.switch.call(conn_id)
+        snapshot = self.switch.view.call(conn_id)
         kind = snapshot.treatment if snapshot is not None and snapshot.treatment else "Music"
         return self.send(
             TTreatmentStatus(
@@ -214,7 +216,7 @@ class Harness:
         )
 
     def hang_up(self, conn_id: str) -> list[SwitchEvent]:
-        assert self.switch.hang_up(conn_id)
+        self.switch.request(TCallerHangUp(reference_id=0, conn_id=conn_id))
         return self.pump()
 
 
@@ -492,7 +494,7 @@ def test_a_routing_point_without_router_is_left_alone() -> None:
     h = Harness({RP: [catch_all()]})
     conn_id = h.call()
     assert quiet(h.route_request(conn_id, rp=RP_2))
-    assert [c.conn_id for c in h.switch.waiting_calls(RP_2)] == [conn_id]
+    assert [c.conn_id for c in h.switch.view.waiting_calls(RP_2)] == [conn_id]
     assert h.builtin.dialogs() == []
 
 
@@ -509,7 +511,7 @@ def test_attach_replaces_user_data_just_before_routing() -> None:
     assert len(changed) == 1 and changed[0] < route_at
     expected = (s("RoutedBy", "vip"), s("Keep", "1"), int_node("Score", 5), s("Ok", "true"))
     assert events[changed[0]].dn == PORT  # type: ignore[attr-defined]
-    assert h.switch.user_data(conn_id) == expected
+    assert h.switch.view.user_data(conn_id) == expected
     assert routed(events).user_data == expected
 
 
@@ -724,7 +726,7 @@ def test_any_sequence_keeps_only_dialogs_of_live_calls(steps: list[Action]) -> N
     for action, n in steps:
         conn_id = calls[n]
         if action == "hang-up":
-            h.switch.hang_up(conn_id)
+            h.switch.request(TCallerHangUp(reference_id=0, conn_id=conn_id))
             h.pump()
             calls[n] = h.call(port=PORTS[n])
         elif action in ("request", "request-rp3"):
@@ -745,10 +747,10 @@ def test_any_sequence_keeps_only_dialogs_of_live_calls(steps: list[Action]) -> N
             }
             h.treatment_status(conn_id, status[action])
         for dialog in h.builtin.dialogs():
-            assert h.switch.call(dialog.conn_id) is not None
+            assert h.switch.view.call(dialog.conn_id) is not None
         # a call waiting at a routing point with a router always has its dialog
         for point in (RP, RP_3):
-            for waiting in h.switch.waiting_calls(point):
+            for waiting in h.switch.view.waiting_calls(point):
                 snapshot = h.builtin.dialog(waiting.conn_id)
                 assert snapshot is not None and snapshot.phase is DialogPhase.TREATING
     for conn_id in calls:
@@ -770,7 +772,7 @@ def test_the_built_in_default_configuration_routes_as_documented() -> None:
     dns = [(dn.number, DnType(dn.type.value)) for dn in config.switches[0].dns]
     h = Harness({}, router=router)
     h.switch = VirtualSwitch("SW_InFront", "TServer_IVR", dns)
-    h.switch.connect_link()
+    h.switch.request(TOpenLink(reference_id=0))
     h.switch.drain_events()
 
     plain = h.call(port="4001")

@@ -44,7 +44,10 @@ from ivr_server.switch import (
     SwitchRequest,
     TAgentLogin,
     TAgentSetNotReady,
+    TCallerHangUp,
+    TConfigureAddresses,
     TInboundCall,
+    TOpenLink,
     TReleaseCall,
     TRouteAbort,
     TRouteCall,
@@ -154,7 +157,7 @@ def build_switches(config: ServerConfig) -> dict[str, VirtualSwitch]:
             [(dn.number, DnType(dn.type.value)) for dn in switch_config.dns],
             first_conn_id=(index + 1) << 24,
         )
-        switch.connect_link()
+        switch.request(TOpenLink(reference_id=0))
         switch.drain_events()
         switches[switch_config.name] = switch
     return switches
@@ -372,8 +375,8 @@ def test_calls_whose_end_was_never_fed_are_swept() -> None:
     peak = 0
     for n in range(5000):
         site.waiting_call(float(n))
-        conn_id = next(iter(switch.calls())).conn_id
-        assert switch.hang_up(conn_id)
+        conn_id = next(iter(switch.view.calls())).conn_id
+        switch.request(TCallerHangUp(reference_id=0, conn_id=conn_id))
         switch.drain_events()  # the release is lost: never fed
         peak = max(peak, site.engine._waits.tracked_waits)
     assert peak <= 1024
@@ -533,7 +536,9 @@ def test_a_value_that_cannot_be_computed_is_misc_error_then_the_last_known_value
 
 def test_a_dn_of_the_wrong_type_on_the_running_switch_is_misc_error() -> None:
     site = Site()
-    site.switches["SW"].update_dns([(RP, DnType.ACD_QUEUE)])
+    site.switches["SW"].request(
+        TConfigureAddresses(reference_id=0, dns=tuple([(RP, DnType.ACD_QUEUE)]))
+    )
     assert isinstance(site.engine.peek("EWT", 0), StatUnavailable)
     assert isinstance(site.engine.peek("Ready_300", 0), StatUnavailable)  # 300 is gone
 

@@ -40,9 +40,13 @@ from ivr_server.switch import (
     TAgentLogout,
     TAgentSetNotReady,
     TAgentSetReady,
+    TCloseLink,
+    TConfigureAddresses,
     TErrorCode,
+    TOpenLink,
     TQueryAddress,
     TRegisterAddress,
+    TSetInService,
     TUnregisterAddress,
     VirtualSwitch,
     WorkMode,
@@ -82,7 +86,7 @@ def ref() -> int:
 def make_switch(*, link: bool = True) -> VirtualSwitch:
     switch = VirtualSwitch(SWITCH, TSERVER, DNS)
     if link:
-        switch.connect_link()
+        switch.request(TOpenLink(reference_id=0))
     switch.drain_events()
     return switch
 
@@ -118,7 +122,7 @@ def login(
 
 
 def state_of(switch: VirtualSwitch, dn: str) -> AgentState:
-    snapshot = switch.dn(dn)
+    snapshot = switch.view.dn(dn)
     assert snapshot is not None
     return snapshot.agent.state if snapshot.agent is not None else AgentState.LOGGED_OUT
 
@@ -212,7 +216,7 @@ def test_agent_table_walked_exhaustively(
     switch = make_switch()
     put_in_state(switch, dn, state)
     switch.drain_events()
-    before = switch.dn(dn)
+    before = switch.view.dn(dn)
     reference_id = ref()
     request = request_for(agent_input, dn, reference_id)
     assert agent_input in REQUEST_INPUTS[type(request)]
@@ -227,7 +231,7 @@ def test_agent_table_walked_exhaustively(
         assert error.error_code == AGENT_WRONG_STATE
         assert error.dn == dn
         assert error.request == request.name
-        assert switch.dn(dn) == before
+        assert switch.view.dn(dn) == before
     else:
         next_state, event_names = expected
         assert tuple(names(events)) == event_names
@@ -307,7 +311,7 @@ def test_login_ready_choice_follows_work_mode(work_mode: WorkMode, state: AgentS
     events = login(switch, work_mode=work_mode)
     expected = "EventAgentReady" if state is AgentState.READY else "EventAgentNotReady"
     assert names(events) == ["EventAgentLogin", expected]
-    snapshot = switch.dn(PORT)
+    snapshot = switch.view.dn(PORT)
     assert snapshot is not None and snapshot.agent is not None
     assert snapshot.agent.state is state
     assert snapshot.agent.work_mode is work_mode
@@ -327,8 +331,8 @@ def test_reference_ids_are_echoed_on_every_event() -> None:
         44
     ]
     # unsolicited events carry no reference id
-    switch.disconnect_link()
-    switch.update_dns(DNS[1:])
+    switch.request(TCloseLink(reference_id=0))
+    switch.request(TConfigureAddresses(reference_id=0, dns=tuple(DNS[1:])))
     assert all(event.reference_id is None for event in switch.drain_events())
 
 
@@ -385,7 +389,7 @@ def test_same_state_requests_re_emit_and_update_work_mode() -> None:
         TAgentSetReady(reference_id=1, dn=PORT, queue=QUEUE, work_mode=WorkMode.MANUAL_IN),
     )
     assert names(events) == ["EventAgentReady"]
-    snapshot = switch.dn(PORT)
+    snapshot = switch.view.dn(PORT)
     assert snapshot is not None and snapshot.agent is not None
     assert snapshot.agent.work_mode is WorkMode.MANUAL_IN
     send(
@@ -407,15 +411,15 @@ def test_same_state_requests_re_emit_and_update_work_mode() -> None:
 
 def test_link_starts_down_and_reports_changes_once() -> None:
     switch = VirtualSwitch(SWITCH, TSERVER, DNS)
-    assert not switch.link_up
+    assert not switch.view.link_up
     assert switch.drain_events() == []
-    switch.connect_link()
-    switch.connect_link()
-    assert switch.link_up
+    switch.request(TOpenLink(reference_id=0))
+    switch.request(TOpenLink(reference_id=0))
+    assert switch.view.link_up
     assert switch.drain_events() == [EventLinkConnected(switch=SWITCH, tserver=TSERVER)]
-    switch.disconnect_link()
-    switch.disconnect_link()
-    assert not switch.link_up
+    switch.request(TCloseLink(reference_id=0))
+    switch.request(TCloseLink(reference_id=0))
+    assert not switch.view.link_up
     assert switch.drain_events() == [EventLinkDisconnected(switch=SWITCH, tserver=TSERVER)]
     assert (switch.name, switch.tserver) == (SWITCH, TSERVER)
 
@@ -435,19 +439,19 @@ def test_link_starts_down_and_reports_changes_once() -> None:
 )
 def test_requests_while_link_down_fail_with_no_switch(request_: SwitchRequest) -> None:
     switch = make_switch(link=False)
-    before = list(switch.dns())
+    before = list(switch.view.dns())
     error = only_error(send(switch, request_))
     assert error.error_code == TErrorCode.TERR_NO_SWITCH
     assert error.request == request_.name
     assert error.reference_id == 1
-    assert list(switch.dns()) == before
+    assert list(switch.view.dns()) == before
 
 
 def test_agent_survives_link_loss() -> None:
     switch = make_switch()
     login(switch, work_mode=WorkMode.AUTO_IN)
-    switch.disconnect_link()
-    switch.connect_link()
+    switch.request(TCloseLink(reference_id=0))
+    switch.request(TOpenLink(reference_id=0))
     switch.drain_events()
     assert state_of(switch, PORT) is AgentState.READY
 
@@ -458,16 +462,18 @@ def test_agent_survives_link_loss() -> None:
 def test_update_dns_registers_new_and_unregisters_removed() -> None:
     switch = make_switch()
     login(switch, PORT, "553")
-    switch.update_dns([*DNS[1:], ("5010", DnType.EXTENSION)])
+    switch.request(
+        TConfigureAddresses(reference_id=0, dns=tuple([*DNS[1:], ("5010", DnType.EXTENSION)]))
+    )
     assert switch.drain_events() == [
         EventAgentLogout(switch=SWITCH, dn=PORT, agent_id="553", queue=QUEUE),
         EventUnregistered(switch=SWITCH, dn=PORT),
         EventRegistered(switch=SWITCH, dn="5010"),
     ]
-    assert switch.dn(PORT) is None
-    added = switch.dn("5010")
+    assert switch.view.dn(PORT) is None
+    added = switch.view.dn("5010")
     assert added is not None and added.registered and added.in_service and added.agent is None
-    assert [d.number for d in switch.dns()] == [number for number, _ in DNS[1:]] + ["5010"]
+    assert [d.number for d in switch.view.dns()] == [number for number, _ in DNS[1:]] + ["5010"]
     # the agent id is free again
     assert names(login(switch, PORT_OTHER, "553")) == ["EventAgentLogin", "EventAgentNotReady"]
     # requests on the removed DN: unknown
@@ -478,13 +484,13 @@ def test_update_dns_type_change_is_unregister_plus_register() -> None:
     switch = make_switch()
     login(switch, PORT, "553")
     changed = [(n, DnType.VOICE_TREATMENT_PORT if n == PORT else t) for n, t in DNS]
-    switch.update_dns(changed)
+    switch.request(TConfigureAddresses(reference_id=0, dns=tuple(changed)))
     assert names(switch.drain_events()) == [
         "EventAgentLogout",
         "EventUnregistered",
         "EventRegistered",
     ]
-    snapshot = switch.dn(PORT)
+    snapshot = switch.view.dn(PORT)
     assert snapshot is not None
     assert snapshot.type is DnType.VOICE_TREATMENT_PORT
     assert snapshot.agent is None
@@ -493,17 +499,17 @@ def test_update_dns_type_change_is_unregister_plus_register() -> None:
 def test_update_dns_keeps_unchanged_dns_and_their_agents() -> None:
     switch = make_switch()
     login(switch, PORT_VTP, "9", work_mode=WorkMode.AUTO_IN)
-    before = switch.dn(PORT_VTP)
-    switch.update_dns(list(reversed(DNS)))
+    before = switch.view.dn(PORT_VTP)
+    switch.request(TConfigureAddresses(reference_id=0, dns=tuple(list(reversed(DNS)))))
     assert switch.drain_events() == []
-    assert switch.dn(PORT_VTP) == before
-    assert [d.number for d in switch.dns()] == [number for number, _ in reversed(DNS)]
+    assert switch.view.dn(PORT_VTP) == before
+    assert [d.number for d in switch.view.dns()] == [number for number, _ in reversed(DNS)]
 
 
 def test_removing_an_unregistered_dn_sends_no_unregistered() -> None:
     switch = make_switch()
     send(switch, TUnregisterAddress(reference_id=1, dn=PORT))
-    switch.update_dns(DNS[1:])
+    switch.request(TConfigureAddresses(reference_id=0, dns=tuple(DNS[1:])))
     assert switch.drain_events() == []
 
 
@@ -521,24 +527,24 @@ def test_bad_dn_lists_are_our_bug(dns: list[tuple[str, DnType]]) -> None:
         VirtualSwitch(SWITCH, TSERVER, dns)
     switch = make_switch()
     with pytest.raises(LocalProtocolError):
-        switch.update_dns(dns)
-    assert [d.number for d in switch.dns()] == [number for number, _ in DNS]
+        switch.request(TConfigureAddresses(reference_id=0, dns=tuple(dns)))
+    assert [d.number for d in switch.view.dns()] == [number for number, _ in DNS]
 
 
 def test_out_of_service_blocks_control_but_not_queries() -> None:
     switch = make_switch()
     login(switch)
-    switch.set_in_service(PORT, False)
-    switch.set_in_service(PORT, False)
+    switch.request(TSetInService(reference_id=0, dn=PORT, in_service=False))
+    switch.request(TSetInService(reference_id=0, dn=PORT, in_service=False))
     assert switch.drain_events() == [EventDNOutOfService(switch=SWITCH, dn=PORT)]
     error = only_error(send(switch, TAgentLogout(reference_id=1, dn=PORT)))
     assert error.error_code == TErrorCode.TERR_OUT_OF_SERVICE
     assert names(send(switch, TQueryAddress(reference_id=2, dn=PORT))) == ["EventAddressInfo"]
-    switch.set_in_service(PORT, True)
+    switch.request(TSetInService(reference_id=0, dn=PORT, in_service=True))
     assert switch.drain_events() == [EventDNBackInService(switch=SWITCH, dn=PORT)]
     assert names(send(switch, TAgentLogout(reference_id=3, dn=PORT))) == ["EventAgentLogout"]
-    with pytest.raises(LocalProtocolError):
-        switch.set_in_service("nope", False)
+    error = only_error(send(switch, TSetInService(reference_id=9, dn="nope", in_service=False)))
+    assert (error.error_code, error.reference_id) == (TErrorCode.TERR_NOT_CONFIGURED, 9)
 
 
 def test_register_and_unregister() -> None:
@@ -643,9 +649,9 @@ def test_ready_with_a_not_ready_work_mode(work_mode: WorkMode) -> None:
 def test_queue_other_than_the_logins(request_: SwitchRequest) -> None:
     switch = make_switch()
     login(switch, queue=QUEUE)
-    before = switch.dn(PORT)
+    before = switch.view.dn(PORT)
     assert only_error(send(switch, request_)).error_code == 53
-    assert switch.dn(PORT) == before
+    assert switch.view.dn(PORT) == before
 
 
 @pytest.mark.parametrize("queue", [None, "", QUEUE])
@@ -690,12 +696,12 @@ def test_error_code_values_are_the_genesys_numbers() -> None:
 
 def test_drain_returns_everything_in_order_and_empties_the_queue() -> None:
     switch = VirtualSwitch(SWITCH, TSERVER, DNS)
-    switch.connect_link()
+    switch.request(TOpenLink(reference_id=0))
     switch.request(TAgentLogin(reference_id=1, dn=PORT, queue=QUEUE, agent_id="a"))
     switch.request(TAgentLogin(reference_id=2, dn=PORT, queue=QUEUE, agent_id="b"))
     switch.request(TAgentSetReady(reference_id=3, dn=PORT, queue=QUEUE, work_mode=WorkMode.AUTO_IN))
-    switch.set_in_service(PORT_VTP, False)
-    switch.disconnect_link()
+    switch.request(TSetInService(reference_id=0, dn=PORT_VTP, in_service=False))
+    switch.request(TCloseLink(reference_id=0))
     events = switch.drain_events()
     assert [(e.name, e.reference_id) for e in events] == [
         ("EventLinkConnected", None),
@@ -712,7 +718,7 @@ def test_drain_returns_everything_in_order_and_empties_the_queue() -> None:
 def test_snapshots_are_immutable_values() -> None:
     switch = make_switch()
     login(switch)
-    snapshot = switch.dn(PORT)
+    snapshot = switch.view.dn(PORT)
     assert snapshot is not None and snapshot.agent is not None
     with pytest.raises(AttributeError, match="immutable"):  # frozen msgspec.Structs
         snapshot.registered = False  # type: ignore[misc]
@@ -721,7 +727,7 @@ def test_snapshots_are_immutable_values() -> None:
     send(switch, TAgentSetReady(reference_id=1, dn=PORT, queue=QUEUE, work_mode=WorkMode.AUTO_IN))
     assert snapshot.agent.state is AgentState.NOT_READY  # the old snapshot did not move
     assert state_of(switch, PORT) is AgentState.READY
-    assert switch.dn("missing") is None
+    assert switch.view.dn("missing") is None
 
 
 def _subclasses_in(
@@ -735,7 +741,7 @@ def _subclasses_in(
 def test_event_and_request_names_are_the_t_library_names() -> None:
     event_types = list(_subclasses_in(events_module, SwitchEvent))
     request_types = list(_subclasses_in(requests_module, SwitchRequest))
-    assert len(event_types) == 27 and len(request_types) == 23
+    assert len(event_types) == 27 and len(request_types) == 28
     for cls in [*event_types, *request_types]:
         assert cls.name == cls.__name__
         assert cls.__doc__
@@ -849,7 +855,7 @@ operation_st = st.one_of(
 
 def check_invariants(switch: VirtualSwitch) -> None:
     agent_ids = []
-    for snapshot in switch.dns():
+    for snapshot in switch.view.dns():
         if snapshot.agent is None:
             continue
         assert snapshot.type in AGENT_DN_TYPES
@@ -863,28 +869,28 @@ def check_invariants(switch: VirtualSwitch) -> None:
 @given(st.lists(operation_st, max_size=40))
 def test_random_sequences_never_raise_and_keep_invariants(operations: list[object]) -> None:
     switch = VirtualSwitch(SWITCH, TSERVER, DNS)
-    switch.connect_link()
+    switch.request(TOpenLink(reference_id=0))
     switch.drain_events()
     for operation in operations:
         if isinstance(operation, SwitchRequest):
-            before = list(switch.dns())
+            before = list(switch.view.dns())
             switch.request(operation)
             events = switch.drain_events()
             assert events, "every request is answered"
             assert all(e.reference_id == operation.reference_id for e in events)
             if any(isinstance(e, EventError) for e in events):
                 assert len(events) == 1
-                assert list(switch.dns()) == before, "a failed request changes nothing"
+                assert list(switch.view.dns()) == before, "a failed request changes nothing"
         elif operation == "connect":
-            switch.connect_link()
+            switch.request(TOpenLink(reference_id=0))
         elif operation == "disconnect":
-            switch.disconnect_link()
+            switch.request(TCloseLink(reference_id=0))
         elif isinstance(operation, list):
-            switch.update_dns(operation)
+            switch.request(TConfigureAddresses(reference_id=0, dns=tuple(operation)))
         else:
             assert isinstance(operation, tuple)
             number, flag = operation
-            if switch.dn(number) is not None:
-                switch.set_in_service(number, flag)
+            if switch.view.dn(number) is not None:
+                switch.request(TSetInService(reference_id=0, dn=number, in_service=flag))
         switch.drain_events()
         check_invariants(switch)

@@ -44,15 +44,19 @@ from ivr_server.switch import (
     TAgentSetReady,
     TApplyTreatment,
     TAttachUserData,
+    TCallerHangUp,
+    TCloseLink,
     TDeleteAllUserData,
     TDeleteUserData,
     TErrorCode,
     TInboundCall,
+    TOpenLink,
     TReleaseCall,
     TRouteAbort,
     TRouteCall,
     TRouteFailed,
     TRouteRequest,
+    TSetInService,
     TTreatmentStatus,
     TUpdateUserData,
     VirtualSwitch,
@@ -123,7 +127,7 @@ def make_switch(
         SWITCH, TSERVER, DNS, first_conn_id=first_conn_id, first_call_id=first_call_id
     )
     if link:
-        switch.connect_link()
+        switch.request(TOpenLink(reference_id=0))
     switch.drain_events()
     return switch
 
@@ -149,7 +153,7 @@ def only_error(events: list[SwitchEvent]) -> EventError:
 
 
 def snapshot(switch: VirtualSwitch, conn_id: str) -> CallSnapshot:
-    call = switch.call(conn_id)
+    call = switch.view.call(conn_id)
     assert call is not None, conn_id
     return call
 
@@ -182,7 +186,7 @@ def route_call(switch: VirtualSwitch, conn_id: str, rp: str = RP, dest: str = "6
 
 
 def hang_up(switch: VirtualSwitch, conn_id: str) -> None:
-    assert switch.hang_up(conn_id)
+    switch.request(TCallerHangUp(reference_id=0, conn_id=conn_id))
     assert "EventReleased" in names(switch.drain_events())
 
 
@@ -212,7 +216,7 @@ def set_not_ready(switch: VirtualSwitch, dn: str) -> None:
 
 
 def ready_dns(switch: VirtualSwitch) -> list[str]:
-    return [agent.dn for agent in switch.ready_agents()]
+    return [agent.dn for agent in switch.view.ready_agents()]
 
 
 def s(name: str, value: str) -> Node:
@@ -340,7 +344,7 @@ def test_inbound_call_rings_then_establishes() -> None:
         EventRinging(**common, extensions=extensions),
         EventEstablished(**common, extensions=extensions),
     ]
-    assert switch.call("0000000000000001") == CallSnapshot(
+    assert switch.view.call("0000000000000001") == CallSnapshot(
         conn_id="0000000000000001",
         call_id=1,
         ani="5551234",
@@ -350,8 +354,8 @@ def test_inbound_call_rings_then_establishes() -> None:
         routing_point=None,
         treatment=None,
     )
-    assert switch.user_data("0000000000000001") == data
-    assert [c.conn_id for c in switch.calls()] == ["0000000000000001"]
+    assert switch.view.user_data("0000000000000001") == data
+    assert [c.conn_id for c in switch.view.calls()] == ["0000000000000001"]
 
 
 def test_inbound_call_without_ani_dnis_or_data() -> None:
@@ -386,7 +390,7 @@ def test_conn_ids_are_never_reused_and_failures_consume_none() -> None:
     only_error(send(switch, TInboundCall(reference_id=ref(), dn=RP)))
     only_error(send(switch, TInboundCall(reference_id=ref(), dn=UNKNOWN_DN)))
     second = new_call(switch)
-    assert switch.hang_up(second)
+    switch.request(TCallerHangUp(reference_id=0, conn_id=second))
     switch.drain_events()
     third = new_call(switch, PORT_OTHER)
     assert [first, second, third] == [conn(1), conn(2), conn(3)]
@@ -396,11 +400,11 @@ def test_conn_ids_are_never_reused_and_failures_consume_none() -> None:
 def test_several_calls_are_listed_oldest_first() -> None:
     switch = make_switch()
     ids = [new_call(switch, dn) for dn in (PORT_OTHER, PORT, PORT_VTP)]
-    assert [c.conn_id for c in switch.calls()] == ids
-    assert [c.parties for c in switch.calls()] == [(PORT_OTHER,), (PORT,), (PORT_VTP,)]
-    switch.hang_up(ids[1])
+    assert [c.conn_id for c in switch.view.calls()] == ids
+    assert [c.parties for c in switch.view.calls()] == [(PORT_OTHER,), (PORT,), (PORT_VTP,)]
+    switch.request(TCallerHangUp(reference_id=0, conn_id=ids[1]))
     switch.drain_events()
-    assert [c.conn_id for c in switch.calls()] == [ids[0], ids[2]]
+    assert [c.conn_id for c in switch.view.calls()] == [ids[0], ids[2]]
 
 
 @pytest.mark.parametrize(
@@ -421,17 +425,17 @@ def test_inbound_call_on_a_dn_that_cannot_take_it(dn: str, code: TErrorCode) -> 
         "TInboundCall",
         31,
     )
-    assert list(switch.calls()) == []
+    assert list(switch.view.calls()) == []
 
 
 def test_inbound_call_on_an_out_of_service_dn() -> None:
     switch = make_switch()
-    switch.set_in_service(PORT, False)
+    switch.request(TSetInService(reference_id=0, dn=PORT, in_service=False))
     switch.drain_events()
     error = only_error(send(switch, TInboundCall(reference_id=1, dn=PORT)))
     assert error.error_code == TErrorCode.TERR_OUT_OF_SERVICE
-    assert list(switch.calls()) == []
-    switch.set_in_service(PORT, True)
+    assert list(switch.view.calls()) == []
+    switch.request(TSetInService(reference_id=0, dn=PORT, in_service=True))
     switch.drain_events()
     assert new_call(switch) == conn(1)
 
@@ -440,7 +444,7 @@ def test_inbound_call_while_the_link_is_down() -> None:
     switch = make_switch(link=False)
     error = only_error(send(switch, TInboundCall(reference_id=1, dn=PORT)))
     assert error.error_code == TErrorCode.TERR_NO_SWITCH
-    assert list(switch.calls()) == []
+    assert list(switch.view.calls()) == []
 
 
 # -- release -------------------------------------------------------------------------------------
@@ -463,9 +467,9 @@ def test_release_call() -> None:
             user_data=data,
         )
     ]
-    assert switch.call(conn_id) is None
-    assert switch.user_data(conn_id) is None
-    assert list(switch.calls()) == []
+    assert switch.view.call(conn_id) is None
+    assert switch.view.user_data(conn_id) is None
+    assert list(switch.view.calls()) == []
     error = only_error(send(switch, TReleaseCall(reference_id=13, conn_id=conn_id, dn=PORT)))
     assert error.error_code == TErrorCode.TERR_INVALID_ATTR
 
@@ -473,14 +477,14 @@ def test_release_call() -> None:
 def test_hang_up_is_unsolicited() -> None:
     switch = make_switch()
     conn_id = new_call(switch)
-    assert switch.hang_up(conn_id)
+    switch.request(TCallerHangUp(reference_id=0, conn_id=conn_id))
     (released,) = switch.drain_events()
     assert isinstance(released, EventReleased)
     assert (released.reference_id, released.dn, released.conn_id) == (None, PORT, conn_id)
-    assert switch.call(conn_id) is None
-    assert not switch.hang_up(conn_id)
-    assert not switch.hang_up(UNKNOWN_CONN)
-    assert switch.drain_events() == []
+    assert switch.view.call(conn_id) is None
+    for gone in (conn_id, UNKNOWN_CONN):  # no such call: refused, nothing else happens
+        error = only_error(send(switch, TCallerHangUp(reference_id=14, conn_id=gone)))
+        assert (error.error_code, error.reference_id) == (TErrorCode.TERR_INVALID_ATTR, 14)
 
 
 @pytest.mark.parametrize("by_request", [True, False])
@@ -500,7 +504,7 @@ def test_release_while_waiting_at_a_routing_point_ends_the_dialog_first(
         events = send(switch, TReleaseCall(reference_id=3, conn_id=conn_id, dn=PORT))
         expected_ref: int | None = 3
     else:
-        assert switch.hang_up(conn_id)
+        switch.request(TCallerHangUp(reference_id=0, conn_id=conn_id))
         events = switch.drain_events()
         expected_ref = None
     used, released = events
@@ -508,8 +512,8 @@ def test_release_while_waiting_at_a_routing_point_ends_the_dialog_first(
     assert (used.dn, used.dest, used.other_dn, used.conn_id) == (RP, None, None, conn_id)
     assert (released.dn, released.conn_id) == (PORT, conn_id)
     assert used.reference_id == released.reference_id == expected_ref
-    assert switch.waiting_calls(RP) == []
-    assert switch.call(conn_id) is None
+    assert switch.view.waiting_calls(RP) == []
+    assert switch.view.call(conn_id) is None
 
 
 # -- request errors common to every call request -------------------------------------------------
@@ -551,14 +555,14 @@ CALL_REQUEST_TYPES = [type(r) for r in call_requests(conn(1), PORT, RP)]
 def test_call_requests_while_the_link_is_down(index: int) -> None:
     switch = make_switch()
     conn_id = waiting_call(switch)
-    switch.disconnect_link()
+    switch.request(TCloseLink(reference_id=0))
     switch.drain_events()
     before = snapshot(switch, conn_id)
     request = call_requests(conn_id, PORT, RP)[index]
     error = only_error(send(switch, request))
     assert error.error_code == TErrorCode.TERR_NO_SWITCH
     assert (error.request, error.reference_id) == (request.name, request.reference_id)
-    assert switch.call(conn_id) == before
+    assert switch.view.call(conn_id) == before
 
 
 def test_route_failed_while_the_link_is_down() -> None:
@@ -566,14 +570,14 @@ def test_route_failed_while_the_link_is_down() -> None:
     conn_id = new_call(switch)
     route_request(switch, conn_id)
     route_call(switch, conn_id)
-    switch.disconnect_link()
+    switch.request(TCloseLink(reference_id=0))
     switch.drain_events()
     before = snapshot(switch, conn_id)
     for conn_id_ in (conn_id, UNKNOWN_CONN):
         request = TRouteFailed(reference_id=4, conn_id=conn_id_, dn=RP, error_code=83)
         error = only_error(send(switch, request))
         assert (error.error_code, error.request) == (TErrorCode.TERR_NO_SWITCH, "TRouteFailed")
-    assert switch.call(conn_id) == before
+    assert switch.view.call(conn_id) == before
 
 
 @pytest.mark.parametrize(
@@ -587,7 +591,7 @@ def test_call_requests_on_an_unknown_dn(index: int) -> None:
     error = only_error(send(switch, request))
     assert error.error_code == TErrorCode.TERR_NOT_CONFIGURED
     assert (error.dn, error.request) == (UNKNOWN_DN, request.name)
-    assert switch.call(conn_id) == before
+    assert switch.view.call(conn_id) == before
 
 
 @pytest.mark.parametrize(
@@ -601,7 +605,7 @@ def test_call_requests_on_an_unknown_call(index: int) -> None:
     error = only_error(send(switch, request))
     assert error.error_code == TErrorCode.TERR_INVALID_ATTR
     assert (error.request, error.reference_id) == (request.name, request.reference_id)
-    assert switch.call(conn_id) == before
+    assert switch.view.call(conn_id) == before
 
 
 @pytest.mark.parametrize(
@@ -614,13 +618,13 @@ def test_call_requests_from_a_dn_that_is_not_in_the_call(index: int, wrong_dn: s
     switch = make_switch()
     conn_id = waiting_call(switch)
     other = new_call(switch, PORT_OTHER)
-    before = list(switch.calls())
+    before = list(switch.view.calls())
     request = call_requests(conn_id, wrong_dn, wrong_dn)[index]
     error = only_error(send(switch, request))
     assert error.error_code == TErrorCode.TERR_INVALID_ATTR
     assert (error.dn, error.request) == (wrong_dn, request.name)
-    assert list(switch.calls()) == before
-    assert other in {c.conn_id for c in switch.calls()}
+    assert list(switch.view.calls()) == before
+    assert other in {c.conn_id for c in switch.view.calls()}
 
 
 # -- user data -----------------------------------------------------------------------------------
@@ -659,7 +663,7 @@ def test_attach_appends_keeps_duplicates_and_nesting() -> None:
         dnis="8005550000",
         user_data=expected,
     )
-    assert switch.user_data(conn_id) == expected
+    assert switch.view.user_data(conn_id) == expected
     assert snapshot(switch, conn_id).user_data == expected
     # the very same pair again: still appended
     again = data_changed(
@@ -730,7 +734,7 @@ def test_update_replaces_in_place(current: KvList, new: KvList, expected: KvList
         send(switch, TUpdateUserData(reference_id=8, conn_id=conn_id, dn=PORT, user_data=new))
     )
     assert (event.user_data, event.reference_id, event.dn) == (expected, 8, PORT)
-    assert switch.user_data(conn_id) == expected
+    assert switch.view.user_data(conn_id) == expected
 
 
 @settings(max_examples=300, deadline=None)
@@ -769,7 +773,7 @@ def test_delete_key_removes_every_top_level_occurrence() -> None:
         send(switch, TDeleteUserData(reference_id=6, conn_id=conn_id, dn=PORT, key="B"))
     )
     assert event.user_data == (s("b", "2"), nested)
-    assert switch.user_data(conn_id) == (s("b", "2"), nested)
+    assert switch.view.user_data(conn_id) == (s("b", "2"), nested)
 
 
 def test_delete_all() -> None:
@@ -777,7 +781,7 @@ def test_delete_all() -> None:
     conn_id = new_call(switch, user_data=(s("a", "1"), List(Name="L", items=(s("b", "2"),))))
     event = data_changed(send(switch, TDeleteAllUserData(reference_id=9, conn_id=conn_id, dn=PORT)))
     assert (event.user_data, event.reference_id, event.conn_id) == ((), 9, conn_id)
-    assert switch.user_data(conn_id) == ()
+    assert switch.view.user_data(conn_id) == ()
     # and the call goes on: data can be attached again
     event = data_changed(
         send(
@@ -818,8 +822,8 @@ def test_call_snapshots_are_immutable_values() -> None:
     assert before.user_data == (s("a", "1"),)
     assert before.routing_point is None
     assert snapshot(switch, conn_id).user_data == (s("a", "1"), s("b", "2"))
-    assert switch.call(UNKNOWN_CONN) is None
-    assert switch.user_data(UNKNOWN_CONN) is None
+    assert switch.view.call(UNKNOWN_CONN) is None
+    assert switch.view.user_data(UNKNOWN_CONN) is None
 
 
 # -- the 16 KB limit -----------------------------------------------------------------------------
@@ -861,7 +865,7 @@ def test_limit_boundary_exactly(how: Growth, over: int) -> None:
         events = send(switch, TInboundCall(reference_id=40, dn=PORT, user_data=(*first, pad(rest))))
         if over:
             assert only_error(events).error_code == TErrorCode.TERR_INVALID_ATTR
-            assert list(switch.calls()) == []
+            assert list(switch.view.calls()) == []
         else:
             assert names(events) == ["EventRinging", "EventEstablished"]
             assert kv_size(snapshot(switch, conn(1)).user_data) == USER_DATA_LIMIT
@@ -894,11 +898,11 @@ def test_limit_boundary_exactly(how: Growth, over: int) -> None:
             PORT,
             request.name,
         )
-        assert switch.user_data(conn_id) == first
+        assert switch.view.user_data(conn_id) == first
     else:
         event = data_changed(events)
         assert kv_size(event.user_data) == xml_size(event.user_data) == USER_DATA_LIMIT
-        assert switch.user_data(conn_id) == event.user_data
+        assert switch.view.user_data(conn_id) == event.user_data
 
 
 def test_at_the_limit_shrinking_and_deleting_still_work() -> None:
@@ -942,7 +946,7 @@ def test_at_the_limit_shrinking_and_deleting_still_work() -> None:
         )
     )
     data_changed(send(switch, TDeleteUserData(reference_id=6, conn_id=conn_id, dn=PORT, key="b")))
-    assert switch.user_data(conn_id) == (s("a", "2"), s("pad", ""))
+    assert switch.view.user_data(conn_id) == (s("a", "2"), s("pad", ""))
 
 
 def test_the_limit_applies_to_the_result_not_to_the_request() -> None:
@@ -969,7 +973,7 @@ def test_the_limit_applies_to_the_result_not_to_the_request() -> None:
         )
     )
     assert error.error_code == TErrorCode.TERR_INVALID_ATTR
-    assert switch.user_data(conn_id) == (longer,)
+    assert switch.view.user_data(conn_id) == (longer,)
 
 
 user_data_request_st = st.one_of(
@@ -1021,7 +1025,7 @@ def test_random_user_data_requests_follow_the_model_and_never_exceed_the_limit(
         else:
             assert data_changed(events).user_data == expected
             model = expected
-        assert switch.user_data(conn(1)) == model
+        assert switch.view.user_data(conn(1)) == model
         assert kv_size(model) <= USER_DATA_LIMIT
 
 
@@ -1061,9 +1065,9 @@ def test_route_request_presents_the_call_on_the_routing_point() -> None:
     ]
     call = snapshot(switch, conn_id)
     assert (call.routing_point, call.treatment, call.parties) == (RP, None, (PORT,))
-    assert switch.waiting_calls(RP) == [call]
-    assert switch.waiting_calls(RP_2) == []
-    assert switch.waiting_calls(PORT) == []
+    assert switch.view.waiting_calls(RP) == [call]
+    assert switch.view.waiting_calls(RP_2) == []
+    assert switch.view.waiting_calls(PORT) == []
 
 
 def test_waiting_calls_are_listed_oldest_first_per_routing_point() -> None:
@@ -1074,8 +1078,8 @@ def test_waiting_calls_are_listed_oldest_first_per_routing_point() -> None:
     route_request(switch, c, RP, PORT_OTHER)
     route_request(switch, a, RP, PORT)
     route_request(switch, b, RP_2, PORT_VTP)
-    assert [w.conn_id for w in switch.waiting_calls(RP)] == [a, c]
-    assert [w.conn_id for w in switch.waiting_calls(RP_2)] == [b]
+    assert [w.conn_id for w in switch.view.waiting_calls(RP)] == [a, c]
+    assert [w.conn_id for w in switch.view.waiting_calls(RP_2)] == [b]
 
 
 @pytest.mark.parametrize(
@@ -1095,7 +1099,7 @@ def test_route_request_to_a_dn_that_is_not_a_routing_point(route_dn: str, code: 
         send(switch, TRouteRequest(reference_id=2, conn_id=conn_id, dn=PORT, route_dn=route_dn))
     )
     assert (error.error_code, error.dn, error.request) == (code, route_dn, "TRouteRequest")
-    assert switch.call(conn_id) == before
+    assert switch.view.call(conn_id) == before
 
 
 @pytest.mark.parametrize("second_rp", [RP, RP_2])
@@ -1108,8 +1112,8 @@ def test_second_route_request_while_waiting_is_refused(second_rp: str) -> None:
         send(switch, TRouteRequest(reference_id=3, conn_id=conn_id, dn=PORT, route_dn=second_rp))
     )
     assert (error.error_code, error.dn) == (TErrorCode.TERR_INVALID_ATTR, PORT)
-    assert switch.call(conn_id) == before
-    assert switch.waiting_calls(RP_2) == []
+    assert switch.view.call(conn_id) == before
+    assert switch.view.waiting_calls(RP_2) == []
 
 
 @pytest.mark.parametrize(
@@ -1153,7 +1157,7 @@ def test_route_call_answers_the_owner_and_ends_the_dialog(route_type: RouteType)
     ]
     call = snapshot(switch, conn_id)
     assert (call.routing_point, call.treatment, call.parties) == (None, None, (PORT,))
-    assert switch.waiting_calls(RP) == []
+    assert switch.view.waiting_calls(RP) == []
     # routed: a second answer is refused; a new route request is allowed (§6.2 row 12)
     error = only_error(send(switch, TRouteCall(reference_id=72, conn_id=conn_id, dn=RP)))
     assert error.error_code == TErrorCode.TERR_INVALID_ATTR
@@ -1185,7 +1189,7 @@ def test_router_requests_where_the_call_does_not_wait(at: str) -> None:
             at,
             request.name,
         )
-    assert switch.call(conn_id) == before
+    assert switch.view.call(conn_id) == before
 
 
 def test_router_requests_on_a_call_that_never_waited() -> None:
@@ -1194,7 +1198,7 @@ def test_router_requests_on_a_call_that_never_waited() -> None:
     before = snapshot(switch, conn_id)
     for request in call_requests(conn_id, PORT, RP)[6:]:
         assert only_error(send(switch, request)).error_code == TErrorCode.TERR_INVALID_ATTR
-    assert switch.call(conn_id) == before
+    assert switch.view.call(conn_id) == before
 
 
 def test_apply_treatment_and_its_statuses() -> None:
@@ -1278,7 +1282,7 @@ def test_apply_treatment_and_its_statuses() -> None:
     assert (not_applied.reference_id, not_applied.treatment_type) == (85, "Busy")
     call = snapshot(switch, conn_id)
     assert (call.routing_point, call.treatment) == (RP, None)  # row 17
-    assert switch.waiting_calls(RP) == [call]
+    assert switch.view.waiting_calls(RP) == [call]
 
 
 def test_new_treatment_replaces_the_running_one_and_routing_ends_it() -> None:
@@ -1311,7 +1315,7 @@ def test_route_abort_ends_the_dialog_without_a_route() -> None:
     assert (used.reference_id, used.dn, used.dest, used.conn_id) == (91, RP, None, conn_id)
     call = snapshot(switch, conn_id)
     assert (call.routing_point, call.treatment) == (None, None)
-    assert switch.waiting_calls(RP) == []
+    assert switch.view.waiting_calls(RP) == []
     error = only_error(send(switch, TRouteAbort(reference_id=92, conn_id=conn_id, dn=RP)))
     assert (error.error_code, error.request) == (TErrorCode.TERR_INVALID_ATTR, "TRouteAbort")
 
@@ -1340,7 +1344,7 @@ def test_route_failed_tells_the_router_and_the_call_waits_again(code: TErrorCode
     assert error.error_message
     call = snapshot(switch, conn_id)
     assert (call.routing_point, call.treatment) == (RP, None)
-    assert switch.waiting_calls(RP) == [call]
+    assert switch.view.waiting_calls(RP) == [call]
     # it waits already: a new route request is refused, the router may answer again
     assert (
         only_error(
@@ -1349,7 +1353,7 @@ def test_route_failed_tells_the_router_and_the_call_waits_again(code: TErrorCode
         == "TRouteRequest"
     )
     route_call(switch, conn_id, dest="6002")
-    assert switch.waiting_calls(RP) == []
+    assert switch.view.waiting_calls(RP) == []
 
 
 def test_route_failed_errors() -> None:
@@ -1366,7 +1370,7 @@ def test_route_failed_errors() -> None:
         "TRouteFailed",
         RP,
     )
-    assert switch.call(conn_id) == waiting
+    assert switch.view.call(conn_id) == waiting
     route_call(switch, conn_id)
     routed = snapshot(switch, conn_id)
     for dn, code in [
@@ -1378,12 +1382,12 @@ def test_route_failed_errors() -> None:
             send(switch, TRouteFailed(reference_id=2, conn_id=conn_id, dn=dn, error_code=83))
         )
         assert (error.error_code, error.request, error.dn) == (code, "TRouteFailed", dn)
-        assert switch.call(conn_id) == routed
+        assert switch.view.call(conn_id) == routed
     error = only_error(
         send(switch, TRouteFailed(reference_id=3, conn_id=UNKNOWN_CONN, dn=RP, error_code=83))
     )
     assert (error.error_code, error.request) == (TErrorCode.TERR_INVALID_ATTR, "TRouteFailed")
-    assert switch.waiting_calls(RP) == []
+    assert switch.view.waiting_calls(RP) == []
 
 
 def test_a_whole_routing_dialog_in_order() -> None:
@@ -1453,7 +1457,7 @@ def test_a_whole_routing_dialog_in_order() -> None:
     ]
     assert all(e.switch == SWITCH for e in events)
     assert all(getattr(e, "conn_id", None) == conn(1) for e in events)
-    assert list(switch.calls()) == []
+    assert list(switch.view.calls()) == []
 
 
 # -- ready agents --------------------------------------------------------------------------------
@@ -1465,7 +1469,7 @@ def test_ready_agents_longest_idle_first() -> None:
     login(switch, PORT)
     login(switch, PORT_VTP, ready=False)
     login(switch, PORT_4)
-    agents = switch.ready_agents()
+    agents = switch.view.ready_agents()
     assert [(a.dn, a.agent_id, a.queue) for a in agents] == [
         (PORT_OTHER, f"agent-{PORT_OTHER}", QUEUE),
         (PORT, f"agent-{PORT}", QUEUE),
@@ -1474,7 +1478,7 @@ def test_ready_agents_longest_idle_first() -> None:
     since = [a.ready_since for a in agents]
     assert since == sorted(since) and len(set(since)) == 3 and min(since) > 0
     for agent in agents:
-        dn_snapshot = switch.dn(agent.dn)
+        dn_snapshot = switch.view.dn(agent.dn)
         assert dn_snapshot is not None and dn_snapshot.agent is not None
         assert dn_snapshot.agent.ready_since == agent.ready_since
 
@@ -1524,9 +1528,9 @@ def test_ready_agents_exclude_out_of_service_dns() -> None:
     switch = make_switch()
     login(switch, PORT)
     login(switch, PORT_OTHER)
-    switch.set_in_service(PORT, False)
+    switch.request(TSetInService(reference_id=0, dn=PORT, in_service=False))
     assert ready_dns(switch) == [PORT_OTHER]
-    switch.set_in_service(PORT, True)
+    switch.request(TSetInService(reference_id=0, dn=PORT, in_service=True))
     assert ready_dns(switch) == [PORT, PORT_OTHER]
 
 
@@ -1600,14 +1604,14 @@ def test_ready_agents_match_a_model(operations: list[AgentOp]) -> None:
             if calls[dn]:
                 assert switch.hang_up(calls[dn].pop(0))
         else:
-            switch.set_in_service(dn, op == "ins")
+            switch.request(TSetInService(reference_id=0, dn=dn, in_service=op == "ins"))
             in_service[dn] = op == "ins"
         switch.drain_events()
         expected = sorted(
             (dn_ for dn_ in PORTS if state[dn_] == "ready" and not calls[dn_] and in_service[dn_]),
             key=lambda dn_: became_ready[dn_],
         )
-        agents = switch.ready_agents()
+        agents = switch.view.ready_agents()
         assert [a.dn for a in agents] == expected
         assert [a.agent_id for a in agents] == [f"agent-{dn_}" for dn_ in expected]
         assert len({a.ready_since for a in agents}) == len(agents)
@@ -1617,7 +1621,7 @@ def test_no_state_is_left_behind_when_calls_end() -> None:
     switch = make_switch()
     for dn in PORTS:
         login(switch, dn)
-    dns_before = list(switch.dns())
+    dns_before = list(switch.view.dns())
     plain = new_call(switch, PORT, user_data=(s("a", "1"),))
     treated = new_call(switch, PORT_VTP)
     route_request(switch, treated, RP, PORT_VTP)
@@ -1629,7 +1633,7 @@ def test_no_state_is_left_behind_when_calls_end() -> None:
     route_request(switch, failed, RP, PORT_4)
     route_call(switch, failed, RP)
     send(switch, TRouteFailed(reference_id=2, conn_id=failed, dn=RP, error_code=234))
-    assert [c.conn_id for c in switch.waiting_calls(RP)] == [treated, failed]
+    assert [c.conn_id for c in switch.view.waiting_calls(RP)] == [treated, failed]
     assert ready_dns(switch) == []
 
     send(switch, TReleaseCall(reference_id=3, conn_id=plain, dn=PORT))
@@ -1637,14 +1641,14 @@ def test_no_state_is_left_behind_when_calls_end() -> None:
     hang_up(switch, routed)
     hang_up(switch, failed)
 
-    assert list(switch.calls()) == []
-    assert switch.waiting_calls(RP) == switch.waiting_calls(RP_2) == []
+    assert list(switch.view.calls()) == []
+    assert switch.view.waiting_calls(RP) == switch.view.waiting_calls(RP_2) == []
     for conn_id, dn in ((plain, PORT), (treated, PORT_VTP), (routed, PORT_OTHER), (failed, PORT_4)):
-        assert switch.call(conn_id) is None and switch.user_data(conn_id) is None
+        assert switch.view.call(conn_id) is None and switch.view.user_data(conn_id) is None
         for request in call_requests(conn_id, dn, RP):
             assert only_error(send(switch, request)).error_code == TErrorCode.TERR_INVALID_ATTR
     assert set(ready_dns(switch)) == set(PORTS)
-    assert list(switch.dns()) == dns_before  # calls never touch DN or agent state
+    assert list(switch.view.dns()) == dns_before  # calls never touch DN or agent state
     assert new_call(switch) == conn(5)
     assert snapshot(switch, conn(5)).user_data == ()
 
@@ -1679,7 +1683,7 @@ def draw_operation(data: st.DataObject, switch: VirtualSwitch) -> object:
         return "disconnect"
     if choice < 10:
         return "connect"
-    calls = list(switch.calls())
+    calls = list(switch.view.calls())
     call = None
     if calls and data.draw(st.integers(min_value=0, max_value=9)) > 0:
         call = data.draw(st.sampled_from(calls))
@@ -1735,7 +1739,7 @@ def draw_operation(data: st.DataObject, switch: VirtualSwitch) -> object:
 
 
 def check_call_invariants(switch: VirtualSwitch) -> None:
-    calls = list(switch.calls())
+    calls = list(switch.view.calls())
     ids = [c.conn_id for c in calls]
     assert ids == sorted(ids) and len(set(ids)) == len(ids)
     assert all(CONN_ID_RE.match(conn_id) for conn_id in ids)
@@ -1744,9 +1748,9 @@ def check_call_invariants(switch: VirtualSwitch) -> None:
         assert call.routing_point in (None, RP, RP_2)
         assert call.treatment is None or call.routing_point is not None
         assert kv_size(call.user_data) <= USER_DATA_LIMIT
-        assert switch.user_data(call.conn_id) == call.user_data
+        assert switch.view.user_data(call.conn_id) == call.user_data
     for rp in (RP, RP_2):
-        assert switch.waiting_calls(rp) == [c for c in calls if c.routing_point == rp]
+        assert switch.view.waiting_calls(rp) == [c for c in calls if c.routing_point == rp]
 
 
 @settings(max_examples=300, deadline=None)
@@ -1758,8 +1762,8 @@ def test_random_call_sequences_keep_invariants_and_leave_nothing_behind(
     for _ in range(steps):
         operation = draw_operation(data, switch)
         if isinstance(operation, SwitchRequest):
-            before = list(switch.calls())
-            link_up = switch.link_up
+            before = list(switch.view.calls())
+            link_up = switch.view.link_up
             switch.request(operation)
             events = switch.drain_events()
             assert events, "every request is answered"
@@ -1770,32 +1774,33 @@ def test_random_call_sequences_keep_invariants_and_leave_nothing_behind(
             ]
             if failed:
                 assert len(events) == 1
-                assert list(switch.calls()) == before, "a failed request changes nothing"
+                assert list(switch.view.calls()) == before, "a failed request changes nothing"
             if not link_up:
                 assert failed and failed[0].error_code == TErrorCode.TERR_NO_SWITCH
         elif operation == "connect":
-            switch.connect_link()
+            switch.request(TOpenLink(reference_id=0))
         elif operation == "disconnect":
-            switch.disconnect_link()
+            switch.request(TCloseLink(reference_id=0))
         else:
             assert isinstance(operation, str)
-            existed = switch.call(operation) is not None
-            assert switch.hang_up(operation) is existed
+            existed = switch.view.call(operation) is not None
+            events = send(switch, TCallerHangUp(reference_id=0, conn_id=operation))
+            assert (names(events) == ["EventError"]) is not existed
         switch.drain_events()
         check_call_invariants(switch)
 
     # everything ends: each call reports its route-point dialog (if any) ended, then its release
-    remaining = list(switch.calls())
+    remaining = list(switch.view.calls())
     for call in remaining:
-        assert switch.hang_up(call.conn_id)
+        switch.request(TCallerHangUp(reference_id=0, conn_id=call.conn_id))
         events = switch.drain_events()
         expected = ["EventRouteUsed"] if call.routing_point is not None else []
         expected += ["EventReleased"] * len(call.parties)
         assert names(events) == expected
         assert all(e.reference_id is None for e in events)
-    assert list(switch.calls()) == []
+    assert list(switch.view.calls()) == []
     for dn in (RP, RP_2, PORT):
-        assert switch.waiting_calls(dn) == []
+        assert switch.view.waiting_calls(dn) == []
     for call in remaining:
-        assert switch.call(call.conn_id) is None
-        assert switch.user_data(call.conn_id) is None
+        assert switch.view.call(call.conn_id) is None
+        assert switch.view.user_data(call.conn_id) is None

@@ -29,7 +29,7 @@ from typing import Any
 from ivr_server.api.jsonify import kv_json
 from ivr_server.calls import Call
 from ivr_server.service.control import Control
-from ivr_server.switch import AgentSnapshot, DnType, VirtualSwitch
+from ivr_server.switch import AgentSnapshot, DnType, Switch
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +59,7 @@ def switches_view(control: Control) -> list[dict[str, Any]]:
         {
             "name": switch.name,
             "tserver": switch.tserver,
-            "link_up": switch.link_up,
+            "link_up": switch.view.link_up,
             "dns": [
                 {
                     "number": dn.number,
@@ -68,7 +68,7 @@ def switches_view(control: Control) -> list[dict[str, Any]]:
                     "in_service": dn.in_service,
                     "agent": _agent(dn.agent),
                 }
-                for dn in switch.dns()
+                for dn in switch.view.dns()
             ],
         }
         for switch in control.service.switches.values()
@@ -90,7 +90,7 @@ def ivrs_view(control: Control) -> list[dict[str, Any]]:
         for port in ivr.ports:
             switch_name = config.port_switch_name(ivr, port)
             switch = service.switches.get(switch_name) if switch_name is not None else None
-            snapshot = switch.dn(port.dn) if switch is not None else None
+            snapshot = switch.view.dn(port.dn) if switch is not None else None
             call = by_port.get((ivr.name, port.number))
             ports.append(
                 {
@@ -148,7 +148,7 @@ def call_view(control: Control, call: Call, *, redact: bool = False) -> dict[str
             "parties": None,
             "user_data": None,
         }
-    on_switch = call.switch.call(call.conn_id) if call.conn_id is not None else None
+    on_switch = call.switch.view.call(call.conn_id) if call.conn_id is not None else None
     user_data = on_switch.user_data if on_switch is not None else None
     parties: list[dict[str, Any]] = []
     if on_switch is not None:
@@ -207,7 +207,7 @@ def routing_points_view(
     }
     out: list[dict[str, Any]] = []
     for switch in service.switches.values():
-        for dn in switch.dns():
+        for dn in switch.view.dns():
             if dn.type is not DnType.ROUTING_POINT:
                 continue
             choice = control.router_choice(switch.name, dn.number)
@@ -224,10 +224,10 @@ def routing_points_view(
 
 
 def _waiting(
-    switch: VirtualSwitch, rp: str, by_conn: dict[str, Call], clock: Clock, redact: bool
+    switch: Switch, rp: str, by_conn: dict[str, Call], clock: Clock, redact: bool
 ) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for waiting in switch.waiting_calls(rp):
+    for waiting in switch.view.waiting_calls(rp):
         call = by_conn.get(waiting.conn_id)
         out.append(
             {

@@ -37,8 +37,8 @@ from ivr_server.switch import (
     EventRouteRequest,
     EventTreatmentEnd,
     EventTreatmentNotApplied,
+    Switch,
     SwitchEvent,
-    VirtualSwitch,
 )
 
 log = logging.getLogger("ivr_server.api.webhook")
@@ -70,7 +70,7 @@ class WebhookRouter:
     def routing_points(self) -> frozenset[str]:
         return frozenset({self.rp})
 
-    def on_event(self, switch: VirtualSwitch, event: SwitchEvent) -> None:
+    def on_event(self, switch: Switch, event: SwitchEvent) -> None:
         if switch.name != self.switch or getattr(event, "dn", None) != self.rp:
             return
         waits = isinstance(

@@ -22,7 +22,7 @@ __all__ = ["ExternalRouter", "RoutingPointDispatcher"]
 
 from collections.abc import Mapping
 
-from ivr_server.switch import EventError, RoutingEvent, SwitchEvent, VirtualSwitch
+from ivr_server.switch import EventError, RoutingEvent, Switch, SwitchEvent
 
 from .router import Router
 
@@ -36,7 +36,7 @@ class ExternalRouter:
     def routing_points(self) -> frozenset[str]:
         return self._points
 
-    def on_event(self, switch: VirtualSwitch, event: SwitchEvent) -> None:
+    def on_event(self, switch: Switch, event: SwitchEvent) -> None:
         """Nothing to do: the outside router answers through the switch on its own."""
 
 
@@ -63,7 +63,7 @@ class RoutingPointDispatcher:
                 points.add(point)
         return frozenset(points)
 
-    def on_event(self, switch: VirtualSwitch, event: SwitchEvent) -> None:
+    def on_event(self, switch: Switch, event: SwitchEvent) -> None:
         if isinstance(event, RoutingEvent | EventError):
             dn = event.dn
             if dn is not None and dn in self.overrides:

@@ -31,7 +31,7 @@ __all__ = ["Router"]
 
 from typing import Protocol
 
-from ivr_server.switch import SwitchEvent, VirtualSwitch
+from ivr_server.switch import Switch, SwitchEvent
 
 
 class Router(Protocol):
@@ -41,7 +41,7 @@ class Router(Protocol):
         """The numbers of the routing-point DNs this router serves."""
         ...
 
-    def on_event(self, switch: VirtualSwitch, event: SwitchEvent) -> None:
+    def on_event(self, switch: Switch, event: SwitchEvent) -> None:
         """React to one event ``switch`` published: maybe call ``switch.request``; never raise
         for a peer's situation, never drain ``switch``'s events."""
         ...

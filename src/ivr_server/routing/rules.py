@@ -60,12 +60,12 @@ from ivr_server.switch import (
     ReadyAgent,
     RouteType,
     RoutingEvent,
+    Switch,
     SwitchEvent,
     TApplyTreatment,
     TErrorCode,
     TRouteCall,
     TUpdateUserData,
-    VirtualSwitch,
 )
 from ivr_server.wire.kv import Item, KvList, List, Node
 
@@ -304,7 +304,7 @@ class BuiltinRouter:
         """The routing points this router has rules for."""
         return self._points
 
-    def on_event(self, switch: VirtualSwitch, event: SwitchEvent) -> None:
+    def on_event(self, switch: Switch, event: SwitchEvent) -> None:
         """React to one event of ``switch``; see the module docstring."""
         handler = _HANDLERS.get(type(event))
         if handler is not None and event.switch == switch.name:
@@ -346,7 +346,7 @@ class BuiltinRouter:
 
     # -- events -------------------------------------------------------------------------------------
 
-    def _on_route_request(self, switch: VirtualSwitch, event: EventRouteRequest) -> None:
+    def _on_route_request(self, switch: Switch, event: EventRouteRequest) -> None:
         rules = self._rules.get(event.dn)
         if rules is None:
             return
@@ -364,7 +364,7 @@ class BuiltinRouter:
             self._route(switch, event.conn_id, dialog, rule, agent)
 
     def _on_treatment_over(
-        self, switch: VirtualSwitch, event: EventTreatmentEnd | EventTreatmentNotApplied
+        self, switch: Switch, event: EventTreatmentEnd | EventTreatmentNotApplied
     ) -> None:
         dialog = self._dialog_at(event)
         if dialog is None or dialog.phase is not DialogPhase.TREATING:
@@ -376,7 +376,7 @@ class BuiltinRouter:
         else:
             self._route(switch, event.conn_id, dialog, rule, None)
 
-    def _on_error(self, switch: VirtualSwitch, event: EventError) -> None:
+    def _on_error(self, switch: Switch, event: EventError) -> None:
         conn_id, point = event.conn_id, event.dn
         if (
             event.request != TRouteCall.name
@@ -404,7 +404,7 @@ class BuiltinRouter:
         else:
             self._route(switch, conn_id, dialog, rules[index], agent)
 
-    def _on_route_used(self, switch: VirtualSwitch, event: EventRouteUsed) -> None:
+    def _on_route_used(self, switch: Switch, event: EventRouteUsed) -> None:
         dialog = self._dialog_at(event)
         if dialog is None:
             return
@@ -416,7 +416,7 @@ class BuiltinRouter:
         if not routed_by_us:  # aborted, timed out, or released while treating
             del self._dialogs[event.conn_id]
 
-    def _on_released(self, switch: VirtualSwitch, event: EventReleased) -> None:
+    def _on_released(self, switch: Switch, event: EventReleased) -> None:
         self._dialogs.pop(event.conn_id, None)
 
     def _dialog_at(self, event: RoutingEvent) -> _Dialog | None:
@@ -429,7 +429,7 @@ class BuiltinRouter:
 
     def _choose(
         self,
-        switch: VirtualSwitch,
+        switch: Switch,
         rules: tuple[_Rule, ...],
         request: EventRouteRequest,
         start: int,
@@ -444,14 +444,14 @@ class BuiltinRouter:
             if not rule.wants_agent:
                 return index, None
             if agents is None:
-                agents = switch.ready_agents()
+                agents = switch.view.ready_agents()
             agent = rule.pick(agents)
             if agent is not None:
                 return index, agent
         return len(rules), None
 
     def _treat(
-        self, switch: VirtualSwitch, conn_id: str, dialog: _Dialog, rule: _Rule, index: int
+        self, switch: Switch, conn_id: str, dialog: _Dialog, rule: _Rule, index: int
     ) -> None:
         treatment = rule.treatments[index]
         dialog.phase, dialog.treatment = DialogPhase.TREATING, index
@@ -468,7 +468,7 @@ class BuiltinRouter:
 
     def _route(
         self,
-        switch: VirtualSwitch,
+        switch: Switch,
         conn_id: str,
         dialog: _Dialog,
         rule: _Rule,
@@ -479,7 +479,7 @@ class BuiltinRouter:
         dest = rule.dest
         if rule.wants_agent:
             if agent is None:
-                agent = rule.pick(switch.ready_agents())
+                agent = rule.pick(switch.view.ready_agents())
             if agent is None:
                 self._route_default(switch, conn_id, dialog)
                 return
@@ -495,12 +495,12 @@ class BuiltinRouter:
             )
         self._send_route(switch, conn_id, dialog, rule.route_type, dest, rule.extensions)
 
-    def _route_default(self, switch: VirtualSwitch, conn_id: str, dialog: _Dialog) -> None:
+    def _route_default(self, switch: Switch, conn_id: str, dialog: _Dialog) -> None:
         self._send_route(switch, conn_id, dialog, "Default", None, ())
 
     def _send_route(
         self,
-        switch: VirtualSwitch,
+        switch: Switch,
         conn_id: str,
         dialog: _Dialog,
         route_type: RouteType,
@@ -521,7 +521,7 @@ class BuiltinRouter:
         )
 
 
-_Handler = Callable[[BuiltinRouter, VirtualSwitch, Any], None]
+_Handler = Callable[[BuiltinRouter, Switch, Any], None]
 
 _HANDLERS: Final[Mapping[type[SwitchEvent], _Handler]] = {
     EventRouteRequest: BuiltinRouter._on_route_request,

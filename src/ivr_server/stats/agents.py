@@ -19,7 +19,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 
-from ivr_server.switch import AgentSnapshot, AgentState, VirtualSwitch
+from ivr_server.switch import AgentSnapshot, AgentState, Switch
 
 
 class AgentActivity(Enum):
@@ -56,10 +56,10 @@ class AgentCounts:
         }
 
 
-def agent_activities(switch: VirtualSwitch) -> Iterator[tuple[AgentSnapshot, AgentActivity]]:
+def agent_activities(switch: Switch) -> Iterator[tuple[AgentSnapshot, AgentActivity]]:
     """Every agent logged in on ``switch`` with its activity, in DN configuration order."""
-    busy_dns = {dn for call in switch.calls() for dn in call.parties}
-    for dn in switch.dns():
+    busy_dns = {dn for call in switch.view.calls() for dn in call.parties}
+    for dn in switch.view.dns():
         agent = dn.agent
         if agent is None:
             continue

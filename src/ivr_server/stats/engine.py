@@ -5,7 +5,7 @@ Theory of operation
 The original asks Genesys Stat Server; here the server computes the values itself, from what it
 already has:
 
-* the virtual switches (a live ``name → VirtualSwitch`` mapping): calls waiting at routing points,
+* the switches (a live ``name → Switch`` mapping): calls waiting at routing points,
   agents and their calls — read at the moment of the question;
 * the switch events, fed to :meth:`StatsEngine.on_event` with the ``now`` they were handled at:
   they time the waits at routing points for ``ExpectedWaitTime`` (:mod:`ivr_server.stats.waits`);
@@ -38,7 +38,7 @@ from dataclasses import replace
 from typing import Any, Final
 
 from ivr_server.config import ServerConfig, StatisticConfig, split_object_id
-from ivr_server.switch import DnType, SwitchEvent, VirtualSwitch
+from ivr_server.switch import DnType, Switch, SwitchEvent
 
 from .agents import AgentActivity, AgentCounts, agent_activities, count_activities
 from .values import StatUnavailable, StatValue, format_value, result_code
@@ -63,7 +63,7 @@ class StatsEngine:
     def __init__(
         self,
         config: ServerConfig,
-        switches: Mapping[str, VirtualSwitch],
+        switches: Mapping[str, Switch],
         calls_of_ivr: Callable[[str], int],
         *,
         waiting_for_queue: Callable[[str, str], int] | None = None,
@@ -126,7 +126,7 @@ class StatsEngine:
 
     def _still_waiting(self, switch_name: str, conn_id: str, routing_point: str) -> bool:
         switch = self._switches.get(switch_name)
-        call = switch.call(conn_id) if switch is not None else None
+        call = switch.view.call(conn_id) if switch is not None else None
         return call is not None and call.routing_point == routing_point
 
     # -- requests --------------------------------------------------------------------------------
@@ -241,13 +241,13 @@ class StatsEngine:
         }
         for switch_name, switch in self._switches.items():
             queue_tally: dict[str, list[AgentActivity]] = {}
-            for dn in switch.dns():
+            for dn in switch.view.dns():
                 if dn.type is DnType.ROUTING_POINT:
                     points.append(
                         {
                             "switch": switch_name,
                             "dn": dn.number,
-                            "waiting": len(switch.waiting_calls(dn.number)),
+                            "waiting": len(switch.view.waiting_calls(dn.number)),
                             "ewt": self._ewt(switch_name, dn.number, now),
                             "max_wait": self._max_wait(switch_name, dn.number, now),
                         }
@@ -278,13 +278,15 @@ class StatsEngine:
 
     # -- computations ----------------------------------------------------------------------------
 
-    def _dn(self, object_id: str, wanted: DnType) -> tuple[str, VirtualSwitch, str]:
+    def _dn(self, object_id: str, wanted: DnType) -> tuple[str, Switch, str]:
         """Object id ``DN`` or ``DN@Switch`` → (switch name, switch, DN) on the running switches;
         the DN must be of type ``wanted`` (and, without a switch, on exactly one switch)."""
         number, switch_name = split_object_id(object_id)
         if switch_name is None:
             found = [
-                name for name, switch in self._switches.items() if switch.dn(number) is not None
+                name
+                for name, switch in self._switches.items()
+                if switch.view.dn(number) is not None
             ]
             if len(found) != 1:
                 where = "no running switch" if not found else f"{len(found)} running switches"
@@ -293,7 +295,7 @@ class StatsEngine:
         switch = self._switches.get(switch_name)
         if switch is None:
             raise _Unavailable(f"switch {switch_name!r} is not running")
-        dn = switch.dn(number)
+        dn = switch.view.dn(number)
         if dn is None or dn.type is not wanted:
             what = "not there" if dn is None else f"a {dn.type.value}"
             raise _Unavailable(f"DN {number!r} on switch {switch_name!r} is {what}")
@@ -301,7 +303,7 @@ class StatsEngine:
 
     def _waiting_calls(self, object_id: str, now: float) -> float:
         _, switch, number = self._dn(object_id, DnType.ROUTING_POINT)
-        return len(switch.waiting_calls(number))
+        return len(switch.view.waiting_calls(number))
 
     def _expected_wait_time(self, object_id: str, now: float) -> float:
         switch_name, _, number = self._dn(object_id, DnType.ROUTING_POINT)
@@ -319,7 +321,7 @@ class StatsEngine:
 
     def _agent_queue(self, switch_name: str, dn: str) -> str | None:
         switch = self._switches.get(switch_name)
-        snapshot = switch.dn(dn) if switch is not None else None
+        snapshot = switch.view.dn(dn) if switch is not None else None
         agent = snapshot.agent if snapshot is not None else None
         return agent.queue if agent is not None and agent.queue else None
 

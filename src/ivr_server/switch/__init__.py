@@ -1,7 +1,9 @@
-"""The CTI side, sans-IO: the virtual switch, its DNs and agents, T-Library-style requests and events.
+"""The CTI side, sans-IO: the :class:`Switch` interface (T-Library-style requests in, events out,
+a read model built from the events), and the switches behind it, built by :func:`build_switch`.
 
-See docs/switch.md. This package imports only the standard library and :mod:`ivr_server.errors`;
-it is configured by plain arguments, never by the config package.
+See docs/switch.md. The layers above know a switch only through these names; the virtual switch
+itself (:mod:`ivr_server.switch.virtual`) is reached through the registry. The package is
+configured by plain arguments, never by the config package.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ from ivr_server.switch.events import (
     SwitchEvent,
     WorkMode,
 )
+from ivr_server.switch.protocol import Switch
+from ivr_server.switch.registry import SWITCH_KINDS, build_switch
 from ivr_server.switch.requests import (
     CallRequest,
     SwitchRequest,
@@ -61,9 +65,13 @@ from ivr_server.switch.requests import (
     TAgentSetReady,
     TApplyTreatment,
     TAttachUserData,
+    TCallerHangUp,
+    TCloseLink,
+    TConfigureAddresses,
     TDeleteAllUserData,
     TDeleteUserData,
     TInboundCall,
+    TOpenLink,
     TOutboundAnswered,
     TOutboundCall,
     TQueryAddress,
@@ -73,21 +81,17 @@ from ivr_server.switch.requests import (
     TRouteCall,
     TRouteFailed,
     TRouteRequest,
+    TSetInService,
     TTreatmentStatus,
     TUnregisterAddress,
     TUpdateUserData,
 )
-from ivr_server.switch.virtual import (
-    AGENT_DN_TYPES,
-    USER_DATA_LIMIT,
-    AgentSnapshot,
-    CallSnapshot,
-    DnSnapshot,
-    ReadyAgent,
-    VirtualSwitch,
-    kv_size,
-    kv_update,
-)
+from ivr_server.switch.snapshots import AgentSnapshot, CallSnapshot, DnSnapshot, ReadyAgent
+from ivr_server.switch.userdata import USER_DATA_LIMIT, kv_size, kv_update
+from ivr_server.switch.view import SwitchView
+
+# Until the service and the call side are typed against Switch (issue 21): the old import path.
+from ivr_server.switch.virtual import AGENT_DN_TYPES, VirtualSwitch
 
 __all__ = [
     "AGENT_DN_TYPES",
@@ -95,6 +99,7 @@ __all__ = [
     "LOGIN_INPUT",
     "READY_WORK_MODES",
     "REQUEST_INPUTS",
+    "SWITCH_KINDS",
     "TRANSITIONS",
     "USER_DATA_LIMIT",
     "AgentInput",
@@ -135,8 +140,10 @@ __all__ = [
     "RequestRouteCall",
     "RouteType",
     "RoutingEvent",
+    "Switch",
     "SwitchEvent",
     "SwitchRequest",
+    "SwitchView",
     "TAbandonCall",
     "TAgentLogin",
     "TAgentLogout",
@@ -144,10 +151,14 @@ __all__ = [
     "TAgentSetReady",
     "TApplyTreatment",
     "TAttachUserData",
+    "TCallerHangUp",
+    "TCloseLink",
+    "TConfigureAddresses",
     "TDeleteAllUserData",
     "TDeleteUserData",
     "TErrorCode",
     "TInboundCall",
+    "TOpenLink",
     "TOutboundAnswered",
     "TOutboundCall",
     "TQueryAddress",
@@ -157,12 +168,14 @@ __all__ = [
     "TRouteCall",
     "TRouteFailed",
     "TRouteRequest",
+    "TSetInService",
     "TTreatmentStatus",
     "TUnregisterAddress",
     "TUpdateUserData",
     "VirtualSwitch",
     "WorkMode",
     "agent_status",
+    "build_switch",
     "kv_size",
     "kv_update",
 ]

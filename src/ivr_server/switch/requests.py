@@ -11,6 +11,15 @@ T-Library function of their own because the original does them inside its own T-
 call on a routing point for a router). The router's requests are :class:`TRouteCall` and
 :class:`TApplyTreatment`; the IVR side reports treatments with :class:`TTreatmentStatus` and ends
 a routing dialog with :class:`TRouteAbort` or :class:`TRouteFailed`.
+
+Requests about the switch itself rather than a DN's or a call's T-Library dialog (the link, a DN
+in or out of service, the DN set, a caller hanging up) are how the server drives the virtual
+switch, which is its own network and PBX: :class:`TOpenLink`, :class:`TCloseLink`,
+:class:`TSetInService`, :class:`TConfigureAddresses`, :class:`TCallerHangUp`. What they change is
+reported as the switch reports such changes whatever caused them, by unsolicited events
+(``reference_id`` ``None``), and nothing when nothing changes; only a refusal carries the
+request's ReferenceID (an EventError). A switch that cannot do one refuses it with
+``TERR_UNSUP_OPER``.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from typing import ClassVar, Literal
 
 import msgspec
 
-from ivr_server.switch.events import RouteType, WorkMode
+from ivr_server.switch.events import DnType, RouteType, WorkMode
 from ivr_server.wire.kv import KvList
 
 __all__ = [
@@ -32,9 +41,13 @@ __all__ = [
     "TAgentSetReady",
     "TApplyTreatment",
     "TAttachUserData",
+    "TCallerHangUp",
+    "TCloseLink",
+    "TConfigureAddresses",
     "TDeleteAllUserData",
     "TDeleteUserData",
     "TInboundCall",
+    "TOpenLink",
     "TOutboundAnswered",
     "TOutboundCall",
     "TQueryAddress",
@@ -44,6 +57,7 @@ __all__ = [
     "TRouteCall",
     "TRouteFailed",
     "TRouteRequest",
+    "TSetInService",
     "TTreatmentStatus",
     "TUnregisterAddress",
     "TUpdateUserData",
@@ -309,3 +323,49 @@ class TRouteFailed(CallRequest, frozen=True, kw_only=True):
 
     error_code: int
     """83 (Busy), 232 (NoAnswer) or 234 (ConnectFailed)."""
+
+
+class TOpenLink(SwitchRequest, frozen=True, kw_only=True):
+    """Bring the link to the switch up: EventLinkConnected once it is (PROTOCOL.md §8.3)."""
+
+    name: ClassVar[str] = "TOpenLink"
+
+
+class TCloseLink(SwitchRequest, frozen=True, kw_only=True):
+    """Take the link to the switch down: EventLinkDisconnected. Agents, registrations and calls
+    are kept; requests fail with ``TERR_NO_SWITCH`` until the link is up again."""
+
+    name: ClassVar[str] = "TCloseLink"
+
+
+class TSetInService(SwitchRequest, frozen=True, kw_only=True):
+    """Put a DN in or out of service: EventDNBackInService / EventDNOutOfService
+    (``report-dn-status``, PROTOCOL.md §8.3)."""
+
+    name: ClassVar[str] = "TSetInService"
+
+    dn: str
+    """The DN."""
+    in_service: bool
+    """``True``: in service; ``False``: out of service."""
+
+
+class TConfigureAddresses(SwitchRequest, frozen=True, kw_only=True):
+    """The switch's DN set is now ``dns`` (a configuration reload): a removed DN loses its agent
+    (EventAgentLogout) and its registration (EventUnregistered); a new one is registered
+    (EventRegistered); a changed type is a removal and an addition; the others keep their state."""
+
+    name: ClassVar[str] = "TConfigureAddresses"
+
+    dns: tuple[tuple[str, DnType], ...]
+    """Every DN of the switch with its type, in configuration order."""
+
+
+class TCallerHangUp(SwitchRequest, frozen=True, kw_only=True):
+    """The far end of a call hangs up (the API's release): every party gets EventReleased (the
+    routing point first EventRouteUsed) and the call is gone."""
+
+    name: ClassVar[str] = "TCallerHangUp"
+
+    conn_id: str
+    """AttributeConnID of the call."""

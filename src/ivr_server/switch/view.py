@@ -1,0 +1,435 @@
+"""The read model of a switch, built from the events it publishes.
+
+Theory of operation
+-------------------
+The layers above a switch never look into its tables: whatever they read (the link, DNs and their
+agents, calls with their parties and user data, calls waiting at routing points, ready agents)
+comes from a :class:`SwitchView`. A switch owns one view, seeded with its configured DNs
+(:meth:`SwitchView.configure`, when it is built and when its DN set changes), and applies to it
+every event it publishes, in the order it queues them (:meth:`SwitchView.apply`). So the view is
+current as soon as a request returns, before the events are drained, and it never depends on
+which switch implementation made the events: the virtual switch and a premise switch feed it
+alike. The virtual switch goes further and keeps no tables of its own: it checks requests against
+its view, and changes it only by publishing events.
+
+What each event does to the view (an event about a DN or call the view does not hold changes
+nothing):
+
+==============================================  ==================================================
+EventLinkConnected / EventLinkDisconnected      the link is up / down
+EventRegistered / EventUnregistered             the DN is registered / not
+EventDNBackInService / EventDNOutOfService      the DN is in / out of service
+EventAgentLogin                                 the agent is on the DN (NotReady until the next
+                                                event, which always follows: Ready or NotReady)
+EventAgentReady / EventAgentNotReady            the agent's state and work mode; an agent that
+                                                becomes Ready goes to the end of the idle order
+EventAgentLogout                                the DN has no agent
+EventRinging / EventEstablished / EventDialing  a new call (ConnID, CallID, ANI, DNIS, user data;
+                                                EventDialing: the number dialled), or a new party
+EventAttachedDataChanged                        the call's user data
+EventRouteRequest                               the call waits at the routing point
+RequestApplyTreatment                           the treatment asked for the waiting call
+EventTreatmentNotApplied / EventTreatmentEnd    no treatment any more
+RequestRouteCall                                a Ready agent on the destination DN was just given
+                                                a call: it goes to the end of the idle order
+EventRouteUsed                                  the call waits nowhere
+EventError about a call (``conn_id``) from      routing to the destination failed: the call waits
+a TRouteCall                                    at the routing point again (PROTOCOL.md §6.2)
+EventReleased / EventAbandoned                  the DN leaves the call / the call is gone; a call
+                                                whose last party left is gone
+==============================================  ==================================================
+
+Readers get frozen snapshots (:mod:`ivr_server.switch.snapshots`). The mutable records
+(:class:`DnRecord`, :class:`CallRecord`) are for the switch that feeds the view, which reads them
+to check requests; only :meth:`SwitchView.apply` and :meth:`SwitchView.configure` write them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Final
+
+from msgspec.structs import replace
+
+from ivr_server.errors import LocalProtocolError
+from ivr_server.memory import shrink
+from ivr_server.switch.agent import AgentState
+from ivr_server.switch.events import (
+    CallEvent,
+    DnType,
+    EventAbandoned,
+    EventAgentLogin,
+    EventAgentLogout,
+    EventAgentNotReady,
+    EventAgentReady,
+    EventAttachedDataChanged,
+    EventDialing,
+    EventDNBackInService,
+    EventDNOutOfService,
+    EventError,
+    EventEstablished,
+    EventLinkConnected,
+    EventLinkDisconnected,
+    EventRegistered,
+    EventReleased,
+    EventRinging,
+    EventRouteRequest,
+    EventRouteUsed,
+    EventTreatmentEnd,
+    EventTreatmentNotApplied,
+    EventUnregistered,
+    RequestApplyTreatment,
+    RequestRouteCall,
+    SwitchEvent,
+    WorkMode,
+)
+from ivr_server.switch.snapshots import AgentSnapshot, CallSnapshot, DnSnapshot, ReadyAgent
+from ivr_server.wire.kv import KvList
+
+__all__ = ["CallRecord", "DnRecord", "SwitchView", "checked_dns"]
+
+
+class DnRecord:
+    """One DN as the view holds it. Written only by :class:`SwitchView`."""
+
+    def __init__(self, number: str, dn_type: DnType) -> None:
+        self.number = number
+        self.type = dn_type
+        self.registered = True
+        self.in_service = True
+        self.agent: AgentSnapshot | None = None
+
+    @property
+    def state(self) -> AgentState:
+        """The agent state of the DN (``LOGGED_OUT`` without an agent)."""
+        return self.agent.state if self.agent is not None else AgentState.LOGGED_OUT
+
+    def snapshot(self) -> DnSnapshot:
+        return DnSnapshot(
+            number=self.number,
+            type=self.type,
+            registered=self.registered,
+            in_service=self.in_service,
+            agent=self.agent,
+        )
+
+
+class CallRecord:
+    """One call as the view holds it. Written only by :class:`SwitchView`."""
+
+    def __init__(self, event: CallEvent) -> None:
+        self.conn_id = event.conn_id
+        self.call_id = event.call_id
+        self.ani = event.ani
+        self.dnis = event.dnis
+        self.user_data: KvList = event.user_data
+        self.parties: list[str] = [event.dn]
+        """DNs in the call, in the order they joined."""
+        self.dialed: str | None = None
+        """The number an outbound call dialled."""
+        self.routing_point: str | None = None
+        """The routing point where the call waits for a router, if it does."""
+        self.treatment: str | None = None
+        """The treatment the router last asked for while the call waits, if any."""
+
+    def snapshot(self) -> CallSnapshot:
+        return CallSnapshot(
+            conn_id=self.conn_id,
+            call_id=self.call_id,
+            ani=self.ani,
+            dnis=self.dnis,
+            parties=tuple(self.parties),
+            user_data=self.user_data,
+            routing_point=self.routing_point,
+            treatment=self.treatment,
+        )
+
+
+def checked_dns(dns: Iterable[tuple[str, DnType]]) -> dict[str, DnType]:
+    """The configured DNs in order; a duplicate, empty number or unknown type is our caller's bug
+    (:class:`~ivr_server.errors.LocalProtocolError`)."""
+    result: dict[str, DnType] = {}
+    for number, dn_type in dns:
+        if not number:
+            raise LocalProtocolError("a DN number must not be empty")
+        if number in result:
+            raise LocalProtocolError(f"DN {number!r} is configured twice")
+        try:
+            result[number] = DnType(dn_type)
+        except ValueError:
+            raise LocalProtocolError(f"DN {number!r} has an unknown type {dn_type!r}") from None
+    return result
+
+
+class SwitchView:
+    """What the layers above know of one switch: its link, DNs, agents and calls.
+
+    Built with the switch's configured DNs (registered, in service, no agent) and the link down;
+    every later change comes from :meth:`apply`.
+    """
+
+    def __init__(self, dns: Iterable[tuple[str, DnType]]) -> None:
+        self._link_up = False
+        self._dns: dict[str, DnRecord] = {}
+        self._agent_dn: dict[str, str] = {}
+        """agent id → DN number where that agent is logged in."""
+        self._calls: dict[str, CallRecord] = {}
+        """ConnID → call, in creation order."""
+        self._ready_seq = 0
+        self.configure(dns)
+
+    # -- readers ---------------------------------------------------------------------------------
+
+    @property
+    def link_up(self) -> bool:
+        """Whether the switch link is up (starts ``False``)."""
+        return self._link_up
+
+    def dn(self, number: str) -> DnSnapshot | None:
+        """A snapshot of DN ``number``, or ``None`` if the switch has no such DN."""
+        record = self._dns.get(number)
+        return record.snapshot() if record is not None else None
+
+    def dns(self) -> Iterator[DnSnapshot]:
+        """Snapshots of every DN, in configuration order."""
+        return iter([record.snapshot() for record in self._dns.values()])
+
+    def agent_dn(self, agent_id: str) -> str | None:
+        """The DN where agent ``agent_id`` is logged in, or ``None``."""
+        return self._agent_dn.get(agent_id)
+
+    def call(self, conn_id: str) -> CallSnapshot | None:
+        """A snapshot of the call ``conn_id``, or ``None`` if the switch has no such call."""
+        call = self._calls.get(conn_id)
+        return call.snapshot() if call is not None else None
+
+    def user_data(self, conn_id: str) -> KvList | None:
+        """The attached data of call ``conn_id`` (cheaper than :meth:`call`), or ``None``."""
+        call = self._calls.get(conn_id)
+        return call.user_data if call is not None else None
+
+    def calls(self) -> Iterator[CallSnapshot]:
+        """Snapshots of every call, oldest first."""
+        return iter([call.snapshot() for call in self._calls.values()])
+
+    def waiting_calls(self, routing_point: str) -> list[CallSnapshot]:
+        """Calls waiting for routing instructions at ``routing_point``, oldest first."""
+        return [c.snapshot() for c in self._calls.values() if c.routing_point == routing_point]
+
+    def ready_agents(self) -> list[ReadyAgent]:
+        """Ready agents on in-service DNs without a call, the longest idle first."""
+        busy = {dn for call in self._calls.values() for dn in call.parties}
+        agents = [
+            ReadyAgent(
+                agent_id=record.agent.agent_id,
+                dn=record.number,
+                queue=record.agent.queue,
+                ready_since=record.agent.ready_since,
+            )
+            for record in self._dns.values()
+            if record.agent is not None
+            and record.agent.state is AgentState.READY
+            and record.number not in busy
+            and record.in_service
+        ]
+        agents.sort(key=lambda a: a.ready_since)
+        return agents
+
+    # -- for the switch that feeds the view ------------------------------------------------------
+
+    def record(self, number: str) -> DnRecord | None:
+        """The record of DN ``number`` (read-only for the caller), or ``None``."""
+        return self._dns.get(number)
+
+    def call_record(self, conn_id: str) -> CallRecord | None:
+        """The record of call ``conn_id`` (read-only for the caller), or ``None``."""
+        return self._calls.get(conn_id)
+
+    def configure(self, dns: Iterable[tuple[str, DnType]]) -> None:
+        """The switch's DN set is now ``dns``, in this order: a DN kept with the same type keeps
+        its state, a new one (or one whose type changed) starts registered, in service, without
+        an agent, a removed one is forgotten. The switch publishes what the change means for its
+        clients (EventAgentLogout, EventUnregistered, EventRegistered) on its own."""
+        wanted = checked_dns(dns)
+        rebuilt: dict[str, DnRecord] = {}
+        for number, dn_type in wanted.items():
+            kept = self._dns.get(number)
+            if kept is None or kept.type is not dn_type:
+                kept = DnRecord(number, dn_type)
+            rebuilt[number] = kept
+        for number, record in self._dns.items():
+            if rebuilt.get(number) is not record and record.agent is not None:
+                self._set_agent(record, None)
+        self._dns = rebuilt
+
+    def compact(self) -> int:
+        """Rebuild the call table if it is mostly empty (see ``ivr_server.memory``); 1 if so."""
+        return int(shrink(self._calls))
+
+    def apply(self, event: SwitchEvent) -> None:
+        """Bring the view up to date with ``event`` (the table in the module docstring)."""
+        handler = _APPLY.get(type(event))
+        if handler is not None:
+            handler(self, event)
+
+    # -- what each event does --------------------------------------------------------------------
+
+    def _on_link_connected(self, event: EventLinkConnected) -> None:
+        self._link_up = True
+
+    def _on_link_disconnected(self, event: EventLinkDisconnected) -> None:
+        self._link_up = False
+
+    def _on_registered(self, event: EventRegistered) -> None:
+        record = self._dns.get(event.dn)
+        if record is not None:
+            record.registered = True
+
+    def _on_unregistered(self, event: EventUnregistered) -> None:
+        record = self._dns.get(event.dn)
+        if record is not None:
+            record.registered = False
+
+    def _on_in_service(self, event: EventDNBackInService) -> None:
+        record = self._dns.get(event.dn)
+        if record is not None:
+            record.in_service = True
+
+    def _on_out_of_service(self, event: EventDNOutOfService) -> None:
+        record = self._dns.get(event.dn)
+        if record is not None:
+            record.in_service = False
+
+    def _on_agent_login(self, event: EventAgentLogin) -> None:
+        record = self._dns.get(event.dn)
+        if record is not None:
+            agent = AgentSnapshot(
+                agent_id=event.agent_id,
+                queue=event.queue,
+                state=AgentState.NOT_READY,
+                work_mode=WorkMode.UNKNOWN,
+            )
+            self._set_agent(record, agent)
+
+    def _on_agent_ready(self, event: EventAgentReady) -> None:
+        self._set_work_state(event.dn, AgentState.READY, event.work_mode)
+
+    def _on_agent_not_ready(self, event: EventAgentNotReady) -> None:
+        self._set_work_state(event.dn, AgentState.NOT_READY, event.work_mode)
+
+    def _set_work_state(self, number: str, state: AgentState, work_mode: WorkMode) -> None:
+        record = self._dns.get(number)
+        if record is not None and record.agent is not None:
+            self._set_agent(record, replace(record.agent, state=state, work_mode=work_mode))
+
+    def _on_agent_logout(self, event: EventAgentLogout) -> None:
+        record = self._dns.get(event.dn)
+        if record is not None:
+            self._set_agent(record, None)
+
+    def _set_agent(self, record: DnRecord, agent: AgentSnapshot | None) -> None:
+        """The only writer of agent state: the DN, the idle order and the agent-id index."""
+        if agent is not None:
+            if agent.state is not AgentState.READY:
+                agent = replace(agent, ready_since=0)
+            elif record.agent is None or record.agent.state is not AgentState.READY:
+                self._ready_seq += 1
+                agent = replace(agent, ready_since=self._ready_seq)
+            else:
+                agent = replace(agent, ready_since=record.agent.ready_since)
+        if record.agent is not None and self._agent_dn.get(record.agent.agent_id) == record.number:
+            del self._agent_dn[record.agent.agent_id]
+        record.agent = agent
+        if agent is not None:
+            self._agent_dn[agent.agent_id] = record.number
+
+    def _on_call_joined(self, event: CallEvent) -> None:
+        call = self._calls.get(event.conn_id)
+        if call is None:
+            call = self._calls[event.conn_id] = CallRecord(event)
+            if type(event) is EventDialing:
+                call.dialed = event.other_dn
+        elif event.dn not in call.parties:
+            call.parties.append(event.dn)
+
+    def _on_attached_data_changed(self, event: EventAttachedDataChanged) -> None:
+        call = self._calls.get(event.conn_id)
+        if call is not None:
+            call.user_data = event.user_data
+
+    def _on_route_request(self, event: EventRouteRequest) -> None:
+        call = self._calls.get(event.conn_id)
+        if call is not None:
+            call.routing_point, call.treatment = event.dn, None
+
+    def _on_apply_treatment(self, event: RequestApplyTreatment) -> None:
+        call = self._calls.get(event.conn_id)
+        if call is not None:
+            call.treatment = event.treatment_type
+
+    def _on_treatment_over(self, event: CallEvent) -> None:
+        call = self._calls.get(event.conn_id)
+        if call is not None:
+            call.treatment = None
+
+    def _on_route_call(self, event: RequestRouteCall) -> None:
+        target = self._dns.get(event.dest) if event.dest is not None else None
+        if (
+            target is not None
+            and target.agent is not None
+            and target.agent.state is AgentState.READY
+        ):
+            self._ready_seq += 1
+            target.agent = replace(target.agent, ready_since=self._ready_seq)
+
+    def _on_route_used(self, event: EventRouteUsed) -> None:
+        call = self._calls.get(event.conn_id)
+        if call is not None:
+            call.routing_point, call.treatment = None, None
+
+    def _on_error(self, event: EventError) -> None:
+        if event.conn_id is None or event.request != "TRouteCall" or event.dn is None:
+            return
+        call = self._calls.get(event.conn_id)
+        if call is not None:
+            call.routing_point, call.treatment = event.dn, None
+
+    def _on_released(self, event: EventReleased) -> None:
+        call = self._calls.get(event.conn_id)
+        if call is None:
+            return
+        if event.dn in call.parties:
+            call.parties.remove(event.dn)
+        if not call.parties:
+            del self._calls[event.conn_id]
+
+    def _on_abandoned(self, event: EventAbandoned) -> None:
+        self._calls.pop(event.conn_id, None)
+
+
+_APPLY: Final[Mapping[type[SwitchEvent], Callable[[SwitchView, Any], None]]] = {
+    EventLinkConnected: SwitchView._on_link_connected,
+    EventLinkDisconnected: SwitchView._on_link_disconnected,
+    EventRegistered: SwitchView._on_registered,
+    EventUnregistered: SwitchView._on_unregistered,
+    EventDNBackInService: SwitchView._on_in_service,
+    EventDNOutOfService: SwitchView._on_out_of_service,
+    EventAgentLogin: SwitchView._on_agent_login,
+    EventAgentReady: SwitchView._on_agent_ready,
+    EventAgentNotReady: SwitchView._on_agent_not_ready,
+    EventAgentLogout: SwitchView._on_agent_logout,
+    EventRinging: SwitchView._on_call_joined,
+    EventEstablished: SwitchView._on_call_joined,
+    EventDialing: SwitchView._on_call_joined,
+    EventAttachedDataChanged: SwitchView._on_attached_data_changed,
+    EventRouteRequest: SwitchView._on_route_request,
+    RequestApplyTreatment: SwitchView._on_apply_treatment,
+    EventTreatmentNotApplied: SwitchView._on_treatment_over,
+    EventTreatmentEnd: SwitchView._on_treatment_over,
+    RequestRouteCall: SwitchView._on_route_call,
+    EventRouteUsed: SwitchView._on_route_used,
+    EventError: SwitchView._on_error,
+    EventReleased: SwitchView._on_released,
+    EventAbandoned: SwitchView._on_abandoned,
+}
+"""Event type → what it does to the view; an event type missing here changes nothing."""
