@@ -5,19 +5,17 @@ codec plus a client-role :class:`~ivr_server.session.IvrLink` behind a thin asyn
 (:class:`IvrClient`). How to write a driver with it: ``docs/client.md``.
 """
 
-from ivr_server.client.connection import (
+from ivr_server.client.connection import IvrClient
+from ivr_server.client.console import build_document, run_console
+from ivr_server.client.documents import LoginResult, MessageTypes, Received
+from ivr_server.client.errors import (
     BadDocument,
     ClientError,
     ConnectFailed,
     ConnectionLost,
-    IvrClient,
-    LoginResult,
-    MessageTypes,
-    Received,
     RequestTimeout,
     UnexpectedDocument,
 )
-from ivr_server.client.console import build_document, run_console
 from ivr_server.client.pretty import (
     format_document,
     format_note,

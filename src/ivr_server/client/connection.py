@@ -1,25 +1,16 @@
 """The asyncio IVR client: an ``asyncio.Protocol`` around a client-role :class:`IvrLink`.
 
 Theory of operation (aioquic's adapter, STYLE.md §2.1): bytes read from the socket go to
-``IvrLink.receive_data(data, loop.time())``; the events it returns are routed (below); then
-``IvrLink.data_to_send()`` is written and exactly one ``TimerHandle`` is re-armed at
-``IvrLink.next_deadline()`` (our own keep-alives and their timeout live in the engine).
-
-Routing of one inbound document, first match wins:
-
-1. the oldest pending :meth:`IvrClient.request` on the same CallId that it answers;
-2. the oldest waiting :meth:`IvrClient.expect` whose filter it matches;
-3. the oldest waiting :meth:`IvrClient.events` iterator;
-4. otherwise the unsolicited queue, where later ``expect()``/``events()`` calls find it, in order.
+``IvrLink.receive_data(data, loop.time())``; the events it returns are routed to whoever waits
+for them (:mod:`.waiters` holds the rules); then ``IvrLink.data_to_send()`` is written and exactly
+one ``TimerHandle`` is re-armed at ``IvrLink.next_deadline()`` (our own keep-alives and their
+timeout live in the engine).
 
 A document the server got wrong (``DocumentRejected``: bad XML, unknown element, broken schema) is
-logged, kept in :attr:`IvrClient.rejected` and raised as :class:`BadDocument` from the pending
-request it can be tied to (same CallId, compatible ReqId/RequestId); otherwise from the next
-``expect()``/``expect_nothing()`` that reaches it in the unsolicited queue (``events()`` skips it).
-The link stays up. When the link closes, every pending waiter raises :class:`ConnectionLost` and
-``events()`` ends after the documents already queued.
-
-Every future here has one owner, the coroutine awaiting it; every timer is cancelled by its owner.
+logged, kept in :attr:`IvrClient.rejected` and raised as :class:`~.errors.BadDocument` from the
+pending request it can be tied to, or from the next ``expect()``/``expect_nothing()`` that reaches
+it. The link stays up. When the link closes, every pending waiter raises
+:class:`~.errors.ConnectionLost` and ``events()`` ends after the documents already queued.
 """
 
 from __future__ import annotations
@@ -30,13 +21,27 @@ import logging
 import os
 import ssl as _ssl
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Final, Literal, TypeAlias, TypeVar, cast
+from typing import Any, Final, Literal, cast
 
-from ivr_server.errors import IvrServerError
+from ivr_server.client.documents import (
+    LoginResult,
+    MessageTypes,
+    Received,
+    answer_filter,
+    as_tuple,
+    is_flow_control,
+    str_attr,
+)
+from ivr_server.client.errors import (
+    ClientError,
+    ConnectFailed,
+    ConnectionLost,
+    RequestTimeout,
+    UnexpectedDocument,
+)
+from ivr_server.client.waiters import Waiters
 from ivr_server.session import (
     DocumentReceived,
     DocumentRejected,
@@ -47,163 +52,16 @@ from ivr_server.session import (
 )
 from ivr_server.wire import DecodeError, Message
 from ivr_server.wire.gli import HEADER
-from ivr_server.wire.messages import CallError, FlowControl, LoginReq, LoginResp, MonitorInfo
+from ivr_server.wire.messages import FlowControl, LoginReq, LoginResp
 
-__all__ = [
-    "BadDocument",
-    "ClientError",
-    "ConnectFailed",
-    "ConnectionLost",
-    "IvrClient",
-    "LoginResult",
-    "MessageTypes",
-    "Received",
-    "RequestTimeout",
-    "UnexpectedDocument",
-]
+__all__ = ["IvrClient"]
 
 _log = logging.getLogger("ivr_server.client")
-
-_T = TypeVar("_T")
-
-MessageTypes: TypeAlias = type[Message] | tuple[type[Message], ...]
-"""One message class or a tuple of them, as ``isinstance`` takes them."""
 
 _CALL_IDS: Final = itertools.count(1)
 """Process-wide, so CallIds stay unique across every client of a load generator."""
 _RUN_TAG: Final = f"{int(time.time()) % 0x1000000:06x}"
 """Tells apart two runs that happen to get the same process id (containers: often pid 1)."""
-
-
-# --------------------------------------------------------------------------- errors
-
-
-class ClientError(IvrServerError):
-    """Base of every failure the client library reports."""
-
-
-class ConnectFailed(ClientError):
-    """The TCP connection could not be opened (refused, unreachable, ``connect_timeout``)."""
-
-
-class ConnectionLost(ClientError):
-    """The link is closed: by the server, by a GLI Error frame, by a keep-alive timeout or by us."""
-
-    def __init__(self, reason: str, *, by_peer: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        """Why, in words (the engine's ``LinkClosed.reason``)."""
-        self.by_peer = by_peer
-        """The server closed the connection or sent a GLI Error frame."""
-
-
-class RequestTimeout(ClientError):
-    """No matching document (or keep-alive response) arrived in time."""
-
-
-class BadDocument(ClientError):
-    """The server sent a Data frame that is not a valid GctiMsg document; the link stays up."""
-
-    def __init__(self, error: DecodeError) -> None:
-        super().__init__(f"server sent a bad document (CallId {error.call_id!r}): {error.reason}")
-        self.error = error
-        """The decoder's verdict, with what could still be read (CallId, tag, ReqId...)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Received:
-    """One inbound document."""
-
-    call_id: str | None
-    """Its CallId (``None`` for the DialOut form, which has none)."""
-    message: Message
-    """The decoded message."""
-
-
-class UnexpectedDocument(ClientError, AssertionError):
-    """:meth:`IvrClient.expect_nothing` saw a document arrive; ``received`` is that document."""
-
-    def __init__(self, received: Received) -> None:
-        super().__init__(
-            f"unexpected {received.message.tag} on CallId {received.call_id!r}: "
-            f"{received.message!r}"
-        )
-        self.received = received
-
-
-@dataclass(frozen=True, slots=True)
-class LoginResult:
-    """What a :meth:`IvrClient.login` got back."""
-
-    response: LoginResp
-    """The LoginResp (``Result`` says whether the version was accepted)."""
-    flow_control: FlowControl | None
-    """The FlowControl that follows a successful 4.0 login; ``None`` for other versions."""
-    call_id: str
-    """The session CallId the LoginReq carried."""
-
-
-# --------------------------------------------------------------------------- internals
-
-
-@dataclass(eq=False, slots=True)
-class _Waiter:
-    """A coroutine waiting for one document; the coroutine owns ``future`` and removes it."""
-
-    accepts: Callable[[Received], bool]
-    future: asyncio.Future[Received]
-    req_id: str | None = None
-    request_id: str | None = None
-
-
-def _as_tuple(types: MessageTypes | None) -> tuple[type[Message], ...]:
-    if types is None:
-        return ()
-    return types if isinstance(types, tuple) else (types,)
-
-
-def _str_attr(message: Message, name: str) -> str | None:
-    value = getattr(message, name, None)
-    return value if isinstance(value, str) else None
-
-
-def _answer_filter(
-    types: tuple[type[Message], ...], req_id: str | None, request_id: str | None
-) -> Callable[[Received], bool]:
-    """Does a document answer a request with these ReqId/RequestId and expected types?
-
-    ReqId and RequestId must be equal on both sides (absent = ``None``), so an answer echoing an
-    id never answers a request without one, and vice versa. A CallError always answers (its type
-    need not be expected); a MonitorInfo without ReqId never does (it is unsolicited by definition,
-    PROTOCOL.md §3.2.1).
-    """
-
-    def accepts(received: Received) -> bool:
-        message = received.message
-        if getattr(message, "ReqId", None) != req_id:
-            return False
-        if type(message) is CallError:
-            return True
-        if types and not isinstance(message, types):
-            return False
-        if getattr(message, "RequestId", None) != request_id:
-            return False
-        return not (type(message) is MonitorInfo and req_id is None)
-
-    return accepts
-
-
-def _compatible(waited: str | None, seen: str | None) -> bool:
-    return waited is None or seen is None or waited == seen
-
-
-def _expire(future: asyncio.Future[Any], text: str) -> None:
-    if not future.done():
-        future.set_exception(RequestTimeout(text))
-
-
-def _is_flow_control(received: Received) -> bool:
-    return type(received.message) is FlowControl
 
 
 # --------------------------------------------------------------------------- the client
@@ -214,7 +72,7 @@ class IvrClient(asyncio.Protocol):
 
     ``request()`` sends and waits for the answer; ``send()`` fires and forgets; everything the
     server sends that answers no pending request is *unsolicited* and is read with ``expect()`` or
-    ``events()``. See the module docstring for the routing rules.
+    ``events()``. The routing rules: :mod:`ivr_server.client.waiters`.
     """
 
     def __init__(
@@ -234,11 +92,7 @@ class IvrClient(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
-        self._requests: dict[str | None, list[_Waiter]] = {}
-        self._expecters: list[_Waiter] = []
-        self._listeners: list[_Waiter] = []
-        self._inbox: deque[Received | BadDocument] = deque()
-        self._ka_waiters: deque[asyncio.Future[float]] = deque()
+        self._waiters = Waiters(self._loop)
         self._lost: asyncio.Future[None] = self._loop.create_future()
         self._close_reason: str | None = None
         self._closed_by_peer = False
@@ -367,30 +221,33 @@ class IvrClient(asyncio.Protocol):
             ServerMonitor=monitor,
         )
         deadline = self._loop.time() + timeout
-        answer = self._add_request(call_id, _answer_filter((LoginResp,), None, None))
+        waiters = self._waiters
+        answer = waiters.add_request(call_id, answer_filter((LoginResp,), None, None))
         # Registered before sending, so the FlowControl cannot slip into the unsolicited queue.
-        flow = self._add_request(call_id, _is_flow_control) if version == "4.0" else None
+        flow = waiters.add_request(call_id, is_flow_control) if version == "4.0" else None
         self.session_call_id = call_id
         try:
             self._link.send(call_id, request)
             self._transmit()
-            received = await self._await(answer.future, timeout, f"LoginResp on CallId {call_id!r}")
+            received = await waiters.wait(
+                answer.future, timeout, f"LoginResp on CallId {call_id!r}"
+            )
             response = received.message
             if not isinstance(response, LoginResp):
                 raise ClientError(f"LoginReq answered with {response!r}")
             flow_control: FlowControl | None = None
             if flow is not None and response.Result == "Success":
                 remaining = max(0.0, deadline - self._loop.time())
-                got = await self._await(
+                got = await waiters.wait(
                     flow.future, remaining, f"FlowControl on CallId {call_id!r}"
                 )
                 flow_control = cast(FlowControl, got.message)
                 flow = None
             return LoginResult(response, flow_control, call_id)
         finally:
-            self._drop_request(call_id, answer)
+            waiters.drop_request(call_id, answer)
             if flow is not None:
-                self._abandon_request(call_id, flow)
+                waiters.abandon_request(call_id, flow)
 
     async def request(
         self,
@@ -410,19 +267,20 @@ class IvrClient(asyncio.Protocol):
         :class:`ConnectionLost` or :class:`BadDocument`.
         """
         self._check_open()
-        req_id = _str_attr(message, "ReqId")
-        request_id = _str_attr(message, "RequestId")
-        waiter = self._add_request(
-            call_id, _answer_filter(_as_tuple(expect), req_id, request_id), req_id, request_id
+        req_id = str_attr(message, "ReqId")
+        request_id = str_attr(message, "RequestId")
+        waiters = self._waiters
+        waiter = waiters.add_request(
+            call_id, answer_filter(as_tuple(expect), req_id, request_id), req_id, request_id
         )
         try:
             self._link.send(call_id, message)
             self._transmit()
-            return await self._await(
+            return await waiters.wait(
                 waiter.future, timeout, f"answer to {message.tag} on CallId {call_id!r}"
             )
         finally:
-            self._drop_request(call_id, waiter)
+            waiters.drop_request(call_id, waiter)
 
     async def keep_alive(self, timeout: float = 5.0) -> float:
         """Send a GLI keep-alive request; return the seconds until a response arrived.
@@ -432,16 +290,14 @@ class IvrClient(asyncio.Protocol):
         :class:`ConnectionLost`.
         """
         self._check_open()
-        future: asyncio.Future[float] = self._loop.create_future()
         sent_at = self._loop.time()
-        self._ka_waiters.append(future)
+        future = self._waiters.add_keep_alive()
         try:
             self._link.send_keep_alive()
             self._transmit()
-            answered_at = await self._await(future, timeout, "KeepAliveResponse")
+            answered_at = await self._waiters.wait(future, timeout, "KeepAliveResponse")
         finally:
-            if future in self._ka_waiters:
-                self._ka_waiters.remove(future)
+            self._waiters.drop_keep_alive(future)
         return answered_at - sent_at
 
     # ------------------------------------------------------------------ receiving
@@ -462,7 +318,7 @@ class IvrClient(asyncio.Protocol):
         still be read; when none matches, :class:`ConnectionLost` is raised. Raises
         :class:`RequestTimeout` and :class:`BadDocument` (see the module docstring).
         """
-        wanted = _as_tuple(types)
+        wanted = as_tuple(types)
 
         def accepts(received: Received) -> bool:
             return (
@@ -474,7 +330,7 @@ class IvrClient(asyncio.Protocol):
         what = "unsolicited document" if not wanted else "/".join(t.tag for t in wanted)
         if call_id is not None:
             what += f" on CallId {call_id!r}"
-        return await self._next_unsolicited(accepts, timeout, what, scan=True)
+        return await self._waiters.next_unsolicited(accepts, timeout, what, scan=True)
 
     async def expect_nothing(
         self, within: float, *, ignore: tuple[type[Message], ...] = ()
@@ -488,7 +344,7 @@ class IvrClient(asyncio.Protocol):
             return not isinstance(received.message, ignore)
 
         try:
-            received = await self._next_unsolicited(accepts, within, "", scan=False)
+            received = await self._waiters.next_unsolicited(accepts, within, "", scan=False)
         except RequestTimeout:
             return
         raise UnexpectedDocument(received)
@@ -499,7 +355,7 @@ class IvrClient(asyncio.Protocol):
         kept in :attr:`rejected`). An ``expect()`` waiting at the same time has priority."""
         while True:
             try:
-                received = await self._next_unsolicited(None, None, "", scan=True)
+                received = await self._waiters.next_unsolicited(None, None, "", scan=True)
             except ConnectionLost:
                 return
             yield received
@@ -520,11 +376,8 @@ class IvrClient(asyncio.Protocol):
             events += self._link.receive_more(now)
         answers = self._link.keep_alive_answers - answered_before
         self._process(events)
-        while answers and self._ka_waiters:
-            future = self._ka_waiters.popleft()
-            if not future.done():
-                future.set_result(now)
-                answers -= 1
+        if answers:
+            self._waiters.answer_keep_alives(answers, now)
         self._transmit()
 
     def eof_received(self) -> bool | None:
@@ -550,7 +403,7 @@ class IvrClient(asyncio.Protocol):
         for event in events:
             match event:
                 case DocumentReceived(call_id=call_id, message=message):
-                    self._deliver(Received(call_id, message))
+                    self._waiters.deliver(Received(call_id, message))
                 case DocumentRejected(error=error):
                     self._on_rejected(error)
                 case LinkClosed():
@@ -596,18 +449,7 @@ class IvrClient(asyncio.Protocol):
             if data and not transport.is_closing():
                 transport.write(data)
             transport.close()
-        waiters = [w for queue in self._requests.values() for w in queue]
-        waiters += self._expecters + self._listeners
-        self._requests.clear()
-        self._expecters.clear()
-        self._listeners.clear()
-        for waiter in waiters:
-            if not waiter.future.done():
-                waiter.future.set_exception(self._lost_error())
-        while self._ka_waiters:
-            future = self._ka_waiters.popleft()
-            if not future.done():
-                future.set_exception(self._lost_error())
+        self._waiters.fail(self._lost_error)
 
     def _lost_error(self) -> ConnectionLost:
         return ConnectionLost(self._close_reason or "link closed", by_peer=self._closed_by_peer)
@@ -616,47 +458,7 @@ class IvrClient(asyncio.Protocol):
         if self._close_reason is not None:
             raise self._lost_error()
 
-    # ------------------------------------------------------------------ routing
-
-    def _deliver(self, received: Received) -> None:
-        waiters = self._requests.get(received.call_id)
-        if waiters:
-            for i, waiter in enumerate(waiters):
-                if not waiter.future.done() and waiter.accepts(received):
-                    del waiters[i]
-                    waiter.future.set_result(received)
-                    return
-        self._offer(received)
-
-    def _offer(self, item: Received | BadDocument, *, front: bool = False) -> None:
-        """Give an unsolicited document to a waiting expect()/events(), else queue it."""
-        if isinstance(item, BadDocument):
-            for waiter in self._expecters:
-                if not waiter.future.done():
-                    waiter.future.set_exception(item)
-                    return
-            if any(not w.future.done() for w in self._listeners):
-                return  # events() skips bad documents; they are logged and in `rejected`
-        else:
-            for waiter in self._expecters:
-                if waiter.future.done():
-                    continue
-                try:
-                    matched = waiter.accepts(item)
-                except Exception as exc:  # a caller's predicate failed: that caller gets it
-                    waiter.future.set_exception(exc)
-                    continue
-                if matched:
-                    waiter.future.set_result(item)
-                    return
-            for waiter in self._listeners:
-                if not waiter.future.done():
-                    waiter.future.set_result(item)
-                    return
-        if front:
-            self._inbox.appendleft(item)
-        else:
-            self._inbox.append(item)
+    # ------------------------------------------------------------------ bad documents
 
     def _on_rejected(self, error: DecodeError) -> None:
         self.rejected.append(error)
@@ -666,117 +468,4 @@ class IvrClient(asyncio.Protocol):
             error.tag,
             error.reason,
         )
-        bad = BadDocument(error)
-        waiters = self._requests.get(error.call_id) if error.call_id is not None else None
-        if waiters:
-            for i, waiter in enumerate(waiters):
-                if (
-                    not waiter.future.done()
-                    and _compatible(waiter.req_id, error.req_id)
-                    and _compatible(waiter.request_id, error.request_id)
-                ):
-                    del waiters[i]
-                    waiter.future.set_exception(bad)
-                    return
-        self._offer(bad)
-
-    # ------------------------------------------------------------------ waiting
-
-    def _add_request(
-        self,
-        call_id: str | None,
-        accepts: Callable[[Received], bool],
-        req_id: str | None = None,
-        request_id: str | None = None,
-    ) -> _Waiter:
-        waiter = _Waiter(accepts, self._loop.create_future(), req_id, request_id)
-        self._requests.setdefault(call_id, []).append(waiter)
-        return waiter
-
-    def _drop_request(self, call_id: str | None, waiter: _Waiter) -> None:
-        waiters = self._requests.get(call_id)
-        if waiters is None:
-            return
-        if waiter in waiters:
-            waiters.remove(waiter)
-        if not waiters:
-            del self._requests[call_id]
-
-    def _abandon_request(self, call_id: str | None, waiter: _Waiter) -> None:
-        """Drop a waiter nobody will await: its document, if it got one, becomes unsolicited."""
-        self._drop_request(call_id, waiter)
-        future = waiter.future
-        if not future.done():
-            future.cancel()
-        elif not future.cancelled() and future.exception() is None:
-            self._offer(future.result())
-
-    async def _next_unsolicited(
-        self,
-        accepts: Callable[[Received], bool] | None,
-        limit_s: float | None,
-        what: str,
-        *,
-        scan: bool,
-    ) -> Received:
-        """Wait as an expecter (``accepts`` given) or as an events() listener (``None``)."""
-        inbox = self._inbox
-        if scan:
-            if accepts is None:
-                while inbox:
-                    item = inbox.popleft()
-                    if not isinstance(item, BadDocument):
-                        return item
-            else:
-                for i, item in enumerate(inbox):
-                    if isinstance(item, BadDocument):
-                        del inbox[i]
-                        raise item
-                    if accepts(item):
-                        del inbox[i]
-                        return item
-        if self._close_reason is not None:
-            raise self._lost_error()
-        if accepts is None:
-            waiter = _Waiter(lambda _: True, self._loop.create_future())
-            queue = self._listeners
-        else:
-            waiter = _Waiter(accepts, self._loop.create_future())
-            queue = self._expecters
-        queue.append(waiter)
-        try:
-            return await self._await(
-                waiter.future, limit_s, what, orphan=lambda item: self._offer(item, front=True)
-            )
-        finally:
-            if waiter in queue:
-                queue.remove(waiter)
-
-    async def _await(
-        self,
-        future: asyncio.Future[_T],
-        limit_s: float | None,
-        what: str,
-        orphan: Callable[[_T], None] | None = None,
-    ) -> _T:
-        """Await ``future`` with a timeout that fails it with :class:`RequestTimeout`.
-
-        If the caller is cancelled after the result arrived, ``orphan`` gets the result (so an
-        unsolicited document is not lost); an exception that arrived is marked as retrieved.
-        """
-        timer = None
-        if limit_s is not None:
-            timer = self._loop.call_later(
-                limit_s, _expire, future, f"no {what} within {limit_s:g} s"
-            )
-        try:
-            return await future
-        except asyncio.CancelledError:
-            # Retrieve what arrived anyway (an unretrieved exception would be logged at GC).
-            arrived = future.done() and not future.cancelled() and future.exception() is None
-            if arrived and orphan is not None:
-                orphan(future.result())
-            raise
-        finally:
-            if timer is not None:
-                timer.cancel()
+        self._waiters.reject(error)

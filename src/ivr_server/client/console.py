@@ -27,12 +27,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TextIO, cast
 
-from ivr_server.client.connection import (
-    BadDocument,
-    ClientError,
-    ConnectionLost,
-    IvrClient,
-)
+from ivr_server.client.connection import IvrClient
+from ivr_server.client.errors import BadDocument, ClientError, ConnectionLost
 from ivr_server.client.pretty import format_document, format_note, format_payload, use_color
 from ivr_server.wire.messages import LoginReq
 
