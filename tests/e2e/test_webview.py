@@ -118,6 +118,7 @@ return {
   switches: Object.fromEntries(q('[data-testid^="switch-"]').map((e) => [
     e.dataset.testid, e.dataset.link,
   ])),
+  banner: document.getElementById("banner").hidden ? null : text(document.getElementById("banner")),
   events: q('[data-testid="event-log"] li[data-event]').map((e) => e.dataset.event),
   agents: Object.fromEntries(q('tr[data-testid^="agent-"]').map((tr) => [
     tr.dataset.testid, {agentId: tr.dataset.agentId, state: tr.dataset.agentState, text: text(tr)},
@@ -136,6 +137,11 @@ return {
      samples: Number(e.dataset.samples)},
   ])),
 };
+"""
+
+READ_BANNER = """
+const banner = document.getElementById("banner");
+return banner.hidden ? null : banner.textContent.trim();
 """
 
 
@@ -661,5 +667,25 @@ async def test_live_view_shows_the_server_and_follows_it(
         assert shown["agents"][AGENT_7001]["agentId"] == "A1" and not shown["statsHidden"]
         assert await page.run("return sessionStorage.getItem('ivr-server.token')") is None
 
+        await page.collect_errors()
+        assert page.errors == [], f"the browser console reported errors: {page.errors}"
+
+        # ---- a token the server refuses: forgotten, the public view, and a banner that stays
+        # (state reads do not clear it) until clicked
+        await asyncio.to_thread(page.driver.get, f"{base}/?access_token=wrong-{TOKEN}")
+        shown = await page.until(
+            lambda p: p["loaded"] and p["live"] == "public" and not p["signedIn"],
+            "the public view after a refused token",
+        )
+        assert "access_token" not in shown["url"]
+        await page.until(lambda p: p["banner"] is not None, "the banner")
+        await asyncio.sleep(3.5)  # a state read or more (every 3 s in the public view)
+        banner = await page.run(READ_BANNER)
+        assert banner is not None and "API token was refused" in banner
+        await page.run("""document.querySelector('[data-testid="banner"]').click()""")
+        assert await page.run(READ_BANNER) is None
+        assert await page.run("return sessionStorage.getItem('ivr-server.token')") is None
+
+    # the refused token's requests are the only errors: 401s, logged by Chromium as failed loads
     await page.collect_errors()
-    assert page.errors == [], f"the browser console reported errors: {page.errors}"
+    assert page.errors and all(" 401 " in entry["message"] for entry in page.errors), page.errors

@@ -1,8 +1,7 @@
 /* ivr-server live view: the Agents and Statistics cards.
  *
- * Loaded before app.js (both deferred, so in this order); app.js calls
- * window.ivrPanels(helpers) with its DOM and formatting helpers and gets the renderers back.
- * Everything the server sends is written as text (the helpers never use innerHTML).
+ * app.js calls window.ivrPanels(window.ivrDom) (dom.js: the DOM and formatting helpers) and
+ * gets the renderers back. Everything the server sends is written as text (never innerHTML).
  *
  * Agents: every agent logged in on any DN of any switch (state.switches[].dns[].agent), not only
  * on IVR ports: an extension's agent (POST /api/v1/agents/{switch}/{dn}/login) is listed too.

@@ -1,0 +1,171 @@
+/* ivr-server live view: the Active calls card and its End call buttons.
+ *
+ * app.js calls window.ivrCalls(window.ivrDom, app) with app = {api, token(), showBanner,
+ * dropToken, requestState} and gets renderCalls back. User data is drawn as text chips.
+ */
+"use strict";
+
+window.ivrCalls = ({ h, $, replace, pretty, fmtInt, shortConn, callTone }, app) => {
+  const MAX_CALL_ROWS = 300; // rows drawn in the calls table
+
+  // ------------------------------------------------------------------ rendering: calls
+
+  function udataValue(item) {
+    if (Array.isArray(item.list)) {
+      return item.list
+        .map((sub) => (Array.isArray(sub.list) ? `${sub.name}=[${sub.list.length}]` : `${sub.name}=${sub.value ?? ""}`))
+        .join(", ");
+    }
+    return item.value === null || item.value === undefined ? "" : String(item.value);
+  }
+
+  function udataChips(items) {
+    if (!items || items.length === 0) return h("span", { class: "muted" }, "–");
+    return h(
+      "div",
+      { class: "udata" },
+      items.map((item) => {
+        const isList = Array.isArray(item.list);
+        const value = udataValue(item);
+        const shown = isList && value === "" ? "(empty list)" : value;
+        return h(
+          "span",
+          {
+            class: isList ? "chip list" : "chip",
+            title: `${item.name}${item.type ? ` (${item.type})` : ""} = ${value}`,
+            "data-key": item.name,
+            "data-value": value,
+          },
+          h("span", { class: "k" }, item.name),
+          h("span", { class: "v" }, shown === "" ? "\u00a0" : shown),
+        );
+      }),
+    );
+  }
+
+  function portKey(call) {
+    const n = Number.parseInt(call.port, 10);
+    return [String(call.ivr ?? ""), Number.isNaN(n) ? Infinity : n, String(call.port ?? ""), String(call.call_id)];
+  }
+
+  function compareCalls(a, b) {
+    const ka = portKey(a);
+    const kb = portKey(b);
+    for (let i = 0; i < ka.length; i++) {
+      if (ka[i] < kb[i]) return -1;
+      if (ka[i] > kb[i]) return 1;
+    }
+    return 0;
+  }
+
+  function renderCalls(calls) {
+    calls = calls || [];
+    $("calls-count").textContent = calls.length ? String(calls.length) : "";
+    if (calls.length === 0) {
+      replace("calls", h("p", { class: "empty", "data-testid": "calls-empty" }, "No active calls."));
+      return;
+    }
+    const sorted = [...calls].sort(compareCalls);
+    const rows = sorted.slice(0, MAX_CALL_ROWS).map((call) =>
+      h(
+        "tr",
+        { "data-testid": `call-${call.call_id}`, "data-call-id": call.call_id, "data-state": callTone(call.state) },
+        h("td", { class: "nowrap" }, h("span", { class: "mono callid", title: call.call_id }, call.call_id)),
+        h(
+          "td",
+          { class: "nowrap" },
+          `${call.ivr ?? ""} · ${call.port ?? ""}`,
+          h("span", { class: "sub" }, `DN ${call.dn ?? "–"}${call.switch ? ` · ${call.switch}` : ""}`),
+        ),
+        h("td", { class: "nowrap" }, h("span", { class: "pill", "data-state": callTone(call.state) }, pretty(call.state))),
+        h(
+          "td",
+          { class: "nowrap" },
+          h("span", { class: "mono", title: call.conn_id ?? "" }, shortConn(call.conn_id) || "–"),
+          call.last_event ? h("span", { class: "sub" }, call.last_event) : null,
+        ),
+        h(
+          "td",
+          { class: "nowrap" },
+          call.ani ? h("span", { class: "mono" }, call.ani) : h("span", { class: "muted" }, "–"),
+          h("span", { class: "sub" }, call.dnis ? `to ${call.dnis}` : ""),
+        ),
+        h("td", { class: "nowrap" }, call.route_dn ? h("span", { class: "mono" }, call.route_dn) : h("span", { class: "muted" }, "–")),
+        h(
+          "td",
+          { "data-testid": `udata-${call.call_id}` },
+          call.user_data === null ? h("span", { class: "muted", title: "Sign in to see user data" }, "hidden") : udataChips(call.user_data),
+        ),
+        app.token() ? h("td", { class: "nowrap" }, endCallButton(call)) : null,
+      ),
+    );
+    const table = h(
+      "table",
+      null,
+      h(
+        "thead",
+        null,
+        h(
+          "tr",
+          null,
+          ["CallId", "IVR · port", "State", "ConnID", "ANI / DNIS", "Route DN", "User data", app.token() ? "" : null]
+            .filter((t) => t !== null)
+            .map((t) => h("th", { scope: "col" }, t)),
+        ),
+      ),
+      h("tbody", null, rows),
+    );
+    const more = calls.length > MAX_CALL_ROWS ? h("p", { class: "more" }, `and ${fmtInt(calls.length - MAX_CALL_ROWS)} more`) : null;
+    replace("calls", table, more);
+  }
+
+  /** "End call": ends the call on the server's side (the IVR gets EndCall Timeout, the port is
+   *  free), addressed by its port, and only if the port still has this call. */
+  function endCallButton(call) {
+    const button = h(
+      "button",
+      {
+        type: "button",
+        class: "btn small danger",
+        "data-testid": `end-call-${call.call_id}`,
+        title: `End this call on the server (the IVR gets EndCall Timeout) and free port ${call.port} of ${call.ivr}`,
+      },
+      "End call",
+    );
+    button.addEventListener("click", () => endCall(call, button));
+    return button;
+  }
+
+  async function endCall(call, button) {
+    const shown = String(call.call_id).length > 60 ? `${String(call.call_id).slice(0, 60)}…` : call.call_id;
+    if (!window.confirm(`End call ${shown} on port ${call.port} of ${call.ivr}?\nIts IVR gets EndCall (Timeout) and the port is freed.`)) return;
+    button.disabled = true;
+    try {
+      const path = `/ivrs/${encodeURIComponent(call.ivr)}/ports/${encodeURIComponent(call.port)}/end-call`;
+      const response = await fetch(app.api + path, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json", Authorization: `Bearer ${app.token()}` },
+        body: JSON.stringify({ call_id: call.call_id }),
+        cache: "no-store",
+      });
+      if (!response.ok) {
+        let reason = `HTTP ${response.status}`;
+        try {
+          reason = (await response.json()).error || reason;
+        } catch {
+          /* not JSON */
+        }
+        if (response.status === 401) app.dropToken("The API token was refused");
+        app.showBanner(`Cannot end call ${shown}: ${reason}`);
+      }
+    } catch (err) {
+      app.showBanner(`Cannot end call ${shown}: ${err.message}`);
+    } finally {
+      button.disabled = false;
+      app.requestState();
+    }
+  }
+
+
+  return { renderCalls };
+};
