@@ -14,13 +14,13 @@ __all__ = ["document"]
 
 from collections.abc import Iterable
 from functools import cache
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from ivr_server.api.access import TOKEN_ENV, Access
-from ivr_server.api.operations import OPERATIONS, Operation
+from ivr_server.api.operations import OPERATIONS, Operation, Tag
 from ivr_server.api.responses import Error
 
 REF: Final = "#/components/schemas/{model}"
@@ -48,7 +48,7 @@ SECURITY: Final[dict[Access, list[dict[str, list[str]]]]] = {
 Refs = dict[tuple[type[BaseModel], JsonSchemaMode], dict[str, Any]]
 """The ``$ref`` of each model in each mode."""
 
-TAGS: Final = ("read", "calls", "outbound", "routing", "agents", "switches", "meta", "web")
+TAGS: Final = get_args(Tag)
 
 
 def _models(operations: Iterable[Operation]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:

@@ -40,7 +40,7 @@ from ivr_server.calls import Call
 from ivr_server.errors import LocalProtocolError
 from ivr_server.outbound import DialOutOutcome, DialOutRequest
 from ivr_server.routing import ExternalRouter, Router
-from ivr_server.service.core import IvrService
+from ivr_server.service import IvrService
 from ivr_server.service.router_choice import RouterChoice, RouterChoices, RouterMode
 from ivr_server.switch import (
     DnType,
@@ -194,24 +194,12 @@ class Control:
         """``TAttachUserData`` (``replace=False``: appended, duplicates kept) or
         ``TUpdateUserData`` (``replace=True``: existing keys overwritten) on the call's port DN."""
         call, conn_id = self._connected(call_id)
-
-        def act() -> None:
-            if replace:
-                self.send(
-                    call.switch,
-                    lambda ref: TUpdateUserData(
-                        reference_id=ref, conn_id=conn_id, dn=call.dn, user_data=items
-                    ),
-                )
-            else:
-                self.send(
-                    call.switch,
-                    lambda ref: TAttachUserData(
-                        reference_id=ref, conn_id=conn_id, dn=call.dn, user_data=items
-                    ),
-                )
-
-        return self.run(now, act)
+        kind = TUpdateUserData if replace else TAttachUserData
+        return self._one(
+            call.switch,
+            lambda ref: kind(reference_id=ref, conn_id=conn_id, dn=call.dn, user_data=items),
+            now,
+        )
 
     def delete_user_data(
         self, call_id: str, key: str | None = None, *, now: float | None = None
@@ -219,22 +207,17 @@ class Control:
         """``TDeleteUserData`` of ``key`` (every pair with that key), or ``TDeleteAllUserData``
         when ``key`` is ``None``."""
         call, conn_id = self._connected(call_id)
-
-        def act() -> None:
-            if key is None:
-                self.send(
-                    call.switch,
-                    lambda ref: TDeleteAllUserData(reference_id=ref, conn_id=conn_id, dn=call.dn),
-                )
-            else:
-                self.send(
-                    call.switch,
-                    lambda ref: TDeleteUserData(
-                        reference_id=ref, conn_id=conn_id, dn=call.dn, key=key
-                    ),
-                )
-
-        return self.run(now, act)
+        if key is None:
+            return self._one(
+                call.switch,
+                lambda ref: TDeleteAllUserData(reference_id=ref, conn_id=conn_id, dn=call.dn),
+                now,
+            )
+        return self._one(
+            call.switch,
+            lambda ref: TDeleteUserData(reference_id=ref, conn_id=conn_id, dn=call.dn, key=key),
+            now,
+        )
 
     def release(self, call_id: str, *, now: float | None = None) -> ActResult:
         """The caller hangs up: every party gets ``EventReleased``, the IVR ``CallStatus

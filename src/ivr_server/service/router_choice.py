@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ivr_server.routing import Router, RoutingPointDispatcher
-from ivr_server.service.core import IvrService
+from ivr_server.service import IvrService
 from ivr_server.switch import DnType
 
 RouterMode = Literal["builtin", "external", "webhook", "none"]
