@@ -36,6 +36,7 @@ from ivr_server.switch import (
     EventUnregistered,
     SwitchEvent,
     SwitchRequest,
+    SwitchView,
     TAgentLogin,
     TAgentLogout,
     TAgentSetNotReady,
@@ -869,13 +870,22 @@ def check_invariants(switch: VirtualSwitch) -> None:
 @given(st.lists(operation_st, max_size=40))
 def test_random_sequences_never_raise_and_keep_invariants(operations: list[object]) -> None:
     switch = VirtualSwitch(SWITCH, TSERVER, DNS)
+    # a view fed only with the configuration and the events drained answers as the switch's does
+    shadow = SwitchView(DNS)
+
+    def drain() -> list[SwitchEvent]:
+        events = switch.drain_events()
+        for event in events:
+            shadow.apply(event)
+        return events
+
     switch.request(TOpenLink(reference_id=0))
-    switch.drain_events()
+    drain()
     for operation in operations:
         if isinstance(operation, SwitchRequest):
             before = list(switch.view.dns())
             switch.request(operation)
-            events = switch.drain_events()
+            events = drain()
             assert events, "every request is answered"
             assert all(e.reference_id == operation.reference_id for e in events)
             if any(isinstance(e, EventError) for e in events):
@@ -887,10 +897,14 @@ def test_random_sequences_never_raise_and_keep_invariants(operations: list[objec
             switch.request(TCloseLink(reference_id=0))
         elif isinstance(operation, list):
             switch.request(TConfigureAddresses(reference_id=0, dns=tuple(operation)))
+            shadow.configure(operation)
         else:
             assert isinstance(operation, tuple)
             number, flag = operation
             if switch.view.dn(number) is not None:
                 switch.request(TSetInService(reference_id=0, dn=number, in_service=flag))
-        switch.drain_events()
+        drain()
         check_invariants(switch)
+        assert list(shadow.dns()) == list(switch.view.dns())
+        assert shadow.ready_agents() == switch.view.ready_agents()
+        assert shadow.link_up == switch.view.link_up

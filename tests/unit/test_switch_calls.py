@@ -26,6 +26,7 @@ from ivr_server.switch import (
     EventAttachedDataChanged,
     EventError,
     EventEstablished,
+    EventLinkConnected,
     EventReleased,
     EventRinging,
     EventRouteRequest,
@@ -38,6 +39,7 @@ from ivr_server.switch import (
     RouteType,
     SwitchEvent,
     SwitchRequest,
+    SwitchView,
     TAgentLogin,
     TAgentLogout,
     TAgentSetNotReady,
@@ -1753,19 +1755,41 @@ def check_call_invariants(switch: VirtualSwitch) -> None:
         assert switch.view.waiting_calls(rp) == [c for c in calls if c.routing_point == rp]
 
 
+def same_answers(a: SwitchView, b: SwitchView) -> bool:
+    """Whether two views answer every reader alike."""
+    waiting = [(rp, a.waiting_calls(rp), b.waiting_calls(rp)) for rp in (RP, RP_2)]
+    return (
+        a.link_up == b.link_up
+        and list(a.dns()) == list(b.dns())
+        and list(a.calls()) == list(b.calls())
+        and a.ready_agents() == b.ready_agents()
+        and all(x == y for _, x, y in waiting)
+    )
+
+
 @settings(max_examples=300, deadline=None)
 @given(data=st.data(), steps=st.integers(min_value=0, max_value=50))
 def test_random_call_sequences_keep_invariants_and_leave_nothing_behind(
     data: st.DataObject, steps: int
 ) -> None:
     switch = make_switch()
+    # a view of its own, fed only with the events drained: the switch's view gives the same answers
+    shadow = SwitchView(DNS)
+    shadow.apply(EventLinkConnected(switch=SWITCH, tserver=TSERVER))
+
+    def drain() -> list[SwitchEvent]:
+        events = switch.drain_events()
+        for event in events:
+            shadow.apply(event)
+        return events
+
     for _ in range(steps):
         operation = draw_operation(data, switch)
         if isinstance(operation, SwitchRequest):
             before = list(switch.view.calls())
             link_up = switch.view.link_up
             switch.request(operation)
-            events = switch.drain_events()
+            events = drain()
             assert events, "every request is answered"
             assert all(e.reference_id == operation.reference_id for e in events)
             assert all(e.switch == SWITCH for e in events)
@@ -1784,16 +1808,18 @@ def test_random_call_sequences_keep_invariants_and_leave_nothing_behind(
         else:
             assert isinstance(operation, str)
             existed = switch.view.call(operation) is not None
-            events = send(switch, TCallerHangUp(reference_id=0, conn_id=operation))
+            switch.request(TCallerHangUp(reference_id=0, conn_id=operation))
+            events = drain()
             assert (names(events) == ["EventError"]) is not existed
-        switch.drain_events()
+        drain()
         check_call_invariants(switch)
+        assert same_answers(shadow, switch.view)
 
     # everything ends: each call reports its route-point dialog (if any) ended, then its release
     remaining = list(switch.view.calls())
     for call in remaining:
         switch.request(TCallerHangUp(reference_id=0, conn_id=call.conn_id))
-        events = switch.drain_events()
+        events = drain()
         expected = ["EventRouteUsed"] if call.routing_point is not None else []
         expected += ["EventReleased"] * len(call.parties)
         assert names(events) == expected
