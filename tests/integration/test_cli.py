@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import ROOT, Served, start, stop
 from tests.unit.test_build import compile_list
 
-ROOT = Path(__file__).resolve().parents[2]
 REPLAY = ROOT.parent / "shared/conformance/replay.py"
 SCENARIOS = ROOT.parent / "shared/conformance/scenarios.jsonl"
 
@@ -28,12 +26,6 @@ def all_scenarios() -> list[str]:
     return [json.loads(line)["id"] for line in SCENARIOS.read_text().splitlines() if line.strip()]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def ivr_server(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ivr_server", *args],
@@ -43,49 +35,6 @@ def ivr_server(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
         check=False,
         env=env,
     )
-
-
-class Served:
-    def __init__(self, proc: subprocess.Popen[str], port: int, banner: str) -> None:
-        self.proc, self.port, self.banner = proc, port, banner
-
-
-def start(*args: str) -> Served:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ivr_server",
-            "serve",
-            "--listen",
-            f"127.0.0.1:{port}",
-            "--api-listen",
-            "127.0.0.1:0",  # never the default configuration's 8021
-            *args,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    banner = "".join(proc.stdout.readline() for _ in range(4))  # listening, config, API, build
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return Served(proc, port, banner)
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"server did not start: {proc.stderr.read() if proc.stderr else ''}")
-
-
-def stop(served: Served) -> str:
-    served.proc.send_signal(signal.SIGTERM)
-    _, err = served.proc.communicate(timeout=10)
-    assert served.proc.returncode == 0, err
-    return err
 
 
 @pytest.fixture
@@ -115,19 +64,30 @@ def replay(port: int, only: str | None, *extra: str) -> subprocess.CompletedProc
     )
 
 
-needs_shared = pytest.mark.skipif(not REPLAY.exists(), reason="../shared is not beside the repo")
+@pytest.fixture
+def shared() -> None:
+    """The shared conformance replay is there (``../shared/conformance/``, the protocol reference
+    checked out beside this clone). Without it the replay tests are skipped, except under CI
+    (``CI`` set, as ``.ci/run`` is run), where they fail: CI must never pass without them."""
+    if REPLAY.exists() and SCENARIOS.exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must run the shared conformance replay, and {REPLAY.parent} is missing")
+    pytest.skip(
+        "../shared is not beside the repo (the conformance replay needs ../shared/conformance/)"
+    )
 
 
-@needs_shared
-def test_shared_conformance_replay_passes_every_scenario(default_server: Served) -> None:
+def test_shared_conformance_replay_passes_every_scenario(
+    shared: None, default_server: Served
+) -> None:
     count = len(all_scenarios())
     assert count >= 19
     done = replay(default_server.port, None)
     assert done.returncode == 0 and f"{count} passed, 0 failed" in done.stdout, done.stdout
 
 
-@needs_shared
-def test_conformance_site_configuration_replays_as_iadapter1() -> None:
+def test_conformance_site_configuration_replays_as_iadapter1(shared: None) -> None:
     served = start("--config", str(ROOT / "examples/conformance.toml"))
     try:
         count = len(all_scenarios())

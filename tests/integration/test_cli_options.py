@@ -9,40 +9,18 @@ from __future__ import annotations
 import os
 import re
 import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from ivr_server.cli import LOG_LEVELS, main
-from tests.integration.test_cli import ROOT, Served, free_port, ivr_server, stop
+from tests.integration.conftest import ROOT, free_port, launch, stop
+from tests.integration.test_cli import ivr_server
 from tests.unit.test_build import compile_list
 
 BAD_ADDRESSES = ["127.0.0.1:99999", "localhost:abc", "", "::1:3021"]
-
-
-def launch(*args: str, port: int) -> Served:
-    """``python -m ivr_server ARGS`` (no ``serve`` added), serving IVRs on 127.0.0.1:``port``."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ivr_server", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    banner = "".join(proc.stdout.readline() for _ in range(4))  # listening, config, API, build
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return Served(proc, port, banner)
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise AssertionError(f"server did not start: {proc.communicate()}")
 
 
 def site(tmp_path: Path) -> tuple[Path, int]:

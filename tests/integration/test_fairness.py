@@ -4,8 +4,9 @@ The real server runs as ``ivr-server serve`` in its own process, on its producti
 (uvloop when installed), with the built-in configuration. One raw connection floods it (63 KB
 ``UDataSet`` documents, a stream of small requests, or GLI keep-alive requests) as fast as TCP
 takes the bytes, while a canary session makes complete calls on another port; every canary reply
-must come within :data:`CANARY_BOUND` for as long as the flood lasts, and every flooded request
-must still be answered, in order. Before the fix, a read was handled whole and uvloop reads a
+must come within :data:`CANARY_BOUND` (the median of those sent while the flood lasts: a loaded
+machine may hold any one of them up) and none may wait :data:`WORST_BOUND`, and every flooded
+request must still be answered, in order. Before the fix, a read was handled whole and uvloop reads a
 readable socket up to 32 times per event, so one event could bring megabytes of requests: the
 canary waited seconds.
 """
@@ -16,9 +17,7 @@ import asyncio
 import contextlib
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -29,44 +28,27 @@ from ivr_server.runtime.app import IvrServer
 from ivr_server.runtime.connection import HOLD_BYTES, TURN_BYTES, TURN_FRAMES
 from ivr_server.wire import FrameDecoder, decode_document
 from ivr_server.wire import messages as m
+from tests.integration.conftest import launch
 from tests.integration.rawlink import RawLink, doc, frame, new_call_body
 from tests.integration.test_write_batching import ask, tags
 from tests.integration.test_write_batching import connect as connect_recorded
 
 CANARY_BOUND = 0.25
-"""Longest a canary reply may take while the flood goes on, in seconds: generous (measured: 1-6
-ms on a loaded 2-core machine, where the flood holds the server for a millisecond or two per turn
-at most; before the fix, 0.4-2.2 s)."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+"""Longest the median canary reply may take while the flood goes on, in seconds: generous
+(measured: 1-6 ms on a loaded 2-core machine, where the flood holds the server for a millisecond
+or two per turn at most; before the fix, 0.4-2.2 s, the replies during the flood all slow)."""
+WORST_BOUND = 5.0
+"""Longest any one canary reply may take, in seconds: a machine busy with the rest of the suite
+may keep either process off the CPU now and then, never for this long."""
 
 
 @pytest.fixture
 def served() -> Iterator[int]:
     """``ivr-server serve`` on a free port; its log is checked for tracebacks at the end."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ivr_server", "serve", "--listen", f"127.0.0.1:{port}", "--no-api"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise AssertionError("server did not start") from None
-            time.sleep(0.05)
+    served = launch("serve", "--listen", "127.0.0.1:0", "--no-api")
+    proc = served.proc
     try:
-        yield port
+        yield served.port
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -101,7 +83,8 @@ class Canary:
 
     def __init__(self, link: RawLink) -> None:
         self.link = link
-        self.worst = 0.0
+        self.times: list[tuple[float, float]] = []
+        """When each request was sent and when its last reply came (``time.perf_counter``)."""
         self.calls = 0
         self.running = True
 
@@ -110,8 +93,16 @@ class Canary:
         await self.link.send(call_id, body)
         for _ in range(replies):
             _, message, _ = await self.link.recv_doc(timeout=30)
-        self.worst = max(self.worst, time.perf_counter() - started)
+        self.times.append((started, time.perf_counter()))
         return message
+
+    def waits(self, began: float, ended: float) -> list[float]:
+        """How long each request that was waiting at some time between ``began`` and ``ended``
+        waited, longest first."""
+        return sorted(
+            (end - start for start, end in self.times if start < ended and end > began),
+            reverse=True,
+        )
 
     async def run(self) -> None:
         while self.running:
@@ -155,6 +146,7 @@ async def read_flood_answers(link: RawLink, expected: int, keep_alive: bool) -> 
     return answers
 
 
+@pytest.mark.xdist_group("timing")
 @pytest.mark.parametrize("flood", sorted(FLOODS))
 async def test_a_flooding_connection_does_not_hold_up_a_canary(served: int, flood: str) -> None:
     canary_link = await RawLink.open(served)
@@ -170,16 +162,22 @@ async def test_a_flooding_connection_does_not_hold_up_a_canary(served: int, floo
     count, make = FLOODS[flood]
     data = b"".join(make(i) for i in range(count)) if make else frame(b"", 0) * count
     answers = asyncio.create_task(read_flood_answers(flooder, count, make is None))
+    began = time.perf_counter()
     flooder.writer.write(data)  # all at once: TCP takes it as fast as the server reads
     try:
         got = await asyncio.wait_for(answers, 120)
     finally:
+        ended = time.perf_counter()
         canary.running = False
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(calling, 30)
     assert got == (["KA"] * count if make is None else [str(i) for i in range(count)])
     assert canary.calls >= 1
-    assert canary.worst < CANARY_BOUND, f"a canary reply took {canary.worst:.2f} s"
+    waits = canary.waits(began, ended)
+    assert waits, "no canary request during the flood"
+    median = waits[len(waits) // 2]
+    assert median < CANARY_BOUND, f"canary replies during the flood took {median:.3f} s (median)"
+    assert waits[0] < WORST_BOUND, f"a canary reply took {waits[0]:.2f} s"
     await flooder.close()
     await canary_link.close()
 

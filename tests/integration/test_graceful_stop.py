@@ -21,7 +21,7 @@ import pytest
 
 from ivr_server.wire import messages as m
 from tests.integration.rawlink import RawLink, new_call_body, start_call
-from tests.integration.test_cli import Served, start
+from tests.integration.conftest import Served, start
 
 REPLY_S = 10.0
 """Longest wait for a reply (generous: a loaded 2-core machine)."""

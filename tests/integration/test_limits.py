@@ -9,7 +9,6 @@ keeps answering. In-process with the default event loop, and in a real ``ivr-ser
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -18,8 +17,6 @@ import resource
 import shutil
 import socket
 import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -30,8 +27,8 @@ import pytest
 from ivr_server.config import ServerConfig, default_config
 from ivr_server.runtime import IvrServer
 from ivr_server.wire import messages as m
+from tests.integration.conftest import free_port, launch
 from tests.integration.rawlink import RawLink, start_call
-from tests.integration.test_cli import free_port
 
 StartServer = Callable[..., Awaitable[IvrServer]]
 
@@ -151,46 +148,32 @@ def _low_fd_limit() -> None:
 def low_limit_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, int, Path]]:
     """``ivr-server serve`` (built-in configuration, uvloop) under a limit of 100 (soft) / 128
     (hard) descriptors: ``(process, IVR port, API port, log file)``."""
-    port, api_port = free_port(), free_port()
+    api_port = free_port()
     log_file = tmp_path / "server.log"
     with log_file.open("w") as err:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ivr_server",
-                "serve",
-                "--listen",
-                f"127.0.0.1:{port}",
-                "--api-listen",
-                f"127.0.0.1:{api_port}",
-                "--log-level",
-                "INFO",
-            ],
-            stdout=subprocess.DEVNULL,
+        served = launch(
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--api-listen",
+            f"127.0.0.1:{api_port}",
+            "--log-level",
+            "INFO",
+            wait_for=api_port,
             stderr=err,
-            text=True,
             preexec_fn=_low_fd_limit,
             env={**os.environ, "IVR_SERVER_API_TOKEN": TOKEN},
         )
+    proc, port = served.proc, served.port
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", api_port), timeout=0.5).close()
-                break
-            except OSError:
-                assert proc.poll() is None, log_file.read_text()
-                assert time.monotonic() < deadline, log_file.read_text()
-                time.sleep(0.05)
         yield proc, port, api_port, log_file
     finally:
         proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        if proc.poll() is None:
+        try:
+            proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            proc.communicate()
 
 
 def _api_get(api_port: int, path: str) -> Any:
