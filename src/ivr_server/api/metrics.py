@@ -165,7 +165,7 @@ class ServiceCollector(Collector):
             f"{PREFIX}_link_up", "T-Server link state per switch (1 = up).", labels=["switch"]
         )
         for name, switch in service.switches.items():
-            links.add_metric([name], 1.0 if switch.link_up else 0.0)
+            links.add_metric([name], 1.0 if switch.view.link_up else 0.0)
         yield links
 
         api = CounterMetricFamily(

@@ -65,4 +65,4 @@ async def set_link(api: ApiServer, request: web.Request) -> web.StreamResponse:
     body = await read_body(request, LinkBody)
     switch = request.match_info["switch"]
     result = api.control.set_link(switch, body.up, now=api.now())
-    return api.acted(result, switch=switch, link_up=api.control.switch(switch).link_up)
+    return api.acted(result, switch=switch, link_up=api.control.switch(switch).view.link_up)
