@@ -5,7 +5,6 @@ Every reply is validated (CallId, element, key fields); any mismatch or timeout 
 report, by kind. How to use it: ``docs/loadtest.md``.
 """
 
-from ivr_server.loadtest.generator import WorkerResult, WorkerSpec
 from ivr_server.loadtest.plots import PlotsUnavailable, draw_plots, require_matplotlib
 from ivr_server.loadtest.report import render, write_json
 from ivr_server.loadtest.runner import LoadTestError, LoadTestOptions, Outcome, plan, run_loadtest
@@ -18,6 +17,7 @@ from ivr_server.loadtest.scripts import (
     load_script,
     parse_script,
 )
+from ivr_server.loadtest.work import WorkerResult, WorkerSpec
 
 __all__ = [
     "BUILTIN_SCRIPTS",

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from ivr_server.loadtest.generator import WorkerResult
+from ivr_server.loadtest.work import WorkerResult
 
 __all__ = [
     "PERCENTILES",

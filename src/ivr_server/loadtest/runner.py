@@ -17,16 +17,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, TextIO
 
-from ivr_server.loadtest.generator import (
-    LoginFailed,
-    Progress,
-    SessionSpec,
-    WorkerResult,
-    WorkerSpec,
-    run_worker,
-)
+from ivr_server.loadtest.generator import run_worker
 from ivr_server.loadtest.report import Merged, ServerUsage, build_report, merge, percentile
 from ivr_server.loadtest.scripts import Script
+from ivr_server.loadtest.work import LoginFailed, Progress, SessionSpec, WorkerResult, WorkerSpec
 
 __all__ = ["LoadTestError", "LoadTestOptions", "Outcome", "plan", "run_loadtest"]
 
