@@ -124,8 +124,9 @@ def test_docs_show_the_table_the_code_runs() -> None:
 
 
 def test_every_action_of_the_table_exists() -> None:
+    actions = Harness().mgr._ctx.actions  # registered by the families of messages
     for step in TRANSITIONS.values():
-        assert callable(getattr(CallManager, "_do_" + step.action))
+        assert callable(actions[step.action])
 
 
 def test_end_call_and_timeouts_are_accepted_in_every_state() -> None:

@@ -87,7 +87,8 @@ class Transition:
 
     next_state: CallState | None
     action: str
-    """Name of the :class:`~ivr_server.calls.manager.CallManager` method ``_do_<action>``."""
+    """Name of the action: a family of messages' method ``do_<action>``, registered by the
+    :class:`~ivr_server.calls.manager.CallManager` (which checks that every name has one)."""
 
 
 class Refuse(TableEnum):
