@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __all__ = [
     "ReloadRefused",
+    "ReloadReport",
     "StrandedCall",
     "describe_changes",
     "describe_stranded",
@@ -21,7 +22,7 @@ __all__ = [
 ]
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from pydantic import BaseModel
@@ -49,6 +50,42 @@ class StrandedCall:
     """The IVR port number the call is on."""
     reason: str
     """What the new configuration does, e.g. ``IVR IVR_1 is removed``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadReport:
+    """What a configuration reload changed, for the log."""
+
+    ports_unavailable: int
+    ports_available: int
+    switches_added: tuple[str, ...]
+    switches_removed: tuple[str, ...]
+    flow_control_changed: bool
+    calls_stranded: int = 0
+    """Live calls the new configuration took the IVR, port, switch or DN of, ended first (a
+    forced reload only: otherwise such a reload is refused)."""
+    stranded: tuple[StrandedCall, ...] = field(default=(), repr=False)
+    """Those calls, and why."""
+    changes: tuple[str, ...] = ()
+    """What the new configuration adds, removes and changes, one phrase each
+    (:func:`describe_changes`); empty: the same configuration."""
+
+    def describe(self) -> str:
+        """The report in words, for the log and ``ivr-server reload``: ``IVR IVR_3 added;
+        server.flow-control false -> true; 32 ports became available``, or ``nothing changed``."""
+        parts = list(self.changes)
+        if self.ports_available:
+            parts.append(f"{_count(self.ports_available, 'port')} became available")
+        if self.ports_unavailable:
+            parts.append(f"{_count(self.ports_unavailable, 'port')} became unavailable")
+        if self.calls_stranded:
+            parts.append(f"{_count(self.calls_stranded, 'live call')} ended first")
+        return "; ".join(parts) if parts else "nothing changed"
+
+
+def _count(n: int, noun: str) -> str:
+    """``1 port``, ``3 ports``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 class ReloadRefused(IvrServerError):

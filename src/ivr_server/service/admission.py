@@ -1,0 +1,158 @@
+"""Calls admission: NewCall, MakeCall and DialOutInit let in or refused, the IVR's CallStatus, and
+the switch's call events to the call manager.
+
+Theory of operation. A new call is admitted on the port its CalledNum (or OrigNum) names through
+the mode procedure (ports.py; failure: ``EndCall EndCause='FeatureNotSupported'``), and refused
+with ``EndCall EndCause='ServerPaused'`` under flow control, a stop, or a T-Server link down.
+Admission is all or nothing: a call whose start fails, or whose first documents cannot be sent,
+is removed again at once, released on the switch, its port free (:meth:`Admission.undo_start`);
+the request then gets its error answer from ``IvrService.handle``. What happens to a call once
+admitted is the call manager's (``ivr_server.calls``); this family hands it the switch's call
+events and the failures of its requests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ivr_server.calls import PortTarget
+from ivr_server.calls.replies import UNSUP_OPER, Refusal, invalid_request
+from ivr_server.outbound import DialOutOutcome
+from ivr_server.service.bus import Origin, SwitchEventBus
+from ivr_server.service.context import ServiceContext, end
+from ivr_server.service.ports import NoPort, resolve_port
+from ivr_server.service.sessions import Login, Session
+from ivr_server.switch import CallEvent, EventError, VirtualSwitch
+from ivr_server.wire import messages as m
+
+__all__ = ["Admission"]
+
+
+class Admission:
+    """New calls in, and the call manager's share of the switch events."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def subscribe(self, bus: SwitchEventBus) -> None:
+        bus.subscribe(CallEvent, self._on_call_event)
+        bus.subscribe(EventError, self._on_error)
+
+    def _on_call_event(self, switch: VirtualSwitch, event: Any, origin: Origin | None) -> bool:
+        ctx = self.ctx
+        ctx.calls.on_event(event, ctx.now)
+        return True
+
+    def _on_error(self, switch: VirtualSwitch, event: EventError, origin: Origin | None) -> bool:
+        """A call's request failed: the call manager's (others: agent control's)."""
+        ctx = self.ctx
+        if ctx.calls.awaits(event.reference_id):
+            ctx.calls.on_event(event, ctx.now)
+            return True
+        return False
+
+    # ------------------------------------------------------------------ requests
+
+    def on_ivr_call_status(self, session: Session, call_id: str | None, msg: m.CallStatus) -> None:
+        ctx = self.ctx
+        login = ctx.require_login(session, call_id, msg)
+        ctx.calls.ivr_call_status(session, login.client_name, call_id, msg, ctx.now)
+        ctx.pump()
+
+    def on_new_call(self, session: Session, call_id: str | None, msg: m.NewCall) -> None:
+        ctx = self.ctx
+        login, call_id = self._new_call_id(session, call_id, msg)
+        target = self.mode(login, call_id, msg.tag, msg.CalledNum)
+        if msg.CallControlMode == "Genesys":
+            raise end(call_id, "FeatureNotSupported", "CallControlMode Genesys is Network only")
+        if ctx.flow_control or not target.switch.link_up:
+            raise end(call_id, "ServerPaused", ctx.paused_reason())
+        mark = len(ctx.unsent)
+        try:
+            ctx.calls.new_call(session, call_id, msg, target, ctx.now)
+            ctx.pump()
+        except Exception:
+            self.undo_start(call_id, mark, failed=True)
+            raise
+        if len(ctx.unsent) > mark:
+            self.undo_start(call_id, mark)
+
+    def _new_call_id(
+        self, session: Session, call_id: str | None, msg: m.NewCall | m.MakeCall | m.DialOutInit
+    ) -> tuple[Login, str]:
+        """The session's login and the CallId of a new call, which no call or session uses."""
+        login = self.ctx.require_login(session, call_id, msg)
+        assert call_id is not None  # a form-A document: the codec requires a CallId
+        if self.ctx.calls.is_active(call_id) or call_id == login.call_id:
+            raise invalid_request(call_id, f"{msg.tag}: CallId {call_id!r} is already active")
+        return login, call_id
+
+    def undo_start(self, call_id: str, mark: int, failed: bool = False) -> None:
+        """A call just admitted (NewCall, DialOutInit) whose start failed, or a document about it
+        (its first ``CallStatus``) could not be sent since ``unsent`` had ``mark`` entries: the
+        call is removed again, released on the switch, its port free at once. A request is fully
+        admitted, every reply it implies delivered, or refused with nothing left behind; the
+        request's answer follows in ``IvrService.handle``."""
+        ctx = self.ctx
+        if not failed and all(entry[1] != call_id for entry in ctx.unsent[mark:]):
+            return
+        if ctx.calls.discard(call_id):
+            ctx.removed.append(call_id)
+            ctx.pump()
+
+    def on_make_call(self, session: Session, call_id: str | None, msg: m.MakeCall) -> None:
+        login, call_id = self._new_call_id(session, call_id, msg)
+        target = self.mode(login, call_id, msg.tag, msg.OrigNum)
+        raise Refusal(
+            call_id,
+            m.CallError(FailedReq="MakeCall", TlibErrCode=UNSUP_OPER),
+            f"MakeCall is Behind-mode only; port {target.port} is {target.mode}",
+        )
+
+    def on_dial_out_init(self, session: Session, call_id: str | None, msg: m.DialOutInit) -> None:
+        ctx = self.ctx
+        login, call_id = self._new_call_id(session, call_id, msg)
+        request = ctx.outbound.take_init(session, msg.RefID)
+        if request is None:  # unknown, expired, or sent to another session (PROTOCOL.md §3.10.5)
+            raise end(call_id, "FeatureNotSupported", f"DialOutInit for unknown RefID {msg.RefID}")
+        mark = len(ctx.unsent)
+        try:
+            target = self.mode(login, call_id, msg.tag, msg.CalledNum)
+            if ctx.flow_control or not target.switch.link_up:
+                raise end(call_id, "ServerPaused", ctx.paused_reason())
+            ctx.calls.dial_out_init(
+                session, call_id, msg, target, request, request.dest, request.user_data, ctx.now
+            )
+        except Refusal as refusal:
+            ctx.outbound.notify(
+                request,
+                DialOutOutcome("failed", request.ref_id, call_id=call_id, cause=refusal.kind),
+            )
+            raise
+        except Exception:
+            self.undo_start(call_id, mark, failed=True)
+            raise
+        try:
+            ctx.pump()
+        except Exception:
+            self.undo_start(call_id, mark, failed=True)
+            raise
+        if len(ctx.unsent) > mark:
+            self.undo_start(call_id, mark)
+
+    def mode(self, login: Login, call_id: str, tag: str, key: str) -> PortTarget:
+        """The mode procedure of PROTOCOL.md §5.2 for a new call; failure -> EndCall. Every
+        port's target is worked out when the configuration is loaded (the hot path of NewCall);
+        a port not in that table is resolved again, to say why it cannot take the call."""
+        ctx = self.ctx
+        ports = ctx.ports
+        targets = ports.targets.get(login.client_name)
+        cached = targets.get(key) if targets is not None else None
+        if cached is not None:
+            return cached
+        try:
+            return resolve_port(
+                ctx.config, ctx.switches, ports.routing_points, login.client_name, key
+            )
+        except NoPort as problem:
+            raise end(call_id, "FeatureNotSupported", f"{tag}: {problem}") from None

@@ -1,0 +1,250 @@
+"""Agent control on IVR ports: AgentQuery, AgentLogin, AgentLogout, AgentReady, AgentNotReady,
+and the agents a LegacyMode IVR's ports log in by configuration (``[AutoLogin]``).
+
+Theory of operation. An agent request is checked (PROTOCOL.md §3.2 common rules: a 4.0 session,
+on its session CallId, a usable port, not a server-controlled port for a change, the T-Server
+link up) and becomes one T-Library request on the port's DN, tagged with an :class:`Origin`. Its
+answer comes back as switch events: ``EventAddressInfo`` becomes the ``MonitorInfo Agent`` of an
+``AgentQuery``; the agent events of a change are told by monitoring (monitoring.py), the asking
+session's on its request's CallId with its ``ReqId``; an ``EventError`` becomes ``CallError
+FailedReq='AgentControl'`` with the T-Library error code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Final
+
+from ivr_server.calls.replies import LINK_DOWN, Refusal, invalid_request
+from ivr_server.service.bus import Origin, SwitchEventBus
+from ivr_server.service.context import ServiceContext
+from ivr_server.service.monitoring import AgentStatusName
+from ivr_server.service.sessions import Session
+from ivr_server.switch import (
+    AgentStatus,
+    EventAddressInfo,
+    EventError,
+    SwitchRequest,
+    TAgentLogin,
+    TAgentLogout,
+    TAgentSetNotReady,
+    TAgentSetReady,
+    TQueryAddress,
+    VirtualSwitch,
+    WorkMode,
+)
+from ivr_server.wire import messages as m
+
+__all__ = ["AgentControl"]
+
+log = logging.getLogger("ivr_server.service")
+
+_AGENT_STATUS_OF_QUERY: Final[dict[AgentStatus, AgentStatusName]] = {
+    AgentStatus.UNKNOWN: "Unknown",
+    AgentStatus.LOGGED_OUT: "Unknown",  # sic: the guide's Table 16
+    AgentStatus.LOGGED_IN: "LoggedIn",
+    AgentStatus.READY: "Ready",
+    AgentStatus.NOT_READY: "NotReady",
+    AgentStatus.ACW: "NotReady",
+    AgentStatus.WALK_AWAY: "NotReady",
+}
+"""EventAddressInfo ``AgentStatus`` -> ``Agent/@Status`` (XMLG p.69 Table 16)."""
+
+
+class AgentControl:
+    """The agent requests of IVRs, and the server's own auto-login (see the module docstring)."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+
+    def subscribe(self, bus: SwitchEventBus) -> None:
+        bus.subscribe(EventAddressInfo, self._on_address_info)
+        bus.subscribe(EventError, self._on_error)
+
+    # ------------------------------------------------------------------ requests
+
+    def _target(
+        self, session: Session, call_id: str | None, msg: Any, control: bool
+    ) -> tuple[VirtualSwitch, str, str]:
+        """Check an agent request (PROTOCOL.md §3.2 common rules) -> (switch, DN, CallId)."""
+        ctx = self.ctx
+        login = session.login
+        req_id: str = msg.ReqId
+        if (
+            login is None
+            or not login.known_client
+            or login.version != "4.0"
+            or call_id != login.call_id
+        ):
+            raise invalid_request(call_id, f"{msg.tag} outside a 4.0 session CallId", req_id)
+        ivr = ctx.config.ivr(login.client_name)
+        port = ivr.port(msg.PortNum) if ivr is not None else None
+        target = ctx.config.port_dn(ivr, port) if ivr is not None and port is not None else None
+        if ivr is None or port is None or target is None or not ctx.port_usable(ivr, port):
+            raise Refusal(
+                call_id,
+                m.CallError(FailedReq="AgentControl", TlibErrCode="INVALID_REQ", ReqId=req_id),
+                f"{msg.tag}: no usable port {msg.PortNum!r}",
+            )
+        if control and ivr.legacy_mode:
+            raise Refusal(
+                call_id,
+                m.CallError(FailedReq="NotAllowed", ReqId=req_id),
+                f"{msg.tag}: agents of {ivr.name!r} are server-controlled (LegacyMode)",
+            )
+        switch = ctx.switches[target[0].name]
+        if not switch.link_up:
+            raise Refusal(
+                call_id,
+                m.CallError(FailedReq="AgentControl", TlibErrCode=LINK_DOWN, ReqId=req_id),
+                f"{msg.tag}: T-Server link down",
+            )
+        return switch, target[1].number, call_id
+
+    def _request(
+        self,
+        session: Session,
+        call_id: str | None,
+        msg: Any,
+        control: bool,
+        build: Callable[[int, str], SwitchRequest],
+    ) -> None:
+        switch, dn, cid = self._target(session, call_id, msg, control)
+        origin = Origin(self.ctx.refs(), session, cid, msg.ReqId, msg.PortNum)
+        switch.request(build(origin.ref, dn))
+        self.ctx.pump(origin)
+
+    def on_agent_query(self, session: Session, call_id: str | None, msg: m.AgentQuery) -> None:
+        self._request(
+            session, call_id, msg, False, lambda ref, dn: TQueryAddress(reference_id=ref, dn=dn)
+        )
+
+    def on_agent_login(self, session: Session, call_id: str | None, msg: m.AgentLogin) -> None:
+        self._request(
+            session,
+            call_id,
+            msg,
+            True,
+            lambda ref, dn: TAgentLogin(
+                reference_id=ref,
+                dn=dn,
+                queue=msg.Queue,
+                agent_id=msg.AgentId,
+                password=msg.Password,
+            ),
+        )
+
+    def on_agent_logout(self, session: Session, call_id: str | None, msg: m.AgentLogout) -> None:
+        self._request(
+            session,
+            call_id,
+            msg,
+            True,
+            lambda ref, dn: TAgentLogout(reference_id=ref, dn=dn, queue=msg.Queue or None),
+        )
+
+    def on_agent_ready(self, session: Session, call_id: str | None, msg: m.AgentReady) -> None:
+        self._request(
+            session,
+            call_id,
+            msg,
+            True,
+            lambda ref, dn: TAgentSetReady(
+                reference_id=ref, dn=dn, queue=msg.Queue, work_mode=WorkMode(msg.WorkMode)
+            ),
+        )
+
+    def on_agent_not_ready(
+        self, session: Session, call_id: str | None, msg: m.AgentNotReady
+    ) -> None:
+        self._request(
+            session,
+            call_id,
+            msg,
+            True,
+            lambda ref, dn: TAgentSetNotReady(
+                reference_id=ref, dn=dn, queue=msg.Queue, work_mode=WorkMode(msg.WorkMode)
+            ),
+        )
+
+    # ------------------------------------------------------------------ answers
+
+    def _on_address_info(
+        self, switch: VirtualSwitch, event: EventAddressInfo, origin: Origin | None
+    ) -> bool:
+        if origin is not None and event.reference_id == origin.ref:
+            self.ctx.send(
+                origin.session,
+                origin.call_id,
+                m.MonitorInfo(
+                    ReqId=origin.req_id,
+                    Agent=m.Agent(
+                        PortNum=origin.port,
+                        Status=_AGENT_STATUS_OF_QUERY.get(event.agent_status, "Unknown"),
+                    ),
+                ),
+            )
+        return True
+
+    def _on_error(self, switch: VirtualSwitch, event: EventError, origin: Origin | None) -> bool:
+        """A failed request that no call awaited: the asking session's, or logged."""
+        if origin is not None and event.reference_id == origin.ref:
+            self.ctx.send(
+                origin.session,
+                origin.call_id,
+                m.CallError(
+                    FailedReq="AgentControl",
+                    TlibErrCode=str(int(event.error_code)),
+                    ReqId=origin.req_id,
+                ),
+            )
+        else:
+            log.warning(
+                "switch %s: %s on %s: %s (%d)",
+                event.switch,
+                event.request,
+                event.dn,
+                event.error_message,
+                event.error_code,
+            )
+        return True
+
+    # ------------------------------------------------------------------ LegacyMode
+
+    def auto_login(self) -> None:
+        """LegacyMode IVRs: log in the agents of their ports' [AutoLogin] settings."""
+        ctx = self.ctx
+        config = ctx.config
+        for ivr in config.ivrs:
+            if not ivr.legacy_mode:
+                continue
+            for port in ivr.ports:
+                auto = port.auto_login
+                target = config.port_dn(ivr, port)
+                if target is None:
+                    continue
+                switch = ctx.switches.get(target[0].name)
+                if switch is None or not switch.link_up:
+                    continue
+                snapshot = switch.dn(target[1].number)
+                agent = snapshot.agent if snapshot is not None else None
+                usable = ctx.port_usable(ivr, port)
+                if auto is None or not auto.set_logged_in or not usable:
+                    if agent is not None and agent.agent_id is not None and not usable:
+                        switch.request(
+                            TAgentLogout(reference_id=ctx.refs(), dn=target[1].number, queue=None)
+                        )
+                    continue
+                if agent is None or agent.agent_id is None:
+                    switch.request(
+                        TAgentLogin(
+                            reference_id=ctx.refs(),
+                            dn=target[1].number,
+                            queue=auto.queue,
+                            agent_id=auto.agent_id,
+                            password=auto.password,
+                            work_mode=WorkMode.AUTO_IN if auto.set_ready else WorkMode.UNKNOWN,
+                        )
+                    )
+        ctx.pump()

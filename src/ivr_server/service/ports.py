@@ -1,0 +1,105 @@
+"""The IVR ports of the configuration: where each one's calls go, and which DN is which port.
+
+Theory of operation. The mode procedure of PROTOCOL.md §5.2 (which switch and DN a new call of
+an IVR port lands on, and in which mode) is worked out for every port when the configuration is
+loaded (:meth:`PortIndex.build`): a ``NewCall`` then costs one dict lookup. A port that cannot
+take calls is not in the table; :func:`resolve_port` says why (:class:`NoPort`). The index also
+maps a switch's DN back to its port (agent events become ``MonitorInfo Agent``) and lists the
+routing points.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+
+from ivr_server.calls import PortTarget
+from ivr_server.config import ServerConfig
+from ivr_server.switch import DnType, VirtualSwitch
+
+__all__ = ["NoPort", "PortIndex", "PortKey", "resolve_port"]
+
+PortKey = tuple[str, str]
+"""(IVR name, port number)."""
+
+
+class NoPort(Exception):
+    """Why a port cannot take a call (the mode procedure failed); its text is the reason."""
+
+
+class PortIndex:
+    """The ports of one configuration (built with it: keyed by its own strings, nothing grows
+    with calls)."""
+
+    def __init__(
+        self,
+        targets: dict[str, dict[str, PortTarget]] | None = None,
+        port_of_dn: dict[tuple[str, str], PortKey] | None = None,
+        routing_points: frozenset[str] = frozenset(),
+    ) -> None:
+        self.targets: dict[str, dict[str, PortTarget]] = targets or {}
+        """IVR name -> port number -> where its calls land (mode procedure), for every port
+        that can take calls."""
+        self.port_of_dn: dict[tuple[str, str], PortKey] = port_of_dn or {}
+        """(switch name, DN) -> (IVR name, port number)."""
+        self.routing_points = routing_points
+        """The routing points of every switch."""
+
+    @staticmethod
+    def build(config: ServerConfig, switches: Mapping[str, VirtualSwitch]) -> PortIndex:
+        routing_points = frozenset(
+            dn.number
+            for switch in config.switches
+            for dn in switch.dns
+            if dn.type.value == DnType.ROUTING_POINT.value
+        )
+        targets: dict[str, dict[str, PortTarget]] = {}
+        for ivr in config.ivrs:
+            ports = targets[ivr.name] = {}
+            for port in ivr.ports:
+                with contextlib.suppress(NoPort):
+                    ports[port.number] = resolve_port(
+                        config, switches, routing_points, ivr.name, port.number
+                    )
+        index: dict[tuple[str, str], PortKey] = {}
+        for ivr in config.ivrs:
+            for port in ivr.ports:
+                switch = config.port_switch_name(ivr, port)
+                if switch is not None:
+                    index[(switch, port.dn)] = (ivr.name, port.number)
+        return PortIndex(targets, index, routing_points)
+
+
+def resolve_port(
+    config: ServerConfig,
+    switches: Mapping[str, VirtualSwitch],
+    routing_points: frozenset[str],
+    client_name: str,
+    key: str,
+) -> PortTarget:
+    """The mode procedure for port ``key`` of IVR ``client_name``; :class:`NoPort` says why the
+    port cannot take a call."""
+    if key in routing_points:
+        raise NoPort(f"{key} is a routing point (Network mode is not available)")
+    ivr = config.ivr(client_name)
+    port = ivr.port(key) if ivr is not None else None
+    if ivr is None or port is None:
+        raise NoPort(f"{client_name} has no port {key!r}")
+    if not (ivr.enabled and port.enabled):
+        raise NoPort(f"port {key} of {ivr.name} is disabled")
+    target = config.port_dn(ivr, port)
+    if target is None:
+        raise NoPort(f"port {key} of {ivr.name} has no DN")
+    switch_cfg, dn = target
+    tserver = config.tserver_for_switch(switch_cfg.name)
+    vswitch = switches.get(switch_cfg.name)
+    if tserver is None or tserver.name not in ivr.tservers or vswitch is None:
+        raise NoPort(f"the T-Server of switch {switch_cfg.name} is not a connection of {ivr.name}")
+    return PortTarget(
+        ivr=ivr.name,
+        port=port.number,
+        dn=dn.number,
+        switch=vswitch,
+        mode="In-Front" if switch_cfg.type == "in-front" else "Behind",
+        encoding=ivr.output_encoding or config.server.output_encoding,
+    )
