@@ -1604,7 +1604,8 @@ def test_ready_agents_match_a_model(operations: list[AgentOp]) -> None:
                 calls[dn].append(conn(next(conn_ids)))
         elif op == "release":
             if calls[dn]:
-                assert switch.hang_up(calls[dn].pop(0))
+                released = send(switch, TCallerHangUp(reference_id=1, conn_id=calls[dn].pop(0)))
+                assert "EventReleased" in names(released)
         else:
             switch.request(TSetInService(reference_id=0, dn=dn, in_service=op == "ins"))
             in_service[dn] = op == "ins"
