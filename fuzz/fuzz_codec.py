@@ -1,4 +1,4 @@
-"""Fuzz target ``codec``: the GctiMsg XML codec (``wire/codec.py``).
+"""Fuzz target ``codec``: the GctiMsg XML codec (``wire/codec.py`` and the modules it fronts).
 
 Input: one Data frame's payload. Properties:
 
@@ -20,7 +20,7 @@ from ivr_server.wire import (
     MESSAGE_TAGS,
     DecodeError,
     Message,
-    codec,
+    decode,
     decode_document,
     encode_document,
     find_call_id,
@@ -54,7 +54,7 @@ def _outcome(decode: Any, payload: bytes) -> tuple[Any, ...]:
 
 def one_input(data: bytes) -> None:
     forget_memos()
-    fresh = _outcome(codec._decode, data)
+    fresh = _outcome(decode._decode, data)
     for _ in range(3):  # offered twice, remembered, then served from the memo
         assert _outcome(decode_document, data) == fresh
     found = find_call_id(data)
@@ -62,7 +62,7 @@ def one_input(data: bytes) -> None:
 
     other = _CALL_ID.sub(b"<CallId>Z9-fuzz</CallId>", data, count=1)
     if other != data:
-        assert _outcome(decode_document, other) == _outcome(codec._decode, other)
+        assert _outcome(decode_document, other) == _outcome(decode._decode, other)
 
     if fresh[0] != "ok":
         return

@@ -21,10 +21,14 @@ from ivr_server.wire import (
     Node,
     NVPair,
     codec,
+    decode,
     decode_document,
+    encode,
     encode_document,
     forget_memos,
+    memo,
     str_node,
+    xmltree,
 )
 from ivr_server.wire import messages as m
 from tests.strategies import element, xml_text
@@ -440,8 +444,6 @@ def test_simple_documents_decode_as_expat_decodes_them(
 ) -> None:
     from xml.sax.saxutils import escape
 
-    from ivr_server.wire import codec
-
     entities = {"'": "&apos;", '"': "&quot;", "\t": "&#9;", "\n": "&#10;", "\r": "&#13;"}
     text = "".join(
         f" {name}={quote}{escape(value, entities)}{quote}" for name, value in attrs.items()
@@ -457,14 +459,12 @@ def test_simple_documents_decode_as_expat_decodes_them(
             return ("error", exc.call_id, exc.tag, exc.well_formed)
 
     fast = outcome()
-    with mock.patch.object(codec, "_simple_tree", return_value=None):
+    with mock.patch.object(xmltree, "simple_tree", return_value=None):
         slow = outcome()
     assert fast == slow
 
 
 def test_the_simple_path_leaves_anything_unusual_to_expat() -> None:
-    from ivr_server.wire import codec
-
     for body in (
         b"<GctiMsg><CallId>C</CallId><EndCall EndCause='Normal' EndCause='Normal'/></GctiMsg>",
         b"<GctiMsg><CallId>C</CallId><EndCall EndCause='N&amp;'/></GctiMsg>",
@@ -472,8 +472,8 @@ def test_the_simple_path_leaves_anything_unusual_to_expat() -> None:
         b"<GctiMsg><CallId>C&amp;</CallId><CallInfoReq/></GctiMsg>",
         b"<GctiMsg><CallId>C</CallId><UDataGet Keys='a'><RequestId>1</RequestId></UDataGet></GctiMsg>",
     ):
-        assert codec._simple_tree(body, "UTF-8") is None
-    assert codec._simple_tree(
+        assert xmltree.simple_tree(body, "UTF-8") is None
+    assert xmltree.simple_tree(
         b'<GctiMsg> <CallId>C1</CallId>\n<CallInfoReq ReportUUID = "true" /> </GctiMsg>\n',
         "UTF-8",
     ) == [
@@ -506,7 +506,7 @@ def test_a_repeated_document_decodes_as_if_parsed_afresh(tag: str, data: st.Data
     first, second = data.draw(_PLAIN_CALL_IDS), data.draw(_PLAIN_CALL_IDS)
     for call_id in (first, second, first):
         doc = encode_document(call_id, msg)
-        assert decode_document(doc) == codec._decode(doc) == (call_id, msg)
+        assert decode_document(doc) == decode._decode(doc) == (call_id, msg)
 
 
 def test_the_memo_is_keyed_by_the_one_real_call_id() -> None:
@@ -522,36 +522,36 @@ def test_the_memo_is_keyed_by_the_one_real_call_id() -> None:
 
 
 def test_the_memo_stays_bounded_and_skips_big_documents() -> None:
-    codec._decoded.clear()
-    for i in range(codec._MEMO_MAX_ENTRIES + 100):
+    decode.decoded_memo.clear()
+    for i in range(memo.MEMO_MAX_ENTRIES + 100):
         for call_id in ("C", "D"):  # seen twice: remembered
             decode_document(encode_document(call_id, m.RouteRequest(RouteDN=str(i))))
-        assert len(codec._decoded.values) <= codec._MEMO_MAX_ENTRIES
-        assert len(codec._decoded.seen_once) <= codec._MEMO_MAX_ENTRIES
-    assert len(codec._decoded.values) == 100
-    for i in range(codec._MEMO_MAX_ENTRIES + 100):  # seen once: never remembered
+        assert len(decode.decoded_memo.values) <= memo.MEMO_MAX_ENTRIES
+        assert len(decode.decoded_memo.seen_once) <= memo.MEMO_MAX_ENTRIES
+    assert len(decode.decoded_memo.values) == 100
+    for i in range(memo.MEMO_MAX_ENTRIES + 100):  # seen once: never remembered
         decode_document(encode_document("C", m.RouteRequest(RouteDN=f"x{i}")))
-        assert len(codec._decoded.seen_once) <= codec._MEMO_MAX_ENTRIES
-    assert len(codec._decoded.values) == 100
+        assert len(decode.decoded_memo.seen_once) <= memo.MEMO_MAX_ENTRIES
+    assert len(decode.decoded_memo.values) == 100
     big = m.UDataSet(
         Action="Add", RequestId="1", UDataEx=tuple(str_node(f"k{i}", "v" * 40) for i in range(40))
     )
     doc = encode_document("C", big)
-    assert len(doc) > codec._MEMO_MAX_PAYLOAD
-    codec._decoded.clear()
+    assert len(doc) > memo.MEMO_MAX_PAYLOAD
+    decode.decoded_memo.clear()
     assert decode_document(doc) == ("C", big)
     assert decode_document(doc) == ("C", big)
-    assert not codec._decoded.values
+    assert not decode.decoded_memo.values
 
 
 def test_a_malformed_document_is_never_remembered() -> None:
-    codec._decoded.clear()
+    decode.decoded_memo.clear()
     with pytest.raises(DecodeError):
         decode_document(b"<GctiMsg><CallId>C</CallId><EndCall EndCause='Nope'/></GctiMsg>")
     with pytest.raises(DecodeError):  # twice: the same answer
         decode_document(b"<GctiMsg><CallId>D</CallId><EndCall EndCause='Nope'/></GctiMsg>")
-    assert not codec._decoded.values
-    assert not codec._decoded.seen_once
+    assert not decode.decoded_memo.values
+    assert not decode.decoded_memo.seen_once
 
 
 @pytest.mark.parametrize("tag", sorted(t for t, s in SPECS.items() if issubclass(s.cls, Message)))
@@ -562,17 +562,17 @@ def test_a_repeated_message_encodes_as_if_serialised_afresh(tag: str, data: st.D
     call_ids = [data.draw(xml_text) for _ in range(3)]
     for encoding in ("ISO-8859-1", "UTF-8"):
         remembered = [encode_document(c, msg, encoding=encoding) for c in call_ids]
-        codec._encoded.clear()
+        encode.encoded_memo.clear()
         fresh = [encode_document(c, msg, encoding=encoding) for c in call_ids[:1]]
-        codec._encoded.clear()
+        encode.encoded_memo.clear()
         fresh += [encode_document(c, msg, encoding=encoding) for c in call_ids[1:2]]
-        codec._encoded.clear()
+        encode.encoded_memo.clear()
         fresh += [encode_document(c, msg, encoding=encoding) for c in call_ids[2:]]
         assert remembered == fresh
 
 
 def test_the_encode_memo_skips_big_and_unhashable_messages() -> None:
-    codec._encoded.clear()
+    encode.encoded_memo.clear()
     big = m.UDataResp(
         Result="Success",
         RequestId="1",
@@ -580,7 +580,7 @@ def test_the_encode_memo_skips_big_and_unhashable_messages() -> None:
     )
     for call_id in ("A", "B", "C"):
         assert encode_document(call_id, big).count(b"<Node ") == 60
-    assert not codec._encoded.values
+    assert not encode.encoded_memo.values
     listed = m.UDataResp(Result="Success", RequestId="1", UDataEx=[str_node("k", "v")])  # type: ignore[arg-type]
     for call_id in ("A", "B", "C"):
         assert b"<Node Name='k' Type='Str' Val='v'/>" in encode_document(call_id, listed)
@@ -589,11 +589,11 @@ def test_the_encode_memo_skips_big_and_unhashable_messages() -> None:
         assert encode_document(call_id, small).endswith(
             f"<CallId>{call_id}</CallId><CallStatus Event='Established'/></GctiMsg>".encode()
         )
-    assert len(codec._encoded.values) == 1
+    assert len(encode.encoded_memo.values) == 1
 
 
 def test_the_head_memo_is_keyed_by_call_id_encoding_and_dtd() -> None:
-    codec._heads.clear()
+    encode.heads_memo.clear()
     msg = m.CallInfoReq()
     variants = [
         (call_id, encoding, dtd)
@@ -604,7 +604,7 @@ def test_the_head_memo_is_keyed_by_call_id_encoding_and_dtd() -> None:
     remembered = [
         [encode_document(c, msg, encoding=e, dtd_file=d) for c, e, d in variants] for _ in range(3)
     ]
-    assert len(codec._heads.values) == len(variants)
+    assert len(encode.heads_memo.values) == len(variants)
     codec.memoize(False)
     try:
         fresh = [encode_document(c, msg, encoding=e, dtd_file=d) for c, e, d in variants]
@@ -617,11 +617,11 @@ def test_the_head_memo_is_keyed_by_call_id_encoding_and_dtd() -> None:
     # long CallIds are never remembered, and the table stays bounded
     for _ in range(3):
         encode_document("L" * 300, msg)
-    assert not any(k[0] == "L" * 300 for k in codec._heads.values)
-    for i in range(codec._MEMO_MAX_ENTRIES + 100):
+    assert not any(k[0] == "L" * 300 for k in encode.heads_memo.values)
+    for i in range(memo.MEMO_MAX_ENTRIES + 100):
         for _ in range(2):
             encode_document(f"C{i}", msg)
-        assert len(codec._heads.values) <= codec._MEMO_MAX_ENTRIES
+        assert len(encode.heads_memo.values) <= memo.MEMO_MAX_ENTRIES
 
 
 def test_the_memos_can_be_turned_off() -> None:
@@ -631,13 +631,17 @@ def test_the_memos_can_be_turned_off() -> None:
         for _ in range(3):
             assert decode_document(doc) == ("A", m.CallInfoReq())
             assert encode_document("A", m.CallInfoReq()) == doc
-        assert not codec._decoded.values and not codec._encoded.values and not codec._heads.values
+        assert (
+            not decode.decoded_memo.values
+            and not encode.encoded_memo.values
+            and not encode.heads_memo.values
+        )
     finally:
         codec.memoize(True)
     for _ in range(3):
         assert decode_document(doc) == ("A", m.CallInfoReq())
         assert encode_document("A", m.CallInfoReq()) == doc
-    assert codec._decoded.values and codec._encoded.values and codec._heads.values
+    assert decode.decoded_memo.values and encode.encoded_memo.values and encode.heads_memo.values
 
 
 def test_forgetting_the_memos_empties_them_and_they_fill_again() -> None:
@@ -646,11 +650,11 @@ def test_forgetting_the_memos_empties_them_and_they_fill_again() -> None:
     for _ in range(2):  # remembered the second time
         decode_document(request)
         encode_document("C1", reply)
-    memos = (codec._decoded, codec._encoded, codec._heads)
+    memos = (decode.decoded_memo, encode.encoded_memo, encode.heads_memo)
     assert all(memo.values for memo in memos)
     forget_memos()
     assert not any(memo.values or memo.seen_once for memo in memos)
     assert all(memo.enabled for memo in memos)
     assert decode_document(request) == ("C1", m.CallInfoReq())
     assert decode_document(request) == ("C1", m.CallInfoReq())
-    assert codec._decoded.values
+    assert decode.decoded_memo.values

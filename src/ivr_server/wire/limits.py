@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from ivr_server.errors import LocalProtocolError
-from ivr_server.wire import codec as _codec  # noqa: F401 (registers the "ivr_server.hexcharref" handler)
+from ivr_server.wire import encode as _encode  # noqa: F401 (registers the "ivr_server.hexcharref" handler)
 from ivr_server.wire.kv import Item, List, Node
 
 __all__ = [
@@ -95,7 +95,7 @@ _ESCAPED: Final = {
     ord("\n"): "&#xA;",
     ord("\r"): "&#xD;",
 }
-"""``str.translate`` table doing what the codec's escaping does (``codec._esc``)."""
+"""``str.translate`` table doing what the codec's escaping does (``encode._esc``)."""
 
 _WIDEST: Final = ("ISO-8859-1", "UTF-8")
 
