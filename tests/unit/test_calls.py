@@ -24,7 +24,9 @@ from ivr_server.calls import (
 )
 from ivr_server.calls.machine import markdown_table
 from ivr_server.calls.replies import Refusal
+from ivr_server.calls.timers import CallTimers
 from ivr_server.switch import DnType, TApplyTreatment, TRouteCall, VirtualSwitch
+from ivr_server.switch.references import CALLS
 from ivr_server.wire import Message, Node
 from ivr_server.wire import messages as m
 
@@ -178,7 +180,39 @@ def test_deadline_queue_pops_in_deadline_order(ops: list[tuple[str, float]]) -> 
     assert [latest[k] for k in popped] == sorted(latest[k] for k in popped)
 
 
+def test_call_timers_fire_kind_by_kind_and_cancel_together() -> None:
+    timers = CallTimers()
+    timers.call.set("A", 1.0)
+    timers.orphan.set("B", 2.0)
+    timers.ringing.set("C", 3.0)
+    timers.router.set("D", 4.0)
+    timers.router.set("E", 9.0)
+    assert len(timers) == 5 and timers.first() == 1.0
+    assert list(timers.pop_due(5.0)) == [
+        ("D", CallInput.ROUTER_TIMEOUT),
+        ("C", CallInput.WAIT_RINGING_TIMEOUT),
+        ("B", CallInput.ORPHAN_TIMEOUT),
+        ("A", CallInput.CALL_TIMEOUT),
+    ]
+    timers.call.set("E", 20.0)
+    timers.cancel_all("E")
+    assert len(timers) == 0 and timers.first() is None
+
+
 # -- the manager -------------------------------------------------------------------------------
+
+
+def test_switch_requests_carry_reference_ids_of_the_calls_range() -> None:
+    h = Harness()
+    msg = m.NewCall(CallControlMode="Network", Version="4.0", CalledNum="1")
+    h.mgr.new_call(OWNER, "C1", msg, h.target(), h.now)
+    events = h.switch.drain_events()
+    for event in events:
+        h.mgr.on_event(event, h.now)
+    h.mgr.handle(OWNER, "IVR", "C1", m.RouteRequest(RouteDN="5000"), h.now)
+    events += h.switch.drain_events()
+    refs = {event.reference_id for event in events if event.reference_id is not None}
+    assert refs and all(CALLS[0] <= ref <= CALLS[1] for ref in refs)
 
 
 def test_in_front_call_rings_and_is_established_at_once() -> None:
