@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from ivr_server.calls.admission import Admission
 from ivr_server.calls.call import Call, CallSettings, DialOutReportFn, Owner, PortTarget, SendFn
@@ -60,7 +60,7 @@ __all__ = ["Call", "CallManager", "CallSettings", "PortTarget"]
 
 log = logging.getLogger("ivr_server.calls")
 
-_TRANSFER_TAGS = frozenset(
+_TRANSFER_TAGS: Final = frozenset(
     {
         "OneStepXfer",
         "OneStepConf",
