@@ -31,6 +31,7 @@ from ivr_server.config import (
     parse_config,
     parse_duration,
 )
+from ivr_server.config.base import ConfigModel
 from ivr_server.errors import ConfigError, ConfigProblem
 
 REPO = Path(__file__).parents[2]
@@ -859,19 +860,22 @@ def _default_text() -> str:
 
 
 def _all_models() -> list[type[BaseModel]]:
-    return [
-        ServerConfig,
-        ServerOptions,
-        Timers,
-        TcpKeepAlive,
-        ListenAddress,
-        SwitchConfig,
-        DnConfig,
-        TServerConfig,
-        IvrConfig,
-        PortConfig,
-        AutoLogin,
-    ]
+    """Every model of the configuration (each section's module derives its models from
+    ``ConfigModel``), so that a model added anywhere is held to the rules below."""
+    models: list[type[BaseModel]] = []
+    pending: list[type[BaseModel]] = [ConfigModel]
+    while pending:
+        for model in pending.pop().__subclasses__():
+            models.append(model)
+            pending.append(model)
+    return sorted(models, key=lambda model: model.__name__)
+
+
+def test_the_models_are_found() -> None:
+    assert {ServerConfig, ServerOptions, Timers, TcpKeepAlive, ListenAddress} <= set(_all_models())
+    assert {SwitchConfig, DnConfig, TServerConfig, IvrConfig, PortConfig, AutoLogin} <= set(
+        _all_models()
+    )
 
 
 @pytest.mark.parametrize("model", _all_models(), ids=lambda m: m.__name__)
