@@ -1,4 +1,5 @@
-"""Shared fixtures: fail any test during which the event loop reported an unhandled error."""
+"""Shared fixtures: fail any test during which the event loop reported an unhandled error.
+And the coverage floor, held to the whole suite only."""
 
 from __future__ import annotations
 
@@ -7,6 +8,24 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The coverage floor (``[tool.coverage.report] fail_under``) is the whole suite's: a run of
+    some of the tests (paths named, ``-k``, ``-m``, ``--lf``, ``--deselect``) is measured but
+    gets neither the report nor the floor (``--no-cov`` skips measuring)."""
+    plugin = config.pluginmanager.get_plugin("_cov")
+    if plugin is None or _whole_suite(config):
+        return
+    plugin.options.cov_fail_under = None
+    plugin.options.cov_report = {}
+
+
+def _whole_suite(config: pytest.Config) -> bool:
+    option = config.option
+    return config.args_source is pytest.Config.ArgsSource.TESTPATHS and not (
+        option.keyword or option.markexpr or getattr(option, "lf", False) or option.deselect
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import ROOT, Served, start, stop
+# (re-exported, "as": other test modules still import these from here)
+from tests.integration.conftest import ROOT as ROOT
+from tests.integration.conftest import Served as Served
+from tests.integration.conftest import start as start
+from tests.integration.conftest import stop as stop
 from tests.unit.test_build import compile_list
 
 REPLAY = ROOT.parent / "shared/conformance/replay.py"

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from ivr_server.wire import messages as m
-from tests.integration.rawlink import RawLink, new_call_body, start_call
 from tests.integration.conftest import Served, start
+from tests.integration.rawlink import RawLink, new_call_body, start_call
 
 REPLY_S = 10.0
 """Longest wait for a reply (generous: a loaded 2-core machine)."""

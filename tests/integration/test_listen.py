@@ -17,6 +17,8 @@ from ivr_server.config import ServerConfig, default_config
 from ivr_server.runtime import IvrServer
 from tests.integration.rawlink import RawLink, frame
 
+pytestmark = pytest.mark.xdist_group("timing")  # the burst is timed: not beside the floods
+
 BURST = 600
 """Connections opened together: six times Python's default backlog (100). Every connect() is
 issued before the server, on the same event loop, accepts any of them."""
