@@ -118,7 +118,7 @@ class Env:
         await self.ask("sync", "<CallInfoReq/>", NO_SUCH_CALL)
 
     def conn_id(self, rp: str = RP) -> str:
-        (waiting,) = self.switch.waiting_calls(rp)
+        (waiting,) = self.switch.view.waiting_calls(rp)
         return waiting.conn_id
 
     def route(
@@ -178,7 +178,7 @@ def assert_no_leaks(server: IvrServer) -> None:
     assert calls.calls == {}
     assert calls.timer_count() == 0
     assert calls.pending_count() == 0
-    assert list(server.service.switches[SWITCH].calls()) == []
+    assert list(server.service.switches[SWITCH].view.calls()) == []
 
 
 async def elapsed_until(env: Env, call_id: str, body: str) -> float:
@@ -206,7 +206,7 @@ async def test_route_request_needs_a_routing_point(env: Env) -> None:
         "<RouteRequest RouteDN='5001 '/>",  # DNs compare exactly
     ):
         await env.ask("C", request_body, INVALID)
-    assert env.switch.waiting_calls(RP) == []
+    assert env.switch.view.waiting_calls(RP) == []
     await env.link.expect_silence(TIMEOUT + 0.05)  # no routing started, no timer
     # the call is still STARTED: a good RouteRequest is accepted
     await env.link.send("C", f"<RouteRequest RouteDN='{RP}'/>")
@@ -223,11 +223,11 @@ async def test_router_timeout_gives_route_response_default_and_ends_the_dialog(
 ) -> None:
     await env.link.send("C", f"<RouteRequest RouteDN='{RP}'><CED>1442914432</CED></RouteRequest>")
     await env.barrier()
-    assert len(env.switch.waiting_calls(RP)) == 1
+    assert len(env.switch.view.waiting_calls(RP)) == 1
     request = env.recorder.last("EventRouteRequest")
     assert (request.collected_digits, request.other_dn) == ("1442914432", "4001")
     assert await elapsed_until(env, "C", DEFAULT) >= TIMEOUT - 0.1
-    assert env.switch.waiting_calls(RP) == []
+    assert env.switch.view.waiting_calls(RP) == []
     assert env.recorder.seen() == ["EventRouteRequest", "EventRouteUsed"]
     await env.link.expect_silence(TIMEOUT + 0.05)
 
@@ -263,7 +263,7 @@ async def test_treatment_and_failure_messages_out_of_state_are_blocked(
 async def test_connected_while_routing_aborts_the_routing(env: Env) -> None:
     await env.link.send("C", f"<RouteRequest RouteDN='{RP}'/>")
     await env.quiet("C", "<Connected/>")
-    assert env.switch.waiting_calls(RP) == []
+    assert env.switch.view.waiting_calls(RP) == []
     assert env.recorder.seen() == ["EventRouteRequest", "EventRouteUsed"]
     await env.link.expect_silence(TIMEOUT + 0.1)  # no Router Timeout any more
     # back in STARTED: a new RouteRequest is accepted
@@ -390,7 +390,7 @@ async def test_call_timeout_while_routing(start_server: StartServer) -> None:
         await link.send("C", f"<RouteRequest RouteDN='{RP}'/>")
         got_id, _, raw = await link.recv_doc()
         assert (got_id, raw) == ("C", server_doc("C", "<EndCall EndCause='Timeout'/>"))
-        assert server.service.switches[SWITCH].waiting_calls(RP) == []
+        assert server.service.switches[SWITCH].view.waiting_calls(RP) == []
         assert_no_leaks(server)
     finally:
         await link.close()
@@ -594,7 +594,7 @@ async def test_failure_after_a_normal_route_lets_the_router_choose_again(env: En
     await env.expect("C", "<RouteResponse RouteType='Normal'><Dest>7001</Dest></RouteResponse>")
     await env.quiet("C", "<Failure FailureCause='NoAnswer'/>")
     assert env.recorder.last("EventError").error_code == 232
-    assert len(env.switch.waiting_calls(RP)) == 1  # waiting for the router again
+    assert len(env.switch.view.waiting_calls(RP)) == 1  # waiting for the router again
     env.route("7002")
     await env.expect("C", "<RouteResponse RouteType='Normal'><Dest>7002</Dest></RouteResponse>")
     await env.link.expect_silence(TIMEOUT + 0.05)
@@ -647,7 +647,7 @@ class Rules:
 
     def agent_dn(self, queue: str = "6000") -> str:
         """The DN of the longest-idle ready agent of ``queue``."""
-        return next(a.dn for a in self.switch.ready_agents() if a.queue == queue)
+        return next(a.dn for a in self.switch.view.ready_agents() if a.queue == queue)
 
 
 def two_steps_config() -> ServerConfig:
@@ -669,7 +669,7 @@ async def rules(start_server: StartServer) -> AsyncIterator[Rules]:
 async def test_rule_router_routes_a_plain_request_at_once(rules: Rules) -> None:
     await rules.link.send("C", "<RouteRequest RouteDN='5000'/>")
     await rules.expect("C", "<RouteResponse RouteType='Normal'><Dest>7002</Dest></RouteResponse>")
-    assert rules.switch.waiting_calls("5000") == []
+    assert rules.switch.view.waiting_calls("5000") == []
     await rules.link.expect_silence(0.2)
 
 
@@ -702,7 +702,7 @@ async def test_rule_router_skips_the_agent_rule_without_ready_agents(rules: Rule
         await ivr2.login("L2", name="IVR_2")
         for port in "1234":  # every agent of queue 6000 sits on an IVR_2 port: now busy
             await start_call(ivr2, f"busy{port}", port)
-        assert [a for a in rules.switch.ready_agents() if a.queue == "6000"] == []
+        assert [a for a in rules.switch.view.ready_agents() if a.queue == "6000"] == []
         await rules.link.send("C", "<RouteRequest RouteDN='5000'><CED>1</CED></RouteRequest>")
         await rules.expect(
             "C", "<RouteResponse RouteType='Normal'><Dest>7002</Dest></RouteResponse>"

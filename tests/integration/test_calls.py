@@ -107,11 +107,11 @@ def assert_no_leaks(server: IvrServer) -> None:
     assert calls.calls == {}
     assert calls.timer_count() == 0
     assert calls.pending_count() == 0
-    assert list(server.service.switches[SWITCH].calls()) == []
+    assert list(server.service.switches[SWITCH].view.calls()) == []
 
 
 def switch_call(server: IvrServer, conn_id: str) -> tuple[str, int]:
-    snapshot = server.service.switches[SWITCH].call(conn_id)
+    snapshot = server.service.switches[SWITCH].view.call(conn_id)
     assert snapshot is not None
     return snapshot.conn_id, snapshot.call_id
 
@@ -131,7 +131,7 @@ async def test_new_call_rings_then_establishes_and_call_info_is_exact(
     )
     await expect(link, "C1", "<CallStatus Event='Ringing'/>")
     await expect(link, "C1", "<CallStatus Event='Established'/>")
-    (snapshot,) = server.service.switches[SWITCH].calls()
+    (snapshot,) = server.service.switches[SWITCH].view.calls()
     assert (snapshot.ani, snapshot.dnis, snapshot.parties) == ("3432232", "5550700", ("4001",))
     assert CONN_ID.fullmatch(snapshot.conn_id)
     await ask(
@@ -239,7 +239,7 @@ async def test_initial_udata_ex_is_the_calls_user_data(server: IvrServer, connec
         "<UDataGetAll><RequestId>r1</RequestId></UDataGetAll>",
         f"<UDataResp Result='Success'><RequestId>r1</RequestId>{udata}</UDataResp>",
     )
-    (snapshot,) = server.service.switches[SWITCH].calls()
+    (snapshot,) = server.service.switches[SWITCH].view.calls()
     assert [item.Name for item in snapshot.user_data] == ["AccountNo", "Tries", "Order", "Raw"]
 
 
@@ -408,7 +408,7 @@ async def test_busy_port_gets_end_call_resources(server: IvrServer, connect: Con
     await gone(link, "D")
     await gone(other, "E")
     assert await call_info(link, "C") == before
-    assert len(list(server.service.switches[SWITCH].calls())) == 1
+    assert len(list(server.service.switches[SWITCH].view.calls())) == 1
 
 
 async def test_flow_control_on_pauses_new_calls_only(server: IvrServer, connect: Connect) -> None:
@@ -556,7 +556,7 @@ async def test_transfers_and_conferences_are_unsupported_in_front(
     before = await call_info(link, "C")
     await ask(link, "C", body, f"<CallError FailedReq='{name}' TlibErrCode='UNSUP_OPER'/>")
     assert await call_info(link, "C") == before
-    (snapshot,) = server.service.switches[SWITCH].calls()
+    (snapshot,) = server.service.switches[SWITCH].view.calls()
     assert snapshot.parties == ("4001",)
 
 
@@ -670,7 +670,7 @@ async def test_caller_hang_up_detaches_the_call_until_end_call(
     assert server.service.hang_up(SWITCH, info.ConnId) is True
     server.flush()
     await expect(link, "C", "<CallStatus Event='Released'/>")
-    assert list(server.service.switches[SWITCH].calls()) == []
+    assert list(server.service.switches[SWITCH].view.calls()) == []
     assert server.service.hang_up(SWITCH, info.ConnId) is False  # the switch call is gone
     # the call context stays until EndCall
     released, _ = await call_info(link, "C")
@@ -811,7 +811,7 @@ async def test_orphaned_call_is_released_after_the_orphan_timeout(
     conn_id = await conn_id_of(first, "C")
     await first.close()
     await asyncio.sleep(0.6)
-    assert server.service.switches[SWITCH].call(conn_id) is None
+    assert server.service.switches[SWITCH].view.call(conn_id) is None
     assert_no_leaks(server)
     second = await links(server)
     await second.login("L2")
@@ -970,7 +970,7 @@ async def test_thirty_concurrent_calls_stay_apart(server: IvrServer, connect: Co
         assert (info.ANI, info.CalledNum, info.PortDN) == (str(port), str(port), str(4000 + port))
         conn_ids.add(info.ConnId)
     assert len(conn_ids) == 30
-    assert len(list(server.service.switches[SWITCH].calls())) == 30
+    assert len(list(server.service.switches[SWITCH].view.calls())) == 30
     await send_many(link, [(f"K{port}", "<EndCall EndCause='Normal'/>") for port in range(1, 31)])
     await gone(link, "K30")
     assert_no_leaks(server)

@@ -146,7 +146,7 @@ async def test_failed_dial_ends_the_call(start_server: StartServer) -> None:
         ("dialing", None),
         ("failed", "NoAnswer"),
     ]
-    assert list(server.service.switches["SW_InFront"].calls()) == []
+    assert list(server.service.switches["SW_InFront"].view.calls()) == []
     await link.close()
 
 

@@ -182,7 +182,7 @@ async def test_user_data_that_could_not_be_read_back_is_refused_and_nothing_stor
     assert await recv(call) == ("C", m.UDataResp(Result="Success", RequestId="3", UDataEx=kept))
     conn_id = server.service.calls.calls["C"].conn_id
     assert conn_id is not None
-    assert server.service.switches[SWITCH].user_data(conn_id) == kept
+    assert server.service.switches[SWITCH].view.user_data(conn_id) == kept
     await canary.check()
 
 

@@ -346,7 +346,7 @@ async def test_user_data_over_16_kb_is_refused_and_nothing_changes(
         "</UDataSet>",
         resp("6", "MiscError"),
     )
-    (snapshot,) = server.service.switches[SWITCH].calls()
+    (snapshot,) = server.service.switches[SWITCH].view.calls()
     assert snapshot.user_data == (Node(Name="first", Type="Str", Val="y" * 10_000),)
 
 
@@ -364,7 +364,7 @@ async def test_new_call_with_user_data_over_16_kb_is_refused(
     assert raw == server_doc("N", "<EndCall EndCause='FeatureNotSupported'/>")
     await ask(link, "N", "<CallInfoReq/>", "<CallError FailedReq='NoSuchCall'/>")
     assert server.service.calls.calls == {}
-    assert list(server.service.switches[SWITCH].calls()) == []
+    assert list(server.service.switches[SWITCH].view.calls()) == []
 
 
 async def test_route_request_with_user_data_over_16_kb_is_refused(call: RawLink) -> None:

@@ -71,7 +71,7 @@ async def test_a_crowd_of_calls_is_compacted_down_to_none_and_the_server_carries
         # each of those compactions (all under 1,000 calls) empties the free lists first
         assert {524, 65, 8, 0} <= set(full_collections)
         assert not server.service.calls.calls
-        assert not list(server.service.switches["SW_InFront"].calls())
+        assert not list(server.service.switches["SW_InFront"].view.calls())
         # the server still serves calls, on the same ports
         await start_call(link, "AFTER", port="7")
         assert list(server.service.calls.calls) == ["AFTER"]

@@ -25,8 +25,15 @@ from ivr_server.calls import (
 from ivr_server.calls.machine import markdown_table
 from ivr_server.calls.replies import Refusal
 from ivr_server.calls.timers import CallTimers
-from ivr_server.switch import DnType, TApplyTreatment, TRouteCall, VirtualSwitch
+from ivr_server.switch import (
+    DnType,
+    TApplyTreatment,
+    TCallerHangUp,
+    TOpenLink,
+    TRouteCall,
+)
 from ivr_server.switch.references import CALLS
+from ivr_server.switch.virtual import VirtualSwitch
 from ivr_server.wire import Message, Node
 from ivr_server.wire import messages as m
 
@@ -48,7 +55,7 @@ class Harness:
                 ("5000", DnType.ROUTING_POINT),
             ],
         )
-        self.switch.connect_link()
+        self.switch.request(TOpenLink(reference_id=1))
         self.switch.drain_events()
         self.sent: list[tuple[Any, str, Message]] = []
         self.now = 100.0
@@ -109,7 +116,7 @@ class Harness:
         assert self.mgr.calls == {}
         assert self.mgr.pending_count() == 0
         assert self.mgr.timer_count() == 0
-        assert list(self.switch.calls()) == []
+        assert list(self.switch.view.calls()) == []
 
 
 # -- the table and its documentation -----------------------------------------------------------
@@ -263,10 +270,10 @@ def test_router_timeout_answers_default_and_closes_the_dialog() -> None:
     h.new_call()
     h.take()
     assert h.send("C1", m.RouteRequest(RouteDN="5000", CED="12")) == []
-    assert [c.conn_id for c in h.switch.waiting_calls("5000")] == [h.conn_id()]
+    assert [c.conn_id for c in h.switch.view.waiting_calls("5000")] == [h.conn_id()]
     assert h.tick(3.9) == []
     assert h.tick(0.1) == [m.RouteResponse(RouteType="Default")]
-    assert h.switch.waiting_calls("5000") == []
+    assert h.switch.view.waiting_calls("5000") == []
     assert h.mgr.calls["C1"].state is CallState.ROUTED
     assert h.send("C1", m.EndCall(EndCause="Normal")) == []
     h.assert_clean()
@@ -304,7 +311,7 @@ def test_completed_treatment_restarts_the_router_timer_and_attaches_data() -> No
         Status="Completed", CED="42", UDataEx=(Node(Name="Lang", Type="Str", Val="EN"),)
     )
     assert h.send("C1", done) == []
-    assert h.switch.user_data(conn) == (Node(Name="Lang", Type="Str", Val="EN"),)
+    assert h.switch.view.user_data(conn) == (Node(Name="Lang", Type="Str", Val="EN"),)
     assert h.tick(4.0) == [m.RouteResponse(RouteType="Default")]
 
 
@@ -332,7 +339,7 @@ def test_hang_up_detaches_and_end_call_frees() -> None:
         m.UDataSet(Action="Add", RequestId="1", UDataEx=(Node(Name="k", Type="Int", Val="1"),)),
     )
     h.take()
-    assert h.switch.hang_up(h.conn_id())
+    h.switch.request(TCallerHangUp(reference_id=2, conn_id=h.conn_id()))
     h.pump()
     assert h.take() == [m.CallStatus(Event="Released")]
     assert h.mgr.calls["C1"].state is CallState.DETACHED
@@ -417,7 +424,7 @@ def test_any_sequence_keeps_the_call_consistent_and_ends_clean(steps: list[Any])
         elif call.conn_id is None:
             continue
         elif step == "hangup":
-            h.switch.hang_up(call.conn_id)
+            h.switch.request(TCallerHangUp(reference_id=2, conn_id=call.conn_id))
             h.pump()
         elif step == "treat":
             h.router(
@@ -429,7 +436,7 @@ def test_any_sequence_keeps_the_call_consistent_and_ends_clean(steps: list[Any])
             h.router(TRouteCall(reference_id=9, conn_id=call.conn_id, dn="5000", dest="7001"))
         call = h.mgr.calls.get("C1")
         if call is not None and call.conn_id is not None and call.state is not CallState.DETACHED:
-            waiting = h.switch.call(call.conn_id)
+            waiting = h.switch.view.call(call.conn_id)
             assert waiting is not None
             assert (waiting.routing_point is not None) == (
                 call.state in (CallState.ROUTING, CallState.TREAT_STARTING, CallState.TREATING)

@@ -6,7 +6,11 @@ import sys
 
 from ivr_server.calls import CallManager, CallSettings, DeadlineQueue, PortTarget
 from ivr_server.memory import release_free_memory, shrink
-from ivr_server.switch import DnType, VirtualSwitch
+from ivr_server.switch import (
+    DnType,
+    TOpenLink,
+)
+from ivr_server.switch.virtual import VirtualSwitch
 from ivr_server.wire import messages as m
 
 
@@ -57,7 +61,7 @@ class _Calls:
         self.switch = VirtualSwitch(
             "SW", "TS", [(str(4000 + i), DnType.VOICE_TREATMENT_PORT) for i in range(PORTS)]
         )
-        self.switch.connect_link()
+        self.switch.request(TOpenLink(reference_id=1))
         self.switch.drain_events()
         self.mgr = CallManager(CallSettings(), lambda owner, cid, msg: None)
 

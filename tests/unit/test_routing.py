@@ -55,9 +55,9 @@ from ivr_server.switch import (
     TRouteFailed,
     TRouteRequest,
     TTreatmentStatus,
-    VirtualSwitch,
     WorkMode,
 )
+from ivr_server.switch.virtual import VirtualSwitch
 from ivr_server.wire.kv import KvList, List, Node, int_node, str_node
 from ivr_server.wire.messages import TreatCall
 

@@ -53,9 +53,9 @@ from ivr_server.switch import (
     TRouteCall,
     TRouteFailed,
     TRouteRequest,
-    VirtualSwitch,
     WorkMode,
 )
+from ivr_server.switch.virtual import VirtualSwitch
 
 REPO = Path(__file__).parents[2]
 

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 
 from ivr_server.errors import LocalProtocolError
 from ivr_server.switch import (
-    AGENT_DN_TYPES,
     AGENT_WRONG_STATE,
     READY_WORK_MODES,
     REQUEST_INPUTS,
@@ -49,12 +48,12 @@ from ivr_server.switch import (
     TRegisterAddress,
     TSetInService,
     TUnregisterAddress,
-    VirtualSwitch,
     WorkMode,
     agent_status,
 )
 from ivr_server.switch import events as events_module
 from ivr_server.switch import requests as requests_module
+from ivr_server.switch.virtual import AGENT_DN_TYPES, VirtualSwitch
 
 SWITCH = "SW_IVR"
 TSERVER = "TServer_IVR"

@@ -61,11 +61,11 @@ from ivr_server.switch import (
     TSetInService,
     TTreatmentStatus,
     TUpdateUserData,
-    VirtualSwitch,
     WorkMode,
     kv_size,
     kv_update,
 )
+from ivr_server.switch.virtual import VirtualSwitch
 from ivr_server.wire.kv import Item, KvList, List, Node, int_node, str_node
 from tests.strategies import kv_lists
 

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from ivr_server.calls.machine import CallState
 from ivr_server.logs import fields
-from ivr_server.switch import EventEstablished, EventReleased, EventRinging, VirtualSwitch
+from ivr_server.switch import EventEstablished, EventReleased, EventRinging, Switch
 from ivr_server.wire import KvList, Message
 from ivr_server.wire import messages as m
 
@@ -51,7 +51,7 @@ class PortTarget:
     """The IVR port number (NewCall ``CalledNum``)."""
     dn: str
     """The port's DN."""
-    switch: VirtualSwitch
+    switch: Switch
     """The switch carrying the DN."""
     mode: Literal["In-Front", "Behind"]
     """The call's mode."""

@@ -21,7 +21,7 @@ from ivr_server.calls.replies import blocked, invalid_request
 from ivr_server.calls.timers import CallTimers
 from ivr_server.memory import shrink
 from ivr_server.metrics import Metrics
-from ivr_server.switch import TReleaseCall
+from ivr_server.switch import TCallerHangUp, TReleaseCall
 from ivr_server.switch.references import CALLS, ReferenceIds
 
 __all__ = ["Action", "CallContext", "Pending", "PendingKind"]
@@ -166,10 +166,13 @@ class CallContext:
         conn_id = call.conn_id
         if conn_id is not None:
             self.by_conn.pop(conn_id, None)
-            if call.state is not CallState.DETACHED and call.switch.user_data(conn_id) is not None:
+            if (
+                call.state is not CallState.DETACHED
+                and call.switch.view.user_data(conn_id) is not None
+            ):
                 # the release was refused (e.g. the T-Server link is down): the port's call must
                 # not outlive the IVR's call, so the switch clears it as if the caller hung up
-                call.switch.hang_up(conn_id)
+                call.switch.request(TCallerHangUp(reference_id=self.refs(), conn_id=conn_id))
         self.timers.cancel_all(call_id)
         for ref in [ref for ref, p in self.pending.items() if p.call is call]:
             del self.pending[ref]

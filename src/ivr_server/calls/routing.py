@@ -86,7 +86,7 @@ class Routing:
             route_dn = msg.RouteDN
             if not route_dn:
                 raise invalid_request(call.call_id, "RouteRequest without RouteDN (In-Front)")
-            snapshot = call.switch.dn(route_dn)
+            snapshot = call.switch.view.dn(route_dn)
             if snapshot is None or snapshot.type is not DnType.ROUTING_POINT:
                 raise invalid_request(
                     call.call_id, f"RouteDN {route_dn} is not a routing point of {call.switch.name}"
@@ -155,7 +155,7 @@ class Routing:
         call.held_route = None
         call.treatment = None
         if call.conn_id is not None and call.route_dn is not None:
-            waiting = call.switch.call(call.conn_id)
+            waiting = call.switch.view.call(call.conn_id)
             if waiting is not None and waiting.routing_point == call.route_dn:
                 call.switch.request(
                     TRouteAbort(reference_id=self.ctx.ref(), conn_id=call.conn_id, dn=call.route_dn)

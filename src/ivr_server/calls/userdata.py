@@ -75,7 +75,7 @@ def user_data(call: Call) -> KvList:
     """The call's user data: the switch's, or the last known once the port left the call."""
     if call.conn_id is None or call.state is CallState.DETACHED:
         return call.last_user_data
-    data = call.switch.user_data(call.conn_id)
+    data = call.switch.view.user_data(call.conn_id)
     return data if data is not None else call.last_user_data
 
 

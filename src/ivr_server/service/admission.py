@@ -22,7 +22,7 @@ from ivr_server.service.bus import Origin, SwitchEventBus
 from ivr_server.service.context import ServiceContext, end
 from ivr_server.service.ports import NoPort, resolve_port
 from ivr_server.service.sessions import Login, Session
-from ivr_server.switch import CallEvent, EventError, VirtualSwitch
+from ivr_server.switch import CallEvent, EventError, Switch
 from ivr_server.wire import messages as m
 
 __all__ = ["Admission"]
@@ -38,12 +38,12 @@ class Admission:
         bus.subscribe(CallEvent, self._on_call_event)
         bus.subscribe(EventError, self._on_error)
 
-    def _on_call_event(self, switch: VirtualSwitch, event: Any, origin: Origin | None) -> bool:
+    def _on_call_event(self, switch: Switch, event: Any, origin: Origin | None) -> bool:
         ctx = self.ctx
         ctx.calls.on_event(event, ctx.now)
         return True
 
-    def _on_error(self, switch: VirtualSwitch, event: EventError, origin: Origin | None) -> bool:
+    def _on_error(self, switch: Switch, event: EventError, origin: Origin | None) -> bool:
         """A call's request failed: the call manager's (others: agent control's)."""
         ctx = self.ctx
         if ctx.calls.awaits(event.reference_id):
@@ -65,7 +65,7 @@ class Admission:
         target = self.mode(login, call_id, msg.tag, msg.CalledNum)
         if msg.CallControlMode == "Genesys":
             raise end(call_id, "FeatureNotSupported", "CallControlMode Genesys is Network only")
-        if ctx.flow_control or not target.switch.link_up:
+        if ctx.flow_control or not target.switch.view.link_up:
             raise end(call_id, "ServerPaused", ctx.paused_reason())
         mark = len(ctx.unsent)
         try:
@@ -118,7 +118,7 @@ class Admission:
         mark = len(ctx.unsent)
         try:
             target = self.mode(login, call_id, msg.tag, msg.CalledNum)
-            if ctx.flow_control or not target.switch.link_up:
+            if ctx.flow_control or not target.switch.view.link_up:
                 raise end(call_id, "ServerPaused", ctx.paused_reason())
             ctx.calls.dial_out_init(
                 session, call_id, msg, target, request, request.dest, request.user_data, ctx.now

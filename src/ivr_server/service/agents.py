@@ -25,13 +25,13 @@ from ivr_server.switch import (
     AgentStatus,
     EventAddressInfo,
     EventError,
+    Switch,
     SwitchRequest,
     TAgentLogin,
     TAgentLogout,
     TAgentSetNotReady,
     TAgentSetReady,
     TQueryAddress,
-    VirtualSwitch,
     WorkMode,
 )
 from ivr_server.wire import messages as m
@@ -66,7 +66,7 @@ class AgentControl:
 
     def _target(
         self, session: Session, call_id: str | None, msg: Any, control: bool
-    ) -> tuple[VirtualSwitch, str, str]:
+    ) -> tuple[Switch, str, str]:
         """Check an agent request (PROTOCOL.md §3.2 common rules) -> (switch, DN, CallId)."""
         ctx = self.ctx
         login = session.login
@@ -94,7 +94,7 @@ class AgentControl:
                 f"{msg.tag}: agents of {ivr.name!r} are server-controlled (LegacyMode)",
             )
         switch = ctx.switches[target[0].name]
-        if not switch.link_up:
+        if not switch.view.link_up:
             raise Refusal(
                 call_id,
                 m.CallError(FailedReq="AgentControl", TlibErrCode=LINK_DOWN, ReqId=req_id),
@@ -171,7 +171,7 @@ class AgentControl:
     # ------------------------------------------------------------------ answers
 
     def _on_address_info(
-        self, switch: VirtualSwitch, event: EventAddressInfo, origin: Origin | None
+        self, switch: Switch, event: EventAddressInfo, origin: Origin | None
     ) -> bool:
         if origin is not None and event.reference_id == origin.ref:
             self.ctx.send(
@@ -187,7 +187,7 @@ class AgentControl:
             )
         return True
 
-    def _on_error(self, switch: VirtualSwitch, event: EventError, origin: Origin | None) -> bool:
+    def _on_error(self, switch: Switch, event: EventError, origin: Origin | None) -> bool:
         """A failed request that no call awaited: the asking session's, or logged."""
         if origin is not None and event.reference_id == origin.ref:
             self.ctx.send(
@@ -225,9 +225,9 @@ class AgentControl:
                 if target is None:
                     continue
                 switch = ctx.switches.get(target[0].name)
-                if switch is None or not switch.link_up:
+                if switch is None or not switch.view.link_up:
                     continue
-                snapshot = switch.dn(target[1].number)
+                snapshot = switch.view.dn(target[1].number)
                 agent = snapshot.agent if snapshot is not None else None
                 usable = ctx.port_usable(ivr, port)
                 if auto is None or not auto.set_logged_in or not usable:

@@ -23,7 +23,7 @@ from typing import Any
 from ivr_server.routing import Router
 from ivr_server.service.sessions import Session
 from ivr_server.stats import StatsEngine
-from ivr_server.switch import SwitchEvent, VirtualSwitch
+from ivr_server.switch import Switch, SwitchEvent
 
 __all__ = ["Origin", "Subscriber", "SwitchEventBus"]
 
@@ -39,7 +39,7 @@ class Origin:
     port: str
 
 
-Subscriber = Callable[[VirtualSwitch, Any, Origin | None], bool]
+Subscriber = Callable[[Switch, Any, Origin | None], bool]
 """Called with (switch, event, origin); ``True``: the event was its own, no later subscriber
 sees it."""
 
@@ -49,7 +49,7 @@ class SwitchEventBus:
 
     def __init__(
         self,
-        switches: Mapping[str, VirtualSwitch],
+        switches: Mapping[str, Switch],
         listeners: list[Callable[[str, SwitchEvent], None]],
         stats: StatsEngine,
     ) -> None:

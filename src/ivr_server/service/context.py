@@ -28,7 +28,7 @@ from ivr_server.service.bus import Origin, SwitchEventBus
 from ivr_server.service.ports import PortIndex
 from ivr_server.service.sessions import Login, Session
 from ivr_server.stats import StatsEngine
-from ivr_server.switch import SwitchEvent, VirtualSwitch
+from ivr_server.switch import Switch, SwitchEvent
 from ivr_server.switch.references import ROUTERS, SERVICE, ReferenceIds
 from ivr_server.wire import Message
 from ivr_server.wire import messages as m
@@ -69,7 +69,7 @@ class ServiceContext:
         self.flow_control = config.server.flow_control
         self.stopping = False
         """The server is stopping: no new call, T-Servers reported ``Unavailable``."""
-        self.switches: dict[str, VirtualSwitch] = {}
+        self.switches: dict[str, Switch] = {}
         self.sessions: dict[int, Session] = {}
         self.routers: Mapping[str, Router] = {}
         """Switch name -> the router serving its routing points."""
@@ -174,7 +174,7 @@ class ServiceContext:
         """Is T-Server ``name``'s link to its switch up?"""
         tserver = self.config.tserver(name)
         switch = self.switches.get(tserver.switch) if tserver is not None else None
-        return switch is not None and switch.link_up
+        return switch is not None and switch.view.link_up
 
     def port_usable(self, ivr: IvrConfig, port: PortConfig) -> bool:
         """Can ``port`` of ``ivr`` take calls (enabled, with a registered DN)?"""
@@ -184,7 +184,7 @@ class ServiceContext:
         if target is None:
             return False
         switch = self.switches.get(target[0].name)
-        snapshot = switch.dn(target[1].number) if switch is not None else None
+        snapshot = switch.view.dn(target[1].number) if switch is not None else None
         return snapshot is not None and snapshot.registered
 
     def paused_reason(self) -> str:

@@ -46,6 +46,7 @@ from ivr_server.switch import (
     DnType,
     EventError,
     RouteType,
+    Switch,
     SwitchEvent,
     SwitchRequest,
     TAgentLogin,
@@ -58,7 +59,6 @@ from ivr_server.switch import (
     TDeleteUserData,
     TRouteCall,
     TUpdateUserData,
-    VirtualSwitch,
     WorkMode,
 )
 from ivr_server.switch.references import CONTROL, ReferenceIds
@@ -143,7 +143,7 @@ class Control:
         )
         return ActResult(tuple(events), error)
 
-    def send(self, switch: VirtualSwitch, build: Callable[[int], SwitchRequest]) -> int:
+    def send(self, switch: Switch, build: Callable[[int], SwitchRequest]) -> int:
         """Send one request built with a fresh ReferenceID; returns the ReferenceID."""
         ref = self._refs()
         self._sent.add(ref)
@@ -152,23 +152,23 @@ class Control:
 
     # ------------------------------------------------------------------ look-ups
 
-    def switch(self, name: str) -> VirtualSwitch:
+    def switch(self, name: str) -> Switch:
         switch = self._service.switches.get(name)
         if switch is None:
             raise NotFound(f"no switch {name!r}")
         return switch
 
-    def dn(self, switch_name: str, number: str) -> VirtualSwitch:
+    def dn(self, switch_name: str, number: str) -> Switch:
         """The switch of DN ``number``, which must exist on it."""
         switch = self.switch(switch_name)
-        if switch.dn(number) is None:
+        if switch.view.dn(number) is None:
             raise NotFound(f"switch {switch_name!r} has no DN {number!r}")
         return switch
 
-    def routing_point(self, switch_name: str, number: str) -> VirtualSwitch:
+    def routing_point(self, switch_name: str, number: str) -> Switch:
         """The switch of routing point ``number``."""
         switch = self.dn(switch_name, number)
-        snapshot = switch.dn(number)
+        snapshot = switch.view.dn(number)
         if snapshot is None or snapshot.type is not DnType.ROUTING_POINT:
             raise NotFound(f"DN {number!r} of switch {switch_name!r} is not a routing point")
         return switch
@@ -223,16 +223,16 @@ class Control:
         """The caller hangs up: every party gets ``EventReleased``, the IVR ``CallStatus
         Released``."""
         call, conn_id = self._connected(call_id)
-        if call.switch.call(conn_id) is None:
+        if call.switch.view.call(conn_id) is None:
             raise Conflict(f"call {call_id!r} is already released")
 
         return self.run(now, lambda: self._service.hang_up(call.switch.name, conn_id))
 
     # ------------------------------------------------------------------ routing
 
-    def _waiting_call(self, switch_name: str, rp: str, conn_id: str) -> VirtualSwitch:
+    def _waiting_call(self, switch_name: str, rp: str, conn_id: str) -> Switch:
         switch = self.routing_point(switch_name, rp)
-        if switch.call(conn_id) is None:
+        if switch.view.call(conn_id) is None:
             raise NotFound(f"no call with ConnID {conn_id!r} on switch {switch_name!r}")
         return switch
 
@@ -409,7 +409,7 @@ class Control:
         )
 
     def _one(
-        self, switch: VirtualSwitch, build: Callable[[int], SwitchRequest], now: float | None
+        self, switch: Switch, build: Callable[[int], SwitchRequest], now: float | None
     ) -> ActResult:
         return self.run(now, lambda: self.send(switch, build))
 

@@ -45,7 +45,7 @@ from ivr_server.service.statistics import Statistics
 from ivr_server.service.switches import apply_switches
 from ivr_server.session import IvrLink
 from ivr_server.stats import StatsEngine
-from ivr_server.switch import SwitchEvent, VirtualSwitch
+from ivr_server.switch import Switch, SwitchEvent, TCallerHangUp, TCloseLink, TOpenLink
 from ivr_server.throttle import LogThrottle
 from ivr_server.timers import earliest
 from ivr_server.wire import DecodeError, KvList, Message, forget_memos
@@ -183,7 +183,7 @@ class IvrService:
         return self._ctx.stopping
 
     @property
-    def switches(self) -> dict[str, VirtualSwitch]:
+    def switches(self) -> dict[str, Switch]:
         return self._ctx.switches
 
     @property
@@ -345,8 +345,9 @@ class IvrService:
     def hang_up(self, switch_name: str, conn_id: str) -> bool:
         """The caller of call ``conn_id`` hangs up (tests, API): ``CallStatus Released``."""
         switch = self._ctx.switches.get(switch_name)
-        if switch is None or not switch.hang_up(conn_id):
+        if switch is None or switch.view.call(conn_id) is None:
             return False
+        switch.request(TCallerHangUp(reference_id=self._ctx.refs(), conn_id=conn_id))
         self._ctx.pump()
         return True
 
@@ -448,10 +449,8 @@ class IvrService:
     def set_link(self, switch_name: str, up: bool) -> None:
         """Bring a switch's T-Server link up or down (maintenance, tests)."""
         switch = self._ctx.switches[switch_name]
-        if up:
-            switch.connect_link()
-        else:
-            switch.disconnect_link()
+        ref = self._ctx.refs()
+        switch.request(TOpenLink(reference_id=ref) if up else TCloseLink(reference_id=ref))
         self._ctx.pump()
         if up:
             self._agents.auto_login()

@@ -27,8 +27,8 @@ from ivr_server.switch import (
     EventLinkDisconnected,
     EventRegistered,
     EventUnregistered,
+    Switch,
     SwitchEvent,
-    VirtualSwitch,
 )
 from ivr_server.wire import messages as m
 
@@ -70,11 +70,11 @@ class Monitoring:
             bus.subscribe(event_type, self._on_topology_event)
         bus.when_quiet(self._after_events)
 
-    def _on_agent_status(self, switch: VirtualSwitch, event: Any, origin: Origin | None) -> bool:
+    def _on_agent_status(self, switch: Switch, event: Any, origin: Origin | None) -> bool:
         self.on_agent_event(switch.name, event, origin)
         return True
 
-    def _on_topology_event(self, switch: VirtualSwitch, event: Any, origin: Origin | None) -> bool:
+    def _on_topology_event(self, switch: Switch, event: Any, origin: Origin | None) -> bool:
         self._topology_changed = True
         return True
 

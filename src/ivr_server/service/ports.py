@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 from ivr_server.calls import PortTarget
 from ivr_server.config import ServerConfig
-from ivr_server.switch import DnType, VirtualSwitch
+from ivr_server.switch import DnType, Switch
 
 __all__ = ["NoPort", "PortIndex", "PortKey", "resolve_port"]
 
@@ -46,7 +46,7 @@ class PortIndex:
         """The routing points of every switch."""
 
     @staticmethod
-    def build(config: ServerConfig, switches: Mapping[str, VirtualSwitch]) -> PortIndex:
+    def build(config: ServerConfig, switches: Mapping[str, Switch]) -> PortIndex:
         routing_points = frozenset(
             dn.number
             for switch in config.switches
@@ -72,7 +72,7 @@ class PortIndex:
 
 def resolve_port(
     config: ServerConfig,
-    switches: Mapping[str, VirtualSwitch],
+    switches: Mapping[str, Switch],
     routing_points: frozenset[str],
     client_name: str,
     key: str,

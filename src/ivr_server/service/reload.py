@@ -119,7 +119,7 @@ def _reason(call: Call, config: ServerConfig) -> str | None:
     found = config.find_dn(switch_name, call.dn)
     if found is None:
         return f"DN {call.dn} is removed from switch {switch_name}"
-    snapshot = call.switch.dn(call.dn)
+    snapshot = call.switch.view.dn(call.dn)
     if snapshot is not None and found[1].type.value != snapshot.type.value:
         return f"DN {call.dn} of switch {switch_name} changes type"
     target = config.port_dn(ivr, port)
@@ -129,7 +129,7 @@ def _reason(call: Call, config: ServerConfig) -> str | None:
     if config.tserver_for_switch(switch_name) is None:
         return f"switch {switch_name} loses its T-Server"
     if call.conn_id is not None and call.route_dn is not None:
-        waiting = call.switch.call(call.conn_id)
+        waiting = call.switch.view.call(call.conn_id)
         if waiting is not None and waiting.routing_point == call.route_dn:
             rp = config.find_dn(switch_name, call.route_dn)
             if rp is None or rp[1].type is not DnType.ROUTING_POINT:

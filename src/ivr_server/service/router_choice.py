@@ -85,7 +85,7 @@ class RouterChoices:
         routing points that still exist, and put the dispatchers back."""
         for switch_name, rp in list(self._choices):
             switch = self._service.switches.get(switch_name)
-            snapshot = switch.dn(rp) if switch is not None else None
+            snapshot = switch.view.dn(rp) if switch is not None else None
             if snapshot is None or snapshot.type is not DnType.ROUTING_POINT:
                 del self._choices[(switch_name, rp)]
         self._install()

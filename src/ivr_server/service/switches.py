@@ -1,19 +1,26 @@
-"""The virtual switches of the configuration, kept in step with it (start-up and reload).
+"""The switches of the configuration, kept in step with it (start-up and reload).
 
-Theory of operation. Every switch of the configuration is an In-Front virtual switch of this
-process (``ivr_server.switch``); its T-Server link is up when a T-Server serves it. A reload
-adds the new switches, updates the DNs of those kept, and takes the removed ones away after
-telling the sessions their agents' last events.
+Theory of operation. Every switch of the configuration is built by the switch registry
+(``ivr_server.switch.build_switch``) from its kind: an ``in-front`` switch is a virtual switch of
+this process, its T-Server link up when a T-Server serves it. A reload adds the new switches,
+sends those kept their new DN set (``TConfigureAddresses``), and takes the removed ones away after
+telling the sessions their agents' last events. The link and the DN set are requests like any
+other, with ReferenceIDs of the service's range.
 """
 
 from __future__ import annotations
 
+from typing import Final
+
 from ivr_server.config import ServerConfig
 from ivr_server.service.context import ServiceContext
 from ivr_server.service.monitoring import AGENT_STATUS_OF_EVENT, Monitoring
-from ivr_server.switch import DnType, VirtualSwitch
+from ivr_server.switch import DnType, TCloseLink, TConfigureAddresses, TOpenLink, build_switch
 
-__all__ = ["apply_switches"]
+__all__ = ["SWITCH_KIND", "apply_switches"]
+
+SWITCH_KIND: Final = {"in-front": "virtual"}
+"""A configured switch type → the kind of switch the registry builds for it."""
 
 
 def apply_switches(
@@ -26,17 +33,18 @@ def apply_switches(
     for name in list(ctx.switches):
         if name not in wanted:
             switch = ctx.switches.pop(name)
-            switch.disconnect_link()
+            switch.request(TCloseLink(reference_id=ctx.refs()))
             for event in switch.drain_events():  # its agents' last word to the sessions
                 if type(event) in AGENT_STATUS_OF_EVENT:
                     monitoring.on_agent_event(switch.name, event, None)
             removed.append(name)
     for name, sc in wanted.items():
-        dns = [(dn.number, DnType(dn.type.value)) for dn in sc.dns]
+        dns = tuple((dn.number, DnType(dn.type.value)) for dn in sc.dns)
         tserver = config.tserver_for_switch(name)
         existing = ctx.switches.get(name)
         if existing is None:
-            switch = VirtualSwitch(
+            switch = build_switch(
+                SWITCH_KIND[sc.type],
                 name,
                 tserver.name if tserver else "",
                 dns,
@@ -47,9 +55,9 @@ def apply_switches(
             added.append(name)
         else:
             switch = existing
-            switch.update_dns(dns)
-        if tserver is not None:
-            switch.connect_link()  # In-Front: the virtual switch is this process
+            switch.request(TConfigureAddresses(reference_id=ctx.refs(), dns=dns))
+        if tserver is not None:  # In-Front: the virtual switch is this process
+            switch.request(TOpenLink(reference_id=ctx.refs()))
         else:
-            switch.disconnect_link()
+            switch.request(TCloseLink(reference_id=ctx.refs()))
     return added, removed

@@ -90,11 +90,7 @@ from ivr_server.switch.snapshots import AgentSnapshot, CallSnapshot, DnSnapshot,
 from ivr_server.switch.userdata import USER_DATA_LIMIT, kv_size, kv_update
 from ivr_server.switch.view import SwitchView
 
-# Until the service and the call side are typed against Switch (issue 21): the old import path.
-from ivr_server.switch.virtual import AGENT_DN_TYPES, VirtualSwitch
-
 __all__ = [
-    "AGENT_DN_TYPES",
     "AGENT_WRONG_STATE",
     "LOGIN_INPUT",
     "READY_WORK_MODES",
@@ -172,7 +168,6 @@ __all__ = [
     "TTreatmentStatus",
     "TUnregisterAddress",
     "TUpdateUserData",
-    "VirtualSwitch",
     "WorkMode",
     "agent_status",
     "build_switch",

@@ -14,8 +14,8 @@ missing pair *is* the illegal-request check: the switch answers EventError with
 ``LOGGED_IN`` is not a state here: T-Library reports it (EventAgentLogin) but a login always ends in
 Ready or NotReady, so both events are emitted by the same transition.
 
-This module holds no agent data and performs nothing; :class:`~ivr_server.switch.virtual.VirtualSwitch`
-applies the table through one method. docs/switch.md prints the table (kept in sync by a test).
+This module holds no agent data and performs nothing; the virtual switch applies the table
+(:mod:`ivr_server.switch.virtual.agents`). docs/switch.md prints the table (kept in sync by a test).
 """
 
 from __future__ import annotations

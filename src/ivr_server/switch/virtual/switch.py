@@ -23,17 +23,15 @@ agents and DNs (:mod:`.agents`), calls and user data (:mod:`.calls`), routing po
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from ivr_server.switch import requests as rq
 from ivr_server.switch.errors import TErrorCode
 from ivr_server.switch.events import DnType, SwitchEvent
 from ivr_server.switch.requests import SwitchRequest
-from ivr_server.switch.snapshots import CallSnapshot, DnSnapshot, ReadyAgent
 from ivr_server.switch.virtual import admin, agents, calls, routing
 from ivr_server.switch.virtual.core import SwitchCore, request_name
-from ivr_server.wire.kv import KvList
 
 __all__ = ["VirtualSwitch"]
 
@@ -84,49 +82,6 @@ class VirtualSwitch(SwitchCore):
     def compact(self) -> int:
         """Rebuild the call table if it is mostly empty (see ``ivr_server.memory``)."""
         return self.view.compact()
-
-    # -- transitional: the old read methods and actions, until every caller uses the view and
-    # -- requests (issue 21); removed once service/ and calls/ are retyped
-
-    @property
-    def link_up(self) -> bool:
-        return self.view.link_up
-
-    def dn(self, number: str) -> DnSnapshot | None:
-        return self.view.dn(number)
-
-    def dns(self) -> Iterator[DnSnapshot]:
-        return self.view.dns()
-
-    def call(self, conn_id: str) -> CallSnapshot | None:
-        return self.view.call(conn_id)
-
-    def user_data(self, conn_id: str) -> KvList | None:
-        return self.view.user_data(conn_id)
-
-    def calls(self) -> Iterator[CallSnapshot]:
-        return self.view.calls()
-
-    def waiting_calls(self, routing_point: str) -> list[CallSnapshot]:
-        return self.view.waiting_calls(routing_point)
-
-    def ready_agents(self) -> list[ReadyAgent]:
-        return self.view.ready_agents()
-
-    def connect_link(self) -> None:
-        self.request(rq.TOpenLink(reference_id=0))
-
-    def disconnect_link(self) -> None:
-        self.request(rq.TCloseLink(reference_id=0))
-
-    def update_dns(self, dns: Iterable[tuple[str, DnType]]) -> None:
-        self.request(rq.TConfigureAddresses(reference_id=0, dns=tuple(dns)))
-
-    def hang_up(self, conn_id: str) -> bool:
-        if self.view.call_record(conn_id) is None:
-            return False
-        self.request(rq.TCallerHangUp(reference_id=0, conn_id=conn_id))
-        return True
 
 
 _HANDLERS: Final[Mapping[type[SwitchRequest], Callable[[SwitchCore, Any], None]]] = {
