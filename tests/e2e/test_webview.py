@@ -35,8 +35,7 @@ import aiohttp
 import pytest
 
 from ivr_server.api import ApiServer
-from ivr_server.config import ServerConfig, default_config
-from ivr_server.config.model import ListenAddress
+from ivr_server.config import ListenAddress, ServerConfig, default_config
 from ivr_server.runtime import IvrServer
 from tests.integration.rawlink import RawLink, start_call
 

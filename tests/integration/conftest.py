@@ -15,8 +15,7 @@ from typing import IO, Any
 
 import pytest
 
-from ivr_server.config import ServerConfig, default_config
-from ivr_server.config.model import ListenAddress
+from ivr_server.config import ListenAddress, ServerConfig, default_config
 from ivr_server.runtime import IvrServer
 from tests.integration.rawlink import RawLink
 

@@ -30,8 +30,7 @@ from ivr_server import __version__, logs
 from ivr_server.api import TOKEN_ENV, ApiServer, openapi
 from ivr_server.api import responses as r
 from ivr_server.api.operations import OPERATIONS
-from ivr_server.config import ServerConfig, default_config
-from ivr_server.config.model import ApiConfig
+from ivr_server.config import ApiConfig, ServerConfig, default_config
 from ivr_server.errors import ConfigError
 from ivr_server.routing import RoutingPointDispatcher
 from ivr_server.runtime import IvrServer

@@ -19,7 +19,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ivr_server.config import (
-    RouteTypeName,
     RoutingRule,
     TreatmentType,
     default_config,
@@ -59,7 +58,7 @@ from ivr_server.switch import (
 )
 from ivr_server.switch.virtual import VirtualSwitch
 from ivr_server.wire.kv import KvList, List, Node, int_node, str_node
-from ivr_server.wire.messages import TreatCall
+from ivr_server.wire.messages import RouteResponse, TreatCall
 
 SWITCH = "SW"
 PORTS = ["4001", "4002", "4003", "4004"]
@@ -825,7 +824,8 @@ def test_configuration_literals_are_the_wire_literals() -> None:
     wire_types = typing.get_args(typing.get_type_hints(TreatCall)["Type"])
     assert typing.get_args(TreatmentType) == wire_types
     assert len(wire_types) == 18
-    assert typing.get_args(RouteTypeName) == typing.get_args(RouteType)
+    route_types = typing.get_args(typing.get_type_hints(RouteResponse)["RouteType"])
+    assert route_types == typing.get_args(RouteType)
 
 
 def test_kv_from_table() -> None:

@@ -49,7 +49,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
-RouterMode = Literal["builtin", "external", "webhook", "none"]
+from ivr_server.vocabulary import DnType, NodeType, RouterMode
 
 
 class _Reply(BaseModel):
@@ -67,7 +67,7 @@ class KvNode(_Reply):
     """One key/value pair."""
 
     name: str
-    type: Literal["Str", "Int", "Bin"]
+    type: NodeType
     value: str | int
     """A number for ``Int``, a string otherwise."""
 
@@ -240,9 +240,7 @@ class Dn(_Reply):
     """A DN of a switch."""
 
     number: str
-    type: Literal[
-        "extension", "voice-treatment-port", "routing-point", "acd-queue", "virtual-routing-point"
-    ]
+    type: DnType
     registered: bool
     in_service: bool
     agent: Agent | None

@@ -47,7 +47,7 @@ from ivr_server.api.operations import OPERATIONS, Operation
 from ivr_server.api.rates import RateSampler
 from ivr_server.api.views import Clock
 from ivr_server.api.webhook import WebhookRouter
-from ivr_server.config.model import ApiConfig
+from ivr_server.config import ApiConfig
 from ivr_server.errors import ConfigError, ConfigProblem
 from ivr_server.runtime.limits import set_tcp_keep_alive
 from ivr_server.service.control import ActResult, Control

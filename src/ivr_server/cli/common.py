@@ -11,8 +11,9 @@ import click
 from pydantic import ValidationError
 
 from ivr_server import compiled_modules, logs
-from ivr_server.config.model import ListenAddress
+from ivr_server.config import ListenAddress
 from ivr_server.logs import LogFormat
+from ivr_server.vocabulary import LOG_LEVELS
 
 __all__ = ["LOG_LEVELS", "HostPort", "build_name", "host_port", "run_loop", "setup_logging"]
 
@@ -35,7 +36,6 @@ def run_loop(coro: object) -> None:
         asyncio.run(coro)  # type: ignore[arg-type]
 
 
-LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 """What ``--log-level`` accepts (any case): the levels of ``[server] log-level``."""
 
 _ADDRESS_FORMS: Final = "HOST:PORT, [IPV6]:PORT or :PORT (every IPv4 interface)"

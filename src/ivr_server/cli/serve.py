@@ -16,8 +16,7 @@ from ivr_server.cli.common import (
     run_loop,
     setup_logging,
 )
-from ivr_server.config import default_config, default_config_path, load_config
-from ivr_server.config.model import ListenAddress
+from ivr_server.config import ListenAddress, default_config, default_config_path, load_config
 from ivr_server.errors import ConfigError
 
 __all__ = ["check_config", "serve"]

@@ -15,7 +15,6 @@ __all__ = [
     "AgentGroupConfig",
     "MatchCondition",
     "MatchOperator",
-    "RouteTypeName",
     "RoutingConfig",
     "RoutingRule",
     "TreatmentConfig",
@@ -31,9 +30,6 @@ from ivr_server.vocabulary import RouteType, TreatmentType
 from .base import ConfigModel
 from .fields import Flag, Name, Number, NumberText
 from .kv import KvTable
-
-RouteTypeName = RouteType
-"""The former name of :data:`ivr_server.vocabulary.RouteType`, kept for its importers."""
 
 MatchOperator = Literal["equals", "prefix", "regex", "present"]
 """How a match condition tests its field."""

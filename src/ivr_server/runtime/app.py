@@ -26,8 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol, cast
 
-from ivr_server.config import ServerConfig, load_config
-from ivr_server.config.model import ListenAddress
+from ivr_server.config import ListenAddress, ServerConfig, load_config
 from ivr_server.errors import ConfigError
 from ivr_server.memory import release_free_memory
 from ivr_server.runtime.access import ClientList

@@ -33,7 +33,7 @@ import logging
 import socket
 from typing import Any, Final
 
-from ivr_server.config.model import ServerOptions, TcpKeepAlive
+from ivr_server.config import ServerOptions, TcpKeepAlive
 from ivr_server.throttle import DEFAULT_INTERVAL, LogThrottle
 
 try:

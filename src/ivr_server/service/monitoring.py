@@ -11,7 +11,7 @@ port's IVR; the session whose request caused one gets it on its request's CallId
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from ivr_server.config import IvrConfig
 from ivr_server.service.bus import Origin, SwitchEventBus
@@ -30,12 +30,11 @@ from ivr_server.switch import (
     Switch,
     SwitchEvent,
 )
+from ivr_server.vocabulary import AgentStatusName, LinkStatus
 from ivr_server.wire import messages as m
 
-__all__ = ["AGENT_STATUS_OF_EVENT", "AgentStatusName", "LinkStatusName", "Monitoring"]
+__all__ = ["AGENT_STATUS_OF_EVENT", "AgentStatusName", "LinkStatus", "Monitoring"]
 
-AgentStatusName = Literal["LoggedIn", "LoggedOut", "Ready", "NotReady", "Unknown"]
-LinkStatusName = Literal["OK", "Unavailable"]
 
 AGENT_STATUS_OF_EVENT: Final[dict[type[SwitchEvent], AgentStatusName]] = {
     EventAgentLogin: "LoggedIn",
@@ -129,7 +128,7 @@ class Monitoring:
             if was == is_now or (key not in before and not is_now):
                 continue
             ivr_name, port = key
-            status: LinkStatusName = "OK" if is_now else "Unavailable"
+            status: LinkStatus = "OK" if is_now else "Unavailable"
             for session in ctx.v4_sessions(ivr_name):
                 assert session.login is not None
                 ctx.send(
@@ -139,13 +138,11 @@ class Monitoring:
                 )
         self.ports_reported = now
 
-    def _server_statuses(
-        self, ivr: IvrConfig | None
-    ) -> dict[str, tuple[LinkStatusName, str | None]]:
+    def _server_statuses(self, ivr: IvrConfig | None) -> dict[str, tuple[LinkStatus, str | None]]:
         if ivr is None:
             return {}
         ctx = self.ctx
-        out: dict[str, tuple[LinkStatusName, str | None]] = {}
+        out: dict[str, tuple[LinkStatus, str | None]] = {}
         for name in ivr.tservers:
             tserver = ctx.config.tserver(name)
             out[name] = (

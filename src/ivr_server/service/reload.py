@@ -28,8 +28,7 @@ from typing import Any, Final
 from pydantic import BaseModel
 
 from ivr_server.calls import Call
-from ivr_server.config import ServerConfig
-from ivr_server.config.model import DnType
+from ivr_server.config import DnType, ServerConfig
 from ivr_server.errors import IvrServerError
 
 DESCRIBED_REASONS: Final = 10

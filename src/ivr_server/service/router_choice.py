@@ -16,13 +16,12 @@ from __future__ import annotations
 __all__ = ["RouterChoice", "RouterChoices", "RouterMode"]
 
 from dataclasses import dataclass
-from typing import Literal
 
 from ivr_server.routing import Router, RoutingPointDispatcher
 from ivr_server.service import IvrService
 from ivr_server.switch import DnType
+from ivr_server.vocabulary import RouterMode
 
-RouterMode = Literal["builtin", "external", "webhook", "none"]
 """Who answers the calls waiting at a routing point."""
 
 
