@@ -1,4 +1,4 @@
-"""The code's own checks run as tests: lint, format, strict typing and one-way layers."""
+"""The code's own checks run as tests: lint, format, strict typing, one-way layers, the layout doc."""
 
 from __future__ import annotations
 
@@ -37,4 +37,9 @@ def test_layers_point_one_way() -> None:
     if exe is None:
         pytest.fail("import-linter is not installed (pip install -e '.[dev]')")
     done = run(exe)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_layout_in_the_design_doc_is_current() -> None:
+    done = run(sys.executable, "tools/layout.py", "--check")
     assert done.returncode == 0, done.stdout + done.stderr

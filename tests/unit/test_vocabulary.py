@@ -14,14 +14,8 @@ from ivr_server.wire import messages
 
 PACKAGE = Path(ivr_server.__file__).parent
 
-PENDING: frozenset[tuple[str, str]] = frozenset(
-    {
-        # Spelled out in files owned elsewhere; each should import its set from vocabulary.
-        ("stats/values.py", "StatResultCode"),
-        ("switch/requests.py", "TreatStatus"),
-    }
-)
-"""Known repetitions (file, vocabulary name) still to be replaced by an import."""
+PENDING: frozenset[tuple[str, str]] = frozenset()
+"""Known repetitions (file, vocabulary name) still to be replaced by an import: none left."""
 
 
 def vocabulary_sets() -> dict[frozenset[str], str]:

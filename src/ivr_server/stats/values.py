@@ -16,10 +16,8 @@ __all__ = ["StatResultCode", "StatUnavailable", "StatValue", "format_value", "re
 import math
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal, TypeAlias
 
-StatResultCode: TypeAlias = Literal["Success", "NoSuchStat", "MiscError"]
-"""``StatResp/@ResultCode`` values (PROTOCOL.md §3.9.3)."""
+from ivr_server.vocabulary import StatResultCode
 
 
 def format_value(value: float) -> str:

@@ -29,8 +29,6 @@ REFERENCE_ID_MAX: Final = 2**31 - 1
 class ReferenceIds:
     """Hands out the ReferenceIDs of one range ``first .. last`` in turn, wrapping at ``last``."""
 
-    __slots__ = ("_first", "_last", "_next")
-
     def __init__(self, first: int, last: int) -> None:
         if not 1 <= first <= last <= REFERENCE_ID_MAX:
             raise ValueError(

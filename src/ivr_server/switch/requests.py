@@ -24,11 +24,12 @@ request's ReferenceID (an EventError). A switch that cannot do one refuses it wi
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import msgspec
 
 from ivr_server.switch.events import DnType, RouteType, WorkMode
+from ivr_server.vocabulary import TreatStatus
 from ivr_server.wire.kv import KvList
 
 __all__ = [
@@ -298,7 +299,7 @@ class TTreatmentStatus(CallRequest, frozen=True, kw_only=True):
 
     name: ClassVar[str] = "TTreatmentStatus"
 
-    status: Literal["Started", "NotStarted", "Completed"]
+    status: TreatStatus
     """The ``TreatStatus/@Status``."""
     treatment_type: str
     """The treatment's type."""
