@@ -37,9 +37,9 @@ from ivr_server.runtime import IvrServer
 from ivr_server.wire import Node
 from ivr_server.wire import messages as m
 from tests.integration.conftest import LOOPBACK_0
+from tests.integration.conftest import start as start_cli
+from tests.integration.conftest import stop as stop_cli
 from tests.integration.rawlink import RawLink, server_doc, start_call
-from tests.integration.test_cli import start as start_cli
-from tests.integration.test_cli import stop as stop_cli
 
 StartServer = Callable[..., Awaitable[IvrServer]]
 

@@ -13,10 +13,8 @@ from pathlib import Path
 import pytest
 
 # (re-exported, "as": other test modules still import these from here)
-from tests.integration.conftest import ROOT as ROOT
-from tests.integration.conftest import Served as Served
-from tests.integration.conftest import start as start
-from tests.integration.conftest import stop as stop
+from tests.integration.conftest import ROOT, Served, start, stop
+from tests.shared import require_shared
 from tests.unit.test_build import compile_list
 
 REPLAY = ROOT.parent / "shared/conformance/replay.py"
@@ -73,13 +71,7 @@ def shared() -> None:
     """The shared conformance replay is there (``../shared/conformance/``, the protocol reference
     checked out beside this clone). Without it the replay tests are skipped, except under CI
     (``CI`` set, as ``.ci/run`` is run), where they fail: CI must never pass without them."""
-    if REPLAY.exists() and SCENARIOS.exists():
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"CI must run the shared conformance replay, and {REPLAY.parent} is missing")
-    pytest.skip(
-        "../shared is not beside the repo (the conformance replay needs ../shared/conformance/)"
-    )
+    require_shared(REPLAY, SCENARIOS)
 
 
 def test_shared_conformance_replay_passes_every_scenario(

@@ -19,8 +19,8 @@ import urllib.request
 from pathlib import Path
 
 from ivr_server.wire import messages as m
+from tests.integration.conftest import ROOT, Served, start
 from tests.integration.rawlink import RawLink, doc, frame, new_call_body, server_doc
-from tests.integration.test_cli import ROOT, Served, start
 
 DEFAULT_TOML = ROOT / "src/ivr_server/config/default.toml"
 REPLY_S = 10.0

@@ -14,8 +14,9 @@ import subprocess
 from pathlib import Path
 
 from ivr_server.wire import messages as m
+from tests.integration.conftest import start, stop
 from tests.integration.rawlink import RawLink, start_call
-from tests.integration.test_cli import ivr_server, start, stop
+from tests.integration.test_cli import ivr_server
 from tests.integration.test_reload_guard import call_is_live, canary_call, config_text
 
 THREE_PORTS = (

@@ -20,9 +20,9 @@ from ivr_server.api import ApiServer
 from ivr_server.config import parse_config
 from ivr_server.runtime import IvrServer
 from ivr_server.wire import messages as m
-from tests.integration.conftest import LOOPBACK_0
+from tests.integration.conftest import LOOPBACK_0, start, stop
 from tests.integration.rawlink import RawLink, start_call
-from tests.integration.test_cli import ivr_server, start, stop
+from tests.integration.test_cli import ivr_server
 
 StartServer = Callable[..., Awaitable[IvrServer]]
 

@@ -31,6 +31,7 @@ from ivr_server.wire import (
     xmltree,
 )
 from ivr_server.wire import messages as m
+from tests.shared import SHARED, require_shared
 from tests.strategies import element, xml_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -411,9 +412,8 @@ def test_generated_messages_are_up_to_date() -> None:
 
 
 def test_schema_copy_matches_the_shared_spec() -> None:
-    shared = ROOT.parent / "shared/spec/messages.json"
-    if not shared.exists():
-        pytest.skip("../shared is not beside the repository")
+    shared = SHARED / "spec/messages.json"
+    require_shared(shared)
     ours = ROOT / "src/ivr_server/spec/messages.json"
     assert json.loads(ours.read_text()) == json.loads(shared.read_text())
 
