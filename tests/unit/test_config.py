@@ -470,7 +470,7 @@ ports = [{ number = "1", dn = "1" }]
     )
     (problem,) = problems_of(text)
     assert problem.location == "switches[1].type"
-    assert problem.message == "input should be 'in-front', got 'premise'"
+    assert problem.message == "input should be 'in-front' or 'premise-csta', got 'premise'"
 
 
 def test_problem_messages_are_plain_words() -> None:

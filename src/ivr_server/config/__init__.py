@@ -10,7 +10,8 @@
   :mod:`ivr_server.stats` (``docs/statistics.md``).
 
 One module per section of the file: :mod:`.options` (``[server]``), :mod:`.switches`
-(``[[switches]]``, ``[[tservers]]``), :mod:`.ivrs` (``[[ivrs]]`` and their ports),
+(``[[switches]]``, ``[[tservers]]``), :mod:`.premise` (a premise switch's link to its PBX,
+``[tservers.premise]``), :mod:`.ivrs` (``[[ivrs]]`` and their ports),
 :mod:`.routing` (``[[routing]]``, ``[[agent-groups]]``), :mod:`.statistics`, :mod:`.api`
 (``[api]``), and :mod:`.root` for the whole; :mod:`.checks` ties them together, :mod:`.loader`
 turns TOML into them. This package imports only the standard library, pydantic,
@@ -23,6 +24,7 @@ __all__ = [
     "MATCH_FIELDS",
     "MATCH_OPERATORS",
     "PORT_DN_TYPES",
+    "PREMISE_SWITCH_TYPES",
     "STAT_OBJECT_TYPES",
     "STAT_TYPES",
     "TARGET_KEYS",
@@ -30,6 +32,7 @@ __all__ = [
     "AgentGroupConfig",
     "ApiConfig",
     "AutoLogin",
+    "CstaDialect",
     "DnConfig",
     "DnType",
     "IvrConfig",
@@ -39,7 +42,9 @@ __all__ = [
     "MatchCondition",
     "MatchOperator",
     "OutputEncoding",
+    "PeerAddress",
     "PortConfig",
+    "PremiseConfig",
     "RouteType",
     "RoutingConfig",
     "RoutingRule",
@@ -65,7 +70,7 @@ __all__ = [
 
 from ivr_server.vocabulary import DnType, RouteType, TreatmentType
 
-from .addresses import ListenAddress
+from .addresses import ListenAddress, PeerAddress
 from .api import ApiConfig
 from .durations import format_duration, parse_duration
 from .fields import OutputEncoding
@@ -73,6 +78,7 @@ from .ivrs import PORT_DN_TYPES, AutoLogin, IvrConfig, PortConfig
 from .kv import KvTable, KvValue
 from .loader import default_config, default_config_path, load_config, parse_config
 from .options import ServerOptions, TcpKeepAlive, Timers
+from .premise import PREMISE_SWITCH_TYPES, CstaDialect, PremiseConfig
 from .root import ServerConfig
 from .routing import (
     MATCH_FIELDS,

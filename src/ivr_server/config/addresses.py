@@ -1,13 +1,14 @@
 """Network addresses in the configuration: where the server listens, which clients it accepts.
 
 ``"host:port"``, ``"[ipv6]:port"`` or ``":port"`` (every IPv4 interface) for a listen address;
-``"host:port"`` or ``"host:*"`` (any port) for an allowed client. Host names and IPv4/IPv6
+``"host:port"`` or ``"host:*"`` (any port) for an allowed client; ``"host:port"`` or
+``"[ipv6]:port"`` for a peer the server connects to (a premise PBX). Host names and IPv4/IPv6
 addresses are checked as written, so a typo is reported at load time rather than at bind time.
 """
 
 from __future__ import annotations
 
-__all__ = ["ClientEntry", "ListenAddress"]
+__all__ = ["ClientEntry", "ListenAddress", "PeerAddress"]
 
 import ipaddress
 import re
@@ -22,6 +23,7 @@ _HOSTNAME_RE: Final = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
 )
 _LISTEN_SHAPE: Final = "expected 'host:port', '[ipv6]:port' or ':port'"
+_PEER_SHAPE: Final = "expected 'host:port' or '[ipv6]:port'"
 _CLIENT_SHAPE: Final = "expected 'host:port' or 'host:*' (IPv6 in brackets: '[::1]:*')"
 
 
@@ -90,22 +92,25 @@ ClientEntry = Annotated[str, BeforeValidator(_client_entry)]
 """An allowed client, ``host:port`` or ``host:*`` (any port)."""
 
 
-class ListenAddress(ConfigModel):
-    """One address the server listens on. In TOML: ``"host:port"``, ``"[::1]:port"``, ``":port"``."""
+class _HostPort(ConfigModel):
+    """A host and a TCP port, shown as ``host:port`` (``[ipv6]:port``)."""
 
     host: str
-    """Interface address or host name, IPv6 without brackets; ``0.0.0.0`` = every IPv4 interface."""
-    port: int = Field(ge=0, le=65535)
-    """TCP port; 0 lets the system choose one (tests)."""
+    """Host name or address, IPv6 without brackets."""
+    port: int
+    """TCP port."""
 
     @model_validator(mode="before")
     @classmethod
     def _parse(cls, value: object) -> object:
         if not isinstance(value, str):
             return value  # a table {host = ..., port = ...}, or an instance
-        text = value.strip()
-        host, port = _split_host_port(text, _LISTEN_SHAPE)
-        return {"host": host or "0.0.0.0", "port": _port_number(port, text, allow_zero=True)}
+        return cls._from_text(value.strip())
+
+    @classmethod
+    def _from_text(cls, text: str) -> dict[str, object]:
+        """``host:port`` as written → the fields; raises ValueError in the loader's words."""
+        raise NotImplementedError
 
     @field_validator("host")
     @classmethod
@@ -121,3 +126,34 @@ class ListenAddress(ConfigModel):
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class ListenAddress(_HostPort):
+    """One address the server listens on. In TOML: ``"host:port"``, ``"[::1]:port"``, ``":port"``."""
+
+    host: str
+    """Interface address or host name, IPv6 without brackets; ``0.0.0.0`` = every IPv4 interface."""
+    port: int = Field(ge=0, le=65535)
+    """TCP port; 0 lets the system choose one (tests)."""
+
+    @classmethod
+    def _from_text(cls, text: str) -> dict[str, object]:
+        host, port = _split_host_port(text, _LISTEN_SHAPE)
+        return {"host": host or "0.0.0.0", "port": _port_number(port, text, allow_zero=True)}
+
+
+class PeerAddress(_HostPort):
+    """An address the server connects to (a premise PBX). In TOML: ``"host:port"`` or
+    ``"[ipv6]:port"``; the host is required and the port is 1..65535."""
+
+    host: str = Field(min_length=1)
+    """Host name or address, IPv6 without brackets."""
+    port: int = Field(ge=1, le=65535)
+    """TCP port."""
+
+    @classmethod
+    def _from_text(cls, text: str) -> dict[str, object]:
+        host, port = _split_host_port(text, _PEER_SHAPE)
+        if not host:
+            raise ValueError(f"invalid address {text!r}: the host is missing ({_PEER_SHAPE})")
+        return {"host": host, "port": _port_number(port, text, allow_zero=False)}

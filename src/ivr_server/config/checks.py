@@ -19,6 +19,7 @@ from ivr_server.errors import ConfigProblem
 from ivr_server.vocabulary import DnType
 
 from .ivrs import PORT_DN_TYPES, IvrConfig
+from .premise import premise_problems
 from .routing import AgentGroupConfig, RoutingConfig
 from .statistics import StatisticConfig, split_object_id
 from .switches import DnConfig, SwitchConfig, TServerConfig
@@ -51,7 +52,8 @@ def reference_problems(
     unverified_switches: frozenset[str] = frozenset(),
     unverified_tservers: frozenset[str] = frozenset(),
 ) -> list[ConfigProblem]:
-    """Every problem in how switches, DNs, T-Servers, IVRs and ports refer to each other.
+    """Every problem in how switches, DNs, T-Servers, IVRs and ports refer to each other, the
+    premise switches' links included (:func:`~.premise.premise_problems`).
 
     An item may be ``None``: it failed validation on its own, keeps its index for locations, and
     is skipped. A reference to a name in ``unverified_*`` (the names of such items) is not
@@ -267,7 +269,7 @@ def reference_problems(
             else:
                 port_of_agent[agent] = where
 
-    return problems
+    return problems + premise_problems(switches, tservers, ivrs)
 
 
 def routing_problems(

@@ -138,6 +138,10 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return text
 
 
+_SECRET_KEYS: Final = frozenset({"password"})
+"""Keys whose value a problem never repeats (``[tservers.premise] password``)."""
+
+
 def _value_problem(details: Mapping[str, Any]) -> ConfigProblem:
     """One entry of ``ValidationError.errors()`` in the operator's words."""
     loc, kind, value = details["loc"], details["type"], details["input"]
@@ -148,6 +152,8 @@ def _value_problem(details: Mapping[str, Any]) -> ConfigProblem:
         message = "required key is missing"
     elif kind in ("value_error", "assertion_error"):
         message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    elif loc[-1] in _SECRET_KEYS:  # never echo a secret, even a mistyped one
+        message = f"{message[:1].lower()}{message[1:]}"
     else:
         message = f"{message[:1].lower()}{message[1:]}, got {describe_value(value)}"
     return ConfigProblem(_location(loc), message)

@@ -1,7 +1,8 @@
 """Switches with their DNs, and the T-Server applications serving them (PROTOCOL.md §5.5).
 
 The original's Switch and DN objects and its T-Server applications: an IVR's ports name DNs of a
-switch, and reach that switch through the T-Server serving it.
+switch, and reach that switch through the T-Server serving it. A premise switch's T-Server also
+holds the link to the PBX (:mod:`.premise`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from ivr_server.vocabulary import DnType
 
 from .base import ConfigModel
 from .fields import Name, Number
+from .premise import PremiseConfig
 
-SwitchType = Literal["in-front"]
+SwitchType = Literal["in-front", "premise-csta"]
 """Switch types. ``in-front`` is the original's "Virtual Switch for IVR In-Front", the switch the
-server itself presents; a premise switch (Behind mode) would be another literal."""
+server itself presents; ``premise-csta`` is a premise PBX watched over CSTA XML (Behind mode), its
+T-Server carrying the link (:class:`~.premise.PremiseConfig`)."""
 
 
 class DnConfig(ConfigModel):
@@ -39,8 +42,9 @@ class SwitchConfig(ConfigModel):
     """Switch name, unique; reported as ``MonitorInfo Server/@Switch``. Original: the Switch
     object's name."""
     type: SwitchType = "in-front"
-    """``in-front``: the "Virtual Switch for IVR In-Front" that the server itself presents (the
-    only type so far). Original: the switch type."""
+    """``in-front``: the "Virtual Switch for IVR In-Front" that the server itself presents;
+    ``premise-csta``: a premise PBX the server watches over CSTA XML (Behind mode; its T-Server
+    has a ``[tservers.premise]`` table). Original: the switch type."""
     dns: tuple[DnConfig, ...] = ()
     """The switch's DNs: the IVR ports' DNs, routing points, ACD queues, agents' extensions."""
 
@@ -53,3 +57,6 @@ class TServerConfig(ConfigModel):
     switch: Name
     """Name of the switch this T-Server serves; each switch is served by exactly one T-Server.
     Original: the application's switch assignment."""
+    premise: PremiseConfig | None = None
+    """The link to the PBX when the switch is a premise switch (TOML ``[tservers.premise]``,
+    required then, refused otherwise)."""
