@@ -349,19 +349,15 @@ class IvrServer(ConnectionHost):
             try:
                 config = load_config(self.config_path)
             except ConfigError as invalid:
-                log.error("reload refused, the running configuration stays: %s", invalid)
-                return ReloadOutcome(
-                    "invalid",
-                    str(invalid),
-                    problems=tuple(str(p) for p in invalid.problems),
-                    force=force,
-                )
+                return _invalid(invalid, force)
             except OSError as unreadable:
                 message = f"cannot read {self.config_path}: {unreadable}"
                 log.error("reload refused, %s", message)
                 return ReloadOutcome("invalid", message, problems=(message,), force=force)
         try:
             report = self.service.reload(config, force=force, now=asyncio.get_running_loop().time())
+        except ConfigError as unrunnable:  # a switch this build cannot run (Behind mode)
+            return _invalid(unrunnable, force)
         except ReloadRefused as refused:
             message = (
                 f"{refused}; the running configuration stays (to apply it anyway: "
@@ -386,6 +382,14 @@ class IvrServer(ConnectionHost):
         if self._heap_frozen:
             self.settle_heap()
         return ReloadOutcome("applied", message, report=report, stranded=stranded, force=force)
+
+
+def _invalid(error: ConfigError, force: bool) -> ReloadOutcome:
+    """A reload refused because the configuration does not load, or cannot run in this build."""
+    log.error("reload refused, the running configuration stays: %s", error)
+    return ReloadOutcome(
+        "invalid", str(error), problems=tuple(str(p) for p in error.problems), force=force
+    )
 
 
 def _count(n: int, noun: str) -> str:

@@ -42,7 +42,7 @@ from ivr_server.service.refusals import RefusalLog
 from ivr_server.service.reload import ReloadRefused, ReloadReport, describe_changes, stranded_calls
 from ivr_server.service.sessions import Session
 from ivr_server.service.statistics import Statistics
-from ivr_server.service.switches import apply_switches
+from ivr_server.service.switches import apply_switches, check_switch_types
 from ivr_server.session import IvrLink
 from ivr_server.stats import StatsEngine
 from ivr_server.switch import Switch, SwitchEvent, TCallerHangUp, TCloseLink, TOpenLink
@@ -394,8 +394,10 @@ class IvrService:
         point of a live call (an emptied file, say) raises :class:`ReloadRefused` and changes
         nothing, unless ``force``: then those calls are ended first, as their Call Timeout would
         end them (``EndCall EndCause='Timeout'`` to the IVR, the call released on the switch,
-        the port freed).
+        the port freed). A configuration with a switch this build cannot run (Behind mode)
+        raises :class:`~ivr_server.errors.ConfigError` and changes nothing, forced or not.
         """
+        check_switch_types(config)
         ctx = self._ctx
         if now is not None:
             ctx.now = now
