@@ -129,6 +129,17 @@ def test_heartbeat_within_the_negotiated_duration() -> None:
     assert session.next_deadline() == 51.0  # the new duration's half, from the answer
 
 
+def test_configured_heartbeat_capped_at_half_the_duration() -> None:
+    session, pbx = started(duration=60, heartbeat_s=20.0)
+    assert session.next_deadline() == 20.0
+    session.handle_timer(20.0)
+    [(invoke_id, _)] = pbx.sent()
+    pbx.answer(
+        invoke_id, m.ResetApplicationSessionTimerPosResponse(actual_session_duration=10), 21.0
+    )
+    assert session.next_deadline() == 26.0
+
+
 def test_unanswered_heartbeat_expires_the_session() -> None:
     session, pbx = started(duration=60)
     session.handle_timer(30.0)

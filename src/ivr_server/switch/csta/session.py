@@ -12,8 +12,9 @@ stays so, and a reconnect builds a new session (then monitors and snapshots agai
 - Invoke ids run 1..9999 and wrap, skipping ids still pending and the id the dialect's PBX puts
   on events; each request waits at most ``invoke_timeout_s`` for its response, then
   :class:`InvokeTimedOut` forgets it.
-- After the session starts, ResetApplicationSessionTimer goes out every half of the negotiated
-  duration; if the session's duration passes with no positive answer, the session is lost.
+- After the session starts, ResetApplicationSessionTimer goes out every ``heartbeat_s`` (at most
+  half the negotiated duration, which is the default); if the session's duration passes with no
+  positive answer, the session is lost.
 - MonitorStart's response gives the monitorCrossRefID that events carry; the session keeps the
   cross-reference id ↔ DN map and reports each event with its DN.
 - A bad frame header breaks the stream (``ProtocolError(fatal=True)`` and ``SessionLost``); a bad
@@ -93,6 +94,7 @@ class CstaSession:
         user_name: str | None = None,
         password: str | None = None,
         session_duration_s: int | None = None,
+        heartbeat_s: float | None = None,
         invoke_timeout_s: float = INVOKE_TIMEOUT_S,
     ) -> None:
         self.dialect = dialect
@@ -102,6 +104,7 @@ class CstaSession:
         self._requested_duration_s = (
             dialect.session_duration_s if session_duration_s is None else session_duration_s
         )
+        self._heartbeat_s = heartbeat_s
         self._invoke_timeout_s = invoke_timeout_s
         self._state = SessionState.IDLE
         self._decoder = FrameDecoder()
@@ -326,10 +329,16 @@ class CstaSession:
 
     # -- the timer ---------------------------------------------------------------------------
 
+    def _heartbeat_interval_s(self) -> float:
+        """The configured heartbeat, never longer than half the negotiated duration."""
+        assert self._duration_s
+        half = self._duration_s / 2
+        return half if self._heartbeat_s is None else min(self._heartbeat_s, half)
+
     def _renew(self, duration_s: int | None, now: float) -> None:
         self._duration_s = duration_s
         if duration_s:
-            self._heartbeat_at = now + duration_s / 2
+            self._heartbeat_at = now + self._heartbeat_interval_s()
             self._expires_at = now + duration_s
         else:
             self._heartbeat_at = self._expires_at = None
@@ -363,7 +372,7 @@ class CstaSession:
             return [*events, SessionLost(reason="the session expired: no heartbeat answered")]
         if self._heartbeat_at is not None and now >= self._heartbeat_at:
             assert self._session_id is not None and self._duration_s
-            self._heartbeat_at = now + self._duration_s / 2
+            self._heartbeat_at = now + self._heartbeat_interval_s()
             reset = m.ResetApplicationSessionTimer(
                 session_id=self._session_id, requested_session_duration=self._duration_s
             )
