@@ -103,6 +103,12 @@ def test_unknown_documents_are_typed_results() -> None:
     )
 
 
+def test_unknown_documents_encode_as_an_empty_root() -> None:
+    unknown = m.UnknownDocument(tag="Foo", namespace="urn:a")
+    assert encode(unknown) == b'<?xml version="1.0" encoding="UTF-8"?><Foo xmlns="urn:a"/>'
+    assert decode(encode(unknown)) == unknown
+
+
 def test_devices_not_known_decode_to_none() -> None:
     doc = (
         b"<HeldEvent><monitorCrossRefID>1</monitorCrossRefID><heldConnection><callID>9</callID>"

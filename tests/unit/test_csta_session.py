@@ -76,6 +76,24 @@ def test_start_sends_the_dialects_session_parameters() -> None:
         session.monitor_start("3001", 0.0)
 
 
+def test_connecting_twice_is_our_error() -> None:
+    session, _ = started()
+    assert session.session_id == "S1"
+    with pytest.raises(LocalProtocolError, match="cannot go from active to starting"):
+        session.connect(1.0)
+
+
+def test_a_monitor_stopped_by_cross_ref_id_alone() -> None:
+    session, pbx = started()
+    pbx.answer(
+        session.monitor_start("3001", 1.0), m.MonitorStartResponse(monitor_cross_ref_id="X1")
+    )
+    invoke_id = session.send_request(m.MonitorStop(monitor_cross_ref_id="X1"), 2.0)
+    pbx.answer(invoke_id, m.MonitorStopResponse())
+    delivered = m.HeldEvent(monitor_cross_ref_id="X1", held_connection=m.ConnectionID())
+    assert pbx.answer(9999, delivered) == [EventReceived(dn=None, event=delivered)]
+
+
 def test_generic_dialect_keeps_credentials_out_of_the_session_start() -> None:
     session = CstaSession(application_id="ivr", user_name="u", password="p")
     session.connect(0.0)

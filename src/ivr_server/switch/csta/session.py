@@ -146,8 +146,7 @@ class CstaSession:
         self._state = state
 
     def _close(self) -> None:
-        if self._state is not SessionState.CLOSED:
-            self._set_state(SessionState.CLOSED)
+        self._set_state(SessionState.CLOSED)
         self._pending.clear()
         self._heartbeat_at = self._expires_at = None
 
