@@ -61,8 +61,7 @@ TARGETS: Final[dict[str, Target]] = {
         Target("codec", "fuzz.fuzz_codec", 8192, "wire/codec.py decode, re-encode, memos"),
         Target("link", "fuzz.fuzz_link", 16384, "session/link.py IvrLink, server role"),
         Target("service", "fuzz.fuzz_service", 16384, "IvrService in memory, default config"),
-        # The CSTA codec (when it exists): add Target("csta", "fuzz.fuzz_csta", ...) here, a
-        # fuzz/fuzz_csta.py with one_input(), and seeds in fuzz/seed.py (docs/fuzzing.md).
+        Target("csta", "fuzz.fuzz_csta", 16384, "switch/csta framing and codec, round trip"),
     )
 }
 

@@ -29,6 +29,7 @@ if __package__ in (None, ""):  # run as a script: make ``fuzz`` and the package 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fuzz.harness import CORPUS_DIR, FUZZ_DIR, Script, frame
+from ivr_server.switch.csta import encode_frame as csta_frame
 from ivr_server.wire import (
     SPECS,
     List,
@@ -41,6 +42,8 @@ from ivr_server.wire import (
 from ivr_server.wire.schema import ChildSpec, ElementSpec
 
 SCENARIOS = FUZZ_DIR.parents[1] / "shared" / "conformance" / "scenarios.jsonl"
+CSTA_GOLDEN = FUZZ_DIR.parent / "tests" / "unit" / "csta_golden"
+"""Documents written by others (their sources: its README.md), the ``csta`` target's seeds."""
 DICTIONARY = FUZZ_DIR / "gctimsg.dict"
 
 LOGIN = (
@@ -236,6 +239,12 @@ def main() -> int:
             _write("service", f"conformance-{scenario}", Script.make(0, stream))
     else:
         print(f"seed: {SCENARIOS} not found; conformance seeds left as they are", file=sys.stderr)
+    for golden in sorted(CSTA_GOLDEN.iterdir()):
+        if golden.suffix == ".xml":  # a document: framed under invoke id 1
+            body = golden.read_bytes()
+            _write("csta", f"golden-{golden.stem}", b"\x07" + csta_frame(1, body))
+        elif golden.suffix == ".frame":  # a whole frame as captured
+            _write("csta", f"golden-{golden.stem}", b"\x07" + golden.read_bytes())
     write_dictionary()
     return 0
 
