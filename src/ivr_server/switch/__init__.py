@@ -53,7 +53,7 @@ from ivr_server.switch.events import (
     SwitchEvent,
     WorkMode,
 )
-from ivr_server.switch.protocol import Switch
+from ivr_server.switch.protocol import LinkedSwitch, LinkTarget, Switch, link_of
 from ivr_server.switch.registry import SWITCH_KINDS, build_switch
 from ivr_server.switch.requests import (
     CallRequest,
@@ -131,6 +131,8 @@ __all__ = [
     "EventTreatmentEnd",
     "EventTreatmentNotApplied",
     "EventUnregistered",
+    "LinkTarget",
+    "LinkedSwitch",
     "ReadyAgent",
     "RequestApplyTreatment",
     "RequestRouteCall",
@@ -173,4 +175,5 @@ __all__ = [
     "build_switch",
     "kv_size",
     "kv_update",
+    "link_of",
 ]

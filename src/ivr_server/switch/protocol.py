@@ -18,13 +18,14 @@ EventLinkDisconnected, whoever caused it).
 
 from __future__ import annotations
 
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from ivr_server.switch.events import SwitchEvent
 from ivr_server.switch.requests import SwitchRequest
 from ivr_server.switch.view import SwitchView
 
-__all__ = ["Switch"]
+__all__ = ["LinkTarget", "LinkedSwitch", "Switch", "link_of"]
 
 
 class Switch(Protocol):
@@ -59,3 +60,75 @@ class Switch(Protocol):
         """Give back the room of tables that have mostly emptied (after a crowd of calls has
         gone; see ``ivr_server.memory``): the number of tables rebuilt."""
         ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkTarget:
+    """Where the adapter of a :class:`LinkedSwitch` connects, and how it retries."""
+
+    host: str
+    port: int
+    tls: bool = False
+    """Wrap the connection in TLS (the system's default trust store, host name checked)."""
+    reconnect_initial: float = 1.0
+    """Seconds before the first reconnection attempt after a failure or a loss."""
+    reconnect_max: float = 30.0
+    """The back-off doubles after each failed attempt up to this many seconds."""
+
+
+@runtime_checkable
+class LinkedSwitch(Switch, Protocol):
+    """A switch at the far end of a network link (a premise PBX), sans-IO.
+
+    An adapter in ``runtime/`` owns the socket: while :attr:`link_wanted` it connects to
+    :attr:`target` (backing off from ``reconnect_initial`` to ``reconnect_max`` between failed
+    attempts), and after each door below it writes :meth:`data_to_send`, closes the socket when
+    :attr:`closing` says so, and has the service deliver the events the switch queued. The
+    switch reports what the link means for its clients as switch events (EventLinkConnected
+    once it is usable, EventLinkDisconnected when it is lost), never as exceptions.
+    """
+
+    @property
+    def target(self) -> LinkTarget:
+        """Where to connect."""
+        ...
+
+    @property
+    def link_wanted(self) -> bool:
+        """Whether the switch wants a connection now (``False`` after a TCloseLink)."""
+        ...
+
+    @property
+    def closing(self) -> bool:
+        """The switch is done with the current connection (refused, broken, stopped): the
+        adapter writes what is left to send, closes it, and reconnects after the back-off."""
+        ...
+
+    def connection_made(self, now: float) -> None:
+        """A new connection to :attr:`target` is open."""
+        ...
+
+    def data_received(self, data: bytes, now: float) -> None:
+        """Bytes from the far end (never empty; the end of the stream is :meth:`connection_lost`)."""
+        ...
+
+    def connection_lost(self, reason: str, now: float) -> None:
+        """The connection is gone (closed by either side, failed, or never opened)."""
+        ...
+
+    def data_to_send(self) -> bytes:
+        """Bytes to write, emptied by the call."""
+        ...
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` must next run (the switch's own timers), or ``None``."""
+        ...
+
+    def handle_timer(self, now: float) -> None:
+        """Fire the switch's timers due at ``now``."""
+        ...
+
+
+def link_of(switch: Switch) -> LinkedSwitch | None:
+    """``switch`` as a :class:`LinkedSwitch` when it is one (it needs an adapter), else ``None``."""
+    return switch if isinstance(switch, LinkedSwitch) else None
