@@ -40,6 +40,7 @@ __all__ = [
     "TAgentLogout",
     "TAgentSetNotReady",
     "TAgentSetReady",
+    "TAnswerCall",
     "TApplyTreatment",
     "TAttachUserData",
     "TCallerHangUp",
@@ -172,6 +173,9 @@ class TInboundCall(SwitchRequest, frozen=True, kw_only=True):
     """Initial AttributeUserData."""
     extensions: KvList = ()
     """AttributeExtensions of the first event."""
+    answer: bool = True
+    """``False``: the call only rings (EventRinging); :class:`TAnswerCall` answers it later (a
+    PBX that delivers a call and lets the DN answer it)."""
 
 
 class TOutboundCall(SwitchRequest, frozen=True, kw_only=True):
@@ -206,6 +210,13 @@ class TOutboundAnswered(CallRequest, frozen=True, kw_only=True):
     EventEstablished at ``dn``."""
 
     name: ClassVar[str] = "TOutboundAnswered"
+
+
+class TAnswerCall(CallRequest, frozen=True, kw_only=True):
+    """The DN answers a call ringing there (a :class:`TInboundCall` with ``answer`` off):
+    EventEstablished at ``dn``."""
+
+    name: ClassVar[str] = "TAnswerCall"
 
 
 class TAbandonCall(CallRequest, frozen=True, kw_only=True):

@@ -1,4 +1,5 @@
-"""The virtual switch's calls: a call delivered to a DN (TInboundCall), dialled from one
+"""The virtual switch's calls: a call delivered to a DN (TInboundCall, answered at once or later
+by TAnswerCall), dialled from one
 (TOutboundCall, TOutboundAnswered, TAbandonCall), released by a party (TReleaseCall) or by the
 caller (TCallerHangUp), and its user data (TAttachUserData, TUpdateUserData, TDeleteUserData,
 TDeleteAllUserData).
@@ -25,6 +26,7 @@ from ivr_server.switch.requests import (
     CallRequest,
     SwitchRequest,
     TAbandonCall,
+    TAnswerCall,
     TAttachUserData,
     TCallerHangUp,
     TDeleteAllUserData,
@@ -42,6 +44,7 @@ from ivr_server.wire.kv import KvList
 
 __all__ = [
     "on_abandon_call",
+    "on_answer_call",
     "on_attach_user_data",
     "on_caller_hang_up",
     "on_delete_all_user_data",
@@ -102,8 +105,14 @@ def _new_call(
 
 def on_inbound_call(sw: SwitchCore, req: TInboundCall) -> None:
     call = _new_call(sw, req, EventRinging, in_service=True, ani=req.ani, dnis=req.dnis)
-    if call is not None:
+    if call is not None and req.answer:
         sw.call_event(EventEstablished, req, call, req.dn, extensions=req.extensions)
+
+
+def on_answer_call(sw: SwitchCore, req: TAnswerCall) -> None:
+    call = sw.call_at(req)
+    if call is not None:
+        sw.call_event(EventEstablished, req, call, req.dn)
 
 
 def on_outbound_call(sw: SwitchCore, req: TOutboundCall) -> None:

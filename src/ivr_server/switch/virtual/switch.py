@@ -93,6 +93,7 @@ _HANDLERS: Final[Mapping[type[SwitchRequest], Callable[[SwitchCore, Any], None]]
     rq.TRegisterAddress: agents.on_register_address,
     rq.TUnregisterAddress: agents.on_unregister_address,
     rq.TInboundCall: calls.on_inbound_call,
+    rq.TAnswerCall: calls.on_answer_call,
     rq.TOutboundCall: calls.on_outbound_call,
     rq.TOutboundAnswered: calls.on_outbound_answered,
     rq.TAbandonCall: calls.on_abandon_call,
