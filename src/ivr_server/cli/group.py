@@ -15,6 +15,7 @@ from ivr_server.cli.console import client
 from ivr_server.cli.loadtest import loadtest
 from ivr_server.cli.reload import reload
 from ivr_server.cli.serve import check_config, serve
+from ivr_server.cli.sim import csta_sim
 
 __all__ = ["main"]
 
@@ -70,5 +71,5 @@ def main(ctx: click.Context, /, **options: Any) -> None:
 
 # `ivr-server [serve's options]` runs `serve` (main above): the root takes serve's options too
 main.params.extend(serve.params)
-for _command in (serve, check_config, client, loadtest, reload):
+for _command in (serve, check_config, client, loadtest, reload, csta_sim):
     main.add_command(_command)

@@ -1,0 +1,699 @@
+"""The simulated PBX, sans-IO: a virtual switch behind CSTA server sessions, with a call model.
+
+Theory of operation: the PBX's DNs, agents and calls live in a virtual switch built by
+:func:`~ivr_server.switch.registry.build_switch` and driven only by requests (TInboundCall without
+answer, TAnswerCall, TCallerHangUp, TReleaseCall, the agent requests, TSetInService). What the
+switch does not know — the caller's number as a device, the dialled number, the queue a call came
+through, busy and no-answer destinations, answer delays — is the PBX's own table of
+:class:`SimCall` and per-DN :class:`DnSettings`. What happens is written as the canonical CSTA
+call flows (``docs/csta-sim.md``) on the monitors of the devices involved, in every application
+session.
+
+Three kinds of doors, each taking ``now``: the operator's (:meth:`SimPbx.deliver`,
+:meth:`~SimPbx.answer`, :meth:`~SimPbx.hangup`, :meth:`~SimPbx.set_dn`,
+:meth:`~SimPbx.add_refusal`, :meth:`~SimPbx.drop_link`: the HTTP API and the scenario), the
+links' (:meth:`~SimPbx.open_link`, :meth:`~SimPbx.link_data`, :meth:`~SimPbx.link_lost`) and the
+timer's (:meth:`~SimPbx.next_deadline`, :meth:`~SimPbx.handle_timer`). After any door the adapter
+writes :meth:`~SimPbx.outgoing` and closes the links it marks.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LinkInfo", "SimCall", "SimError", "SimPbx"]
+
+import itertools
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ivr_server.sim.config import SimConfig
+from ivr_server.switch import requests as rq
+from ivr_server.switch.csta import messages as m
+from ivr_server.switch.csta.dialects import DIALECTS
+from ivr_server.switch.csta.server import (
+    ApplicationSessionEnded,
+    ApplicationSessionStarted,
+    CstaServerSession,
+    Refusal,
+    Refusals,
+    RequestReceived,
+    RequestRefused,
+    ServerEvent,
+    ServerProtocolError,
+)
+from ivr_server.switch.errors import TErrorCode
+from ivr_server.switch.events import (
+    EventAgentLogin,
+    EventAgentLogout,
+    EventAgentNotReady,
+    EventAgentReady,
+    EventDNBackInService,
+    EventDNOutOfService,
+    EventError,
+    EventRinging,
+    SwitchEvent,
+    WorkMode,
+)
+from ivr_server.switch.protocol import Switch
+from ivr_server.switch.registry import build_switch
+from ivr_server.vocabulary import DnType
+
+_log = logging.getLogger("ivr_server.sim")
+
+ENDED_KEPT: Final = 1000
+"""Ended calls kept for ``GET /api/v1/calls`` (the oldest are forgotten)."""
+
+_CALL_DN_TYPES: Final = frozenset({DnType.VOICE_TREATMENT_PORT, DnType.EXTENSION})
+_LIVE: Final = frozenset({"alerting", "connected"})
+_NOT_SERVED: Final = m.CSTAErrorCode(category="operation", value="serviceNotSupported")
+
+
+class SimError(Exception):
+    """An operator's request the PBX cannot do: ``status`` is the HTTP status it maps to."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(slots=True, kw_only=True)
+class DnSettings:
+    """What the operator set on a DN."""
+
+    busy: bool = False
+    no_answer: bool = False
+    answer_delay: float | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class SimCall:
+    """One call the PBX delivered (or failed to)."""
+
+    id: str
+    """The CSTA callID (decimal)."""
+    ani: str
+    dn: str
+    dnis: str
+    queue: str | None
+    state: str
+    """``alerting``, ``connected``, ``cleared``, ``busy``, ``out-of-service``."""
+    conn_id: str | None = None
+    """The virtual switch's ConnID."""
+    answer_at: float | None = None
+    cleared_by: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The call as the API shows it."""
+        return {
+            "id": self.id,
+            "state": self.state,
+            "from": self.ani,
+            "to": self.dn,
+            "dnis": self.dnis,
+            "queue": self.queue,
+            "csta_call_id": self.id,
+            "parties": [self.ani, self.dn] if self.state in _LIVE else [],
+            "cleared_by": self.cleared_by,
+        }
+
+
+@dataclass(slots=True, kw_only=True)
+class LinkInfo:
+    """One TCP connection of an application."""
+
+    peer: str
+    session: CstaServerSession
+
+
+class SimPbx:
+    """The simulated PBX of ``config`` (the API in the module docstring)."""
+
+    def __init__(self, config: SimConfig, now: float = 0.0) -> None:
+        options = config.simulator
+        self.name = options.name
+        self.options = options
+        self.refusals = Refusals()
+        self._dn_types = {d.number: d.type for d in config.dns}
+        self.settings = {
+            d.number: DnSettings(busy=d.busy, no_answer=d.no_answer, answer_delay=d.answer_delay)
+            for d in config.dns
+        }
+        self.switch: Switch = build_switch(
+            "virtual", options.name, "csta-sim", [(d.number, d.type) for d in config.dns]
+        )
+        self._refs = itertools.count(1)
+        self._call_ids = itertools.count(1)
+        self._ask(rq.TOpenLink(reference_id=0))
+        self.calls: dict[str, SimCall] = {}
+        self._ended: list[str] = []
+        self.links: dict[int, LinkInfo] = {}
+        self._link_ids = itertools.count(1)
+        self._closing: set[int] = set()
+        self.refuse_links_until = 0.0
+        self.started = now
+        for agent in config.agents:
+            self._publish(
+                self._ask(
+                    rq.TAgentLogin(
+                        reference_id=next(self._refs),
+                        dn=agent.dn,
+                        queue=agent.queue,
+                        agent_id=agent.agent_id,
+                        work_mode=WorkMode.AUTO_IN if agent.ready else WorkMode.UNKNOWN,
+                    )
+                )
+            )
+
+    # -- the virtual switch ----------------------------------------------------------------
+
+    def _ask(self, request: rq.SwitchRequest) -> list[SwitchEvent]:
+        self.switch.request(request)
+        return self.switch.drain_events()
+
+    def _publish(self, events: Iterable[SwitchEvent]) -> None:
+        """Agent and DN-service events of the switch, as CSTA events on the DN's monitors."""
+        for event in events:
+            made = _SWITCH_TO_CSTA.get(type(event))
+            if made is not None:
+                dn = getattr(event, "dn", "")
+                self._emit((dn,), made(event))
+
+    def device_known(self, dn: str) -> bool:
+        """Whether ``dn`` is one of the PBX's devices (it can be monitored)."""
+        return dn in self._dn_types
+
+    # -- writing to the applications --------------------------------------------------------
+
+    def _emit(self, devices: Iterable[str], event: m.CstaEvent) -> None:
+        for device in dict.fromkeys(d for d in devices if d in self._dn_types):
+            for link in self.links.values():
+                link.session.send_event(device, event)
+
+    def outgoing(self) -> list[tuple[int, bytes, bool]]:
+        """(link, bytes to write, close it after) for every link with something to do."""
+        out = []
+        for link_id, link in list(self.links.items()):
+            data = link.session.data_to_send()
+            close = link.session.closing or link_id in self._closing
+            if data or close:
+                out.append((link_id, data, close))
+            if close:
+                del self.links[link_id]
+                self._closing.discard(link_id)
+        return out
+
+    # -- the links' doors -------------------------------------------------------------------
+
+    def open_link(self, peer: str, now: float) -> int | None:
+        """A new application connection; its id, or ``None`` while links are refused."""
+        if now < self.refuse_links_until:
+            _log.info("csta: connection from %s refused: the link is down", peer)
+            return None
+        link_id = next(self._link_ids)
+        session = CstaServerSession(
+            session_id=f"{self.name}-{link_id}",
+            device_known=self.device_known,
+            refusals=self.refusals,
+            dialect=DIALECTS[self.options.dialect],
+            application_id=self.options.application_id,
+            user_name=self.options.user,
+            password=self.options.password,
+            max_duration_s=self.options.session_duration_max,
+        )
+        self.links[link_id] = LinkInfo(peer=peer, session=session)
+        _log.info("csta: connection %d from %s", link_id, peer)
+        return link_id
+
+    def link_data(self, link_id: int, data: bytes, now: float) -> None:
+        """Bytes from application connection ``link_id``."""
+        link = self.links.get(link_id)
+        if link is not None:
+            self._on_session_events(link_id, link.session.receive_data(data, now), now)
+
+    def link_lost(self, link_id: int, now: float) -> None:
+        """Connection ``link_id`` is gone."""
+        link = self.links.pop(link_id, None)
+        self._closing.discard(link_id)
+        if link is not None:
+            self._on_session_events(link_id, link.session.close("connection closed"), now)
+
+    def _on_session_events(self, link_id: int, events: list[ServerEvent], now: float) -> None:
+        for event in events:
+            if isinstance(event, RequestReceived):
+                self._serve(link_id, event.invoke_id, event.request, now)
+            elif isinstance(event, ApplicationSessionStarted):
+                _log.info(
+                    "csta: session %s started (application %s, %d s)",
+                    event.session_id,
+                    event.application_id,
+                    event.duration_s,
+                )
+            elif isinstance(event, ApplicationSessionEnded):
+                _log.info("csta: connection %d session ended: %s", link_id, event.reason)
+            elif isinstance(event, RequestRefused):
+                _log.info(
+                    "csta: refusing %s (invoke %d) with %s after %.1f s",
+                    type(event.request).__name__,
+                    event.invoke_id,
+                    _error_text(event.error),
+                    event.delay,
+                )
+            elif isinstance(event, ServerProtocolError):
+                _log.warning("csta: connection %d: %s", link_id, event.reason)
+
+    # -- requests the sessions hand up ------------------------------------------------------
+
+    def _serve(self, link_id: int, invoke_id: int, request: m.CstaRequest, now: float) -> None:
+        session = self.links[link_id].session
+        handler = _SERVICES.get(type(request))
+        if handler is None:
+            session.refuse(invoke_id, _NOT_SERVED)
+            return
+        outcome = handler(self, request, now)
+        if isinstance(outcome, m.NegativeResponse):
+            session.refuse(invoke_id, outcome)
+            return
+        response, after = outcome
+        session.respond(invoke_id, response)
+        after()
+
+    def _clear_connection(self, request: m.ClearConnection, now: float) -> _Outcome:
+        connection = request.connection_to_be_cleared
+        call = self.calls.get(connection.call_id or "")
+        if call is None or call.state not in _LIVE:
+            return m.CSTAErrorCode(category="operation", value="invalidCallID")
+        device = connection.device_id
+        if device not in (call.dn, call.ani):
+            return m.CSTAErrorCode(category="operation", value="invalidConnectionID")
+        assert device is not None
+        return m.ClearConnectionResponse(), lambda: self._clear(call, device)
+
+    def _snapshot_device(self, request: m.SnapshotDevice, now: float) -> _Outcome:
+        dn = request.snapshot_object
+        if not self.device_known(dn):
+            return m.CSTAErrorCode(category="operation", value="invalidDeviceID")
+        calls = tuple(
+            m.SnapshotDeviceInfo(
+                connection=m.ConnectionID(call_id=call.id, device_id=dn),
+                local_connection_state=call.state if dn == call.dn else "connected",
+            )
+            for call in self.calls.values()
+            if call.state in _LIVE and dn in (call.dn, call.ani)
+        )
+        return m.SnapshotDeviceResponse(calls=calls), _nothing
+
+    def _set_agent_state(self, request: m.SetAgentState, now: float) -> _Outcome:
+        dn, ref = request.device, next(self._refs)
+        wanted = request.requested_agent_state
+        agent_request: rq.SwitchRequest
+        if wanted == "loggedOn":
+            agent_request = rq.TAgentLogin(
+                reference_id=ref,
+                dn=dn,
+                queue=request.group or "",
+                agent_id=request.agent_id or dn,
+                password=request.password or "",
+            )
+        elif wanted == "loggedOff":
+            agent_request = rq.TAgentLogout(reference_id=ref, dn=dn)
+        elif wanted == "ready":
+            agent_request = rq.TAgentSetReady(reference_id=ref, dn=dn, queue="")
+        elif wanted in ("notReady", "workingAfterCall"):
+            mode = WorkMode.AFTER_CALL_WORK if wanted == "workingAfterCall" else WorkMode.UNKNOWN
+            agent_request = rq.TAgentSetNotReady(reference_id=ref, dn=dn, queue="", work_mode=mode)
+        else:
+            return m.CSTAErrorCode(category="operation", value="invalidAgentState")
+        events = self._ask(agent_request)
+        error = next((e for e in events if isinstance(e, EventError)), None)
+        if error is not None:
+            return _agent_error(error)
+        return m.SetAgentStateResponse(), lambda: self._publish(events)
+
+    def _get_agent_state(self, request: m.GetAgentState, now: float) -> _Outcome:
+        snapshot = self.switch.view.dn(request.device)
+        if snapshot is None:
+            return m.CSTAErrorCode(category="operation", value="invalidDeviceID")
+        agent = snapshot.agent
+        if agent is None:
+            entry = m.AgentStateEntry(logged_on_state=False, agent_state="agentNull")
+        else:
+            if agent.state.value == "Ready":
+                state = "agentReady"
+            elif agent.work_mode is WorkMode.AFTER_CALL_WORK:
+                state = "agentWorkingAfterCall"
+            else:
+                state = "agentNotReady"
+            entry = m.AgentStateEntry(
+                agent_id=agent.agent_id, logged_on_state=True, agent_state=state
+            )
+        return m.GetAgentStateResponse(agents=(entry,)), _nothing
+
+    # -- the operator's doors ---------------------------------------------------------------
+
+    def deliver(
+        self,
+        ani: str,
+        dn: str,
+        now: float,
+        *,
+        dnis: str | None = None,
+        queue: str | None = None,
+        answer_after: float | None = None,
+    ) -> SimCall:
+        """A call from ``ani`` to ``dn`` (dialled as ``dnis``, through ACD ``queue``): Delivered on
+        ``dn``'s monitors and answered when its delay says; ``state`` ``busy`` or
+        ``out-of-service`` when it could not be delivered (FailedEvent on the caller's side)."""
+        dn_type = self._dn_types.get(dn)
+        if dn_type is None:
+            raise SimError(404, f"no DN {dn} on {self.name}")
+        if dn_type not in _CALL_DN_TYPES:
+            raise SimError(422, f"DN {dn} is a {dn_type.value}: deliver to a port or extension")
+        settings = self.settings[dn]
+        snapshot = self.switch.view.dn(dn)
+        assert snapshot is not None
+        dnis = dnis or dn
+        busy = settings.busy or any(c.dn == dn and c.state in _LIVE for c in self.calls.values())
+        if busy or not snapshot.in_service:
+            state = "busy" if busy else "out-of-service"
+            call = self._remember(
+                SimCall(
+                    id=str(next(self._call_ids)),
+                    ani=ani,
+                    dn=dn,
+                    dnis=dnis,
+                    queue=queue,
+                    state=state,
+                    cleared_by=dn,
+                )
+            )
+            self._emit(
+                (ani,),
+                m.FailedEvent(
+                    monitor_cross_ref_id="",
+                    failed_connection=m.ConnectionID(call_id=call.id, device_id=dn),
+                    failing_device=dn,
+                    called_device=dnis,
+                    local_connection_info="null",
+                    cause="busy" if busy else "trunksBusy",
+                ),
+            )
+            _log.info("call from %s to %s: %s", ani, dn, state)
+            return call
+        events = self._ask(
+            rq.TInboundCall(reference_id=next(self._refs), dn=dn, ani=ani, dnis=dnis, answer=False)
+        )
+        ringing = next((e for e in events if isinstance(e, EventRinging)), None)
+        if ringing is None:
+            error = next((e for e in events if isinstance(e, EventError)), None)
+            raise SimError(409, error.error_message if error is not None else "not delivered")
+        call = self._remember(
+            SimCall(
+                id=str(next(self._call_ids)),
+                conn_id=ringing.conn_id,
+                ani=ani,
+                dn=dn,
+                dnis=dnis,
+                queue=queue,
+                state="alerting",
+            )
+        )
+        self._emit(
+            (dn, ani),
+            m.DeliveredEvent(
+                monitor_cross_ref_id="",
+                connection=m.ConnectionID(call_id=call.id, device_id=dn),
+                alerting_device=dn,
+                calling_device=ani,
+                called_device=dnis,
+                last_redirection_device=queue,
+                local_connection_info="alerting",
+                cause="distributed" if queue else "newCall",
+            ),
+        )
+        _log.info("call %s from %s to %s delivered (dnis %s)", call.id, ani, dn, dnis)
+        delay = self._answer_delay(dn, dn_type, settings, answer_after)
+        if delay == 0:
+            self.answer(call.id, now)
+        elif delay is not None:
+            call.answer_at = now + delay
+        return call
+
+    def _answer_delay(
+        self, dn: str, dn_type: DnType, settings: DnSettings, given: float | None
+    ) -> float | None:
+        if given is not None:
+            return max(given, 0.0)
+        if settings.no_answer:
+            return None
+        if settings.answer_delay is not None:
+            return settings.answer_delay
+        if dn_type is DnType.VOICE_TREATMENT_PORT:
+            return self.options.answer_delay
+        return None
+
+    def _remember(self, call: SimCall) -> SimCall:
+        self.calls[call.id] = call
+        if call.state not in _LIVE:
+            self._ended_now(call)
+        return call
+
+    def _ended_now(self, call: SimCall) -> None:
+        self._ended.append(call.id)
+        while len(self._ended) > ENDED_KEPT:
+            self.calls.pop(self._ended.pop(0), None)
+
+    def call(self, call_id: str) -> SimCall:
+        """The call ``call_id``; :class:`SimError` 404 when unknown."""
+        call = self.calls.get(call_id)
+        if call is None:
+            raise SimError(404, f"no call {call_id}")
+        return call
+
+    def answer(self, call_id: str, now: float) -> SimCall:
+        """The called DN answers a ringing call: Established."""
+        call = self.call(call_id)
+        if call.state != "alerting":
+            raise SimError(409, f"call {call_id} is {call.state}, not alerting")
+        assert call.conn_id is not None
+        self._ask(rq.TAnswerCall(reference_id=next(self._refs), conn_id=call.conn_id, dn=call.dn))
+        call.state, call.answer_at = "connected", None
+        self._emit(
+            (call.dn, call.ani),
+            m.EstablishedEvent(
+                monitor_cross_ref_id="",
+                established_connection=m.ConnectionID(call_id=call.id, device_id=call.dn),
+                answering_device=call.dn,
+                calling_device=call.ani,
+                called_device=call.dnis,
+                last_redirection_device=call.queue,
+                local_connection_info="connected",
+                cause="distributed" if call.queue else "newCall",
+            ),
+        )
+        _log.info("call %s answered at %s", call.id, call.dn)
+        return call
+
+    def hangup(self, call_id: str, now: float) -> SimCall:
+        """The caller hangs up: ConnectionCleared (the caller) then CallCleared."""
+        call = self.call(call_id)
+        if call.state not in _LIVE:
+            raise SimError(409, f"call {call_id} is {call.state}")
+        assert call.conn_id is not None
+        self._ask(rq.TCallerHangUp(reference_id=next(self._refs), conn_id=call.conn_id))
+        self._cleared(call, call.ani)
+        return call
+
+    def _clear(self, call: SimCall, device: str) -> None:
+        """The application cleared ``device``'s connection (ClearConnection)."""
+        if call.state in _LIVE:
+            assert call.conn_id is not None
+            self._ask(
+                rq.TReleaseCall(reference_id=next(self._refs), conn_id=call.conn_id, dn=call.dn)
+            )
+            self._cleared(call, device)
+
+    def _cleared(self, call: SimCall, releasing: str) -> None:
+        devices = (call.dn, call.ani)
+        self._emit(
+            devices,
+            m.ConnectionClearedEvent(
+                monitor_cross_ref_id="",
+                dropped_connection=m.ConnectionID(call_id=call.id, device_id=releasing),
+                releasing_device=releasing,
+                local_connection_info="null",
+                cause="normalClearing",
+            ),
+        )
+        self._emit(
+            devices,
+            m.CallClearedEvent(
+                monitor_cross_ref_id="",
+                cleared_call=m.ConnectionID(call_id=call.id),
+                local_connection_info="null",
+                cause="normalClearing",
+            ),
+        )
+        call.state, call.answer_at, call.cleared_by = "cleared", None, releasing
+        self._ended_now(call)
+        _log.info("call %s cleared by %s", call.id, releasing)
+
+    def set_dn(
+        self,
+        dn: str,
+        *,
+        busy: bool | None = None,
+        no_answer: bool | None = None,
+        answer_delay: float | None = None,
+        in_service: bool | None = None,
+    ) -> dict[str, Any]:
+        """Change what the operator sets on ``dn``; the DN as the API shows it."""
+        settings = self.settings.get(dn)
+        if settings is None:
+            raise SimError(404, f"no DN {dn} on {self.name}")
+        if answer_delay is not None and answer_delay < 0:
+            raise SimError(400, "answer_delay must not be negative")
+        if busy is not None:
+            settings.busy = busy
+        if no_answer is not None:
+            settings.no_answer = no_answer
+        if answer_delay is not None:
+            settings.answer_delay = answer_delay
+        if in_service is not None:
+            self._publish(
+                self._ask(
+                    rq.TSetInService(reference_id=next(self._refs), dn=dn, in_service=in_service)
+                )
+            )
+        _log.info("DN %s set: %s", dn, self.dn_json(dn))
+        return self.dn_json(dn)
+
+    def dn_json(self, dn: str) -> dict[str, Any]:
+        """One DN as the API shows it."""
+        snapshot = self.switch.view.dn(dn)
+        assert snapshot is not None
+        settings = self.settings[dn]
+        agent = snapshot.agent
+        return {
+            "number": dn,
+            "type": snapshot.type.value,
+            "in_service": snapshot.in_service,
+            "busy": settings.busy,
+            "no_answer": settings.no_answer,
+            "answer_delay": settings.answer_delay,
+            "agent": None
+            if agent is None
+            else {"agent_id": agent.agent_id, "queue": agent.queue, "state": agent.state.value},
+            "monitors": sum(len(link.session.monitors_of(dn)) for link in self.links.values()),
+        }
+
+    def add_refusal(self, rule: Refusal) -> None:
+        """Refuse the next ``rule.count`` requests of its kind (every session)."""
+        self.refusals.add(rule)
+        _log.info(
+            "refusal rule: next %d %s refused with %s after %.1f s",
+            rule.count,
+            rule.request,
+            _error_text(rule.error),
+            rule.delay,
+        )
+
+    def drop_link(self, now: float, down_for: float = 0.0) -> int:
+        """Close every application connection now; refuse new ones for ``down_for`` seconds.
+        The number of connections dropped."""
+        self.refuse_links_until = now + max(down_for, 0.0)
+        for link_id, link in self.links.items():
+            link.session.close("link dropped")
+            self._closing.add(link_id)
+        _log.info(
+            "link drop: %d connection(s) closed, down for %.1f s", len(self._closing), down_for
+        )
+        return len(self._closing)
+
+    # -- the timer --------------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` must next run."""
+        deadlines = [c.answer_at for c in self.calls.values() if c.answer_at is not None]
+        for link in self.links.values():
+            deadline = link.session.next_deadline()
+            if deadline is not None:
+                deadlines.append(deadline)
+        return min(deadlines, default=None)
+
+    def handle_timer(self, now: float) -> None:
+        """Answer the calls now due; the sessions' delayed answers and expiries."""
+        for call in [c for c in self.calls.values() if c.answer_at is not None]:
+            if call.answer_at is not None and call.answer_at <= now:
+                self.answer(call.id, now)
+        for link_id, link in list(self.links.items()):
+            self._on_session_events(link_id, link.session.handle_timer(now), now)
+
+
+_Outcome = m.NegativeResponse | tuple[m.CstaMessage, Callable[[], None]]
+
+
+def _nothing() -> None:
+    """Nothing follows the response."""
+
+
+_SERVICES: Final[dict[type[m.CstaRequest], Callable[[SimPbx, Any, float], _Outcome]]] = {
+    m.ClearConnection: SimPbx._clear_connection,
+    m.SnapshotDevice: SimPbx._snapshot_device,
+    m.SetAgentState: SimPbx._set_agent_state,
+    m.GetAgentState: SimPbx._get_agent_state,
+}
+"""The services the PBX offers beyond the session's; any other request (the transfer family:
+issue 23) is refused ``operation``/``serviceNotSupported``."""
+
+
+def _agent_event(cls: type[m.CstaEvent]) -> Callable[[Any], m.CstaEvent]:
+    def made(event: Any) -> m.CstaEvent:
+        return cls(  # type: ignore[call-arg]
+            monitor_cross_ref_id="",
+            agent_device=event.dn,
+            agent_id=event.agent_id,
+            acd_group=event.queue or None,
+        )
+
+    return made
+
+
+def _not_ready(event: Any) -> m.CstaEvent:
+    after_call = event.work_mode is WorkMode.AFTER_CALL_WORK
+    return _agent_event(m.AgentWorkingAfterCallEvent if after_call else m.AgentNotReadyEvent)(event)
+
+
+_SWITCH_TO_CSTA: Final[dict[type[SwitchEvent], Callable[[Any], m.CstaEvent]]] = {
+    EventAgentLogin: _agent_event(m.AgentLoggedOnEvent),
+    EventAgentLogout: _agent_event(m.AgentLoggedOffEvent),
+    EventAgentReady: _agent_event(m.AgentReadyEvent),
+    EventAgentNotReady: _not_ready,
+    EventDNOutOfService: lambda e: m.OutOfServiceEvent(monitor_cross_ref_id="", device=e.dn),
+    EventDNBackInService: lambda e: m.BackInServiceEvent(monitor_cross_ref_id="", device=e.dn),
+}
+"""Switch event → the CSTA event the DN's monitors get."""
+
+_AGENT_ERRORS: Final[dict[int, tuple[str, str]]] = {
+    TErrorCode.TERR_NOT_CONFIGURED: ("operation", "invalidDeviceID"),
+    TErrorCode.TERR_NOT_REGISTERED: ("operation", "invalidDeviceID"),
+    TErrorCode.TERR_UNSUP_OPER: ("operation", "requestIncompatibleWithObject"),
+    TErrorCode.TERR_OUT_OF_SERVICE: ("systemResourceAvailability", "resourceOutOfService"),
+    TErrorCode.TERR_NO_SWITCH: ("systemResourceAvailability", "resourceOutOfService"),
+    TErrorCode.TERR_INVALID_ATTR: ("operation", "invalidAgentIdentifier"),
+    TErrorCode.TERR_UNKNOWN_ERROR: ("operation", "invalidAgentState"),
+    TErrorCode.TERR_IN_SAME_STATE: ("operation", "invalidAgentState"),
+}
+"""A refused agent request's T-Library error → the CSTA error (AGENT_WRONG_STATE is 50)."""
+
+
+def _agent_error(error: EventError) -> m.CSTAErrorCode:
+    category, value = _AGENT_ERRORS.get(int(error.error_code), ("operation", "generic"))
+    return m.CSTAErrorCode(category=category, value=value)
+
+
+def _error_text(error: m.NegativeResponse) -> str:
+    if isinstance(error, m.CSTAErrorCode):
+        return f"{error.category}/{error.value}"
+    return type(error).__name__
