@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 from aiohttp import web
 
+from ivr_server.sim.model import SimError
 from ivr_server.sim.operations import (
     Answer,
     Deliver,
@@ -25,7 +26,7 @@ from ivr_server.sim.operations import (
     Refuse,
     SetDn,
 )
-from ivr_server.sim.pbx import SimError, SimPbx
+from ivr_server.sim.pbx import SimPbx
 
 
 class Driver(Protocol):

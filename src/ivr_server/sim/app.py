@@ -23,8 +23,9 @@ from aiohttp import web
 from ivr_server.config import ListenAddress
 from ivr_server.sim.api import build_api
 from ivr_server.sim.config import SimConfig
+from ivr_server.sim.model import SimError
 from ivr_server.sim.operations import Operation, apply
-from ivr_server.sim.pbx import SimError, SimPbx
+from ivr_server.sim.pbx import SimPbx
 from ivr_server.sim.scenario import Step
 
 _log = logging.getLogger("ivr_server.sim")

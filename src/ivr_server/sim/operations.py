@@ -23,7 +23,8 @@ from typing import Any, Final
 
 import msgspec
 
-from ivr_server.sim.pbx import SimError, SimPbx
+from ivr_server.sim.model import SimError
+from ivr_server.sim.pbx import SimPbx
 from ivr_server.switch.csta import messages as m
 from ivr_server.switch.csta.codec import MESSAGE_TYPES
 from ivr_server.switch.csta.server import Refusal, csta_error

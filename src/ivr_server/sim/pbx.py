@@ -19,15 +19,16 @@ writes :meth:`~SimPbx.outgoing` and closes the links it marks.
 
 from __future__ import annotations
 
-__all__ = ["LinkInfo", "SimCall", "SimError", "SimPbx"]
+__all__ = ["ENDED_KEPT", "SimPbx"]
 
 import itertools
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any, Final
 
 from ivr_server.sim.config import SimConfig
+from ivr_server.sim.model import LIVE, DnSettings, LinkInfo, SimCall, SimError
+from ivr_server.sim.services import NOT_SERVED, SERVICES, SWITCH_TO_CSTA, error_text
 from ivr_server.switch import requests as rq
 from ivr_server.switch.csta import messages as m
 from ivr_server.switch.csta.dialects import DIALECTS
@@ -42,19 +43,7 @@ from ivr_server.switch.csta.server import (
     ServerEvent,
     ServerProtocolError,
 )
-from ivr_server.switch.errors import TErrorCode
-from ivr_server.switch.events import (
-    EventAgentLogin,
-    EventAgentLogout,
-    EventAgentNotReady,
-    EventAgentReady,
-    EventDNBackInService,
-    EventDNOutOfService,
-    EventError,
-    EventRinging,
-    SwitchEvent,
-    WorkMode,
-)
+from ivr_server.switch.events import EventError, EventRinging, SwitchEvent, WorkMode
 from ivr_server.switch.protocol import Switch
 from ivr_server.switch.registry import build_switch
 from ivr_server.vocabulary import DnType
@@ -65,66 +54,6 @@ ENDED_KEPT: Final = 1000
 """Ended calls kept for ``GET /api/v1/calls`` (the oldest are forgotten)."""
 
 _CALL_DN_TYPES: Final = frozenset({DnType.VOICE_TREATMENT_PORT, DnType.EXTENSION})
-_LIVE: Final = frozenset({"alerting", "connected"})
-_NOT_SERVED: Final = m.CSTAErrorCode(category="operation", value="serviceNotSupported")
-
-
-class SimError(Exception):
-    """An operator's request the PBX cannot do: ``status`` is the HTTP status it maps to."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@dataclass(slots=True, kw_only=True)
-class DnSettings:
-    """What the operator set on a DN."""
-
-    busy: bool = False
-    no_answer: bool = False
-    answer_delay: float | None = None
-
-
-@dataclass(slots=True, kw_only=True)
-class SimCall:
-    """One call the PBX delivered (or failed to)."""
-
-    id: str
-    """The CSTA callID (decimal)."""
-    ani: str
-    dn: str
-    dnis: str
-    queue: str | None
-    state: str
-    """``alerting``, ``connected``, ``cleared``, ``busy``, ``out-of-service``."""
-    conn_id: str | None = None
-    """The virtual switch's ConnID."""
-    answer_at: float | None = None
-    cleared_by: str | None = None
-
-    def as_json(self) -> dict[str, Any]:
-        """The call as the API shows it."""
-        return {
-            "id": self.id,
-            "state": self.state,
-            "from": self.ani,
-            "to": self.dn,
-            "dnis": self.dnis,
-            "queue": self.queue,
-            "csta_call_id": self.id,
-            "parties": [self.ani, self.dn] if self.state in _LIVE else [],
-            "cleared_by": self.cleared_by,
-        }
-
-
-@dataclass(slots=True, kw_only=True)
-class LinkInfo:
-    """One TCP connection of an application."""
-
-    peer: str
-    session: CstaServerSession
 
 
 class SimPbx:
@@ -145,7 +74,7 @@ class SimPbx:
         )
         self._refs = itertools.count(1)
         self._call_ids = itertools.count(1)
-        self._ask(rq.TOpenLink(reference_id=0))
+        self.ask(rq.TOpenLink(reference_id=0))
         self.calls: dict[str, SimCall] = {}
         self._ended: list[str] = []
         self.links: dict[int, LinkInfo] = {}
@@ -154,10 +83,10 @@ class SimPbx:
         self.refuse_links_until = 0.0
         self.started = now
         for agent in config.agents:
-            self._publish(
-                self._ask(
+            self.publish(
+                self.ask(
                     rq.TAgentLogin(
-                        reference_id=next(self._refs),
+                        reference_id=self.next_ref(),
                         dn=agent.dn,
                         queue=agent.queue,
                         agent_id=agent.agent_id,
@@ -168,14 +97,19 @@ class SimPbx:
 
     # -- the virtual switch ----------------------------------------------------------------
 
-    def _ask(self, request: rq.SwitchRequest) -> list[SwitchEvent]:
+    def next_ref(self) -> int:
+        """A fresh ReferenceID for a request to the switch."""
+        return next(self._refs)
+
+    def ask(self, request: rq.SwitchRequest) -> list[SwitchEvent]:
+        """Send ``request`` to the switch; the events it caused."""
         self.switch.request(request)
         return self.switch.drain_events()
 
-    def _publish(self, events: Iterable[SwitchEvent]) -> None:
+    def publish(self, events: Iterable[SwitchEvent]) -> None:
         """Agent and DN-service events of the switch, as CSTA events on the DN's monitors."""
         for event in events:
-            made = _SWITCH_TO_CSTA.get(type(event))
+            made = SWITCH_TO_CSTA.get(type(event))
             if made is not None:
                 dn = getattr(event, "dn", "")
                 self._emit((dn,), made(event))
@@ -257,7 +191,7 @@ class SimPbx:
                     "csta: refusing %s (invoke %d) with %s after %.1f s",
                     type(event.request).__name__,
                     event.invoke_id,
-                    _error_text(event.error),
+                    error_text(event.error),
                     event.delay,
                 )
             elif isinstance(event, ServerProtocolError):
@@ -267,88 +201,17 @@ class SimPbx:
 
     def _serve(self, link_id: int, invoke_id: int, request: m.CstaRequest, now: float) -> None:
         session = self.links[link_id].session
-        handler = _SERVICES.get(type(request))
+        handler = SERVICES.get(type(request))
         if handler is None:
-            session.refuse(invoke_id, _NOT_SERVED)
+            session.refuse(invoke_id, NOT_SERVED)
             return
-        outcome = handler(self, request, now)
+        outcome = handler(self, request)
         if isinstance(outcome, m.NegativeResponse):
             session.refuse(invoke_id, outcome)
             return
         response, after = outcome
         session.respond(invoke_id, response)
         after()
-
-    def _clear_connection(self, request: m.ClearConnection, now: float) -> _Outcome:
-        connection = request.connection_to_be_cleared
-        call = self.calls.get(connection.call_id or "")
-        if call is None or call.state not in _LIVE:
-            return m.CSTAErrorCode(category="operation", value="invalidCallID")
-        device = connection.device_id
-        if device not in (call.dn, call.ani):
-            return m.CSTAErrorCode(category="operation", value="invalidConnectionID")
-        assert device is not None
-        return m.ClearConnectionResponse(), lambda: self._clear(call, device)
-
-    def _snapshot_device(self, request: m.SnapshotDevice, now: float) -> _Outcome:
-        dn = request.snapshot_object
-        if not self.device_known(dn):
-            return m.CSTAErrorCode(category="operation", value="invalidDeviceID")
-        calls = tuple(
-            m.SnapshotDeviceInfo(
-                connection=m.ConnectionID(call_id=call.id, device_id=dn),
-                local_connection_state=call.state if dn == call.dn else "connected",
-            )
-            for call in self.calls.values()
-            if call.state in _LIVE and dn in (call.dn, call.ani)
-        )
-        return m.SnapshotDeviceResponse(calls=calls), _nothing
-
-    def _set_agent_state(self, request: m.SetAgentState, now: float) -> _Outcome:
-        dn, ref = request.device, next(self._refs)
-        wanted = request.requested_agent_state
-        agent_request: rq.SwitchRequest
-        if wanted == "loggedOn":
-            agent_request = rq.TAgentLogin(
-                reference_id=ref,
-                dn=dn,
-                queue=request.group or "",
-                agent_id=request.agent_id or dn,
-                password=request.password or "",
-            )
-        elif wanted == "loggedOff":
-            agent_request = rq.TAgentLogout(reference_id=ref, dn=dn)
-        elif wanted == "ready":
-            agent_request = rq.TAgentSetReady(reference_id=ref, dn=dn, queue="")
-        elif wanted in ("notReady", "workingAfterCall"):
-            mode = WorkMode.AFTER_CALL_WORK if wanted == "workingAfterCall" else WorkMode.UNKNOWN
-            agent_request = rq.TAgentSetNotReady(reference_id=ref, dn=dn, queue="", work_mode=mode)
-        else:
-            return m.CSTAErrorCode(category="operation", value="invalidAgentState")
-        events = self._ask(agent_request)
-        error = next((e for e in events if isinstance(e, EventError)), None)
-        if error is not None:
-            return _agent_error(error)
-        return m.SetAgentStateResponse(), lambda: self._publish(events)
-
-    def _get_agent_state(self, request: m.GetAgentState, now: float) -> _Outcome:
-        snapshot = self.switch.view.dn(request.device)
-        if snapshot is None:
-            return m.CSTAErrorCode(category="operation", value="invalidDeviceID")
-        agent = snapshot.agent
-        if agent is None:
-            entry = m.AgentStateEntry(logged_on_state=False, agent_state="agentNull")
-        else:
-            if agent.state.value == "Ready":
-                state = "agentReady"
-            elif agent.work_mode is WorkMode.AFTER_CALL_WORK:
-                state = "agentWorkingAfterCall"
-            else:
-                state = "agentNotReady"
-            entry = m.AgentStateEntry(
-                agent_id=agent.agent_id, logged_on_state=True, agent_state=state
-            )
-        return m.GetAgentStateResponse(agents=(entry,)), _nothing
 
     # -- the operator's doors ---------------------------------------------------------------
 
@@ -374,7 +237,7 @@ class SimPbx:
         snapshot = self.switch.view.dn(dn)
         assert snapshot is not None
         dnis = dnis or dn
-        busy = settings.busy or any(c.dn == dn and c.state in _LIVE for c in self.calls.values())
+        busy = settings.busy or any(c.dn == dn and c.state in LIVE for c in self.calls.values())
         if busy or not snapshot.in_service:
             state = "busy" if busy else "out-of-service"
             call = self._remember(
@@ -401,8 +264,8 @@ class SimPbx:
             )
             _log.info("call from %s to %s: %s", ani, dn, state)
             return call
-        events = self._ask(
-            rq.TInboundCall(reference_id=next(self._refs), dn=dn, ani=ani, dnis=dnis, answer=False)
+        events = self.ask(
+            rq.TInboundCall(reference_id=self.next_ref(), dn=dn, ani=ani, dnis=dnis, answer=False)
         )
         ringing = next((e for e in events if isinstance(e, EventRinging)), None)
         if ringing is None:
@@ -455,7 +318,7 @@ class SimPbx:
 
     def _remember(self, call: SimCall) -> SimCall:
         self.calls[call.id] = call
-        if call.state not in _LIVE:
+        if call.state not in LIVE:
             self._ended_now(call)
         return call
 
@@ -477,7 +340,7 @@ class SimPbx:
         if call.state != "alerting":
             raise SimError(409, f"call {call_id} is {call.state}, not alerting")
         assert call.conn_id is not None
-        self._ask(rq.TAnswerCall(reference_id=next(self._refs), conn_id=call.conn_id, dn=call.dn))
+        self.ask(rq.TAnswerCall(reference_id=self.next_ref(), conn_id=call.conn_id, dn=call.dn))
         call.state, call.answer_at = "connected", None
         self._emit(
             (call.dn, call.ani),
@@ -498,19 +361,19 @@ class SimPbx:
     def hangup(self, call_id: str, now: float) -> SimCall:
         """The caller hangs up: ConnectionCleared (the caller) then CallCleared."""
         call = self.call(call_id)
-        if call.state not in _LIVE:
+        if call.state not in LIVE:
             raise SimError(409, f"call {call_id} is {call.state}")
         assert call.conn_id is not None
-        self._ask(rq.TCallerHangUp(reference_id=next(self._refs), conn_id=call.conn_id))
+        self.ask(rq.TCallerHangUp(reference_id=self.next_ref(), conn_id=call.conn_id))
         self._cleared(call, call.ani)
         return call
 
-    def _clear(self, call: SimCall, device: str) -> None:
+    def clear(self, call: SimCall, device: str) -> None:
         """The application cleared ``device``'s connection (ClearConnection)."""
-        if call.state in _LIVE:
+        if call.state in LIVE:
             assert call.conn_id is not None
-            self._ask(
-                rq.TReleaseCall(reference_id=next(self._refs), conn_id=call.conn_id, dn=call.dn)
+            self.ask(
+                rq.TReleaseCall(reference_id=self.next_ref(), conn_id=call.conn_id, dn=call.dn)
             )
             self._cleared(call, device)
 
@@ -561,9 +424,9 @@ class SimPbx:
         if answer_delay is not None:
             settings.answer_delay = answer_delay
         if in_service is not None:
-            self._publish(
-                self._ask(
-                    rq.TSetInService(reference_id=next(self._refs), dn=dn, in_service=in_service)
+            self.publish(
+                self.ask(
+                    rq.TSetInService(reference_id=self.next_ref(), dn=dn, in_service=in_service)
                 )
             )
         _log.info("DN %s set: %s", dn, self.dn_json(dn))
@@ -595,7 +458,7 @@ class SimPbx:
             "refusal rule: next %d %s refused with %s after %.1f s",
             rule.count,
             rule.request,
-            _error_text(rule.error),
+            error_text(rule.error),
             rule.delay,
         )
 
@@ -629,71 +492,3 @@ class SimPbx:
                 self.answer(call.id, now)
         for link_id, link in list(self.links.items()):
             self._on_session_events(link_id, link.session.handle_timer(now), now)
-
-
-_Outcome = m.NegativeResponse | tuple[m.CstaMessage, Callable[[], None]]
-
-
-def _nothing() -> None:
-    """Nothing follows the response."""
-
-
-_SERVICES: Final[dict[type[m.CstaRequest], Callable[[SimPbx, Any, float], _Outcome]]] = {
-    m.ClearConnection: SimPbx._clear_connection,
-    m.SnapshotDevice: SimPbx._snapshot_device,
-    m.SetAgentState: SimPbx._set_agent_state,
-    m.GetAgentState: SimPbx._get_agent_state,
-}
-"""The services the PBX offers beyond the session's; any other request (the transfer family:
-issue 23) is refused ``operation``/``serviceNotSupported``."""
-
-
-def _agent_event(cls: type[m.CstaEvent]) -> Callable[[Any], m.CstaEvent]:
-    def made(event: Any) -> m.CstaEvent:
-        return cls(  # type: ignore[call-arg]
-            monitor_cross_ref_id="",
-            agent_device=event.dn,
-            agent_id=event.agent_id,
-            acd_group=event.queue or None,
-        )
-
-    return made
-
-
-def _not_ready(event: Any) -> m.CstaEvent:
-    after_call = event.work_mode is WorkMode.AFTER_CALL_WORK
-    return _agent_event(m.AgentWorkingAfterCallEvent if after_call else m.AgentNotReadyEvent)(event)
-
-
-_SWITCH_TO_CSTA: Final[dict[type[SwitchEvent], Callable[[Any], m.CstaEvent]]] = {
-    EventAgentLogin: _agent_event(m.AgentLoggedOnEvent),
-    EventAgentLogout: _agent_event(m.AgentLoggedOffEvent),
-    EventAgentReady: _agent_event(m.AgentReadyEvent),
-    EventAgentNotReady: _not_ready,
-    EventDNOutOfService: lambda e: m.OutOfServiceEvent(monitor_cross_ref_id="", device=e.dn),
-    EventDNBackInService: lambda e: m.BackInServiceEvent(monitor_cross_ref_id="", device=e.dn),
-}
-"""Switch event → the CSTA event the DN's monitors get."""
-
-_AGENT_ERRORS: Final[dict[int, tuple[str, str]]] = {
-    TErrorCode.TERR_NOT_CONFIGURED: ("operation", "invalidDeviceID"),
-    TErrorCode.TERR_NOT_REGISTERED: ("operation", "invalidDeviceID"),
-    TErrorCode.TERR_UNSUP_OPER: ("operation", "requestIncompatibleWithObject"),
-    TErrorCode.TERR_OUT_OF_SERVICE: ("systemResourceAvailability", "resourceOutOfService"),
-    TErrorCode.TERR_NO_SWITCH: ("systemResourceAvailability", "resourceOutOfService"),
-    TErrorCode.TERR_INVALID_ATTR: ("operation", "invalidAgentIdentifier"),
-    TErrorCode.TERR_UNKNOWN_ERROR: ("operation", "invalidAgentState"),
-    TErrorCode.TERR_IN_SAME_STATE: ("operation", "invalidAgentState"),
-}
-"""A refused agent request's T-Library error → the CSTA error (AGENT_WRONG_STATE is 50)."""
-
-
-def _agent_error(error: EventError) -> m.CSTAErrorCode:
-    category, value = _AGENT_ERRORS.get(int(error.error_code), ("operation", "generic"))
-    return m.CSTAErrorCode(category=category, value=value)
-
-
-def _error_text(error: m.NegativeResponse) -> str:
-    if isinstance(error, m.CSTAErrorCode):
-        return f"{error.category}/{error.value}"
-    return type(error).__name__

@@ -51,7 +51,7 @@ def parse_scenario(text: str, source: str = "<string>") -> list[Step]:
             problems.append(ConfigProblem(f"{where}.at", "must be a number of seconds >= 0"))
             continue
         try:
-            op: Operation = msgspec.convert(fields, Operation)  # type: ignore[arg-type]
+            op: Operation = msgspec.convert(fields, Operation)
         except msgspec.ValidationError as bad:
             problems.append(ConfigProblem(where, str(bad)))
             continue
