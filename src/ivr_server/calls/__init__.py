@@ -2,13 +2,14 @@
 answer of the server (:mod:`ivr_server.calls.replies`). See docs/calls.md.
 
 :class:`CallManager` (``manager.py``) is the door; each family of messages has its own module
-(``admission``, ``info``, ``userdata``, ``routing``, ``ending``) around the shared state of
+(``admission``, ``info``, ``userdata``, ``routing``, ``ending``; ``behind`` meets Behind calls
+with the premise switch's calls at their ports) around the shared state of
 ``context.py``; ``call.py`` holds the call record, ``timers.py`` its timers, ``machine.py`` the
 table."""
 
 from __future__ import annotations
 
-from ivr_server.calls.call import Call, CallSettings, PortTarget
+from ivr_server.calls.call import Call, CallSettings, DeferPolicy, PortTarget
 from ivr_server.calls.machine import REFUSALS, TRANSITIONS, CallInput, CallState, Refuse, Transition
 from ivr_server.calls.manager import CallManager
 from ivr_server.timers import DeadlineQueue
@@ -22,6 +23,7 @@ __all__ = [
     "CallSettings",
     "CallState",
     "DeadlineQueue",
+    "DeferPolicy",
     "PortTarget",
     "Refuse",
     "Transition",

@@ -88,8 +88,8 @@ class Admission:
         call = Call(call_id, owner, target, msg.CalledNum, msg.ANI, msg.DNIS, msg.Version == "1.0")
         ctx.metrics.calls_started += 1
         ctx.add(call, now)
-        if target.mode == "Behind":
-            # the premise switch reports the call at the port by itself
+        if call.behind:
+            # the premise switch reports the call at the port by itself (calls.behind)
             ctx.timers.ringing.set(call_id, now + ctx.settings.wait_for_ringing)
             return
         call.switch.request(
@@ -138,12 +138,14 @@ class Admission:
     def discard(self, call_id: str) -> bool:
         """Remove a call whose start could not be completed (handling its ``NewCall`` or
         ``DialOutInit`` failed, or its first documents could not be sent): released on the
-        switch and forgotten, its port free at once; nothing is sent to the IVR (the service
-        answers the request). ``False`` if there is no such call."""
+        switch (In-Front: a premise call is the PBX's) and forgotten, its port free at once;
+        nothing is sent to the IVR (the service answers the request). ``False`` if there is no
+        such call."""
         call = self.ctx.calls.get(call_id)
         if call is None:
             return False
-        self.ctx.release(call)
+        if not call.behind:  # a premise call is the PBX's: the IVR's failed start leaves it be
+            self.ctx.release(call)
         self.ctx.forget(call)
         return True
 

@@ -1,7 +1,8 @@
 """A call's record (:class:`Call`), where a new call lands, and the timer settings of calls.
 
 :class:`PortTarget` is the port the service's mode procedure found; :class:`CallSettings` the
-timer durations every call runs with.
+timer durations every call runs with, and which port DNs of premise switches are Behind ports
+(:class:`DeferPolicy`: how the premise events that come before a ``NewCall`` are kept there).
 
 A :class:`Call` is the server's record of the call as its XML side sees it: the identifiers the
 IVR and the switch gave it, its state in the table of :mod:`ivr_server.calls.machine`, who
@@ -10,9 +11,9 @@ receives its messages, and what a routing dialog or a ``CallInfoReq`` needs to r
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
 
 from ivr_server.calls.machine import CallState
 from ivr_server.logs import fields
@@ -20,7 +21,17 @@ from ivr_server.switch import EventEstablished, EventReleased, EventRinging, Swi
 from ivr_server.wire import KvList, Message
 from ivr_server.wire import messages as m
 
-__all__ = ["Call", "CallSettings", "DialOutReportFn", "Owner", "PortTarget", "SendFn"]
+__all__ = [
+    "Call",
+    "CallSettings",
+    "DeferPolicy",
+    "DialOutReportFn",
+    "Owner",
+    "PortKey",
+    "PortSlot",
+    "PortTarget",
+    "SendFn",
+]
 
 Owner = Hashable
 """Whoever receives a call's messages (the service passes its ``Session`` objects)."""
@@ -28,17 +39,36 @@ SendFn = Callable[[Any, str, Message], None]
 """``send(owner, call_id, message)``."""
 DialOutReportFn = Callable[[Any, str, str, str | None], None]
 """``report(dial_out, kind, call_id, cause)``: the progress of an outbound call."""
+PortKey = tuple[str, str]
+"""(switch name, DN): a port DN of a premise switch."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeferPolicy:
+    """How a premise switch's events at a Behind port DN that come before the IVR's ``NewCall``
+    are kept (MODES-AND-HA G14; the premise T-Server's ``defer-tlib-events`` and
+    ``waiting-for-newcall-timeout``)."""
+
+    defer: bool = True
+    """Keep them (the latest premise call of the DN); ``False``: drop them."""
+    timeout: float = 30.0
+    """Seconds they are kept for a ``NewCall`` before they are dropped."""
 
 
 @dataclass(frozen=True, slots=True)
 class CallSettings:
-    """Timer durations in seconds and the release default (PROTOCOL.md §7, §3.3.6)."""
+    """Timer durations in seconds, the release default (PROTOCOL.md §7, §3.3.6), and the Behind
+    ports of premise switches."""
 
     router_timeout: float = 4.0
     call_timeout: float = 8 * 3600.0
     wait_for_ringing: float = 60.0
     orphan_call_timeout: float = 600.0
     active_release: bool = True
+    behind_ports: Mapping[PortKey, DeferPolicy] = field(default_factory=dict)
+    """Every IVR port DN of a premise switch, with how the events there that come before the
+    ``NewCall`` are kept. A Behind call on a DN missing here is still correlated; only nothing is
+    kept for it beforehand."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +96,7 @@ class Call:
     __slots__ = (
         "ani",
         "answered",
+        "behind",
         "call_id",
         "called_num",
         "conn_id",
@@ -78,8 +109,10 @@ class Call:
         "last_event",
         "last_user_data",
         "legacy",
+        "other_dn",
         "owner",
         "port",
+        "queue",
         "route_dn",
         "route_started",
         "state",
@@ -106,6 +139,8 @@ class Call:
         self.dn = target.dn
         self.switch = target.switch
         self.encoding = target.encoding
+        self.behind = target.mode == "Behind"
+        """A call on a premise switch's port (Behind mode): the PBX reports it at the port."""
         self.called_num = called_num
         self.ani = ani
         self.dnis = dnis
@@ -123,6 +158,10 @@ class Call:
         self.treatment: str | None = None
         self.held_route: m.RouteResponse | None = None
         self.uuid: str | None = None
+        self.other_dn: str | None = None
+        """Behind: the other party, from the port's latest premise event (``OtherDN``)."""
+        self.queue: str | None = None
+        """Behind: the ACD queue the call came through, if it did (``PortQueue``)."""
 
     def __repr__(self) -> str:
         return f"<Call {self.call_id} {self.ivr}/{self.port} {self.state.value} {self.conn_id}>"
@@ -140,3 +179,37 @@ class Call:
             self.ani = event.ani
         if event.dnis:
             self.dnis = event.dnis
+        if self.behind:
+            if event.other_dn:
+                self.other_dn = event.other_dn
+            if event.this_queue:
+                self.queue = event.this_queue
+
+
+class PortSlot:
+    """A Behind port DN of a premise switch as the call side sees it: the call waiting there for
+    the PBX to report it (``AWAIT_RINGING``), or, before any ``NewCall``, the premise call whose
+    events are kept for one (:mod:`ivr_server.calls.behind`). At most one of each."""
+
+    __slots__ = ("conn_id", "events", "key", "policy", "waiting")
+
+    def __init__(self, key: PortKey, policy: DeferPolicy | None) -> None:
+        self.key: Final = key
+        self.policy = policy
+        """How early events are kept; ``None``: the DN is not a configured Behind port (the slot
+        lives while a call waits there, and keeps nothing)."""
+        self.waiting: Call | None = None
+        """The call waiting for the PBX to report it at the DN."""
+        self.conn_id: str | None = None
+        """The ConnID of the premise call whose events are kept."""
+        self.events: list[EventRinging | EventEstablished] = []
+        """Its events, oldest first (at most one of each kind)."""
+
+    def keeps(self) -> bool:
+        """Whether events of a premise call are kept here."""
+        return self.conn_id is not None
+
+    def drop(self) -> None:
+        """Forget the kept events."""
+        self.conn_id = None
+        self.events = []

@@ -15,7 +15,15 @@ import logging
 from collections.abc import Callable
 from typing import Any, Final, Literal
 
-from ivr_server.calls.call import Call, CallSettings, DialOutReportFn, Owner, SendFn
+from ivr_server.calls.call import (
+    Call,
+    CallSettings,
+    DialOutReportFn,
+    Owner,
+    PortKey,
+    PortSlot,
+    SendFn,
+)
 from ivr_server.calls.machine import REFUSALS, TRANSITIONS, CallInput, CallState, Refuse
 from ivr_server.calls.replies import blocked, invalid_request
 from ivr_server.calls.timers import CallTimers
@@ -77,6 +85,9 @@ class CallContext:
         """ConnID -> the call, while the switch has it."""
         self.pending: Final[dict[int, Pending]] = {}
         """ReferenceID -> the request waiting for its events."""
+        self.ports: Final[dict[PortKey, PortSlot]] = {}
+        """(switch, DN) -> the Behind port there: every configured one, and any other where a
+        Behind call waits (:mod:`ivr_server.calls.behind`)."""
         self.refs: Final = ReferenceIds(*CALLS)
         self.timers: Final = CallTimers()
         self.actions: Final[dict[str, Action]] = {}
@@ -164,10 +175,13 @@ class CallContext:
         if self.by_port.get((call.ivr, call.port)) is call:
             del self.by_port[(call.ivr, call.port)]
         conn_id = call.conn_id
+        if call.behind:
+            self.unwait(call)
         if conn_id is not None:
             self.by_conn.pop(conn_id, None)
             if (
-                call.state is not CallState.DETACHED
+                not call.behind  # a premise call is the PBX's: cleared only by TReleaseCall
+                and call.state is not CallState.DETACHED
                 and call.switch.view.user_data(conn_id) is not None
             ):
                 # the release was refused (e.g. the T-Server link is down): the port's call must
@@ -188,6 +202,15 @@ class CallContext:
             self.peak = left
             self.winding_down = left > 0
             self.compact_due = True
+
+    def unwait(self, call: Call) -> None:
+        """``call`` no longer waits at its port for the PBX (it was reported, or it ended)."""
+        key = (call.switch.name, call.dn)
+        slot = self.ports.get(key)
+        if slot is not None and slot.waiting is call:
+            slot.waiting = None
+            if slot.policy is None:  # not a configured Behind port: nothing to keep there
+                del self.ports[key]
 
     def compact(self) -> int:
         """Rebuild the per-call tables that are mostly empty; how many were rebuilt."""

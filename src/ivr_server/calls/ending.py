@@ -1,6 +1,7 @@
 """How a call ends: ``EndCall``, ``EventReleased``, the Call Timeout and the orphan call timeout.
 
-PROTOCOL.md §6.2 rows 49-52: the IVR's ``EndCall``; the port leaving the call on the switch
+PROTOCOL.md §6.2 rows 49-52: the IVR's ``EndCall`` (Behind, the port's call is released on the
+PBX only with active release: ``GCTIActiveRelease``, default ``active-release``); the port leaving the call on the switch
 (``EventReleased``: ``CallStatus Released``, the call ``DETACHED`` until the IVR's ``EndCall``);
 the Call Timeout and the operator's end (``EndCall EndCause='Timeout'``); the orphan call timeout
 (released as abandoned, no message).
@@ -78,8 +79,12 @@ class Ending:
                 active,
                 extra=call.log_fields(),
             )
+        if call.behind and not active:
+            return  # the PBX's call is left as it is: the IVR moved the caller by itself
         # In-Front the call exists on the virtual switch only at the port: whether the IVR asks
         # for an active release or has moved the caller itself, the port's call is cleared.
+        # Behind, active release clears the port's connection (the premise switch's
+        # ClearConnection).
         self.ctx.release(call)
 
     def do_released(self, call: Call, now: float, event: EventReleased) -> None:

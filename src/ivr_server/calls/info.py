@@ -5,14 +5,18 @@ that asked."""
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Final, Literal
 
 from ivr_server.calls.call import Call
 from ivr_server.calls.context import CallContext
 from ivr_server.wire import Message
 from ivr_server.wire import messages as m
 
-__all__ = ["CallInfo"]
+__all__ = ["PORT_TRUNK", "CallInfo"]
+
+PORT_TRUNK: Final = "0"
+"""``PortTrunk`` of a Behind call: the premise switch reports no trunk, and the real site's
+server sent ``'0'`` (W; docs/decisions.md)."""
 
 
 class CallInfo:
@@ -22,12 +26,18 @@ class CallInfo:
         self.ctx = ctx
 
     def on_call_info(self, call: Call, msg: m.CallInfoReq, now: float) -> None:
-        """``CallInfoResp`` from what the port's latest events told (a UUID made on first ask)."""
+        """``CallInfoResp`` from what the port's latest events told (a UUID made on first ask).
+        Before the switch knows the call (Behind, before ``Ringing``): what the ``NewCall``
+        said, ``ANI DNIS CalledNum PortDN`` only (W)."""
         uuid_value = None
-        if msg.ReportUUID == "true" and call.conn_id is not None:
+        conn_id = call.conn_id
+        if msg.ReportUUID == "true" and conn_id is not None:
             if call.uuid is None:
                 call.uuid = uuid.uuid4().hex.upper()
             uuid_value = call.uuid
+        if call.behind and conn_id is not None:
+            self.ctx.send(self.ctx.requester, call.call_id, _behind_info(call, conn_id, uuid_value))
+            return
         self.ctx.send(
             self.ctx.requester,
             call.call_id,
@@ -50,3 +60,22 @@ class CallInfo:
         self.ctx.send(
             self.ctx.requester, call.call_id, m.AccessNumResp(Action=action, Result="Failure")
         )
+
+
+def _behind_info(call: Call, conn_id: str, uuid_value: str | None) -> m.CallInfoResp:
+    """A Behind call's ``CallInfoResp`` once the PBX reported it, from the port's latest premise
+    event (MODES-AND-HA B14): ``ANI DNIS CalledNum ConnId TSCallId PortDN PortTrunk [PortQueue]
+    OtherDN LastEvent``; ``OtherDN`` is the other party the PBX named, else the caller."""
+    return m.CallInfoResp(
+        ANI=call.ani or None,
+        DNIS=call.dnis or None,
+        CalledNum=call.called_num or None,
+        ConnId=conn_id,
+        TSCallId=str(call.switch_call_id) if call.switch_call_id is not None else None,
+        PortDN=call.dn,
+        PortTrunk=PORT_TRUNK,
+        PortQueue=call.queue,
+        OtherDN=call.other_dn or call.ani or None,
+        LastEvent=call.last_event,
+        UUID=uuid_value,
+    )

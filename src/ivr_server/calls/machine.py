@@ -19,6 +19,7 @@ from typing import Final
 from ivr_server.enums import TableEnum
 
 __all__ = [
+    "CONNECTED_STATES",
     "REFUSALS",
     "ROUTE_ABORTABLE",
     "TRANSITIONS",
@@ -109,6 +110,9 @@ T = Transition
 
 _ALL: Final = tuple(CallState)
 _CONNECTED_STATES: Final = (_S.STARTED, _S.ROUTED, _S.CONNECTED)
+CONNECTED_STATES: Final = frozenset(_CONNECTED_STATES)
+"""States of a call connected at its port with nothing in progress, where a routing dialog, a
+transfer or a conference may start (PROTOCOL.md §6.2 rows 12, 25, 29, 38, 41)."""
 ROUTE_ABORTABLE: Final = (_S.ROUTING, _S.TREAT_STARTING, _S.TREATING, _S.CANCELLING)
 """States with an open routing dialog on a routing point (a tuple: the table's order is fixed)."""
 

@@ -15,7 +15,9 @@ belongs to, each in its own module around the shared :class:`~ivr_server.calls.c
 - :mod:`~ivr_server.calls.info`: ``CallInfoReq``, ``AccessNumGet``/``AccessNumCancel``;
 - :mod:`~ivr_server.calls.userdata`: ``UDataSet``/``UDataGet``/``UDataGetAll``/``UDataDel``;
 - :mod:`~ivr_server.calls.routing`: ``RouteRequest``, treatments, the router's instructions;
-- :mod:`~ivr_server.calls.ending`: ``EndCall``, ``EventReleased``, timeouts.
+- :mod:`~ivr_server.calls.ending`: ``EndCall``, ``EventReleased``, timeouts;
+- :mod:`~ivr_server.calls.behind`: Behind calls meeting the premise switch's calls at their port
+  DNs, and the premise events kept for a ``NewCall`` to come.
 
 Call-control inputs go through the table of :mod:`ivr_server.calls.machine`
 (:meth:`CallContext.input`): a pair the table does not hold is refused there and then, with the
@@ -24,7 +26,9 @@ state unchanged; an allowed one runs the family's ``do_<action>`` and moves the 
 
 Requests to the switch carry a ReferenceID; the events that answer them come back through
 :meth:`CallManager.on_event` (the service drains the switches after every input) and find the
-waiting request in the context's ``pending`` table, which says which family answers.
+waiting request in the context's ``pending`` table, which says which family answers. An
+unsolicited event with a ConnID no call has goes to :mod:`~ivr_server.calls.behind` (only while
+the configuration has Behind ports).
 
 Errors become answers only through :mod:`ivr_server.calls.replies` (``Refusal``).
 """
@@ -36,16 +40,25 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from ivr_server.calls.admission import Admission
+from ivr_server.calls.behind import Behind
 from ivr_server.calls.call import Call, CallSettings, DialOutReportFn, Owner, PortTarget, SendFn
 from ivr_server.calls.context import Action, CallContext, Pending, PendingKind
 from ivr_server.calls.ending import Ending
 from ivr_server.calls.info import CallInfo
-from ivr_server.calls.machine import TRANSITIONS, CallInput
-from ivr_server.calls.replies import UNSUP_OPER, Refusal, invalid_request, no_such_call
+from ivr_server.calls.machine import CONNECTED_STATES, TRANSITIONS, CallInput, CallState
+from ivr_server.calls.replies import (
+    LINK_DOWN,
+    UNSUP_OPER,
+    Refusal,
+    blocked,
+    invalid_request,
+    no_such_call,
+)
 from ivr_server.calls.routing import Routing
 from ivr_server.calls.userdata import UserData
 from ivr_server.metrics import Metrics
 from ivr_server.switch import (
+    EventError,
     EventEstablished,
     EventReleased,
     EventRinging,
@@ -72,8 +85,7 @@ _TRANSFER_TAGS: Final = frozenset(
         "MakeCall",
     }
 )
-"""Transfers, conferences (Behind only) and MakeCall: In-Front they are answered
-``CallError FailedReq=<name> TlibErrCode='UNSUP_OPER'``."""
+"""Transfers, conferences (Behind only) and MakeCall: answered by :func:`_transfer_refusal`."""
 
 Handler = Callable[[Call, Any, float], None]
 """``handler(call, message or event, now)``."""
@@ -96,6 +108,8 @@ class CallManager:
         self.calls = ctx.calls
         """CallId -> call."""
         self._admission = admission = Admission(ctx)
+        self._behind = Behind(ctx, admission)
+        self._behind.configure(settings.behind_ports)
         info = CallInfo(ctx)
         user_data = UserData(ctx)
         routing = Routing(ctx, user_data)
@@ -128,6 +142,7 @@ class CallManager:
             EventRinging: admission.on_ringing,
             EventEstablished: admission.on_established,
             EventReleased: ending.on_released,
+            EventError: _refused,
             RequestRouteCall: routing.on_route_call,
             RequestApplyTreatment: routing.on_apply_treatment,
         }
@@ -214,6 +229,8 @@ class CallManager:
     ) -> None:
         """Start a call admitted by the service (login, mode, flow control already checked)."""
         self._admission.new_call(owner, call_id, msg, target, now)
+        if target.mode == "Behind":
+            self._behind.wait(self.calls[call_id], now)
 
     def dial_out_init(
         self,
@@ -233,8 +250,9 @@ class CallManager:
     def discard(self, call_id: str) -> bool:
         """Remove a call whose start could not be completed (handling its ``NewCall`` or
         ``DialOutInit`` failed, or its first documents could not be sent): released on the
-        switch and forgotten, its port free at once; nothing is sent to the IVR (the service
-        answers the request). ``False`` if there is no such call."""
+        switch (In-Front: a premise call is the PBX's) and forgotten, its port free at once;
+        nothing is sent to the IVR (the service answers the request). ``False`` if there is no
+        such call."""
         return self._admission.discard(call_id)
 
     def ivr_call_status(
@@ -260,11 +278,7 @@ class CallManager:
         if handler is not None:
             handler(call, msg, now)
         elif msg.tag in _TRANSFER_TAGS:
-            raise Refusal(
-                call.call_id,
-                m.CallError(FailedReq=msg.tag, TlibErrCode=UNSUP_OPER),  # type: ignore[arg-type]
-                f"{msg.tag} is not supported In-Front",
-            )
+            raise _transfer_refusal(call, msg.tag)
         else:
             raise invalid_request(call.call_id, f"{msg.tag} is not a request about a call")
 
@@ -278,13 +292,14 @@ class CallManager:
         if pending is not None:
             if pending.call.call_id in self.calls:
                 self._answers[pending.kind](pending, event, now)
-            if pending.kind == "inbound" or pending.kind == "outbound":
-                return  # the answer fed the first event to the machine
+            return  # the family that waited took the event (inbound: fed it to the machine)
         conn_id = getattr(event, "conn_id", None)
         if conn_id is None:
             return
         call = ctx.by_conn.get(conn_id)
         if call is None:
+            if ctx.ports:  # a premise call at a Behind port, before or after its NewCall?
+                self._behind.on_unknown(event, now)
             return
         handler = self._event_handlers.get(type(event))
         if handler is not None:
@@ -299,6 +314,8 @@ class CallManager:
     def handle_timer(self, now: float) -> None:
         """Fire every timer due at ``now``."""
         ctx = self._ctx
+        for key in list(ctx.timers.deferred.pop_due(now)):
+            self._behind.expire(key)
         for call_id, event in ctx.timers.pop_due(now):
             call = self.calls.get(call_id)
             if call is not None:
@@ -320,8 +337,10 @@ class CallManager:
                     )
 
     def reconfigure(self, settings: CallSettings) -> None:
-        """New timer durations apply to timers started from now on."""
+        """New timer durations apply to timers started from now on; the Behind ports are the
+        new configuration's at once."""
         self._ctx.settings = settings
+        self._behind.configure(settings.behind_ports)
 
     def compact(self) -> int:
         """Rebuild the per-call tables that are mostly empty; how many were rebuilt."""
@@ -339,3 +358,40 @@ class CallManager:
             return False
         self._ctx.input(call, CallInput.CALL_TIMEOUT, now)
         return True
+
+
+def _transfer_refusal(call: Call, tag: str) -> Refusal:
+    """The answer to a transfer, conference or MakeCall on a call. In-Front none is supported
+    (``UNSUP_OPER``). Behind: before the call is established at the port, ``CallError
+    FailedReq='Unknown' TlibErrCode='BLOCKED_REQ'`` as the real server answered (W); in a state
+    that allows none (a routing dialog open, the port gone) ``FailedReq=<name> BLOCKED_REQ``
+    (PROTOCOL.md §9.4.4); the premise link down, ``LINK_DOWN`` (MODES-AND-HA G13); otherwise
+    ``UNSUP_OPER``: the premise switch carries none of them out."""
+    failed = m.CallError(FailedReq=tag, TlibErrCode=UNSUP_OPER)  # type: ignore[arg-type]
+    if not call.behind:
+        return Refusal(call.call_id, failed, f"{tag} is not supported In-Front")
+    state = call.state
+    if state is CallState.AWAIT_RINGING or state is CallState.ALERTING:
+        return blocked(call.call_id, f"{tag} before the call is established at the port")
+    if state not in CONNECTED_STATES:
+        return blocked(call.call_id, f"{tag} not allowed in state {state.value}", tag)
+    if not call.switch.view.link_up:
+        return Refusal(
+            call.call_id,
+            m.CallError(FailedReq=tag, TlibErrCode=LINK_DOWN),  # type: ignore[arg-type]
+            f"{tag}: the link to {call.switch.name} is down",
+        )
+    return Refusal(call.call_id, failed, f"{tag} is not carried out by the premise switch")
+
+
+def _refused(call: Call, event: EventError, now: float) -> None:
+    """A refusal nobody waits for (the release or the data of an ending call): logged; the
+    switch changed nothing, so the call keeps its data."""
+    log.info(
+        "call %s: the switch refused %s: %s (error %d)",
+        call.call_id,
+        event.request,
+        event.error_message,
+        event.error_code,
+        extra=call.log_fields(),
+    )

@@ -80,14 +80,20 @@ class Routing:
     # ------------------------------------------------------------------ IVR messages
 
     def on_route_request(self, call: Call, msg: m.RouteRequest, now: float) -> None:
-        """Checked here only where the table allows it (elsewhere the table answers)."""
+        """Checked here only where the table allows it (elsewhere the table answers). The
+        RouteDN is a routing point of the call's switch, or of a Behind call a Virtual Routing
+        Point: the server's own routing point on the premise switch's router plane, where the
+        routers work as In-Front (MODES-AND-HA G1)."""
         allowed = TRANSITIONS.get((call.state, CallInput.ROUTE_REQUEST))
         if allowed is not None:
             route_dn = msg.RouteDN
             if not route_dn:
                 raise invalid_request(call.call_id, "RouteRequest without RouteDN (In-Front)")
             snapshot = call.switch.view.dn(route_dn)
-            if snapshot is None or snapshot.type is not DnType.ROUTING_POINT:
+            if snapshot is None or not (
+                snapshot.type is DnType.ROUTING_POINT
+                or (call.behind and snapshot.type is DnType.VIRTUAL_ROUTING_POINT)
+            ):
                 raise invalid_request(
                     call.call_id, f"RouteDN {route_dn} is not a routing point of {call.switch.name}"
                 )

@@ -1,4 +1,5 @@
-"""The calls' timers: one deadline queue per kind of timer, keyed by CallId.
+"""The calls' timers: one deadline queue per kind of timer, keyed by CallId (the events kept for
+a ``NewCall`` at a Behind port: by the port's (switch, DN)).
 
 Timers of one kind all have the same duration, so each :class:`~ivr_server.timers.DeadlineQueue`
 stays sorted by deadline (docs/calls.md "Timers"). The call side reads the earliest deadline
@@ -17,7 +18,8 @@ __all__ = ["CallTimers"]
 
 
 class CallTimers:
-    """The four kinds of call timer (PROTOCOL.md §7)."""
+    """The four kinds of call timer (PROTOCOL.md §7), and the life of premise events kept for a
+    ``NewCall`` (``waiting-for-newcall-timeout``)."""
 
     def __init__(self) -> None:
         self.router: DeadlineQueue[str] = DeadlineQueue()
@@ -28,9 +30,18 @@ class CallTimers:
         """Wait for ringing (Behind): the premise switch has not reported the call at the port."""
         self.orphan: DeadlineQueue[str] = DeadlineQueue()
         """Orphan call timeout: no session of the call's IVR is connected."""
+        self.deferred: DeadlineQueue[tuple[str, str]] = DeadlineQueue()
+        """Waiting for NewCall (Behind): a port's kept premise events are dropped. Not in
+        :meth:`pop_due` (its keys are ports, not calls): the manager takes it itself."""
 
     def __len__(self) -> int:
-        return len(self.router) + len(self.call) + len(self.ringing) + len(self.orphan)
+        return (
+            len(self.router)
+            + len(self.call)
+            + len(self.ringing)
+            + len(self.orphan)
+            + len(self.deferred)
+        )
 
     def cancel_all(self, call_id: str) -> None:
         """Stop every timer of ``call_id`` (the call is forgotten)."""
@@ -42,7 +53,11 @@ class CallTimers:
     def first(self) -> float | None:
         """The earliest deadline, or ``None``."""
         return earliest(
-            self.router.first(), self.call.first(), self.ringing.first(), self.orphan.first()
+            self.router.first(),
+            self.call.first(),
+            self.ringing.first(),
+            self.orphan.first(),
+            self.deferred.first(),
         )
 
     def pop_due(self, now: float) -> Iterator[tuple[str, CallInput]]:
@@ -60,4 +75,5 @@ class CallTimers:
 
     def compact(self) -> int:
         """Rebuild the queues that are mostly empty; how many were rebuilt."""
-        return sum(queue.compact() for queue in (self.router, self.call, self.ringing, self.orphan))
+        queues = (self.router, self.call, self.ringing, self.orphan, self.deferred)
+        return sum(queue.compact() for queue in queues)

@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from ivr_server.calls import CallManager, CallSettings
+from ivr_server.calls import CallManager, CallSettings, DeferPolicy
 from ivr_server.calls.replies import Refusal, answer_for_rejected, internal_error, invalid_request
 from ivr_server.config import IvrConfig, PortConfig, ServerConfig
 from ivr_server.memory import release_free_memory
@@ -518,4 +518,24 @@ def _call_settings(config: ServerConfig) -> CallSettings:
         wait_for_ringing=timers.wait_for_ringing,
         orphan_call_timeout=timers.orphan_call_timeout,
         active_release=config.server.active_release,
+        behind_ports=_behind_ports(config),
     )
+
+
+def _behind_ports(config: ServerConfig) -> dict[tuple[str, str], DeferPolicy]:
+    """Every IVR port DN on a premise switch, with how its T-Server keeps the premise events
+    that come before a ``NewCall`` (``defer-tlib-events``, ``waiting-for-newcall-timeout``)."""
+    ports: dict[tuple[str, str], DeferPolicy] = {}
+    for ivr in config.ivrs:
+        for port in ivr.ports:
+            found = config.port_dn(ivr, port)
+            if found is None or found[0].type == "in-front":
+                continue
+            tserver = config.tserver_for_switch(found[0].name)
+            premise = tserver.premise if tserver is not None else None
+            ports[(found[0].name, found[1].number)] = (
+                DeferPolicy(premise.defer_tlib_events, premise.waiting_for_newcall_timeout)
+                if premise is not None
+                else DeferPolicy()
+            )
+    return ports
