@@ -14,6 +14,7 @@ from __future__ import annotations
 
 __all__ = [
     "LOG_LEVELS",
+    "ROUTABLE_DN_TYPES",
     "AgentStatusName",
     "DnType",
     "LinkStatus",
@@ -47,6 +48,11 @@ class DnType(StrEnum):
     """ACD Queue: what agents log in to (``AgentLogin Queue``, ``[AutoLogin] Queue``)."""
     VIRTUAL_ROUTING_POINT = "virtual-routing-point"
     """Virtual Routing Point (used on premise switches in Behind mode)."""
+
+
+ROUTABLE_DN_TYPES: Final = frozenset({DnType.ROUTING_POINT, DnType.VIRTUAL_ROUTING_POINT})
+"""DN types a ``RouteRequest`` may name and ivr-server's routers serve: a Virtual Routing Point of
+a premise switch is ivr-server's own routing point (MODES-AND-HA G1)."""
 
 
 class WorkMode(StrEnum):

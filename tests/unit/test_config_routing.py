@@ -233,7 +233,7 @@ CASES: list[tuple[str, str, str, str]] = [
         "routing point is an extension",
         '[[routing]]\ndn = "400"\n',
         "routing[0].dn",
-        "is an extension; the built-in router serves routing-point DNs",
+        "is an extension; the built-in router serves routing-point and virtual-routing-point DNs",
     ),
     (
         "routing point is an ACD queue",

@@ -29,7 +29,8 @@ from typing import Any
 from ivr_server.api.jsonify import kv_json
 from ivr_server.calls import Call
 from ivr_server.service.control import Control
-from ivr_server.switch import AgentSnapshot, DnType, Switch
+from ivr_server.switch import AgentSnapshot, Switch
+from ivr_server.vocabulary import ROUTABLE_DN_TYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +209,7 @@ def routing_points_view(
     out: list[dict[str, Any]] = []
     for switch in service.switches.values():
         for dn in switch.view.dns():
-            if dn.type is not DnType.ROUTING_POINT:
+            if dn.type not in ROUTABLE_DN_TYPES:
                 continue
             choice = control.router_choice(switch.name, dn.number)
             out.append(

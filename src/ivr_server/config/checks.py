@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from ivr_server.errors import ConfigProblem
-from ivr_server.vocabulary import DnType
+from ivr_server.vocabulary import ROUTABLE_DN_TYPES, DnType
 
 from .ivrs import PORT_DN_TYPES, IvrConfig
 from .premise import premise_problems
@@ -380,11 +380,11 @@ def routing_problems(
         point = dns.get(entry.dn)
         if point is None:
             add(f"{where}.dn", f"DN {entry.dn!r} is not a DN of switch {switch_name!r}")
-        elif point.type is not DnType.ROUTING_POINT:
+        elif point.type not in ROUTABLE_DN_TYPES:
             add(
                 f"{where}.dn",
                 f"DN {entry.dn!r} on switch {switch_name!r} is {_a(point.type)};"
-                " the built-in router serves routing-point DNs",
+                " the built-in router serves routing-point and virtual-routing-point DNs",
             )
         key = (switch_name, entry.dn)
         if key in routing_at:

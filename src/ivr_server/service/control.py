@@ -43,7 +43,6 @@ from ivr_server.routing import ExternalRouter, Router
 from ivr_server.service import IvrService
 from ivr_server.service.router_choice import RouterChoice, RouterChoices, RouterMode
 from ivr_server.switch import (
-    DnType,
     EventError,
     RouteType,
     Switch,
@@ -62,6 +61,7 @@ from ivr_server.switch import (
     WorkMode,
 )
 from ivr_server.switch.references import CONTROL, ReferenceIds
+from ivr_server.vocabulary import ROUTABLE_DN_TYPES
 from ivr_server.wire import KvList
 
 log = logging.getLogger("ivr_server.control")
@@ -169,7 +169,7 @@ class Control:
         """The switch of routing point ``number``."""
         switch = self.dn(switch_name, number)
         snapshot = switch.view.dn(number)
-        if snapshot is None or snapshot.type is not DnType.ROUTING_POINT:
+        if snapshot is None or snapshot.type not in ROUTABLE_DN_TYPES:
             raise NotFound(f"DN {number!r} of switch {switch_name!r} is not a routing point")
         return switch
 

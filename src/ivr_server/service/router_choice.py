@@ -19,8 +19,7 @@ from dataclasses import dataclass
 
 from ivr_server.routing import Router, RoutingPointDispatcher
 from ivr_server.service import IvrService
-from ivr_server.switch import DnType
-from ivr_server.vocabulary import RouterMode
+from ivr_server.vocabulary import ROUTABLE_DN_TYPES, RouterMode
 
 """Who answers the calls waiting at a routing point."""
 
@@ -85,7 +84,7 @@ class RouterChoices:
         for switch_name, rp in list(self._choices):
             switch = self._service.switches.get(switch_name)
             snapshot = switch.view.dn(rp) if switch is not None else None
-            if snapshot is None or snapshot.type is not DnType.ROUTING_POINT:
+            if snapshot is None or snapshot.type not in ROUTABLE_DN_TYPES:
                 del self._choices[(switch_name, rp)]
         self._install()
 
