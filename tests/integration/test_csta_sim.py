@@ -63,7 +63,7 @@ class Sim:
         self.apps: list[App] = []
 
     def call(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
-        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        data: bytes | None = body if isinstance(body, bytes) else json.dumps(body).encode()
         if body is None:
             data = None
         request = urllib.request.Request(self.api + path, data=data, method=method)
