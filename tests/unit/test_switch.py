@@ -680,10 +680,18 @@ def test_error_code_values_are_the_genesys_numbers() -> None:
         "TERR_UNSUP_OPER": 51,
         "TERR_INVALID_ATTR": 53,
         "TERR_NO_SWITCH": 54,
+        "TERR_INV_CONNID": 56,
+        "TERR_TIMEOUT": 57,
         "TERR_OUT_OF_SERVICE": 58,
         "TERR_NOT_CONFIGURED": 59,
+        "TERR_INV_CALL_DN": 61,
+        "TERR_INV_CALD_DN": 71,
         "TERR_ORIG_DN_BUSY": 83,
         "TERR_UNKNOWN": 100,
+        "TERR_TOO_MANY_REQ": 111,
+        "TERR_ACCESS_RESTICT": 165,
+        "TERR_RES_UNAVAIL": 166,
+        "TERR_SET_WRONG_STATE": 185,
         "TERR_DN_NO_ANSWER": 232,
         "TERR_CONN_ATMPT_FAIL": 234,
         "TERR_SOFT_AGENT_ID_IN_USE": 1704,
@@ -741,7 +749,7 @@ def _subclasses_in(
 def test_event_and_request_names_are_the_t_library_names() -> None:
     event_types = list(_subclasses_in(events_module, SwitchEvent))
     request_types = list(_subclasses_in(requests_module, SwitchRequest))
-    assert len(event_types) == 27 and len(request_types) == 28
+    assert len(event_types) == 27 and len(request_types) == 29
     for cls in [*event_types, *request_types]:
         assert cls.name == cls.__name__
         assert cls.__doc__

@@ -30,15 +30,33 @@ class TErrorCode(IntEnum):
     TERR_INVALID_ATTR = 53
     """An attribute of the request has an invalid value (empty agent id, unknown queue, …)."""
     TERR_NO_SWITCH = 54
-    """No connection to the switch: the T-Server's link is down."""
+    """No connection to the switch: the T-Server's link is down (also a premise switch's requests
+    while its CSTA link is down)."""
+    TERR_INV_CONNID = 56
+    """Invalid ConnectionID (the PBX does not know the call or the connection)."""
+    TERR_TIMEOUT = 57
+    """Timeout expired (the PBX did not answer a request in time)."""
     TERR_OUT_OF_SERVICE = 58
     """The DN is out of service."""
     TERR_NOT_CONFIGURED = 59
     """The DN is not configured (unknown DN)."""
+    TERR_INV_CALL_DN = 61
+    """Invalid calling DN."""
+    TERR_INV_CALD_DN = 71
+    """Invalid called DN (an invalid destination)."""
     TERR_ORIG_DN_BUSY = 83
     """Origination DN busy (IVR ``Failure FailureCause``, PROTOCOL.md §10.3)."""
     TERR_UNKNOWN = 100
     """Unknown cause (DialOutError ``MiscError``, PROTOCOL.md §10.2)."""
+    TERR_TOO_MANY_REQ = 111
+    """Too many outstanding requests (a PBX's limit reached)."""
+    TERR_ACCESS_RESTICT = 165
+    """Access restricted (spelled so in ``tliberr.h``): a privilege or security refusal."""
+    TERR_RES_UNAVAIL = 166
+    """Resource unavailable (the PBX or its network is busy or out of service)."""
+    TERR_SET_WRONG_STATE = 185
+    """Set is in wrong state for invocation (the call or connection is not in a state that allows
+    the request)."""
     TERR_DN_NO_ANSWER = 232
     """No answer at the DN (IVR ``Failure FailureCause``, PROTOCOL.md §10.3)."""
     TERR_CONN_ATMPT_FAIL = 234

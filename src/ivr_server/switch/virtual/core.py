@@ -17,11 +17,15 @@ from ivr_server.switch.events import CallEvent, DnType, EventError, SwitchEvent
 from ivr_server.switch.requests import CallRequest, SwitchRequest
 from ivr_server.switch.view import CallRecord, DnRecord, SwitchView
 
-__all__ = ["AGENT_DN_TYPES", "SwitchCore", "request_name"]
+__all__ = ["AGENT_DN_TYPES", "ROUTING_POINT_TYPES", "SwitchCore", "request_name"]
 
 AGENT_DN_TYPES: Final = frozenset({DnType.EXTENSION, DnType.VOICE_TREATMENT_PORT})
 """DN types an agent can log in on and calls can reach; agent requests on any other type fail
 with TERR_UNSUP_OPER."""
+
+ROUTING_POINT_TYPES: Final = frozenset({DnType.ROUTING_POINT})
+"""DN types the virtual switch's routing dialog runs on (a premise switch adds Virtual Routing
+Points, its own routing points on the PBX, MODES-AND-HA G1)."""
 
 
 def request_name(request: SwitchRequest) -> str:
@@ -51,6 +55,8 @@ class SwitchCore:
         """The next ConnID, written as 16 lower-case hex digits."""
         self.next_call_id = first_call_id
         """The next CallID."""
+        self.routing_point_types: frozenset[DnType] = ROUTING_POINT_TYPES
+        """DN types a call can be presented on for a router (TRouteRequest)."""
 
     @property
     def name(self) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from ivr_server.switch.errors import TErrorCode
 from ivr_server.switch.events import (
-    DnType,
     EventError,
     EventRouteRequest,
     EventRouteUsed,
@@ -50,7 +49,7 @@ def _routing_point(sw: SwitchCore, req: SwitchRequest, number: str) -> bool:
     record = sw.address(req, number)
     if record is None:
         return False
-    if record.type is not DnType.ROUTING_POINT:
+    if record.type not in sw.routing_point_types:
         sw.fail(req, number, TErrorCode.TERR_INVALID_ATTR, f"DN {number} is not a routing point")
         return False
     return True

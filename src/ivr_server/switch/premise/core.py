@@ -1,0 +1,191 @@
+"""What every part of the premise switch shares: its view and event queue (from the virtual
+switch's :class:`~ivr_server.switch.virtual.core.SwitchCore`), the CSTA session of the current
+connection, the premise calls and their identity, and the requests waiting for the PBX.
+
+The premise switch keeps two tables beside its view. The view is the T-Library side (ConnIDs,
+parties, user data), changed only by the events the switch publishes, as for the virtual switch.
+:class:`PremiseCall` is the PBX side of one call: its premise call id, where it is at our monitored
+DNs (alerting, connected, held) and which other devices are in it; a call is forgotten when it has
+left every DN of ours (so the table holds only live calls). A request that needs the PBX waits in
+:attr:`PremiseCore.requests` under the invoke id of its CSTA request until the answer, a timeout,
+or the link's loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from typing import Final
+
+from ivr_server.switch.csta import messages as m
+from ivr_server.switch.csta.dialects import DIALECTS, Dialect
+from ivr_server.switch.csta.session import CstaSession, SessionState
+from ivr_server.switch.errors import TErrorCode
+from ivr_server.switch.events import DnType
+from ivr_server.switch.premise.settings import PremiseSettings
+from ivr_server.switch.requests import SwitchRequest
+from ivr_server.switch.view import DnRecord
+from ivr_server.switch.virtual.core import SwitchCore
+
+__all__ = [
+    "LOG",
+    "PBX_DN_TYPES",
+    "PREMISE_ROUTING_TYPES",
+    "PremiseCall",
+    "PremiseCore",
+    "ts_call_id",
+]
+
+LOG: Final = logging.getLogger("ivr_server.switch.premise")
+
+PBX_DN_TYPES: Final = frozenset({DnType.VOICE_TREATMENT_PORT, DnType.EXTENSION, DnType.ACD_QUEUE})
+"""DN types that live on the PBX and are monitored there; routing points and Virtual Routing
+Points are ivr-server's own (G1) and never reach the PBX."""
+
+PREMISE_ROUTING_TYPES: Final = frozenset({DnType.ROUTING_POINT, DnType.VIRTUAL_ROUTING_POINT})
+"""DN types a premise switch presents calls on for a router (TRouteRequest)."""
+
+_MAX_TS_CALL_ID: Final = 2**32 - 1
+
+
+def ts_call_id(premise_id: str) -> int | None:
+    """The premise call id as a TSCallId when it is a decimal number that fits 32 bits."""
+    if premise_id.isascii() and premise_id.isdigit() and len(premise_id) <= 10:
+        number = int(premise_id)
+        if number <= _MAX_TS_CALL_ID:
+            return number
+    return None
+
+
+class PremiseCall:
+    """One call as the PBX reports it, at the DNs of ours it is at."""
+
+    def __init__(self, premise_id: str, conn_id: str, call_id: int) -> None:
+        self.premise_id = premise_id
+        """The PBX's callID (or a made-up key when the PBX gave none)."""
+        self.conn_id = conn_id
+        """The ConnID we gave the call (16 lower-case hex)."""
+        self.call_id = call_id
+        """The TSCallId (AttributeCallID)."""
+        self.at: dict[str, str] = {}
+        """Our DN → its local connection state there (``alerting``, ``connected``, ``held``)."""
+        self.devices: set[str] = set()
+        """The other devices known to be in the call (to see when only our DN is left)."""
+        self.ani: str | None = None
+        self.dnis: str | None = None
+        self.this_queue: str | None = None
+        self.other_dn: str | None = None
+
+
+class PremiseCore(SwitchCore):
+    """The premise switch's state; :class:`~ivr_server.switch.premise.switch.PremiseSwitch`
+    adds the doors."""
+
+    def __init__(
+        self,
+        name: str,
+        tserver: str,
+        dns: Iterable[tuple[str, DnType]],
+        settings: PremiseSettings,
+        *,
+        first_conn_id: int = 1,
+        first_call_id: int = 1,
+    ) -> None:
+        super().__init__(
+            name, tserver, dns, first_conn_id=first_conn_id, first_call_id=first_call_id
+        )
+        self.routing_point_types = PREMISE_ROUTING_TYPES
+        self.settings = settings
+        dialect = DIALECTS.get(settings.dialect)
+        if dialect is None:
+            LOG.warning("switch %s: unknown CSTA dialect %r, using generic", name, settings.dialect)
+            dialect = DIALECTS["generic"]
+        self.dialect: Dialect = dialect
+        self.session: CstaSession | None = None
+        """The application session of the current connection, if any."""
+        self.calls: dict[str, PremiseCall] = {}
+        """Premise call id → call, for the calls at our DNs."""
+        self.by_conn: dict[str, str] = {}
+        """ConnID → premise call id."""
+        self.requests: dict[int, SwitchRequest] = {}
+        """Invoke id → the T-Library request waiting for that CSTA answer."""
+        self.clearing: dict[tuple[str, str], int] = {}
+        """(premise call id, DN) → ReferenceID of the TReleaseCall clearing that connection."""
+        self.anonymous = 0
+        """Counter for the keys of calls the PBX reported without a callID."""
+        self.now = 0.0
+        """The time the adapter last gave (any door that takes ``now``)."""
+        self.deadlines: dict[int, float | None] = {}
+        """Invoke id → when the T-Library request sent under it times out; ``None`` until the
+        next door that brings the time (a request comes without it)."""
+
+    def send_for(
+        self, req: SwitchRequest, session: CstaSession, request: m.CstaRequest, dn: str | None
+    ) -> int:
+        """Send ``request`` for the T-Library request ``req``, which waits for its answer.
+
+        :meth:`request` is given no time, so the invoke's timeout is kept here and starts at the
+        next door that brings one (:meth:`next_deadline` asks for it at once); the session is
+        told no deadline of its own, so a slow but timely answer is never lost to a stale clock.
+        """
+        invoke_id = session.send_request(request, math.inf, dn=dn)
+        self.requests[invoke_id] = req
+        self.deadlines[invoke_id] = None
+        return invoke_id
+
+    # -- checks ----------------------------------------------------------------------------------
+
+    def address(self, req: SwitchRequest, number: str) -> DnRecord | None:
+        """The DN must be configured (``TERR_NOT_CONFIGURED``). Unlike the virtual switch, the
+        link is not checked here: user data and routing points are ivr-server's own and keep
+        working while the PBX link is down (G1, G17); what needs the PBX checks
+        :meth:`linked` first."""
+        record = self.view.record(number)
+        if record is None:
+            self.fail(
+                req,
+                number,
+                TErrorCode.TERR_NOT_CONFIGURED,
+                f"DN {number} is not configured on switch {self.name}",
+            )
+        return record
+
+    def linked(self, req: SwitchRequest, number: str | None) -> CstaSession | None:
+        """The active session for a request that needs the PBX; else EventError
+        ``TERR_NO_SWITCH`` (the link is down)."""
+        session = self.session
+        if not self.view.link_up or session is None or session.state is not SessionState.ACTIVE:
+            self.fail(
+                req,
+                number,
+                TErrorCode.TERR_NO_SWITCH,
+                f"T-Server {self.tserver} has no link to premise switch {self.name}",
+            )
+            return None
+        return session
+
+    def new_call(self, premise_id: str) -> PremiseCall:
+        """A call the PBX just told us of, with a new ConnID and its TSCallId."""
+        conn_id = f"{self.next_conn:016x}"
+        self.next_conn += 1
+        call_id = ts_call_id(premise_id)
+        if call_id is None:
+            call_id = self.next_call_id
+            self.next_call_id += 1
+        call = PremiseCall(premise_id, conn_id, call_id)
+        self.calls[premise_id] = call
+        self.by_conn[conn_id] = premise_id
+        return call
+
+    def forget(self, call: PremiseCall) -> None:
+        """The call has left every DN of ours."""
+        self.calls.pop(call.premise_id, None)
+        self.by_conn.pop(call.conn_id, None)
+        for key in [k for k in self.clearing if k[0] == call.premise_id]:
+            del self.clearing[key]
+
+    def call_of(self, conn_id: str) -> PremiseCall | None:
+        """The premise call of a ConnID."""
+        premise_id = self.by_conn.get(conn_id)
+        return self.calls.get(premise_id) if premise_id is not None else None
