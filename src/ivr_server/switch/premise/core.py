@@ -114,6 +114,8 @@ class PremiseCore(SwitchCore):
         """(premise call id, DN) → ReferenceID of the TReleaseCall clearing that connection."""
         self.anonymous = 0
         """Counter for the keys of calls the PBX reported without a callID."""
+        self.unmonitored: set[str] = set()
+        """DNs reported out of service because the PBX would not monitor them."""
         self.now = 0.0
         """The time the adapter last gave (any door that takes ``now``)."""
         self.deadlines: dict[int, float | None] = {}

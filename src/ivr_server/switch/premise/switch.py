@@ -43,15 +43,11 @@ from ivr_server.switch.csta.session import CstaSession, SessionState
 from ivr_server.switch.errors import TErrorCode
 from ivr_server.switch.events import (
     DnType,
-    EventDNBackInService,
-    EventDNOutOfService,
     EventLinkConnected,
     EventLinkDisconnected,
-    EventRegistered,
-    EventUnregistered,
     SwitchEvent,
 )
-from ivr_server.switch.premise import agents, calls
+from ivr_server.switch.premise import agents, calls, monitors
 from ivr_server.switch.premise.core import LOG, PBX_DN_TYPES, PremiseCore
 from ivr_server.switch.premise.errors import describe
 from ivr_server.switch.premise.settings import PremiseSettings
@@ -59,7 +55,6 @@ from ivr_server.switch.protocol import LinkTarget
 from ivr_server.switch.requests import SwitchRequest
 from ivr_server.switch.virtual import calls as vcalls
 from ivr_server.switch.virtual import routing as vrouting
-from ivr_server.switch.virtual.admin import on_configure_addresses
 from ivr_server.switch.virtual.core import request_name
 
 __all__ = ["PremiseSwitch"]
@@ -107,8 +102,6 @@ class PremiseSwitch(PremiseCore):
         """DNs whose MonitorStart of the link's start is not answered yet."""
         self._snapshots: dict[str, set[str]] = {}
         """DN whose snapshot is awaited → premise call ids reported there since it was asked."""
-        self._unmonitored: set[str] = set()
-        """DNs reported out of service because the PBX would not monitor them."""
         self._tally = [0, 0, 0]
         """Resync counts of the link's start: kept, released, new."""
 
@@ -198,7 +191,7 @@ class PremiseSwitch(PremiseCore):
                 del self.deadlines[invoke_id]
                 req = self.requests.pop(invoke_id, None)
                 if req is not None:
-                    _answer(self, req, None)
+                    monitors.answer(self, req, None)
         if self.session is not None:
             self._handle(self.session.handle_timer(now), now)
 
@@ -303,17 +296,9 @@ class PremiseSwitch(PremiseCore):
             self._take_snapshots(now)
 
     def monitored(self, dn: str, error: str | None) -> None:
-        """The PBX answered a MonitorStart for ``dn`` (``error``: it refused or did not answer)."""
-        record = self.view.record(dn)
-        if error is not None:
-            LOG.warning("switch %s: the PBX does not monitor DN %s: %s", self.name, dn, error)
-            if record is not None and record.in_service:
-                self._unmonitored.add(dn)
-                self.emit(EventDNOutOfService(switch=self.name, dn=dn))
-        elif dn in self._unmonitored:
-            self._unmonitored.discard(dn)
-            if record is not None and not record.in_service:
-                self.emit(EventDNBackInService(switch=self.name, dn=dn))
+        """The PBX answered a MonitorStart of the link's start for ``dn`` (``error``: it
+        refused or did not answer); the snapshots follow the last one."""
+        monitors.monitor_answered(self, dn, error)
         if dn in self._monitoring:
             self._monitoring.discard(dn)
             if not self._monitoring and self._stage == "monitoring":
@@ -419,7 +404,7 @@ def _on_answer(sw: PremiseSwitch, event: Any, now: float) -> None:
     req = sw.requests.pop(event.invoke_id, None)
     sw.deadlines.pop(event.invoke_id, None)
     if req is not None:
-        _answer(sw, req, answer, error)
+        monitors.answer(sw, req, answer, error)
     elif isinstance(event.request, m.MonitorStart) and event.dn is not None:
         sw.monitored(event.dn, text)
     elif isinstance(event.request, m.SnapshotDevice) and event.dn is not None:
@@ -455,35 +440,6 @@ _SESSION_EVENTS: Final[
 """What the switch does with each report of its CSTA session."""
 
 
-# -- answers to T-Library requests -------------------------------------------------------------
-
-
-def _answer(
-    sw: PremiseCore,
-    req: SwitchRequest,
-    answer: m.CstaMessage | None,
-    error: m.NegativeResponse | None = None,
-) -> None:
-    """The PBX's answer (``answer``), refusal (``error``) or silence (both ``None``) to ``req``."""
-    dn = getattr(req, "dn", None)
-    if answer is None:
-        if isinstance(req, rq.TReleaseCall | rq.TAbandonCall):
-            calls.on_clear_failed(sw, req, error)
-        else:
-            agent = type(req) in agents.AGENT_REQUESTS
-            calls.fail_from_pbx(sw, req, dn, error, agent=agent)
-    elif isinstance(req, rq.TReleaseCall | rq.TAbandonCall):
-        calls.on_clear_answered(sw, req)
-    elif isinstance(req, rq.TQueryAddress):
-        agents.on_address_answered(sw, req, answer)
-    elif isinstance(req, rq.TRegisterAddress):
-        sw.emit(EventRegistered(switch=sw.name, reference_id=req.reference_id, dn=req.dn))
-    elif isinstance(req, rq.TUnregisterAddress):
-        sw.emit(EventUnregistered(switch=sw.name, reference_id=req.reference_id, dn=req.dn))
-    else:
-        agents.on_agent_answered(sw, req)  # type: ignore[arg-type]
-
-
 # -- requests ----------------------------------------------------------------------------------
 
 
@@ -493,57 +449,6 @@ def _on_open_link(sw: PremiseSwitch, req: rq.TOpenLink) -> None:
 
 def _on_close_link(sw: PremiseSwitch, req: rq.TCloseLink) -> None:
     sw.close_link()
-
-
-def _on_register(sw: PremiseSwitch, req: rq.TRegisterAddress) -> None:
-    record = sw.address(req, req.dn)
-    if record is None:
-        return
-    if record.type not in PBX_DN_TYPES:
-        sw.emit(EventRegistered(switch=sw.name, reference_id=req.reference_id, dn=req.dn))
-        return
-    session = sw.linked(req, req.dn)
-    if session is None:
-        return
-    if session.monitor_of(req.dn) is not None:
-        sw.emit(EventRegistered(switch=sw.name, reference_id=req.reference_id, dn=req.dn))
-        return
-    sw.send_for(req, session, m.MonitorStart(device=req.dn, monitor_type="device"), req.dn)
-
-
-def _on_unregister(sw: PremiseSwitch, req: rq.TUnregisterAddress) -> None:
-    record = sw.address(req, req.dn)
-    if record is None:
-        return
-    if record.type in PBX_DN_TYPES and sw.linked(req, req.dn) is None:
-        return
-    if not record.registered:
-        sw.fail(req, req.dn, TErrorCode.TERR_NOT_REGISTERED, f"DN {req.dn} is not registered")
-        return
-    session = sw.session
-    xref = session.monitor_of(req.dn) if session is not None else None
-    if session is None or xref is None:
-        sw.emit(EventUnregistered(switch=sw.name, reference_id=req.reference_id, dn=req.dn))
-        return
-    sw.send_for(req, session, m.MonitorStop(monitor_cross_ref_id=xref), req.dn)
-
-
-def _on_configure(sw: PremiseSwitch, req: rq.TConfigureAddresses) -> None:
-    """The virtual switch's reload, then MonitorStop/MonitorStart on the PBX for the DNs that
-    left or came while the link is up."""
-    before = {dn.number: dn.type for dn in sw.view.dns()}
-    on_configure_addresses(sw, req)
-    session = sw.session
-    if not sw.view.link_up or session is None or session.state is not SessionState.ACTIVE:
-        return
-    after = {dn.number: dn.type for dn in sw.view.dns()}
-    for number, dn_type in before.items():
-        if after.get(number) is not dn_type and session.monitor_of(number) is not None:
-            session.monitor_stop(number, math.inf)
-            sw._unmonitored.discard(number)
-    for number, dn_type in after.items():
-        if dn_type in PBX_DN_TYPES and before.get(number) is not dn_type:
-            session.monitor_start(number, math.inf)
 
 
 _HANDLERS: Final[Mapping[type[SwitchRequest], Callable[[PremiseSwitch, Any], None]]] = {
@@ -560,9 +465,9 @@ _HANDLERS: Final[Mapping[type[SwitchRequest], Callable[[PremiseSwitch, Any], Non
     rq.TTreatmentStatus: vrouting.on_treatment_status,
     rq.TRouteAbort: vrouting.on_route_abort,
     rq.TRouteFailed: vrouting.on_route_failed,
-    rq.TRegisterAddress: _on_register,
-    rq.TUnregisterAddress: _on_unregister,
-    rq.TConfigureAddresses: _on_configure,
+    rq.TRegisterAddress: monitors.on_register,
+    rq.TUnregisterAddress: monitors.on_unregister,
+    rq.TConfigureAddresses: monitors.on_configure,
     rq.TOpenLink: _on_open_link,
     rq.TCloseLink: _on_close_link,
 }
