@@ -138,9 +138,11 @@ async def run_simulator(
     api_listen: ListenAddress | None = None,
     steps: list[Step] | None = None,
     on_started: Callable[[tuple[str, int], tuple[str, int]], None] | None = None,
+    stop: asyncio.Event | None = None,
 ) -> None:
-    """Serve until SIGINT / SIGTERM: CSTA on ``listen``, the API on ``api_listen`` (default: the
-    configuration's); ``on_started`` gets both bound addresses; ``steps`` play from the start."""
+    """Serve until SIGINT / SIGTERM or ``stop`` is set: CSTA on ``listen``, the API on
+    ``api_listen`` (default: the configuration's); ``on_started`` gets both bound addresses;
+    ``steps`` play from the start."""
     options = config.simulator
     listen = listen or options.listen
     api_listen = api_listen or options.api_listen
@@ -149,6 +151,8 @@ async def run_simulator(
     server = await loop.create_server(lambda: _CstaProtocol(sim), listen.host, listen.port)
     runner = web.AppRunner(build_api(sim), access_log=None)
     await runner.setup()
+    stop = stop or asyncio.Event()
+    player: asyncio.Task[None] | None = None
     try:
         site = web.TCPSite(runner, api_listen.host, api_listen.port)
         await site.start()
@@ -158,15 +162,17 @@ async def run_simulator(
         _log.info("csta-sim %s: CSTA on %s:%d, API on %s:%d", sim.pbx.name, *csta_at, *api_at)
         if on_started is not None:
             on_started(csta_at, api_at)
-        stop = asyncio.Event()
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(signum, stop.set)
         player = asyncio.create_task(sim.play(steps)) if steps else None
         await stop.wait()
+    finally:
         if player is not None:
             player.cancel()
-    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signum)
         server.close()
         sim.close()
         await runner.cleanup()
