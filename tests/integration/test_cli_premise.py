@@ -1,30 +1,35 @@
-"""The commands with a premise switch configured (Behind mode, not built yet): ``check-config``
-accepts it with a note, ``serve`` refuses to start with one line naming the switch."""
+"""The commands with a premise switch configured (Behind mode): ``check-config`` accepts it as it
+does any valid file, ``serve`` starts with it and keeps trying to reach an absent PBX."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tests.integration.conftest import ROOT
+from tests.integration.conftest import ROOT, free_port, launch, stop
 from tests.integration.test_cli import ivr_server
 
 BEHIND = ROOT / "examples/behind.toml"
-NOTE = "switch 'SW_Site': Behind mode (premise-csta) is not available in this build yet"
 
 
-def test_check_config_passes_the_behind_example_with_a_note() -> None:
+def test_check_config_passes_the_behind_example() -> None:
     done = ivr_server("check-config", str(BEHIND))
     assert done.returncode == 0, done.stderr
-    assert "OK (1 switches, 1 T-Servers, 1 IVRs, 3 ports)" in done.stdout
-    assert f"note: switches[0]: {NOTE}; `ivr-server serve` refuses it" in done.stdout
+    assert done.stdout.strip().endswith("OK (1 switches, 1 T-Servers, 1 IVRs, 3 ports)")
+    assert "note" not in done.stdout and not done.stderr
 
 
-def test_serve_refuses_a_premise_switch_without_a_traceback() -> None:
-    done = ivr_server("serve", "--config", str(BEHIND), "--no-api", "--listen", "127.0.0.1:0")
-    assert done.returncode == 1, done.stdout
-    assert f"switches[0]: {NOTE}" in done.stderr
-    assert "cannot start" in done.stderr
-    assert "Traceback" not in done.stderr and "listening" not in done.stdout
+def test_serve_starts_with_a_premise_switch_and_retries_an_absent_pbx(tmp_path: Path) -> None:
+    nowhere = free_port()
+    path = tmp_path / "behind.toml"
+    path.write_text(
+        BEHIND.read_text(encoding="utf-8").replace("127.0.0.1:3022", f"127.0.0.1:{nowhere}"),
+        encoding="utf-8",
+    )
+    served = launch("serve", "--config", str(path), "--no-api", "--listen", "127.0.0.1:0")
+    assert "listening on 127.0.0.1:" in served.banner
+    err = stop(served)
+    assert f"switch SW_Site: cannot connect to the PBX at 127.0.0.1:{nowhere}" in err
+    assert "Traceback" not in err
 
 
 def check_with_credentials(tmp_path: Path, credentials: str) -> tuple[int, str]:

@@ -1,5 +1,7 @@
 """Tests of a premise switch's configuration: ``type = "premise-csta"`` and ``[tservers.premise]``
-(docs/configuration.md), its checks, and its refusal by this build (start and reload)."""
+(docs/configuration.md), its checks, the link settings the service builds the switch with, and
+the switch at start and at a reload (added, removed, moved to another PBX, an In-Front switch put
+behind one), connected by the runtime."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pydantic import SecretStr
 
 from ivr_server.config import (
     CstaDialect,
+    ListenAddress,
     PeerAddress,
     PremiseConfig,
     ServerConfig,
@@ -20,8 +23,12 @@ from ivr_server.config import (
 )
 from ivr_server.errors import ConfigError, ConfigProblem
 from ivr_server.runtime import IvrServer
-from ivr_server.service import IvrService
-from ivr_server.service.switches import unavailable_switches
+from ivr_server.service import IvrService, ReloadRefused
+from ivr_server.service.switches import premise_settings
+from ivr_server.session import IvrLink, Role
+from ivr_server.switch.premise.settings import PremiseSettings
+from ivr_server.switch.protocol import LinkedSwitch, LinkTarget, link_of
+from ivr_server.wire import messages as m
 
 REPO = Path(__file__).parents[2]
 
@@ -268,7 +275,7 @@ def test_in_code_as_in_toml() -> None:
         config.model_copy(update={"ivrs": ()})  # the DNs would be no IVR's ports
 
 
-# -- this build refuses to run a premise switch
+# -- the service builds a premise switch and links it; the runtime connects it
 
 
 def test_behind_example_is_valid_and_as_the_site() -> None:
@@ -283,18 +290,64 @@ def test_behind_example_is_valid_and_as_the_site() -> None:
     assert [(p.number, p.dn) for p in ivr.ports] == [("1", "3001"), ("2", "3002"), ("3", "3003")]
     vrps = [dn.number for dn in switch.dns if dn.type.value == "virtual-routing-point"]
     assert vrps == ["4200", "7900"]
-    assert [str(p) for p in unavailable_switches(config)] == [
-        "switches[0]: switch 'SW_Site': Behind mode (premise-csta) is not available in this"
-        " build yet"
-    ]
+    assert premise_settings(tserver.premise) == PremiseSettings(
+        host="127.0.0.1",
+        port=3022,
+        application_id="ivr-server",
+        dialect="generic",
+        session_duration_s=180,
+        heartbeat_s=60.0,
+        invoke_timeout_s=10.0,
+        reconnect_initial=1.0,
+        reconnect_max=30.0,
+    )
 
 
-def test_the_service_refuses_a_premise_switch_at_start() -> None:
-    with pytest.raises(ConfigError) as caught:
-        IvrService(parse_config(premise_file()))
-    assert [str(p) for p in caught.value.problems] == [
-        "switches[0]: switch 'PBX': Behind mode (premise-csta) is not available in this build yet"
-    ]
+def test_the_link_settings_carry_every_value_and_the_password_in_clear() -> None:
+    config = parse_config(
+        premise_file(
+            'address = "[fd00::5]:3122"\napplication-id = "ivr7"\nuser = "ivr"\n'
+            'password = "hunter2"\ndialect = "openscape"\ntls = true\n'
+            'session-duration = "90.4s"\nheartbeat = "30s"\ninvoke-timeout = "7s"\n'
+            'reconnect-initial = "2s"\nreconnect-max = "20s"\n'
+        )
+    )
+    tserver = config.tserver_for_switch("PBX")
+    assert tserver is not None and tserver.premise is not None
+    settings = premise_settings(tserver.premise)
+    assert settings == PremiseSettings(
+        host="fd00::5",
+        port=3122,
+        application_id="ivr7",
+        user="ivr",
+        password="hunter2",
+        dialect="openscape",
+        tls=True,
+        session_duration_s=90,
+        heartbeat_s=30.0,
+        invoke_timeout_s=7.0,
+        reconnect_initial=2.0,
+        reconnect_max=20.0,
+    )
+    assert "hunter2" not in repr(settings)
+    assert settings.target() == LinkTarget(
+        host="fd00::5", port=3122, tls=True, reconnect_initial=2.0, reconnect_max=20.0
+    )
+
+
+def _linked(service: IvrService, name: str) -> LinkedSwitch:
+    linked = link_of(service.switches[name])
+    assert linked is not None, f"{name} is not a linked switch"
+    return linked
+
+
+def test_the_service_builds_a_premise_switch_that_wants_its_link() -> None:
+    service = IvrService(parse_config(premise_file()))
+    pbx = _linked(service, "PBX")
+    assert pbx.tserver == "TS"
+    assert pbx.link_wanted and not pbx.view.link_up  # up once the adapter has a session
+    assert pbx.target == LinkTarget(host="127.0.0.1", port=3022)
+    assert [dn.number for dn in pbx.view.dns()] == ["3001", "3002", "3081", "4200"]
 
 
 IN_FRONT = """
@@ -312,27 +365,89 @@ tservers = ["TS0"]
 ports = [{ number = "1", dn = "100" }]
 """
 
+SW_BEHIND = IN_FRONT.replace('name = "SW"\n', 'name = "SW"\ntype = "premise-csta"\n', 1).replace(
+    'switch = "SW"\n', 'switch = "SW"\n[tservers.premise]\naddress = "127.0.0.1:3022"\n'
+)
+"""IN_FRONT with its switch behind a PBX."""
 
-@pytest.mark.parametrize("force", [False, True])
-def test_a_reload_that_adds_a_premise_switch_is_refused_and_changes_nothing(force: bool) -> None:
+
+def test_a_reload_adds_links_and_removes_a_premise_switch() -> None:
     running = parse_config(IN_FRONT)
     service = IvrService(running)
-    with pytest.raises(ConfigError, match="Behind mode"):
-        service.reload(parse_config(IN_FRONT + premise_file()), force=force)
-    assert service.config is running
-    assert list(service.switches) == ["SW"]
+    report = service.reload(parse_config(IN_FRONT + premise_file()))
+    assert report.switches_added == ("PBX",) and service.config is not running
+    pbx = _linked(service, "PBX")
+    assert pbx.link_wanted
+    assert link_of(service.switches["SW"]) is None  # the In-Front switch stays as it was
+    report = service.reload(parse_config(IN_FRONT))
+    assert report.switches_removed == ("PBX",)
+    assert "PBX" not in service.switches
+    assert not pbx.link_wanted  # its TCloseLink: the adapter closes the socket
 
 
-def test_the_runtime_reports_such_a_reload_as_refused() -> None:
+def test_a_reload_that_moves_a_switch_to_another_pbx_builds_it_anew() -> None:
+    service = IvrService(parse_config(premise_file()))
+    before = _linked(service, "PBX")
+    report = service.reload(parse_config(premise_file('address = "127.0.0.1:3122"\n')))
+    after = _linked(service, "PBX")
+    assert after is not before and not before.link_wanted
+    assert after.target.port == 3122 and after.link_wanted
+    assert (report.switches_added, report.switches_removed) == (("PBX",), ("PBX",))
+    unchanged = service.reload(parse_config(premise_file('address = "127.0.0.1:3122"\n')))
+    assert service.switches["PBX"] is after and not unchanged.switches_added
+
+
+def test_a_switch_that_goes_behind_a_pbx_strands_its_calls() -> None:
+    service = IvrService(parse_config(IN_FRONT))
+    session = service.open_session("127.0.0.1:9", IvrLink(Role.SERVER, now=0.0), 0.0)
+    service.handle(session, "L", m.LoginReq(Version="4.0", ClientName="IVR0"), 0.0)
+    service.handle(session, "C1", m.NewCall(CallControlMode="Network", CalledNum="1"), 0.0)
+    assert list(service.calls.calls) == ["C1"]
+    with pytest.raises(ReloadRefused) as refused:
+        service.reload(parse_config(SW_BEHIND))
+    assert [c.reason for c in refused.value.stranded] == [
+        "switch SW is rebuilt (its type or its PBX link changes)"
+    ]
+    assert link_of(service.switches["SW"]) is None
+    report = service.reload(parse_config(SW_BEHIND), force=True)
+    assert report.calls_stranded == 1 and not service.calls.calls
+    assert _linked(service, "SW").link_wanted
+
+
+def test_the_runtime_connects_a_premise_switch_a_reload_brings_and_closes_it_after() -> None:
     running = parse_config(IN_FRONT)
 
-    async def reload() -> tuple[str, tuple[str, ...], ServerConfig]:
-        server = IvrServer(running)
-        outcome = server.request_reload(parse_config(IN_FRONT + premise_file()))
-        return outcome.result, outcome.problems, server.config
+    async def scenario() -> tuple[str, int, bool]:
+        accepted: list[asyncio.StreamReader] = []
+        closed = asyncio.Event()
 
-    result, problems, config = asyncio.run(reload())
-    assert result == "invalid" and config is running
-    assert problems == (
-        "switches[1]: switch 'PBX': Behind mode (premise-csta) is not available in this build yet",
-    )
+        async def pbx(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(reader)
+            while await reader.read(65536):
+                pass
+            closed.set()
+            writer.close()
+
+        listener = await asyncio.start_server(pbx, "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        server = IvrServer(running, listen=(ListenAddress(host="127.0.0.1", port=0),))
+        await server.start()
+        try:
+            outcome = server.request_reload(
+                parse_config(IN_FRONT + premise_file(f'address = "127.0.0.1:{port}"\n'))
+            )
+            link = server.links.get("PBX")
+            assert link is not None
+            for _ in range(500):
+                if accepted:
+                    break
+                await asyncio.sleep(0.01)
+            server.request_reload(running)  # the switch goes: its link is closed
+            await asyncio.wait_for(closed.wait(), 5.0)
+            return outcome.result, len(accepted), link.running
+        finally:
+            await server.stop()
+            listener.close()
+
+    result, connections, running_after = asyncio.run(scenario())
+    assert result == "applied" and connections == 1 and not running_after

@@ -129,8 +129,6 @@ def serve(
 @click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
 def check_config(config_file: Path) -> None:
     """Validate a configuration file and print every problem with its location."""
-    from ivr_server.service.switches import unavailable_switches
-
     try:
         config = load_config(config_file)
     except ConfigError as exc:
@@ -145,5 +143,3 @@ def check_config(config_file: Path) -> None:
         f"{config_file}: OK ({len(config.switches)} switches, {len(config.tservers)} "
         f"T-Servers, {len(config.ivrs)} IVRs, {ports} ports)"
     )
-    for problem in unavailable_switches(config):  # valid, but `serve` refuses it
-        click.echo(f"  note: {problem}; `ivr-server serve` refuses it")

@@ -37,6 +37,7 @@ from ivr_server.runtime.limits import (
     raise_descriptor_limit,
     set_tcp_keep_alive,
 )
+from ivr_server.runtime.links import SwitchLinks
 from ivr_server.runtime.status import (
     ReloadOutcome,
     ReloadStatusFile,
@@ -117,6 +118,9 @@ class IvrServer(ConnectionHost):
         self.on_reload: Callable[[ReloadOutcome], None] | None = None
         """Called with the outcome of every reload request (``serve`` writes it to the status
         file beside the pid file, for ``ivr-server reload``)."""
+        self.links = SwitchLinks(self._after_link_door)
+        """The sockets of the switches at the far end of a link (a premise PBX): connected from
+        :meth:`start`, followed at a reload, closed by :meth:`stop` (``runtime/links.py``)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -145,6 +149,7 @@ class IvrServer(ConnectionHost):
         )
         self._log_capacity()
         self._arm_lag_probe()
+        self.links.sync(self.service.switches)  # premise PBXs: connect (in the background)
         if self._api_factory is not None and self.api_listen:
             api = self._api_factory(self)
             try:
@@ -176,6 +181,12 @@ class IvrServer(ConnectionHost):
             self._log_refusals()
         for server in self._servers:
             server.close()
+        if self.links:  # a StopApplicationSession to each PBX, best effort, then the sockets
+            for link in self.links:
+                if link.name in self.service.switches and link.switch.link_wanted:
+                    self.service.set_link(link.name, False)
+            self.flush()
+            await self.links.stop()
         for protocol in list(self.protocols.values()):
             if protocol.transport is not None:
                 protocol.transport.close()
@@ -269,6 +280,22 @@ class IvrServer(ConnectionHost):
         self._heap_frozen = True
         release_free_memory()
 
+    # ------------------------------------------------------------------ output
+
+    def flush(self) -> None:
+        """Write out every session the service queued data for and re-arm the service's timer
+        (:meth:`ConnectionHost.flush`), then what the linked switches queued (a request to the
+        PBX made while answering an IVR leaves in the same turn)."""
+        super().flush()
+        if self.links:
+            self.links.flush()
+
+    def _after_link_door(self, now: float) -> None:
+        """After a door of a linked switch (connected, bytes, timer, lost): the service delivers
+        its events, and everything is written out."""
+        self.service.deliver(now)
+        self.flush()
+
     @property
     def port(self) -> int:
         """The first listening port (handy with port 0)."""
@@ -356,8 +383,6 @@ class IvrServer(ConnectionHost):
                 return ReloadOutcome("invalid", message, problems=(message,), force=force)
         try:
             report = self.service.reload(config, force=force, now=asyncio.get_running_loop().time())
-        except ConfigError as unrunnable:  # a switch this build cannot run (Behind mode)
-            return _invalid(unrunnable, force)
         except ReloadRefused as refused:
             message = (
                 f"{refused}; the running configuration stays (to apply it anyway: "
@@ -378,6 +403,7 @@ class IvrServer(ConnectionHost):
         self.clients = ClientList(config.server.client_list)
         self.gate.cap = connection_cap(config.server, descriptor_limit())
         self.control.after_reload()
+        self.links.sync(self.service.switches)  # a premise switch added: connect; removed: close
         self.flush()
         if self._heap_frozen:
             self.settle_heap()
@@ -385,7 +411,7 @@ class IvrServer(ConnectionHost):
 
 
 def _invalid(error: ConfigError, force: bool) -> ReloadOutcome:
-    """A reload refused because the configuration does not load, or cannot run in this build."""
+    """A reload refused because the configuration does not load."""
     log.error("reload refused, the running configuration stays: %s", error)
     return ReloadOutcome(
         "invalid", str(error), problems=tuple(str(p) for p in error.problems), force=force

@@ -269,7 +269,12 @@ class SwitchLink:
             reason = "closed by us" if self._closed else "closed by the PBX"
         self._wire = self._transport = None
         self._disconnected.set()
-        log.warning("switch %s: connection to the PBX lost: %s", self.switch.name, reason)
+        log.log(
+            logging.INFO if self._closed and self._cut_reason is None else logging.WARNING,
+            "switch %s: connection to the PBX lost: %s",
+            self.switch.name,
+            reason,
+        )
         now = asyncio.get_running_loop().time()
         self.switch.connection_lost(reason, now)
         self._after_door(now)
@@ -292,7 +297,7 @@ class SwitchLink:
         re-arm the timer; start the task if the switch wants its link again."""
         switch = self.switch
         transport = self._transport
-        if transport is not None and not self._closed:
+        if transport is not None and not self._closed and not transport.is_closing():
             data = switch.data_to_send()
             if data:
                 transport.write(data)

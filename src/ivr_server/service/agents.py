@@ -25,6 +25,7 @@ from ivr_server.switch import (
     AgentStatus,
     EventAddressInfo,
     EventError,
+    EventLinkConnected,
     Switch,
     SwitchRequest,
     TAgentLogin,
@@ -57,10 +58,23 @@ class AgentControl:
 
     def __init__(self, ctx: ServiceContext) -> None:
         self.ctx = ctx
+        self._links_up = False
+        """A switch's link came up since :meth:`take_links_up` last looked."""
 
     def subscribe(self, bus: SwitchEventBus) -> None:
         bus.subscribe(EventAddressInfo, self._on_address_info)
         bus.subscribe(EventError, self._on_error)
+        bus.subscribe(EventLinkConnected, self._on_link_connected)
+
+    def _on_link_connected(self, switch: Switch, event: Any, origin: Origin | None) -> bool:
+        self._links_up = True
+        return False  # monitoring tells the sessions
+
+    def take_links_up(self) -> bool:
+        """Whether a switch's link came up since the last call (the LegacyMode agents of its
+        ports are then logged in: :meth:`auto_login`)."""
+        up, self._links_up = self._links_up, False
+        return up
 
     # ------------------------------------------------------------------ requests
 

@@ -42,7 +42,7 @@ from ivr_server.service.refusals import RefusalLog
 from ivr_server.service.reload import ReloadRefused, ReloadReport, describe_changes, stranded_calls
 from ivr_server.service.sessions import Session
 from ivr_server.service.statistics import Statistics
-from ivr_server.service.switches import apply_switches, check_switch_types
+from ivr_server.service.switches import apply_switches, rebuilt_switches
 from ivr_server.session import IvrLink
 from ivr_server.stats import StatsEngine
 from ivr_server.switch import Switch, SwitchEvent, TCallerHangUp, TCloseLink, TOpenLink
@@ -394,14 +394,14 @@ class IvrService:
         point of a live call (an emptied file, say) raises :class:`ReloadRefused` and changes
         nothing, unless ``force``: then those calls are ended first, as their Call Timeout would
         end them (``EndCall EndCause='Timeout'`` to the IVR, the call released on the switch,
-        the port freed). A configuration with a switch this build cannot run (Behind mode)
-        raises :class:`~ivr_server.errors.ConfigError` and changes nothing, forced or not.
+        the port freed). So are the calls on a switch that must be built anew (its type or its
+        PBX link changes).
         """
-        check_switch_types(config)
         ctx = self._ctx
         if now is not None:
             ctx.now = now
-        stranded = stranded_calls(ctx.calls.calls.values(), config)
+        rebuilt = rebuilt_switches(ctx.config, config)
+        stranded = stranded_calls(ctx.calls.calls.values(), config, rebuilt)
         if stranded:
             if not force:
                 raise ReloadRefused(stranded)
@@ -418,7 +418,7 @@ class IvrService:
         ctx.stats.reconfigure(config)
         # calls in a routing dialog at this moment get the router timeout's default answer
         ctx.routers = build_routers(config, ctx.router_refs)
-        added, removed = apply_switches(ctx, config, self._monitoring)
+        added, removed = apply_switches(ctx, config, self._monitoring, rebuilt)
         ports = ctx.ports = PortIndex.build(config, ctx.switches)
         new_index = ports.port_of_dn
         ports.port_of_dn = {**old_index, **new_index}  # events of removed DNs find their port
@@ -449,12 +449,25 @@ class IvrService:
         self._sessions.set_flow_control(on)
 
     def set_link(self, switch_name: str, up: bool) -> None:
-        """Bring a switch's T-Server link up or down (maintenance, tests)."""
+        """Bring a switch's T-Server link up or down (maintenance, tests). A premise switch's
+        link comes up later, when its adapter has connected and the PBX's session is usable."""
         switch = self._ctx.switches[switch_name]
         ref = self._ctx.refs()
         switch.request(TOpenLink(reference_id=ref) if up else TCloseLink(reference_id=ref))
         self._ctx.pump()
+        self._agents.take_links_up()
         if up:
+            self._agents.auto_login()
+
+    def deliver(self, now: float) -> None:
+        """Deliver what the switches queued by themselves at ``now``: the adapter of a switch
+        at the far end of a link (a premise PBX, ``runtime/links.py``) calls it after each of its
+        doors (connected, bytes read, timer, connection lost). A link that came up has the
+        agents of LegacyMode IVRs' ports logged in, as :meth:`set_link` does."""
+        ctx = self._ctx
+        ctx.now = now
+        ctx.pump()
+        if self._agents.take_links_up():
             self._agents.auto_login()
 
     # ------------------------------------------------------------------ stopping

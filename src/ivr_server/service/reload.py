@@ -95,11 +95,16 @@ class ReloadRefused(IvrServerError):
         super().__init__(f"it would strand {describe_stranded(stranded)}")
 
 
-def stranded_calls(calls: Iterable[Call], config: ServerConfig) -> tuple[StrandedCall, ...]:
-    """The calls of ``calls`` that ``config`` would strand, with why (empty: none)."""
+def stranded_calls(
+    calls: Iterable[Call], config: ServerConfig, rebuilt: frozenset[str] = frozenset()
+) -> tuple[StrandedCall, ...]:
+    """The calls of ``calls`` that ``config`` would strand, with why (empty: none); the calls
+    on a switch of ``rebuilt`` (its type or its PBX link changes) are stranded too."""
     out: list[StrandedCall] = []
     for call in calls:
         reason = _reason(call, config)
+        if reason is None and call.switch.name in rebuilt:
+            reason = f"switch {call.switch.name} is rebuilt (its type or its PBX link changes)"
         if reason is not None:
             out.append(StrandedCall(call.call_id, call.ivr, call.port, reason))
     return tuple(out)

@@ -2,64 +2,88 @@
 
 Theory of operation. Every switch of the configuration is built by the switch registry
 (``ivr_server.switch.build_switch``) from its kind: an ``in-front`` switch is a virtual switch of
-this process, its T-Server link up when a T-Server serves it. A reload adds the new switches,
-sends those kept their new DN set (``TConfigureAddresses``), and takes the removed ones away after
-telling the sessions their agents' last events. The link and the DN set are requests like any
+this process, its T-Server link up when a T-Server serves it; a ``premise-csta`` switch is a
+premise PBX watched over its CSTA link (Behind mode), built with the link settings of its
+T-Server's ``[tservers.premise]`` table, and its TOpenLink only says the link is wanted: the
+runtime's adapter connects, and the link comes up when the PBX's session is usable. A reload adds
+the new switches, sends those kept their new DN set (``TConfigureAddresses``), and takes the
+removed ones away (TCloseLink: a premise switch ends its session and the adapter closes the
+socket) after telling the sessions their agents' last events. A switch whose type or PBX link
+settings changed is one removed and one added. The link and the DN set are requests like any
 other, with ReferenceIDs of the service's range.
-
-A configured switch type this build cannot run yet (``premise-csta``: Behind mode) is refused
-before anything changes, at start and at a reload alike (:func:`check_switch_types`).
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-from ivr_server.config import ServerConfig
-from ivr_server.errors import ConfigError, ConfigProblem
+from ivr_server.config import PremiseConfig, ServerConfig
 from ivr_server.service.context import ServiceContext
 from ivr_server.service.monitoring import AGENT_STATUS_OF_EVENT, Monitoring
 from ivr_server.switch import DnType, TCloseLink, TConfigureAddresses, TOpenLink, build_switch
+from ivr_server.switch.premise.settings import PremiseSettings
 
-__all__ = ["SWITCH_KIND", "apply_switches", "check_switch_types", "unavailable_switches"]
+__all__ = ["SWITCH_KIND", "apply_switches", "premise_settings", "rebuilt_switches"]
 
-SWITCH_KIND: Final = {"in-front": "virtual"}
-"""A configured switch type → the kind of switch the registry builds for it (a type missing
-here is configured and checked, but cannot run in this build: :func:`unavailable_switches`)."""
-
-
-def unavailable_switches(config: ServerConfig) -> list[ConfigProblem]:
-    """One problem per switch of ``config`` whose type this build cannot run yet."""
-    return [
-        ConfigProblem(
-            f"switches[{i}]",
-            f"switch {switch.name!r}: Behind mode ({switch.type}) is not available in this"
-            " build yet",
-        )
-        for i, switch in enumerate(config.switches)
-        if switch.type not in SWITCH_KIND
-    ]
+SWITCH_KIND: Final = {"in-front": "virtual", "premise-csta": "premise-csta"}
+"""A configured switch type → the kind of switch the registry builds for it."""
 
 
-def check_switch_types(config: ServerConfig) -> None:
-    """Raise :class:`ConfigError` if ``config`` has a switch this build cannot run yet; called
-    before a configuration is applied, so nothing has changed then."""
-    problems = unavailable_switches(config)
-    if problems:
-        raise ConfigError(problems)
+def premise_settings(premise: PremiseConfig) -> PremiseSettings:
+    """The plain link settings of a premise switch from its T-Server's ``[tservers.premise]``."""
+    return PremiseSettings(
+        host=premise.address.host,
+        port=premise.address.port,
+        application_id=premise.application_id,
+        user=premise.user,
+        password=premise.password.get_secret_value() if premise.password is not None else None,
+        dialect=premise.dialect,
+        tls=premise.tls,
+        session_duration_s=max(1, round(premise.session_duration)),
+        heartbeat_s=premise.heartbeat,
+        invoke_timeout_s=premise.invoke_timeout,
+        reconnect_initial=premise.reconnect_initial,
+        reconnect_max=premise.reconnect_max,
+    )
+
+
+def _settings_of(config: ServerConfig, name: str) -> PremiseSettings | None:
+    """The link settings of switch ``name`` when it is a premise switch, else ``None``."""
+    tserver = config.tserver_for_switch(name)
+    if tserver is None or tserver.premise is None:
+        return None
+    return premise_settings(tserver.premise)
+
+
+def rebuilt_switches(previous: ServerConfig, config: ServerConfig) -> frozenset[str]:
+    """The switches of both ``previous`` and ``config`` that must be built anew to apply
+    ``config``: their type changed, or the link to their PBX did (a premise switch's settings
+    are fixed when it is built). Their calls cannot stay (``service/reload.py``)."""
+    out: set[str] = set()
+    for switch in config.switches:
+        before = previous.switch(switch.name)
+        if before is None:
+            continue
+        if before.type != switch.type or _settings_of(previous, switch.name) != _settings_of(
+            config, switch.name
+        ):
+            out.add(switch.name)
+    return frozenset(out)
 
 
 def apply_switches(
-    ctx: ServiceContext, config: ServerConfig, monitoring: Monitoring
+    ctx: ServiceContext,
+    config: ServerConfig,
+    monitoring: Monitoring,
+    rebuilt: frozenset[str] = frozenset(),
 ) -> tuple[list[str], list[str]]:
-    """Keep the switches of ``ctx`` in step with ``config``: (added, removed) names. A switch
-    this build cannot run raises :class:`ConfigError` before anything changes."""
-    check_switch_types(config)
+    """Keep the switches of ``ctx`` in step with ``config``: (added, removed) names; those of
+    ``rebuilt`` (:func:`rebuilt_switches`) are in both."""
     added: list[str] = []
     removed: list[str] = []
     wanted = {s.name: s for s in config.switches}
     for name in list(ctx.switches):
-        if name not in wanted:
+        if name not in wanted or name in rebuilt:
             switch = ctx.switches.pop(name)
             switch.request(TCloseLink(reference_id=ctx.refs()))
             for event in switch.drain_events():  # its agents' last word to the sessions
@@ -76,6 +100,7 @@ def apply_switches(
                 name,
                 tserver.name if tserver else "",
                 dns,
+                premise=_settings_of(config, name),
                 first_conn_id=(ctx.id_seed << 24) + 1,
                 first_call_id=1,
             )
@@ -84,7 +109,8 @@ def apply_switches(
         else:
             switch = existing
             switch.request(TConfigureAddresses(reference_id=ctx.refs(), dns=dns))
-        if tserver is not None:  # In-Front: the virtual switch is this process
+        # In-Front: the virtual switch is this process; Behind: the adapter connects to the PBX
+        if tserver is not None:
             switch.request(TOpenLink(reference_id=ctx.refs()))
         else:
             switch.request(TCloseLink(reference_id=ctx.refs()))
