@@ -423,3 +423,42 @@ def test_garbage_during_the_links_start_never_raises(chunks: list[bytes]) -> Non
         pbx.raw(chunk)
     switch.handle_timer(1000.0)
     switch.drain_events()
+
+
+def test_unanswered_monitors_and_snapshots_do_not_hold_the_link_down() -> None:
+    switch, pbx = new_switch()
+    switch.request(TOpenLink(reference_id=0))
+    switch.connection_made(0.0)
+    [(invoke_id, _)] = pbx.sent()
+    pbx.send(m.StartApplicationSessionPosResponse(session_id="S1"), invoke_id)
+    for invoke_id, request in pbx.sent():
+        if request.device != PORT:  # type: ignore[attr-defined]
+            pbx.send(m.MonitorStartResponse(monitor_cross_ref_id=xref(request.device)), invoke_id)  # type: ignore[attr-defined]
+    assert switch.next_deadline() == 10.0  # the invoke timeout
+    switch.handle_timer(10.0)
+    assert switch.drain_events() == [EventDNOutOfService(switch=SWITCH, dn=PORT)]
+    snapshots = pbx.sent()
+    assert len(snapshots) == len(MONITORED) - 1
+    pbx.now = 11.0
+    for invoke_id, _ in snapshots[1:]:
+        pbx.send(m.SnapshotDeviceResponse(), invoke_id)
+    switch.handle_timer(20.0)  # the first snapshot never comes
+    assert switch.drain_events() == [UP]
+
+
+def test_close_link_while_the_link_comes_up() -> None:
+    switch, pbx = new_switch()
+    switch.request(TOpenLink(reference_id=0))
+    switch.connection_made(0.0)
+    [(invoke_id, _)] = pbx.sent()
+    pbx.send(m.StartApplicationSessionPosResponse(session_id="S1"), invoke_id)
+    switch.request(TCloseLink(reference_id=0))
+    assert switch.closing and not switch.link_wanted
+    sent = pbx.sent()
+    assert isinstance(sent[-1][1], m.StopApplicationSession)
+    for invoke_id, request in sent[:-1]:
+        pbx.send(m.MonitorStartResponse(monitor_cross_ref_id=xref(request.device)), invoke_id)  # type: ignore[attr-defined]
+    switch.connection_lost("closed", 1.0)
+    assert switch.drain_events() == [] and not switch.view.link_up
+    switch.connection_made(2.0)  # the adapter raced: the link is not wanted
+    assert switch.closing and pbx.sent() == []
