@@ -140,6 +140,23 @@ async def test_every_endpoint() -> None:
         assert (status, busy["state"]) == (409, "busy")
         assert (await running.call("POST", "/calls", {"from": "1", "to": "3085"}))[0] == 422
         assert (await running.call("POST", "/calls", [1, 2]))[0] == 400
+        batch = {
+            "calls": [
+                {"from": "7", "to": "3003"},
+                {"from": "8", "to": "3003"},
+                {"from": "9", "to": "1"},
+            ]
+        }
+        status, answer = await running.call("POST", "/calls/batch", batch)
+        assert status == 200
+        assert [(c["status"], c.get("state")) for c in answer["calls"]] == [
+            (201, "connected"),
+            (409, "busy"),
+            (404, None),
+        ]
+        assert (await running.call("POST", "/calls/batch", {"calls": [{"to": "1"}]}))[0] == 400
+        assert (await running.call("POST", "/calls/batch", {"calls": []}))[1] == {"calls": []}
+        await app.read(2, timeout=0.3)
         assert (await running.call("PUT", "/dns/3002", {"in_service": False}))[1][
             "in_service"
         ] is False
@@ -155,7 +172,7 @@ async def test_every_endpoint() -> None:
         [session] = (await running.call("GET", "/sessions"))[1]["sessions"]
         assert session["monitors"] == {"1": "3001", "2": "3081"}
         health = (await running.call("GET", "/health"))[1]
-        assert (health["sessions"], health["calls"], health["link_refused"]) == (1, 1, False)
+        assert (health["sessions"], health["calls"], health["link_refused"]) == (1, 2, False)
         status, dropped = await running.call("POST", "/link/drop", {"down_for": 0.3})
         assert (status, dropped["dropped"]) == (200, 1)
         assert await app.read(1) == [SessionLost(reason="the PBX closed the link")]

@@ -45,8 +45,13 @@ class Driver(Protocol):
         """Apply ``op`` now and send what follows; its result (raises :class:`SimError`)."""
         ...
 
+    def run_all(self, ops: list[Operation]) -> list[dict[str, Any] | SimError]:
+        """Apply ``ops`` in turn now, then send what follows; each one's result or error."""
+        ...
+
 
 _DRIVER: web.AppKey[Driver] = web.AppKey("driver")
+_NOT_DELIVERED = ("busy", "out-of-service")
 
 
 def _json(data: object, status: int = 200) -> web.Response:
@@ -90,9 +95,29 @@ async def deliver(request: web.Request) -> web.Response:
         call = request.app[_DRIVER].run(op)
     except SimError as bad:
         return _error(bad.status, bad.message)
-    if call["state"] in ("busy", "out-of-service"):
+    if call["state"] in _NOT_DELIVERED:
         return _json({**call, "error": f"DN {op.to} is {call['state']}"}, 409)
     return _json(call, 201)
+
+
+class _Batch(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    calls: list[Deliver]
+
+
+async def deliver_batch(request: web.Request) -> web.Response:
+    """POST /api/v1/calls/batch: several deliveries in one request (load generators); 200 with
+    each one's call, or its ``error`` and ``status`` (the status a single delivery would get)."""
+    batch = await _body(request, _Batch)
+    results: list[dict[str, Any]] = []
+    for result in request.app[_DRIVER].run_all(list(batch.calls)):
+        if isinstance(result, SimError):
+            results.append({"error": result.message, "status": result.status})
+        elif result["state"] in _NOT_DELIVERED:
+            results.append({**result, "error": f"DN {result['to']} is {result['state']}"})
+            results[-1]["status"] = 409
+        else:
+            results.append({**result, "status": 201})
+    return _json({"calls": results})
 
 
 async def answer(request: web.Request) -> web.Response:
@@ -200,6 +225,7 @@ def build_api(driver: Driver) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[_DRIVER] = driver
     app.router.add_post("/api/v1/calls", deliver)
+    app.router.add_post("/api/v1/calls/batch", deliver_batch)
     app.router.add_get("/api/v1/calls", list_calls)
     app.router.add_get("/api/v1/calls/{id}", get_call)
     app.router.add_post("/api/v1/calls/{id}/answer", answer)

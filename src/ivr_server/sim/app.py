@@ -82,6 +82,20 @@ class Simulator:
         finally:
             self.flush()
 
+    def run_all(self, ops: list[Operation]) -> list[dict[str, Any] | SimError]:
+        """Apply ``ops`` in turn now, then send what follows."""
+        now = self.now()
+        results: list[dict[str, Any] | SimError] = []
+        try:
+            for op in ops:
+                try:
+                    results.append(apply(self.pbx, op, now, self._names))
+                except SimError as bad:
+                    results.append(bad)
+        finally:
+            self.flush()
+        return results
+
     def flush(self) -> None:
         """Write what the PBX queued, close what it closed, re-arm its timer."""
         for link_id, data, close in self.pbx.outgoing():

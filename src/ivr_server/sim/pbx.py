@@ -201,6 +201,7 @@ class SimPbx:
 
     def _serve(self, link_id: int, invoke_id: int, request: m.CstaRequest, now: float) -> None:
         session = self.links[link_id].session
+        _log.debug("csta: %s (invoke %d) on connection %d", request, invoke_id, link_id)
         handler = SERVICES.get(type(request))
         if handler is None:
             session.refuse(invoke_id, NOT_SERVED)
