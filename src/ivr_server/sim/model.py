@@ -47,7 +47,6 @@ class SimCall:
     """``alerting``, ``connected``, ``cleared``, ``busy``, ``out-of-service``."""
     conn_id: str | None = None
     """The virtual switch's ConnID."""
-    answer_at: float | None = None
     cleared_by: str | None = None
 
     def as_json(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ __all__ = ["ENDED_KEPT", "SimPbx"]
 
 import itertools
 import logging
+from collections import deque
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -76,7 +77,11 @@ class SimPbx:
         self._call_ids = itertools.count(1)
         self.ask(rq.TOpenLink(reference_id=0))
         self.calls: dict[str, SimCall] = {}
-        self._ended: list[str] = []
+        self._ended: deque[str] = deque()
+        self._live_at: dict[str, str] = {}
+        """DN → the id of the call there (a DN holds one)."""
+        self._answers: dict[str, float] = {}
+        """Call id → when its DN answers it."""
         self.links: dict[int, LinkInfo] = {}
         self._link_ids = itertools.count(1)
         self._closing: set[int] = set()
@@ -238,7 +243,7 @@ class SimPbx:
         snapshot = self.switch.view.dn(dn)
         assert snapshot is not None
         dnis = dnis or dn
-        busy = settings.busy or any(c.dn == dn and c.state in LIVE for c in self.calls.values())
+        busy = settings.busy or dn in self._live_at
         if busy or not snapshot.in_service:
             state = "busy" if busy else "out-of-service"
             call = self._remember(
@@ -283,6 +288,7 @@ class SimPbx:
                 state="alerting",
             )
         )
+        self._live_at[dn] = call.id
         self._emit(
             (dn, ani),
             m.DeliveredEvent(
@@ -301,7 +307,7 @@ class SimPbx:
         if delay == 0:
             self.answer(call.id, now)
         elif delay is not None:
-            call.answer_at = now + delay
+            self._answers[call.id] = now + delay
         return call
 
     def _answer_delay(
@@ -326,7 +332,7 @@ class SimPbx:
     def _ended_now(self, call: SimCall) -> None:
         self._ended.append(call.id)
         while len(self._ended) > ENDED_KEPT:
-            self.calls.pop(self._ended.pop(0), None)
+            self.calls.pop(self._ended.popleft(), None)
 
     def call(self, call_id: str) -> SimCall:
         """The call ``call_id``; :class:`SimError` 404 when unknown."""
@@ -342,7 +348,8 @@ class SimPbx:
             raise SimError(409, f"call {call_id} is {call.state}, not alerting")
         assert call.conn_id is not None
         self.ask(rq.TAnswerCall(reference_id=self.next_ref(), conn_id=call.conn_id, dn=call.dn))
-        call.state, call.answer_at = "connected", None
+        call.state = "connected"
+        self._answers.pop(call.id, None)
         self._emit(
             (call.dn, call.ani),
             m.EstablishedEvent(
@@ -399,7 +406,9 @@ class SimPbx:
                 cause="normalClearing",
             ),
         )
-        call.state, call.answer_at, call.cleared_by = "cleared", None, releasing
+        call.state, call.cleared_by = "cleared", releasing
+        self._answers.pop(call.id, None)
+        self._live_at.pop(call.dn, None)
         self._ended_now(call)
         _log.info("call %s cleared by %s", call.id, releasing)
 
@@ -479,7 +488,7 @@ class SimPbx:
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` must next run."""
-        deadlines = [c.answer_at for c in self.calls.values() if c.answer_at is not None]
+        deadlines = list(self._answers.values())
         for link in self.links.values():
             deadline = link.session.next_deadline()
             if deadline is not None:
@@ -488,8 +497,7 @@ class SimPbx:
 
     def handle_timer(self, now: float) -> None:
         """Answer the calls now due; the sessions' delayed answers and expiries."""
-        for call in [c for c in self.calls.values() if c.answer_at is not None]:
-            if call.answer_at is not None and call.answer_at <= now:
-                self.answer(call.id, now)
+        for call_id in [c for c, at in self._answers.items() if at <= now]:
+            self.answer(call_id, now)
         for link_id, link in list(self.links.items()):
             self._on_session_events(link_id, link.session.handle_timer(now), now)
