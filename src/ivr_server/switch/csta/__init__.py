@@ -2,7 +2,8 @@
 
 ``framing`` (ECMA-323 Annex J.2 frames), ``messages`` (typed documents), ``codec`` (XML ↔
 messages, hardened), ``dialects`` (PBX differences), ``events`` and ``session`` (the client
-application session: invoke ids, heartbeat, monitors). See ``docs/behind.md``.
+application session: invoke ids, heartbeat, monitors), ``server`` (the PBX's side of a session,
+for the simulator: ``docs/csta-sim.md``). See ``docs/behind.md``.
 """
 
 from __future__ import annotations
