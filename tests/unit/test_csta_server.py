@@ -7,6 +7,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from msgspec.structs import replace
 
 from ivr_server.switch.csta import messages as m
@@ -501,3 +503,35 @@ def test_csta_error_reads_a_value_or_a_category_and_value() -> None:
     for bad in ("noSuchValue", "nowhere/x", "operation/"):
         with pytest.raises(ValueError):
             csta_error(bad)
+
+
+# -- anything at all ----------------------------------------------------------------------------
+
+_DOCUMENTS = [
+    (GOLDEN / name).read_bytes()
+    for name in ("pyssimist_MonitorStart.xml", "pool_SnapshotDevice.xml", "sipe_MakeCall.xml")
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    chunks=st.lists(
+        st.one_of(
+            st.binary(max_size=64),
+            st.sampled_from(_DOCUMENTS).map(lambda d: encode_frame(3, d)),
+            st.sampled_from(_DOCUMENTS).map(lambda d: encode_frame(4, d[: len(d) // 2])),
+        ),
+        max_size=8,
+    ),
+    start=st.booleans(),
+)
+def test_any_bytes_give_facts_never_an_exception(chunks: list[bytes], start: bool) -> None:
+    server = CstaServerSession(session_id="S1", device_known=DEVICES.__contains__)
+    if start:
+        server_reply(server, encode(m.StartApplicationSession(application_id="x")), 1)
+    for chunk in chunks:
+        for event in server.receive_data(chunk, 0.0):
+            assert isinstance(event, ServerEvent)
+        server.data_to_send()
+    server.handle_timer(1e9)
+    assert server.closing or server.state is ServerState.AWAITING_START
