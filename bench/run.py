@@ -7,7 +7,8 @@
 Every option is passed to every benchmark (each takes the ones it knows): --seconds, --quick,
 --depth (bench_reqresp), --rate, --duration, --config (bench_fullcall and bench_fairness),
 --calls, --connections (bench_held). Each benchmark prints its details; the table at the end
-gathers the figures with their targets (issue 2, issue 5, issue 19).
+gathers the figures with their targets (issue 2, issue 5, issue 19, issue 22: behind.py, Behind
+mode against the CSTA simulator and In-Front in the same run).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ SCRIPTS = (
     "bench_held.py",
     "bench_inprocess.py",
     "bench_fairness.py",
+    "behind.py",
 )
 RESULTS_ENV = "IVR_BENCH_RESULTS"  # as in common.py
 

@@ -7,7 +7,8 @@ up: the simulator answers ``GET /api/v1/health``; the server listens, an IVR ``L
 ReportStatus`` says ``Status='OK'`` (the premise link is up) and the simulator lists a monitor on
 every port DN. :class:`Ivr` is an IVR session (:class:`~ivr_server.client.IvrClient`) that sends
 documents written as XML text, as a driver does, and waits for typed answers. Each test module
-keeps its processes on one pytest-xdist worker (``pytestmark = BEHIND``)."""
+keeps its processes (module-scoped) on one pytest-xdist worker: ``pytestmark =
+pytest.mark.xdist_group(__name__)``."""
 
 from __future__ import annotations
 
@@ -33,10 +34,6 @@ from ivr_server.wire import KvList, Message, Node
 from ivr_server.wire.messages import CallStatus, LoginResp, MonitorInfo
 from tests.integration.conftest import ROOT, START_S, Served, free_port, launch
 from tests.integration.rawlink import doc
-
-BEHIND = pytest.mark.xdist_group("behind")
-"""Every module of this directory on one worker: each starts two processes per site, and two
-sites at once on a 2-core machine make the timings of the link tests meaningless."""
 
 BEHIND_TOML = ROOT / "examples/behind.toml"
 PBX_TOML = ROOT / "examples/pbx.toml"

@@ -20,7 +20,6 @@ from ivr_server.wire.messages import (
     UDataResp,
 )
 from tests.behind.conftest import (
-    BEHIND,
     CALL_INFO_REQ,
     END_CALL,
     ROUTED_TO,
@@ -37,7 +36,7 @@ from tests.behind.conftest import (
     wait_until,
 )
 
-pytestmark = BEHIND
+pytestmark = pytest.mark.xdist_group(__name__)  # the module's processes on one worker
 
 WAIT_FOR_RINGING = 1.5
 """Seconds (the site's 1 min, shortened) a NewCall waits for the PBX to ring the port."""
@@ -126,6 +125,8 @@ async def test_requests_before_ringing_are_answered_as_the_real_server_did(
     assert info.ConnId is None and info.TSCallId is None and info.OtherDN is None
     nothing = await ivr.ask("B1", udata_get("7", "Lang"), UDataResp)
     assert (nothing.Result, nothing.RequestId) == ("NoMatch", "7")
+    refused = await ivr.ask("B1", udata_set("8", Lang="fr"), UDataResp)
+    assert (refused.Result, refused.RequestId) == ("MiscError", "8")
     route = await ivr.ask("B1", route_request("4200"), CallError)
     assert (route.FailedReq, route.TlibErrCode) == ("Unknown", "INVALID_REQ")
     xfer = await ivr.ask("B1", '<OneStepXfer DestDN="3081"></OneStepXfer>', CallError)

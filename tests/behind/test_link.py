@@ -12,7 +12,6 @@ import pytest
 
 from ivr_server.wire.messages import CallError, CallInfoResp, CallStatus, EndCall, UDataResp
 from tests.behind.conftest import (
-    BEHIND,
     CALL_INFO_REQ,
     END_CALL,
     Ivr,
@@ -27,7 +26,7 @@ from tests.behind.conftest import (
     wait_until,
 )
 
-pytestmark = BEHIND
+pytestmark = pytest.mark.xdist_group(__name__)  # the module's processes on one worker
 
 DOWN_FOR = 2.0
 """Seconds the simulator refuses the server's reconnects after dropping the link."""

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.behind.conftest import BEHIND, IVR, Site, running_site
+from tests.behind.conftest import IVR, Site, running_site
 from tests.integration.test_cli import REPLAY, SCENARIOS
 from tests.shared import require_shared
 
-pytestmark = BEHIND
+pytestmark = pytest.mark.xdist_group(__name__)  # the module's processes on one worker
 
 BEHIND_SCENARIOS = (
     "login-report-status",
