@@ -234,6 +234,36 @@ async def test_failed_attempts_back_off_doubling_to_the_maximum_with_one_log_lin
     assert not link.connected
 
 
+async def test_the_failures_not_logged_are_counted_when_the_pbx_comes(
+    host: Host, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "ivr_server.runtime.links")
+    port = _closed_port()
+    switch = FakeSwitch("PBX", _target(port, reconnect_initial=0.01, reconnect_max=0.02))
+    host.links.sync({"PBX": switch})
+    await _until(lambda: len(switch.lost_reasons) >= 4)
+
+    async def behave(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    server = await asyncio.start_server(behave, "127.0.0.1", port)
+    try:
+        await _until(lambda: any(door == "made" for door, _ in switch.doors))
+    finally:
+        await host.links.stop(close_wait=1.0)
+        server.close()
+        await server.wait_closed()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len([line for line in lines if "cannot connect to the PBX" in line]) == 1
+    (summary,) = [line for line in lines if "more failed attempts" in line]
+    counted = int(summary.split("switch PBX: ")[1].split()[0])
+    failures = [r for r in switch.lost_reasons if r.startswith("cannot connect: ")]
+    assert counted == len(failures) - 1  # every failure after the first one logged
+    connected = [i for i, line in enumerate(lines) if "connected to the PBX" in line]
+    assert connected and lines.index(summary) < connected[0]
+
+
 async def test_the_back_off_starts_afresh_after_a_connection_on_which_the_link_came_up(
     host: Host,
 ) -> None:

@@ -207,10 +207,10 @@ class SwitchLink:
         await self._gone
         return True
 
-    def _attempt_failed(self, target: LinkTarget, reason: str) -> None:
-        now = asyncio.get_running_loop().time()
-        throttle = self._failures
-        for summary in throttle.take_due(now):
+    def _log_failures(self, now: float, everything: bool = False) -> None:
+        """The summaries of failed attempts not logged one by one that are due (``everything``:
+        all of them, as when a connection is made at last)."""
+        for summary in self._failures.take_due(now, everything=everything):
             name, why = summary.key
             log.warning(
                 "switch %s: %d more failed attempts to connect in the last %.0f s: %s",
@@ -219,7 +219,11 @@ class SwitchLink:
                 summary.seconds,
                 why,
             )
-        if throttle.note((self.switch.name, reason), now):
+
+    def _attempt_failed(self, target: LinkTarget, reason: str) -> None:
+        now = asyncio.get_running_loop().time()
+        self._log_failures(now)
+        if self._failures.note((self.switch.name, reason), now):
             log.warning(
                 "switch %s: cannot connect to the PBX at %s: %s (retrying with back-off up to "
                 "%g s)",
@@ -242,12 +246,13 @@ class SwitchLink:
         self._closed, self._cut_reason = False, None
         self._disconnected.clear()
         transport.set_write_buffer_limits(high=_HIGH_WATER)
+        now = asyncio.get_running_loop().time()
+        self._log_failures(now, everything=True)
         log.info(
             "switch %s: connected to the PBX at %s",
             self.switch.name,
             describe_target(self.switch.target),
         )
-        now = asyncio.get_running_loop().time()
         self.switch.connection_made(now)
         self._after_door(now)
 
