@@ -126,6 +126,7 @@ class AgentControl:
     ) -> None:
         switch, dn, cid = self._target(session, call_id, msg, control)
         origin = Origin(self.ctx.refs(), session, cid, msg.ReqId, msg.PortNum)
+        self.ctx.bus.expect(origin)  # a premise switch answers in a later pump
         switch.request(build(origin.ref, dn))
         self.ctx.pump(origin)
 

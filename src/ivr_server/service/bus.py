@@ -11,7 +11,10 @@ agent request to agent control. A subscriber of a class sees its subclasses too
 (monitoring reports what the events changed; the calls' tables are compacted).
 
 An :class:`Origin` says which session's request the events of one pump may answer: events
-carrying its ``ref`` are tagged with the request's ``ReqId``.
+carrying its ``ref`` are tagged with the request's ``ReqId``. A switch at the end of a link (a
+premise PBX) answers later, in a pump of its own: a request whose answer may come later is
+announced with :meth:`SwitchEventBus.expect`, and the events that carry its ``ref`` find their
+origin there in whichever pump they come (the entry goes once a pump has seen its answer).
 """
 
 from __future__ import annotations
@@ -60,11 +63,28 @@ class SwitchEventBus:
         self._routes: dict[type[SwitchEvent], tuple[Subscriber, ...]] = {}
         """Event type -> its subscribers, worked out at the type's first event."""
         self._quiet: list[Callable[[], None]] = []
+        self._expected: dict[int, Origin] = {}
+        """ReferenceID -> the origin of a request not answered yet (see :meth:`expect`)."""
 
     def subscribe(self, event_type: type[SwitchEvent], subscriber: Subscriber) -> None:
         """``subscriber`` gets every event of ``event_type`` (and its subclasses)."""
         self._subscriptions.append((event_type, subscriber))
         self._routes.clear()
+
+    def expect(self, origin: Origin) -> None:
+        """The events answering ``origin.ref`` belong to ``origin`` in whichever pump they come
+        (a switch behind a link answers after the request's own pump)."""
+        self._expected[origin.ref] = origin
+
+    def forget(self, session: Session) -> None:
+        """Drop the expected answers of a session that has gone."""
+        for ref in [ref for ref, o in self._expected.items() if o.session is session]:
+            del self._expected[ref]
+
+    @property
+    def expected(self) -> int:
+        """How many requests still await their answer (for tests and the status page)."""
+        return len(self._expected)
 
     def when_quiet(self, hook: Callable[[], None]) -> None:
         """``hook`` runs at the end of every pump, once the switches are quiet."""
@@ -79,6 +99,8 @@ class SwitchEventBus:
         """Drain every switch until quiet and hand its events out (see the module docstring)."""
         stats = self._stats
         routes = self._routes
+        expected = self._expected
+        answered: list[int] = []
         busy = True
         while busy:
             busy = False
@@ -99,8 +121,16 @@ class SwitchEventBus:
                     route = routes.get(type(event))
                     if route is None:
                         route = self._route(type(event))
+                    whose = origin
+                    if expected:
+                        ref = event.reference_id
+                        if ref is not None and ref in expected:
+                            whose = expected[ref]
+                            answered.append(ref)
                     for subscriber in route:
-                        if subscriber(switch, event, origin):
+                        if subscriber(switch, event, whose):
                             break
+        for ref in answered:
+            expected.pop(ref, None)
         for hook in self._quiet:
             hook()

@@ -212,6 +212,7 @@ class IvrService:
         if now is not None:
             self._ctx.now = now
         self._sessions.close(session, reason)
+        self._ctx.bus.forget(session)
 
     def take_dirty(self) -> list[Session]:
         """Sessions with data queued since the last call; the runtime writes them out."""
