@@ -28,8 +28,9 @@ from typing import Any, Final
 from pydantic import BaseModel
 
 from ivr_server.calls import Call
-from ivr_server.config import DnType, ServerConfig
+from ivr_server.config import ServerConfig
 from ivr_server.errors import IvrServerError
+from ivr_server.vocabulary import ROUTABLE_DN_TYPES
 
 DESCRIBED_REASONS: Final = 10
 """Reasons named in one refusal's text (the rest are counted)."""
@@ -136,7 +137,7 @@ def _reason(call: Call, config: ServerConfig) -> str | None:
         waiting = call.switch.view.call(call.conn_id)
         if waiting is not None and waiting.routing_point == call.route_dn:
             rp = config.find_dn(switch_name, call.route_dn)
-            if rp is None or rp[1].type is not DnType.ROUTING_POINT:
+            if rp is None or rp[1].type not in ROUTABLE_DN_TYPES:
                 return f"routing point {call.route_dn} of switch {switch_name} is removed"
     return None
 
