@@ -1,6 +1,7 @@
 """The shared conformance replay (``../shared/conformance/replay.py``) against the Behind-mode
 server of examples/behind.toml, linked to the simulator: the scenarios that do not depend on an
-In-Front switch (sessions, keep-alive, monitoring, session errors, unknown calls and ports) must
+In-Front switch (sessions, keep-alive, monitoring, an agent query through the PBX, session
+errors, unknown calls and ports) must
 pass unchanged. The call scenarios expect In-Front's immediate Ringing and are not played here
 (the In-Front replay is tests/integration/test_cli.py's)."""
 
@@ -27,6 +28,7 @@ BEHIND_SCENARIOS = (
     "relogin-same-connection",
     "keepalive",
     "monitor-server-on-login",
+    "agent-query",
     "endcall-unknown-call",
     "newcall-unknown-port",
     "newcall-before-login",
