@@ -1,9 +1,8 @@
 """The shared conformance replay (``../shared/conformance/replay.py``) against the Behind-mode
 server of examples/behind.toml, linked to the simulator: the scenarios that do not depend on an
 In-Front switch (sessions, keep-alive, monitoring, an agent query through the PBX, session
-errors, unknown calls and ports) must
-pass unchanged. The call scenarios expect In-Front's immediate Ringing and are not played here
-(the In-Front replay is tests/integration/test_cli.py's)."""
+errors, unknown calls and ports) must pass unchanged. The call scenarios expect In-Front's
+immediate Ringing and are not played here (the In-Front replay is tests/integration/test_cli.py's)."""
 
 from __future__ import annotations
 
