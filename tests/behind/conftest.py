@@ -2,11 +2,13 @@
 (``ivr-server serve``), each started as its own process on free loopback ports from temporary
 copies of ``examples/pbx.toml`` and ``examples/behind.toml``, and IVR sessions over TCP.
 
-:func:`start_sim` and :func:`start_site` start the two processes and return once each is really
-up: the simulator answers ``GET /api/v1/health``; the server listens, an IVR ``LoginReq
-ReportStatus`` says ``Status='OK'`` (the premise link is up) and the simulator lists a monitor on
-every port DN. :class:`Ivr` is an IVR session (:class:`~ivr_server.client.IvrClient`) that sends
-documents written as XML text, as a driver does, and waits for typed answers. Each test module
+:func:`running_site` starts the two (:func:`start_sim`, :func:`start_server`) and yields once
+each is really up: the simulator answers ``GET /api/v1/health``, the server listens, and the
+simulator lists a monitor of the server's on every port DN; :meth:`Ivr.linked` then logs in until
+``LoginResp Status='OK'`` (the premise link is up on the server's side too). :class:`Ivr` is an
+IVR session (:class:`~ivr_server.client.IvrClient`) that sends documents written as XML text, as
+a driver does, and waits for typed answers. :mod:`tests.behind.fakepbx` is a PBX written in the
+test, for what the simulator will not do. Each test module
 keeps its processes (module-scoped) on one pytest-xdist worker: ``pytestmark =
 pytest.mark.xdist_group(__name__)``."""
 
