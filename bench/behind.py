@@ -556,10 +556,16 @@ def conclude(front: Mode, behind: Mode) -> None:
     errors = behind.closed.result.stats.errors + behind.half.result.stats.errors
     print("\nsummary (the same run):")
     for mode in (front, behind):
+        half = mode.half.result
         print(
             f"  {mode.name:<9} max {mode.closed.result.rate:>7,.0f} calls/s; at half: worst p99 "
             f"{mode.worst * 1e3:.2f} ms ({mode.worst_name}), server CPU "
-            f"{mode.half.result.cpu.server * 100:.0f}%"
+            f"{half.cpu.server * 100:.0f}% = {half.cpu.server / half.rate * 1e6:,.0f} µs per call"
+            + (
+                f", simulator {mode.half.sim_cpu / half.rate * 1e6:,.0f} µs"
+                if mode.half.sim_cpu
+                else ""
+            )
         )
     print(
         f"  targets: Behind >= {TARGET_CALLS:,} calls/s: {rate_b:,.0f} "
