@@ -35,7 +35,6 @@ from ivr_server.switch.events import (
     DnType,
     EventDNBackInService,
     EventDNOutOfService,
-    EventError,
     EventEstablished,
     EventReleased,
     EventRinging,
@@ -383,17 +382,7 @@ def fail_from_pbx(
     else:
         code, text = tlib_error(error, agent=agent), describe(error)
     LOG.info("switch %s: %s on %s refused: %s", sw.name, req.name, dn, text)
-    sw.events.append(
-        EventError(
-            switch=sw.name,
-            reference_id=req.reference_id,
-            dn=dn,
-            error_code=code,
-            error_message=text,
-            request=req.name,
-            conn_id=conn_id,
-        )
-    )
+    sw.fail(req, dn, code, text, conn_id)
 
 
 # -- resync from a snapshot (G13) --------------------------------------------------------------

@@ -80,8 +80,16 @@ class SwitchCore:
         self._view.apply(event)
         self.events.append(event)
 
-    def fail(self, req: SwitchRequest, dn: str | None, code: TErrorCode, message: str) -> None:
-        """Refuse ``req``: one EventError with its ReferenceID, nothing changed."""
+    def fail(
+        self,
+        req: SwitchRequest,
+        dn: str | None,
+        code: TErrorCode,
+        message: str,
+        conn_id: str | None = None,
+    ) -> None:
+        """Refuse ``req`` (about call ``conn_id``, if any): one EventError with its ReferenceID,
+        nothing changed."""
         self.events.append(
             EventError(
                 switch=self._name,
@@ -90,6 +98,7 @@ class SwitchCore:
                 error_code=code,
                 error_message=message,
                 request=request_name(req),
+                conn_id=conn_id,
             )
         )
 
