@@ -3,6 +3,7 @@ does any valid file, ``serve`` starts with it and keeps trying to reach an absen
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from tests.integration.conftest import ROOT, free_port, launch, stop
@@ -25,11 +26,19 @@ def test_serve_starts_with_a_premise_switch_and_retries_an_absent_pbx(tmp_path: 
         BEHIND.read_text(encoding="utf-8").replace("127.0.0.1:3022", f"127.0.0.1:{nowhere}"),
         encoding="utf-8",
     )
-    served = launch("serve", "--config", str(path), "--no-api", "--listen", "127.0.0.1:0")
-    assert "listening on 127.0.0.1:" in served.banner
-    err = stop(served)
-    assert f"switch SW_Site: cannot connect to the PBX at 127.0.0.1:{nowhere}" in err
-    assert "Traceback" not in err
+    log = tmp_path / "serve.log"
+    wanted = f"switch SW_Site: cannot connect to the PBX at 127.0.0.1:{nowhere}"
+    with log.open("w", encoding="utf-8") as stderr:
+        served = launch(
+            "serve", "--config", str(path), "--no-api", "--listen", "127.0.0.1:0", stderr=stderr
+        )
+        assert "listening on 127.0.0.1:" in served.banner
+        until = time.monotonic() + 10.0
+        while wanted not in log.read_text(encoding="utf-8"):  # the first attempt, in background
+            assert time.monotonic() < until, log.read_text(encoding="utf-8")
+            time.sleep(0.02)
+        stop(served)
+    assert "Traceback" not in log.read_text(encoding="utf-8")
 
 
 def check_with_credentials(tmp_path: Path, credentials: str) -> tuple[int, str]:
