@@ -3,7 +3,8 @@
 maximum-size document, a DOCTYPE with entities, an unknown document, negative and unexpected
 responses, and stops answering requests. The server logs each, stays up, answers its IVRs
 (another session's call is served throughout; an agent request the PBX never answers gets a
-``CallError AgentControl``), and its link comes back by reconnecting."""
+``CallError AgentControl``), and its link comes back by reconnecting. Events of a call out of
+order (Established before Delivered) and twice give the IVR each CallStatus once, in order."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 from ivr_server.switch.csta import messages as m
 from ivr_server.switch.csta.codec import MAX_DOCUMENT, encode
-from ivr_server.wire.messages import CallError, CallInfoResp
+from ivr_server.wire.messages import CallError, CallInfoResp, CallStatus
 from tests.behind.conftest import (
     CALL_INFO_REQ,
     PORT_DNS,
@@ -122,3 +123,55 @@ async def test_a_hostile_pbx_is_survived(site: Site, pbx: FakePbx) -> None:
     log = site.log_text()
     assert "Traceback" not in log
     assert '"WARNING"' in log or '"ERROR"' in log
+
+
+def event(pbx: FakePbx, message: m.CstaEvent) -> None:
+    """``message`` as an unsolicited event on the current connection."""
+    pbx.send_document(encode(message))
+
+
+async def test_duplicate_and_out_of_order_events(site: Site, pbx: FakePbx) -> None:
+    await linked(pbx, 1)
+    ivr = await Ivr.linked(site)
+    xref = pbx.monitored["3001"]
+    here = m.ConnectionID(call_id="77", device_id="3001")
+    caller = m.ConnectionID(call_id="77", device_id="5550077")
+    ivr.send("O1", new_call("1"))
+    # Answered before it rang, then the late Delivered, then the Established again.
+    established = m.EstablishedEvent(
+        monitor_cross_ref_id=xref,
+        established_connection=here,
+        answering_device="3001",
+        calling_device="5550077",
+        called_device="3001",
+    )
+    event(pbx, established)
+    event(
+        pbx,
+        m.DeliveredEvent(
+            monitor_cross_ref_id=xref,
+            connection=here,
+            alerting_device="3001",
+            calling_device="5550077",
+            called_device="3001",
+        ),
+    )
+    event(pbx, established)
+    statuses = [(await ivr.expect("O1", CallStatus)).Event]
+    statuses += [(await ivr.expect("O1", CallStatus)).Event] if statuses == ["Ringing"] else []
+    assert statuses == ["Ringing", "Established"], statuses
+    info = await ivr.ask("O1", CALL_INFO_REQ, CallInfoResp)
+    assert (info.ANI, info.PortDN, info.TSCallId) == ("5550077", "3001", "77")
+    # The caller's side is cleared twice, the call too: one Released.
+    for _ in range(2):
+        event(
+            pbx,
+            m.ConnectionClearedEvent(
+                monitor_cross_ref_id=xref, dropped_connection=caller, releasing_device="5550077"
+            ),
+        )
+        event(pbx, m.CallClearedEvent(monitor_cross_ref_id=xref, cleared_call=here))
+    assert (await ivr.expect("O1", CallStatus)).Event == "Released"
+    await ivr.nothing(0.5)
+    await ivr.client.close()
+    assert site.alive() and "Traceback" not in site.log_text()
