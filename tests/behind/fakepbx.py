@@ -1,7 +1,8 @@
 """A PBX written in the test: an asyncio TCP server speaking just enough CSTA (the project's
 framing and codec) for the server's premise link to come up — StartApplicationSession,
 MonitorStart, SnapshotDevice (no calls), ResetApplicationSessionTimer, agent state — and able to
-send anything at all on the current connection, or to stop answering."""
+send anything at all on the current connection, to refuse requests of a kind, or to stop
+answering."""
 
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ class FakePbx:
         self.connections = 0
         self.answering = True
         """False: requests are read and never answered."""
+        self.refusing: dict[str, m.CSTAErrorCode] = {}
+        """Requests (type names) answered with a negative response instead."""
         self.monitored: dict[str, str] = {}
         self.requests: list[str] = []
         self.writer: asyncio.StreamWriter | None = None
@@ -118,6 +121,7 @@ class FakePbx:
         self.requests.append(type(request).__name__)
         if not self.answering:
             return
-        answer = _answer(request, self.monitored)
+        refusal = self.refusing.get(type(request).__name__)
+        answer = refusal if refusal is not None else _answer(request, self.monitored)
         if answer is not None:
             writer.write(encode_frame(invoke_id, encode(answer)))

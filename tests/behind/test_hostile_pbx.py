@@ -1,10 +1,11 @@
 """A hostile PBX (the issue's "Bad input and faults"): a PBX written in the test
-(tests/behind/fakepbx.py) lets the server's premise link come up, then sends garbage frames, a
-maximum-size document, a DOCTYPE with entities, an unknown document, negative and unexpected
-responses, and stops answering requests. The server logs each, stays up, answers its IVRs
-(another session's call is served throughout; an agent request the PBX never answers gets a
-``CallError AgentControl``), and its link comes back by reconnecting. Events of a call out of
-order (Established before Delivered) and twice give the IVR each CallStatus once, in order."""
+(tests/behind/fakepbx.py) lets the server's premise link come up, then sends garbage frames, the
+largest and the deepest documents, a DOCTYPE with entities, an unknown document, stray responses,
+refuses a request and stops answering. The server logs each, stays up, answers its IVRs (another
+session's call is served throughout; the refused and the unanswered agent requests get
+``CallError AgentControl`` with the G12 codes 53 and 57), and its link comes back by
+reconnecting. Events of a call out of order (Established before Delivered) and twice give the IVR
+each CallStatus once, in order."""
 
 from __future__ import annotations
 
@@ -102,11 +103,20 @@ async def test_a_hostile_pbx_is_survived(site: Site, pbx: FakePbx) -> None:
     await still_served(other)
     assert site.alive()
 
+    # A negative response: the IVR's agent request fails with the mapped code (G12).
+    pbx.refusing["SetAgentState"] = m.CSTAErrorCode(
+        category="operation", value="invalidCstaDeviceIdentifier"
+    )
+    ivr.send(
+        ivr.session, "<AgentLogin ReqId='7' PortNum='1' Queue='3085' AgentId='9' Password=''/>"
+    )
+    refused = await ivr.expect(ivr.session, CallError)
+    assert (refused.FailedReq, refused.TlibErrCode, refused.ReqId) == ("AgentControl", "53", "7")
     # A request the PBX never answers: the IVR's agent request fails after the invoke timeout.
     pbx.answering = False
     ivr.send(ivr.session, "<AgentQuery ReqId='8' PortNum='1'/>")
     failed = await ivr.expect(ivr.session, CallError, timeout=INVOKE_TIMEOUT + 4)
-    assert (failed.FailedReq, failed.ReqId) == ("AgentControl", "8")
+    assert (failed.FailedReq, failed.TlibErrCode, failed.ReqId) == ("AgentControl", "57", "8")
     await still_served(other)
 
     # A broken frame header: the byte stream cannot go on; the server reconnects.
