@@ -24,10 +24,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ivr_server.config import ListenAddress
-from ivr_server.config.base import ConfigModel, describe_value
+from ivr_server.config.base import describe_value
 from ivr_server.errors import ConfigError, ConfigProblem
 from ivr_server.switch.csta.dialects import DIALECTS
 from ivr_server.vocabulary import DnType
@@ -38,9 +38,24 @@ SIM_DN_TYPES = (
     DnType.ACD_QUEUE,
     DnType.ROUTING_POINT,
 )
+"""The DN types the simulator has (not ivr-server's own virtual routing points)."""
 
 
-class SimulatorOptions(ConfigModel):
+class _SimModel(BaseModel):
+    """Base of the simulator's models: frozen, strict about keys, kebab-case in TOML, as
+    ivr-server's own (not a :class:`~ivr_server.config.base.ConfigModel`: the simulator's keys
+    are documented in ``docs/csta-sim.md``, not in ivr-server's configuration reference)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        populate_by_name=True,
+        alias_generator=lambda name: name.replace("_", "-"),
+        use_attribute_docstrings=True,
+    )
+
+
+class SimulatorOptions(_SimModel):
     """``[simulator]``: where it listens and what application it accepts."""
 
     name: str = "SimPBX"
@@ -73,11 +88,13 @@ class SimulatorOptions(ConfigModel):
         return self
 
 
-class DnConfig(ConfigModel):
+class DnConfig(_SimModel):
     """``[[dns]]``: one DN of the PBX."""
 
     number: str = Field(min_length=1)
+    """The directory number."""
     type: DnType = DnType.EXTENSION
+    """``voice-treatment-port``, ``extension``, ``acd-queue`` or ``routing-point``."""
     answer_delay: float | None = Field(default=None, ge=0)
     """Seconds before the DN answers a call (default: the simulator's for voice-treatment
     ports; never for the others unless answered through the API)."""
@@ -94,21 +111,28 @@ class DnConfig(ConfigModel):
         return self
 
 
-class AgentConfig(ConfigModel):
+class AgentConfig(_SimModel):
     """``[[agents]]``: an agent logged in when the simulator starts."""
 
     dn: str = Field(min_length=1)
+    """The extension or port DN the agent is at."""
     agent_id: str = Field(min_length=1)
+    """The agent's login id."""
     queue: str = ""
+    """The ACD queue DN of the login (empty: none)."""
     ready: bool = False
+    """Ready at start (else not ready)."""
 
 
-class SimConfig(ConfigModel):
+class SimConfig(_SimModel):
     """The whole simulator configuration."""
 
     simulator: SimulatorOptions = SimulatorOptions()
+    """``[simulator]``."""
     dns: tuple[DnConfig, ...] = ()
+    """``[[dns]]``, in order."""
     agents: tuple[AgentConfig, ...] = ()
+    """``[[agents]]``, logged in at start in order."""
 
     @model_validator(mode="after")
     def _references(self) -> SimConfig:
