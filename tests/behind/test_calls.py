@@ -87,12 +87,12 @@ async def test_a_call_delivered_before_the_newcall_rings_right_after_it(
     site: Site, ivrs: Open
 ) -> None:
     ivr = await ivrs()
-    call = site.sim.deliver("5552222", "3002")
+    call = site.sim.deliver("5552222", "3002", queue="3085")  # through the site's ACD queue
     await ivr.nothing(0.3)  # no IVR call yet: the events wait at the port DN
     ivr.send("D1", new_call("2"))
     await ringing_then_established(ivr, "D1")
     info = await ivr.ask("D1", CALL_INFO_REQ, CallInfoResp)
-    assert (info.ANI, info.PortDN) == ("5552222", "3002")
+    assert (info.ANI, info.PortDN, info.PortQueue) == ("5552222", "3002", "3085")
     ivr.send("D1", END_CALL)
     wait_until("the call cleared", lambda: cleared(site, call), 5)
 
