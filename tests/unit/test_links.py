@@ -8,12 +8,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
 
-from ivr_server.runtime.links import WRITE_LIMIT, SwitchLink, SwitchLinks, describe_target
+from ivr_server.runtime.links import (
+    WRITE_LIMIT,
+    SwitchLink,
+    SwitchLinks,
+    describe_target,
+    tls_context,
+)
 from ivr_server.switch import DnType, EventLinkConnected, EventLinkDisconnected, SwitchEvent
 from ivr_server.switch.protocol import LinkedSwitch, LinkTarget, link_of
 from ivr_server.switch.requests import SwitchRequest
@@ -349,6 +356,9 @@ async def test_tls_is_spoken_when_the_target_says_so(host: Host) -> None:
     host.links.sync({"PBX": switch})
     await _until(lambda: bool(switch.lost_reasons))
     assert first[0][:1] == b"\x16"  # a TLS handshake record (ClientHello)
+    context = await tls_context()
+    assert context is await tls_context()  # the trust store is loaded once, not per attempt
+    assert context.check_hostname and context.verify_mode is ssl.CERT_REQUIRED
     assert switch.lost_reasons[0].startswith("cannot connect")
     assert not any(door == "made" for door, _ in switch.doors)
     await pbx.stop()

@@ -45,6 +45,7 @@ __all__ = [
     "SwitchLink",
     "SwitchLinks",
     "describe_target",
+    "tls_context",
 ]
 
 log = logging.getLogger("ivr_server.runtime.links")
@@ -65,6 +66,21 @@ FAILURE_LOG_INTERVAL: Final = 60.0
 AfterDoor = Callable[[float], None]
 """What the host does after each door of a switch, given the time: deliver the switch's events to
 the service and write everything out (which calls :meth:`SwitchLinks.flush`)."""
+
+
+_tls_context: ssl.SSLContext | None = None
+"""The client TLS context of every link (the system's trust store), made once: loading the store
+takes a tenth of a second."""
+
+
+async def tls_context() -> ssl.SSLContext:
+    """The links' TLS context: ``ssl.create_default_context()`` (certificates and host names
+    checked), made on first use in a worker thread so that the event loop does not wait for it."""
+    global _tls_context
+    if _tls_context is None:
+        context = await asyncio.get_running_loop().run_in_executor(None, ssl.create_default_context)
+        _tls_context = _tls_context or context
+    return _tls_context
 
 
 def describe_target(target: LinkTarget) -> str:
@@ -188,12 +204,13 @@ class SwitchLink:
         self.attempts += 1
         self._gone = loop.create_future()
         try:
+            context = await tls_context() if target.tls else None
             await asyncio.wait_for(
                 loop.create_connection(
                     lambda: _Wire(self),
                     target.host,
                     target.port,
-                    ssl=ssl.create_default_context() if target.tls else None,
+                    ssl=context,
                     server_hostname=target.host if target.tls else None,
                 ),
                 CONNECT_TIMEOUT,
