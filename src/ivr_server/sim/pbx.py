@@ -302,7 +302,7 @@ class SimPbx:
                 cause="distributed" if queue else "newCall",
             ),
         )
-        _log.info("call %s from %s to %s delivered (dnis %s)", call.id, ani, dn, dnis)
+        _log.debug("call %s from %s to %s delivered (dnis %s)", call.id, ani, dn, dnis)
         delay = self._answer_delay(dn, dn_type, settings, answer_after)
         if delay == 0:
             self.answer(call.id, now)
@@ -363,7 +363,7 @@ class SimPbx:
                 cause="distributed" if call.queue else "newCall",
             ),
         )
-        _log.info("call %s answered at %s", call.id, call.dn)
+        _log.debug("call %s answered at %s", call.id, call.dn)
         return call
 
     def hangup(self, call_id: str, now: float) -> SimCall:
@@ -406,11 +406,16 @@ class SimPbx:
                 cause="normalClearing",
             ),
         )
+        answered = "answered" if call.state == "connected" else "not answered"
         call.state, call.cleared_by = "cleared", releasing
         self._answers.pop(call.id, None)
         self._live_at.pop(call.dn, None)
         self._ended_now(call)
-        _log.info("call %s cleared by %s", call.id, releasing)
+        _log.info(
+            "call %s from %s to %s (dnis %s%s): %s, cleared by %s",
+            call.id, call.ani, call.dn, call.dnis,
+            f", through {call.queue}" if call.queue else "", answered, releasing,
+        )  # fmt: skip
 
     def set_dn(
         self,
