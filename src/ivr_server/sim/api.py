@@ -213,6 +213,7 @@ async def health(request: web.Request) -> web.Response:
         {
             "status": "ok",
             "name": pbx.name,
+            "uptime_s": round(driver.now() - pbx.started, 3),
             "sessions": len(pbx.links),
             "calls": live,
             "link_refused": pbx.refuse_links_until > driver.now(),

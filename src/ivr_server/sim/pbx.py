@@ -87,6 +87,7 @@ class SimPbx:
         self._closing: set[int] = set()
         self.refuse_links_until = 0.0
         self.started = now
+        """When the PBX started (its clock)."""
         for agent in config.agents:
             self.publish(
                 self.ask(
