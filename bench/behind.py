@@ -78,11 +78,12 @@ from common import free_port, record, start_server, stop_servers
 FIRST_DN: Final = 100001
 """The port DNs, as bench/fullcall.toml's (ports "1".."N" on DNs 100001...)."""
 CONNECTIONS: Final = 10
-CALLS_PER_CONN: Final = 20
-"""The topology of every run: 10 IVR sessions with 20 calls in progress each (closed loop)."""
-PORTS_PER_CONN: Final = 2 * CALLS_PER_CONN
+CALLS_PER_CONN = 20
+"""The topology of every run: 10 IVR sessions with 20 calls in progress each (closed loop;
+``--per-conn`` changes it)."""
+PORTS_PER_CONN = 2 * CALLS_PER_CONN
 """Twice the calls: a port waits for every other port of its connection before it is reused."""
-PORTS: Final = CONNECTIONS * PORTS_PER_CONN
+PORTS = CONNECTIONS * PORTS_PER_CONN
 TARGET_CALLS: Final = 1000
 TARGET_P99: Final = 0.005
 TARGET_SHARE: Final = 0.40
@@ -602,6 +603,7 @@ def conclude(front: Mode, behind: Mode) -> None:
 
 
 def main() -> None:
+    global CALLS_PER_CONN, PORTS_PER_CONN, PORTS
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
         "--seconds",
@@ -617,7 +619,17 @@ def main() -> None:
         action="store_true",
         help="one POST /api/v1/calls per call even when the simulator takes batches",
     )
+    ap.add_argument(
+        "--per-conn",
+        type=int,
+        default=CALLS_PER_CONN,
+        help=f"calls in progress per IVR session in the closed loop (default {CALLS_PER_CONN}; "
+        f"{CONNECTIONS} sessions; at most 50: the In-Front configuration has 1000 ports)",
+    )
     args, _ = ap.parse_known_args()  # bench/run.py passes every benchmark's options
+    CALLS_PER_CONN = min(50, max(1, args.per_conn))
+    PORTS_PER_CONN = 2 * CALLS_PER_CONN
+    PORTS = CONNECTIONS * PORTS_PER_CONN
     run_suite(args.seconds or (2.0 if args.quick else 10.0), args.per_call, args.quick)
 
 
