@@ -3,6 +3,8 @@ events reported only when they change what was reported."""
 
 from __future__ import annotations
 
+import pytest
+
 from ivr_server.switch.agent import AgentState
 from ivr_server.switch.csta import messages as m
 from ivr_server.switch.errors import AGENT_WRONG_STATE, TErrorCode
@@ -241,3 +243,28 @@ def test_query_address_is_get_agent_state() -> None:
     [info] = switch.drain_events()
     assert isinstance(info, EventAddressInfo)
     assert (info.agent_status, info.agent_id, info.queue) == (AgentStatus.LOGGED_OUT, None, None)
+
+
+@pytest.mark.parametrize(
+    ("agent_state", "logged_on", "status"),
+    [
+        ("agentReady", True, AgentStatus.READY),
+        ("agentNotReady", True, AgentStatus.NOT_READY),
+        ("agentWorkingAfterCall", True, AgentStatus.ACW),
+        ("agentNull", True, AgentStatus.LOGGED_OUT),
+        ("agentNull", False, AgentStatus.LOGGED_OUT),
+    ],
+)
+def test_query_address_reads_ecma_323_agent_states(
+    agent_state: str, logged_on: bool, status: AgentStatus
+) -> None:
+    """GetAgentStateResponse's agentState values as ECMA-323 spells them (the simulator's too)."""
+    switch, pbx = up()
+    logged_in(switch, pbx, WorkMode.MANUAL_IN)
+    switch.request(TQueryAddress(reference_id=16, dn=AGENT_DN))
+    [(invoke_id, _)] = pbx.sent()
+    entry = m.AgentStateEntry(agent_id="a1", logged_on_state=logged_on, agent_state=agent_state)
+    pbx.send(m.GetAgentStateResponse(agents=(entry,)), invoke_id)
+    [info] = switch.drain_events()
+    assert isinstance(info, EventAddressInfo)
+    assert info.agent_status == status

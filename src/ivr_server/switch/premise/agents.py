@@ -226,11 +226,18 @@ def on_query_address(sw: PremiseCore, req: TQueryAddress) -> None:
 
 
 _CSTA_STATES: Final[Mapping[str, tuple[AgentState, WorkMode | None]]] = {
+    "agentReady": (AgentState.READY, None),
+    "agentNotReady": (AgentState.NOT_READY, None),
+    "agentWorkingAfterCall": (AgentState.NOT_READY, WorkMode.AFTER_CALL_WORK),
+    # SetAgentState's requestedAgentState spellings, which some PBXs echo in GetAgentState
     "ready": (AgentState.READY, None),
     "notReady": (AgentState.NOT_READY, None),
     "workingAfterCall": (AgentState.NOT_READY, WorkMode.AFTER_CALL_WORK),
 }
-"""CSTA agentState → (state, work mode; ``None``: the one the view holds)."""
+"""CSTA agentState → (state, work mode; ``None``: the one the view holds). ECMA-323's
+GetAgentStateResponse says ``agentReady``/``agentNotReady``/``agentWorkingAfterCall``/
+``agentNull``/``agentBusy``; ``agentBusy`` (on a call) keeps the state the view holds, and
+``agentNull`` is no agent (:func:`on_address_answered`)."""
 
 
 def on_address_answered(sw: PremiseCore, req: TQueryAddress, answer: m.CstaMessage) -> None:
@@ -242,7 +249,7 @@ def on_address_answered(sw: PremiseCore, req: TQueryAddress, answer: m.CstaMessa
     entries = answer.agents if isinstance(answer, m.GetAgentStateResponse) else ()
     entry = entries[0] if entries else None
     held = record.agent
-    if entry is None or entry.logged_on_state is False:
+    if entry is None or entry.logged_on_state is False or entry.agent_state == "agentNull":
         state, agent_id, work_mode = AgentState.LOGGED_OUT, None, WorkMode.UNKNOWN
     else:
         default = held.state if held is not None else AgentState.NOT_READY
