@@ -31,6 +31,7 @@ service hands the switch requests, as after every door).
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
@@ -144,12 +145,8 @@ class PremiseSwitch(PremiseCore):
         self.session = session
         self._stage = "starting"
         session.connect(now)
-        LOG.info(
-            "switch %s: connected to the PBX at %s port %d, starting the CSTA session (%s)",
-            self.name,
-            s.host,
-            s.port,
-            self.dialect.name,
+        LOG.debug(  # the adapter logs the connection at INFO
+            "switch %s: starting the CSTA session (%s dialect)", self.name, self.dialect.name
         )
 
     def data_received(self, data: bytes, now: float) -> None:
@@ -251,7 +248,9 @@ class PremiseSwitch(PremiseCore):
         """The link went down: EventLinkDisconnected (if it was up), waiting requests refused,
         calls kept."""
         was_up = self.view.link_up
-        LOG.warning("switch %s: link to the PBX down (%s); calls kept", self.name, reason)
+        # a close we asked for (a reload, the stop) is no fault
+        level = logging.INFO if reason.startswith("closed by request") else logging.WARNING
+        LOG.log(level, "switch %s: link to the PBX down (%s); calls kept", self.name, reason)
         if was_up:
             self.emit(EventLinkDisconnected(switch=self.name, tserver=self.tserver))
         waiting = list(self.requests.values())
