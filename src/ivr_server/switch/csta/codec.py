@@ -215,10 +215,25 @@ def _value(field: _Field, el: xmltree.El, tag: str) -> object:
     return tuple(_struct(field.part, c, tag) for c in el[2] if _local(c[0]) == item)
 
 
+def _children(el: xmltree.El) -> dict[str, xmltree.El]:
+    """An element's children by local name, the first of each name (one pass, not one per
+    field)."""
+    index: dict[str, xmltree.El] = {}
+    for child in el[2]:
+        name = _local(child[0])
+        if name not in index:
+            index[name] = child
+    return index
+
+
 def _struct(cls: type[msgspec.Struct], el: xmltree.El, tag: str) -> Any:
     values: dict[str, object] = {}
+    index = _children(el)
     for field in _PLANS[cls]:
-        node = _find(el, field.path)
+        path = field.path
+        node = index.get(path[0])
+        if node is not None and len(path) > 1:
+            node = _find(node, path[1:])
         if node is None:
             if field.required:
                 raise CstaDecodeError(f"{tag} without {'/'.join(field.path)}", tag=tag)
