@@ -69,6 +69,15 @@ def test_bad_headers_raise(data: bytes, reason: str) -> None:
         FrameDecoder().feed(data)
 
 
+def test_frames_before_a_bad_header_come_with_the_error() -> None:
+    decoder = FrameDecoder()
+    data = encode_frame(1, b"<a/>") + encode_frame(2, b"<b/>") + b"\x01\x00\x00\x0c0003<c/>"
+    with pytest.raises(FramingError, match="two zero bytes") as raised:
+        decoder.feed(data)
+    assert raised.value.frames == [Frame(1, b"<a/>"), Frame(2, b"<b/>")]
+    assert decoder.buffered == 0
+
+
 def test_frame_size_is_bounded() -> None:
     decoder = FrameDecoder(max_frame=100)
     with pytest.raises(FramingError, match="exceeds 100"):

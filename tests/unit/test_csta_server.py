@@ -300,6 +300,17 @@ def test_bad_frames_close_the_link() -> None:
     assert server.receive_data(b"more", 0.0) == []
 
 
+def test_a_request_before_a_bad_header_in_the_same_read_is_answered_first() -> None:
+    link = started()
+    link.client.monitor_start("3001", 0.0)
+    request = link.client.data_to_send()
+    events = link.server.receive_data(request + b"\x01\x00\x00\x10garbage!", 0.0)
+    assert isinstance(events[-2], ServerProtocolError) and events[-2].fatal
+    assert isinstance(events[-1], ApplicationSessionEnded)
+    [answer] = FrameDecoder().feed(link.server.data_to_send())
+    assert isinstance(decode(answer.body), m.MonitorStartResponse)
+
+
 @pytest.mark.parametrize(
     "document",
     [

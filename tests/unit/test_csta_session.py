@@ -341,6 +341,16 @@ def test_bad_frame_header_breaks_the_link() -> None:
     assert session.state is SessionState.CLOSED
 
 
+def test_frames_before_a_bad_header_in_the_same_read_are_handled_first() -> None:
+    session, _ = started()
+    good = encode_frame(9999, b"<CallInformationEvent/>")
+    events = session.receive_data(good + b"\x01\x02\x03\x04\x05\x06\x07\x08", 1.0)
+    assert events[0] == DocumentIgnored(invoke_id=9999, tag="CallInformationEvent")
+    assert isinstance(events[1], ProtocolError) and events[1].fatal
+    assert isinstance(events[2], SessionLost)
+    assert session.state is SessionState.CLOSED
+
+
 def test_bad_document_in_a_good_frame_keeps_the_link() -> None:
     session, pbx = started()
     events = session.receive_data(encode_frame(9999, b"<DeliveredEvent><oops"), 1.0)

@@ -36,15 +36,22 @@ MAX_INVOKE_ID: Final = 9999
 _LENGTH: Final = struct.Struct(">HH")
 
 
-class FramingError(RemoteProtocolError):
-    """The peer sent bytes that are not an ECMA-323 Annex J.2 frame; the link cannot go on."""
-
-
 class Frame(NamedTuple):
     """One frame: its invoke id and the XML document it carries."""
 
     invoke_id: int
     body: bytes
+
+
+class FramingError(RemoteProtocolError):
+    """The peer sent bytes that are not an ECMA-323 Annex J.2 frame; the link cannot go on.
+
+    ``frames`` are the whole frames the same read completed before the bad header: they were
+    sent in good order and are handed out first, then the link closes."""
+
+    def __init__(self, reason: str, frames: list[Frame] | None = None) -> None:
+        super().__init__(reason)
+        self.frames: list[Frame] = frames if frames is not None else []
 
 
 def encode_frame(invoke_id: int, body: bytes) -> bytes:
@@ -72,7 +79,8 @@ class FrameDecoder:
         return len(self._buffer)
 
     def feed(self, data: bytes) -> list[Frame]:
-        """The frames completed by ``data``; raises :class:`FramingError` on a bad header."""
+        """The frames completed by ``data``; raises :class:`FramingError` on a bad header (with
+        the frames completed before it)."""
         buffer = self._buffer
         buffer += data
         frames: list[Frame] = []
@@ -80,15 +88,11 @@ class FrameDecoder:
         end = len(buffer)
         while end - start >= HEADER_SIZE:
             zero, length = _LENGTH.unpack_from(buffer, start)
-            if zero != 0:
-                raise FramingError(f"frame header starts with {zero:#06x}, not two zero bytes")
-            if length < HEADER_SIZE:
-                raise FramingError(f"frame length {length} is shorter than its header")
-            if length > self._max_frame:
-                raise FramingError(f"frame length {length} exceeds {self._max_frame}")
             digits = bytes(buffer[start + 4 : start + 8])
-            if not digits.isdigit():
-                raise FramingError(f"invoke id {digits!r} is not four ASCII digits")
+            problem = self._problem(zero, length, digits)
+            if problem is not None:
+                del buffer[:]  # the stream is broken: nothing after this is a frame
+                raise FramingError(problem, frames)
             if end - start < length:
                 break
             frames.append(Frame(int(digits), bytes(buffer[start + HEADER_SIZE : start + length])))
@@ -96,3 +100,15 @@ class FrameDecoder:
         if start:
             del buffer[:start]
         return frames
+
+    def _problem(self, zero: int, length: int, digits: bytes) -> str | None:
+        """What is wrong with a frame header, or ``None``."""
+        if zero != 0:
+            return f"frame header starts with {zero:#06x}, not two zero bytes"
+        if length < HEADER_SIZE:
+            return f"frame length {length} is shorter than its header"
+        if length > self._max_frame:
+            return f"frame length {length} exceeds {self._max_frame}"
+        if not digits.isdigit():
+            return f"invoke id {digits!r} is not four ASCII digits"
+        return None

@@ -381,19 +381,22 @@ class CstaServerSession:
             return []
         if not data:
             return self.close("the application closed the link")
+        broken: FramingError | None = None
         try:
             frames = self._decoder.feed(data)
         except FramingError as bad:
-            self._close()
-            return [
-                ServerProtocolError(reason=str(bad), fatal=True),
-                ApplicationSessionEnded(reason=f"broken stream: {bad}"),
-            ]
+            frames, broken = bad.frames, bad
         events: list[ServerEvent] = []
         for invoke_id, body in frames:
             events.extend(self._on_frame(invoke_id, body, now))
             if self.closing:
-                break
+                return events
+        if broken is not None:  # the frames before the bad header first, then the end
+            self._close()
+            events += [
+                ServerProtocolError(reason=str(broken), fatal=True),
+                ApplicationSessionEnded(reason=f"broken stream: {broken}"),
+            ]
         return events
 
     def _on_frame(self, invoke_id: int, body: bytes, now: float) -> list[ServerEvent]:

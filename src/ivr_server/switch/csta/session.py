@@ -229,16 +229,22 @@ class CstaSession:
         if not data:
             self._close()
             return [SessionLost(reason="the PBX closed the link")]
+        broken: FramingError | None = None
         try:
             frames = self._decoder.feed(data)
         except FramingError as bad:
-            self._close()
-            return [ProtocolError(reason=str(bad), fatal=True), SessionLost(reason=str(bad))]
+            frames, broken = bad.frames, bad
         events: list[SessionEvent] = []
         for invoke_id, body in frames:
             events.extend(self._on_frame(invoke_id, body, now))
             if self.state is SessionState.CLOSED:
-                break
+                return events
+        if broken is not None:  # the frames before the bad header first, then the end
+            self._close()
+            events += [
+                ProtocolError(reason=str(broken), fatal=True),
+                SessionLost(reason=str(broken)),
+            ]
         return events
 
     def _on_frame(self, invoke_id: int, body: bytes, now: float) -> list[SessionEvent]:
