@@ -35,13 +35,18 @@ __all__ = [
     "EventAttachedDataChanged",
     "EventDNBackInService",
     "EventDNOutOfService",
+    "EventDestinationBusy",
     "EventDialing",
     "EventError",
     "EventEstablished",
+    "EventHeld",
     "EventLinkConnected",
     "EventLinkDisconnected",
+    "EventPartyAdded",
+    "EventPartyDeleted",
     "EventRegistered",
     "EventReleased",
+    "EventRetrieved",
     "EventRinging",
     "EventRouteRequest",
     "EventRouteUsed",
@@ -268,7 +273,8 @@ class EventEstablished(CallEvent, frozen=True, kw_only=True):
 
 
 class EventDialing(CallEvent, frozen=True, kw_only=True):
-    """``dn`` is dialing ``other_dn`` (an outbound call placed by the IVR, DialOutInit)."""
+    """``dn`` is dialing ``other_dn`` (an outbound call placed by the IVR, DialOutInit; a call
+    placed by TMakeCall; the consultation call of TInitiateTransfer/TInitiateConference)."""
 
     name: ClassVar[str] = "EventDialing"
 
@@ -280,9 +286,44 @@ class EventAbandoned(CallEvent, frozen=True, kw_only=True):
 
 
 class EventReleased(CallEvent, frozen=True, kw_only=True):
-    """``dn`` left the call (released by request, or the caller hung up: ``reference_id`` None)."""
+    """``dn`` left the call (released by request, or the caller hung up: ``reference_id`` None).
+    After TSingleStepTransfer or TCompleteTransfer the port's EventReleased carries that
+    request's ReferenceID: the transfer is complete (``CallStatus XferComplete``)."""
 
     name: ClassVar[str] = "EventReleased"
+
+
+class EventHeld(CallEvent, frozen=True, kw_only=True):
+    """``dn`` put the call on hold (the original call of a consultation: InitXfer, InitConf,
+    an emulated single-step transfer)."""
+
+    name: ClassVar[str] = "EventHeld"
+
+
+class EventRetrieved(CallEvent, frozen=True, kw_only=True):
+    """``dn`` took the held call back (RetrieveCall, CompleteConf, a failed or ended
+    consultation)."""
+
+    name: ClassVar[str] = "EventRetrieved"
+
+
+class EventDestinationBusy(CallEvent, frozen=True, kw_only=True):
+    """The party ``dn`` dialled (``other_dn``) is busy: the call placed (MakeCall, a
+    consultation) did not reach it."""
+
+    name: ClassVar[str] = "EventDestinationBusy"
+
+
+class EventPartyAdded(CallEvent, frozen=True, kw_only=True):
+    """``other_dn`` joined the call of ``dn`` (a conference: CompleteConf, OneStepConf)."""
+
+    name: ClassVar[str] = "EventPartyAdded"
+
+
+class EventPartyDeleted(CallEvent, frozen=True, kw_only=True):
+    """``other_dn`` left the conference call of ``dn``."""
+
+    name: ClassVar[str] = "EventPartyDeleted"
 
 
 class EventAttachedDataChanged(CallEvent, frozen=True, kw_only=True):

@@ -45,14 +45,20 @@ __all__ = [
     "TAttachUserData",
     "TCallerHangUp",
     "TCloseLink",
+    "TCompleteConference",
+    "TCompleteTransfer",
     "TConfigureAddresses",
     "TDeleteAllUserData",
     "TDeleteUserData",
     "TInboundCall",
+    "TInitiateConference",
+    "TInitiateTransfer",
+    "TMakeCall",
     "TOpenLink",
     "TOutboundAnswered",
     "TOutboundCall",
     "TQueryAddress",
+    "TReconnectCall",
     "TRegisterAddress",
     "TReleaseCall",
     "TRouteAbort",
@@ -60,6 +66,8 @@ __all__ = [
     "TRouteFailed",
     "TRouteRequest",
     "TSetInService",
+    "TSingleStepConference",
+    "TSingleStepTransfer",
     "TTreatmentStatus",
     "TUnregisterAddress",
     "TUpdateUserData",
@@ -381,3 +389,100 @@ class TCallerHangUp(SwitchRequest, frozen=True, kw_only=True):
 
     conn_id: str
     """AttributeConnID of the call."""
+
+
+class TMakeCall(SwitchRequest, frozen=True, kw_only=True):
+    """``dn`` places a call to ``dest`` (IVR ``MakeCall``): EventDialing (the new call's ConnID),
+    then EventEstablished when ``dest`` answers, or EventDestinationBusy; a refusal is an
+    EventError."""
+
+    name: ClassVar[str] = "TMakeCall"
+
+    dn: str
+    """AttributeThisDN: the port's DN (``OrigNum``'s)."""
+    dest: str
+    """AttributeOtherDN: the number to call (``DestNum``)."""
+    user_data: KvList = ()
+    """AttributeUserData of the new call."""
+    extensions: KvList = ()
+    """AttributeExtensions."""
+
+
+class TSingleStepTransfer(CallRequest, frozen=True, kw_only=True):
+    """Transfer the call at ``dn`` to ``dest`` in one step (``OneStepXfer``): the port's
+    EventReleased with this ReferenceID when it is done; an EventError when refused."""
+
+    name: ClassVar[str] = "TSingleStepTransfer"
+
+    dest: str
+    """AttributeOtherDN: where the call goes."""
+    user_data: KvList = ()
+    """AttributeUserData attached to the call first (``UDataEx``)."""
+    extensions: KvList = ()
+    """AttributeExtensions."""
+
+
+class TInitiateTransfer(CallRequest, frozen=True, kw_only=True):
+    """Put the call at ``dn`` on hold and dial ``dest`` for a consultation (``InitXfer``):
+    EventHeld (this call), EventDialing (the consultation call's own ConnID), then
+    EventEstablished or EventDestinationBusy on the consultation call."""
+
+    name: ClassVar[str] = "TInitiateTransfer"
+
+    dest: str
+    """AttributeOtherDN: the party to consult."""
+    user_data: KvList = ()
+    """AttributeUserData (``UDataEx``)."""
+    extensions: KvList = ()
+    """AttributeExtensions."""
+
+
+class TInitiateConference(TInitiateTransfer, frozen=True, kw_only=True):
+    """As :class:`TInitiateTransfer`, for a conference to come (``InitConf``)."""
+
+    name: ClassVar[str] = "TInitiateConference"
+
+
+class TCompleteTransfer(CallRequest, frozen=True, kw_only=True):
+    """Join the held call (``conn_id``) and the consultation call (``consult_conn_id``) and leave
+    both (``CompleteXfer``): the port's EventReleased with this ReferenceID."""
+
+    name: ClassVar[str] = "TCompleteTransfer"
+
+    consult_conn_id: str
+    """AttributeTransferConnID: the consultation call."""
+    extensions: KvList = ()
+    """AttributeExtensions."""
+
+
+class TCompleteConference(TCompleteTransfer, frozen=True, kw_only=True):
+    """Join the held call and the consultation call into one conference the port stays in
+    (``CompleteConf``): EventRetrieved then EventPartyAdded on the original call."""
+
+    name: ClassVar[str] = "TCompleteConference"
+
+
+class TSingleStepConference(CallRequest, frozen=True, kw_only=True):
+    """Add ``dest`` to the call at ``dn`` in one step (``OneStepConf``): EventPartyAdded, later
+    EventPartyDeleted when it leaves."""
+
+    name: ClassVar[str] = "TSingleStepConference"
+
+    dest: str
+    """AttributeOtherDN: the party to add."""
+    user_data: KvList = ()
+    """AttributeUserData (``UDataEx``)."""
+    extensions: KvList = ()
+    """AttributeExtensions."""
+
+
+class TReconnectCall(CallRequest, frozen=True, kw_only=True):
+    """Release the consultation call (``conn_id``) and retrieve the held one
+    (``held_conn_id``) (``RetrieveCall``): EventReleased (consultation), EventRetrieved."""
+
+    name: ClassVar[str] = "TReconnectCall"
+
+    held_conn_id: str
+    """AttributeTransferConnID: the held original call."""
+    extensions: KvList = ()
+    """AttributeExtensions."""
