@@ -176,3 +176,140 @@ def bring_up(
 def new_switch() -> tuple[PremiseSwitch, Pbx]:
     switch = PremiseSwitch(SWITCH, TSERVER, DNS, SETTINGS, first_conn_id=0x10, first_call_id=7)
     return switch, Pbx(switch)
+
+
+# -- call control: the events of a PBX that transfers, conferences and places calls ---------------
+
+
+class ControlPbx(Pbx):
+    """A :class:`Pbx` that also sends the events of the calls call control places and changes
+    (all on the port's monitor, as a PBX reports every connection of a monitored device's call)."""
+
+    def answered(self, call: str, dn: str = PORT) -> str:
+        """An inbound call rung and answered at ``dn``; its ConnID."""
+        self.delivered(call, dn)
+        self.established(call, dn)
+        events = self.switch.drain_events()
+        return events[0].conn_id  # type: ignore[attr-defined, no-any-return]
+
+    def initiated(self, call: str, dn: str = PORT) -> None:
+        self.send(
+            m.ServiceInitiatedEvent(
+                monitor_cross_ref_id=xref(dn),
+                initiated_connection=m.ConnectionID(call_id=call, device_id=dn),
+                initiating_device=dn,
+                local_connection_info="initiated",
+            )
+        )
+
+    def originated(self, call: str, dest: str, dn: str = PORT) -> None:
+        self.send(
+            m.OriginatedEvent(
+                monitor_cross_ref_id=xref(dn),
+                originated_connection=m.ConnectionID(call_id=call, device_id=dn),
+                calling_device=dn,
+                called_device=dest,
+                local_connection_info="connected",
+            )
+        )
+
+    def far_alerting(self, call: str, dest: str, dn: str = PORT) -> None:
+        self.send(
+            m.DeliveredEvent(
+                monitor_cross_ref_id=xref(dn),
+                connection=m.ConnectionID(call_id=call, device_id=dest),
+                alerting_device=dest,
+                calling_device=dn,
+                called_device=dest,
+                local_connection_info="connected",
+            )
+        )
+
+    def far_answered(self, call: str, dest: str, dn: str = PORT) -> None:
+        self.send(
+            m.EstablishedEvent(
+                monitor_cross_ref_id=xref(dn),
+                established_connection=m.ConnectionID(call_id=call, device_id=dest),
+                answering_device=dest,
+                calling_device=dn,
+                called_device=dest,
+                local_connection_info="connected",
+            )
+        )
+
+    def failed(self, call: str, dest: str, cause: str, dn: str = PORT) -> None:
+        self.send(
+            m.FailedEvent(
+                monitor_cross_ref_id=xref(dn),
+                failed_connection=m.ConnectionID(call_id=call, device_id=dest),
+                failing_device=dest,
+                called_device=dest,
+                cause=cause,
+            )
+        )
+
+    def held(self, call: str, dn: str = PORT) -> None:
+        self.send(
+            m.HeldEvent(
+                monitor_cross_ref_id=xref(dn),
+                held_connection=m.ConnectionID(call_id=call, device_id=dn),
+                holding_device=dn,
+                local_connection_info="hold",
+            )
+        )
+
+    def retrieved(self, call: str, dn: str = PORT) -> None:
+        self.send(
+            m.RetrievedEvent(
+                monitor_cross_ref_id=xref(dn),
+                retrieved_connection=m.ConnectionID(call_id=call, device_id=dn),
+                retrieving_device=dn,
+                local_connection_info="connected",
+            )
+        )
+
+    def transfered(self, primary: str, secondary: str | None, dest: str, dn: str = PORT) -> None:
+        self.send(
+            m.TransferedEvent(
+                monitor_cross_ref_id=xref(dn),
+                primary_old_call=m.ConnectionID(call_id=primary, device_id=dn),
+                secondary_old_call=(
+                    m.ConnectionID(call_id=secondary, device_id=dn) if secondary else None
+                ),
+                transferring_device=dn,
+                transferred_to_device=dest,
+                cause="transfer",
+            )
+        )
+
+    def conferenced(self, primary: str, secondary: str | None, added: str, dn: str = PORT) -> None:
+        self.send(
+            m.ConferencedEvent(
+                monitor_cross_ref_id=xref(dn),
+                primary_old_call=m.ConnectionID(call_id=primary, device_id=dn),
+                secondary_old_call=(
+                    m.ConnectionID(call_id=secondary, device_id=dn) if secondary else None
+                ),
+                conferencing_device=dn,
+                added_party=added,
+                cause="conference",
+            )
+        )
+
+    def request(self) -> tuple[int, m.CstaMessage]:
+        """The one request the switch sent since the last look."""
+        [sent] = self.sent()
+        return sent
+
+
+def control_switch(
+    *, emulate_single_step: str = "off", mirror_keys: tuple[str, ...] = ()
+) -> tuple[PremiseSwitch, ControlPbx]:
+    """A premise switch with its link up, call control configured as given."""
+    from dataclasses import replace
+
+    settings = replace(SETTINGS, emulate_single_step=emulate_single_step, mirror_keys=mirror_keys)
+    switch = PremiseSwitch(SWITCH, TSERVER, DNS, settings, first_conn_id=0x10, first_call_id=7)
+    pbx = ControlPbx(switch)
+    bring_up(switch, pbx)
+    return switch, pbx

@@ -11,7 +11,13 @@ the IVR ports on them fit together.
 
 from __future__ import annotations
 
-__all__ = ["PREMISE_SWITCH_TYPES", "CstaDialect", "PremiseConfig", "premise_problems"]
+__all__ = [
+    "PREMISE_SWITCH_TYPES",
+    "CstaDialect",
+    "EmulateSingleStep",
+    "PremiseConfig",
+    "premise_problems",
+]
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final, Literal, Self
@@ -32,6 +38,11 @@ if TYPE_CHECKING:
 CstaDialect = Literal["generic", "openscape", "avaya-dmcc", "mx-one"]
 """The PBX's flavour of CSTA XML: ``generic`` (ECMA-323 as written), ``openscape`` (Unify
 OpenScape Voice), ``avaya-dmcc`` (Avaya AES DMCC XML), ``mx-one`` (Mitel MX-ONE)."""
+
+EmulateSingleStep = Literal["off", "on-answer", "on-alerting"]
+"""How ``OneStepXfer`` is done on the PBX (G4): ``off`` (SingleStepTransferCall), or emulated
+with ConsultationCall + TransferCall, completed when the destination answers (``on-answer``) or
+as soon as it rings (``on-alerting``)."""
 
 PREMISE_SWITCH_TYPES: Final[frozenset[str]] = frozenset({"premise-csta"})
 """The switch types whose T-Server links to a premise PBX (and has a ``premise`` table)."""
@@ -76,6 +87,14 @@ class PremiseConfig(ConfigModel):
     waiting_for_newcall_timeout: PositiveSeconds = 30.0
     """How long events kept for a ``NewCall`` (``defer-tlib-events``) wait before they are
     dropped. Original: ``waiting-for-newcall-timeout``."""
+    emulate_single_step: EmulateSingleStep = "off"
+    """``off``: ``OneStepXfer`` is the PBX's SingleStepTransferCall; ``on-answer`` /
+    ``on-alerting``: a PBX without it gets ConsultationCall + TransferCall, completed when the
+    destination answers / rings (the IVR sees Held, Dialing, Established, XferComplete; G4)."""
+    mirror_keys: tuple[str, ...] = ()
+    """User-data keys whose values are copied into CSTA ``correlatorData`` (``key=value`` pairs
+    joined by ``;``, at most 32 octets) on SingleStepTransferCall and ConsultationCall, for PBX
+    applications that cannot read ivr-server's API (G17)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

@@ -44,6 +44,8 @@ def premise_settings(premise: PremiseConfig) -> PremiseSettings:
         invoke_timeout_s=premise.invoke_timeout,
         reconnect_initial=premise.reconnect_initial,
         reconnect_max=premise.reconnect_max,
+        emulate_single_step=premise.emulate_single_step,
+        mirror_keys=premise.mirror_keys,
     )
 
 

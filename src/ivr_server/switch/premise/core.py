@@ -24,7 +24,7 @@ from ivr_server.switch.csta.session import CstaSession, SessionState
 from ivr_server.switch.errors import TErrorCode
 from ivr_server.switch.events import DnType
 from ivr_server.switch.premise.settings import PremiseSettings
-from ivr_server.switch.requests import SwitchRequest
+from ivr_server.switch.requests import CallRequest, SwitchRequest, TMakeCall
 from ivr_server.switch.view import DnRecord
 from ivr_server.switch.virtual.core import SwitchCore
 
@@ -32,6 +32,7 @@ __all__ = [
     "LOG",
     "PBX_DN_TYPES",
     "PREMISE_ROUTING_TYPES",
+    "Flow",
     "PremiseCall",
     "PremiseCore",
     "ts_call_id",
@@ -76,6 +77,34 @@ class PremiseCall:
         self.dnis: str | None = None
         self.this_queue: str | None = None
         self.other_dn: str | None = None
+        self.flow: Flow | None = None
+        """The call-control request this call is part of while it waits for the PBX
+        (:mod:`~ivr_server.switch.premise.control`)."""
+        self.added: set[str] = set()
+        """Parties a conference of ours added (their leaving is EventPartyDeleted)."""
+
+
+class Flow:
+    """A call-control request in progress on the PBX: the request, the port's DN, the calls it
+    concerns (``orig``: the port's call; ``new``: the call it places, a consultation or a
+    MakeCall) and what it still waits for. Both calls point to it while it lasts."""
+
+    def __init__(
+        self, req: CallRequest | TMakeCall, dn: str, dest: str, orig: PremiseCall | None
+    ) -> None:
+        self.req = req
+        self.dn = dn
+        self.dest = dest
+        self.orig = orig
+        self.new: PremiseCall | None = None
+        self.dialed = False
+        """EventDialing was published (the PBX's answer came)."""
+        self.busy = False
+        """The destination was reported busy before the answer came."""
+        self.failure: tuple[TErrorCode, str] | None = None
+        """The error to report once the original call is back (a refused consultation)."""
+        self.emulate: str | None = None
+        """``on-answer`` / ``on-alerting``: an emulated single-step transfer (G4)."""
 
 
 class PremiseCore(SwitchCore):
@@ -118,6 +147,13 @@ class PremiseCore(SwitchCore):
         """DNs reported out of service because the PBX would not monitor them."""
         self.now = 0.0
         """The time the adapter last gave (any door that takes ``now``)."""
+        self.outbound: dict[str, Flow] = {}
+        """Port DN → the MakeCall or consultation whose new call the PBX has not named yet."""
+        self.services: dict[int, type[m.CstaRequest]] = {}
+        """Invoke id → the CSTA service sent for the T-Library request waiting under it."""
+        self.restoring: dict[int, Flow] = {}
+        """Invoke id of a RetrieveCall/ReconnectCall getting the original call back after its
+        request failed → that request's flow (its EventError follows EventRetrieved)."""
         self.deadlines: dict[int, float | None] = {}
         """Invoke id → when the T-Library request sent under it times out; ``None`` until the
         next door that brings the time (a request comes without it)."""
@@ -133,6 +169,7 @@ class PremiseCore(SwitchCore):
         """
         invoke_id = session.send_request(request, math.inf, dn=dn)
         self.requests[invoke_id] = req
+        self.services[invoke_id] = type(request)
         self.deadlines[invoke_id] = None
         return invoke_id
 
@@ -181,7 +218,13 @@ class PremiseCore(SwitchCore):
         return call
 
     def forget(self, call: PremiseCall) -> None:
-        """The call has left every DN of ours."""
+        """The call has left every DN of ours (and any call-control request it was part of)."""
+        flow, call.flow = call.flow, None
+        if flow is not None:
+            if flow.new is call:
+                flow.new = None
+            if flow.orig is call:
+                flow.orig = None
         self.calls.pop(call.premise_id, None)
         self.by_conn.pop(call.conn_id, None)
         for key in [k for k in self.clearing if k[0] == call.premise_id]:

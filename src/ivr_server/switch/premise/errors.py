@@ -15,7 +15,16 @@ from typing import Final
 from ivr_server.switch.csta import messages as m
 from ivr_server.switch.errors import AGENT_WRONG_STATE, TErrorCode
 
-__all__ = ["CATEGORY_ERRORS", "CSTA_ERRORS", "INVOKE_TIMEOUT_ERROR", "describe", "tlib_error"]
+__all__ = [
+    "BUSY_CAUSES",
+    "CATEGORY_ERRORS",
+    "CSTA_ERRORS",
+    "FAILED_CAUSES",
+    "INVOKE_TIMEOUT_ERROR",
+    "describe",
+    "failed_cause_error",
+    "tlib_error",
+]
 
 _E = TErrorCode
 
@@ -77,6 +86,33 @@ CATEGORY_ERRORS: Final[Mapping[str, TErrorCode]] = {
 
 INVOKE_TIMEOUT_ERROR: Final = TErrorCode.TERR_TIMEOUT
 """The code of a request the PBX did not answer within the invoke timeout."""
+
+
+BUSY_CAUSES: Final = frozenset({"busy"})
+"""Failed event causes (ECMA-269 §12.2.13 ``EventCause``) that mean the destination is busy:
+EventDestinationBusy (``CallStatus Busy``), not an error."""
+
+FAILED_CAUSES: Final[Mapping[str, TErrorCode]] = {
+    "callNotAnswered": _E.TERR_DN_NO_ANSWER,
+    "noAnswer": _E.TERR_DN_NO_ANSWER,
+    "destNotObtainable": _E.TERR_INV_CALD_DN,
+    "invalidNumberFormat": _E.TERR_INV_CALD_DN,
+    "incompatibleDestination": _E.TERR_INV_CALD_DN,
+    "blocked": _E.TERR_ACCESS_RESTICT,
+    "doNotDisturb": _E.TERR_ACCESS_RESTICT,
+    "trunksBusy": _E.TERR_RES_UNAVAIL,
+    "networkCongestion": _E.TERR_RES_UNAVAIL,
+    "resourcesNotAvailable": _E.TERR_RES_UNAVAIL,
+    "reorderTone": _E.TERR_CONN_ATMPT_FAIL,
+    "networkSignal": _E.TERR_CONN_ATMPT_FAIL,
+}
+"""Failed event cause (other than busy) → the T-Library code of the request's EventError (G2,
+G12); a cause without a row: ``TERR_CONN_ATMPT_FAIL`` (234)."""
+
+
+def failed_cause_error(cause: str | None) -> TErrorCode:
+    """The code of a call a request placed that failed with ``cause`` (not busy)."""
+    return FAILED_CAUSES.get(cause or "", _E.TERR_CONN_ATMPT_FAIL)
 
 
 def tlib_error(error: m.NegativeResponse, *, agent: bool = False) -> TErrorCode:

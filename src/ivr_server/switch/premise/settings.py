@@ -42,6 +42,11 @@ class PremiseSettings:
     """Seconds before the first reconnection attempt."""
     reconnect_max: float = 30.0
     """The longest wait between reconnection attempts."""
+    emulate_single_step: str = "off"
+    """``off``, ``on-answer`` or ``on-alerting``: TSingleStepTransfer as SingleStepTransferCall,
+    or emulated with ConsultationCall + TransferCall completed on answer / on alerting (G4)."""
+    mirror_keys: tuple[str, ...] = ()
+    """User-data keys mirrored into CSTA ``correlatorData`` on transfers and consultations (G17)."""
 
     def target(self) -> LinkTarget:
         """Where the adapter connects, and how it retries."""

@@ -48,7 +48,7 @@ from ivr_server.switch.events import (
     EventLinkDisconnected,
     SwitchEvent,
 )
-from ivr_server.switch.premise import agents, calls, monitors
+from ivr_server.switch.premise import agents, calls, control, monitors
 from ivr_server.switch.premise.core import LOG, PBX_DN_TYPES, PremiseCore
 from ivr_server.switch.premise.errors import describe
 from ivr_server.switch.premise.settings import PremiseSettings
@@ -188,7 +188,7 @@ class PremiseSwitch(PremiseCore):
                 del self.deadlines[invoke_id]
                 req = self.requests.pop(invoke_id, None)
                 if req is not None:
-                    monitors.answer(self, req, None)
+                    self.answer(invoke_id, req, None, None)
         if self.session is not None:
             self._handle(self.session.handle_timer(now), now)
 
@@ -255,8 +255,10 @@ class PremiseSwitch(PremiseCore):
             self.emit(EventLinkDisconnected(switch=self.name, tserver=self.tserver))
         waiting = list(self.requests.values())
         self.requests.clear()
+        self.services.clear()
         self.deadlines.clear()
         self.clearing.clear()
+        control.link_lost(self)
         for req in waiting:
             dn = getattr(req, "dn", None)
             self.fail(
@@ -345,6 +347,22 @@ class PremiseSwitch(PremiseCore):
         if not self.view.link_up:
             self.emit(EventLinkConnected(switch=self.name, tserver=self.tserver))
 
+    def answer(
+        self,
+        invoke_id: int,
+        req: SwitchRequest,
+        reply: m.CstaMessage | None,
+        error: m.NegativeResponse | None,
+    ) -> None:
+        """The PBX's answer (``reply``), refusal (``error``) or silence (both ``None``) to the
+        CSTA request sent under ``invoke_id`` for ``req``: call control's, or the others'."""
+        service = self.services.pop(invoke_id, None)
+        done = control.CONTROL_ANSWERS.get(service) if service is not None else None
+        if done is not None:
+            done(self, req, reply, error, invoke_id)
+        else:
+            monitors.answer(self, req, reply, error)
+
     def on_event(self, event: se.EventReceived) -> None:
         """A CSTA event on one of our monitors."""
         dn = event.dn
@@ -356,9 +374,7 @@ class PremiseSwitch(PremiseCore):
                 event.event.monitor_cross_ref_id,
             )
             return
-        handler = calls.CALL_EVENTS.get(type(event.event)) or agents.AGENT_EVENTS.get(
-            type(event.event)
-        )
+        handler = _EVENTS.get(type(event.event))
         if handler is None:
             LOG.debug("switch %s: %s at %s (ignored)", self.name, type(event.event).__name__, dn)
             return
@@ -403,7 +419,7 @@ def _on_answer(sw: PremiseSwitch, event: Any, now: float) -> None:
     req = sw.requests.pop(event.invoke_id, None)
     sw.deadlines.pop(event.invoke_id, None)
     if req is not None:
-        monitors.answer(sw, req, answer, error)
+        sw.answer(event.invoke_id, req, answer, error)
     elif isinstance(event.request, m.MonitorStart) and event.dn is not None:
         sw.monitored(event.dn, text)
     elif isinstance(event.request, m.SnapshotDevice) and event.dn is not None:
@@ -452,6 +468,7 @@ def _on_close_link(sw: PremiseSwitch, req: rq.TCloseLink) -> None:
 
 _HANDLERS: Final[Mapping[type[SwitchRequest], Callable[[PremiseSwitch, Any], None]]] = {
     **agents.AGENT_REQUESTS,
+    **control.CONTROL_REQUESTS,
     rq.TReleaseCall: calls.on_release_call,
     rq.TAbandonCall: calls.on_release_call,
     rq.TAttachUserData: vcalls.on_attach_user_data,
@@ -471,3 +488,10 @@ _HANDLERS: Final[Mapping[type[SwitchRequest], Callable[[PremiseSwitch, Any], Non
     rq.TCloseLink: _on_close_link,
 }
 """Request type → handler: the one dispatch point of :meth:`PremiseSwitch.request`."""
+
+_EVENTS: Final[Mapping[type[m.CstaEvent], Callable[[PremiseCore, str, Any], None]]] = {
+    **calls.CALL_EVENTS,
+    **agents.AGENT_EVENTS,
+    **control.CONTROL_EVENTS,
+}
+"""CSTA event → handler: calls, agents, and call control's over the calls' own."""
