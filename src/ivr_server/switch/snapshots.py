@@ -69,6 +69,9 @@ class CallSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """The routing point where the call waits for a router, if it does."""
     treatment: str | None
     """Type of the treatment the router last asked for while the call waits, if any."""
+    held: tuple[str, ...] = ()
+    """Parties holding the call (the original call of a consultation), in the order they held
+    it."""
 
 
 class ReadyAgent(msgspec.Struct, frozen=True, kw_only=True):

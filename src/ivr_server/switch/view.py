@@ -37,6 +37,11 @@ EventError about a call (``conn_id``) from      routing to the destination faile
 a TRouteCall                                    at the routing point again (PROTOCOL.md §6.2)
 EventReleased / EventAbandoned                  the DN leaves the call / the call is gone; a call
                                                 whose last party left is gone
+EventHeld / EventRetrieved                      the DN holds the call / takes it back
+EventPartyAdded / EventPartyDeleted             ``other_dn`` joins / leaves the call (a conference);
+                                                a call whose last party left is gone
+EventRinging / EventEstablished of a party      a Ready agent on that DN was just given a call (a
+joining a call                                  transfer, a consultation): end of the idle order
 ==============================================  ==================================================
 
 Readers get frozen snapshots (:mod:`ivr_server.switch.snapshots`). The mutable records
@@ -68,10 +73,14 @@ from ivr_server.switch.events import (
     EventDNOutOfService,
     EventError,
     EventEstablished,
+    EventHeld,
     EventLinkConnected,
     EventLinkDisconnected,
+    EventPartyAdded,
+    EventPartyDeleted,
     EventRegistered,
     EventReleased,
+    EventRetrieved,
     EventRinging,
     EventRouteRequest,
     EventRouteUsed,
@@ -131,6 +140,8 @@ class CallRecord:
         """The routing point where the call waits for a router, if it does."""
         self.treatment: str | None = None
         """The treatment the router last asked for while the call waits, if any."""
+        self.held: list[str] = []
+        """Parties holding the call (the original call of a consultation)."""
 
     def snapshot(self) -> CallSnapshot:
         return CallSnapshot(
@@ -142,6 +153,7 @@ class CallRecord:
             user_data=self.user_data,
             routing_point=self.routing_point,
             treatment=self.treatment,
+            held=tuple(self.held),
         )
 
 
@@ -244,6 +256,10 @@ class SwitchView:
     def call_record(self, conn_id: str) -> CallRecord | None:
         """The record of call ``conn_id`` (read-only for the caller), or ``None``."""
         return self._calls.get(conn_id)
+
+    def call_records(self) -> Iterable[CallRecord]:
+        """Every call's record (read-only for the caller), oldest first."""
+        return self._calls.values()
 
     def configure(self, dns: Iterable[tuple[str, DnType]]) -> None:
         """The switch's DN set is now ``dns``, in this order: a DN kept with the same type keeps
@@ -351,6 +367,40 @@ class SwitchView:
                 call.dialed = event.other_dn
         elif event.dn not in call.parties:
             call.parties.append(event.dn)
+            self._given_call(event.dn)
+
+    def _given_call(self, number: str) -> None:
+        """A Ready agent on DN ``number`` joined a call: it goes to the end of the idle order (as
+        a routed call does, :meth:`_on_route_call`)."""
+        target = self._dns.get(number)
+        if (
+            target is not None
+            and target.agent is not None
+            and target.agent.state is AgentState.READY
+        ):
+            self._ready_seq += 1
+            target.agent = replace(target.agent, ready_since=self._ready_seq)
+
+    def _on_held(self, event: EventHeld) -> None:
+        call = self._calls.get(event.conn_id)
+        if call is not None and event.dn in call.parties and event.dn not in call.held:
+            call.held.append(event.dn)
+
+    def _on_retrieved(self, event: EventRetrieved) -> None:
+        call = self._calls.get(event.conn_id)
+        if call is not None and event.dn in call.held:
+            call.held.remove(event.dn)
+
+    def _on_party_added(self, event: EventPartyAdded) -> None:
+        call = self._calls.get(event.conn_id)
+        if call is not None and event.other_dn is not None and event.other_dn not in call.parties:
+            call.parties.append(event.other_dn)
+            self._given_call(event.other_dn)
+
+    def _on_party_deleted(self, event: EventPartyDeleted) -> None:
+        call = self._calls.get(event.conn_id)
+        if call is not None and event.other_dn is not None:
+            self._leave(event.conn_id, call, event.other_dn)
 
     def _on_attached_data_changed(self, event: EventAttachedDataChanged) -> None:
         call = self._calls.get(event.conn_id)
@@ -373,14 +423,8 @@ class SwitchView:
             call.treatment = None
 
     def _on_route_call(self, event: RequestRouteCall) -> None:
-        target = self._dns.get(event.dest) if event.dest is not None else None
-        if (
-            target is not None
-            and target.agent is not None
-            and target.agent.state is AgentState.READY
-        ):
-            self._ready_seq += 1
-            target.agent = replace(target.agent, ready_since=self._ready_seq)
+        if event.dest is not None:
+            self._given_call(event.dest)
 
     def _on_route_used(self, event: EventRouteUsed) -> None:
         call = self._calls.get(event.conn_id)
@@ -396,12 +440,17 @@ class SwitchView:
 
     def _on_released(self, event: EventReleased) -> None:
         call = self._calls.get(event.conn_id)
-        if call is None:
-            return
-        if event.dn in call.parties:
-            call.parties.remove(event.dn)
+        if call is not None:
+            self._leave(event.conn_id, call, event.dn)
+
+    def _leave(self, conn_id: str, call: CallRecord, number: str) -> None:
+        """DN ``number`` left the call; a call whose last party left is gone."""
+        if number in call.parties:
+            call.parties.remove(number)
+        if call.held and number in call.held:
+            call.held.remove(number)
         if not call.parties:
-            del self._calls[event.conn_id]
+            del self._calls[conn_id]
 
     def _on_abandoned(self, event: EventAbandoned) -> None:
         self._calls.pop(event.conn_id, None)
@@ -431,5 +480,9 @@ _APPLY: Final[Mapping[type[SwitchEvent], Callable[[SwitchView, Any], None]]] = {
     EventError: SwitchView._on_error,
     EventReleased: SwitchView._on_released,
     EventAbandoned: SwitchView._on_abandoned,
+    EventHeld: SwitchView._on_held,
+    EventRetrieved: SwitchView._on_retrieved,
+    EventPartyAdded: SwitchView._on_party_added,
+    EventPartyDeleted: SwitchView._on_party_deleted,
 }
 """Event type → what it does to the view; an event type missing here changes nothing."""

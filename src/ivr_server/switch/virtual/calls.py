@@ -18,6 +18,7 @@ from ivr_server.switch.events import (
     EventAttachedDataChanged,
     EventDialing,
     EventEstablished,
+    EventPartyDeleted,
     EventReleased,
     EventRinging,
     EventRouteUsed,
@@ -43,6 +44,7 @@ from ivr_server.switch.virtual.core import AGENT_DN_TYPES, SwitchCore
 from ivr_server.wire.kv import KvList
 
 __all__ = [
+    "has_outside_party",
     "on_abandon_call",
     "on_answer_call",
     "on_attach_user_data",
@@ -54,6 +56,8 @@ __all__ = [
     "on_outbound_call",
     "on_release_call",
     "on_update_user_data",
+    "release_all",
+    "set_user_data",
 ]
 
 
@@ -113,6 +117,10 @@ def on_answer_call(sw: SwitchCore, req: TAnswerCall) -> None:
     call = sw.call_at(req)
     if call is not None:
         sw.call_event(EventEstablished, req, call, req.dn)
+        dialer = call.parties[0]
+        if call.dialed == req.dn and dialer != req.dn:
+            # a call placed to this DN (TMakeCall, a consultation): its dialer is connected too
+            sw.call_event(EventEstablished, None, call, dialer, other_dn=req.dn)
 
 
 def on_outbound_call(sw: SwitchCore, req: TOutboundCall) -> None:
@@ -132,7 +140,7 @@ def on_abandon_call(sw: SwitchCore, req: TAbandonCall) -> None:
         sw.call_event(EventAbandoned, req, call, req.dn, other_dn=call.dialed)
 
 
-def _release(sw: SwitchCore, call: CallRecord, req: SwitchRequest | None) -> None:
+def release_all(sw: SwitchCore, call: CallRecord, req: SwitchRequest | None) -> None:
     """The call ends: its routing dialog first, then every party, in the order they joined."""
     if call.routing_point is not None:
         sw.call_event(EventRouteUsed, req, call, call.routing_point)
@@ -140,10 +148,33 @@ def _release(sw: SwitchCore, call: CallRecord, req: SwitchRequest | None) -> Non
         sw.call_event(EventReleased, req, call, dn)
 
 
+def has_outside_party(sw: SwitchCore, call: CallRecord) -> bool:
+    """Whether a party of ``call`` is outside the switch: the caller of an inbound call, the
+    number an outbound call (or a TMakeCall to an outside number) dialled. A call placed to a DN
+    of the switch (TMakeCall, a consultation) has none."""
+    return call.dialed is None or sw.view.record(call.dialed) is None
+
+
 def on_release_call(sw: SwitchCore, req: TReleaseCall) -> None:
+    """``req.dn`` hangs up. A call with two parties left besides it (counting an outside party)
+    goes on (a conference: EventReleased at that DN, EventPartyDeleted at the others); otherwise
+    the call ends (a call between two DNs: the other's EventReleased is unsolicited)."""
     call = sw.call_at(req)
-    if call is not None:
-        _release(sw, call, req)
+    if call is None:
+        return
+    if len(call.parties) == 1:
+        release_all(sw, call, req)
+        return
+    outside = has_outside_party(sw, call)
+    if len(call.parties) == 2 and not outside:
+        # a call between two DNs (a consultation, a MakeCall): the other side is released too
+        sw.call_event(EventReleased, req, call, req.dn)
+        for dn in tuple(call.parties):
+            sw.call_event(EventReleased, None, call, dn, other_dn=req.dn)
+        return
+    sw.call_event(EventReleased, req, call, req.dn)
+    for dn in tuple(call.parties):
+        sw.call_event(EventPartyDeleted, None, call, dn, other_dn=req.dn)
 
 
 def on_caller_hang_up(sw: SwitchCore, req: TCallerHangUp) -> None:
@@ -152,13 +183,15 @@ def on_caller_hang_up(sw: SwitchCore, req: TCallerHangUp) -> None:
     if call is None:
         sw.fail(req, None, TErrorCode.TERR_INVALID_ATTR, f"no call {req.conn_id}")
         return
-    _release(sw, call, None)
+    release_all(sw, call, None)
 
 
-def _set_user_data(sw: SwitchCore, req: CallRequest, call: CallRecord, new: KvList) -> None:
+def set_user_data(sw: SwitchCore, req: CallRequest, call: CallRecord, new: KvList) -> bool:
+    """The call's user data becomes ``new`` (EventAttachedDataChanged at ``req.dn``), unless it
+    is larger than the limit (EventError, ``False``)."""
     if kv_size(new) > USER_DATA_LIMIT:
         sw.fail(req, req.dn, TErrorCode.TERR_INVALID_ATTR, "user data larger than 16 KB")
-        return
+        return False
     sw.emit(
         EventAttachedDataChanged(
             switch=sw.name,
@@ -171,28 +204,29 @@ def _set_user_data(sw: SwitchCore, req: CallRequest, call: CallRecord, new: KvLi
             user_data=new,
         )
     )
+    return True
 
 
 def on_attach_user_data(sw: SwitchCore, req: TAttachUserData) -> None:
     call = sw.call_at(req)
     if call is not None:
-        _set_user_data(sw, req, call, call.user_data + req.user_data)
+        set_user_data(sw, req, call, call.user_data + req.user_data)
 
 
 def on_update_user_data(sw: SwitchCore, req: TUpdateUserData) -> None:
     call = sw.call_at(req)
     if call is not None:
-        _set_user_data(sw, req, call, kv_update(call.user_data, req.user_data))
+        set_user_data(sw, req, call, kv_update(call.user_data, req.user_data))
 
 
 def on_delete_user_data(sw: SwitchCore, req: TDeleteUserData) -> None:
     call = sw.call_at(req)
     if call is not None:
         kept = tuple(item for item in call.user_data if item.Name != req.key)
-        _set_user_data(sw, req, call, kept)
+        set_user_data(sw, req, call, kept)
 
 
 def on_delete_all_user_data(sw: SwitchCore, req: TDeleteAllUserData) -> None:
     call = sw.call_at(req)
     if call is not None:
-        _set_user_data(sw, req, call, ())
+        set_user_data(sw, req, call, ())

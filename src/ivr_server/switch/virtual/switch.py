@@ -17,8 +17,9 @@ becoming an EventError with the request's ReferenceID and nothing changed:
 3. to 6.: per family of requests, in the module that handles it.
 
 Requests reach their handler through one table, request type → handler, one module per family:
-agents and DNs (:mod:`.agents`), calls and user data (:mod:`.calls`), routing points
-(:mod:`.routing`), the switch's own link, service and DN set (:mod:`.admin`).
+agents and DNs (:mod:`.agents`), calls and user data (:mod:`.calls`), call control: transfers,
+conferences, consultations, MakeCall (:mod:`.control`), routing points (:mod:`.routing`), the
+switch's own link, service and DN set (:mod:`.admin`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ivr_server.switch import requests as rq
 from ivr_server.switch.errors import TErrorCode
 from ivr_server.switch.events import DnType, SwitchEvent
 from ivr_server.switch.requests import SwitchRequest
-from ivr_server.switch.virtual import admin, agents, calls, routing
+from ivr_server.switch.virtual import admin, agents, calls, control, routing
 from ivr_server.switch.virtual.core import SwitchCore, request_name
 
 __all__ = ["VirtualSwitch"]
@@ -103,6 +104,14 @@ _HANDLERS: Final[Mapping[type[SwitchRequest], Callable[[SwitchCore, Any], None]]
     rq.TUpdateUserData: calls.on_update_user_data,
     rq.TDeleteUserData: calls.on_delete_user_data,
     rq.TDeleteAllUserData: calls.on_delete_all_user_data,
+    rq.TMakeCall: control.on_make_call,
+    rq.TSingleStepTransfer: control.on_single_step_transfer,
+    rq.TInitiateTransfer: control.on_initiate_transfer,
+    rq.TInitiateConference: control.on_initiate_transfer,
+    rq.TCompleteTransfer: control.on_complete_transfer,
+    rq.TCompleteConference: control.on_complete_conference,
+    rq.TSingleStepConference: control.on_single_step_conference,
+    rq.TReconnectCall: control.on_reconnect_call,
     rq.TRouteRequest: routing.on_route_request,
     rq.TRouteCall: routing.on_route_call,
     rq.TApplyTreatment: routing.on_apply_treatment,
