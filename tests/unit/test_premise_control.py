@@ -11,7 +11,7 @@ from ivr_server.switch import requests as rq
 from ivr_server.switch.csta import messages as m
 from ivr_server.switch.errors import TErrorCode
 from ivr_server.switch.events import CallEvent, EventError, SwitchEvent
-from ivr_server.switch.premise.control import correlator
+from ivr_server.switch.premise.placed import correlator
 from ivr_server.wire.kv import str_node
 from tests.unit.premise_pbx import AGENT_DN, CALLER, PORT, ControlPbx, bring_up, control_switch
 

@@ -48,7 +48,7 @@ from ivr_server.switch.events import (
     EventLinkDisconnected,
     SwitchEvent,
 )
-from ivr_server.switch.premise import agents, calls, control, monitors
+from ivr_server.switch.premise import agents, calls, control, monitors, placed
 from ivr_server.switch.premise.core import LOG, PBX_DN_TYPES, PremiseCore
 from ivr_server.switch.premise.errors import describe
 from ivr_server.switch.premise.settings import PremiseSettings
@@ -258,7 +258,7 @@ class PremiseSwitch(PremiseCore):
         self.services.clear()
         self.deadlines.clear()
         self.clearing.clear()
-        control.link_lost(self)
+        placed.link_lost(self)
         for req in waiting:
             dn = getattr(req, "dn", None)
             self.fail(
@@ -492,6 +492,6 @@ _HANDLERS: Final[Mapping[type[SwitchRequest], Callable[[PremiseSwitch, Any], Non
 _EVENTS: Final[Mapping[type[m.CstaEvent], Callable[[PremiseCore, str, Any], None]]] = {
     **calls.CALL_EVENTS,
     **agents.AGENT_EVENTS,
-    **control.CONTROL_EVENTS,
+    **placed.CONTROL_EVENTS,
 }
 """CSTA event → handler: calls, agents, and call control's over the calls' own."""
