@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pytest
+
+from ivr_server.errors import ConfigError
 from ivr_server.switch import requests as rq
 from ivr_server.switch.csta import messages as m
 from ivr_server.switch.errors import TErrorCode
@@ -507,3 +510,55 @@ def test_correlator_data_mirrors_chosen_keys_within_32_octets() -> None:
     assert correlator((), data) is None
     assert correlator(("b", "a", "missing"), data) == "b=22;a=1"
     assert correlator(("long", "a"), data) == "a=1"  # a pair that does not fit is left out
+
+
+def test_complete_transfer_while_the_consultation_rings_and_a_new_one_after_a_hang_up() -> None:
+    sw, pbx = control_switch()
+    pbx.answered("100")
+    consulting(pbx, init_xfer(), answer=False)
+    sw.request(rq.TCompleteTransfer(reference_id=8, conn_id=ORIG, consult_conn_id=NEW, dn=PORT))
+    invoke_id, sent = pbx.request()
+    assert isinstance(sent, m.TransferCall)
+    pbx.send(m.TransferCallResponse(), invoke_id)
+    assert shapes(sw.drain_events()) == [
+        ("EventReleased", 8, NEW, DEST),
+        ("EventReleased", 8, ORIG, CALLER),
+    ]
+    # the consulted party hangs up before answering: the original is free for a new request
+    pbx.answered("200")
+    sw.request(rq.TInitiateTransfer(reference_id=9, conn_id=conn(0x12), dn=PORT, dest=DEST))
+    invoke_id, _ = pbx.request()
+    pbx.send(
+        m.ConsultationCallResponse(initiated_call=m.ConnectionID(call_id="201", device_id=PORT)),
+        invoke_id,
+    )
+    sw.drain_events()
+    pbx.cleared("201", DEST)
+    assert shapes(sw.drain_events()) == [("EventReleased", None, conn(0x13), DEST)]
+    sw.request(rq.TSingleStepTransfer(reference_id=10, conn_id=conn(0x12), dn=PORT, dest=DEST))
+    assert isinstance(pbx.request()[1], m.SingleStepTransferCall)
+
+
+def test_the_configuration_keys_reach_the_switch() -> None:
+    from ivr_server.config import parse_config
+    from ivr_server.service.switches import premise_settings
+    from tests.unit.test_config_premise import premise_file
+
+    config = parse_config(
+        premise_file(
+            'address = "127.0.0.1:3022"\nemulate-single-step = "on-alerting"\n'
+            'mirror-keys = ["ticket", "lang"]\n'
+        )
+    )
+    tserver = config.tserver_for_switch("PBX")
+    assert tserver is not None and tserver.premise is not None
+    settings = premise_settings(tserver.premise)
+    assert (settings.emulate_single_step, settings.mirror_keys) == (
+        "on-alerting",
+        ("ticket", "lang"),
+    )
+    default = parse_config(premise_file()).tserver_for_switch("PBX")
+    assert default is not None and default.premise is not None
+    assert (default.premise.emulate_single_step, default.premise.mirror_keys) == ("off", ())
+    with pytest.raises(ConfigError):
+        parse_config(premise_file('address = "127.0.0.1:3022"\nemulate-single-step = "yes"\n'))

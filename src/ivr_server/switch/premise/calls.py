@@ -43,6 +43,7 @@ from ivr_server.switch.events import (
 from ivr_server.switch.premise.core import LOG, PremiseCall, PremiseCore
 from ivr_server.switch.premise.errors import INVOKE_TIMEOUT_ERROR, describe, tlib_error
 from ivr_server.switch.requests import TAbandonCall, TReleaseCall
+from ivr_server.wire.kv import KvList
 
 __all__ = [
     "CALL_EVENTS",
@@ -104,10 +105,19 @@ def _find_or_new(sw: PremiseCore, conn: m.ConnectionID, dn: str) -> PremiseCall:
 
 
 def call_event(
-    sw: PremiseCore, cls: type[CallEvent], call: PremiseCall, dn: str, ref: int | None = None
+    sw: PremiseCore,
+    cls: type[CallEvent],
+    call: PremiseCall,
+    dn: str,
+    ref: int | None = None,
+    other: str | None = None,
+    user_data: KvList | None = None,
 ) -> None:
-    """Publish ``cls`` about ``call`` at ``dn`` with the call's identity, parties and data."""
-    user_data = sw.view.user_data(call.conn_id)
+    """Publish ``cls`` about ``call`` at ``dn`` with the call's identity, parties and data
+    (``other``: another OtherDN than the call's, as a party added; ``user_data``: data the
+    view does not hold yet, as a new call's)."""
+    if user_data is None:
+        user_data = sw.view.user_data(call.conn_id) or ()
     sw.emit(
         cls(
             switch=sw.name,
@@ -118,8 +128,8 @@ def call_event(
             ani=call.ani,
             dnis=call.dnis,
             this_queue=call.this_queue,
-            other_dn=call.other_dn,
-            user_data=user_data if user_data is not None else (),
+            other_dn=other if other is not None else call.other_dn,
+            user_data=user_data,
         )
     )
 

@@ -69,26 +69,28 @@ def _port_call(sw: PremiseCore, req: rq.CallRequest, conn_id: str) -> PremiseCal
     return call
 
 
-def _checked(sw: PremiseCore, req: rq.CallRequest) -> tuple[Any, PremiseCall] | None:
-    """The link (``TERR_NO_SWITCH``), the call in the view and on the PBX at ``req.dn``."""
+def _checked(
+    sw: PremiseCore, req: rq.CallRequest, *, free: bool = True
+) -> tuple[Any, PremiseCall] | None:
+    """The link (``TERR_NO_SWITCH``), the call in the view and on the PBX at ``req.dn``
+    (``TERR_INV_CONNID``), with no other call-control request in progress on it
+    (``TERR_SET_WRONG_STATE``)."""
     session = sw.linked(req, req.dn)
     if session is None or sw.call_at(req) is None:
         return None
     call = _port_call(sw, req, req.conn_id)
-    return (session, call) if call is not None else None
-
-
-def _busy_elsewhere(sw: PremiseCore, req: rq.CallRequest, call: PremiseCall) -> bool:
-    if call.flow is None:
-        return False
-    sw.fail(
-        req,
-        req.dn,
-        TErrorCode.TERR_SET_WRONG_STATE,
-        f"call {req.conn_id} has a {call.flow.req.name} in progress",
-        req.conn_id,
-    )
-    return True
+    if call is None:
+        return None
+    if free and call.flow is not None:
+        sw.fail(
+            req,
+            req.dn,
+            TErrorCode.TERR_SET_WRONG_STATE,
+            f"call {req.conn_id} has a {call.flow.req.name} in progress",
+            req.conn_id,
+        )
+        return None
+    return session, call
 
 
 # -- TMakeCall -----------------------------------------------------------------------------------
@@ -135,8 +137,6 @@ def on_initiate(sw: PremiseCore, req: rq.TInitiateTransfer) -> None:
     if checked is None:
         return
     session, call = checked
-    if _busy_elsewhere(sw, req, call):
-        return
     _consult(sw, session, req, call, req.dest, req.user_data)
 
 
@@ -193,8 +193,6 @@ def on_single_step_transfer(sw: PremiseCore, req: rq.TSingleStepTransfer) -> Non
     if checked is None:
         return
     session, call = checked
-    if _busy_elsewhere(sw, req, call):
-        return
     emulate = sw.settings.emulate_single_step
     if emulate != "off":
         _consult(sw, session, req, call, req.dest, req.user_data, emulate)
@@ -202,7 +200,9 @@ def on_single_step_transfer(sw: PremiseCore, req: rq.TSingleStepTransfer) -> Non
     data = sw.view.user_data(call.conn_id) or ()
     if req.user_data:
         data = kv_update(data, req.user_data)
-        placed.publish(sw, EventAttachedDataChanged, call, req.dn, req.reference_id, user_data=data)
+        calls.call_event(
+            sw, EventAttachedDataChanged, call, req.dn, req.reference_id, user_data=data
+        )
     request = m.SingleStepTransferCall(
         active_call=placed.connection(call, req.dn),
         transferred_to=req.dest,
@@ -230,11 +230,22 @@ def _single_step_answered(
 def _both(
     sw: PremiseCore, req: rq.TCompleteTransfer
 ) -> tuple[Any, PremiseCall, PremiseCall] | None:
-    checked = _checked(sw, req)
+    checked = _checked(sw, req, free=False)
     if checked is None:
         return None
     session, orig = checked
     consult = _port_call(sw, req, req.consult_conn_id)
+    if consult is not None and orig.flow is not None:
+        if orig.flow.new is not consult or orig.flow.emulate is not None:
+            sw.fail(
+                req,
+                req.dn,
+                TErrorCode.TERR_SET_WRONG_STATE,
+                f"call {req.conn_id} has a {orig.flow.req.name} in progress",
+                req.conn_id,
+            )
+            return None
+        placed.end(orig.flow)  # completed while the consultation still rings
     return (session, orig, consult) if consult is not None else None
 
 
@@ -315,8 +326,6 @@ def on_single_step_conference(sw: PremiseCore, req: rq.TSingleStepConference) ->
     if checked is None:
         return
     session, call = checked
-    if _busy_elsewhere(sw, req, call):
-        return
     call.flow = Flow(req, req.dn, req.dest, call)
     request = m.SingleStepConferenceCall(
         active_call=placed.connection(call, req.dn), device_to_join=req.dest
@@ -379,7 +388,7 @@ def _reconnect_answered(sw: PremiseCore, req: Any, reply: Any, error: Any, invok
         calls.release_at(sw, consult, req.dn, req.reference_id)
     if orig is not None and req.dn in orig.at:
         orig.at[req.dn] = "connected"
-        placed.publish(sw, EventRetrieved, orig, req.dn, req.reference_id)
+        calls.call_event(sw, EventRetrieved, orig, req.dn, req.reference_id)
     if failure is not None:
         sw.fail(req, req.dn, failure[0], failure[1], req.conn_id)
 

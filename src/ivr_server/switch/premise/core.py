@@ -221,10 +221,13 @@ class PremiseCore(SwitchCore):
         """The call has left every DN of ours (and any call-control request it was part of)."""
         flow, call.flow = call.flow, None
         if flow is not None:
-            if flow.new is call:
-                flow.new = None
             if flow.orig is call:
                 flow.orig = None
+            if flow.new is call:
+                flow.new = None
+                orig = flow.orig
+                if orig is not None and flow.emulate is None and flow.failure is None:
+                    orig.flow = None  # a consultation that ended: the original is free
         self.calls.pop(call.premise_id, None)
         self.by_conn.pop(call.conn_id, None)
         for key in [k for k in self.clearing if k[0] == call.premise_id]:

@@ -21,7 +21,6 @@ from ivr_server.switch import requests as rq
 from ivr_server.switch.csta import messages as m
 from ivr_server.switch.errors import TErrorCode
 from ivr_server.switch.events import (
-    CallEvent,
     EventDestinationBusy,
     EventDialing,
     EventEstablished,
@@ -51,7 +50,6 @@ __all__ = [
     "dialed",
     "end",
     "link_lost",
-    "publish",
     "refusal",
     "restore",
     "transfer",
@@ -67,33 +65,6 @@ def connection(call: PremiseCall, dn: str) -> m.ConnectionID:
     """The CSTA connection of ``call`` at ``dn``."""
     call_id = None if call.premise_id.startswith("?") else call.premise_id
     return m.ConnectionID(call_id=call_id, device_id=dn)
-
-
-def publish(
-    sw: PremiseCore,
-    cls: type[CallEvent],
-    call: PremiseCall,
-    dn: str,
-    ref: int | None,
-    other: str | None = None,
-    user_data: KvList | None = None,
-) -> None:
-    if user_data is None:
-        user_data = sw.view.user_data(call.conn_id) or ()
-    sw.emit(
-        cls(
-            switch=sw.name,
-            reference_id=ref,
-            dn=dn,
-            conn_id=call.conn_id,
-            call_id=call.call_id,
-            ani=call.ani,
-            dnis=call.dnis,
-            this_queue=call.this_queue,
-            other_dn=other if other is not None else call.other_dn,
-            user_data=user_data,
-        )
-    )
 
 
 def correlator(keys: tuple[str, ...], user_data: KvList) -> str | None:
@@ -169,11 +140,11 @@ def dialed(sw: PremiseCore, flow: Flow) -> None:
     orig = flow.orig
     if orig is not None:
         orig.at[flow.dn] = "held"
-        publish(sw, EventHeld, orig, flow.dn, ref)
+        calls.call_event(sw, EventHeld, orig, flow.dn, ref)
         data = kv_update(sw.view.user_data(orig.conn_id) or (), getattr(flow.req, "user_data", ()))
     else:
         data = getattr(flow.req, "user_data", ())
-    publish(sw, EventDialing, new, flow.dn, ref, user_data=data)
+    calls.call_event(sw, EventDialing, new, flow.dn, ref, user_data=data)
     if new.at.get(flow.dn) == "connected":
         _answered(sw, flow, new)
     elif flow.busy:
@@ -183,7 +154,7 @@ def dialed(sw: PremiseCore, flow: Flow) -> None:
 def _answered(sw: PremiseCore, flow: Flow, new: PremiseCall) -> None:
     """The far party of the new call answered (or, ``on-alerting``, rings)."""
     new.at[flow.dn] = "connected"
-    publish(sw, EventEstablished, new, flow.dn, None)
+    calls.call_event(sw, EventEstablished, new, flow.dn, None)
     if flow.emulate is None:
         end(flow)
         return
@@ -200,7 +171,7 @@ def _busy(sw: PremiseCore, flow: Flow, new: PremiseCall) -> None:
     if flow.emulate is not None:
         restore(sw, flow, TErrorCode.TERR_CONN_ATMPT_FAIL, f"destination {flow.dest} is busy")
         return
-    publish(sw, EventDestinationBusy, new, flow.dn, None)
+    calls.call_event(sw, EventDestinationBusy, new, flow.dn, None)
     end(flow)
 
 
@@ -257,8 +228,8 @@ def conferenced(sw: PremiseCore, flow: Flow) -> None:
     orig.added.add(flow.dest)
     if isinstance(flow.req, rq.TCompleteConference):
         orig.at[dn] = "connected"
-        publish(sw, EventRetrieved, orig, dn, ref)
-    publish(sw, EventPartyAdded, orig, dn, ref, other=flow.dest)
+        calls.call_event(sw, EventRetrieved, orig, dn, ref)
+    calls.call_event(sw, EventPartyAdded, orig, dn, ref, other=flow.dest)
 
 
 def _flow_at(
@@ -349,7 +320,7 @@ def on_connection_cleared(sw: PremiseCore, dn: str, event: m.ConnectionClearedEv
     dropped = calls.device_number(conn.device_id) or calls.device_number(event.releasing_device)
     if call is not None and dropped is not None and dropped in call.added and dn in call.at:
         call.added.discard(dropped)
-        publish(sw, EventPartyDeleted, call, dn, None, other=dropped)
+        calls.call_event(sw, EventPartyDeleted, call, dn, None, other=dropped)
     flow = call.flow if call is not None else None
     calls.on_connection_cleared(sw, dn, event)
     if flow is not None and flow.new is None and flow.emulate in ("on-answer", "on-alerting"):
