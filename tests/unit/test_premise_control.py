@@ -562,3 +562,23 @@ def test_the_configuration_keys_reach_the_switch() -> None:
     assert (default.premise.emulate_single_step, default.premise.mirror_keys) == ("off", ())
     with pytest.raises(ConfigError):
         parse_config(premise_file('address = "127.0.0.1:3022"\nemulate-single-step = "yes"\n'))
+
+
+def test_a_call_transferred_to_a_dn_of_ours_keeps_its_conn_id_and_user_data_there() -> None:
+    sw, pbx = control_switch()
+    pbx.answered("100")
+    data = (str_node("ticket", "T-42"),)
+    sw.request(
+        rq.TSingleStepTransfer(reference_id=3, conn_id=ORIG, dn=PORT, dest=AGENT_DN, user_data=data)
+    )
+    invoke_id, _ = pbx.request()
+    pbx.send(m.SingleStepTransferCallResponse(), invoke_id)
+    pbx.delivered("100", AGENT_DN)  # the PBX rings the agent with the same call
+    events = sw.drain_events()
+    assert shapes(events) == [
+        ("EventAttachedDataChanged", 3, ORIG, CALLER),
+        ("EventReleased", 3, ORIG, CALLER),
+        ("EventRinging", None, ORIG, CALLER),
+    ]
+    assert events[-1].dn == AGENT_DN  # type: ignore[attr-defined]
+    assert sw.view.user_data(ORIG) == data and sw.handed == {}

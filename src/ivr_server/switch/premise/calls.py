@@ -117,7 +117,9 @@ def call_event(
     (``other``: another OtherDN than the call's, as a party added; ``user_data``: data the
     view does not hold yet, as a new call's)."""
     if user_data is None:
-        user_data = sw.view.user_data(call.conn_id) or ()
+        user_data = sw.view.user_data(call.conn_id)
+        if user_data is None:
+            user_data = call.carried
     sw.emit(
         cls(
             switch=sw.name,

@@ -210,6 +210,7 @@ def on_single_step_transfer(sw: PremiseCore, req: rq.TSingleStepTransfer) -> Non
     )
     sw.send_for(req, session, request, req.dn)
     sw.clearing[(call.premise_id, req.dn)] = req.reference_id
+    sw.hand_over(call, req.dest, data)
 
 
 def _single_step_answered(
@@ -219,6 +220,7 @@ def _single_step_answered(
     if reply is None:
         if call is not None:
             sw.clearing.pop((call.premise_id, req.dn), None)
+            sw.handed.pop(call.premise_id, None)
         sw.fail(req, req.dn, *placed.refusal(error), req.conn_id)
     elif call is not None:
         calls.release_at(sw, call, req.dn, req.reference_id)

@@ -27,8 +27,10 @@ from ivr_server.switch.premise.settings import PremiseSettings
 from ivr_server.switch.requests import CallRequest, SwitchRequest, TMakeCall
 from ivr_server.switch.view import DnRecord
 from ivr_server.switch.virtual.core import SwitchCore
+from ivr_server.wire.kv import KvList
 
 __all__ = [
+    "HANDED_LIMIT",
     "LOG",
     "PBX_DN_TYPES",
     "PREMISE_ROUTING_TYPES",
@@ -48,6 +50,9 @@ PREMISE_ROUTING_TYPES: Final = frozenset({DnType.ROUTING_POINT, DnType.VIRTUAL_R
 """DN types a premise switch presents calls on for a router (TRouteRequest)."""
 
 _MAX_TS_CALL_ID: Final = 2**32 - 1
+
+HANDED_LIMIT: Final = 1024
+"""Calls remembered for their arrival at another DN of ours after a transfer."""
 
 
 def ts_call_id(premise_id: str) -> int | None:
@@ -82,6 +87,9 @@ class PremiseCall:
         (:mod:`~ivr_server.switch.premise.control`)."""
         self.added: set[str] = set()
         """Parties a conference of ours added (their leaving is EventPartyDeleted)."""
+        self.carried: KvList = ()
+        """User data the call brought from a transfer of ours to another DN of ours (published
+        with its first event there, the view holding none for it yet)."""
 
 
 class Flow:
@@ -151,6 +159,10 @@ class PremiseCore(SwitchCore):
         """Port DN → the MakeCall or consultation whose new call the PBX has not named yet."""
         self.services: dict[int, type[m.CstaRequest]] = {}
         """Invoke id → the CSTA service sent for the T-Library request waiting under it."""
+        self.handed: dict[str, tuple[str, int, KvList]] = {}
+        """Premise call id → (ConnID, TSCallId, user data) of a call a single-step transfer of
+        ours sends to another DN of ours: it arrives there with them (at most
+        :data:`HANDED_LIMIT`, the oldest dropped)."""
         self.restoring: dict[int, Flow] = {}
         """Invoke id of a RetrieveCall/ReconnectCall getting the original call back after its
         request failed → that request's flow (its EventError follows EventRetrieved)."""
@@ -204,15 +216,32 @@ class PremiseCore(SwitchCore):
             return None
         return session
 
+    def hand_over(self, call: PremiseCall, dest: str, user_data: KvList) -> None:
+        """``call`` is being transferred to ``dest``: when that is a DN of ours, the call keeps
+        its ConnID, TSCallId and user data there (an agent desktop reads them by ConnID)."""
+        record = self.view.record(dest)
+        if record is None or record.type not in PBX_DN_TYPES:
+            return
+        self.handed[call.premise_id] = (call.conn_id, call.call_id, user_data)
+        if len(self.handed) > HANDED_LIMIT:
+            del self.handed[next(iter(self.handed))]
+
     def new_call(self, premise_id: str) -> PremiseCall:
-        """A call the PBX just told us of, with a new ConnID and its TSCallId."""
-        conn_id = f"{self.next_conn:016x}"
-        self.next_conn += 1
-        call_id = ts_call_id(premise_id)
-        if call_id is None:
-            call_id = self.next_call_id
-            self.next_call_id += 1
+        """A call the PBX just told us of, with a new ConnID and its TSCallId (or those it had
+        before a transfer of ours brought it here)."""
+        handed = self.handed.pop(premise_id, None) if self.handed else None
+        if handed is not None:
+            conn_id, call_id, carried = handed
+        else:
+            conn_id, carried = f"{self.next_conn:016x}", ()
+            self.next_conn += 1
+            found = ts_call_id(premise_id)
+            if found is None:
+                found = self.next_call_id
+                self.next_call_id += 1
+            call_id = found
         call = PremiseCall(premise_id, conn_id, call_id)
+        call.carried = carried
         self.calls[premise_id] = call
         self.by_conn[conn_id] = premise_id
         return call
