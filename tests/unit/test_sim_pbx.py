@@ -350,9 +350,10 @@ def test_agents_of_the_configuration_start_logged_in() -> None:
     assert agent == {"agent_id": "A7", "queue": QUEUE, "state": "Ready"}
 
 
-def test_the_transfer_family_is_not_served_unless_a_refusal_says_otherwise(
-    pbx: SimPbx, app: App
-) -> None:
+def test_a_pbx_without_single_step_transfer_refuses_it_and_refusal_rules_still_apply() -> None:
+    pbx = SimPbx(config(single_step_transfer=False), 0.0)
+    app = App(pbx)
+    app.monitor(PORT, EXT)
     call = pbx.deliver("5551234", PORT, 0.0)
     app.pump()
     transfer = m.SingleStepTransferCall(

@@ -126,8 +126,8 @@ async def answer(request: web.Request) -> web.Response:
 
 
 async def hangup(request: web.Request) -> web.Response:
-    """POST /api/v1/calls/{id}/hangup: the caller hangs up."""
-    return _run(request, Hangup(call=request.match_info["id"]))
+    """POST /api/v1/calls/{id}/hangup: the caller hangs up, or the body's ``party``."""
+    return _run(request, await _body(request, Hangup, call=request.match_info["id"]))
 
 
 async def list_calls(request: web.Request) -> web.Response:

@@ -76,6 +76,10 @@ class SimulatorOptions(_SimModel):
     """The CSTA dialect written (``generic``, ``openscape``, ``avaya-dmcc``, ``mx-one``)."""
     answer_delay: float = Field(default=0.0, ge=0)
     """Seconds before a voice-treatment-port DN answers a call delivered to it."""
+    single_step_transfer: bool = True
+    """Whether the PBX serves SingleStepTransferCall; ``false``: it refuses it
+    ``operation``/``serviceNotSupported``, as a PBX without it (the premise switch then emulates
+    it with a consultation and a transfer, MODES-AND-HA G4)."""
     scenario: str | None = None
     """A scenario file played at start (relative to the configuration file)."""
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 __all__ = ["LIVE", "DnSettings", "LinkInfo", "SimCall", "SimError"]
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ivr_server.switch.csta.server import CstaServerSession
 
-LIVE: Final = frozenset({"alerting", "connected"})
-"""The states of a call still at its DN."""
+LIVE: Final = frozenset({"alerting", "connected", "dialing"})
+"""The states of a call still at its DN (``dialing``: a call placed by a port whose destination
+was busy; it stays until cleared)."""
 
 
 class SimError(Exception):
@@ -48,6 +49,12 @@ class SimCall:
     conn_id: str | None = None
     """The virtual switch's ConnID."""
     cleared_by: str | None = None
+    held: bool = False
+    """``dn`` holds the call (the original call of a consultation)."""
+    joined: list[str] = field(default_factory=list)
+    """Devices a conference added besides ``ani`` and ``dn``."""
+    consultation: str | None = None
+    """The id of the consultation call ``dn`` placed from this call, while it lasts."""
 
     def as_json(self) -> dict[str, Any]:
         """The call as the API shows it."""
@@ -59,7 +66,8 @@ class SimCall:
             "dnis": self.dnis,
             "queue": self.queue,
             "csta_call_id": self.id,
-            "parties": [self.ani, self.dn] if self.state in LIVE else [],
+            "parties": [self.ani, self.dn, *self.joined] if self.state in LIVE else [],
+            "held": self.held,
             "cleared_by": self.cleared_by,
         }
 

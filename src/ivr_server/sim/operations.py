@@ -61,9 +61,11 @@ class Answer(_Op, frozen=True, kw_only=True, tag="answer"):
 
 
 class Hangup(_Op, frozen=True, kw_only=True, tag="hangup"):
-    """The caller hangs up."""
+    """A party hangs up: the caller when ``party`` is absent, else that device (the called DN, a
+    conference party, the consulted DN)."""
 
     call: str
+    party: str | None = None
 
 
 class SetDn(_Op, frozen=True, kw_only=True, tag="dn"):
@@ -121,7 +123,7 @@ def apply(pbx: SimPbx, op: Operation, now: float, names: dict[str, str]) -> dict
     if isinstance(op, Answer):
         return pbx.answer(names.get(op.call, op.call), now).as_json()
     if isinstance(op, Hangup):
-        return pbx.hangup(names.get(op.call, op.call), now).as_json()
+        return pbx.hangup(names.get(op.call, op.call), now, party=op.party).as_json()
     if isinstance(op, SetDn):
         return pbx.set_dn(
             op.dn,

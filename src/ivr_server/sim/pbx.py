@@ -28,6 +28,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from ivr_server.sim.config import SimConfig
+from ivr_server.sim.control import CONTROL_SERVICES, leave_conference
 from ivr_server.sim.model import LIVE, DnSettings, LinkInfo, SimCall, SimError
 from ivr_server.sim.services import NOT_SERVED, SERVICES, SWITCH_TO_CSTA, error_text
 from ivr_server.switch import requests as rq
@@ -126,6 +127,10 @@ class SimPbx:
 
     # -- writing to the applications --------------------------------------------------------
 
+    def emit(self, devices: Iterable[str], event: m.CstaEvent) -> None:
+        """``event`` on the monitors of each of ``devices`` that is a device of the PBX."""
+        self._emit(devices, event)
+
     def _emit(self, devices: Iterable[str], event: m.CstaEvent) -> None:
         for device in dict.fromkeys(d for d in devices if d in self._dn_types):
             for link in self.links.values():
@@ -209,10 +214,14 @@ class SimPbx:
         session = self.links[link_id].session
         _log.debug("csta: %s (invoke %d) on connection %d", request, invoke_id, link_id)
         handler = SERVICES.get(type(request))
-        if handler is None:
+        control = CONTROL_SERVICES.get(type(request))
+        if handler is not None:
+            outcome = handler(self, request)
+        elif control is not None:
+            outcome = control(self, request, now)
+        else:
             session.refuse(invoke_id, NOT_SERVED)
             return
-        outcome = handler(self, request)
         if isinstance(outcome, m.NegativeResponse):
             session.refuse(invoke_id, outcome)
             return
@@ -367,27 +376,38 @@ class SimPbx:
         _log.debug("call %s answered at %s", call.id, call.dn)
         return call
 
-    def hangup(self, call_id: str, now: float) -> SimCall:
-        """The caller hangs up: ConnectionCleared (the caller) then CallCleared."""
+    def hangup(self, call_id: str, now: float, *, party: str | None = None) -> SimCall:
+        """``party`` hangs up (the caller when ``None``): ConnectionCleared then CallCleared, or,
+        for a conference party, ConnectionCleared only while the conference goes on."""
         call = self.call(call_id)
         if call.state not in LIVE:
             raise SimError(409, f"call {call_id} is {call.state}")
         assert call.conn_id is not None
-        self.ask(rq.TCallerHangUp(reference_id=self.next_ref(), conn_id=call.conn_id))
-        self._cleared(call, call.ani)
+        if party is None or party == call.ani:
+            self.ask(rq.TCallerHangUp(reference_id=self.next_ref(), conn_id=call.conn_id))
+            self.cleared(call, call.ani)
+        elif party == call.dn or party in call.joined:
+            self.clear(call, party)
+        else:
+            raise SimError(422, f"{party} is not a party of call {call_id}")
         return call
 
     def clear(self, call: SimCall, device: str) -> None:
-        """The application cleared ``device``'s connection (ClearConnection)."""
-        if call.state in LIVE:
-            assert call.conn_id is not None
-            self.ask(
-                rq.TReleaseCall(reference_id=self.next_ref(), conn_id=call.conn_id, dn=call.dn)
-            )
-            self._cleared(call, device)
+        """``device``'s connection is cleared (ClearConnection, a party hanging up)."""
+        if call.state not in LIVE:
+            return
+        if call.joined and device in (call.dn, *call.joined):
+            leave_conference(self, call, device)
+            return
+        assert call.conn_id is not None
+        at = call.ani if call.state == "dialing" else call.dn  # a busy placed call: the port's
+        self.ask(rq.TReleaseCall(reference_id=self.next_ref(), conn_id=call.conn_id, dn=at))
+        self.cleared(call, device)
 
-    def _cleared(self, call: SimCall, releasing: str) -> None:
-        devices = (call.dn, call.ani)
+    def cleared(self, call: SimCall, releasing: str) -> None:
+        """The call ends, ``releasing`` cleared it: ConnectionCleared, CallCleared."""
+        # a busy placed call never reached its DN
+        devices = (call.ani,) if call.state == "dialing" else (call.dn, call.ani, *call.joined)
         self._emit(
             devices,
             m.ConnectionClearedEvent(
@@ -410,13 +430,94 @@ class SimPbx:
         answered = "answered" if call.state == "connected" else "not answered"
         call.state, call.cleared_by = "cleared", releasing
         self._answers.pop(call.id, None)
-        self._live_at.pop(call.dn, None)
+        for device in (call.dn, *call.joined):
+            self._leave(call, device)
         self._ended_now(call)
         _log.info(
             "call %s from %s to %s (dnis %s%s): %s, cleared by %s",
             call.id, call.ani, call.dn, call.dnis,
             f", through {call.queue}" if call.queue else "", answered, releasing,
         )  # fmt: skip
+
+    # -- the call-control services' steps (:mod:`.control`) --------------------------------
+
+    def can_take_calls(self, dn: str) -> bool:
+        """Whether ``dn`` is a port or extension of the PBX."""
+        return self._dn_types.get(dn) in _CALL_DN_TYPES
+
+    def live_at(self, dn: str) -> str | None:
+        """The id of the call at ``dn``, if any."""
+        return self._live_at.get(dn)
+
+    def new_call(self, *, ani: str, dn: str, conn_id: str, state: str) -> SimCall:
+        """A call ``ani`` (a port) placed to ``dn``, in the table."""
+        call = SimCall(
+            id=str(next(self._call_ids)),
+            ani=ani,
+            dn=dn,
+            dnis=dn,
+            queue=None,
+            state=state,
+            conn_id=conn_id,
+        )
+        return self._remember(call)
+
+    def ring(self, call: SimCall, redirected_by: str | None, cause: str, now: float) -> None:
+        """The call alerts at its DN: Delivered, then answered when the DN's delay says."""
+        dn = call.dn
+        call.state = "alerting"
+        self._live_at[dn] = call.id
+        self._emit(
+            (dn, call.ani),
+            m.DeliveredEvent(
+                monitor_cross_ref_id="",
+                connection=m.ConnectionID(call_id=call.id, device_id=dn),
+                alerting_device=dn,
+                calling_device=call.ani,
+                called_device=dn,
+                last_redirection_device=redirected_by if cause != "newCall" else None,
+                local_connection_info="alerting",
+                cause=cause,
+            ),
+        )
+        delay = self._answer_delay(dn, self._dn_types[dn], self.settings[dn], None)
+        if delay == 0:
+            self.answer(call.id, now)
+        elif delay is not None:
+            self._answers[call.id] = now + delay
+
+    def move(self, call: SimCall, dest: str, *, state: str = "alerting") -> None:
+        """The call left its DN for ``dest`` (a transfer), where it is in ``state``."""
+        self._leave(call, call.dn)
+        call.dn, call.state = dest, state
+        self._live_at[dest] = call.id
+
+    def merge(self, consult: SimCall, into: SimCall) -> None:
+        """The consultation call is merged into ``into`` (a transfer or conference): it ends
+        without events of its own; its pending answer now answers ``into``."""
+        due = self._answers.pop(consult.id, None)
+        if due is not None:
+            self._answers[into.id] = due
+        self._leave(consult, consult.dn)
+        consult.state, consult.cleared_by = "cleared", consult.ani
+        self._ended_now(consult)
+
+    def join(self, call: SimCall, device: str) -> None:
+        """``device`` joined the call (a conference)."""
+        call.joined.append(device)
+        self._live_at[device] = call.id
+
+    def part(self, call: SimCall, device: str) -> None:
+        """``device`` left a conference (the next joined party takes the DN's place)."""
+        if device in call.joined:
+            call.joined.remove(device)
+        elif call.joined:
+            call.dn = call.joined.pop(0)
+        self._leave(call, device)
+
+    def _leave(self, call: SimCall, device: str) -> None:
+        if self._live_at.get(device) == call.id:
+            del self._live_at[device]
 
     def set_dn(
         self,

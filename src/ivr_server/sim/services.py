@@ -3,8 +3,8 @@ SnapshotDevice, SetAgentState, GetAgentState), and how its virtual switch's agen
 and errors are written in CSTA.
 
 A service returns the negative response, or the positive one and what follows it (the events go
-out after the response, as a PBX sends them). Any other request (the transfer family: issue 23)
-is refused ``operation``/``serviceNotSupported``.
+out after the response, as a PBX sends them). The call-control services are :mod:`.control`'s;
+any other request is refused ``operation``/``serviceNotSupported``.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def clear_connection(pbx: SimPbx, request: m.ClearConnection) -> Outcome:
     if call is None or call.state not in LIVE:
         return m.CSTAErrorCode(category="operation", value="invalidCallID")
     device = connection.device_id
-    if device not in (call.dn, call.ani):
+    if device not in (call.dn, call.ani, *call.joined):
         return m.CSTAErrorCode(category="operation", value="invalidConnectionID")
     assert device is not None
     return m.ClearConnectionResponse(), lambda: pbx.clear(call, device)
@@ -121,8 +121,8 @@ SERVICES: Final[dict[type[m.CstaRequest], Callable[[SimPbx, Any], Outcome]]] = {
     m.SetAgentState: set_agent_state,
     m.GetAgentState: get_agent_state,
 }
-"""The services the PBX offers beyond the session's; any other request (the transfer family:
-issue 23) is refused ``operation``/``serviceNotSupported``."""
+"""The services the PBX offers beyond the session's and call control (:mod:`.control`); any
+other request is refused ``operation``/``serviceNotSupported``."""
 
 
 def _agent_event(cls: type[m.CstaEvent]) -> Callable[[Any], m.CstaEvent]:
