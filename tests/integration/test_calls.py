@@ -536,31 +536,34 @@ async def test_calls_of_another_ivr_are_unknown_to_its_sessions(connect: Connect
 
 
 @pytest.mark.parametrize(
-    ("name", "body"),
+    ("name", "body", "code"),
     [
-        ("OneStepXfer", "<OneStepXfer DestDN='7001'/>"),
-        ("OneStepConf", "<OneStepConf DestDN='7001'/>"),
-        ("InitXfer", "<InitXfer DestDN='7001'/>"),
-        ("InitConf", "<InitConf DestDN='7001' Location='SW_InFront'/>"),
-        ("CompleteXfer", "<CompleteXfer/>"),
-        ("CompleteConf", "<CompleteConf/>"),
-        ("RetrieveCall", "<RetrieveCall/>"),
+        ("OneStepXfer", "<OneStepXfer DestDN='7001' Location='Paris'/>", "UNSUP_OPER"),
+        ("OneStepConf", "<OneStepConf DestDN='7001' Location='Paris'/>", "UNSUP_OPER"),
+        ("InitXfer", "<InitXfer DestDN='7001' Location='Paris'/>", "UNSUP_OPER"),
+        ("InitConf", "<InitConf DestDN='7001' Location='SW_InFront'/>", "UNSUP_OPER"),
+        ("CompleteXfer", "<CompleteXfer/>", "BLOCKED_REQ"),
+        ("CompleteConf", "<CompleteConf/>", "BLOCKED_REQ"),
+        ("RetrieveCall", "<RetrieveCall/>", "BLOCKED_REQ"),
     ],
 )
-async def test_transfers_and_conferences_are_unsupported_in_front(
-    server: IvrServer, connect: Connect, name: str, body: str
+async def test_call_control_to_another_site_or_without_a_consultation_is_refused(
+    server: IvrServer, connect: Connect, name: str, body: str, code: str
 ) -> None:
+    """In-Front call control is carried out by the virtual switch (test_transfers_in_front.py);
+    a ``Location`` (no remote site, G11) and a Complete/Retrieve without a consultation are
+    refused, the call untouched."""
     link = await connect()
     await link.login("L")
     await start_call(link, "C", "1")
     before = await call_info(link, "C")
-    await ask(link, "C", body, f"<CallError FailedReq='{name}' TlibErrCode='UNSUP_OPER'/>")
+    await ask(link, "C", body, f"<CallError FailedReq='{name}' TlibErrCode='{code}'/>")
     assert await call_info(link, "C") == before
     (snapshot,) = server.service.switches[SWITCH].view.calls()
     assert snapshot.parties == ("4001",)
 
 
-async def test_make_call_is_unsupported_in_front_and_creates_nothing(
+async def test_make_call_to_another_site_is_unsupported_and_creates_nothing(
     server: IvrServer, connect: Connect
 ) -> None:
     link = await connect()
@@ -568,7 +571,7 @@ async def test_make_call_is_unsupported_in_front_and_creates_nothing(
     await ask(
         link,
         "M",
-        "<MakeCall OrigNum='2' DestNum='7001'/>",
+        "<MakeCall OrigNum='2' DestNum='7001' Location='Paris'/>",
         "<CallError FailedReq='MakeCall' TlibErrCode='UNSUP_OPER'/>",
     )
     await gone(link, "M")

@@ -81,7 +81,7 @@ def test_a_call_id_active_on_another_session_is_invalid(
         (new_call("5000"), m.EndCall(EndCause="FeatureNotSupported")),  # a routing point
         (new_call("1", mode="Genesys"), m.EndCall(EndCause="FeatureNotSupported")),
         (
-            "<MakeCall OrigNum='2' DestNum='7001'/>",
+            "<MakeCall OrigNum='2' DestNum='7001' Location='Paris'/>",
             m.CallError(FailedReq="MakeCall", TlibErrCode="UNSUP_OPER"),
         ),
     ],

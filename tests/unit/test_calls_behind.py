@@ -548,21 +548,15 @@ def test_a_failed_start_leaves_the_pbx_call_alone() -> None:
     h.assert_clean()
 
 
-# -- G13 and issue 23's requests: transfers on an established Behind call -------------------------
+# -- G13: transfers while the premise link is down (the flows: test_calls_control.py) --------------
 
 
-def test_transfers_on_an_established_call_are_unsupported_or_link_down() -> None:
+def test_transfers_while_the_link_is_down_are_link_down() -> None:
     h = Behind()
     h.answered_call()
-    for tag in TRANSFERS:
-        assert h.send("C1", _transfer(tag)) == [
-            m.CallError(FailedReq=tag, TlibErrCode="UNSUP_OPER")  # type: ignore[arg-type]
-        ]
     h.push(EventLinkDisconnected(switch=PBX, tserver="TS_PBX"))
-    for tag in TRANSFERS:
-        assert h.send("C1", _transfer(tag)) == [
-            m.CallError(FailedReq=tag, TlibErrCode="LINK_DOWN")  # type: ignore[arg-type]
-        ]
+    for tag in ("OneStepXfer", "OneStepConf", "InitXfer", "InitConf"):
+        assert h.send("C1", _transfer(tag)) == [m.CallError(FailedReq=tag, TlibErrCode="LINK_DOWN")]
     # side requests keep working: the user data is the server's own (G17)
     assert h.send("C1", m.UDataGetAll(RequestId="9")) == [
         m.UDataResp(Result="NoMatch", RequestId="9")

@@ -2,7 +2,8 @@
 answer of the server (:mod:`ivr_server.calls.replies`). See docs/calls.md.
 
 :class:`CallManager` (``manager.py``) is the door; each family of messages has its own module
-(``admission``, ``info``, ``userdata``, ``routing``, ``ending``; ``behind`` meets Behind calls
+(``admission``, ``info``, ``userdata``, ``routing``, ``ending``, ``control`` for transfers,
+conferences and MakeCall; ``behind`` meets Behind calls
 with the premise switch's calls at their ports) around the shared state of
 ``context.py``; ``call.py`` holds the call record, ``timers.py`` its timers, ``machine.py`` the
 table."""

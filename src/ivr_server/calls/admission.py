@@ -77,6 +77,12 @@ class Admission:
                 call_id, m.EndCall(EndCause="FeatureNotSupported"), f"{request}: {problem}"
             )
 
+    def check_start(self, call_id: str, data: KvList, target: PortTarget, request: str) -> None:
+        """Refuse a new call (``MakeCall``...) whose CallId or port is in use, or whose user data
+        it could not carry."""
+        self._check_port(call_id, target, request)
+        self._check_data(call_id, data, target, request)
+
     def new_call(
         self, owner: Owner, call_id: str, msg: m.NewCall, target: PortTarget, now: float
     ) -> None:

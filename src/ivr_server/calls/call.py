@@ -65,6 +65,8 @@ class CallSettings:
     wait_for_ringing: float = 60.0
     orphan_call_timeout: float = 600.0
     active_release: bool = True
+    make_call_timeout: float = 60.0
+    """How long a ``MakeCall`` waits for the destination to answer (MODES-AND-HA G10)."""
     behind_ports: Mapping[PortKey, DeferPolicy] = field(default_factory=dict)
     """Every IVR port DN of a premise switch, with how the events there that come before the
     ``NewCall`` are kept. A Behind call on a DN missing here is still correlated; only nothing is
@@ -100,10 +102,14 @@ class Call:
         "call_id",
         "called_num",
         "conn_id",
+        "consult_conn_id",
+        "control",
+        "control_error",
         "dial_out",
         "dn",
         "dnis",
         "encoding",
+        "held",
         "held_route",
         "ivr",
         "last_event",
@@ -111,8 +117,10 @@ class Call:
         "legacy",
         "other_dn",
         "owner",
+        "parties",
         "port",
         "queue",
+        "resume",
         "route_dn",
         "route_started",
         "state",
@@ -162,6 +170,21 @@ class Call:
         """Behind: the other party, from the port's latest premise event (``OtherDN``)."""
         self.queue: str | None = None
         """Behind: the ACD queue the call came through, if it did (``PortQueue``)."""
+        # call control (calls.control)
+        self.control: str | None = None
+        """The call-control request outstanding (``OneStepXfer``, ``MakeCall``...): a refusal
+        answers it ``CallError FailedReq=<it>``."""
+        self.resume = CallState.STARTED
+        """The state a refused call-control request goes back to (the one it came in)."""
+        self.consult_conn_id: str | None = None
+        """The consultation call's ConnID (InitXfer/InitConf) while the switch has it."""
+        self.held = False
+        """The port's call is on hold (a consultation is in progress)."""
+        self.parties: tuple[str, ...] = ()
+        """The DNs added to the call by a conference, in order."""
+        self.control_error: tuple[str, int, str] | None = None
+        """The latest switch refusal of a call-control request: (request, code, the switch's own
+        message), for logs and the API (G12)."""
 
     def __repr__(self) -> str:
         return f"<Call {self.call_id} {self.ivr}/{self.port} {self.state.value} {self.conn_id}>"

@@ -24,7 +24,7 @@ from ivr_server.calls.call import (
     PortSlot,
     SendFn,
 )
-from ivr_server.calls.machine import REFUSALS, TRANSITIONS, CallInput, CallState, Refuse
+from ivr_server.calls.machine import BEFORE, REFUSALS, TRANSITIONS, CallInput, CallState, Refuse
 from ivr_server.calls.replies import blocked, invalid_request
 from ivr_server.calls.timers import CallTimers
 from ivr_server.memory import shrink
@@ -42,7 +42,7 @@ log = logging.getLogger("ivr_server.calls")
 
 Action = Callable[[Call, float, Any], None]
 """A table action: ``action(call, now, input's message or event)``."""
-PendingKind = Literal["inbound", "outbound", "udata", "route"]
+PendingKind = Literal["inbound", "outbound", "udata", "route", "control"]
 """Which family answers a pending request's events."""
 
 
@@ -83,6 +83,8 @@ class CallContext:
         """(IVR, port) -> its call."""
         self.by_conn: Final[dict[str, Call]] = {}
         """ConnID -> the call, while the switch has it."""
+        self.consults: Final[dict[str, Call]] = {}
+        """The ConnID of a consultation call (InitXfer/InitConf) -> the call it consults for."""
         self.pending: Final[dict[int, Pending]] = {}
         """ReferenceID -> the request waiting for its events."""
         self.ports: Final[dict[PortKey, PortSlot]] = {}
@@ -123,10 +125,13 @@ class CallContext:
             raise blocked(call.call_id, reason)
         before = call.state
         self.actions[step.action](call, now, arg)
-        if step.next_state is None:
+        nxt = step.next_state
+        if nxt is None:
             self.forget(call)
+        elif nxt is BEFORE:
+            call.state = call.resume
         else:
-            call.state = step.next_state
+            call.state = nxt
         if log.isEnabledFor(logging.DEBUG):  # the hot path: no log fields built for nothing
             log.debug(
                 "call %s: %s --%s--> %s",
@@ -153,10 +158,14 @@ class CallContext:
             self.dial_out_report(call.dial_out, kind, call.call_id, cause)
 
     def release(self, call: Call) -> None:
-        """Release the port's call on the switch, if the switch still has it."""
+        """Release the port's call on the switch, if the switch still has it, and the
+        consultation call the port holds, if any."""
         conn_id = call.conn_id
         if conn_id is not None and call.state is not CallState.DETACHED:
             call.switch.request(TReleaseCall(reference_id=self.ref(), conn_id=conn_id, dn=call.dn))
+        consult = call.consult_conn_id
+        if consult is not None:
+            call.switch.request(TReleaseCall(reference_id=self.ref(), conn_id=consult, dn=call.dn))
 
     def add(self, call: Call, now: float) -> None:
         """Index a new call and start its call timeout."""
@@ -177,6 +186,8 @@ class CallContext:
         conn_id = call.conn_id
         if call.behind:
             self.unwait(call)
+        if call.consult_conn_id is not None:
+            self.consults.pop(call.consult_conn_id, None)
         if conn_id is not None:
             self.by_conn.pop(conn_id, None)
             if (
@@ -215,5 +226,11 @@ class CallContext:
     def compact(self) -> int:
         """Rebuild the per-call tables that are mostly empty; how many were rebuilt."""
         self.compact_due = False
-        tables: list[dict[Any, Any]] = [self.calls, self.by_port, self.by_conn, self.pending]
+        tables: list[dict[Any, Any]] = [
+            self.calls,
+            self.by_port,
+            self.by_conn,
+            self.consults,
+            self.pending,
+        ]
         return sum(shrink(table) for table in tables) + self.timers.compact()

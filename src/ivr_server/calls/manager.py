@@ -16,6 +16,8 @@ belongs to, each in its own module around the shared :class:`~ivr_server.calls.c
 - :mod:`~ivr_server.calls.userdata`: ``UDataSet``/``UDataGet``/``UDataGetAll``/``UDataDel``;
 - :mod:`~ivr_server.calls.routing`: ``RouteRequest``, treatments, the router's instructions;
 - :mod:`~ivr_server.calls.ending`: ``EndCall``, ``EventReleased``, timeouts;
+- :mod:`~ivr_server.calls.control`: transfers, conferences, ``RetrieveCall``, ``MakeCall``, and
+  the events of a consultation call (``CallContext.consults``);
 - :mod:`~ivr_server.calls.behind`: Behind calls meeting the premise switch's calls at their port
   DNs, and the premise events kept for a ``NewCall`` to come.
 
@@ -37,30 +39,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any
 
 from ivr_server.calls.admission import Admission
 from ivr_server.calls.behind import Behind
 from ivr_server.calls.call import Call, CallSettings, DialOutReportFn, Owner, PortTarget, SendFn
 from ivr_server.calls.context import Action, CallContext, Pending, PendingKind
+from ivr_server.calls.control import REQUESTS, CallControl
 from ivr_server.calls.ending import Ending
 from ivr_server.calls.info import CallInfo
-from ivr_server.calls.machine import CONNECTED_STATES, TRANSITIONS, CallInput, CallState
-from ivr_server.calls.replies import (
-    LINK_DOWN,
-    UNSUP_OPER,
-    Refusal,
-    blocked,
-    invalid_request,
-    no_such_call,
-)
+from ivr_server.calls.machine import TRANSITIONS, CallInput
+from ivr_server.calls.replies import Refusal, invalid_request, no_such_call
 from ivr_server.calls.routing import Routing
 from ivr_server.calls.userdata import UserData
 from ivr_server.metrics import Metrics
 from ivr_server.switch import (
+    EventDestinationBusy,
     EventError,
     EventEstablished,
+    EventHeld,
+    EventPartyAdded,
+    EventPartyDeleted,
     EventReleased,
+    EventRetrieved,
     EventRinging,
     RequestApplyTreatment,
     RequestRouteCall,
@@ -72,20 +73,6 @@ from ivr_server.wire import messages as m
 __all__ = ["Call", "CallManager", "CallSettings", "PortTarget"]
 
 log = logging.getLogger("ivr_server.calls")
-
-_TRANSFER_TAGS: Final = frozenset(
-    {
-        "OneStepXfer",
-        "OneStepConf",
-        "InitXfer",
-        "InitConf",
-        "CompleteXfer",
-        "CompleteConf",
-        "RetrieveCall",
-        "MakeCall",
-    }
-)
-"""Transfers, conferences (Behind only) and MakeCall: answered by :func:`_transfer_refusal`."""
 
 Handler = Callable[[Call, Any, float], None]
 """``handler(call, message or event, now)``."""
@@ -114,10 +101,12 @@ class CallManager:
         user_data = UserData(ctx)
         routing = Routing(ctx, user_data)
         ending = Ending(ctx, user_data)
+        self._control = control = CallControl(ctx, admission)
         actions: dict[str, Action] = {
             **admission.actions(),
             **routing.actions(),
             **ending.actions(),
+            **control.actions(),
         }
         missing = {step.action for step in TRANSITIONS.values()} - actions.keys()
         assert not missing, f"table actions without a method: {sorted(missing)}"
@@ -136,6 +125,7 @@ class CallManager:
             m.Failure: routing.on_failure,
             m.AccessNumGet: info.on_access_num,
             m.AccessNumCancel: info.on_access_num,
+            **dict.fromkeys(REQUESTS, control.on_request),
         }
         """IVR message class -> its family's handler."""
         self._event_handlers: dict[type[SwitchEvent], Handler] = {
@@ -145,6 +135,16 @@ class CallManager:
             EventError: _refused,
             RequestRouteCall: routing.on_route_call,
             RequestApplyTreatment: routing.on_apply_treatment,
+            **dict.fromkeys(
+                (
+                    EventHeld,
+                    EventRetrieved,
+                    EventDestinationBusy,
+                    EventPartyAdded,
+                    EventPartyDeleted,
+                ),
+                control.on_event,
+            ),
         }
         """Switch event class -> its family's handler, for events about a call at its port."""
         self._answers: dict[PendingKind, Answer] = {
@@ -152,6 +152,7 @@ class CallManager:
             "outbound": admission.answer,
             "udata": user_data.answer,
             "route": routing.answer,
+            "control": control.answer,
         }
         """Kind of pending request -> the family that takes the events answering it."""
 
@@ -247,6 +248,14 @@ class CallManager:
         port's DN dials ``dest``; ``CallStatus Dialing`` follows (PROTOCOL.md §3.10.5)."""
         self._admission.dial_out_init(owner, call_id, msg, target, dial_out, dest, user_data, now)
 
+    def make_call(
+        self, owner: Owner, call_id: str, msg: m.MakeCall, target: PortTarget, now: float
+    ) -> None:
+        """Start the call a ``MakeCall`` asks for (admitted by the service): the port of
+        ``OrigNum`` dials ``DestNum``; ``Dialing``, then ``Established`` or ``Busy``
+        (:mod:`~ivr_server.calls.control`)."""
+        self._control.make_call(owner, call_id, msg, target, now)
+
     def discard(self, call_id: str) -> bool:
         """Remove a call whose start could not be completed (handling its ``NewCall`` or
         ``DialOutInit`` failed, or its first documents could not be sent): released on the
@@ -277,8 +286,6 @@ class CallManager:
         handler = self._handlers.get(type(msg))
         if handler is not None:
             handler(call, msg, now)
-        elif msg.tag in _TRANSFER_TAGS:
-            raise _transfer_refusal(call, msg.tag)
         else:
             raise invalid_request(call.call_id, f"{msg.tag} is not a request about a call")
 
@@ -298,6 +305,12 @@ class CallManager:
             return
         call = ctx.by_conn.get(conn_id)
         if call is None:
+            consults = ctx.consults
+            if consults:  # the consultation call of a transfer or conference?
+                call = consults.get(conn_id)
+                if call is not None:
+                    self._control.on_event(call, event, now)
+                    return
             if ctx.ports:  # a premise call at a Behind port, before or after its NewCall?
                 self._behind.on_unknown(event, now)
             return
@@ -358,30 +371,6 @@ class CallManager:
             return False
         self._ctx.input(call, CallInput.CALL_TIMEOUT, now)
         return True
-
-
-def _transfer_refusal(call: Call, tag: str) -> Refusal:
-    """The answer to a transfer, conference or MakeCall on a call. In-Front none is supported
-    (``UNSUP_OPER``). Behind: before the call is established at the port, ``CallError
-    FailedReq='Unknown' TlibErrCode='BLOCKED_REQ'`` as the real server answered (W); in a state
-    that allows none (a routing dialog open, the port gone) ``FailedReq=<name> BLOCKED_REQ``
-    (PROTOCOL.md §9.4.4); the premise link down, ``LINK_DOWN`` (MODES-AND-HA G13); otherwise
-    ``UNSUP_OPER``: the premise switch carries none of them out."""
-    failed = m.CallError(FailedReq=tag, TlibErrCode=UNSUP_OPER)  # type: ignore[arg-type]
-    if not call.behind:
-        return Refusal(call.call_id, failed, f"{tag} is not supported In-Front")
-    state = call.state
-    if state is CallState.AWAIT_RINGING or state is CallState.ALERTING:
-        return blocked(call.call_id, f"{tag} before the call is established at the port")
-    if state not in CONNECTED_STATES:
-        return blocked(call.call_id, f"{tag} not allowed in state {state.value}", tag)
-    if not call.switch.view.link_up:
-        return Refusal(
-            call.call_id,
-            m.CallError(FailedReq=tag, TlibErrCode=LINK_DOWN),  # type: ignore[arg-type]
-            f"{tag}: the link to {call.switch.name} is down",
-        )
-    return Refusal(call.call_id, failed, f"{tag} is not carried out by the premise switch")
 
 
 def _refused(call: Call, event: EventError, now: float) -> None:

@@ -18,7 +18,7 @@ __all__ = ["CallTimers"]
 
 
 class CallTimers:
-    """The four kinds of call timer (PROTOCOL.md §7), and the life of premise events kept for a
+    """The kinds of call timer (PROTOCOL.md §7, make-call-timeout of G10), and the life of premise events kept for a
     ``NewCall`` (``waiting-for-newcall-timeout``)."""
 
     def __init__(self) -> None:
@@ -30,6 +30,8 @@ class CallTimers:
         """Wait for ringing (Behind): the premise switch has not reported the call at the port."""
         self.orphan: DeadlineQueue[str] = DeadlineQueue()
         """Orphan call timeout: no session of the call's IVR is connected."""
+        self.make_call: DeadlineQueue[str] = DeadlineQueue()
+        """Make-call timeout: a ``MakeCall``'s destination has not answered (G10)."""
         self.deferred: DeadlineQueue[tuple[str, str]] = DeadlineQueue()
         """Waiting for NewCall (Behind): a port's kept premise events are dropped. Not in
         :meth:`pop_due` (its keys are ports, not calls): the manager takes it itself."""
@@ -40,6 +42,7 @@ class CallTimers:
             + len(self.call)
             + len(self.ringing)
             + len(self.orphan)
+            + len(self.make_call)
             + len(self.deferred)
         )
 
@@ -49,6 +52,7 @@ class CallTimers:
         self.call.cancel(call_id)
         self.ringing.cancel(call_id)
         self.orphan.cancel(call_id)
+        self.make_call.cancel(call_id)
 
     def first(self) -> float | None:
         """The earliest deadline, or ``None``."""
@@ -57,16 +61,18 @@ class CallTimers:
             self.call.first(),
             self.ringing.first(),
             self.orphan.first(),
+            self.make_call.first(),
             self.deferred.first(),
         )
 
     def pop_due(self, now: float) -> Iterator[tuple[str, CallInput]]:
         """Every timer due at ``now``, removed, with the input it gives its call: router timeouts
-        first, then wait-for-ringing, orphan and call timeouts. Each kind is taken whole before
+        first, then wait-for-ringing, make-call, orphan and call timeouts. Each kind is taken whole before
         its calls are fed, so that what they cancel of the later kinds does not fire."""
         for queue, event in (
             (self.router, CallInput.ROUTER_TIMEOUT),
             (self.ringing, CallInput.WAIT_RINGING_TIMEOUT),
+            (self.make_call, CallInput.MAKE_CALL_TIMEOUT),
             (self.orphan, CallInput.ORPHAN_TIMEOUT),
             (self.call, CallInput.CALL_TIMEOUT),
         ):
@@ -75,5 +81,5 @@ class CallTimers:
 
     def compact(self) -> int:
         """Rebuild the queues that are mostly empty; how many were rebuilt."""
-        queues = (self.router, self.call, self.ringing, self.orphan, self.deferred)
+        queues = (self.router, self.call, self.ringing, self.orphan, self.make_call, self.deferred)
         return sum(queue.compact() for queue in queues)

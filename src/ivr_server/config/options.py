@@ -57,6 +57,10 @@ class Timers(ConfigModel):
     wait_for_ringing: TimerSeconds = 60.0
     """Behind mode: how long after ``NewCall`` the server waits for the switch's ringing event
     before ending the call with ``EndCall Timeout``. Original: ``[Timers] wait-for-ringing``."""
+    make_call_timeout: TimerSeconds = 60.0
+    """How long a ``MakeCall`` waits for its destination to answer; then the call is released
+    and the IVR gets ``CallError FailedReq='MakeCall' TlibErrCode='232'`` (TERR_DN_NO_ANSWER).
+    Project decision (MODES-AND-HA G10), no original."""
     orphan_call_timeout: TimerSeconds = 600.0
     """How long the calls of an IVR none of whose sessions is connected are kept for it to log in
     again; then they are released as abandoned. Project decision (DECISIONS.md), no original."""

@@ -13,10 +13,11 @@ events and the failures of its requests.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ivr_server.calls import PortTarget
-from ivr_server.calls.replies import UNSUP_OPER, Refusal, invalid_request
+from ivr_server.calls.replies import LINK_DOWN, UNSUP_OPER, Refusal, invalid_request
 from ivr_server.outbound import DialOutOutcome
 from ivr_server.service.bus import Origin, SwitchEventBus
 from ivr_server.service.context import ServiceContext, end
@@ -67,9 +68,15 @@ class Admission:
             raise end(call_id, "FeatureNotSupported", "CallControlMode Genesys is Network only")
         if ctx.flow_control or not target.switch.view.link_up:
             raise end(call_id, "ServerPaused", ctx.paused_reason())
+        self._start(call_id, lambda: ctx.calls.new_call(session, call_id, msg, target, ctx.now))
+
+    def _start(self, call_id: str, start: Callable[[], None]) -> None:
+        """Run ``start`` (a new call handed to the call manager) all or nothing: a failure, or
+        a first document that could not be sent, removes the call again (:meth:`undo_start`)."""
+        ctx = self.ctx
         mark = len(ctx.unsent)
         try:
-            ctx.calls.new_call(session, call_id, msg, target, ctx.now)
+            start()
             ctx.pump()
         except Exception:
             self.undo_start(call_id, mark, failed=True)
@@ -101,13 +108,27 @@ class Admission:
             ctx.pump()
 
     def on_make_call(self, session: Session, call_id: str | None, msg: m.MakeCall) -> None:
+        """A new call placed by the port of ``OrigNum`` (MODES-AND-HA B4): a ``Location``
+        (another site) is ``UNSUP_OPER`` (G11); the switch's link down ``LINK_DOWN`` (G13);
+        flow control ``EndCall ServerPaused`` as for a ``NewCall``."""
+        ctx = self.ctx
         login, call_id = self._new_call_id(session, call_id, msg)
         target = self.mode(login, call_id, msg.tag, msg.OrigNum)
-        raise Refusal(
-            call_id,
-            m.CallError(FailedReq="MakeCall", TlibErrCode=UNSUP_OPER),
-            f"MakeCall is Behind-mode only; port {target.port} is {target.mode}",
-        )
+        if msg.Location:
+            raise Refusal(
+                call_id,
+                m.CallError(FailedReq="MakeCall", TlibErrCode=UNSUP_OPER),
+                f"MakeCall to Location {msg.Location!r}: no remote site",
+            )
+        if ctx.flow_control:
+            raise end(call_id, "ServerPaused", ctx.paused_reason())
+        if not target.switch.view.link_up:
+            raise Refusal(
+                call_id,
+                m.CallError(FailedReq="MakeCall", TlibErrCode=LINK_DOWN),
+                f"MakeCall: the link to {target.switch.name} is down",
+            )
+        self._start(call_id, lambda: ctx.calls.make_call(session, call_id, msg, target, ctx.now))
 
     def on_dial_out_init(self, session: Session, call_id: str | None, msg: m.DialOutInit) -> None:
         ctx = self.ctx

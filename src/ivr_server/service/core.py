@@ -530,6 +530,7 @@ def _call_settings(config: ServerConfig) -> CallSettings:
         router_timeout=timers.router_timeout,
         call_timeout=timers.call_timeout,
         wait_for_ringing=timers.wait_for_ringing,
+        make_call_timeout=timers.make_call_timeout,
         orphan_call_timeout=timers.orphan_call_timeout,
         active_release=config.server.active_release,
         behind_ports=_behind_ports(config),
