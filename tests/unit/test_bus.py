@@ -7,6 +7,8 @@ from typing import Any
 
 from ivr_server.config import default_config
 from ivr_server.service.bus import Origin, SwitchEventBus
+from ivr_server.service.sessions import Session
+from ivr_server.session import IvrLink, Role
 from ivr_server.stats import StatsEngine
 from ivr_server.switch import AgentStatus, DnType, EventAddressInfo, Switch, WorkMode, build_switch
 
@@ -26,6 +28,10 @@ def _bus() -> tuple[SwitchEventBus, Switch, list[tuple[Any, Origin | None]]]:
     return bus, switch, seen
 
 
+def _session(n: int) -> Session:
+    return Session(n, f"127.0.0.1:{n}", IvrLink(Role.SERVER, now=0.0))
+
+
 def _info(ref: int) -> EventAddressInfo:
     return EventAddressInfo(
         switch="SW",
@@ -41,7 +47,7 @@ def _info(ref: int) -> EventAddressInfo:
 
 def test_a_late_answer_finds_its_origin_once() -> None:
     bus, switch, seen = _bus()
-    origin = Origin(7, object(), "C1", "R1", "1")  # type: ignore[arg-type]
+    origin = Origin(7, _session(1), "C1", "R1", "1")
     bus.expect(origin)
     bus.pump(0.0, {}, None)  # the request's own pump: nothing answered yet
     assert bus.expected == 1
@@ -56,8 +62,8 @@ def test_a_late_answer_finds_its_origin_once() -> None:
 
 def test_a_gone_session_expects_nothing() -> None:
     bus, _switch, _seen = _bus()
-    session: Any = object()
+    session = _session(1)
     bus.expect(Origin(8, session, "C1", "R1", "1"))
-    bus.expect(Origin(9, object(), "C2", "R2", "2"))  # type: ignore[arg-type]
+    bus.expect(Origin(9, _session(2), "C2", "R2", "2"))
     bus.forget(session)
     assert bus.expected == 1
