@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from ivr_server.calls.machine import CallState
+from ivr_server.calls.timeline import TimelineLimits
 from ivr_server.logs import fields
 from ivr_server.switch import EventEstablished, EventReleased, EventRinging, Switch
 from ivr_server.wire import KvList, Message
@@ -71,6 +72,8 @@ class CallSettings:
     """Every IVR port DN of a premise switch, with how the events there that come before the
     ``NewCall`` are kept. A Behind call on a DN missing here is still correlated; only nothing is
     kept for it beforehand."""
+    timeline: TimelineLimits = field(default_factory=TimelineLimits)
+    """How much of each call's timeline is kept, and for how long after it ended."""
 
 
 @dataclass(frozen=True, slots=True)

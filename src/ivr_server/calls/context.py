@@ -26,11 +26,13 @@ from ivr_server.calls.call import (
 )
 from ivr_server.calls.machine import BEFORE, REFUSALS, TRANSITIONS, CallInput, CallState, Refuse
 from ivr_server.calls.replies import blocked, invalid_request
+from ivr_server.calls.timeline import OUT, Timelines
 from ivr_server.calls.timers import CallTimers
 from ivr_server.memory import shrink
 from ivr_server.metrics import Metrics
 from ivr_server.switch import TCallerHangUp, TReleaseCall
 from ivr_server.switch.references import CALLS, ReferenceIds
+from ivr_server.wire import Message
 
 __all__ = ["Action", "CallContext", "Pending", "PendingKind"]
 
@@ -73,8 +75,10 @@ class CallContext:
         dial_out_report: DialOutReportFn | None,
     ) -> None:
         self.settings = settings
-        self.send: Final = send
-        """``send(owner, call_id, message)``: a message to the IVR."""
+        self._send: Final = send
+        self.timeline: Final = Timelines(settings.timeline)
+        """Every call's timeline (:mod:`ivr_server.calls.timeline`); the manager sets its
+        clock at each input."""
         self.metrics: Final = metrics
         self.dial_out_report: Final = dial_out_report
         self.calls: Final[dict[str, Call]] = {}
@@ -142,6 +146,11 @@ class CallContext:
                 extra=call.log_fields(),
             )
 
+    def send(self, owner: Owner | None, call_id: str, message: Message) -> None:
+        """A message to the IVR about call ``call_id`` (on the call's timeline too)."""
+        self.timeline.record(call_id, OUT, message)
+        self._send(owner, call_id, message)
+
     def pend(self, call: Call, kind: PendingKind, request_id: str = "") -> int:
         """A ReferenceID for a request whose events must come back to ``call``."""
         ref = self.refs()
@@ -174,6 +183,7 @@ class CallContext:
         if len(calls) > self.peak:
             self.peak = len(calls)
         self.by_port[(call.ivr, call.port)] = call
+        self.timeline.start(call.call_id)
         self.timers.call.set(call.call_id, now + self.settings.call_timeout)
 
     def forget(self, call: Call) -> None:
@@ -181,6 +191,7 @@ class CallContext:
         free; a compaction is asked for when the calls in progress fell far enough."""
         call_id = call.call_id
         del self.calls[call_id]
+        self.timeline.end(call_id, call.ivr)
         if self.by_port.get((call.ivr, call.port)) is call:
             del self.by_port[(call.ivr, call.port)]
         conn_id = call.conn_id
@@ -232,5 +243,6 @@ class CallContext:
             self.by_conn,
             self.consults,
             self.pending,
+            self.timeline.live,
         ]
         return sum(shrink(table) for table in tables) + self.timers.compact()

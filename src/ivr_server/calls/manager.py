@@ -51,6 +51,7 @@ from ivr_server.calls.info import CallInfo
 from ivr_server.calls.machine import TRANSITIONS, CallInput
 from ivr_server.calls.replies import Refusal, invalid_request, no_such_call
 from ivr_server.calls.routing import Routing
+from ivr_server.calls.timeline import IN, OUT, SWITCH, Entry
 from ivr_server.calls.userdata import UserData
 from ivr_server.metrics import Metrics
 from ivr_server.switch import (
@@ -229,7 +230,9 @@ class CallManager:
         self, owner: Owner, call_id: str, msg: m.NewCall, target: PortTarget, now: float
     ) -> None:
         """Start a call admitted by the service (login, mode, flow control already checked)."""
+        self._ctx.timeline.now = now
         self._admission.new_call(owner, call_id, msg, target, now)
+        self._ctx.timeline.first(call_id, msg)
         if target.mode == "Behind":
             self._behind.wait(self.calls[call_id], now)
 
@@ -246,7 +249,9 @@ class CallManager:
     ) -> None:
         """Start the outbound call a ``DialOutInit`` reports (admitted by the service): the
         port's DN dials ``dest``; ``CallStatus Dialing`` follows (PROTOCOL.md §3.10.5)."""
+        self._ctx.timeline.now = now
         self._admission.dial_out_init(owner, call_id, msg, target, dial_out, dest, user_data, now)
+        self._ctx.timeline.first(call_id, msg)
 
     def make_call(
         self, owner: Owner, call_id: str, msg: m.MakeCall, target: PortTarget, now: float
@@ -254,7 +259,9 @@ class CallManager:
         """Start the call a ``MakeCall`` asks for (admitted by the service): the port of
         ``OrigNum`` dials ``DestNum``; ``Dialing``, then ``Established`` or ``Busy``
         (:mod:`~ivr_server.calls.control`)."""
+        self._ctx.timeline.now = now
         self._control.make_call(owner, call_id, msg, target, now)
+        self._ctx.timeline.first(call_id, msg)
 
     def discard(self, call_id: str) -> bool:
         """Remove a call whose start could not be completed (handling its ``NewCall`` or
@@ -269,6 +276,10 @@ class CallManager:
     ) -> None:
         """``CallStatus`` from the IVR: only ``Established`` of an outbound call means something
         (the dialled party answered, PROTOCOL.md §3.3.7); anything else is logged and ignored."""
+        if call_id is not None:
+            timeline = self._ctx.timeline
+            timeline.now = now
+            timeline.record(call_id, IN, msg)
         self._admission.ivr_call_status(owner, ivr, call_id, msg, now)
 
     def handle(
@@ -276,28 +287,42 @@ class CallManager:
     ) -> None:
         """An IVR message about an existing call, from a session logged in as ``ivr``."""
         call = self.calls.get(call_id) if call_id is not None else None
-        if call is None or call.ivr != ivr:
-            raise no_such_call(call_id, msg)
         ctx = self._ctx
+        timeline = ctx.timeline
+        timeline.now = now
+        if call is None or call.ivr != ivr:
+            refusal = no_such_call(call_id, msg)
+            if ivr is not None and call is None:  # a request after the call's end: on its timeline
+                timeline.record_late(call_id, IN, msg, ivr)
+                timeline.record_late(call_id, OUT, refusal, ivr)
+            raise refusal
+        timeline.record(call.call_id, IN, msg)
         if call.owner is None:  # an orphan: the session asking about it takes it over
             call.owner = owner
             ctx.timers.orphan.cancel(call.call_id)
         ctx.requester = owner
         handler = self._handlers.get(type(msg))
-        if handler is not None:
-            handler(call, msg, now)
-        else:
-            raise invalid_request(call.call_id, f"{msg.tag} is not a request about a call")
+        try:
+            if handler is not None:
+                handler(call, msg, now)
+            else:
+                raise invalid_request(call.call_id, f"{msg.tag} is not a request about a call")
+        except Refusal as refusal:  # the service sends the answer: the timeline says why
+            timeline.record(call.call_id, OUT, refusal)
+            raise
 
     # ------------------------------------------------------------------ switch events
 
     def on_event(self, event: SwitchEvent, now: float) -> None:
         """A switch event: the answer to one of our requests, or news about one of our calls."""
         ctx = self._ctx
+        timeline = ctx.timeline
+        timeline.now = now
         ref = event.reference_id
         pending = ctx.pending.pop(ref, None) if ref is not None else None
         if pending is not None:
             if pending.call.call_id in self.calls:
+                timeline.record(pending.call.call_id, SWITCH, event)
                 self._answers[pending.kind](pending, event, now)
             return  # the family that waited took the event (inbound: fed it to the machine)
         conn_id = getattr(event, "conn_id", None)
@@ -309,11 +334,13 @@ class CallManager:
             if consults:  # the consultation call of a transfer or conference?
                 call = consults.get(conn_id)
                 if call is not None:
+                    timeline.record(call.call_id, SWITCH, event)
                     self._control.on_event(call, event, now)
                     return
             if ctx.ports:  # a premise call at a Behind port, before or after its NewCall?
                 self._behind.on_unknown(event, now)
             return
+        timeline.record(call.call_id, SWITCH, event)
         handler = self._event_handlers.get(type(event))
         if handler is not None:
             handler(call, event, now)
@@ -327,6 +354,7 @@ class CallManager:
     def handle_timer(self, now: float) -> None:
         """Fire every timer due at ``now``."""
         ctx = self._ctx
+        ctx.timeline.now = now
         for key in list(ctx.timers.deferred.pop_due(now)):
             self._behind.expire(key)
         for call_id, event in ctx.timers.pop_due(now):
@@ -353,6 +381,7 @@ class CallManager:
         """New timer durations apply to timers started from now on; the Behind ports are the
         new configuration's at once."""
         self._ctx.settings = settings
+        self._ctx.timeline.configure(settings.timeline)
         self._behind.configure(settings.behind_ports)
 
     def compact(self) -> int:
@@ -369,8 +398,16 @@ class CallManager:
         call = self.calls.get(call_id)
         if call is None:
             return False
+        self._ctx.timeline.now = now
         self._ctx.input(call, CallInput.CALL_TIMEOUT, now)
         return True
+
+    # ------------------------------------------------------------------ timelines
+
+    def timeline(self, call_id: str, now: float) -> tuple[list[Entry], float | None] | None:
+        """The entries of call ``call_id``'s timeline (in progress, or ended within the
+        retention) with when it ended (``None``: in progress); ``None`` if there is none."""
+        return self._ctx.timeline.get(call_id, now)
 
 
 def _refused(call: Call, event: EventError, now: float) -> None:

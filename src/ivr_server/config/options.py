@@ -184,6 +184,17 @@ class ServerOptions(ConfigModel):
     active_release: bool = True
     """What an ``EndCall`` without the ``GCTIActiveRelease`` extension means: ``true`` = the server
     releases the port's call itself (TReleaseCall). Original: ``[IServer] active-release``."""
+    timeline_entries: int = Field(default=200, ge=0, le=100_000)
+    """Entries each call's timeline keeps (IVR requests and replies, switch events, router
+    instructions, errors; the oldest go first), served at ``GET /api/v1/calls/{id}/timeline``;
+    0 = no timelines. Re-read on reload (for calls that start afterwards). Project decision, no
+    original."""
+    timeline_retention: Annotated[float, BeforeValidator(_non_negative_seconds)] = 600.0
+    """How long the timeline of an ended call is kept. A bare number is seconds; a string may
+    carry a unit. Re-read on reload. Project decision, no original."""
+    timeline_calls: int = Field(default=10_000, ge=0)
+    """Ended calls whose timelines are kept at most (the oldest go first). Re-read on reload.
+    Project decision, no original."""
     timers: Timers = Field(default_factory=Timers)
     """Call and agent timers (TOML table ``[server.timers]``). Original: ``[Timers]``."""
     drain_time: Annotated[float, BeforeValidator(_non_negative_seconds)] = 10.0

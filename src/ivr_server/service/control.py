@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ivr_server.calls import Call
+from ivr_server.calls.timeline import Entry
 from ivr_server.errors import LocalProtocolError
 from ivr_server.outbound import DialOutOutcome, DialOutRequest
 from ivr_server.routing import ExternalRouter, Router
@@ -179,6 +180,15 @@ class Control:
         if call is None:
             raise NotFound(f"no call {call_id!r}")
         return call
+
+    def timeline(self, call_id: str, now: float) -> tuple[list[Entry], float | None]:
+        """The entries of call ``call_id``'s timeline and when the call ended (``None``: in
+        progress); :class:`NotFound` for a call never seen or ended longer ago than
+        ``timeline-retention`` (or beyond ``timeline-calls``)."""
+        found = self._service.calls.timeline(call_id, now)
+        if found is None:
+            raise NotFound(f"no call {call_id!r} (nor a timeline of one that ended lately)")
+        return found
 
     def _connected(self, call_id: str) -> tuple[Call, str]:
         call = self.call(call_id)

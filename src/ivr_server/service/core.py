@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from ivr_server.calls import CallManager, CallSettings, DeferPolicy
 from ivr_server.calls.replies import Refusal, answer_for_rejected, internal_error, invalid_request
+from ivr_server.calls.timeline import TimelineLimits
 from ivr_server.config import IvrConfig, PortConfig, ServerConfig
 from ivr_server.memory import release_free_memory
 from ivr_server.metrics import Metrics
@@ -534,6 +535,11 @@ def _call_settings(config: ServerConfig) -> CallSettings:
         orphan_call_timeout=timers.orphan_call_timeout,
         active_release=config.server.active_release,
         behind_ports=_behind_ports(config),
+        timeline=TimelineLimits(
+            entries=config.server.timeline_entries,
+            retention=config.server.timeline_retention,
+            calls=config.server.timeline_calls,
+        ),
     )
 
 
