@@ -410,6 +410,22 @@ async def api_state(
         return state
 
 
+async def timeline_until(
+    page: Page, check: Callable[[list[list[str]]], bool], timeout: float = 5.0
+) -> list[list[str]]:
+    """Read the timeline card's rows (``[kind, name]`` each) until ``check`` holds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    script = """return [...document.querySelectorAll('#timeline tr[data-kind]')]
+        .map((row) => [row.dataset.kind, row.dataset.name])"""
+    while True:
+        rows: list[list[str]] = await page.run(script)
+        if check(rows):
+            return rows
+        assert loop.time() < deadline, f"the timeline showed {rows}"
+        await asyncio.sleep(0.1)
+
+
 async def reply(link: RawLink, call_id: str | None, tag: str, marker: bytes = b"") -> None:
     """Read ``link`` until a ``tag`` document for ``call_id`` (containing ``marker``) arrives;
     whatever comes before it is skipped."""
@@ -614,6 +630,23 @@ async def test_live_view_shows_the_server_and_follows_it(
         )
         assert shown["marker"] == "still the same document"
         assert_page_matches(shown, await api_state(http, base))
+
+        # ---- a call clicked: its timeline, user data as keys only, followed live (a refused
+        # request appears without another click), then closed
+        await page.run("""document.querySelector('[data-testid="call-WV-A1"] td').click()""")
+        rows = await timeline_until(page, lambda rows: ["ivr-in", "UDataSet"] in rows)
+        assert rows[0] == ["ivr-in", "NewCall"] and ["ivr-out", "CallStatus"] in rows
+        text = await page.run("return document.getElementById('timeline').textContent")
+        assert "AccountId" in text and "7731" not in text  # keys, never values
+        await ivr1.send("WV-A1", "<RetrieveCall/>")  # nothing to retrieve: refused
+        await asyncio.wait_for(reply(ivr1, "WV-A1", "CallError"), 5.0)
+        rows = await timeline_until(page, lambda rows: ["error", "CallError"] in rows)
+        assert (
+            await page.run("return document.getElementById('timeline-status').textContent")
+            == "live"
+        )
+        await page.run("""document.querySelector('[data-testid="timeline-close"]').click()""")
+        assert await page.run("return document.getElementById('timeline-card').hidden")
 
         # ---- under load: rates move, the screenshot shows it
         loader = await links()

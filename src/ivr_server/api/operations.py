@@ -182,6 +182,21 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     ),
     Operation(
         method="GET",
+        path=f"{API}/calls/{{call_id}}/timeline",
+        handler=calls.get_timeline,
+        access="private",
+        tag="read",
+        summary="A call's timeline: IVR requests and replies, switch events, router "
+        "instructions and errors (with the T-Library name and meaning of the code), oldest "
+        "first; user data as keys only.",
+        description="Served while the call runs and for `timeline-retention` after it ended "
+        "(at most `timeline-calls` ended calls are kept); each call keeps its last "
+        "`timeline-entries` entries.",
+        response=responses.CallTimeline,
+        errors=(404,),
+    ),
+    Operation(
+        method="GET",
         path=f"{API}/routing-points",
         handler=state.get_routing_points,
         access="private",

@@ -15,6 +15,7 @@ __all__ = [
     "Agent",
     "Call",
     "CallRef",
+    "CallTimeline",
     "DialOutResult",
     "DialOutStep",
     "Dn",
@@ -42,6 +43,8 @@ __all__ = [
     "Stats",
     "StrandedCall",
     "Switch",
+    "TimelineEntry",
+    "TimelineError",
     "WaitingCall",
 ]
 
@@ -330,6 +333,51 @@ class Call(_Reply):
     """A session of the IVR owns the call."""
     parties: list[Party] | None
     user_data: list[KvItem] | None
+
+
+class TimelineError(_Reply):
+    """What an error entry of a call's timeline says about the error."""
+
+    code: str | None
+    """The code as given: a T-Library decimal (``"56"``), an IVR-side symbol (``"BLOCKED_REQ"``,
+    ``"NoSuchCall"``...), or ``null`` when the answer carried none."""
+    name: str | None
+    """The T-Library name of the code (``TERR_INV_CONNID``) or the symbol."""
+    explanation: str
+    """What the code means, in plain words."""
+    request: str | None
+    """The request that failed (``FailedReq``, or the switch request's T-Library name)."""
+    switch_text: str | None = None
+    """The switch's own error text (for a premise switch, the PBX's raw CSTA error)."""
+
+
+class TimelineEntry(_Reply):
+    """One step of a call's timeline."""
+
+    time: float
+    """When, in Unix seconds."""
+    offset: float
+    """Seconds since the first entry kept."""
+    kind: Literal["ivr-in", "ivr-out", "switch-event", "router", "error"]
+    name: str
+    """The IVR XML element or the T-Library event."""
+    summary: str
+    """The name and the attributes; user data and extensions as their keys only."""
+    reason: str | None = None
+    """Why the server refused the IVR's request (refusals only)."""
+    error: TimelineError | None = None
+    """For ``error`` entries: the code, its name and what it means."""
+
+
+class CallTimeline(_Reply):
+    """A call's timeline: its last ``timeline-entries`` steps, oldest first."""
+
+    call_id: str
+    ended: bool
+    """The call is over (its timeline is kept for ``timeline-retention``)."""
+    ended_at: float | None
+    """When it ended, in Unix seconds (``null`` while it runs)."""
+    entries: list[TimelineEntry]
 
 
 class WaitingCall(_Reply):

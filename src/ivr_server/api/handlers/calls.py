@@ -1,5 +1,5 @@
 """Acts on the calls of IVR ports (docs/api.md, "Calls" and "Outbound"): user data, the caller
-hanging up, ending a call to free its port, and predictive calls."""
+hanging up, ending a call to free its port, and predictive calls; and a call's timeline."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ __all__ = [
     "dial_out",
     "end_call",
     "end_port_call",
+    "get_timeline",
     "release",
     "set_user_data",
 ]
@@ -22,6 +23,7 @@ from aiohttp import web
 
 from ivr_server.api.answers import json_response, read_body
 from ivr_server.api.models import DialOutBody, EndCallBody, ReleaseBody, UserDataBody, kv_items
+from ivr_server.calls.timeline_view import view
 from ivr_server.outbound import DialOutOutcome, DialOutRequest
 
 if TYPE_CHECKING:
@@ -31,6 +33,22 @@ if TYPE_CHECKING:
 def who(request: web.Request) -> str:
     """Who asked, for the log of an operator action."""
     return f"API client {request.remote or '?'}"
+
+
+async def get_timeline(api: ApiServer, request: web.Request) -> web.StreamResponse:
+    """A call's timeline, while it runs and for ``timeline-retention`` after it ended."""
+    call_id = request.match_info["call_id"]
+    now = api.now()
+    entries, ended_at = api.control.timeline(call_id, now)
+    wall = time.time() - now  # the loop's clock to Unix seconds
+    return json_response(
+        {
+            "call_id": call_id,
+            "ended": ended_at is not None,
+            "ended_at": round(ended_at + wall, 6) if ended_at is not None else None,
+            "entries": view(entries, wall),
+        }
+    )
 
 
 async def set_user_data(api: ApiServer, request: web.Request) -> web.StreamResponse:

@@ -1,4 +1,5 @@
-/* ivr-server live view: the Active calls card and its End call buttons.
+/* ivr-server live view: the Active calls card, its End call buttons, and the timeline of the
+ * call clicked (GET /calls/{id}/timeline, refreshed every second while the call runs).
  *
  * app.js calls window.ivrCalls(window.ivrDom, app) with app = {api, token(), showBanner,
  * dropToken, requestState} and gets renderCalls back. User data is drawn as text chips.
@@ -7,6 +8,7 @@
 
 window.ivrCalls = ({ h, $, replace, pretty, fmtInt, shortConn, callTone }, app) => {
   const MAX_CALL_ROWS = 300; // rows drawn in the calls table
+  const TIMELINE_REFRESH_MS = 1000; // a running call's timeline is read again this often
 
   // ------------------------------------------------------------------ rendering: calls
 
@@ -66,10 +68,17 @@ window.ivrCalls = ({ h, $, replace, pretty, fmtInt, shortConn, callTone }, app) 
       return;
     }
     const sorted = [...calls].sort(compareCalls);
-    const rows = sorted.slice(0, MAX_CALL_ROWS).map((call) =>
-      h(
+    const rows = sorted.slice(0, MAX_CALL_ROWS).map((call) => {
+      const row = h(
         "tr",
-        { "data-testid": `call-${call.call_id}`, "data-call-id": call.call_id, "data-state": callTone(call.state) },
+        {
+          "data-testid": `call-${call.call_id}`,
+          "data-call-id": call.call_id,
+          "data-state": callTone(call.state),
+          "data-selected": call.call_id === timeline.callId,
+          class: "clickable",
+          title: "Click to see the call's timeline",
+        },
         h("td", { class: "nowrap" }, h("span", { class: "mono callid", title: call.call_id }, call.call_id)),
         h(
           "td",
@@ -97,8 +106,12 @@ window.ivrCalls = ({ h, $, replace, pretty, fmtInt, shortConn, callTone }, app) 
           call.user_data === null ? h("span", { class: "muted", title: "Sign in to see user data" }, "hidden") : udataChips(call.user_data),
         ),
         app.token() ? h("td", { class: "nowrap" }, endCallButton(call)) : null,
-      ),
-    );
+      );
+      row.addEventListener("click", (event) => {
+        if (!event.target.closest("button")) showTimeline(call.call_id);
+      });
+      return row;
+    });
     const table = h(
       "table",
       null,
@@ -166,6 +179,113 @@ window.ivrCalls = ({ h, $, replace, pretty, fmtInt, shortConn, callTone }, app) 
     }
   }
 
+  // ------------------------------------------------------------------ the timeline of a call
+
+  const timeline = { callId: null, timer: null, ended: false };
+
+  function showTimeline(callId) {
+    timeline.callId = callId;
+    timeline.ended = false;
+    $("timeline-card").hidden = false;
+    $("timeline-call").textContent = callId;
+    for (const row of document.querySelectorAll("#calls tr[data-call-id]")) {
+      row.toggleAttribute("data-selected", row.dataset.callId === callId);
+    }
+    readTimeline();
+  }
+
+  function closeTimeline() {
+    timeline.callId = null;
+    clearTimeout(timeline.timer);
+    $("timeline-card").hidden = true;
+    for (const row of document.querySelectorAll("#calls tr[data-selected]")) row.removeAttribute("data-selected");
+  }
+
+  async function readTimeline() {
+    clearTimeout(timeline.timer);
+    const callId = timeline.callId;
+    if (callId === null) return;
+    const status = $("timeline-status");
+    if (!app.token()) {
+      status.textContent = "";
+      replace("timeline", h("p", { class: "empty", "data-testid": "timeline-empty" }, "Sign in to see the call's timeline."));
+      return;
+    }
+    try {
+      const response = await fetch(`${app.api}/calls/${encodeURIComponent(callId)}/timeline`, {
+        headers: { Accept: "application/json", Authorization: `Bearer ${app.token()}` },
+        cache: "no-store",
+      });
+      if (callId !== timeline.callId) return; // another call was clicked meanwhile
+      if (response.status === 404) {
+        status.textContent = "no longer kept";
+        timeline.ended = true;
+        replace("timeline", h("p", { class: "empty", "data-testid": "timeline-empty" }, "This call's timeline is no longer kept."));
+        return;
+      }
+      if (response.status === 401) {
+        app.dropToken("The API token was refused");
+        return;
+      }
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const answer = await response.json();
+      timeline.ended = answer.ended;
+      status.textContent = answer.ended ? "ended" : "live";
+      status.dataset.state = answer.ended ? "ended" : "live";
+      renderTimeline(answer.entries);
+    } catch (err) {
+      status.textContent = `cannot read it: ${err.message}`;
+    }
+    if (!timeline.ended && callId === timeline.callId) {
+      timeline.timer = setTimeout(readTimeline, TIMELINE_REFRESH_MS);
+    }
+  }
+
+  function errorText(error) {
+    if (!error) return null;
+    const name = error.name ?? error.code ?? "error";
+    return h(
+      "div",
+      { class: "tl-error" },
+      h("strong", null, name),
+      error.request ? ` (${error.request})` : "",
+      `: ${error.explanation}`,
+      error.switch_text ? h("span", { class: "sub" }, `switch said: ${error.switch_text}`) : null,
+    );
+  }
+
+  function renderTimeline(entries) {
+    if (!entries || entries.length === 0) {
+      replace("timeline", h("p", { class: "empty", "data-testid": "timeline-empty" }, "Nothing recorded."));
+      return;
+    }
+    const rows = entries.map((entry, index) =>
+      h(
+        "tr",
+        { "data-testid": `tl-${index}`, "data-kind": entry.kind, "data-name": entry.name },
+        h("td", { class: "nowrap mono", title: new Date(entry.time * 1000).toISOString() }, `+${entry.offset.toFixed(3)} s`),
+        h("td", { class: "nowrap" }, h("span", { class: "pill", "data-kind": entry.kind }, entry.kind)),
+        h(
+          "td",
+          null,
+          h("span", { class: "mono" }, entry.summary),
+          entry.reason ? h("span", { class: "sub" }, entry.reason) : null,
+          errorText(entry.error),
+        ),
+      ),
+    );
+    replace(
+      "timeline",
+      h(
+        "table",
+        null,
+        h("thead", null, h("tr", null, ["When", "Kind", "What"].map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", null, rows),
+      ),
+    );
+  }
+
+  $("timeline-close").addEventListener("click", closeTimeline);
 
   return { renderCalls };
 };
