@@ -582,3 +582,39 @@ def test_a_call_transferred_to_a_dn_of_ours_keeps_its_conn_id_and_user_data_ther
     ]
     assert events[-1].dn == AGENT_DN  # type: ignore[attr-defined]
     assert sw.view.user_data(ORIG) == data and sw.handed == {}
+
+
+def test_a_conference_with_a_monitored_agent_names_the_agent_and_sees_it_leave() -> None:
+    """The agent's own monitor reports the consultation too (its Delivered names the port as
+    the calling party): the port's events still name the agent, and its leaving is seen."""
+    sw, pbx = control_switch()
+    pbx.answered("100")
+    sw.request(rq.TInitiateConference(reference_id=5, conn_id=ORIG, dn=PORT, dest=AGENT_DN))
+    invoke_id, _ = pbx.request()
+    pbx.send(
+        m.ConsultationCallResponse(initiated_call=m.ConnectionID(call_id="101", device_id=PORT)),
+        invoke_id,
+    )
+    for dn in (AGENT_DN, PORT):
+        pbx.far_alerting("101", AGENT_DN, dn=dn)
+    for dn in (AGENT_DN, PORT):
+        pbx.far_answered("101", AGENT_DN, dn=dn)
+    at_port = [e for e in sw.drain_events() if getattr(e, "dn", None) == PORT]
+    assert shapes(at_port) == [
+        ("EventHeld", 5, ORIG, CALLER),
+        ("EventDialing", 5, NEW, AGENT_DN),
+        ("EventEstablished", None, NEW, AGENT_DN),
+    ]
+    sw.request(rq.TCompleteConference(reference_id=6, conn_id=ORIG, consult_conn_id=NEW, dn=PORT))
+    invoke_id, _ = pbx.request()
+    pbx.send(m.ConferenceCallResponse(), invoke_id)
+    for dn in (PORT, AGENT_DN):
+        pbx.conferenced("100", "101", AGENT_DN, dn=dn)
+    assert shapes(sw.drain_events()) == [
+        ("EventReleased", 6, NEW, AGENT_DN),
+        ("EventRetrieved", 6, ORIG, CALLER),
+        ("EventPartyAdded", 6, ORIG, AGENT_DN),
+    ]
+    for dn in (AGENT_DN, PORT):
+        pbx.cleared("100", AGENT_DN, dn=dn)
+    assert shapes(sw.drain_events()) == [("EventPartyDeleted", None, ORIG, AGENT_DN)]

@@ -116,6 +116,10 @@ def call_event(
     """Publish ``cls`` about ``call`` at ``dn`` with the call's identity, parties and data
     (``other``: another OtherDN than the call's, as a party added; ``user_data``: data the
     view does not hold yet, as a new call's)."""
+    if other is None:
+        # a call we placed names the number dialled, except at that number's own DN
+        dialed = call.dialed
+        other = dialed if dialed is not None and dialed != dn else call.other_dn
     if user_data is None:
         user_data = sw.view.user_data(call.conn_id)
         if user_data is None:
@@ -130,7 +134,7 @@ def call_event(
             ani=call.ani,
             dnis=call.dnis,
             this_queue=call.this_queue,
-            other_dn=other if other is not None else call.other_dn,
+            other_dn=other,
             user_data=user_data,
         )
     )

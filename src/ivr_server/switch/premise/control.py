@@ -288,7 +288,7 @@ def on_complete_conference(sw: PremiseCore, req: rq.TCompleteConference) -> None
     if both is None:
         return
     session, orig, consult = both
-    flow = Flow(req, req.dn, consult.other_dn or "", orig)
+    flow = Flow(req, req.dn, consult.dialed or consult.other_dn or "", orig)
     flow.new = consult
     orig.flow = flow
     sw.clearing[(consult.premise_id, req.dn)] = req.reference_id

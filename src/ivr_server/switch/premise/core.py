@@ -87,6 +87,9 @@ class PremiseCall:
         (:mod:`~ivr_server.switch.premise.control`)."""
         self.added: set[str] = set()
         """Parties a conference of ours added (their leaving is EventPartyDeleted)."""
+        self.dialed: str | None = None
+        """The number a call placed by a request of ours dialled (its OtherDN at the port, kept
+        apart from what other DNs' events teach about the call)."""
         self.carried: KvList = ()
         """User data the call brought from a transfer of ours to another DN of ours (published
         with its first event there, the view holding none for it yet)."""

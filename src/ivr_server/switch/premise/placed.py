@@ -120,7 +120,7 @@ def adopt(sw: PremiseCore, flow: Flow, conn: m.ConnectionID) -> PremiseCall:
             sw.anonymous += 1
             call = sw.new_call(f"?{flow.dn}#{sw.anonymous}")
     call.at[flow.dn] = "dialing"
-    call.other_dn = flow.dest
+    call.other_dn = call.dialed = flow.dest
     call.devices.add(flow.dest)
     if flow.orig is not None:
         call.ani, call.dnis = flow.orig.ani, flow.orig.dnis
@@ -144,7 +144,7 @@ def dialed(sw: PremiseCore, flow: Flow) -> None:
         data = kv_update(sw.view.user_data(orig.conn_id) or (), getattr(flow.req, "user_data", ()))
     else:
         data = getattr(flow.req, "user_data", ())
-    calls.call_event(sw, EventDialing, new, flow.dn, ref, user_data=data)
+    calls.call_event(sw, EventDialing, new, flow.dn, ref, flow.dest, data)
     if new.at.get(flow.dn) == "connected":
         _answered(sw, flow, new)
     elif flow.busy:
@@ -154,7 +154,7 @@ def dialed(sw: PremiseCore, flow: Flow) -> None:
 def _answered(sw: PremiseCore, flow: Flow, new: PremiseCall) -> None:
     """The far party of the new call answered (or, ``on-alerting``, rings)."""
     new.at[flow.dn] = "connected"
-    calls.call_event(sw, EventEstablished, new, flow.dn, None)
+    calls.call_event(sw, EventEstablished, new, flow.dn, None, flow.dest)
     if flow.emulate is None:
         end(flow)
         return
@@ -171,7 +171,7 @@ def _busy(sw: PremiseCore, flow: Flow, new: PremiseCall) -> None:
     if flow.emulate is not None:
         restore(sw, flow, TErrorCode.TERR_CONN_ATMPT_FAIL, f"destination {flow.dest} is busy")
         return
-    calls.call_event(sw, EventDestinationBusy, new, flow.dn, None)
+    calls.call_event(sw, EventDestinationBusy, new, flow.dn, None, flow.dest)
     end(flow)
 
 
