@@ -610,11 +610,20 @@ def test_a_conference_with_a_monitored_agent_names_the_agent_and_sees_it_leave()
     pbx.send(m.ConferenceCallResponse(), invoke_id)
     for dn in (PORT, AGENT_DN):
         pbx.conferenced("100", "101", AGENT_DN, dn=dn)
-    assert shapes(sw.drain_events()) == [
+    events = [e for e in sw.drain_events() if getattr(e, "dn", None) == PORT]
+    assert shapes(events) == [
         ("EventReleased", 6, NEW, AGENT_DN),
         ("EventRetrieved", 6, ORIG, CALLER),
         ("EventPartyAdded", 6, ORIG, AGENT_DN),
     ]
+    assert {k: c.at for k, c in sw.calls.items()} == {
+        "100": {PORT: "connected", AGENT_DN: "connected"}  # the consultation merged at the agent
+    }
     for dn in (AGENT_DN, PORT):
         pbx.cleared("100", AGENT_DN, dn=dn)
-    assert shapes(sw.drain_events()) == [("EventPartyDeleted", None, ORIG, AGENT_DN)]
+    events = sw.drain_events()
+    assert [(e.name, getattr(e, "dn", None)) for e in events] == [
+        ("EventReleased", AGENT_DN),
+        ("EventPartyDeleted", PORT),
+    ]
+    assert shapes(events[1:]) == [("EventPartyDeleted", None, ORIG, AGENT_DN)]

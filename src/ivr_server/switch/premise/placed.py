@@ -318,7 +318,7 @@ def on_connection_cleared(sw: PremiseCore, dn: str, event: m.ConnectionClearedEv
     conn = event.dropped_connection
     call = sw.calls.get(conn.call_id) if conn.call_id is not None else None
     dropped = calls.device_number(conn.device_id) or calls.device_number(event.releasing_device)
-    if call is not None and dropped is not None and dropped in call.added and dn in call.at:
+    if call is not None and dropped in call.added and dropped != dn and dn in call.at:
         call.added.discard(dropped)
         calls.call_event(sw, EventPartyDeleted, call, dn, None, other=dropped)
     flow = call.flow if call is not None else None
@@ -358,7 +358,21 @@ def on_conferenced(sw: PremiseCore, dn: str, event: m.ConferencedEvent) -> None:
         orig = flow.orig if flow is not None else None
         if flow is not None and isinstance(flow.req, _CONFERENCES) and orig and dn in orig.at:
             conferenced(sw, flow)
+    _merged_at(sw, dn, event)
     calls.on_conferenced(sw, dn, event)
+
+
+def _merged_at(sw: PremiseCore, dn: str, event: m.ConferencedEvent) -> None:
+    """At a DN of ours that was in the merged call (a monitored agent consulted, then
+    conferenced), that call's connection is now the conference's: it leaves the old one."""
+    old = event.secondary_old_call
+    merged = sw.calls.get(old.call_id or "") if old is not None else None
+    into = sw.calls.get(event.primary_old_call.call_id or "")
+    if merged is None or into is None or merged is into or dn not in merged.at:
+        return
+    if dn not in into.at:
+        into.at[dn] = merged.at[dn]
+    calls.release_at(sw, merged, dn)
 
 
 def link_lost(sw: PremiseCore) -> None:
