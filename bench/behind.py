@@ -166,6 +166,8 @@ class Deliverer(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.scheduled = False
         self.requests = 0
+        self.on_delivered: Callable[[dict[str, Any]], None] | None = None
+        """Called with each call the simulator delivered (bench/transfer.py keeps its id)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -209,22 +211,8 @@ class Deliverer(asyncio.Protocol):
             self.requests += len(queue)
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self.buffer[:end].decode("latin-1")
-            length = 0
-            for line in head.split("\r\n")[1:]:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value)
-            if len(self.buffer) < end + 4 + length:
-                return
-            body = self.buffer[end + 4 : end + 4 + length]
-            self.buffer = self.buffer[end + 4 + length :]
-            status = head.split(" ", 2)[1]
+        answers, self.buffer = http_responses(self.buffer + data)
+        for status, body in answers:
             if self.waiting:
                 self.waiting.popleft()
             if status not in ("200", "201"):
@@ -235,6 +223,30 @@ class Deliverer(asyncio.Protocol):
                 for call in json.loads(body)["calls"]:
                     if call.get("status") != 201:
                         self.stats.error(f"delivery refused ({call.get('status')})", str(call))
+                    elif self.on_delivered is not None:
+                        self.on_delivered(call)
+            elif self.on_delivered is not None:
+                self.on_delivered(json.loads(body))
+
+
+def http_responses(buffer: bytes) -> tuple[list[tuple[str, bytes]], bytes]:
+    """The complete HTTP/1.1 responses at the start of ``buffer`` as (status, body), and the
+    bytes left (a response not yet whole)."""
+    answers: list[tuple[str, bytes]] = []
+    while True:
+        end = buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return answers, buffer
+        head = buffer[:end].decode("latin-1")
+        length = 0
+        for line in head.split("\r\n")[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        if len(buffer) < end + 4 + length:
+            return answers, buffer
+        answers.append((head.split(" ", 2)[1], buffer[end + 4 : end + 4 + length]))
+        buffer = buffer[end + 4 + length :]
 
 
 class BehindGenerator(Generator):
@@ -267,6 +279,10 @@ class BehindGenerator(Generator):
             self.idle.set()
 
 
+GENERATOR: type[BehindGenerator] = BehindGenerator
+"""The Behind sessions' class (bench/transfer.py sets its own, ending each call in a transfer)."""
+
+
 # --------------------------------------------------------------------------------------------
 # Runs
 
@@ -281,7 +297,7 @@ async def connect(
         _, deliverer = await loop.create_connection(
             partial(Deliverer, f"127.0.0.1:{api_port}", stats, batch), "127.0.0.1", api_port
         )
-    kind = Generator if deliverer is None else BehindGenerator
+    kind = Generator if deliverer is None else GENERATOR
     gens: list[Generator] = []
     for i in range(CONNECTIONS):
         ports = list(range(i * PORTS_PER_CONN + 1, (i + 1) * PORTS_PER_CONN + 1))

@@ -8,7 +8,8 @@ Every option is passed to every benchmark (each takes the ones it knows): --seco
 --depth (bench_reqresp), --rate, --duration, --config (bench_fullcall and bench_fairness),
 --calls, --connections (bench_held). Each benchmark prints its details; the table at the end
 gathers the figures with their targets (issue 2, issue 5, issue 19, issue 22: behind.py, Behind
-mode against the CSTA simulator and In-Front in the same run).
+mode against the CSTA simulator and In-Front in the same run; issue 23: transfer.py, Behind calls
+ending in a transfer beside plain Behind calls).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ SCRIPTS = (
     "bench_inprocess.py",
     "bench_fairness.py",
     "behind.py",
+    "transfer.py",
 )
 RESULTS_ENV = "IVR_BENCH_RESULTS"  # as in common.py
 
