@@ -440,8 +440,15 @@ class SwitchView:
 
     def _on_released(self, event: EventReleased) -> None:
         call = self._calls.get(event.conn_id)
-        if call is not None:
-            self._leave(event.conn_id, call, event.dn)
+        if call is None:
+            return
+        # as _leave, inline: every call's end passes here
+        if event.dn in call.parties:
+            call.parties.remove(event.dn)
+        if call.held and event.dn in call.held:
+            call.held.remove(event.dn)
+        if not call.parties:
+            del self._calls[event.conn_id]
 
     def _leave(self, conn_id: str, call: CallRecord, number: str) -> None:
         """DN ``number`` left the call; a call whose last party left is gone."""
