@@ -251,9 +251,13 @@ async def test_consultation_transfer_answered_then_completed(site: Site, ivrs: O
     assert not calls_at(site, "3001")
 
 
-async def test_a_busy_consultation_then_retrieve(site: Site, ivrs: Open) -> None:
+async def test_busy_and_unknown_destinations_then_retrieve(site: Site, ivrs: Open) -> None:
     ivr = await ivrs()
     call = await connected(ivr, site, "C2", "2", "5551004")
+    # A single-step transfer to a busy or unknown DN fails; the call stays on the port.
+    assert await refused(ivr, "C2", xml("OneStepXfer", BUSY)) == ("OneStepXfer", "166")
+    assert await refused(ivr, "C2", xml("OneStepXfer", "9999")) == ("OneStepXfer", "71")
+    assert (await ivr.ask("C2", CALL_INFO_REQ, CallInfoResp)).PortDN == "3002"
     ivr.send("C2", xml("InitXfer", BUSY))
     assert await statuses(ivr, "C2", 3) == ["Held", "Dialing", "Busy"]
     ivr.send("C2", "<RetrieveCall></RetrieveCall>")
@@ -428,6 +432,44 @@ async def test_requests_twice_in_the_wrong_state_and_before_ringing(site: Site, 
     )
     await end(ivr, "W1", site, call)
     assert "Traceback" not in site.log_text()
+
+
+async def test_a_refused_consultation_leaves_the_call_as_it_was(site: Site, ivrs: Open) -> None:
+    ivr = await ivrs()
+    call = await connected(ivr, site, "R1", "3", "5551013")
+    # The PBX refuses the consultation: the call is as it was (G2), at the PBX too.
+    rule = {"request": "ConsultationCall", "error": "invalidDestination"}
+    site.sim.api("POST", "refusals", rule, ok=(200, 201))
+    assert await refused(ivr, "R1", xml("InitXfer", ANSWERS)) == ("InitXfer", "71")
+    await ivr.nothing(0.3)
+    assert site.sim.call(call)["state"] == "connected" and not site.sim.call(call)["held"]
+    assert not calls_at(site, ANSWERS)
+    ivr.send("R1", xml("InitXfer", BUSY))  # and the next consultation goes out
+    assert await statuses(ivr, "R1", 3) == ["Held", "Dialing", "Busy"]
+    ivr.send("R1", "<RetrieveCall></RetrieveCall>")
+    assert await statuses(ivr, "R1", 1) == ["Retrieved"]
+    await end(ivr, "R1", site, call)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="premise23 finding F4 (/tmp/briefs/e2e23-findings.md): the caller's hang-up while a "
+    "SingleStepTransferCall waits is published with the request's ReferenceID (XferComplete)",
+)
+async def test_a_refusal_crossing_the_callers_hang_up(site: Site, ivrs: Open) -> None:
+    """The caller hangs up while a single-step transfer waits for the PBX: ``Released`` (not
+    ``XferComplete``), and the refusal is still answered: no request is left unanswered."""
+    ivr = await ivrs()
+    call = await connected(ivr, site, "R2", "3", "5551014")
+    rule = {"request": "SingleStepTransferCall", "error": "invalidDestination", "delay": 0.5}
+    site.sim.api("POST", "refusals", rule, ok=(200, 201))
+    ivr.send("R2", xml("OneStepXfer", RINGS))
+    site.sim.hangup(call)
+    assert await statuses(ivr, "R2", 1) == ["Released"]
+    failed = await ivr.expect("R2", CallError)
+    assert (failed.FailedReq, failed.TlibErrCode) == ("OneStepXfer", "71")
+    await end(ivr, "R2")
+    assert not calls_at(site, "3003")
 
 
 # --------------------------------------------------------------------------- G13 (last)
