@@ -279,3 +279,11 @@ def test_a_refusal_rule_delays_and_refuses_every_kind(
     pbx.handle_timer(5.2)
     assert refused(app.pump(5.2)) == error
     assert (call.dn, call.state, call.held, call.joined) == (PORT, "connected", False, [])
+
+
+def test_a_scenario_hangs_up_a_named_party() -> None:
+    from ivr_server.sim.operations import Hangup
+    from ivr_server.sim.scenario import parse_scenario
+
+    [step] = parse_scenario('[[step]]\nat = 3\nop = "hangup"\ncall = "first"\nparty = "3081"\n')
+    assert step.op == Hangup(call="first", party="3081")
