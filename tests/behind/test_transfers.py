@@ -13,12 +13,14 @@ simulator still has is hung up, so each test starts from idle DNs. The link-drop
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 
 from ivr_server.api import TOKEN_ENV
@@ -111,6 +113,11 @@ def calls_at(site: Site, dn: str) -> list[dict[str, Any]]:
     return [c for c in live_calls(site) if dn in c.get("parties", ()) or c.get("to") == dn]
 
 
+def kv(user_data: list[dict[str, Any]]) -> dict[str, Any]:
+    """The API's user data (a list of nodes) by key."""
+    return {item["name"]: item["value"] for item in user_data}
+
+
 def server_api(site: Site, path: str) -> tuple[int, Any]:
     """``GET /api/v1/PATH`` on the server, with the token."""
     url = f"http://127.0.0.1:{site.api_port}/api/v1/{path}?access_token={TOKEN}"
@@ -175,20 +182,28 @@ async def test_one_step_transfer_hands_the_call_and_its_data_to_the_agent(
     call = await connected(ivr, site, "X1", "1", "5551001")
     assert (await ivr.ask("X1", udata_set("1", Lang="fr"), UDataResp)).Result == "Success"
     info = await ivr.ask("X1", CALL_INFO_REQ, CallInfoResp)
+    http = aiohttp.ClientSession()
+    desktop = await http.ws_connect(  # the agent desktop watches its extension (a DN of ours)
+        f"ws://127.0.0.1:{site.api_port}/api/v1/events?dn={RINGS}&type=EventRinging",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
 
     ivr.send("X1", xml("OneStepXfer", RINGS, Case="A-17"))
     assert await statuses(ivr, "X1", 1) == ["XferComplete"]
+    ringing = json.loads((await desktop.receive(5.0)).data)
+    await http.close()
+    assert (ringing["dn"], ringing["conn_id"], ringing["ani"]) == (RINGS, info.ConnId, "5551001")
+    assert kv(ringing["user_data"]) == {"Lang": "fr", "Case": "A-17"}, ringing
     # The PBX: the caller's call left the port and rings at the agent's extension.
     wait_until("the call to ring at the agent", lambda: bool(calls_at(site, RINGS)), 5)
     (at_agent,) = calls_at(site, RINGS)
     assert "3001" not in at_agent["parties"] and "5551001" in at_agent["parties"], at_agent
 
-    # The agent desktop's view: the ConnId's user data, the request's UDataEx attached first.
+    # The call's view on the API until EndCall: the same ConnId and data.
     status, seen = server_api(site, "calls/X1")
     assert status == 200, seen
     assert seen["conn_id"] == info.ConnId
-    data = {item["name"]: item["value"] for item in seen["user_data"]}
-    assert data == {"Lang": "fr", "Case": "A-17"}, seen
+    assert kv(seen["user_data"]) == {"Lang": "fr", "Case": "A-17"}, seen
 
     await end(ivr, "X1")  # the driver's EndCall does not clear the transferred call
     await ivr.nothing(0.3)
