@@ -627,3 +627,50 @@ def test_a_conference_with_a_monitored_agent_names_the_agent_and_sees_it_leave()
         ("EventPartyDeleted", PORT),
     ]
     assert shapes(events[1:]) == [("EventPartyDeleted", None, ORIG, AGENT_DN)]
+
+
+def test_a_real_pbx_s_transfered_event_completes_a_one_step_transfer() -> None:
+    """OpenScape's TransferedEvent (golden document, ed4 namespace; its monitor is ours) ends
+    the single-step transfer: the port's EventReleased with the request's ReferenceID."""
+    from pathlib import Path
+
+    from ivr_server.switch.csta.codec import CSTA_NAMESPACES
+    from ivr_server.switch.csta.framing import encode_frame
+    from ivr_server.switch.events import DnType
+    from ivr_server.switch.premise import PremiseSwitch
+    from tests.unit.premise_pbx import SETTINGS, SWITCH, TSERVER
+
+    port, call_id = "+17867104700", "FF00010000000000CFB6706408000000"
+    sw = PremiseSwitch(SWITCH, TSERVER, ((port, DnType.VOICE_TREATMENT_PORT),), SETTINGS)
+    pbx = ControlPbx(sw, CSTA_NAMESPACES["ed4"])
+    sw.request(rq.TOpenLink(reference_id=0))
+    sw.connection_made(0.0)
+    [(invoke_id, _)] = pbx.sent()
+    pbx.send(m.StartApplicationSessionPosResponse(session_id="S"), invoke_id)
+    [(invoke_id, _)] = pbx.sent()
+    pbx.send(m.MonitorStartResponse(monitor_cross_ref_id="1184300014"), invoke_id)
+    [(invoke_id, _)] = pbx.sent()
+    pbx.send(m.SnapshotDeviceResponse(), invoke_id)
+    sw.drain_events()
+    pbx.send(
+        m.EstablishedEvent(
+            monitor_cross_ref_id="1184300014",
+            established_connection=m.ConnectionID(call_id=call_id, device_id=port),
+            answering_device=port,
+            calling_device="7868772298",
+        )
+    )
+    conn_id = sw.drain_events()[0].conn_id  # type: ignore[attr-defined]
+    sw.request(
+        rq.TSingleStepTransfer(reference_id=3, conn_id=conn_id, dn=port, dest="+17867100001")
+    )
+    pbx.request()
+    golden = Path(__file__).parent / "csta_golden" / "pyssimist_TransferedEvent.xml"
+    pbx.raw(encode_frame(9999, golden.read_bytes()))
+    [released] = sw.drain_events()
+    assert (released.name, released.reference_id, released.conn_id) == (  # type: ignore[attr-defined]
+        "EventReleased",
+        3,
+        conn_id,
+    )
+    assert sw.calls == {}
