@@ -162,6 +162,18 @@ def _consult(
     sw.send_for(req, session, request, req.dn)
 
 
+def _own_flow(sw: PremiseCore, req: rq.CallRequest, reply: Any, error: Any) -> Flow | None:
+    """The request's flow on its call; ``None`` when it already ended (an event did its work;
+    a refusal is then answered here)."""
+    orig = sw.call_of(req.conn_id)
+    flow = orig.flow if orig is not None else None
+    if flow is None or flow.req is not req:
+        if reply is None:
+            sw.fail(req, req.dn, *placed.refusal(error), req.conn_id)
+        return None
+    return flow
+
+
 def _consultation_answered(
     sw: PremiseCore,
     req: rq.TInitiateTransfer | rq.TSingleStepTransfer,
@@ -169,11 +181,8 @@ def _consultation_answered(
     error: Any,
     invoke_id: int,
 ) -> None:
-    orig = sw.call_of(req.conn_id)
-    flow = orig.flow if orig is not None else None
-    if flow is None or flow.req is not req:
-        if reply is None:
-            sw.fail(req, req.dn, *placed.refusal(error), req.conn_id)
+    flow = _own_flow(sw, req, reply, error)
+    if flow is None:
         return
     if sw.outbound.get(req.dn) is flow:
         del sw.outbound[req.dn]
@@ -305,11 +314,8 @@ def _conference_answered(
     error: Any,
     invoke_id: int,
 ) -> None:
-    orig = sw.call_of(req.conn_id)
-    flow = orig.flow if orig is not None else None
-    if flow is None or flow.req is not req:
-        if reply is None:
-            sw.fail(req, req.dn, *placed.refusal(error), req.conn_id)
+    flow = _own_flow(sw, req, reply, error)
+    if flow is None:
         return  # done by the Conferenced event
     if reply is not None:
         placed.conferenced(sw, flow)
