@@ -13,7 +13,8 @@ ConnectionClearedEvent              EventReleased when our DN's connection went,
 CallClearedEvent                    EventReleased
 DivertedEvent / TransferedEvent     EventReleased when the call left our DN (diverted or
                                     transferred away); a new callID keeps the ConnID
-HeldEvent / RetrievedEvent          the local state (no event yet: issue 23)
+HeldEvent / RetrievedEvent          the local state (call control publishes EventHeld and
+                                    EventRetrieved from its requests' answers: placed.py)
 ConferencedEvent                    the parties; a new callID keeps the ConnID
 OutOfService / BackInService        EventDNOutOfService / EventDNBackInService (on a change)
 ==================================  ===========================================================
