@@ -421,6 +421,16 @@ async def test_requests_twice_in_the_wrong_state_and_before_ringing(site: Site, 
     call = site.sim.deliver("5551011", "3001")
     await ringing_then_established(ivr, "W1")
 
+    # Bad input: an empty or missing destination, another site (G11), an unknown call.
+    for body in ('<OneStepXfer DestDN=""></OneStepXfer>', "<InitXfer></InitXfer>"):
+        assert await refused(ivr, "W1", body) == ("Unknown", "INVALID_REQ"), body
+    remote = '<OneStepXfer DestDN="3084" Location="SiteB"></OneStepXfer>'
+    assert await refused(ivr, "W1", remote) == ("OneStepXfer", "UNSUP_OPER")
+    assert (await refused(ivr, "nope", xml("OneStepXfer", RINGS)))[0] == "NoSuchCall"
+    ivr.send("W2", '<MakeCall OrigNum="2" DestNum="3081" Location="SiteB"></MakeCall>')
+    failed = await ivr.expect("W2", CallError)
+    assert (failed.FailedReq, failed.TlibErrCode) == ("MakeCall", "UNSUP_OPER")
+
     # Nothing to complete or retrieve without a consultation.
     for request in ("CompleteXfer", "CompleteConf", "RetrieveCall"):
         assert await refused(ivr, "W1", f"<{request}></{request}>") == (request, "BLOCKED_REQ")
