@@ -235,3 +235,24 @@ def test_the_call_side_records_requests_replies_events_and_refusals() -> None:
     assert late is not None and len(late[0]) == len(entries) + 2
     assert view(late[0])[-1]["error"]["name"] == "NoSuchCall"
     assert h.mgr.timeline("C1", h.now + 601) is None
+
+
+def test_the_routers_instructions_are_router_entries() -> None:
+    from ivr_server.switch import TApplyTreatment, TRouteCall
+    from tests.unit.test_calls import Harness
+
+    h = Harness(router_timeout=4.0)
+    h.new_call("C1")
+    h.send("C1", m.RouteRequest(RouteDN="5000"))
+    conn = h.conn_id()
+    h.router(TApplyTreatment(reference_id=1, conn_id=conn, dn="5000", treatment_type="Music"))
+    h.send("C1", m.TreatStatus(Status="Started"))
+    h.router(TRouteCall(reference_id=2, conn_id=conn, dn="5000", dest="7001"))
+    h.send("C1", m.CancelCompleted())
+    found = h.mgr.timeline("C1", h.now)
+    assert found is not None and found[1] is None  # in progress
+    got = view(found[0])
+    router = [e["name"] for e in got if e["kind"] == "router"]
+    assert router == ["RequestApplyTreatment", "RequestRouteCall"]
+    assert any("dest=7001" in e["summary"] for e in got if e["name"] == "RequestRouteCall")
+    assert [e["name"] for e in got if e["kind"] == "ivr-out"][-1] == "RouteResponse"
