@@ -297,7 +297,15 @@ async def test_an_unanswered_consultation_then_retrieve(site: Site, ivrs: Open) 
     ivr.send("C3", "<RetrieveCall></RetrieveCall>")
     assert await statuses(ivr, "C3", 1) == ["Retrieved"]
     wait_until("the consultation released", lambda: not calls_at(site, SILENT), 5)
-    await end(ivr, "C3", site, call)
+
+    # Again, and the held caller hangs up while the consultation rings (G6).
+    ivr.send("C3", xml("InitXfer", SILENT))
+    assert await statuses(ivr, "C3", 2) == ["Held", "Dialing"]
+    site.sim.hangup(call)
+    assert await statuses(ivr, "C3", 1) == ["Released"]
+    assert calls_at(site, SILENT)  # until EndCall
+    await end(ivr, "C3")
+    wait_until("EndCall to release the consultation", lambda: not calls_at(site, SILENT), 5)
 
 
 # --------------------------------------------------------------------------- B7, B9, B10
@@ -381,8 +389,10 @@ async def test_make_call_answered(site: Site, ivrs: Open) -> None:
     assert info.PortDN == "3003" and info.ConnId, info
     (made,) = calls_at(site, ANSWERS)
     assert "3003" in made["parties"], made
+    site.sim.api("POST", f"calls/{made['id']}/hangup", {"party": ANSWERS}, ok=(200,))
+    assert await statuses(ivr, "M1", 1) == ["Released"]  # the called party hung up
     await end(ivr, "M1")
-    wait_until("EndCall to clear the call", lambda: not calls_at(site, ANSWERS), 5)
+    assert not calls_at(site, ANSWERS) and not calls_at(site, "3003")
 
 
 async def test_make_call_busy(site: Site, ivrs: Open) -> None:
