@@ -674,3 +674,36 @@ def test_a_real_pbx_s_transfered_event_completes_a_one_step_transfer() -> None:
         conn_id,
     )
     assert sw.calls == {}
+
+
+def test_the_caller_hanging_up_while_a_transfer_waits_is_no_transfer() -> None:
+    sw, pbx = control_switch()
+    pbx.answered("100")
+    sw.request(rq.TSingleStepTransfer(reference_id=4, conn_id=ORIG, dn=PORT, dest=DEST))
+    invoke_id, _ = pbx.request()
+    pbx.cleared("100", CALLER)  # the caller leaves before the PBX answers
+    pbx.send(m.CSTAErrorCode(category="operation", value="invalidDestination"), invoke_id)
+    assert shapes(sw.drain_events()) == [
+        ("EventReleased", None, ORIG, CALLER),
+        ("EventError", 4, str(int(TErrorCode.TERR_INV_CALD_DN)), "TSingleStepTransfer"),
+    ]
+    # the same while a TransferCall waits; the port's own connection cleared is the transfer
+    pbx.answered("200")
+    orig, consult = conn(0x11), conn(0x12)
+    sw.request(rq.TInitiateTransfer(reference_id=5, conn_id=orig, dn=PORT, dest=DEST))
+    invoke_id, _ = pbx.request()
+    pbx.send(
+        m.ConsultationCallResponse(initiated_call=m.ConnectionID(call_id="201", device_id=PORT)),
+        invoke_id,
+    )
+    pbx.far_answered("201", DEST)
+    sw.drain_events()
+    sw.request(rq.TCompleteTransfer(reference_id=6, conn_id=orig, consult_conn_id=consult, dn=PORT))
+    invoke_id, _ = pbx.request()
+    pbx.cleared("200", CALLER)
+    pbx.cleared("201", PORT)
+    pbx.send(m.TransferCallResponse(), invoke_id)
+    assert shapes(sw.drain_events()) == [
+        ("EventReleased", None, orig, CALLER),
+        ("EventReleased", 6, consult, DEST),
+    ]

@@ -218,7 +218,7 @@ def on_single_step_transfer(sw: PremiseCore, req: rq.TSingleStepTransfer) -> Non
         correlator_data=placed.correlator(sw.settings.mirror_keys, data),
     )
     sw.send_for(req, session, request, req.dn)
-    sw.clearing[(call.premise_id, req.dn)] = req.reference_id
+    sw.transfers[(call.premise_id, req.dn)] = req.reference_id
     sw.hand_over(call, req.dest, data)
 
 
@@ -228,7 +228,7 @@ def _single_step_answered(
     call = sw.call_of(req.conn_id)
     if reply is None:
         if call is not None:
-            sw.clearing.pop((call.premise_id, req.dn), None)
+            sw.transfers.pop((call.premise_id, req.dn), None)
             sw.handed.pop(call.premise_id, None)
         sw.fail(req, req.dn, *placed.refusal(error), req.conn_id)
     elif call is not None:
@@ -278,7 +278,7 @@ def _transfer_answered(sw: PremiseCore, req: Any, reply: Any, error: Any, invoke
     if reply is None:
         for call in (orig, consult):
             if call is not None:
-                sw.clearing.pop((call.premise_id, req.dn), None)
+                sw.transfers.pop((call.premise_id, req.dn), None)
         if flow is not None and emulated:
             placed.restore(sw, flow, *placed.refusal(error))
         else:

@@ -152,6 +152,10 @@ class PremiseCore(SwitchCore):
         """Invoke id → the T-Library request waiting for that CSTA answer."""
         self.clearing: dict[tuple[str, str], int] = {}
         """(premise call id, DN) → ReferenceID of the TReleaseCall clearing that connection."""
+        self.transfers: dict[tuple[str, str], int] = {}
+        """(premise call id, DN) → ReferenceID of the transfer taking the call from the DN: its
+        EventReleased when the PBX's Transfered (or the DN's own ConnectionCleared) comes first;
+        the caller leaving meanwhile is no transfer."""
         self.anonymous = 0
         """Counter for the keys of calls the PBX reported without a callID."""
         self.unmonitored: set[str] = set()
@@ -264,6 +268,9 @@ class PremiseCore(SwitchCore):
         self.by_conn.pop(call.conn_id, None)
         for key in [k for k in self.clearing if k[0] == call.premise_id]:
             del self.clearing[key]
+        if self.transfers:
+            for key in [k for k in self.transfers if k[0] == call.premise_id]:
+                del self.transfers[key]
 
     def call_of(self, conn_id: str) -> PremiseCall | None:
         """The premise call of a ConnID."""

@@ -209,8 +209,8 @@ def transfer(
     sw: PremiseCore, session: Any, req: Any, orig: PremiseCall, consult: PremiseCall
 ) -> None:
     dn = req.dn
-    sw.clearing[(consult.premise_id, dn)] = req.reference_id
-    sw.clearing[(orig.premise_id, dn)] = req.reference_id
+    sw.transfers[(consult.premise_id, dn)] = req.reference_id
+    sw.transfers[(orig.premise_id, dn)] = req.reference_id
     request = m.TransferCall(held_call=connection(orig, dn), active_call=connection(consult, dn))
     sw.send_for(req, session, request, dn)
 
@@ -322,7 +322,12 @@ def on_connection_cleared(sw: PremiseCore, dn: str, event: m.ConnectionClearedEv
         call.added.discard(dropped)
         calls.call_event(sw, EventPartyDeleted, call, dn, None, other=dropped)
     flow = call.flow if call is not None else None
-    calls.on_connection_cleared(sw, dn, event)
+    if call is not None and dropped == dn and dn in call.at:
+        # the port's own connection cleared: a transfer of ours when one waits (the caller
+        # leaving clears the caller's connection instead, and is no transfer)
+        calls.release_at(sw, call, dn, sw.transfers.pop((call.premise_id, dn), None))
+    else:
+        calls.on_connection_cleared(sw, dn, event)
     if flow is not None and flow.new is None and flow.emulate in ("on-answer", "on-alerting"):
         restore(sw, flow, TErrorCode.TERR_CONN_ATMPT_FAIL, f"{flow.dest} hung up")
 
@@ -330,18 +335,19 @@ def on_connection_cleared(sw: PremiseCore, dn: str, event: m.ConnectionClearedEv
 def on_transfered(sw: PremiseCore, dn: str, event: m.TransferedEvent) -> None:
     """The port transferred: both its calls leave (the consultation first), with the request's
     ReferenceID when one is waiting."""
-    if calls.device_number(event.transferring_device) != dn or event.secondary_old_call is None:
+    if calls.device_number(event.transferring_device) != dn:
         calls.on_transfered(sw, dn, event)
         return
     primary = sw.calls.get(event.primary_old_call.call_id or "")
-    secondary = sw.calls.get(event.secondary_old_call.call_id or "")
+    old = event.secondary_old_call
+    secondary = sw.calls.get(old.call_id or "") if old is not None else None
     pair = [c for c in (secondary, primary) if c is not None and dn in c.at]
     # the consultation (not held) leaves first; an emulated single-step transfer's original first
     pair.sort(key=lambda c: -1 if _emulated(c) else int(c.at[dn] == "held"))
     for call in pair:
         if call.flow is not None:
             end(call.flow)
-        calls.release_at(sw, call, dn)
+        calls.release_at(sw, call, dn, sw.transfers.pop((call.premise_id, dn), None))
 
 
 def _emulated(call: PremiseCall) -> bool:
@@ -381,6 +387,7 @@ def link_lost(sw: PremiseCore) -> None:
     theirs (the far party's answer or busy still comes after a resync)."""
     sw.outbound.clear()
     sw.restoring.clear()
+    sw.transfers.clear()
     for call in sw.calls.values():
         flow = call.flow
         if flow is not None and (not flow.dialed or flow.emulate is not None):
