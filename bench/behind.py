@@ -618,9 +618,10 @@ def conclude(front: Mode, behind: Mode) -> None:
     )
 
 
-def main() -> None:
-    global CALLS_PER_CONN, PORTS_PER_CONN, PORTS
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def run_options(doc: str | None) -> argparse.ArgumentParser:
+    """The options of every run (``--seconds``, ``--quick``), for this benchmark and
+    bench/transfer.py."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument(
         "--seconds",
         "--duration",
@@ -630,6 +631,12 @@ def main() -> None:
         help="seconds per measurement (default 10, --quick 2)",
     )
     ap.add_argument("--quick", action="store_true", help="short runs (a smoke test)")
+    return ap
+
+
+def main() -> None:
+    global CALLS_PER_CONN, PORTS_PER_CONN, PORTS
+    ap = run_options(__doc__)
     ap.add_argument(
         "--per-call",
         action="store_true",

@@ -27,7 +27,6 @@ simulator beside this generator on CPU 1).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import gc
@@ -344,16 +343,7 @@ def conclude(plain: behind.Mode, transfers: behind.Mode) -> None:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument(
-        "--seconds",
-        "--duration",
-        dest="seconds",
-        type=float,
-        default=None,
-        help="seconds per measurement (default 10, --quick 2)",
-    )
-    ap.add_argument("--quick", action="store_true", help="short runs (a smoke test)")
+    ap = behind.run_options(__doc__)
     ap.add_argument(
         "--consult-every",
         type=int,
