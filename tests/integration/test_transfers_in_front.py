@@ -222,11 +222,6 @@ async def test_single_step_conference_then_the_agent_leaves(site: Site) -> None:
     assert site.calls_at("4006") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calls23 finding F1 (/tmp/briefs/e2e23-findings.md): EndCall after a conference "
-    "clears the agent's call too (TCallerHangUp in CallContext.forget)",
-)
 async def test_consultation_conference(site: Site) -> None:
     original = await site.consulting("C1", "7", "InitConf")
     await site.link.send("C1", "<CompleteConf/>")

@@ -186,6 +186,13 @@ class CallContext:
         self.timeline.start(call.call_id)
         self.timers.call.set(call.call_id, now + self.settings.call_timeout)
 
+    @staticmethod
+    def _port_still_in(call: Call, conn_id: str) -> bool:
+        """Is the port's DN still a party of the switch's call ``conn_id`` (its release was
+        refused)? A call the port left goes on without it (a conference, a transfer)."""
+        snapshot = call.switch.view.call(conn_id)
+        return snapshot is not None and call.dn in snapshot.parties
+
     def forget(self, call: Call) -> None:
         """The call is over: out of every table, its timers and pending requests gone, the port
         free; a compaction is asked for when the calls in progress fell far enough."""
@@ -205,6 +212,7 @@ class CallContext:
                 not call.behind  # a premise call is the PBX's: cleared only by TReleaseCall
                 and call.state is not CallState.DETACHED
                 and call.switch.view.user_data(conn_id) is not None
+                and self._port_still_in(call, conn_id)
             ):
                 # the release was refused (e.g. the T-Server link is down): the port's call must
                 # not outlive the IVR's call, so the switch clears it as if the caller hung up
