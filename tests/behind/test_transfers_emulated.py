@@ -59,11 +59,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         stop_site(running)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="calls23 finding F2 (/tmp/briefs/e2e23-findings.md): Established mapped twice, "
-    "once from the destination's DN",
-)
 async def test_one_step_transfer_emulated_by_consultation(site: Site, ivrs: Open) -> None:
     ivr = await ivrs()
     ivr.send("E1", new_call("1"))

@@ -334,8 +334,11 @@ class CallManager:
             if consults:  # the consultation call of a transfer or conference?
                 call = consults.get(conn_id)
                 if call is not None:
-                    timeline.record(call.call_id, SWITCH, event)
-                    self._control.on_event(call, event, now)
+                    # only what happens at the port counts: a PBX that monitors the consulted
+                    # party too reports its side of the same call (its Established...)
+                    if getattr(event, "dn", None) == call.dn:
+                        timeline.record(call.call_id, SWITCH, event)
+                        self._control.on_event(call, event, now)
                     return
             if ctx.ports:  # a premise call at a Behind port, before or after its NewCall?
                 self._behind.on_unknown(event, now)
