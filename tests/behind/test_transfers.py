@@ -486,11 +486,6 @@ async def test_a_refused_consultation_leaves_the_call_as_it_was(site: Site, ivrs
     await end(ivr, "R1", site, call)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="premise23 finding F4 (/tmp/briefs/e2e23-findings.md): the caller's hang-up while a "
-    "SingleStepTransferCall waits is published with the request's ReferenceID (XferComplete)",
-)
 async def test_a_refusal_crossing_the_callers_hang_up(site: Site, ivrs: Open) -> None:
     """The caller hangs up while a single-step transfer waits for the PBX: ``Released`` (not
     ``XferComplete``), and the refusal is still answered: no request is left unanswered."""
