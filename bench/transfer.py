@@ -15,7 +15,7 @@ UDataSet, UDataGet, RouteRequest), then, instead of hanging up:
 
 and the generator hangs the transferred call up at the simulator (``POST
 /api/v1/calls/{id}/hangup``, the agent's caller leaving) so that the agent's extension is free
-for the next round: each port transfers to an extension of its own.
+for a later round: each port transfers to extensions of its own, in turn.
 
 A transfer's latency is from the request to ``XferComplete`` (OneStepXfer; CompleteXfer for a
 consultation) and from InitXfer to ``Dialing`` (what the I-Library completes on); the closed
@@ -44,7 +44,10 @@ from bench_fullcall import _REPLY, ROUTE, STEP_TIMEOUT, Call, _body, header, per
 from common import free_port, record, start_server, stop_servers
 
 AGENT_BASE: Final = 200001
-"""Each port N transfers to the extension AGENT_BASE + N - 1."""
+AGENTS_PER_PORT: Final = 8
+"""Each port N transfers to the extensions AGENT_BASE + (N - 1) * AGENTS_PER_PORT ... in turn, so a
+port's next transfer never finds its last one's extension still held (the generator's hang-up of
+the transferred call goes through the simulator's HTTP API and may come later)."""
 TARGET_TRANSFERS: Final = 500
 TARGET_P99: Final = 0.005
 TRANSFERS: Final = ("OneStepXfer", "InitXfer", "CompleteXfer")
@@ -69,15 +72,17 @@ _MEASURED: Final = {XFER: "OneStepXfer", DIALING: "InitXfer", COMPLETE: "Complet
 COMPLETE_XFER: Final = _body("<CompleteXfer></CompleteXfer>")
 
 
-def agent(port: int) -> str:
-    return str(AGENT_BASE + port - 1)
+def agent(port: int, turn: int = 0) -> str:
+    return str(AGENT_BASE + (port - 1) * AGENTS_PER_PORT + turn % AGENTS_PER_PORT)
 
 
 def sim_config() -> str:
-    """bench/behind.py's simulator, plus one extension per port, answering at once."""
+    """bench/behind.py's simulator, plus AGENTS_PER_PORT extensions per port, answering at
+    once."""
     agents = "".join(
-        f'\n[[dns]]\nnumber = "{agent(port)}"\ntype = "extension"\nanswer-delay = 0\n'
+        f'\n[[dns]]\nnumber = "{agent(port, turn)}"\ntype = "extension"\nanswer-delay = 0\n'
         for port in range(1, behind.PORTS + 1)
+        for turn in range(AGENTS_PER_PORT)
     )
     return behind.sim_config() + agents
 
@@ -165,6 +170,8 @@ class TransferGenerator(behind.BehindGenerator):
         self.hangups: Hangups | None = None
         self.opening: asyncio.Task[Any] | None = None
         self.transfers = 0
+        self.turns: dict[int, int] = {}
+        """Port → how many transfers it made (its next extension)."""
 
     def start_call(self, now: float) -> bool:
         deliverer = self.deliverer
@@ -185,7 +192,8 @@ class TransferGenerator(behind.BehindGenerator):
         if ok and call.step == ROUTE:  # routed: now the transfer, not yet EndCall
             consult = self.seq % self.consult_every == 0
             verb = "InitXfer" if consult else "OneStepXfer"
-            body = _body(f'<{verb} DestDN="{agent(call.port)}"></{verb}>')
+            turn = self.turns[call.port] = self.turns.get(call.port, -1) + 1
+            body = _body(f'<{verb} DestDN="{agent(call.port, turn)}"></{verb}>')
             call.step, call.sent = (HELD if consult else XFER), now
             self.out.append(request(call.call_id, body))
             return
