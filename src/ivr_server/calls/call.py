@@ -23,6 +23,7 @@ from ivr_server.wire import KvList, Message
 from ivr_server.wire import messages as m
 
 __all__ = [
+    "AccessNumbersFn",
     "Call",
     "CallSettings",
     "DeferPolicy",
@@ -40,6 +41,11 @@ SendFn = Callable[[Any, str, Message], None]
 """``send(owner, call_id, message)``."""
 DialOutReportFn = Callable[[Any, str, str, str | None], None]
 """``report(dial_out, kind, call_id, cause)``: the progress of an outbound call."""
+AccessNumbersFn = Callable[[Any, Any, float], Any]
+"""``access_numbers(call, msg, now)``: the service's answer to an ``AccessNumGet`` or
+``AccessNumCancel`` of an In-Front/Behind call (MODES-AND-HA X1-X2, G24), an
+``m.AccessNumResp`` to send at once, or ``None`` when it answers later through
+:meth:`~ivr_server.calls.CallManager.answer_access_num` (a peer server asked over HTTP)."""
 PortKey = tuple[str, str]
 """(switch name, DN): a port DN of a premise switch."""
 
@@ -88,8 +94,9 @@ class PortTarget:
     """The port's DN."""
     switch: Switch
     """The switch carrying the DN."""
-    mode: Literal["In-Front", "Behind"]
-    """The call's mode."""
+    mode: Literal["In-Front", "Behind", "Network"]
+    """The call's mode (Network: ``dn`` is the routing DN the call waits at, ``port`` the
+    ``CalledNum`` as sent; MODES-AND-HA §1.3)."""
     encoding: str = "ISO-8859-1"
     """The output encoding of the IVR's sessions: the call's user data must fit one reply
     written in it (``wire.limits.USER_DATA_WIRE_LIMIT``)."""
@@ -118,6 +125,7 @@ class Call:
         "last_event",
         "last_user_data",
         "legacy",
+        "network",
         "other_dn",
         "owner",
         "parties",
@@ -152,6 +160,8 @@ class Call:
         self.encoding = target.encoding
         self.behind = target.mode == "Behind"
         """A call on a premise switch's port (Behind mode): the PBX reports it at the port."""
+        self.network = target.mode == "Network"
+        """A Network-mode call (MODES-AND-HA §1.3): it waits at a routing DN, not at a port."""
         self.called_num = called_num
         self.ani = ani
         self.dnis = dnis

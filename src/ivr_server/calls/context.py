@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any, Final, Literal
 
 from ivr_server.calls.call import (
+    AccessNumbersFn,
     Call,
     CallSettings,
     DialOutReportFn,
@@ -73,6 +74,7 @@ class CallContext:
         send: SendFn,
         metrics: Metrics,
         dial_out_report: DialOutReportFn | None,
+        access_numbers: AccessNumbersFn | None = None,
     ) -> None:
         self.settings = settings
         self._send: Final = send
@@ -81,6 +83,9 @@ class CallContext:
         clock at each input."""
         self.metrics: Final = metrics
         self.dial_out_report: Final = dial_out_report
+        self.access_numbers: AccessNumbersFn | None = access_numbers
+        """The service's access numbers (``AccessNumGet``/``AccessNumCancel``); ``None``: every
+        such request fails."""
         self.calls: Final[dict[str, Call]] = {}
         """CallId -> call."""
         self.by_port: Final[dict[tuple[str, str], Call]] = {}

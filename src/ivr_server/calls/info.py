@@ -54,12 +54,19 @@ class CallInfo:
         )
 
     def on_access_num(self, call: Call, msg: Message, now: float) -> None:
-        """ISCC with remote sites needs a multi-site configuration, which this server does not
-        have: every request for an access number fails (PROTOCOL.md §3.5, docs/decisions.md)."""
+        """An access number for the call (MODES-AND-HA X1-X2, G24): the service's provider
+        answers (``CallContext.access_numbers``), now or later; a Network call, or a server
+        without a provider, gets ``Result='Failure'`` (PROTOCOL.md §5.3: not in Network mode)."""
         action: Literal["Get", "Cancel"] = "Get" if msg.tag == "AccessNumGet" else "Cancel"
-        self.ctx.send(
-            self.ctx.requester, call.call_id, m.AccessNumResp(Action=action, Result="Failure")
-        )
+        provider = self.ctx.access_numbers
+        answer = None
+        if provider is not None and not call.network:
+            answer = provider(call, msg, now)
+            if answer is None:  # the provider answers later (answer_access_num)
+                return
+        if answer is None:
+            answer = m.AccessNumResp(Action=action, Result="Failure")
+        self.ctx.send(self.ctx.requester, call.call_id, answer)
 
 
 def _behind_info(call: Call, conn_id: str, uuid_value: str | None) -> m.CallInfoResp:

@@ -43,7 +43,15 @@ from typing import Any
 
 from ivr_server.calls.admission import Admission
 from ivr_server.calls.behind import Behind
-from ivr_server.calls.call import Call, CallSettings, DialOutReportFn, Owner, PortTarget, SendFn
+from ivr_server.calls.call import (
+    AccessNumbersFn,
+    Call,
+    CallSettings,
+    DialOutReportFn,
+    Owner,
+    PortTarget,
+    SendFn,
+)
 from ivr_server.calls.context import Action, CallContext, Pending, PendingKind
 from ivr_server.calls.control import REQUESTS, CallControl
 from ivr_server.calls.ending import Ending
@@ -52,7 +60,7 @@ from ivr_server.calls.machine import TRANSITIONS, CallInput
 from ivr_server.calls.replies import Refusal, invalid_request, no_such_call
 from ivr_server.calls.routing import Routing
 from ivr_server.calls.timeline import IN, OUT, SWITCH, Entry
-from ivr_server.calls.userdata import UserData
+from ivr_server.calls.userdata import UserData, user_data
 from ivr_server.metrics import Metrics
 from ivr_server.switch import (
     EventDestinationBusy,
@@ -90,16 +98,17 @@ class CallManager:
         send: SendFn,
         metrics: Metrics | None = None,
         dial_out_report: DialOutReportFn | None = None,
+        access_numbers: AccessNumbersFn | None = None,
     ) -> None:
         self.metrics = metrics if metrics is not None else Metrics()
-        ctx = self._ctx = CallContext(settings, send, self.metrics, dial_out_report)
+        ctx = self._ctx = CallContext(settings, send, self.metrics, dial_out_report, access_numbers)
         self.calls = ctx.calls
         """CallId -> call."""
         self._admission = admission = Admission(ctx)
         self._behind = Behind(ctx, admission)
         self._behind.configure(settings.behind_ports)
         info = CallInfo(ctx)
-        user_data = UserData(ctx)
+        user_data = self._user_data = UserData(ctx)
         routing = Routing(ctx, user_data)
         ending = Ending(ctx, user_data)
         self._control = control = CallControl(ctx, admission)
@@ -262,6 +271,38 @@ class CallManager:
         self._ctx.timeline.now = now
         self._control.make_call(owner, call_id, msg, target, now)
         self._ctx.timeline.first(call_id, msg)
+
+    # ------------------------------------------------------------------ user data, access numbers
+
+    def user_data_of(self, call_id: str) -> KvList | None:
+        """The user data of call ``call_id`` as it is now (``None``: no such call)."""
+        call = self.calls.get(call_id)
+        return user_data(call) if call is not None else None
+
+    def attach_user_data(self, call_id: str, data: KvList, now: float) -> bool:
+        """Attach ``data`` to call ``call_id`` with Replace semantics (keys it names are
+        replaced, others kept), as a ``TreatStatus Completed`` would: e.g. the data an access
+        number carried to the call that arrived on it (MODES-AND-HA G24). ``False`` if there is
+        no such call."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return False
+        self._ctx.timeline.now = now
+        self._user_data.attach_replace(call, data)
+        return True
+
+    def answer_access_num(self, call_id: str, answer: m.AccessNumResp) -> bool:
+        """Send the late answer of an access-number request (the provider returned ``None``) to
+        the call's owner; ``False`` if the call has ended meanwhile (nothing is sent)."""
+        call = self.calls.get(call_id)
+        if call is None:
+            return False
+        self._ctx.send(call.owner, call_id, answer)
+        return True
+
+    def set_access_numbers(self, provider: AccessNumbersFn | None) -> None:
+        """Who answers ``AccessNumGet``/``AccessNumCancel`` from now on (``None``: ``Failure``)."""
+        self._ctx.access_numbers = provider
 
     def discard(self, call_id: str) -> bool:
         """Remove a call whose start could not be completed (handling its ``NewCall`` or
