@@ -69,6 +69,8 @@ class Admission:
         if ctx.flow_control or not target.switch.view.link_up:
             raise end(call_id, "ServerPaused", ctx.paused_reason())
         self._start(call_id, lambda: ctx.calls.new_call(session, call_id, msg, target, ctx.now))
+        for hook in ctx.call_started:
+            hook(call_id, msg)
 
     def _start(self, call_id: str, start: Callable[[], None]) -> None:
         """Run ``start`` (a new call handed to the call manager) all or nothing: a failure, or
