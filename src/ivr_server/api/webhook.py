@@ -9,6 +9,12 @@ treatment ``{"treatment": {"type", "parameters", "extensions"}}`` (TApplyTreatme
 fails, times out or answers nonsense is logged and does nothing, so the router timeout's
 ``RouteResponse RouteType='Default'`` answers the call.
 
+Liveness (MODES-AND-HA G19: a Network call is taken only at a routing point whose router is
+live). The webhook is live until :data:`FAILURES_DEAD` questions in a row failed (no answer, an
+error status, nonsense); then it is down for :data:`RETRY_AFTER` seconds, after which the next
+call is asked again as a probe: one good answer (a route, a treatment, or none) makes it live
+again, one more failure puts it down for another :data:`RETRY_AFTER` seconds.
+
 The router keeps the contract of :mod:`ivr_server.routing.router`: ``on_event`` does no I/O, it
 starts a task on the event loop and returns; the task answers later through the same door as the
 API's route endpoint (:class:`~ivr_server.service.control.Control`), then writes out the IVR
@@ -17,13 +23,13 @@ sessions.
 
 from __future__ import annotations
 
-__all__ = ["WebhookRouter"]
+__all__ = ["FAILURES_DEAD", "RETRY_AFTER", "WebhookRouter"]
 
 import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 import aiohttp
 from pydantic import ValidationError
@@ -42,6 +48,11 @@ from ivr_server.switch import (
 )
 
 log = logging.getLogger("ivr_server.api.webhook")
+
+FAILURES_DEAD: Final = 3
+"""Questions in a row that failed after which the webhook counts as down."""
+RETRY_AFTER: Final = 30.0
+"""Seconds a down webhook gets no calls before the next one probes it."""
 
 
 class WebhookRouter:
@@ -66,6 +77,30 @@ class WebhookRouter:
         self._timeout = timeout
         self._flush = flush
         self.tasks: set[asyncio.Task[None]] = set()
+        self.failures = 0
+        """Questions in a row that failed (0 after any good answer)."""
+        self.failed_at = 0.0
+        """When the last question failed (the event loop's clock)."""
+
+    def is_live(self, now: float) -> bool:
+        """Live unless :data:`FAILURES_DEAD` questions in a row failed and the last failure is
+        less than :data:`RETRY_AFTER` seconds old (see the module docstring)."""
+        return self.failures < FAILURES_DEAD or now - self.failed_at >= RETRY_AFTER
+
+    def _outcome(self, ok: bool) -> None:
+        """Count a question's outcome for :meth:`is_live`."""
+        if ok:
+            self.failures = 0
+            return
+        self.failures += 1
+        self.failed_at = asyncio.get_running_loop().time()
+        if self.failures == FAILURES_DEAD:
+            log.warning(
+                "webhook %s: %d questions in a row failed; down for %.0f s",
+                self.url,
+                self.failures,
+                RETRY_AFTER,
+            )
 
     def routing_points(self) -> frozenset[str]:
         return frozenset({self.rp})
@@ -102,12 +137,14 @@ class WebhookRouter:
             task.cancel()
 
     async def _call(self, payload: dict[str, Any], conn_id: str) -> None:
-        data = await self._post(payload, conn_id)
+        ok, data = await self._post(payload, conn_id)
         if data is None:
+            self._outcome(ok)
             return
         try:
             answer = WebhookAnswer.model_validate(data)
         except ValidationError as exc:
+            self._outcome(False)
             log.warning(
                 "webhook %s: unusable answer for call %s: %s",
                 self.url,
@@ -115,6 +152,7 @@ class WebhookRouter:
                 exc.errors(include_url=False),
             )
             return
+        self._outcome(True)
         now = asyncio.get_running_loop().time()
         try:
             result: ActResult | None = None
@@ -152,22 +190,23 @@ class WebhookRouter:
                 result.error.error_message,
             )
 
-    async def _post(self, payload: dict[str, Any], conn_id: str) -> Any:
-        """The webhook's decoded JSON answer; ``None`` when there is none to apply."""
+    async def _post(self, payload: dict[str, Any], conn_id: str) -> tuple[bool, Any]:
+        """Whether the webhook answered well, and its decoded JSON answer (``None`` when there is
+        none to apply)."""
         try:
             timeout = aiohttp.ClientTimeout(total=self._timeout())
             async with self._client().post(self.url, json=payload, timeout=timeout) as response:
                 if response.status == 204:
-                    return None
+                    return True, None
                 if response.status // 100 != 2:
                     log.warning(
                         "webhook %s answered %d for call %s", self.url, response.status, conn_id
                     )
-                    return None
+                    return False, None
                 body = await response.content.read(MAX_JSON_BYTES + 1)
                 if not body.strip():
-                    return None
-                return load_json(body)  # ValueError: too large, too deep, not JSON
+                    return True, None
+                return True, load_json(body)  # ValueError: too large, too deep, not JSON
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.warning("webhook %s failed for call %s: %r", self.url, conn_id, exc)
-            return None
+            return False, None

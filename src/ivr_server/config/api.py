@@ -10,6 +10,7 @@ from pydantic import field_validator, model_validator
 
 from .addresses import ListenAddress
 from .base import ConfigModel
+from .fields import PositiveSeconds
 
 
 class ApiConfig(ConfigModel):
@@ -31,6 +32,11 @@ class ApiConfig(ConfigModel):
     event stream and to change state besides the API's own (same-origin requests to a ``Host``
     that is an IP address, ``localhost``, a listen address or this machine's name); their host
     names are also accepted in ``Host``. ``"*"`` turns the ``Origin``/``Host`` checks off."""
+    external_router_window: PositiveSeconds = 300.0
+    """How long a routing point's external router (``PUT .../router {"router": "external"}``)
+    stays live after its client was last heard of (it chose the router, routed or treated a call
+    there, or read ``/api/v1/routing-points``). A Network call (docs/network.md) is taken only
+    at a routing point with a live router; otherwise ``EndCall FeatureNotSupported``."""
     tls_cert: str | None = None
     """PEM certificate (chain) of the API's HTTPS listener; with ``tls-key``. Unset: plain HTTP.
     A relative path is taken from the server's working directory."""

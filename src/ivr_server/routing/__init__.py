@@ -6,7 +6,9 @@
 * :class:`BuiltinRouter` — ordered rules per routing point, from the ``[[routing]]``
   configuration; :func:`build_routers` makes one per switch.
 * :class:`ExternalRouter`, :class:`RoutingPointDispatcher` — a router chosen per routing point at
-  run time (the HTTP API's external and webhook routers).
+  run time (the HTTP API's external and webhook routers); :func:`router_is_live` says whether a
+  chosen router can be expected to answer, :func:`routing_point_live` whether a routing point
+  has such a router (a Network call needs one, MODES-AND-HA G19).
 
 See docs/routing.md. This package is sans-IO: no asyncio, no clock.
 """
@@ -14,7 +16,14 @@ See docs/routing.md. This package is sans-IO: no asyncio, no clock.
 from __future__ import annotations
 
 from .build import build_routers
-from .external import ExternalRouter, RoutingPointDispatcher
+from .external import (
+    EXTERNAL_ROUTER_WINDOW,
+    ExternalRouter,
+    LiveRouter,
+    RoutingPointDispatcher,
+    router_is_live,
+    routing_point_live,
+)
 from .router import Router
 from .rules import (
     ROUTE_FAILURE_CODES,
@@ -25,13 +34,17 @@ from .rules import (
 )
 
 __all__ = [
+    "EXTERNAL_ROUTER_WINDOW",
     "ROUTE_FAILURE_CODES",
     "BuiltinRouter",
     "DialogPhase",
     "DialogSnapshot",
     "ExternalRouter",
+    "LiveRouter",
     "Router",
     "RoutingPointDispatcher",
     "build_routers",
     "kv_from_table",
+    "router_is_live",
+    "routing_point_live",
 ]

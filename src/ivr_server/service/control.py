@@ -260,6 +260,7 @@ class Control:
         """``TRouteCall`` for the call waiting at routing point ``rp``: the IVR gets
         ``RouteResponse``."""
         switch = self._waiting_call(switch_name, rp, conn_id)
+        self.router_heard(switch_name, rp, now)
         return self._one(
             switch,
             lambda ref: TRouteCall(
@@ -287,6 +288,7 @@ class Control:
         """``TApplyTreatment`` for the call waiting at routing point ``rp``: the IVR gets
         ``TreatCall``."""
         switch = self._waiting_call(switch_name, rp, conn_id)
+        self.router_heard(switch_name, rp, now)
         return self._one(
             switch,
             lambda ref: TApplyTreatment(
@@ -308,6 +310,20 @@ class Control:
         """Who serves routing point ``rp`` now."""
         return self._routers.get(switch_name, rp)
 
+    def router_heard(self, switch_name: str | None, rp: str | None, now: float | None) -> None:
+        """An API client acted as the external router of routing point ``rp`` of switch
+        ``switch_name`` at ``now`` (``None``: of every one; it read them all): that router is
+        live (MODES-AND-HA G19)."""
+        at = self._service.now if now is None else now
+        for (name, point), choice in self._routers.all().items():
+            router = choice.router
+            if (
+                isinstance(router, ExternalRouter)
+                and switch_name in (None, name)
+                and rp in (None, point)
+            ):
+                router.heard(at)
+
     def set_router(
         self,
         switch_name: str,
@@ -327,7 +343,9 @@ class Control:
                 "([[routing]] in the configuration)"
             )
         if mode == "external":
-            choice = RouterChoice("external", ExternalRouter(frozenset({rp})))
+            window = self._service.config.api.external_router_window
+            external = ExternalRouter(frozenset({rp}), window=window, now=self._service.now)
+            choice = RouterChoice("external", external)
         elif mode == "webhook":
             if router is None:
                 raise ValueError("a webhook choice needs its router object")

@@ -94,4 +94,6 @@ async def get_call(api: ApiServer, request: web.Request) -> web.StreamResponse:
 
 
 async def get_routing_points(api: ApiServer, request: web.Request) -> web.StreamResponse:
+    # the external routers' clients poll here for their waiting calls: a sign of life (G19)
+    api.control.router_heard(None, None, api.now())
     return json_response(routing_points_view(api.control, api.clock))
