@@ -6,7 +6,7 @@ __all__ = ["ApiConfig"]
 
 from typing import Self
 
-from pydantic import field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from .addresses import ListenAddress
 from .base import ConfigModel
@@ -37,6 +37,22 @@ class ApiConfig(ConfigModel):
     stays live after its client was last heard of (it chose the router, routed or treated a call
     there, or read ``/api/v1/routing-points``). A Network call (docs/network.md) is taken only
     at a routing point with a live router; otherwise ``EndCall FeatureNotSupported``."""
+    max_subscribers: int = Field(default=64, ge=0)
+    """Event-stream WebSocket clients connected at once (``GET /api/v1/events``); one more is
+    refused with HTTP 503 before the upgrade. ``0`` turns the event stream off. Each event is
+    sent to every client that wants it, so this bounds what the stream may cost the IVRs."""
+    max_subscribers_per_peer: int = Field(default=16, ge=0)
+    """The same, per client address (so that one host cannot take every place); ``0``: no
+    per-address limit besides ``max-subscribers``."""
+    max_connections: int = Field(default=128, ge=1)
+    """Most HTTP connections open at once (event streams included); one more gets ``503`` and
+    is closed. When the file-descriptor limit is known, at most ``server.reserved-descriptors``
+    less 32 (the API takes only its share of the descriptors IVR connections leave). Read at
+    start only."""
+    header_timeout: PositiveSeconds = 10.0
+    """Seconds a client has to send a request's headers, from the connection's opening or the
+    end of its previous request; then the connection is closed (slow or idle clients cannot
+    hold connections open). Read at start only."""
     tls_cert: str | None = None
     """PEM certificate (chain) of the API's HTTPS listener; with ``tls-key``. Unset: plain HTTP.
     A relative path is taken from the server's working directory."""

@@ -3,6 +3,8 @@
 The handler checks the filters (:class:`~ivr_server.api.models.EventQuery`), subscribes to the
 :class:`~ivr_server.api.events.EventHub` and keeps the socket open; the subscriber's task sends.
 The stream is one-way: what the client sends is ignored (aiohttp answers pings and close frames).
+Past ``api.max-subscribers`` clients (or ``api.max-subscribers-per-peer`` from one address) the
+upgrade is refused with 503 and the reason, before anything is subscribed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ __all__ = ["event_filter", "events"]
 
 import asyncio
 import contextlib
+import logging
 from typing import TYPE_CHECKING, Final
 
 from aiohttp import web
@@ -22,6 +25,10 @@ from ivr_server.api.models import EventQuery
 if TYPE_CHECKING:
     from ivr_server.api.server import ApiServer
 
+log = logging.getLogger("ivr_server.api")
+
+RETRY_AFTER: Final = 5
+"""Seconds a refused event-stream client is told to wait (``Retry-After``)."""
 QUERY_NAMES: Final = frozenset({*EventQuery.model_fields, "access_token"})
 """The query parameters the stream takes: its filters and the browsers' token."""
 
@@ -61,11 +68,17 @@ def event_filter(api: ApiServer, request: web.Request) -> EventFilter:
 
 async def events(api: ApiServer, request: web.Request) -> web.StreamResponse:
     chosen = event_filter(api, request)
-    ws = web.WebSocketResponse(heartbeat=30.0)
+    ws = web.WebSocketResponse(heartbeat=30.0, compress=False)  # the same bytes to every client
     if not ws.can_prepare(request).ok:
         raise ApiError(400, "this endpoint is a WebSocket (send an Upgrade request)")
     hub = api.hub
-    subscriber = hub.subscribe(chosen, api.event_queue_limit)
+    peer = request.remote or ""
+    limits = api.server.config.api
+    refused = hub.refusal(peer, limits.max_subscribers, limits.max_subscribers_per_peer)
+    if refused is not None:
+        log.warning("event stream client %s refused: %s", peer, refused)
+        raise ApiError(503, refused, headers={"Retry-After": str(RETRY_AFTER)})
+    subscriber = hub.subscribe(chosen, api.event_queue_limit, peer)
     hub.sockets.add(ws)
     sender: asyncio.Task[None] | None = None
     try:
