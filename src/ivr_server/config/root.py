@@ -29,6 +29,7 @@ from .checks import reference_problems, routing_problems, statistics_problems
 from .ivrs import IvrConfig, PortConfig
 from .options import ServerOptions
 from .routing import AgentGroupConfig, RoutingConfig
+from .sites import LocationConfig, location_problems
 from .statistics import StatisticConfig
 from .switches import DnConfig, SwitchConfig, TServerConfig
 
@@ -57,6 +58,8 @@ class ServerConfig(ConfigModel):
     """Named statistics for PeekStatReq/GetStatReq (TOML ``[[statistics]]``)."""
     api: ApiConfig = Field(default_factory=ApiConfig)
     """The HTTP API (TOML ``[api]``)."""
+    locations: tuple[LocationConfig, ...] = ()
+    """Remote sites of access numbers: DNIS pools and peer servers (TOML ``[[locations]]``)."""
 
     _ivrs: dict[str, IvrConfig] = PrivateAttr(default_factory=dict)
     _switches: dict[str, SwitchConfig] = PrivateAttr(default_factory=dict)
@@ -90,31 +93,33 @@ class ServerConfig(ConfigModel):
         problems += statistics_problems(
             self.switches, self.ivrs, self.agent_groups, self.statistics
         )
+        problems += location_problems(self.locations, self.statistics)
         if problems:
             raise ConfigError(problems)
         return self
 
     def ivr(self, name: str) -> IvrConfig | None:
         """The IVR object named ``name`` (case-sensitive), or None."""
-        return self._ivrs.get(name)
+        return self.__pydantic_private__["_ivrs"].get(name)  # type: ignore[index,no-any-return]
 
     def switch(self, name: str) -> SwitchConfig | None:
         """The switch named ``name``, or None."""
-        return self._switches.get(name)
+        return self.__pydantic_private__["_switches"].get(name)  # type: ignore[index,no-any-return]
 
     def tserver(self, name: str) -> TServerConfig | None:
         """The T-Server application named ``name``, or None."""
-        return self._tservers.get(name)
+        return self.__pydantic_private__["_tservers"].get(name)  # type: ignore[index,no-any-return]
 
     def find_dn(self, switch_name: str, number: str) -> tuple[SwitchConfig, DnConfig] | None:
         """The DN numbered ``number`` on switch ``switch_name`` (numbers, not aliases), or None."""
-        switch = self._switches.get(switch_name)
-        dn = self._dns.get((switch_name, number))
+        private = self.__pydantic_private__  # not self._x: pydantic's __getattr__ is slow
+        switch = private["_switches"].get(switch_name)  # type: ignore[index]
+        dn = private["_dns"].get((switch_name, number))  # type: ignore[index]
         return None if switch is None or dn is None else (switch, dn)
 
     def tserver_for_switch(self, switch_name: str) -> TServerConfig | None:
         """The T-Server serving switch ``switch_name``, or None."""
-        return self._tserver_of_switch.get(switch_name)
+        return self.__pydantic_private__["_tserver_of_switch"].get(switch_name)  # type: ignore[index,no-any-return]
 
     def port_switch_name(self, ivr: IvrConfig, port: PortConfig) -> str | None:
         """The name of the switch of ``port``'s DN: its ``switch``, else that of the IVR's only
@@ -123,7 +128,7 @@ class ServerConfig(ConfigModel):
             return port.switch
         if len(ivr.tservers) != 1:
             return None
-        tserver = self._tservers.get(ivr.tservers[0])
+        tserver = self.__pydantic_private__["_tservers"].get(ivr.tservers[0])  # type: ignore[index]
         return None if tserver is None else tserver.switch
 
     def port_dn(self, ivr: IvrConfig, port: PortConfig) -> tuple[SwitchConfig, DnConfig] | None:
