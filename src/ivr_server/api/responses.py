@@ -28,6 +28,7 @@ __all__ = [
     "KvNode",
     "LinkResult",
     "LogLevel",
+    "NetworkCall",
     "OpenApiDocument",
     "Party",
     "Port",
@@ -316,13 +317,21 @@ class Call(_Reply):
     the ``state`` of a request without the token (``redacted``)."""
 
     call_id: str
+    mode: Literal["In-Front", "Behind", "Network"]
+    """The call's mode (docs/network.md, docs/behind.md)."""
     ivr: str
     port: str
+    """The IVR port (Network: the ``CalledNum`` as the IVR sent it)."""
     dn: str
+    """The port's DN (Network: the routing DN the call is at)."""
+    routing_dn: str | None
+    """Network: the routing DN the call is at; ``null`` for a port's call."""
     switch: str
     conn_id: str | None
     tscall_id: int | None
     state: str
+    """In-Front/Behind: PROTOCOL.md §6.1; Network: §6.3 (``STARTED`` queued, ``WAITING`` for the
+    router, ``TREAT_STARTING``, ``TREATING``, ``CANCELLING``, ``ROUTED``, ``CONNECTED``)."""
     ani: str | None
     dnis: str | None
     called_num: str | None
@@ -393,14 +402,35 @@ class WaitingCall(_Reply):
     since: float | None
 
 
+class NetworkCall(_Reply):
+    """A Network-mode call at its routing DN (docs/network.md), in any state."""
+
+    call_id: str
+    conn_id: str | None
+    ivr: str
+    state: str
+    """PROTOCOL.md §6.3: ``STARTED``, ``WAITING``, ``TREAT_STARTING``, ``TREATING``,
+    ``CANCELLING``, ``ROUTED``, ``CONNECTED``."""
+    ani: str | None
+    treatment: str | None
+    since: float | None
+    """When it started waiting for the router (its RouteRequest), Unix seconds."""
+
+
 class RoutingPoint(_Reply):
     """A routing point: who routes its calls, and the calls waiting there."""
 
     switch: str
     dn: str
     router: RouterMode
+    router_live: bool
+    """Whether its router can be expected to answer (MODES-AND-HA G19): a Network call is taken
+    only then. Built-in rules: always; an external router: heard of recently; a webhook: not
+    failing; none: never."""
     url: str | None
     waiting: list[WaitingCall]
+    network_calls: list[NetworkCall]
+    """The Network-mode calls at this routing DN, waiting or not."""
 
 
 class Stats(_Open):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 __all__ = [
     "Clock",
+    "call_mode",
     "call_view",
     "calls_view",
     "ivrs_view",
@@ -28,6 +29,7 @@ from typing import Any
 
 from ivr_server.api.jsonify import kv_json
 from ivr_server.calls import Call
+from ivr_server.routing import routing_point_live
 from ivr_server.service.control import Control
 from ivr_server.switch import AgentSnapshot, Switch
 from ivr_server.vocabulary import ROUTABLE_DN_TYPES
@@ -84,7 +86,9 @@ def ivrs_view(control: Control) -> list[dict[str, Any]]:
     """Every IVR of the configuration with its ports: DN, availability, agent, call."""
     service = control.service
     config = service.config
-    by_port = {(call.ivr, call.port): call for call in service.calls.calls.values()}
+    by_port = {
+        (call.ivr, call.port): call for call in service.calls.calls.values() if not call.network
+    }
     out: list[dict[str, Any]] = []
     for ivr in config.ivrs:
         ports: list[dict[str, Any]] = []
@@ -168,12 +172,19 @@ def call_view(control: Control, call: Call, *, redact: bool = False) -> dict[str
     }
 
 
+def call_mode(call: Call) -> str:
+    """``In-Front``, ``Behind`` or ``Network`` (MODES-AND-HA §1)."""
+    return "Network" if call.network else "Behind" if call.behind else "In-Front"
+
+
 def _call_head(call: Call) -> dict[str, Any]:
     return {
         "call_id": call.call_id,
+        "mode": call_mode(call),
         "ivr": call.ivr,
         "port": call.port,
         "dn": call.dn,
+        "routing_dn": call.dn if call.network else None,
         "switch": call.switch.name,
         "conn_id": call.conn_id,
         "tscall_id": call.switch_call_id,
@@ -203,11 +214,18 @@ def routing_points_view(
 ) -> list[dict[str, Any]]:
     """Every routing point: who routes its calls, and the calls waiting there."""
     service = control.service
-    by_conn = {
-        call.conn_id: call for call in service.calls.calls.values() if call.conn_id is not None
-    }
+    by_conn: dict[str, Call] = {}
+    network: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for call in service.calls.calls.values():
+        if call.conn_id is not None:
+            by_conn[call.conn_id] = call
+        if call.network:
+            network.setdefault((call.switch.name, call.dn), []).append(
+                _network_call(call, clock, redact)
+            )
     out: list[dict[str, Any]] = []
     for switch in service.switches.values():
+        slot = service.routers.get(switch.name)
         for dn in switch.view.dns():
             if dn.type not in ROUTABLE_DN_TYPES:
                 continue
@@ -217,11 +235,26 @@ def routing_points_view(
                     "switch": switch.name,
                     "dn": dn.number,
                     "router": choice.mode,
+                    "router_live": routing_point_live(slot, dn.number, service.now),
                     "url": None if redact else choice.url,
                     "waiting": _waiting(switch, dn.number, by_conn, clock, redact),
+                    "network_calls": network.get((switch.name, dn.number), []),
                 }
             )
     return out
+
+
+def _network_call(call: Call, clock: Clock, redact: bool) -> dict[str, Any]:
+    """A Network-mode call at its routing DN, in whatever state (PROTOCOL.md §6.3)."""
+    return {
+        "call_id": call.call_id,
+        "conn_id": call.conn_id,
+        "ivr": call.ivr,
+        "state": call.state.value,
+        "ani": None if redact else call.ani,
+        "treatment": call.treatment,
+        "since": clock.unix(call.route_started) if call.route_started else None,
+    }
 
 
 def _waiting(

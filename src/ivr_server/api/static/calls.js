@@ -80,13 +80,26 @@ window.ivrCalls = ({ h, $, replace, pretty, fmtInt, shortConn, callTone }, app) 
           title: "Click to see the call's timeline",
         },
         h("td", { class: "nowrap" }, h("span", { class: "mono callid", title: call.call_id }, call.call_id)),
+        call.mode === "Network"
+          ? h(
+              "td",
+              { class: "nowrap", "data-testid": `mode-${call.call_id}` },
+              `${call.ivr ?? ""} · `,
+              h("span", { class: "badge info", title: "Network mode: the call waits at a routing DN until the router routes it" }, "Network"),
+              h("span", { class: "sub" }, `routing DN ${call.routing_dn ?? call.dn ?? "–"}${call.switch ? ` · ${call.switch}` : ""}`),
+            )
+          : h(
+              "td",
+              { class: "nowrap" },
+              `${call.ivr ?? ""} · ${call.port ?? ""}`,
+              h("span", { class: "sub" }, `DN ${call.dn ?? "–"}${call.switch ? ` · ${call.switch}` : ""}`),
+            ),
         h(
           "td",
           { class: "nowrap" },
-          `${call.ivr ?? ""} · ${call.port ?? ""}`,
-          h("span", { class: "sub" }, `DN ${call.dn ?? "–"}${call.switch ? ` · ${call.switch}` : ""}`),
+          h("span", { class: "pill", "data-state": callTone(call.state) }, pretty(call.state)),
+          call.treatment ? h("span", { class: "sub" }, `treatment ${call.treatment}`) : null,
         ),
-        h("td", { class: "nowrap" }, h("span", { class: "pill", "data-state": callTone(call.state) }, pretty(call.state))),
         h(
           "td",
           { class: "nowrap" },

@@ -179,7 +179,31 @@ window.ivrViews = ({ h, s, $, replace, pretty, norm, fmtInt, fmtRate, toDate, ag
       return h("span", { class: "badge warn", title: "Calls get the default route when the Router Timeout expires" }, "No router: default route on timeout");
     }
     const [label, tone] = ROUTERS[mode] || [pretty(mode), "info"];
-    return [h("span", { class: `badge ${tone}` }, label), rp.url ? h("span", { class: "mono", title: rp.url }, rp.url) : null];
+    const down =
+      rp.router_live === false
+        ? h("span", { class: "badge bad", title: "Not heard of lately (external) or failing (webhook): Network calls get EndCall FeatureNotSupported" }, "router down")
+        : null;
+    return [h("span", { class: `badge ${tone}` }, label), down, rp.url ? h("span", { class: "mono", title: rp.url }, rp.url) : null];
+  }
+
+  /** The Network-mode calls at a routing DN, with their state (queued, waiting, routed...). */
+  function networkCalls(rp, id) {
+    const calls = rp.network_calls || [];
+    if (!calls.length) return null;
+    return h(
+      "ul",
+      { class: "waiting network", "data-testid": `rp-network-${id}` },
+      calls.map((c) => {
+        const since = toDate(c.since);
+        return h(
+          "li",
+          { title: `Network call · ConnID ${c.conn_id ?? "–"} · CallId ${c.call_id}`, "data-call-id": c.call_id },
+          c.call_id,
+          h("span", { class: "sub" }, pretty(c.state) + (c.treatment ? ` · ${c.treatment}` : "")),
+          since ? h("span", { class: "sub" }, age(since)) : null,
+        );
+      }),
+    );
   }
 
   function renderRoutingPoints(points) {
@@ -207,6 +231,9 @@ window.ivrViews = ({ h, s, $, replace, pretty, norm, fmtInt, fmtRate, toDate, ag
             { class: "rp-count" },
             h("span", { "data-testid": `rp-waiting-${id}` }, String(waiting.length)),
             h("small", null, "waiting"),
+            (rp.network_calls || []).length
+              ? [h("span", { "data-testid": `rp-network-count-${id}` }, ` ${(rp.network_calls || []).length}`), h("small", null, "network")]
+              : null,
           ),
         ),
         h(
@@ -230,6 +257,7 @@ window.ivrViews = ({ h, s, $, replace, pretty, norm, fmtInt, fmtRate, toDate, ag
               }),
             )
           : null,
+        networkCalls(rp, id),
       );
     });
     replace("routing-points", h("div", { class: "rows" }, rows));
