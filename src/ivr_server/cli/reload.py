@@ -85,7 +85,9 @@ def reload(pid_file: Path | None, pid: int | None, force: bool, timeout: float) 
         )
         return
     click.echo(f"{what} requested from process {pid} ({sig.name}); waiting for its answer")
-    record = _await_reload(status_path, pid, int(before["seq"]), timeout)
+    # a reload running when we read may have read the file before the edit: wait for the next
+    seq = int(before["seq"]) + (1 if before.get("running") else 0)
+    record = _await_reload(status_path, pid, seq, timeout)
     result = str(record.get("result"))
     stranded = record.get("stranded_calls") or []
     total = int(record.get("stranded_total") or 0)

@@ -5,8 +5,9 @@ on ``127.0.0.1:0``; the CLI runs :func:`serve` until SIGINT/SIGTERM, reloading o
 then stops gracefully (:meth:`IvrServer.shutdown`: the calls in progress get ``drain-time`` to
 end).
 
-Reload (:meth:`IvrServer.request_reload`): SIGHUP, ``ivr-server reload`` or ``POST /api/v1/reload``
-re-read the file; a file that does not load, or that would take away the IVR, port, switch or DN
+Reload (:mod:`.reload`): SIGHUP, ``ivr-server reload`` or ``POST /api/v1/reload`` re-read the
+file, in a worker thread, one reload at a time, the requests that come meanwhile served by the
+next one; a file that does not load, or that would take away the IVR, port, switch or DN
 of a live call, is refused and the running configuration stays. SIGUSR2 (``ivr-server reload
 --force``) or the API's ``{"force": true}`` apply the latter anyway.
 
@@ -26,8 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol, cast
 
-from ivr_server.config import ListenAddress, ServerConfig, load_config
-from ivr_server.errors import ConfigError
+from ivr_server.config import ListenAddress, ServerConfig
 from ivr_server.memory import release_free_memory
 from ivr_server.runtime.access import ClientList
 from ivr_server.runtime.connection import FLUSH_AFTER_BYTES, ConnectionHost, IvrLinkProtocol
@@ -38,6 +38,7 @@ from ivr_server.runtime.limits import (
     set_tcp_keep_alive,
 )
 from ivr_server.runtime.links import SwitchLinks
+from ivr_server.runtime.reload import Reloader
 from ivr_server.runtime.status import (
     ReloadOutcome,
     ReloadStatusFile,
@@ -45,9 +46,8 @@ from ivr_server.runtime.status import (
     remove_pid_file,
     write_pid_file,
 )
-from ivr_server.service import IvrService, ReloadRefused, ReloadReport
+from ivr_server.service import IvrService, ReloadReport
 from ivr_server.service.control import Control
-from ivr_server.service.reload import describe_stranded
 
 __all__ = ["FLUSH_AFTER_BYTES", "ApiFactory", "ApiPart", "IvrServer", "ReloadOutcome", "serve"]
 
@@ -121,6 +121,10 @@ class IvrServer(ConnectionHost):
         self.links = SwitchLinks(self._after_link_door)
         """The sockets of the switches at the far end of a link (a premise PBX): connected from
         :meth:`start`, followed at a reload, closed by :meth:`stop` (``runtime/links.py``)."""
+        self.on_reload_start: Callable[[], None] | None = None
+        """Called when a reload re-reads the file (``serve``: the status file says so)."""
+        self.reloader = Reloader(self)
+        """The reloads: file read off the loop, requests coalesced (``runtime/reload.py``)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -350,55 +354,26 @@ class IvrServer(ConnectionHost):
     def request_reload(
         self, config: ServerConfig | None = None, *, force: bool = False
     ) -> ReloadOutcome:
-        """Apply a new configuration (re-read from ``config_path`` when none is given).
+        """Apply a new configuration (re-read from ``config_path`` when none is given) at once,
+        on the loop (:meth:`Reloader.apply <ivr_server.runtime.reload.Reloader.apply>`).
 
         A file that does not load is refused: the problems are logged and the running
         configuration stays. So is one that would take away the IVR, port, switch, DN or routing
         point of a live call (an emptied file, say), unless ``force``: the log line names the
         calls and why. Listen addresses are fixed for the life of the process. Whatever came of
-        it is handed to :attr:`on_reload` (the status file of ``ivr-server reload``).
+        it is handed to :attr:`on_reload` (the status file of ``ivr-server reload``). SIGHUP and
+        the API use :meth:`reload_file` instead.
         """
-        outcome = self._reload(config, force)
-        if self.on_reload is not None:
-            try:
-                self.on_reload(outcome)
-            except Exception:  # a status file that cannot be written must not undo the reload
-                log.exception("reload: the outcome could not be recorded")
-        return outcome
+        return self.reloader.apply(config, force=force)
 
-    def _reload(self, config: ServerConfig | None, force: bool) -> ReloadOutcome:
-        if config is None:
-            if self.config_path is None:
-                message = "running on the built-in default configuration; nothing to re-read"
-                log.warning("reload: %s", message)
-                return ReloadOutcome("no-file", message, force=force)
-            # one name per except clause: the compiled build gives a local variable one type
-            try:
-                config = load_config(self.config_path)
-            except ConfigError as invalid:
-                return _invalid(invalid, force)
-            except OSError as unreadable:
-                message = f"cannot read {self.config_path}: {unreadable}"
-                log.error("reload refused, %s", message)
-                return ReloadOutcome("invalid", message, problems=(message,), force=force)
-        try:
-            report = self.service.reload(config, force=force, now=asyncio.get_running_loop().time())
-        except ReloadRefused as refused:
-            message = (
-                f"{refused}; the running configuration stays (to apply it anyway: "
-                "ivr-server reload --force, SIGUSR2, or POST /api/v1/reload with "
-                '{"force": true})'
-            )
-            log.error("reload refused: %s", message)
-            return ReloadOutcome("refused", message, stranded=refused.stranded, force=force)
-        stranded = report.stranded
-        message = f"configuration reloaded: {report.describe()}"
-        if stranded:
-            log.warning(
-                "configuration reloaded by force, after ending %s (EndCall Timeout to their IVR, "
-                "ports freed)",
-                describe_stranded(stranded),
-            )
+    async def reload_file(self, *, force: bool = False) -> ReloadOutcome:
+        """Re-read the file in a worker thread and apply it, coalesced with the other requests
+        (:meth:`Reloader.request <ivr_server.runtime.reload.Reloader.request>`)."""
+        return await self.reloader.request(force=force)
+
+    def take_config(self, config: ServerConfig) -> None:
+        """The runtime's share of a reload the service applied: client list, connection cap,
+        the router choices put back, the premise links followed, the heap settled."""
         self.config = config
         self.clients = ClientList(config.server.client_list)
         self.gate.cap = connection_cap(config.server, descriptor_limit())
@@ -407,15 +382,6 @@ class IvrServer(ConnectionHost):
         self.flush()
         if self._heap_frozen:
             self.settle_heap()
-        return ReloadOutcome("applied", message, report=report, stranded=stranded, force=force)
-
-
-def _invalid(error: ConfigError, force: bool) -> ReloadOutcome:
-    """A reload refused because the configuration does not load."""
-    log.error("reload refused, the running configuration stays: %s", error)
-    return ReloadOutcome(
-        "invalid", str(error), problems=tuple(str(p) for p in error.problems), force=force
-    )
 
 
 def _count(n: int, noun: str) -> str:
@@ -462,14 +428,15 @@ async def serve(
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_stop_signal, sig.name)
-    loop.add_signal_handler(signal.SIGHUP, server.request_reload)
-    loop.add_signal_handler(FORCED_RELOAD_SIGNAL, lambda: server.request_reload(force=True))
+    loop.add_signal_handler(signal.SIGHUP, server.reloader.signal)
+    loop.add_signal_handler(FORCED_RELOAD_SIGNAL, server.reloader.signal, True)
     try:
         if pid_file is not None:
             write_pid_file(pid_file)
             status = ReloadStatusFile(reload_status_path(pid_file))
             status.started()
             server.on_reload = status.record
+            server.on_reload_start = status.running
         if on_started is not None:
             on_started(server)
         await stop.wait()

@@ -10,8 +10,9 @@ record of the same ``pid`` with a higher ``seq``. Writes go to a temporary file 
 old one, so a reader sees the old record or the new one, never half of one. Whoever may signal the
 server can read the file; it holds no user data (calls are named by CallId, port and IVR).
 
-Two reloads requested at the same moment may both read the later outcome: each sees the outcome
-of a reload that happened after it asked, of the same file.
+Reloads are coalesced (:mod:`.reload`): the requests that arrive while one runs are served by
+the next one. A record says ``"running": true`` while a reload reads and applies the file; each
+requester sees the outcome of a reload that started after it asked, of the same file.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import Any, Final, Literal
 from ivr_server.service import ReloadReport, StrandedCall
 
 __all__ = [
+    "PidFileError",
     "ReloadOutcome",
     "ReloadStatusFile",
     "read_reload_status",
@@ -66,8 +68,17 @@ def reload_status_path(pid_file: str | Path) -> Path:
     return path.with_name(f"{path.name}.reload")
 
 
+class PidFileError(Exception):
+    """The pid file cannot be written; the message is one line for the operator."""
+
+
 def write_pid_file(pid_file: str | Path) -> None:
-    Path(pid_file).write_text(f"{os.getpid()}\n", encoding="ascii")
+    """Write this process's id to ``pid_file``; :class:`PidFileError` if it cannot be written
+    (``cannot write the pid file /dev/null/x: Not a directory``)."""
+    try:
+        Path(pid_file).write_text(f"{os.getpid()}\n", encoding="ascii")
+    except OSError as exc:
+        raise PidFileError(f"cannot write the pid file {pid_file}: {exc.strerror or exc}") from None
 
 
 def remove_pid_file(pid_file: str | Path) -> None:
@@ -84,10 +95,19 @@ class ReloadStatusFile:
         self.path = path
         self.seq = 0
         """Reload requests recorded so far."""
+        self.last: dict[str, Any] = {}
+        """The record written last."""
 
     def started(self) -> None:
         """Write the first record: this process, no reload yet."""
         self._write({"pid": os.getpid(), "seq": 0, "time": time.time(), "result": None})
+
+    def running(self) -> None:
+        """A reload is reading the file (:attr:`IvrServer.on_reload_start`): the last record
+        again, with ``"running": true`` and the same ``seq``. ``ivr-server reload`` that reads
+        it waits for the record after the next one: the running reload may have read the file
+        before the edit it was started for."""
+        self._write({**self.last, "running": True})
 
     def record(self, outcome: ReloadOutcome) -> None:
         """Write the outcome of a reload request (:attr:`IvrServer.on_reload`)."""
@@ -113,6 +133,7 @@ class ReloadStatusFile:
         )
 
     def _write(self, record: dict[str, Any]) -> None:
+        self.last = record
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         temporary.write_text(json.dumps(record) + "\n", encoding="utf-8")
         os.replace(temporary, self.path)

@@ -40,13 +40,15 @@ async def set_log_level(api: ApiServer, request: web.Request) -> web.StreamRespo
 
 
 async def reload_config(api: ApiServer, request: web.Request) -> web.StreamResponse:
-    """Re-read the configuration file: 200 applied, 409 refused (nothing changed)."""
+    """Re-read the configuration file: 200 applied, 409 refused (nothing changed). The answer
+    comes once the reload that started after the request has run (requests that arrive while
+    one runs share the next: ``runtime/reload.py``)."""
     body = await read_body(request, ReloadBody)
     log.info("reload requested over the API%s", " (force)" if body.force else "")
-    outcome = api.server.request_reload(force=body.force)
+    outcome = await api.server.reload_file(force=body.force)
     answer: dict[str, Any] = {
         "result": outcome.result,
-        "force": body.force,
+        "force": outcome.force,  # forced too when a forced request shared the reload
         "message": outcome.message,
         "stranded_calls": [
             {"call_id": c.call_id, "ivr": c.ivr, "port": c.port, "reason": c.reason}
