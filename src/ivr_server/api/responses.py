@@ -256,6 +256,8 @@ class Switch(_Reply):
     name: str
     tserver: str
     link_up: bool
+    calls: int
+    """The calls the switch holds now (every DN's, routing points' and extensions' included)."""
     dns: list[Dn]
 
 

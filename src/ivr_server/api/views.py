@@ -57,12 +57,13 @@ def _agent(agent: AgentSnapshot | None) -> dict[str, Any] | None:
 
 
 def switches_view(control: Control) -> list[dict[str, Any]]:
-    """Every switch: its T-Server, link state and DNs."""
+    """Every switch: its T-Server, link state, how many calls it holds, and its DNs."""
     return [
         {
             "name": switch.name,
             "tserver": switch.tserver,
             "link_up": switch.view.link_up,
+            "calls": sum(1 for _ in switch.view.calls()),
             "dns": [
                 {
                     "number": dn.number,
