@@ -13,7 +13,8 @@ One module per section of the file: :mod:`.options` (``[server]``), :mod:`.switc
 (``[[switches]]``, ``[[tservers]]``), :mod:`.premise` (a premise switch's link to its PBX,
 ``[tservers.premise]``), :mod:`.ivrs` (``[[ivrs]]`` and their ports),
 :mod:`.routing` (``[[routing]]``, ``[[agent-groups]]``), :mod:`.statistics`, :mod:`.api`
-(``[api]``), and :mod:`.root` for the whole; :mod:`.checks` ties them together, :mod:`.loader`
+(``[api]``), :mod:`.sites` (``[[locations]]``: access numbers), and :mod:`.root` for the whole;
+:mod:`.checks` ties them together, :mod:`.loader`
 turns TOML into them. This package imports only the standard library, pydantic,
 :mod:`ivr_server.errors` and :mod:`ivr_server.vocabulary`.
 """
@@ -39,6 +40,7 @@ __all__ = [
     "KvTable",
     "KvValue",
     "ListenAddress",
+    "LocationConfig",
     "MatchCondition",
     "MatchOperator",
     "OutputEncoding",
@@ -92,6 +94,7 @@ from .routing import (
     RoutingRule,
     TreatmentConfig,
 )
+from .sites import LocationConfig
 from .statistics import (
     STAT_OBJECT_TYPES,
     STAT_TYPES,

@@ -511,6 +511,8 @@ def statistics_problems(
                     f"unknown agent group {object_id!r}"
                     f" (agent groups: {_names(group_names | unverified_groups)})",
                 )
+        elif object_type == "Location":
+            continue  # a Location's pool: checked with the locations (sites.location_problems)
         elif object_id not in ivr_names and object_id not in unverified_ivrs:
             add(
                 f"{where}.object-id",

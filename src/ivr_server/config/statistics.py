@@ -20,10 +20,16 @@ from pydantic import BeforeValidator, ValidationInfo, field_validator
 from .base import ConfigModel
 from .fields import Name, duration
 
-StatObjectType = Literal["RoutePoint", "Queue", "AgentGroup", "IVR"]
+StatObjectType = Literal["RoutePoint", "Queue", "AgentGroup", "IVR", "Location"]
 """Object types the built-in statistics engine computes statistics for."""
 
-STAT_OBJECT_TYPES: Final[tuple[StatObjectType, ...]] = ("RoutePoint", "Queue", "AgentGroup", "IVR")
+STAT_OBJECT_TYPES: Final[tuple[StatObjectType, ...]] = (
+    "RoutePoint",
+    "Queue",
+    "AgentGroup",
+    "IVR",
+    "Location",
+)
 """Every :data:`StatObjectType`, in documentation order."""
 
 STAT_TYPES: Final[Mapping[str, tuple[StatObjectType, ...]]] = {
@@ -35,6 +41,8 @@ STAT_TYPES: Final[Mapping[str, tuple[StatObjectType, ...]]] = {
     "CurrentBusyAgents": ("Queue", "AgentGroup"),
     "CurrentLoggedInAgents": ("Queue", "AgentGroup"),
     "CurrNumberCallsInProgress": ("IVR",),
+    "CurrNumberFreeAccessNumbers": ("Location",),
+    "CurrNumberReservedAccessNumbers": ("Location",),
 }
 """The statistic types the built-in statistics engine computes (docs/statistics.md), each with
 the object types it applies to. :mod:`ivr_server.stats` computes exactly these pairs (a test
@@ -67,9 +75,11 @@ class StatisticConfig(ConfigModel):
     Original: ``stat_type``."""
     object_id: Name
     """The object: a routing point or queue DN (``"5000"``, or ``"5000@SW"`` to name its
-    switch), an agent group's name, an IVR's name. Original: ``obj_id``."""
+    switch), an agent group's name, an IVR's name, a Location's name (its DNIS pool). Original:
+    ``obj_id``."""
     object_type: StatObjectType
-    """``RoutePoint``, ``Queue``, ``AgentGroup`` or ``IVR``; one ``stat-type`` applies to.
+    """``RoutePoint``, ``Queue``, ``AgentGroup``, ``IVR`` or ``Location``; one ``stat-type``
+    applies to.
     Original: ``obj_type`` (``SObjectRoutePoint``, ``SObjectQueue``...)."""
     update_frequency: StatSeconds = 0.0
     """Longest age, in seconds, of a value handed out (the value is cached that long); 0 = computed

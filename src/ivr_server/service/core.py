@@ -30,6 +30,7 @@ from ivr_server.memory import release_free_memory
 from ivr_server.metrics import Metrics
 from ivr_server.outbound import DialOutManager, DialOutOutcome, DialOutRequest
 from ivr_server.routing import Router, build_routers
+from ivr_server.service.access_numbers import AccessNumberService
 from ivr_server.service.admission import Admission
 from ivr_server.service.agents import AgentControl
 from ivr_server.service.bus import SwitchEventBus
@@ -98,6 +99,7 @@ class IvrService:
             self._statistics.calls_of_ivr,
             waiting_for_queue=self._statistics.waiting_for_queue,
         )
+        self._access_numbers = AccessNumberService(ctx)
         bus = ctx.bus = SwitchEventBus(ctx.switches, ctx.listeners, ctx.stats)
         self._sessions = Sessions(ctx, self._monitoring)
         self._agents = AgentControl(ctx)
@@ -195,6 +197,11 @@ class IvrService:
     def outbound(self) -> DialOutManager:
         """DialOut registrations and predictive-call requests (PROTOCOL.md §3.10)."""
         return self._ctx.outbound
+
+    @property
+    def access_numbers(self) -> AccessNumberService:
+        """The access numbers of ``AccessNumGet`` (DNIS pools, peers; docs/access-numbers.md)."""
+        return self._access_numbers
 
     @property
     def stats(self) -> StatsEngine:
@@ -418,6 +425,7 @@ class IvrService:
         ctx.config = config
         ctx.calls.reconfigure(_call_settings(config))
         ctx.stats.reconfigure(config)
+        self._access_numbers.reconfigure(config)
         # calls in a routing dialog at this moment get the router timeout's default answer
         ctx.routers = build_routers(config, ctx.router_refs)
         added, removed = apply_switches(ctx, config, self._monitoring, rebuilt)
@@ -513,6 +521,7 @@ class IvrService:
         """When :meth:`handle_timer` must next run (``None``: no timer runs)."""
         ctx = self._ctx
         deadline = earliest(ctx.calls.next_deadline(), ctx.outbound.next_deadline())
+        deadline = earliest(deadline, self._access_numbers.next_deadline())
         return earliest(deadline, self._refusals.next_deadline())
 
     def handle_timer(self, now: float) -> None:
@@ -521,6 +530,7 @@ class IvrService:
         ctx.now = now
         ctx.calls.handle_timer(now)
         ctx.outbound.handle_timer(now)
+        self._access_numbers.handle_timer(now)
         ctx.pump()
         self._refusals.flush(now)
 

@@ -9,7 +9,8 @@ already has:
   agents and their calls — read at the moment of the question;
 * the switch events, fed to :meth:`StatsEngine.on_event` with the ``now`` they were handled at:
   they time the waits at routing points for ``ExpectedWaitTime`` (:mod:`ivr_server.stats.waits`);
-* the call side, through ``calls_of_ivr(ivr_name) -> int``: calls in progress per IVR.
+* the call side, through ``calls_of_ivr(ivr_name) -> int``: calls in progress per IVR;
+* the access numbers, through :attr:`StatsEngine.access_numbers`: a Location's DNIS pool.
 
 A *statistic* is a configured ``[[statistics]]`` entry (:class:`~ivr_server.config.StatisticConfig`):
 a name, a Stat Server name, a statistic type, an object id and an object type. ``PeekStatReq``
@@ -81,6 +82,9 @@ class StatsEngine:
             max_samples=ewt_max_samples,
             queue_of=self._agent_queue,
         )
+        self.access_numbers: Callable[[str], tuple[int, int] | None] | None = None
+        """Location -> (free, reserved) numbers of its DNIS pool, ``None`` for no such pool (the
+        service's access numbers set it)."""
         self._config = config
         self._by_name: dict[str, StatisticConfig] = {}
         self._by_key: dict[tuple[str, str, str, str], StatisticConfig] = {}
@@ -359,6 +363,19 @@ class StatsEngine:
                 groups.setdefault(agent_id, []).append(group.name)
         return groups
 
+    def _pool(self, object_id: str) -> tuple[int, int]:
+        source = self.access_numbers
+        counts = source(object_id) if source is not None else None
+        if counts is None:
+            raise _Unavailable(f"no DNIS pool for location {object_id!r}")
+        return counts
+
+    def _free_numbers(self, object_id: str, now: float) -> float:
+        return self._pool(object_id)[0]
+
+    def _reserved_numbers(self, object_id: str, now: float) -> float:
+        return self._pool(object_id)[1]
+
     def _ivr_calls(self, object_id: str, now: float) -> float:
         if self._config.ivr(object_id) is None:
             raise _Unavailable(f"no IVR {object_id!r}")
@@ -392,6 +409,8 @@ _COMPUTE: Final[Mapping[tuple[str, str], Callable[[StatsEngine, str, float], flo
     ("CurrentLoggedInAgents", "Queue"): _agents(StatsEngine._queue_agents, "logged_in"),
     ("CurrentLoggedInAgents", "AgentGroup"): _agents(StatsEngine._group_agents, "logged_in"),
     ("CurrNumberCallsInProgress", "IVR"): StatsEngine._ivr_calls,
+    ("CurrNumberFreeAccessNumbers", "Location"): StatsEngine._free_numbers,
+    ("CurrNumberReservedAccessNumbers", "Location"): StatsEngine._reserved_numbers,
 }
 """(statistic type, object type) → computation: the one dispatch point of every value. Keys are
 exactly the pairs of :data:`ivr_server.config.STAT_TYPES`."""
