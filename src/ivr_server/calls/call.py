@@ -139,6 +139,7 @@ class Call:
         "switch_call_id",
         "treatment",
         "uuid",
+        "version",
     )
 
     def __init__(
@@ -161,11 +162,18 @@ class Call:
         self.behind = target.mode == "Behind"
         """A call on a premise switch's port (Behind mode): the PBX reports it at the port."""
         self.network = target.mode == "Network"
-        """A Network-mode call (MODES-AND-HA §1.3): it waits at a routing DN, not at a port."""
+        """A Network-mode call (MODES-AND-HA §1.3): it waits at a routing DN, not at a port, and
+        runs the table of :mod:`ivr_server.calls.network_table`. ``dn`` is that routing DN (the
+        ``CalledNum`` after ``called-num-subset``: ThisDN), ``port`` and ``called_num`` the
+        ``CalledNum`` as sent, ``ivr`` the session's IVR, or ``""`` for a session that never
+        logged in (G23: the session itself owns the call)."""
         self.called_num = called_num
         self.ani = ani
         self.dnis = dnis
         self.legacy = legacy
+        self.version = "1.0" if legacy else "2.0"
+        """The call's protocol version (``NewCall/@Version``) where it matters: a Network call's
+        ``CallInfoResp`` has ``FirstHomeLocation`` from 3.0 on."""
         self.state = CallState.AWAIT_RINGING
         self.dial_out: Any = None
         """The predictive-call request an outbound call answers (reported to as it goes)."""

@@ -26,7 +26,8 @@ from ivr_server.calls.call import (
     SendFn,
 )
 from ivr_server.calls.machine import BEFORE, REFUSALS, TRANSITIONS, CallInput, CallState, Refuse
-from ivr_server.calls.replies import blocked, invalid_request
+from ivr_server.calls.network_table import NETWORK_REFUSALS, NETWORK_TRANSITIONS
+from ivr_server.calls.replies import blocked, invalid_request, unsupported
 from ivr_server.calls.timeline import OUT, Timelines
 from ivr_server.calls.timers import CallTimers
 from ivr_server.memory import shrink
@@ -45,7 +46,7 @@ log = logging.getLogger("ivr_server.calls")
 
 Action = Callable[[Call, float, Any], None]
 """A table action: ``action(call, now, input's message or event)``."""
-PendingKind = Literal["inbound", "outbound", "udata", "route", "control"]
+PendingKind = Literal["inbound", "outbound", "udata", "route", "control", "network"]
 """Which family answers a pending request's events."""
 
 
@@ -119,18 +120,24 @@ class CallContext:
         table's), then give the freed heap back."""
 
     def input(self, call: Call, event: CallInput, now: float, arg: Any = None) -> None:
-        """Run the table for one call-control input: the row's action, then the call's next
-        state (or the call forgotten); a pair the table does not hold is refused per
-        :data:`~ivr_server.calls.machine.REFUSALS`, the state unchanged."""
-        step = TRANSITIONS.get((call.state, event))
+        """Run the call's table for one call-control input (a Network call's:
+        :mod:`~ivr_server.calls.network_table`): the row's action, then the call's next state
+        (or the call forgotten); a pair the table does not hold is refused per
+        :data:`~ivr_server.calls.machine.REFUSALS` (or ``NETWORK_REFUSALS``), the state
+        unchanged."""
+        network = call.network
+        step = (NETWORK_TRANSITIONS if network else TRANSITIONS).get((call.state, event))
         if step is None:
-            refusal = REFUSALS.get((call.state, event), Refuse.BLOCKED_REQ)
+            refusals = NETWORK_REFUSALS if network else REFUSALS
+            refusal = refusals.get((call.state, event), Refuse.BLOCKED_REQ)
             reason = f"{event.value} not allowed in state {call.state.value}"
             if refusal is Refuse.IGNORE:
                 log.debug("call %s: %s ignored", call.call_id, reason, extra=call.log_fields())
                 return
             if refusal is Refuse.INVALID_REQ:
                 raise invalid_request(call.call_id, reason)
+            if refusal is Refuse.UNSUP_OPER:
+                raise unsupported(call.call_id, reason)
             raise blocked(call.call_id, reason)
         before = call.state
         self.actions[step.action](call, now, arg)
@@ -187,7 +194,8 @@ class CallContext:
         calls[call.call_id] = call
         if len(calls) > self.peak:
             self.peak = len(calls)
-        self.by_port[(call.ivr, call.port)] = call
+        if not call.network:  # many Network calls wait at one routing DN: no port is taken
+            self.by_port[(call.ivr, call.port)] = call
         self.timeline.start(call.call_id)
         self.timers.call.set(call.call_id, now + self.settings.call_timeout)
 

@@ -32,7 +32,14 @@ from ivr_server.calls.admission import Admission
 from ivr_server.calls.call import Call, Owner, PortTarget
 from ivr_server.calls.context import Action, CallContext, Pending
 from ivr_server.calls.machine import TRANSITIONS, CallInput, CallState
-from ivr_server.calls.replies import LINK_DOWN, UNSUP_OPER, Refusal, blocked, invalid_request
+from ivr_server.calls.replies import (
+    LINK_DOWN,
+    UNSUP_OPER,
+    Refusal,
+    blocked,
+    invalid_request,
+    unsupported,
+)
 from ivr_server.calls.userdata import kvlist
 from ivr_server.switch import (
     EventDestinationBusy,
@@ -135,6 +142,8 @@ class CallControl:
         """A transfer, conference or RetrieveCall on ``call``: checked, then the table's."""
         tag: str = msg.tag
         event = REQUESTS[type(msg)]
+        if call.network:  # not in Network mode, where only Unknown may be the FailedReq (G20)
+            raise unsupported(call.call_id, f"{tag}: not in Network mode")
         state = call.state
         if (state, event) not in TRANSITIONS:
             if state is CallState.AWAIT_RINGING or state is CallState.ALERTING:

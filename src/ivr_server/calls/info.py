@@ -38,6 +38,9 @@ class CallInfo:
         if call.behind and conn_id is not None:
             self.ctx.send(self.ctx.requester, call.call_id, _behind_info(call, conn_id, uuid_value))
             return
+        if call.network:
+            self.ctx.send(self.ctx.requester, call.call_id, _network_info(call, uuid_value))
+            return
         self.ctx.send(
             self.ctx.requester,
             call.call_id,
@@ -67,6 +70,27 @@ class CallInfo:
         if answer is None:
             answer = m.AccessNumResp(Action=action, Result="Failure")
         self.ctx.send(self.ctx.requester, call.call_id, answer)
+
+
+_HOME_LOCATION_VERSIONS: Final = frozenset({"3.0", "4.0"})
+"""Call versions whose ``CallInfoResp`` may carry ``FirstHomeLocation`` (PROTOCOL.md §3.7.2)."""
+
+
+def _network_info(call: Call, uuid_value: str | None) -> m.CallInfoResp:
+    """A Network call's ``CallInfoResp`` (MODES-AND-HA N-m): ``CalledNum`` is ThisDN, the
+    routing DN the call waits at (after ``called-num-subset``); no port; ``FirstHomeLocation``
+    (the server's switch, where the call arrived) only when the call's version is 3.0 or
+    later."""
+    return m.CallInfoResp(
+        ANI=call.ani or None,
+        DNIS=call.dnis or None,
+        CalledNum=call.dn,
+        ConnId=call.conn_id,
+        TSCallId=str(call.switch_call_id) if call.switch_call_id is not None else None,
+        LastEvent=call.last_event,
+        FirstHomeLocation=call.switch.name if call.version in _HOME_LOCATION_VERSIONS else None,
+        UUID=uuid_value,
+    )
 
 
 def _behind_info(call: Call, conn_id: str, uuid_value: str | None) -> m.CallInfoResp:

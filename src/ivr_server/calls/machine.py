@@ -16,6 +16,7 @@ the situation (G2).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -81,6 +82,11 @@ class CallState(TableEnum):
     MAKING = "MAKING"
     """MakeCall: the port's DN calls the destination (``Dialing`` sent or to come); waiting for
     it to answer (``make-call-timeout`` runs)."""
+    WAITING = "WAITING"
+    """Network mode only (:mod:`ivr_server.calls.network_table`): the call waits at its routing
+    DN for the router's instructions (Router Timeout runs). Network calls use ``STARTED``,
+    ``TREAT_STARTING``, ``TREATING``, ``CANCELLING``, ``ROUTED`` and ``CONNECTED`` too, with the
+    meanings of PROTOCOL.md §6.3."""
 
 
 class Resume(TableEnum):
@@ -154,6 +160,9 @@ class Refuse(TableEnum):
     call reached the port)."""
     IGNORE = "IGNORE"
     """Nothing is answered (the input is not a request, e.g. a late switch event)."""
+    UNSUP_OPER = "UNSUP_OPER"
+    """``CallError FailedReq='Unknown' TlibErrCode='UNSUP_OPER'``: a request the call's mode
+    does not have (Network: transfers, conferences, MakeCall; MODES-AND-HA G20)."""
 
 
 _S = CallState
@@ -161,7 +170,8 @@ _I = CallInput
 T = Transition
 
 BEFORE: Final = Resume.BEFORE
-_ALL: Final = tuple(CallState)
+_ALL: Final = tuple(state for state in CallState if state is not CallState.WAITING)
+"""The states of the In-Front/Behind table (``WAITING`` is Network mode's only)."""
 _CONNECTED_STATES: Final = (_S.STARTED, _S.ROUTED, _S.CONNECTED)
 CONNECTED_STATES: Final = frozenset(_CONNECTED_STATES)
 """States of a call connected at its port with nothing in progress, where a routing dialog, a
@@ -310,10 +320,13 @@ REFUSALS: Final[dict[tuple[CallState, CallInput], Refuse]] = {
 """How a refused (state, input) pair is answered; absent pairs get ``BLOCKED_REQ``."""
 
 
-def markdown_table() -> str:
-    """The transition table as the Markdown rows of docs/calls.md (a test keeps them equal)."""
+def markdown_table(
+    table: Mapping[tuple[CallState, CallInput], Transition] = TRANSITIONS,
+) -> str:
+    """A transition table (this one by default) as the Markdown rows of docs/calls.md (a test
+    keeps them equal)."""
     lines = ["| State | Input | Action | Next state |", "|---|---|---|---|"]
-    for (state, event), step in TRANSITIONS.items():
+    for (state, event), step in table.items():
         nxt = step.next_state.value if step.next_state is not None else "(call ends)"
         lines.append(f"| `{state.value}` | {event.value} | `{step.action}` | {nxt} |")
     return "\n".join(lines) + "\n"

@@ -57,6 +57,8 @@ from ivr_server.calls.control import REQUESTS, CallControl
 from ivr_server.calls.ending import Ending
 from ivr_server.calls.info import CallInfo
 from ivr_server.calls.machine import TRANSITIONS, CallInput
+from ivr_server.calls.network import Network
+from ivr_server.calls.network_table import NETWORK_TRANSITIONS
 from ivr_server.calls.replies import Refusal, invalid_request, no_such_call
 from ivr_server.calls.routing import Routing
 from ivr_server.calls.timeline import IN, OUT, SWITCH, Entry
@@ -109,16 +111,19 @@ class CallManager:
         self._behind.configure(settings.behind_ports)
         info = CallInfo(ctx)
         user_data = self._user_data = UserData(ctx)
-        routing = Routing(ctx, user_data)
+        routing = self._routing = Routing(ctx, user_data)
         ending = Ending(ctx, user_data)
         self._control = control = CallControl(ctx, admission)
+        self._network = network = Network(ctx, routing, user_data)
         actions: dict[str, Action] = {
             **admission.actions(),
             **routing.actions(),
             **ending.actions(),
             **control.actions(),
+            **network.actions(),
         }
-        missing = {step.action for step in TRANSITIONS.values()} - actions.keys()
+        steps = (*TRANSITIONS.values(), *NETWORK_TRANSITIONS.values())
+        missing = {step.action for step in steps} - actions.keys()
         assert not missing, f"table actions without a method: {sorted(missing)}"
         ctx.actions.update(actions)
         self._handlers: dict[type[Message], Handler] = {
@@ -128,7 +133,7 @@ class CallManager:
             m.UDataGet: user_data.on_udata_get,
             m.UDataGetAll: user_data.on_udata_get_all,
             m.UDataDel: user_data.on_udata_del,
-            m.RouteRequest: routing.on_route_request,
+            m.RouteRequest: self._on_route_request,
             m.TreatStatus: routing.on_treat_status,
             m.CancelCompleted: routing.on_cancel_completed,
             m.Connected: routing.on_connected,
@@ -163,6 +168,7 @@ class CallManager:
             "udata": user_data.answer,
             "route": routing.answer,
             "control": control.answer,
+            "network": network.answer,
         }
         """Kind of pending request -> the family that takes the events answering it."""
 
@@ -240,7 +246,10 @@ class CallManager:
     ) -> None:
         """Start a call admitted by the service (login, mode, flow control already checked)."""
         self._ctx.timeline.now = now
-        self._admission.new_call(owner, call_id, msg, target, now)
+        if target.mode == "Network":
+            self._network.new_call(owner, call_id, msg, target, now)
+        else:
+            self._admission.new_call(owner, call_id, msg, target, now)
         self._ctx.timeline.first(call_id, msg)
         if target.mode == "Behind":
             self._behind.wait(self.calls[call_id], now)
@@ -331,7 +340,8 @@ class CallManager:
         ctx = self._ctx
         timeline = ctx.timeline
         timeline.now = now
-        if call is None or call.ivr != ivr:
+        if call is None or call.ivr != ivr or (not ivr and call.owner is not owner):
+            # a login-less session's Network call is its own only (G23)
             refusal = no_such_call(call_id, msg)
             if ivr is not None and call is None:  # a request after the call's end: on its timeline
                 timeline.record_late(call_id, IN, msg, ivr)
@@ -353,6 +363,18 @@ class CallManager:
             raise
 
     # ------------------------------------------------------------------ switch events
+
+    def _on_route_request(self, call: Call, msg: m.RouteRequest, now: float) -> None:
+        if call.network:
+            self._network.on_route_request(call, msg, now)
+        else:
+            self._routing.on_route_request(call, msg, now)
+
+    def owns_network_call(self, owner: Owner, call_id: str | None) -> bool:
+        """Is ``call_id`` a Network call of a login-less session, ``owner`` (G23)? Such a session
+        may speak about its own calls only."""
+        call = self.calls.get(call_id) if call_id is not None else None
+        return call is not None and call.network and not call.ivr and call.owner is owner
 
     def on_event(self, event: SwitchEvent, now: float) -> None:
         """A switch event: the answer to one of our requests, or news about one of our calls."""

@@ -27,6 +27,7 @@ __all__ = [
     "invalid_request",
     "no_such_call",
     "too_long",
+    "unsupported",
 ]
 
 INVALID_REQ: Final = "INVALID_REQ"
@@ -81,6 +82,12 @@ def invalid_request(call_id: str | None, reason: str, req_id: str | None = None)
 def blocked(call_id: str | None, reason: str, failed_req: str = "Unknown") -> Refusal:
     """``CallError FailedReq=… TlibErrCode='BLOCKED_REQ'``: not allowed in the current state."""
     return Refusal(call_id, CallError(FailedReq=failed_req, TlibErrCode=BLOCKED_REQ), reason)  # type: ignore[arg-type]
+
+
+def unsupported(call_id: str | None, reason: str) -> Refusal:
+    """``CallError FailedReq='Unknown' TlibErrCode='UNSUP_OPER'``: a request the call's mode does
+    not have (Network mode allows only ``Unknown`` and ``NoSuchCall``, MODES-AND-HA G20)."""
+    return Refusal(call_id, CallError(FailedReq="Unknown", TlibErrCode=UNSUP_OPER), reason)
 
 
 def no_such_call(call_id: str | None, message: Message) -> Refusal:

@@ -140,7 +140,9 @@ class Routing:
 
     # ------------------------------------------------------------------ steps
 
-    def _route_response(self, call: Call, event: RequestRouteCall) -> m.RouteResponse:
+    def route_response(self, call: Call, event: RequestRouteCall) -> m.RouteResponse:
+        """The ``RouteResponse`` of the router's ``RequestRouteCall`` (``Extensions`` for a
+        version 1.0 call)."""
         ext = event.route_extensions
         if call.legacy:
             return m.RouteResponse(
@@ -216,7 +218,7 @@ class Routing:
 
     def do_route_response(self, call: Call, now: float, event: RequestRouteCall) -> None:
         self.ctx.timers.router.cancel(call.call_id)
-        self._routed(call, now, self._route_response(call, event))
+        self._routed(call, now, self.route_response(call, event))
 
     def do_treat_call(self, call: Call, now: float, event: RequestApplyTreatment) -> None:
         self.ctx.timers.router.cancel(call.call_id)
@@ -251,7 +253,7 @@ class Routing:
         call.treatment = None
 
     def do_cancel(self, call: Call, now: float, event: RequestRouteCall) -> None:
-        call.held_route = self._route_response(call, event)
+        call.held_route = self.route_response(call, event)
         self.ctx.send(call.owner, call.call_id, m.Cancel())
 
     def do_held_route_response(self, call: Call, now: float, msg: Message) -> None:

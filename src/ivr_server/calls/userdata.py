@@ -125,6 +125,9 @@ class UserData:
         self.udata_resp(call, msg.RequestId, "Success" if data else "NoMatch", data)
 
     def on_udata_set(self, call: Call, msg: m.UDataSet, now: float) -> None:
+        if call.network and msg.Action == "Add":  # Network: Replace-style updates only (N-m)
+            self.udata_resp(call, msg.RequestId, "FeatureNotSupported")
+            return
         conn_id = _writable(call)
         if conn_id is None:
             self.udata_resp(call, msg.RequestId, "MiscError")
@@ -142,6 +145,9 @@ class UserData:
         call.switch.request(cls(reference_id=ref, conn_id=conn_id, dn=call.dn, user_data=data))
 
     def on_udata_del(self, call: Call, msg: m.UDataDel, now: float) -> None:
+        if call.network:  # Network: no user-data deletion (N-m)
+            self.udata_resp(call, msg.RequestId, "FeatureNotSupported")
+            return
         conn_id = _writable(call)
         if conn_id is None:
             self.udata_resp(call, msg.RequestId, "MiscError")

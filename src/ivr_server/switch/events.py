@@ -37,6 +37,7 @@ __all__ = [
     "EventDNOutOfService",
     "EventDestinationBusy",
     "EventDialing",
+    "EventDiverted",
     "EventError",
     "EventEstablished",
     "EventHeld",
@@ -44,6 +45,7 @@ __all__ = [
     "EventLinkDisconnected",
     "EventPartyAdded",
     "EventPartyDeleted",
+    "EventQueued",
     "EventRegistered",
     "EventReleased",
     "EventRetrieved",
@@ -345,6 +347,20 @@ class EventRouteRequest(RoutingEvent, frozen=True, kw_only=True):
 
     collected_digits: str | None = None
     """AttributeCollectedDigits (RouteRequest ``CED``)."""
+
+
+class EventQueued(RoutingEvent, frozen=True, kw_only=True):
+    """A Network-mode call arrived and waits at routing DN ``dn`` (``NewCall
+    CallControlMode='Network'``, PROTOCOL.md §6.3 N2); the IVR may ask for routing later."""
+
+    name: ClassVar[str] = "EventQueued"
+
+
+class EventDiverted(RoutingEvent, frozen=True, kw_only=True):
+    """A queued Network-mode call left routing DN ``dn`` for the destination it was routed to
+    (``other_dn``): the network IVR reported ``Connected`` (PROTOCOL.md §6.3 N8)."""
+
+    name: ClassVar[str] = "EventDiverted"
 
 
 class EventRouteUsed(RoutingEvent, frozen=True, kw_only=True):

@@ -54,6 +54,8 @@ __all__ = [
     "TInitiateConference",
     "TInitiateTransfer",
     "TMakeCall",
+    "TNetworkCall",
+    "TNetworkConnected",
     "TOpenLink",
     "TOutboundAnswered",
     "TOutboundCall",
@@ -184,6 +186,29 @@ class TInboundCall(SwitchRequest, frozen=True, kw_only=True):
     answer: bool = True
     """``False``: the call only rings (EventRinging); :class:`TAnswerCall` answers it later (a
     PBX that delivers a call and lets the DN answer it)."""
+
+
+class TNetworkCall(SwitchRequest, frozen=True, kw_only=True):
+    """A network IVR's new call waits at routing DN ``dn`` for a router (Network mode,
+    PROTOCOL.md §6.3 N1-N2): EventQueued at ``dn`` (``CallControlMode='Network'``: the IVR asks
+    for routing later, :class:`TRouteRequest` with ``route_dn`` = ``dn``), or with ``route_now``
+    at once EventRouteRequest and no EventQueued (``CallControlMode='Genesys'``). The call's one
+    party is the routing DN. Not a T-Library function: the server is the Network T-Server."""
+
+    name: ClassVar[str] = "TNetworkCall"
+
+    dn: str
+    """The routing DN (``NewCall/CalledNum``, after ``called-num-subset``)."""
+    ani: str | None = None
+    """AttributeANI."""
+    dnis: str | None = None
+    """AttributeDNIS."""
+    user_data: KvList = ()
+    """Initial AttributeUserData."""
+    extensions: KvList = ()
+    """AttributeExtensions of the first event."""
+    route_now: bool = False
+    """``True`` (Genesys control): the call is presented to the router at once."""
 
 
 class TOutboundCall(SwitchRequest, frozen=True, kw_only=True):
@@ -326,6 +351,18 @@ class TTreatmentStatus(CallRequest, frozen=True, kw_only=True):
     """``CED`` of a completed treatment."""
     extensions: KvList = ()
     """AttributeExtensions of the event."""
+
+
+class TNetworkConnected(CallRequest, frozen=True, kw_only=True):
+    """The network IVR reached the destination of the router's latest route (``Connected``,
+    PROTOCOL.md §6.3 N8): EventDiverted at routing DN ``dn`` (a call that was queued there:
+    ``CallControlMode='Network'``, first connection only), then EventRouteUsed, which ends the
+    router's strategy. The call stays on the switch until the IVR ends it."""
+
+    name: ClassVar[str] = "TNetworkConnected"
+
+    extensions: KvList = ()
+    """AttributeExtensions of EventRouteUsed (``Connected/ExtnsEx``)."""
 
 
 class TRouteAbort(CallRequest, frozen=True, kw_only=True):

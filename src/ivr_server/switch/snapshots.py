@@ -72,6 +72,17 @@ class CallSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     held: tuple[str, ...] = ()
     """Parties holding the call (the original call of a consultation), in the order they held
     it."""
+    network: bool = False
+    """A Network-mode call (MODES-AND-HA §1.3): its one party is the routing DN it arrived on
+    (``TNetworkCall``)."""
+    routed_to: str | None = None
+    """Network: the destination of the router's latest route while the IVR has not reported
+    ``Connected`` or ``Failure`` yet (``None`` also for a route without a destination: see
+    ``routed``)."""
+    routed: bool = False
+    """Network: the router routed the call and the IVR has not reported the outcome yet."""
+    connected: bool = False
+    """Network: the IVR reported ``Connected`` (the route was used) at least once."""
 
 
 class ReadyAgent(msgspec.Struct, frozen=True, kw_only=True):

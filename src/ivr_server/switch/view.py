@@ -27,12 +27,18 @@ EventAgentLogout                                the DN has no agent
 EventRinging / EventEstablished / EventDialing  a new call (ConnID, CallID, ANI, DNIS, user data;
                                                 EventDialing: the number dialled), or a new party
 EventAttachedDataChanged                        the call's user data
-EventRouteRequest                               the call waits at the routing point
+EventQueued                                     a new Network-mode call queued at its routing DN
+EventRouteRequest                               the call waits at the routing point (a Network
+                                                call of ``CallControlMode='Genesys'``: a new call)
 RequestApplyTreatment                           the treatment asked for the waiting call
 EventTreatmentNotApplied / EventTreatmentEnd    no treatment any more
 RequestRouteCall                                a Ready agent on the destination DN was just given
-                                                a call: it goes to the end of the idle order
-EventRouteUsed                                  the call waits nowhere
+                                                a call: it goes to the end of the idle order; a
+                                                Network call is routed (waits nowhere, its
+                                                outcome not reported yet)
+EventDiverted                                   a Network call is no longer queued
+EventRouteUsed                                  the call waits nowhere; a routed Network call is
+                                                connected
 EventError about a call (``conn_id``) from      routing to the destination failed: the call waits
 a TRouteCall                                    at the routing point again (PROTOCOL.md §6.2)
 EventReleased / EventAbandoned                  the DN leaves the call / the call is gone; a call
@@ -69,6 +75,7 @@ from ivr_server.switch.events import (
     EventAgentReady,
     EventAttachedDataChanged,
     EventDialing,
+    EventDiverted,
     EventDNBackInService,
     EventDNOutOfService,
     EventError,
@@ -78,6 +85,7 @@ from ivr_server.switch.events import (
     EventLinkDisconnected,
     EventPartyAdded,
     EventPartyDeleted,
+    EventQueued,
     EventRegistered,
     EventReleased,
     EventRetrieved,
@@ -142,6 +150,17 @@ class CallRecord:
         """The treatment the router last asked for while the call waits, if any."""
         self.held: list[str] = []
         """Parties holding the call (the original call of a consultation)."""
+        self.network = False
+        """A Network-mode call: its one party is the routing DN it arrived on."""
+        self.queued = False
+        """Network: the call came queued (``CallControlMode='Network'``) and was never
+        connected: its first ``Connected`` is reported with EventDiverted."""
+        self.routed = False
+        """Network: routed by the router, the IVR's outcome (Connected, Failure) to come."""
+        self.routed_to: str | None = None
+        """Network: the destination of that route."""
+        self.connected = False
+        """Network: the IVR reported ``Connected`` at least once."""
 
     def snapshot(self) -> CallSnapshot:
         return CallSnapshot(
@@ -154,6 +173,10 @@ class CallRecord:
             routing_point=self.routing_point,
             treatment=self.treatment,
             held=tuple(self.held),
+            network=self.network,
+            routed_to=self.routed_to,
+            routed=self.routed,
+            connected=self.connected,
         )
 
 
@@ -407,10 +430,18 @@ class SwitchView:
         if call is not None:
             call.user_data = event.user_data
 
+    def _on_queued(self, event: EventQueued) -> None:
+        call = self._calls.get(event.conn_id)
+        if call is None:
+            call = self._calls[event.conn_id] = CallRecord(event)
+            call.network = call.queued = True
+
     def _on_route_request(self, event: EventRouteRequest) -> None:
         call = self._calls.get(event.conn_id)
-        if call is not None:
-            call.routing_point, call.treatment = event.dn, None
+        if call is None:  # a Network call presented at once (CallControlMode='Genesys')
+            call = self._calls[event.conn_id] = CallRecord(event)
+            call.network = True
+        call.routing_point, call.treatment = event.dn, None
 
     def _on_apply_treatment(self, event: RequestApplyTreatment) -> None:
         call = self._calls.get(event.conn_id)
@@ -425,11 +456,22 @@ class SwitchView:
     def _on_route_call(self, event: RequestRouteCall) -> None:
         if event.dest is not None:
             self._given_call(event.dest)
+        call = self._calls.get(event.conn_id)
+        if call is not None and call.network:
+            call.routing_point, call.treatment = None, None
+            call.routed, call.routed_to = True, event.dest
+
+    def _on_diverted(self, event: EventDiverted) -> None:
+        call = self._calls.get(event.conn_id)
+        if call is not None:
+            call.queued = False
 
     def _on_route_used(self, event: EventRouteUsed) -> None:
         call = self._calls.get(event.conn_id)
         if call is not None:
             call.routing_point, call.treatment = None, None
+            if call.routed:
+                call.connected, call.routed, call.routed_to = True, False, None
 
     def _on_error(self, event: EventError) -> None:
         if event.conn_id is None or event.request != "TRouteCall" or event.dn is None:
@@ -437,6 +479,7 @@ class SwitchView:
         call = self._calls.get(event.conn_id)
         if call is not None:
             call.routing_point, call.treatment = event.dn, None
+            call.routed, call.routed_to = False, None
 
     def _on_released(self, event: EventReleased) -> None:
         call = self._calls.get(event.conn_id)
@@ -478,11 +521,13 @@ _APPLY: Final[Mapping[type[SwitchEvent], Callable[[SwitchView, Any], None]]] = {
     EventEstablished: SwitchView._on_call_joined,
     EventDialing: SwitchView._on_call_joined,
     EventAttachedDataChanged: SwitchView._on_attached_data_changed,
+    EventQueued: SwitchView._on_queued,
     EventRouteRequest: SwitchView._on_route_request,
     RequestApplyTreatment: SwitchView._on_apply_treatment,
     EventTreatmentNotApplied: SwitchView._on_treatment_over,
     EventTreatmentEnd: SwitchView._on_treatment_over,
     RequestRouteCall: SwitchView._on_route_call,
+    EventDiverted: SwitchView._on_diverted,
     EventRouteUsed: SwitchView._on_route_used,
     EventError: SwitchView._on_error,
     EventReleased: SwitchView._on_released,

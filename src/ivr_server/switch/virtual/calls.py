@@ -86,10 +86,7 @@ def _new_call(
     if kv_size(req.user_data) > USER_DATA_LIMIT:
         sw.fail(req, req.dn, TErrorCode.TERR_INVALID_ATTR, "user data larger than 16 KB")
         return None
-    conn_id = f"{sw.next_conn:016x}"
-    sw.next_conn += 1
-    call_id = sw.next_call_id
-    sw.next_call_id += 1
+    conn_id, call_id = sw.new_call_ids()
     sw.emit(
         first(
             switch=sw.name,

@@ -73,6 +73,14 @@ class SwitchCore:
         """The switch's state, as its clients read it."""
         return self._view
 
+    def new_call_ids(self) -> tuple[str, int]:
+        """The ConnID and CallID of a new call."""
+        conn_id = f"{self.next_conn:016x}"
+        self.next_conn += 1
+        call_id = self.next_call_id
+        self.next_call_id += 1
+        return conn_id, call_id
+
     # -- publishing ------------------------------------------------------------------------------
 
     def emit(self, event: SwitchEvent) -> None:

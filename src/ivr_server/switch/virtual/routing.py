@@ -83,12 +83,21 @@ def on_route_request(sw: SwitchCore, req: TRouteRequest) -> None:
             f"call {call.conn_id} already waits at routing point {call.routing_point}",
         )
         return
+    if call.network and not (call.queued and not call.routed and req.route_dn == req.dn):
+        # a Network call is presented once, on the routing DN it waits at (network.py)
+        sw.fail(
+            req,
+            req.dn,
+            TErrorCode.TERR_INVALID_ATTR,
+            f"Network call {call.conn_id} cannot be presented again",
+        )
+        return
     sw.call_event(
         EventRouteRequest,
         req,
         call,
         req.route_dn,
-        other_dn=call.parties[0],
+        other_dn=None if call.network else call.parties[0],
         collected_digits=req.collected_digits,
         extensions=req.extensions,
     )

@@ -18,8 +18,9 @@ becoming an EventError with the request's ReferenceID and nothing changed:
 
 Requests reach their handler through one table, request type → handler, one module per family:
 agents and DNs (:mod:`.agents`), calls and user data (:mod:`.calls`), call control: transfers,
-conferences, consultations, MakeCall (:mod:`.control`), routing points (:mod:`.routing`), the
-switch's own link, service and DN set (:mod:`.admin`).
+conferences, consultations, MakeCall (:mod:`.control`), routing points (:mod:`.routing`), Network
+mode's calls waiting at routing DNs (:mod:`.network`), the switch's own link, service and DN set
+(:mod:`.admin`).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from ivr_server.switch import requests as rq
 from ivr_server.switch.errors import TErrorCode
 from ivr_server.switch.events import DnType, SwitchEvent
 from ivr_server.switch.requests import SwitchRequest
-from ivr_server.switch.virtual import admin, agents, calls, control, routing
+from ivr_server.switch.virtual import admin, agents, calls, control, network, routing
 from ivr_server.switch.virtual.core import SwitchCore, request_name
 
 __all__ = ["VirtualSwitch"]
@@ -113,11 +114,13 @@ _HANDLERS: Final[Mapping[type[SwitchRequest], Callable[[SwitchCore, Any], None]]
     rq.TSingleStepConference: control.on_single_step_conference,
     rq.TReconnectCall: control.on_reconnect_call,
     rq.TRouteRequest: routing.on_route_request,
-    rq.TRouteCall: routing.on_route_call,
+    rq.TRouteCall: network.on_route_call,
     rq.TApplyTreatment: routing.on_apply_treatment,
     rq.TTreatmentStatus: routing.on_treatment_status,
     rq.TRouteAbort: routing.on_route_abort,
-    rq.TRouteFailed: routing.on_route_failed,
+    rq.TRouteFailed: network.on_route_failed,
+    rq.TNetworkCall: network.on_network_call,
+    rq.TNetworkConnected: network.on_network_connected,
     rq.TOpenLink: admin.on_open_link,
     rq.TCloseLink: admin.on_close_link,
     rq.TSetInService: admin.on_set_in_service,
