@@ -136,7 +136,7 @@ async def test_accepted_connections_have_tcp_keep_alive(start_server: StartServe
 
 # -- a real server with a low descriptor limit -------------------------------------------------
 
-FD_SOFT, FD_HARD = 100, 128
+FD_SOFT, FD_HARD = 200, 256
 TOKEN = "limits-token"
 
 
@@ -146,7 +146,7 @@ def _low_fd_limit() -> None:
 
 @pytest.fixture
 def low_limit_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, int, Path]]:
-    """``ivr-server serve`` (built-in configuration, uvloop) under a limit of 100 (soft) / 128
+    """``ivr-server serve`` (built-in configuration, uvloop) under a limit of 200 (soft) / 256
     (hard) descriptors: ``(process, IVR port, API port, log file)``."""
     api_port = free_port()
     log_file = tmp_path / "server.log"
@@ -208,22 +208,22 @@ async def test_at_the_descriptor_limit_ivr_connections_are_refused_and_the_api_a
     canary = await RawLink.open(port)
     await canary.login("K", "IVR_2")
     await call_completes(canary, "K0")
-    # the soft limit was raised to the hard one: 128 - 64 reserved = 64 IVR connections
-    links = [await RawLink.open(port) for _ in range(100)]
+    # the soft limit was raised to the hard one: 256 - 160 reserved = 96 IVR connections
+    links = [await RawLink.open(port) for _ in range(132)]
     outcomes = list(await asyncio.gather(*(refused(link) for link in links)))
-    assert outcomes.count(False) == 63 and outcomes.count(True) == 37, outcomes
+    assert outcomes.count(False) == 95 and outcomes.count(True) == 37, outcomes
     for i in range(3):
         await call_completes(canary, f"K{i + 1}")
     loop = asyncio.get_running_loop()
     sessions = await loop.run_in_executor(None, _api_get, api_port, "/api/v1/sessions")
-    assert len(sessions) == 64
+    assert len(sessions) == 96
     for _ in range(5):  # several API connections, one after the other
         await loop.run_in_executor(None, _api_get, api_port, "/api/v1/ivrs")
     # TCP keep-alive on accepted IVR and API connections (60 s idle by default, not the
     # system's 2 h)
     if shutil.which("ss"):
         timers = _keep_alive_timers(port)
-        assert len(timers) >= 63 and max(timers) <= 60, timers  # (the canary's may be busy)
+        assert len(timers) >= 95 and max(timers) <= 60, timers  # (the canary's may be busy)
         with socket.create_connection(("127.0.0.1", api_port), timeout=5):
             await asyncio.sleep(0.3)
             timers = _keep_alive_timers(api_port)
@@ -243,8 +243,8 @@ async def test_at_the_descriptor_limit_ivr_connections_are_refused_and_the_api_a
     proc.terminate()
     proc.wait(10)
     log = log_file.read_text()
-    assert "file-descriptor limit raised from 100 to 128" in log, log
-    assert "up to 64 IVR connections at once of 128 file descriptors" in log, log
-    refusals = [line for line in log.splitlines() if "refused: 64 IVR connections are open" in line]
+    assert "file-descriptor limit raised from 200 to 256" in log, log
+    assert "up to 96 IVR connections at once of 256 file descriptors" in log, log
+    refusals = [line for line in log.splitlines() if "refused: 96 IVR connections are open" in line]
     assert 1 <= len(refusals) <= 3, refusals
     assert "Traceback" not in log and "EMFILE" not in log and "Too many open files" not in log

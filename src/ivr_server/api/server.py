@@ -10,6 +10,10 @@ JSON body first (pydantic, :mod:`ivr_server.api.models`), then call
 switch request, then write out the IVR sessions (``IvrServer.flush()``) and answer with the
 switch events the act caused (:meth:`ApiServer.acted`).
 
+Its listeners cap the open connections and time each request's headers (:mod:`ivr_server.api.limits`:
+``api.max-connections``, ``api.header-timeout``), so that idle or slow clients cannot take the
+descriptors the IVR connections need, nor the API's own.
+
 One middleware checks ``Host`` and ``Origin`` of the event stream and of every act and the
 bearer token each operation needs (:mod:`ivr_server.api.access`), turns every error into
 ``{"error": reason}`` with the right status (:mod:`ivr_server.api.answers`), and counts requests
@@ -42,14 +46,16 @@ from ivr_server.api.answers import acted, error_answer, json_response
 from ivr_server.api.events import EventHub, event_names
 from ivr_server.api.handlers.state import address_text
 from ivr_server.api.handlers.web import static_dir
+from ivr_server.api.limits import ApiConnections, CappedSite
 from ivr_server.api.metrics import ApiRequestCounter, ServiceCollector
 from ivr_server.api.operations import OPERATIONS, Operation
+from ivr_server.api.peers import PeerClient
 from ivr_server.api.rates import RateSampler
 from ivr_server.api.views import Clock
 from ivr_server.api.webhook import WebhookRouter
 from ivr_server.config import ApiConfig
 from ivr_server.errors import ConfigError, ConfigProblem
-from ivr_server.runtime.limits import set_tcp_keep_alive
+from ivr_server.runtime.limits import api_connection_cap, descriptor_limit, set_tcp_keep_alive
 from ivr_server.service.control import ActResult, Control
 
 if TYPE_CHECKING:
@@ -97,8 +103,17 @@ class ApiServer:
         self._ssl_given = ssl_context is not None
         self.static_dir = static_dir()
         self.gate = Gate(server)
+        self.connections = ApiConnections(
+            api_connection_cap(server.config, descriptor_limit()), server.config.api.header_timeout
+        )
+        """The open connections: capped, their request headers timed (``api/limits.py``)."""
         self.webhooks: dict[tuple[str, str], WebhookRouter] = {}
         """The webhook router of each routing point that has one."""
+        self.peers = PeerClient(
+            server.service.access_numbers, client=self.http_client, flush=server.flush
+        )
+        """The HTTP client of peer Locations' access numbers (:mod:`ivr_server.api.peers`)."""
+        server.service.access_numbers.peers = self.peers.send
         self._runner: web.AppRunner | None = None
         self._sampler: asyncio.Task[None] | None = None
         self._client: aiohttp.ClientSession | None = None
@@ -120,19 +135,18 @@ class ApiServer:
         self._runner = runner
         try:
             for address in self.server.api_listen:
-                site = web.TCPSite(
+                site = CappedSite(
                     runner,
                     address.host or "0.0.0.0",
                     address.port,
+                    self.connections,
                     ssl_context=self.ssl_context,
-                    reuse_address=True,
+                    backlog=self.server.config.server.listen_backlog,
                 )
                 await site.start()
                 # TCP keep-alive on the listener, inherited by what it accepts (aiohttp turns
-                # SO_KEEPALIVE on per connection, but keeps the system's two-hour timers);
-                # aiohttp keeps the server private, its own runner.addresses reads it too
-                listener = getattr(site, "_server", None)
-                for sock in getattr(listener, "sockets", None) or ():
+                # SO_KEEPALIVE on per connection, but keeps the system's two-hour timers)
+                for sock in site.sockets:
                     set_tcp_keep_alive(sock, self.server.config.server.tcp_keep_alive)
         except BaseException:
             await runner.cleanup()
@@ -156,7 +170,10 @@ class ApiServer:
             self._sampler = None
         for webhook in self.webhooks.values():
             webhook.close()
+        self.server.service.access_numbers.peers = None
+        self.peers.close()
         await self.hub.close_all()
+        self.connections.close_refusing()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -225,6 +242,8 @@ class ApiServer:
         resource = request.match_info.route.resource
         template = resource.canonical if resource is not None else "unmatched"
         status = 500
+        connections = self.connections
+        connections.request_started(request.transport)  # its headers came in time
         try:
             access = self._access.get((request.method, template))
             if access is None:  # unknown path or method: reading or acting, by the method
@@ -247,6 +266,7 @@ class ApiServer:
             status = answer.status
             return answer
         finally:
+            connections.request_ended(request.transport)  # the next request's headers are timed
             self.requests.add(request.method, template, status)
             if request.method not in ("GET", "HEAD"):
                 log.info(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from ivr_server.cli.common import (
     LOG_LEVELS,
     HostPort,
     build_name,
+    guard_standard_streams,
     host_port,
     run_loop,
     setup_logging,
@@ -70,7 +72,9 @@ def serve(
     from ivr_server.api import ApiServer
     from ivr_server.runtime import IvrServer
     from ivr_server.runtime import serve as run_server
+    from ivr_server.runtime.status import PidFileError
 
+    fallback = guard_standard_streams()  # before anything could take descriptor 2 (a socket)
     try:
         config = load_config(config_file) if config_file else default_config()
         addresses = listen or None
@@ -86,6 +90,8 @@ def serve(
         config.server.log_format,
         config.server.log_queue_size,
     )
+    if fallback:
+        logging.getLogger("ivr_server").warning("%s", fallback)
     source = str(config_file) if config_file else default_config_path()
 
     def started(server: IvrServer) -> None:
@@ -119,6 +125,8 @@ def serve(
                 pid_file=str(pid_file) if pid_file is not None else None,
             )
         )
+    except PidFileError as exc:  # one line: "cannot write the pid file /dev/null/x: Not a ..."
+        raise click.ClickException(str(exc)) from None
     except (ConfigError, OSError) as exc:  # e.g. an address in use, a TLS file that does not load
         raise click.ClickException(f"cannot start: {exc}") from None
     finally:

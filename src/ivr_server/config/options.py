@@ -143,10 +143,19 @@ class ServerOptions(ConfigModel):
     """Most IVR connections open at once; one more is refused (GLI Error frame code 7, then
     closed) and logged. Unset: the process's file-descriptor limit less ``reserved-descriptors``
     (a larger value is lowered to that). Re-read on reload. Project decision, no original."""
-    reserved_descriptors: int = Field(default=64, ge=0)
-    """File descriptors that IVR connections never take: the HTTP API's connections, the log,
-    the configuration file, the webhooks' connections. Re-read on reload. Project decision, no
-    original."""
+    reserved_descriptors: int = Field(default=160, ge=0)
+    """File descriptors that IVR connections never take: the HTTP API's connections (up to
+    ``api.max-connections``, at most this less 32), the log, the configuration file, the
+    webhooks' connections. Re-read on reload. Project decision, no original."""
+    max_connections_per_peer: int = Field(default=256, ge=0)
+    """Most IVR connections open at once from one peer address; one more is refused as over
+    ``max-connections`` (GLI Error frame code 7, then closed). 0 = no cap per address.
+    Re-read on reload. Project decision, no original."""
+    login_timeout: Annotated[float, BeforeValidator(_non_negative_seconds)] = 30.0
+    """Seconds an IVR connection may stay open without sending a document the server can read
+    (a ``LoginReq``, or in Network mode any request); then it gets a GLI Error frame (code 5)
+    and is closed. 0 = never. A bare number is seconds; a string may carry a unit. Re-read on
+    reload (for connections accepted afterwards). Project decision, no original."""
     tcp_keep_alive: TcpKeepAlive = Field(default_factory=TcpKeepAlive)
     """TCP keep-alive of accepted IVR and API connections (TOML table
     ``[server.tcp-keep-alive]``)."""

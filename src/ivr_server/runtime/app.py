@@ -329,11 +329,12 @@ class IvrServer(ConnectionHost):
         reserve = "" if limit is None else f" of {limit} file descriptors"
         log.info(
             "up to %d IVR connections at once%s (server.max-connections %s, "
-            "server.reserved-descriptors %d)",
+            "server.reserved-descriptors %d), %s from one address",
             cap,
             reserve,
             "unset" if options.max_connections is None else options.max_connections,
             options.reserved_descriptors,
+            options.max_connections_per_peer or "any number",
         )
         if limit is not None and limit - options.reserved_descriptors < 1:
             log.warning(
@@ -377,6 +378,7 @@ class IvrServer(ConnectionHost):
         self.config = config
         self.clients = ClientList(config.server.client_list)
         self.gate.cap = connection_cap(config.server, descriptor_limit())
+        self.gate.per_peer = config.server.max_connections_per_peer or None
         self.control.after_reload()
         self.links.sync(self.service.switches)  # a premise switch added: connect; removed: close
         self.flush()

@@ -14,6 +14,13 @@ the following turns of the event loop, one batch per turn (``ConnectionHost.end_
 other connections' reads; reading from it pauses while more than :data:`HOLD_BYTES` wait. A
 connection that floods the server slows itself, not the others.
 
+Login timeout: a connection that has sent no document the server could read within
+``server.login-timeout`` of its opening (no ``LoginReq``; in Network mode, where logging in is
+optional, no request either) gets a GLI Error frame (code 5, not authorised) and is closed, so
+that idle connections cannot hold places under the caps for ever. One timer handle per
+connection, armed when it opens and looked at once when it fires (the service's count of the
+session's documents less those rejected): nothing is added to the handling of a document.
+
 :class:`ConnectionHost` is what the connections share: the open ones by session, the turn's
 reads and held batches, the service's timer, the connection cap and the client list.
 ``IvrServer`` (``runtime/app.py``) is one; it lives here, beside the adapter, so that the two call
@@ -97,6 +104,11 @@ class IvrLinkProtocol(asyncio.Protocol):
         """In the server's list of connections to give a batch in the next turn."""
         self._resumed = False
         """The last batch was handed out in this turn: a read in this turn waits for the next."""
+        self._login_timer: asyncio.TimerHandle | None = None
+        """Fires at ``server.login-timeout`` after the connection opened (:meth:`_login_due`)."""
+        self._rejected = 0
+        """Documents received that did not decode (the service counts them in the session's
+        ``documents_in`` too)."""
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -133,6 +145,8 @@ class IvrLinkProtocol(asyncio.Protocol):
             return
         self.session = self.service.open_session(peer, link, now)
         self.server.protocols[self.session.id] = self
+        if opts.login_timeout > 0:
+            self._login_timer = self.loop.call_at(now + opts.login_timeout, self._login_due)
         self._arm_timer()
 
     def data_received(self, data: bytes) -> None:
@@ -211,6 +225,7 @@ class IvrLinkProtocol(asyncio.Protocol):
                 else:
                     metrics.observe_request(message.tag, perf_counter() - started)
             elif type(event) is DocumentRejected:
+                self._rejected += 1
                 service.handle_rejected(session, event.error, now)
             elif type(event) is LinkClosed:
                 log.info("session %d: %s", session.id, event.reason)
@@ -232,6 +247,9 @@ class IvrLinkProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
+        if self._login_timer is not None:
+            self._login_timer.cancel()
+            self._login_timer = None
         self._closing = True
         self.server.release(self)
         if self.session is not None:
@@ -303,6 +321,23 @@ class IvrLinkProtocol(asyncio.Protocol):
             self._timer = None
             self._timer_at = None
 
+    def _login_due(self) -> None:
+        """``server.login-timeout`` after the connection opened: close it unless it logged in or
+        sent a document the server could read (Network mode needs no login)."""
+        self._login_timer = None
+        link, session = self.link, self.session
+        if link is None or session is None or self._closing:
+            return
+        if session.login is not None or session.documents_in > self._rejected:
+            return
+        timeout = self.server.config.server.login_timeout
+        event = link.refuse(
+            GliErrorCode.NOT_AUTHORISED,
+            f"no login nor any readable document within {timeout:g} s (server.login-timeout)",
+        )
+        log.info("session %d from %s: %s", session.id, session.peer, event.reason)
+        self.flush()
+
     def _on_timer(self) -> None:
         self._timer = None
         self._timer_at = None
@@ -332,9 +367,13 @@ class ConnectionHost:
         """The open connections with a session, by session id."""
         self.clients = ClientList(config.server.client_list)
         """Who may connect (``server.client-list``)."""
-        self.gate = ConnectionGate(connection_cap(config.server, descriptor_limit()))
+        self.gate = ConnectionGate(
+            connection_cap(config.server, descriptor_limit()),
+            per_peer=config.server.max_connections_per_peer or None,
+        )
         """Admits IVR connections up to the cap (``server.max-connections``, the descriptor
-        limit less ``server.reserved-descriptors``)."""
+        limit less ``server.reserved-descriptors``) and up to ``max-connections-per-peer`` from
+        one address."""
         self._admitted: dict[IvrLinkProtocol, str] = {}
         """Connections the gate admitted and their peer's host, until they close."""
         self._refusal_log: asyncio.TimerHandle | None = None

@@ -11,8 +11,14 @@ spins on ``EMFILE``. Refusals are logged at once, then at most once per
 :data:`REFUSAL_LOG_INTERVAL` with a count (:class:`~ivr_server.throttle.LogThrottle`), so a flood
 of connections cannot flood the log.
 
-The gate counts connections in ``admit`` / ``closed`` with the peer's host, so that per-peer caps
-can be added there.
+The gate also caps the connections of one peer address (``server.max-connections-per-peer``), so
+that one host holding idle connections cannot take every place: it counts them by host in
+``admit`` / ``closed``. A connection over either cap gets the same answer (GLI Error code 7).
+
+The HTTP API has a cap of its own (:func:`api_connection_cap`: ``api.max-connections``, at most
+the reserved descriptors less :data:`OTHER_DESCRIPTORS`), so that the two listeners cannot take
+each other's descriptors: IVR connections never take the reserve, and the API takes only its
+share of it (``api/limits.py``).
 
 :func:`set_tcp_keep_alive` sets ``SO_KEEPALIVE`` and the probe timers on a listening socket; on
 Linux the sockets it accepts inherit them, so no system call is spent per connection.
@@ -21,8 +27,10 @@ Linux the sockets it accepts inherit them, so no system call is spent per connec
 from __future__ import annotations
 
 __all__ = [
+    "OTHER_DESCRIPTORS",
     "REFUSAL_LOG_INTERVAL",
     "ConnectionGate",
+    "api_connection_cap",
     "connection_cap",
     "descriptor_limit",
     "raise_descriptor_limit",
@@ -33,7 +41,7 @@ import logging
 import socket
 from typing import Any, Final
 
-from ivr_server.config import ServerOptions, TcpKeepAlive
+from ivr_server.config import ServerConfig, ServerOptions, TcpKeepAlive
 from ivr_server.throttle import DEFAULT_INTERVAL, LogThrottle
 
 try:
@@ -45,6 +53,9 @@ log = logging.getLogger("ivr_server.runtime")
 
 REFUSAL_LOG_INTERVAL: Final = DEFAULT_INTERVAL
 """Seconds between two log lines about connections refused at the cap (the first is at once)."""
+OTHER_DESCRIPTORS: Final = 32
+"""Of ``server.reserved-descriptors``, what the HTTP API's connections never take either: the
+log, the configuration file, the listening sockets, the switch links, the webhooks' connections."""
 
 
 def descriptor_limit() -> int | None:
@@ -79,16 +90,37 @@ def connection_cap(options: ServerOptions, limit: int | None) -> int | None:
     return cap
 
 
-class ConnectionGate:
-    """Admits IVR connections up to a cap; counts and logs (rate-limited) those it refuses."""
+def api_connection_cap(config: ServerConfig, limit: int | None) -> int:
+    """The most HTTP API connections open at once: ``api.max-connections``, at most
+    ``server.reserved-descriptors`` less :data:`OTHER_DESCRIPTORS` (and at least 1) when the
+    descriptor limit is known, so that the API cannot take the descriptors IVR connections may
+    use, nor those the rest of the server needs."""
+    cap = config.api.max_connections
+    if limit is not None:
+        cap = min(cap, max(1, config.server.reserved_descriptors - OTHER_DESCRIPTORS))
+    return cap
 
-    def __init__(self, cap: int | None, log_interval: float = REFUSAL_LOG_INTERVAL) -> None:
+
+class ConnectionGate:
+    """Admits IVR connections up to a cap overall and a cap per peer address; counts and logs
+    (rate-limited) those it refuses."""
+
+    def __init__(
+        self,
+        cap: int | None,
+        log_interval: float = REFUSAL_LOG_INTERVAL,
+        per_peer: int | None = None,
+    ) -> None:
         self.cap = cap
         """The most connections open at once (``None``: no cap)."""
+        self.per_peer = per_peer
+        """The most connections open at once from one peer address (``None``: no cap)."""
         self.open = 0
         """Connections admitted and not closed yet."""
         self.refused = 0
         """Connections refused since start."""
+        self.by_host: dict[str, int] = {}
+        """Connections admitted and not closed yet, by peer address (only those with some)."""
         self._throttle: LogThrottle[None] = LogThrottle(log_interval)
         """The refusals' log lines: one cause, a refusal."""
 
@@ -104,18 +136,37 @@ class ConnectionGate:
     def admit(self, host: str, now: float) -> bool:
         """A connection from ``host`` was accepted: may it stay? (If so, :meth:`closed` must
         follow when it closes.)"""
-        cap = self.cap
-        if cap is None or self.open < cap:
+        cap, per_peer, by_host = self.cap, self.per_peer, self.by_host
+        from_host = by_host.get(host, 0)
+        if (cap is None or self.open < cap) and (per_peer is None or from_host < per_peer):
             self.open += 1
+            by_host[host] = from_host + 1
             return True
         self.refused += 1
         if self._throttle.note(None, now):
-            self._log(f"connection from {host} refused")
+            if cap is not None and self.open >= cap:
+                self._log(f"connection from {host} refused")
+            else:
+                log.warning(
+                    "connection from %s refused: %d IVR connections from %s are open, the most "
+                    "allowed from one address (server.max-connections-per-peer); %d refused "
+                    "since start",
+                    host,
+                    from_host,
+                    host,
+                    self.refused,
+                )
         return False
 
     def closed(self, host: str) -> None:
         """An admitted connection from ``host`` closed."""
         self.open -= 1
+        by_host = self.by_host
+        left = by_host.get(host, 0) - 1
+        if left > 0:
+            by_host[host] = left
+        else:
+            by_host.pop(host, None)
 
     def log_refusals(self, now: float) -> None:
         """Log the refusals not logged yet (one line), if any."""
@@ -127,7 +178,8 @@ class ConnectionGate:
     def _log(self, what: str) -> None:
         log.warning(
             "%s: %d IVR connections are open, the most allowed (server.max-connections, or the "
-            "file-descriptor limit less server.reserved-descriptors); %d refused since start",
+            "file-descriptor limit less server.reserved-descriptors, or "
+            "server.max-connections-per-peer from one address); %d refused since start",
             what,
             self.open,
             self.refused,
