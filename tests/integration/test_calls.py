@@ -350,7 +350,7 @@ async def test_new_call_from_an_unknown_client_is_feature_not_supported(
         (new_call_body("99"), FEATURE_NOT_SUPPORTED),  # no such port
         (new_call_body("01"), FEATURE_NOT_SUPPORTED),  # port numbers compare exactly
         (new_call_body("4001"), FEATURE_NOT_SUPPORTED),  # a DN is not a port number
-        (new_call_body("5000"), FEATURE_NOT_SUPPORTED),  # routing point, no Network mode
+        (new_call_body("5001"), FEATURE_NOT_SUPPORTED),  # routing point without a router (G19)
         (new_call_body("5001"), FEATURE_NOT_SUPPORTED),
         (new_call_body("1", mode="Genesys"), FEATURE_NOT_SUPPORTED),
         (new_call_body("1", version="5.0"), "<EndCall EndCause='InvalidVersion'/>"),

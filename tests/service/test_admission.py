@@ -78,7 +78,7 @@ def test_a_call_id_active_on_another_session_is_invalid(
     [
         (new_call("1", version="5.0"), m.EndCall(EndCause="InvalidVersion")),
         (new_call("99"), m.EndCall(EndCause="FeatureNotSupported")),  # no such port
-        (new_call("5000"), m.EndCall(EndCause="FeatureNotSupported")),  # a routing point
+        (new_call("5001"), m.EndCall(EndCause="FeatureNotSupported")),  # no router (G19)
         (new_call("1", mode="Genesys"), m.EndCall(EndCause="FeatureNotSupported")),
         (
             "<MakeCall OrigNum='2' DestNum='7001' Location='Paris'/>",

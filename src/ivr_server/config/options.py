@@ -193,6 +193,10 @@ class ServerOptions(ConfigModel):
     active_release: bool = True
     """What an ``EndCall`` without the ``GCTIActiveRelease`` extension means: ``true`` = the server
     releases the port's call itself (TReleaseCall). Original: ``[IServer] active-release``."""
+    called_num_subset: int = Field(default=0, ge=0, le=64)
+    """Network mode: only the rightmost this many digits of a ``NewCall``'s ``CalledNum`` are
+    looked up as a routing DN (and become the call's ThisDN); 0 = the whole number. Original:
+    ``[IServer] called-num-subset``."""
     timeline_entries: int = Field(default=200, ge=0, le=100_000)
     """Entries each call's timeline keeps (IVR requests and replies, switch events, router
     instructions, errors; the oldest go first), served at ``GET /api/v1/calls/{id}/timeline``;

@@ -25,8 +25,9 @@ One *dialog* per call (keyed by ConnID) remembers where the call is in its rule:
   against the ``EventRouteRequest`` that opened the dialog.
 * ``EventRouteUsed`` ends the dialog — unless it reports the router's own ``TRouteCall`` (same
   ReferenceID): the switch reports a failure *after* that ``EventRouteUsed``, so a routed dialog
-  is kept until the call ends. ``EventReleased`` of the call forgets it in every case, so the
-  table is empty once the calls are over.
+  is kept until the call ends. ``EventReleased`` of the call (or ``EventAbandoned``: a Network
+  call the IVR ended before it was connected) forgets it in every case, so the table is empty
+  once the calls are over.
 
 Every other event, every event of another switch, and every event about a call or routing point
 the router does not know is ignored: nothing here raises because of what a peer did.
@@ -51,6 +52,7 @@ from typing import Any, Final
 from ivr_server.config import UDATA_PREFIX, KvValue, MatchCondition, RoutingRule
 from ivr_server.errors import LocalProtocolError
 from ivr_server.switch import (
+    EventAbandoned,
     EventError,
     EventReleased,
     EventRouteRequest,
@@ -484,12 +486,13 @@ class BuiltinRouter:
                 self._route_default(switch, conn_id, dialog)
                 return
             dest = agent.dn
-        if rule.attach and dialog.port is not None:
+        if rule.attach:
             switch.request(
                 TUpdateUserData(
                     reference_id=self._refs(),
                     conn_id=conn_id,
-                    dn=dialog.port,
+                    # a Network call has no port: its one party is the routing DN
+                    dn=dialog.port if dialog.port is not None else dialog.routing_point,
                     user_data=rule.attach,
                 )
             )
@@ -530,5 +533,6 @@ _HANDLERS: Final[Mapping[type[SwitchEvent], _Handler]] = {
     EventError: BuiltinRouter._on_error,
     EventRouteUsed: BuiltinRouter._on_route_used,
     EventReleased: BuiltinRouter._on_released,
+    EventAbandoned: BuiltinRouter._on_released,
 }
 """Event type → handler: the events the built-in router reacts to; every other is ignored."""

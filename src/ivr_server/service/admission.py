@@ -4,6 +4,11 @@ the switch's call events to the call manager.
 Theory of operation. A new call is admitted on the port its CalledNum (or OrigNum) names through
 the mode procedure (ports.py; failure: ``EndCall EndCause='FeatureNotSupported'``), and refused
 with ``EndCall EndCause='ServerPaused'`` under flow control, a stop, or a T-Server link down.
+A ``NewCall`` whose CalledNum names a routing DN of an In-Front switch is a Network call (step 1
+of the procedure, before any login is asked for: login is optional in Network mode, G23): it is
+taken when the routing DN has a live router (:func:`has_router`, G19), else ``EndCall
+FeatureNotSupported``; flow control does not pause Network calls (no FlowControl is sent to a
+network IVR, N-a), a stop or the link down does.
 Admission is all or nothing: a call whose start fails, or whose first documents cannot be sent,
 is removed again at once, released on the switch, its port free (:meth:`Admission.undo_start`);
 the request then gets its error answer from ``IvrService.handle``. What happens to a call once
@@ -17,8 +22,16 @@ from collections.abc import Callable
 from typing import Any
 
 from ivr_server.calls import PortTarget
-from ivr_server.calls.replies import LINK_DOWN, UNSUP_OPER, Refusal, invalid_request
+from ivr_server.calls.replies import (
+    LINK_DOWN,
+    UNSUP_OPER,
+    Refusal,
+    before_login,
+    invalid_request,
+    unsupported,
+)
 from ivr_server.outbound import DialOutOutcome
+from ivr_server.routing import routing_point_live
 from ivr_server.service.bus import Origin, SwitchEventBus
 from ivr_server.service.context import ServiceContext, end
 from ivr_server.service.ports import NoPort, resolve_port
@@ -26,7 +39,16 @@ from ivr_server.service.sessions import Login, Session
 from ivr_server.switch import CallEvent, EventError, Switch
 from ivr_server.wire import messages as m
 
-__all__ = ["Admission"]
+__all__ = ["Admission", "has_router"]
+
+
+def has_router(ctx: ServiceContext, switch: Switch, dn: str) -> bool:
+    """Does routing DN ``dn`` of ``switch`` have a router now, so that a Network call may wait
+    there (MODES-AND-HA G19: "registered by a router")? The configured rules for it, an
+    operator's choice (``PUT .../router``) of a router that is live (an external router whose
+    client was heard of lately, a webhook that answers): :func:`~ivr_server.routing.
+    routing_point_live`. ``none``, or no rules and no choice: no router."""
+    return routing_point_live(ctx.routers.get(switch.name), dn, ctx.now)
 
 
 class Admission:
@@ -62,12 +84,46 @@ class Admission:
 
     def on_new_call(self, session: Session, call_id: str | None, msg: m.NewCall) -> None:
         ctx = self.ctx
+        network = ctx.ports.network_point(msg.CalledNum)
+        if network is not None:
+            self._new_network_call(session, call_id, msg, *network)
+            return
         login, call_id = self._new_call_id(session, call_id, msg)
         target = self.mode(login, call_id, msg.tag, msg.CalledNum)
         if msg.CallControlMode == "Genesys":
             raise end(call_id, "FeatureNotSupported", "CallControlMode Genesys is Network only")
         if ctx.flow_control or not target.switch.view.link_up:
             raise end(call_id, "ServerPaused", ctx.paused_reason())
+        self._start(call_id, lambda: ctx.calls.new_call(session, call_id, msg, target, ctx.now))
+        for hook in ctx.call_started:
+            hook(call_id, msg)
+
+    def _new_network_call(
+        self, session: Session, call_id: str | None, msg: m.NewCall, dn: str, switch: Switch
+    ) -> None:
+        """A Network call at routing DN ``dn`` (PROTOCOL.md §6.3 N1, N2, N4). Its owner is the
+        session; one that never logged in has no IVR (G23: ``Call.ivr`` empty, no adoption)."""
+        ctx = self.ctx
+        if call_id is None:  # a form-A document: the codec requires a CallId
+            raise before_login(call_id, msg)
+        login = session.login
+        if ctx.calls.is_active(call_id) or (login is not None and call_id == login.call_id):
+            raise invalid_request(call_id, f"NewCall: CallId {call_id!r} is already active")
+        if not has_router(ctx, switch, dn):
+            raise end(call_id, "FeatureNotSupported", f"NewCall: routing DN {dn} has no router")
+        if ctx.stopping or not switch.view.link_up:
+            raise end(call_id, "ServerPaused", ctx.paused_reason())
+        ivr_name = session.ivr_name
+        ivr = ctx.config.ivr(ivr_name) if ivr_name is not None else None
+        encoding = ivr.output_encoding if ivr is not None else None
+        target = PortTarget(
+            ivr=ivr_name or "",
+            port=msg.CalledNum,
+            dn=dn,
+            switch=switch,
+            mode="Network",
+            encoding=encoding or ctx.config.server.output_encoding,
+        )
         self._start(call_id, lambda: ctx.calls.new_call(session, call_id, msg, target, ctx.now))
         for hook in ctx.call_started:
             hook(call_id, msg)
@@ -114,6 +170,8 @@ class Admission:
         (another site) is ``UNSUP_OPER`` (G11); the switch's link down ``LINK_DOWN`` (G13);
         flow control ``EndCall ServerPaused`` as for a ``NewCall``."""
         ctx = self.ctx
+        if ctx.ports.network_point(msg.OrigNum) is not None:  # G20: only Unknown in Network
+            raise unsupported(call_id, f"MakeCall from routing DN {msg.OrigNum}: Network mode")
         login, call_id = self._new_call_id(session, call_id, msg)
         target = self.mode(login, call_id, msg.tag, msg.OrigNum)
         if msg.Location:

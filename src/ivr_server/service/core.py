@@ -23,7 +23,13 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from ivr_server.calls import CallManager, CallSettings, DeferPolicy
-from ivr_server.calls.replies import Refusal, answer_for_rejected, internal_error, invalid_request
+from ivr_server.calls.replies import (
+    Refusal,
+    answer_for_rejected,
+    before_login,
+    internal_error,
+    invalid_request,
+)
 from ivr_server.calls.timeline import TimelineLimits
 from ivr_server.config import IvrConfig, PortConfig, ServerConfig
 from ivr_server.memory import release_free_memory
@@ -253,8 +259,14 @@ class IvrService:
             if handler is not None:
                 handler(session, call_id, message)
             elif message.tag in _CALL_REQUESTS:
-                login = ctx.require_login(session, call_id, message)
-                ctx.calls.handle(session, login.client_name, call_id, message, ctx.now)
+                login = session.login
+                if login is not None and login.known_client:
+                    ivr = login.client_name
+                elif ctx.calls.owns_network_call(session, call_id):
+                    ivr = ""  # a login-less session's own Network call (G23)
+                else:
+                    raise before_login(call_id, message)
+                ctx.calls.handle(session, ivr, call_id, message, ctx.now)
                 ctx.pump()
             else:
                 self._on_other(session, call_id, message)
