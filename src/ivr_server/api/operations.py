@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from ivr_server.api import models, responses
 from ivr_server.api.access import Access
-from ivr_server.api.handlers import admin, agents, calls, routing, state, stats, stream
+from ivr_server.api.handlers import access, admin, agents, calls, routing, state, stats, stream
 from ivr_server.api.handlers import web as page
 
 if TYPE_CHECKING:
@@ -29,7 +29,9 @@ if TYPE_CHECKING:
 Handler = Callable[["ApiServer", web.Request], Awaitable[web.StreamResponse]]
 """``async def handler(api, request) -> response``."""
 
-Tag = Literal["read", "calls", "outbound", "routing", "agents", "switches", "meta", "web"]
+Tag = Literal[
+    "read", "calls", "outbound", "routing", "agents", "switches", "access-numbers", "meta", "web"
+]
 """The group an operation is listed under in the document."""
 
 
@@ -426,6 +428,62 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         summary="Bring a T-Server link up or down (maintenance).",
         body=models.LinkBody,
         response=responses.LinkResult,
+        errors=(400, 401, 403, 404),
+    ),
+    # ------------------------------------------------------------------ access numbers
+    Operation(
+        method="GET",
+        path=f"{API}/access-numbers",
+        handler=access.get_pools,
+        access="read",
+        tag="access-numbers",
+        summary="The Locations of access numbers: each pool's free and reserved numbers and what "
+        "happened to them (a peer's Location: where it is).",
+        response=access.AccessNumberPool,
+        many=True,
+    ),
+    Operation(
+        method="POST",
+        path=f"{API}/access-numbers",
+        handler=access.reserve_number,
+        access="act",
+        tag="access-numbers",
+        summary="Reserve a number of a Location's DNIS pool for its lifetime, with the data the "
+        "call that arrives on it gets (what a peer server's AccessNumGet does here).",
+        body=access.AccessNumberBody,
+        response=access.AccessNumberReservation,
+        success=201,
+        errors=(400, 401, 403, 404, 409),
+    ),
+    Operation(
+        method="GET",
+        path=f"{API}/access-numbers/{{number}}",
+        handler=access.get_number,
+        access="private",
+        tag="access-numbers",
+        summary="A reserved number and the data bound to it.",
+        response=access.AccessNumberReservation,
+        errors=(404,),
+    ),
+    Operation(
+        method="DELETE",
+        path=f"{API}/access-numbers/{{number}}",
+        handler=access.release_number,
+        access="act",
+        tag="access-numbers",
+        summary="Release a reserved number (free again at once): what AccessNumCancel does.",
+        response=access.AccessNumberReservation,
+        errors=(400, 401, 403, 404),
+    ),
+    Operation(
+        method="POST",
+        path=f"{API}/access-numbers/{{number}}/claim",
+        handler=access.claim_number,
+        access="act",
+        tag="access-numbers",
+        summary="Claim a reserved number's data, as the call that arrives on it does: the "
+        "number is free again.",
+        response=access.AccessNumberReservation,
         errors=(400, 401, 403, 404),
     ),
     # ------------------------------------------------------------------ act: the server

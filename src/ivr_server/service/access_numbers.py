@@ -64,23 +64,25 @@ class AccessNumberService:
         """The HTTP client of peer Locations (``None``: no API runs, peer Locations fail)."""
         ctx.calls.set_access_numbers(self.provide)
         ctx.stats.access_numbers = self.numbers.counts
-        self._hooked = False
-        self._hook()
+        self.hooked = False
+        """``on_call_started`` is one of the service's ``call_started`` hooks."""
+        self.changed()
 
-    def _hook(self) -> None:
-        """Look at new calls only while a number can be claimed."""
+    def changed(self) -> None:
+        """Look at new calls only while a number can be claimed (after any change of the
+        reservations or Locations)."""
         wanted = self.numbers.active
-        if wanted != self._hooked:
+        if wanted != self.hooked:
             if wanted:
                 self.ctx.call_started.append(self.on_call_started)
             else:
                 self.ctx.call_started.remove(self.on_call_started)
-            self._hooked = wanted
+            self.hooked = wanted
 
     def reconfigure(self, config: ServerConfig) -> None:
         """A reload: the new Locations; reserved numbers keep their data until their end."""
         self.numbers.configure(config.locations)
-        self._hook()
+        self.changed()
 
     # ------------------------------------------------------------------ the IVR's requests
 
@@ -90,7 +92,7 @@ class AccessNumberService:
             return self._get(call, msg, now)
         had, release = self.numbers.cancel(call.call_id)
         self._release_on_peer(release)
-        self._hook()
+        self.changed()
         if not had:
             self._refused(call, "Cancel", "nothing pending")
             return _FAILURE["Cancel"]
@@ -104,7 +106,7 @@ class AccessNumberService:
             call.call_id, msg.Location, msg.DestDN, msg.XRouteType, data, now
         )
         self._release_on_peer(outcome.released)
-        self._hook()
+        self.changed()
         if isinstance(outcome, Refused):
             self._refused(call, "Get", outcome.reason)
             return _FAILURE["Get"]
@@ -187,12 +189,12 @@ class AccessNumberService:
             reservation.location,
             reservation.call_id or "the API",
         )
-        self._hook()
+        self.changed()
 
     def claim(self, number: str) -> Reservation | None:
         """A claim over the API: the data of ``number``, which is free again."""
         reservation = self.numbers.claim(number)
-        self._hook()
+        self.changed()
         return reservation
 
     # ------------------------------------------------------------------ timers
@@ -219,7 +221,7 @@ class AccessNumberService:
             )
             self.ctx.metrics.errors["access-num-get"] += 1
             self.ctx.calls.answer_access_num(ask.call_id, _FAILURE["Get"])
-        self._hook()
+        self.changed()
 
     # ------------------------------------------------------------------ views
 
