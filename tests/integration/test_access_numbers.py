@@ -341,3 +341,13 @@ async def test_the_api_reserves_reads_claims_and_releases(
     _, pools = await env.call("GET", path)
     assert (pools[0]["reserved_total"], pools[0]["handed_off_total"]) == (3, 2)
     assert pools[0]["cancelled_total"] == 1
+    async with env.http.get(env.url + "/metrics") as response:
+        text = await response.text()
+    for line in (
+        'ivr_server_access_numbers{location="Remote",state="free"} 3.0',
+        'ivr_server_access_numbers{location="Remote",state="reserved"} 0.0',
+        'ivr_server_access_numbers_events_total{event="handed_off",location="Remote"} 2.0',
+        'ivr_server_access_numbers_events_total{event="cancelled",location="Remote"} 1.0',
+        'ivr_server_access_numbers_on_peers{state="held"} 0.0',
+    ):
+        assert line in text, line

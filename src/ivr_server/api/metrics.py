@@ -181,6 +181,46 @@ class ServiceCollector(Collector):
             "WebSocket event-stream clients connected now.",
             value=self._websocket_clients(),
         )
+        yield from _access_numbers(service)
+
+
+def _access_numbers(service: IvrService) -> Iterator[Metric]:
+    """Each Location's DNIS pool now and what happened to its numbers (docs/access-numbers.md)."""
+    numbers = service.access_numbers.numbers
+    now = GaugeMetricFamily(
+        f"{PREFIX}_access_numbers",
+        "Numbers of each Location's DNIS pool now, by state (free, reserved).",
+        labels=["location", "state"],
+    )
+    done = CounterMetricFamily(
+        f"{PREFIX}_access_numbers_events",
+        "What happened to each pool's numbers: reserved, handed_off (the call arrived or a "
+        "claim), expired, cancelled, exhausted (a request found none free).",
+        labels=["location", "event"],
+    )
+    for name, pool in numbers.pools.items():
+        now.add_metric([name, "free"], pool.free)
+        now.add_metric([name, "reserved"], pool.in_use)
+        counts = pool.counts
+        for event, count in (
+            ("reserved", counts.reserved),
+            ("handed_off", counts.handed_off),
+            ("expired", counts.expired),
+            ("cancelled", counts.cancelled),
+            ("exhausted", counts.exhausted),
+        ):
+            done.add_metric([name, event], count)
+    yield now
+    yield done
+    peers = GaugeMetricFamily(
+        f"{PREFIX}_access_numbers_on_peers",
+        "Peer Locations now: numbers calls of this server hold there (held), requests waiting "
+        "for the peer's answer (asking).",
+        labels=["state"],
+    )
+    peers.add_metric(["held"], numbers.held_on_peers())
+    peers.add_metric(["asking"], numbers.asking())
+    yield peers
 
 
 def exposition(registry: CollectorRegistry, accept: str = "") -> tuple[bytes, str]:
