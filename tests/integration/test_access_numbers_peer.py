@@ -129,3 +129,43 @@ async def test_a_peer_reserves_and_its_call_gets_the_data(
             writer.close()
         silent.close()
         await silent.wait_closed()
+
+
+async def test_the_network_example_serves_the_pool_of_remote() -> None:
+    """``ivr-server serve --config examples/network.toml``: the pool of ``Remote`` reserved over
+    the API; the Network call that arrives on the number gets its data; a Network call's own
+    ``AccessNumGet`` is ``Failure``."""
+    os.environ[TOKEN_ENV] = B_TOKEN
+    try:
+        served = start("--config", str(ROOT / "examples/network.toml"))
+    finally:
+        del os.environ[TOKEN_ENV]
+    http = aiohttp.ClientSession()
+    link = await RawLink.open(served.port)
+    try:
+        found = _API.search(served.banner)
+        assert found is not None, served.banner
+        url = found.group(1) + "/api/v1/access-numbers"
+        auth = {"Authorization": f"Bearer {B_TOKEN}"}
+        body = {
+            "location": "Remote",
+            "user_data": [{"name": "Account", "type": "Str", "value": "42"}],
+        }
+        async with http.post(url, json=body, headers=auth) as response:
+            assert response.status == 201
+            number = (await response.json())["number"]
+        assert number == "88005500"
+        await link.send(
+            "N",
+            "<NewCall CallControlMode='Network' Version='4.0'><CalledNum>8000</CalledNum>"
+            f"<DNIS>{number}</DNIS></NewCall>",
+        )
+        assert b"Val='42'" in await all_data(link, "N")
+        await ask(link, "N", "<AccessNumGet DestDN='7001' Location='Remote'/>", GET_FAILURE)
+        async with http.get(url) as response:
+            pool = (await response.json())[0]
+        assert (pool["free"], pool["reserved"], pool["handed_off_total"]) == (10, 0, 1)
+    finally:
+        await link.close()
+        await http.close()
+        stop(served)
