@@ -13,8 +13,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
-import pytest
-
 from ivr_server.api import ApiServer
 from ivr_server.config import ServerConfig, default_config
 from ivr_server.runtime import IvrServer
@@ -246,12 +244,3 @@ async def test_api_connections_over_the_cap_get_503_and_slow_headers_are_cut(
         w.close()
     await served_on_time(other, "end")
     await other.close()
-
-
-@pytest.mark.parametrize("reserve, cap", [(160, 4), (40, 4), (36, 4), (20, 1)])
-async def test_the_api_cap_is_at_most_its_share_of_the_reserve(reserve: int, cap: int) -> None:
-    from ivr_server.runtime.limits import api_connection_cap
-
-    config = config_with(api={"max_connections": 4}, reserved_descriptors=reserve)
-    assert api_connection_cap(config, 1024) == cap
-    assert api_connection_cap(config, None) == 4
