@@ -14,6 +14,7 @@ import pytest
 from ivr_server.api import TOKEN_ENV, ApiServer
 from ivr_server.config import LocationConfig, ServerConfig, StatisticConfig, default_config
 from ivr_server.runtime import IvrServer
+from ivr_server.sites import PeerAsk, PeerRelease
 from tests.integration.conftest import LOOPBACK_0
 from tests.integration.rawlink import RawLink, new_call_body, server_doc, start_call
 
@@ -351,3 +352,37 @@ async def test_the_api_reserves_reads_claims_and_releases(
         'ivr_server_access_numbers_on_peers{state="held"} 0.0',
     ):
         assert line in text, line
+
+
+async def test_a_peer_location_without_an_api_here_fails(
+    start_server: StartServer, ivr: Callable[..., Awaitable[RawLink]]
+) -> None:
+    """The API's HTTP client carries peer requests: a server that runs no API cannot ask."""
+    server = await start_server(config(LocationConfig(name="Remote", peer="http://127.0.0.1:9")))
+    link = await ivr(server)
+    await start_call(link, "C", "1")
+    await ask(link, "C", GET, GET_FAILURE)
+    await ask(link, "C", "<AccessNumCancel/>", CANCEL_FAILURE)
+    nothing_reserved(server)
+    assert server.service.metrics.errors["access-num-get"] == 1
+
+
+async def test_a_peer_answer_for_a_call_that_ended_is_released_on_the_peer(
+    start_server: StartServer, ivr: Callable[..., Awaitable[RawLink]]
+) -> None:
+    server = await start_server(config(LocationConfig(name="Remote", peer="http://127.0.0.1:9")))
+    access = server.service.access_numbers
+    sent: list[PeerAsk | PeerRelease] = []
+    access.peers = sent.append  # stands for the API's HTTP client
+    link = await ivr(server)
+    await start_call(link, "C", "1")
+    await link.send("C", GET)
+    await asyncio.sleep(0.1)
+    assert len(sent) == 1 and isinstance(sent[0], PeerAsk)
+    await link.send("C", "<EndCall EndCause='Normal'/>")
+    await asyncio.sleep(0.1)
+    access.peer_answered(sent[0], "555", "", server.service.now)
+    server.flush()
+    assert sent[1:] == [PeerRelease("http://127.0.0.1:9", "555", None, "Remote")]
+    await link.expect_silence(0.2)
+    nothing_reserved(server)
