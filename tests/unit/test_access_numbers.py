@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from ivr_server.config import LocationConfig, ServerConfig, StatisticConfig, default_config
 from ivr_server.config.sites import expand_numbers
 from ivr_server.errors import ConfigError
+from ivr_server.service.reload import describe_changes
 from ivr_server.sites import AccessNumbers, Asking, Refused, Reserved
 from ivr_server.wire import Node
 
@@ -335,3 +336,14 @@ def test_any_sequence_leaves_every_number_free_or_reserved_once(
     assert numbers.asking() == numbers.held_on_peers() == 0
     assert numbers.next_deadline() is None
     leftovers(numbers)
+
+
+def test_a_reload_names_the_locations_it_changes() -> None:
+    base = default_config()
+    before = base.model_copy(update={"locations": (pool(), peer())})
+    after = base.model_copy(update={"locations": (pool(lifetime=5), pool("New", ("9",)))})
+    assert describe_changes(before, after) == (
+        "location New added",
+        "location Far removed",
+        "location Remote changed",
+    )

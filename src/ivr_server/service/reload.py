@@ -206,6 +206,7 @@ def describe_changes(old: ServerConfig, new: ServerConfig) -> tuple[str, ...]:
     )
     out += _named("agent group", old.agent_groups, new.agent_groups, lambda g: g.name)
     out += _named("statistic", old.statistics, new.statistics, lambda s: s.name)
+    out += _named("location", old.locations, new.locations, lambda x: x.name)
     out += _options("server", old.server, new.server)
     out += _options("api", old.api, new.api)
     return tuple(out)
