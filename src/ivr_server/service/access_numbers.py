@@ -204,7 +204,11 @@ class AccessNumberService:
 
     def handle_timer(self, now: float) -> None:
         """Free the numbers whose lifetime ended; answer ``Failure`` to the calls whose peer
-        did not answer within ``request-timeout``."""
+        did not answer within ``request-timeout``. Nothing due (the usual case: the service's
+        timer serves the calls' timers too): one comparison."""
+        deadline = self.numbers.next_deadline()
+        if deadline is None or deadline > now:
+            return
         expired = self.numbers.expire(now)
         for reservation in expired.numbers:
             log.info(
