@@ -331,11 +331,13 @@ class Control:
         mode: RouterMode,
         router: Router | None = None,
         url: str | None = None,
+        now: float | None = None,
     ) -> RouterChoice:
         """Serve routing point ``rp`` by ``mode``: ``builtin`` (the configured rules; a
         :class:`Conflict` if the configuration has none for it), ``external`` (an
-        :class:`~ivr_server.routing.ExternalRouter`), ``webhook`` (``router``, built by the
-        caller) or ``none``. Calls waiting there keep their router timeout."""
+        :class:`~ivr_server.routing.ExternalRouter`, its client heard of at ``now``: the
+        event loop's time, the service's clock when not given), ``webhook`` (``router``, built
+        by the caller) or ``none``. Calls waiting there keep their router timeout."""
         self.routing_point(switch_name, rp)
         if mode == "builtin" and not self._routers.has_rules(switch_name, rp):
             raise Conflict(
@@ -344,7 +346,8 @@ class Control:
             )
         if mode == "external":
             window = self._service.config.api.external_router_window
-            external = ExternalRouter(frozenset({rp}), window=window, now=self._service.now)
+            heard = self._service.now if now is None else now
+            external = ExternalRouter(frozenset({rp}), window=window, now=heard)
             choice = RouterChoice("external", external)
         elif mode == "webhook":
             if router is None:

@@ -69,7 +69,7 @@ async def set_router(api: ApiServer, request: web.Request) -> web.StreamResponse
             timeout=lambda: server.config.server.timers.router_timeout,
             flush=server.flush,
         )
-    choice = control.set_router(switch, dn, body.router, webhook, body.url)
+    choice = control.set_router(switch, dn, body.router, webhook, body.url, now=api.now())
     old = api.webhooks.pop((switch, dn), None)
     if old is not None:
         old.close()

@@ -154,7 +154,10 @@ window.ivrCalls = ({ h, $, replace, pretty, fmtInt, shortConn, callTone }, app) 
         type: "button",
         class: "btn small danger",
         "data-testid": `end-call-${call.call_id}`,
-        title: `End this call on the server (the IVR gets EndCall Timeout) and free port ${call.port} of ${call.ivr}`,
+        title:
+          call.mode === "Network"
+            ? `End this Network call on the server (the IVR gets EndCall Timeout)`
+            : `End this call on the server (the IVR gets EndCall Timeout) and free port ${call.port} of ${call.ivr}`,
       },
       "End call",
     );
@@ -164,14 +167,19 @@ window.ivrCalls = ({ h, $, replace, pretty, fmtInt, shortConn, callTone }, app) 
 
   async function endCall(call, button) {
     const shown = String(call.call_id).length > 60 ? `${String(call.call_id).slice(0, 60)}…` : call.call_id;
-    if (!window.confirm(`End call ${shown} on port ${call.port} of ${call.ivr}?\nIts IVR gets EndCall (Timeout) and the port is freed.`)) return;
+    const network = call.mode === "Network";
+    const where = network ? `at routing DN ${call.routing_dn ?? call.dn}` : `on port ${call.port} of ${call.ivr}`;
+    if (!window.confirm(`End call ${shown} ${where}?\nIts IVR gets EndCall (Timeout)${network ? "" : " and the port is freed"}.`)) return;
     button.disabled = true;
     try {
-      const path = `/ivrs/${encodeURIComponent(call.ivr)}/ports/${encodeURIComponent(call.port)}/end-call`;
+      // a Network call has no port: it is ended by its CallId
+      const path = network
+        ? `/calls/${encodeURIComponent(call.call_id)}/end-call`
+        : `/ivrs/${encodeURIComponent(call.ivr)}/ports/${encodeURIComponent(call.port)}/end-call`;
       const response = await fetch(app.api + path, {
         method: "POST",
         headers: { "Content-Type": "application/json", Accept: "application/json", Authorization: `Bearer ${app.token()}` },
-        body: JSON.stringify({ call_id: call.call_id }),
+        body: JSON.stringify(network ? {} : { call_id: call.call_id }),
         cache: "no-store",
       });
       if (!response.ok) {
