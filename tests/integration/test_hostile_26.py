@@ -174,6 +174,37 @@ async def test_connections_over_the_cap_of_one_address_are_refused(
         await link.close()
 
 
+# -- making room at the cap ---------------------------------------------------------------------
+
+
+async def test_at_the_cap_the_oldest_idle_connection_makes_room_for_a_new_one(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(config_with(max_connections=4))
+    other = await canary(server.port)
+    logged_in = await RawLink.open(server.port)
+    await logged_in.login("A")
+    idle = [await RawLink.open(server.port) for _ in range(2)]
+    young = await RawLink.open(server.port)
+    assert await closed_with(young, 5.0) == SERVER_FULL  # the idle ones are not idle long yet
+    await asyncio.sleep(2.2)  # now they are (IDLE_AFTER)
+    newcomer = await RawLink.open(server.port)
+    await newcomer.login("N")  # admitted: the oldest idle one made room
+    assert await closed_with(idle[0], 5.0) == SERVER_FULL
+    await idle[1].expect_silence(0.2)
+    await served_on_time(other)
+    await served_on_time(logged_in, "a", "A")
+    await served_on_time(newcomer, "n", "N")
+    assert server.made_room == 1 and server.gate.open == 4
+    second = await RawLink.open(server.port)  # the other idle one goes for this one
+    assert await closed_with(idle[1], 5.0) == SERVER_FULL
+    last = await RawLink.open(server.port)  # none left idle: refused
+    assert await closed_with(last, 5.0) == SERVER_FULL
+    await served_on_time(other, "end")
+    for link in [other, logged_in, *idle, young, newcomer, second, last]:
+        await link.close()
+
+
 # -- the HTTP API: cap and header timeout ------------------------------------------------------
 
 

@@ -121,31 +121,33 @@ async def test_idle_ivr_connections_of_one_address_leave_logins_and_the_api_work
     assert "IVR connections from 127.0.0.2 are open, the most allowed from one address" in log
 
 
-async def test_idle_ivr_connections_filling_the_cap_leave_the_api_and_go_at_the_login_timeout(
+async def test_idle_ivr_connections_filling_the_cap_leave_the_api_and_make_room_for_a_login(
     tmp_path: Path,
 ) -> None:
-    with served(tmp_path, **{"login-timeout": '"3s"'}) as (port, api_port, _):
+    with served(tmp_path) as (port, api_port, log_file):
         other = await canary(port)
         hosts = [f"127.0.0.{i}" for i in range(2, 6)]  # 4 x 253 > 864: the cap, not per address
         started = time.monotonic()
         flood = [await open_from(port, hosts[i % 4]) for i in range(IDLE)]
         await served_on_time(other)
         assert await api(api_port) == 200  # the API has its own descriptors
-        late = await RawLink.open(port)
-        assert await asyncio.wait_for(late.reader.read(), 5.0) == SERVER_FULL  # the cap's answer
-        await late.close()
-        for _ in range(40):  # the idle ones are closed at their login timeout
-            await served_on_time(other, "wait")
-            await asyncio.sleep(0.25)
-            if time.monotonic() - started > 3.5:
-                break
-        await asyncio.sleep(1.0)
-        await a_new_ivr_logs_in(port)
+        await asyncio.sleep(max(0.0, started + 2.5 - time.monotonic()))
+        first = await RawLink.open(port)  # an idle one is closed for it (code 7)
+        await first.login("F")
+        await a_new_ivr_logs_in(port)  # and another one for this one
+        await served_on_time(first, "f", "F")
         assert await api(api_port) == 200
         await served_on_time(other, "again")
+        answers = await asyncio.gather(
+            *(asyncio.wait_for(link.reader.read(8), 5.0) for link in flood[:2])
+        )
+        assert answers == [SERVER_FULL, SERVER_FULL]  # the oldest two made room
         for link in flood:
             link.writer.close()
+        await first.close()
         await other.close()
+    log = log_file.read_text()
+    assert log.count("closed to make room for a new connection") >= 2
 
 
 async def test_idle_and_slow_api_connections_leave_ivr_logins_working(tmp_path: Path) -> None:

@@ -21,6 +21,15 @@ that idle connections cannot hold places under the caps for ever. One timer hand
 connection, armed when it opens and looked at once when it fires (the service's count of the
 session's documents less those rejected): nothing is added to the handling of a document.
 
+Making room: when the IVR connections are at ``server.max-connections`` and one more arrives
+from an address under its own cap, the oldest connection that has been open
+:data:`IDLE_AFTER` seconds or more without sending anything readable is closed for it (GLI
+Error frame code 7, as a refusal) instead of refusing the newcomer. Idle connections from many
+addresses therefore cannot keep an IVR from logging in until their login timeout; a real driver
+sends its ``LoginReq`` at once and is never taken for idle. The candidates are kept in the order
+they opened (``ConnectionHost.admit``); a connection found active is dropped from them, so the
+search costs each connection at most one look.
+
 :class:`ConnectionHost` is what the connections share: the open ones by session, the turn's
 reads and held batches, the service's timer, the connection cap and the client list.
 ``IvrServer`` (``runtime/app.py``) is one; it lives here, beside the adapter, so that the two call
@@ -73,6 +82,9 @@ the sender down) until they are handled down to it."""
 FLUSH_AFTER_BYTES: Final = 64 * 1024
 """Bytes read in one turn of the event loop after which its replies are written without waiting
 for the turn's other connections (``ConnectionHost.after_read``)."""
+IDLE_AFTER: Final = 2.0
+"""Seconds without a readable document after which a connection may be closed to make room
+for a new one when the IVR connections are at their cap (see the module docstring)."""
 _SERVER_FULL: Final = encode_error_frame(GliErrorCode.TOO_MANY_CONNECTIONS)
 """What a connection over the cap gets before it is closed."""
 # Final: the compiled build reads it from a C variable, not from the module's dict per request.
@@ -145,6 +157,7 @@ class IvrLinkProtocol(asyncio.Protocol):
             return
         self.session = self.service.open_session(peer, link, now)
         self.server.protocols[self.session.id] = self
+        self.server.fresh[self] = None
         if opts.login_timeout > 0:
             self._login_timer = self.loop.call_at(now + opts.login_timeout, self._login_due)
         self._arm_timer()
@@ -251,6 +264,7 @@ class IvrLinkProtocol(asyncio.Protocol):
             self._login_timer.cancel()
             self._login_timer = None
         self._closing = True
+        self.server.fresh.pop(self, None)
         self.server.release(self)
         if self.session is not None:
             self.server.protocols.pop(self.session.id, None)
@@ -325,10 +339,11 @@ class IvrLinkProtocol(asyncio.Protocol):
         """``server.login-timeout`` after the connection opened: close it unless it logged in or
         sent a document the server could read (Network mode needs no login)."""
         self._login_timer = None
+        self.server.fresh.pop(self, None)
         link, session = self.link, self.session
         if link is None or session is None or self._closing:
             return
-        if session.login is not None or session.documents_in > self._rejected:
+        if self.active:
             return
         timeout = self.server.config.server.login_timeout
         event = link.refuse(
@@ -337,6 +352,28 @@ class IvrLinkProtocol(asyncio.Protocol):
         )
         log.info("session %d from %s: %s", session.id, session.peer, event.reason)
         self.flush()
+
+    @property
+    def active(self) -> bool:
+        """Has it logged in, or sent a document the server could read?"""
+        session = self.session
+        return session is not None and (
+            session.login is not None or session.documents_in > self._rejected
+        )
+
+    def make_room(self) -> None:
+        """Close this idle connection for a new one (the IVR connections are at their cap):
+        GLI Error frame code 7, and its place is free at once."""
+        link, session = self.link, self.session
+        if link is not None and session is not None:
+            event = link.refuse(
+                GliErrorCode.TOO_MANY_CONNECTIONS,
+                "closed to make room for a new connection: the IVR connections are at their cap "
+                "and this one has sent nothing readable",
+            )
+            log.info("session %d from %s: %s", session.id, session.peer, event.reason)
+        self.flush()
+        self.server.release(self)
 
     def _on_timer(self) -> None:
         self._timer = None
@@ -376,6 +413,11 @@ class ConnectionHost:
         one address."""
         self._admitted: dict[IvrLinkProtocol, str] = {}
         """Connections the gate admitted and their peer's host, until they close."""
+        self.fresh: dict[IvrLinkProtocol, None] = {}
+        """Connections not yet known to be active, in the order they opened: those that may be
+        closed to make room at the cap (:meth:`admit`)."""
+        self.made_room = 0
+        """Idle connections closed to make room for new ones since start."""
         self._refusal_log: asyncio.TimerHandle | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
@@ -479,7 +521,10 @@ class ConnectionHost:
         gets a GLI Error frame (code 7) and is closed here; the refusal is logged, at most once
         per ``gate.log_interval`` (with a count)."""
         gate = self.gate
-        if gate.admit(host, protocol.loop.time()):
+        now = protocol.loop.time()
+        if gate.full and gate.peer_fits(host):
+            self._make_room(now)
+        if gate.admit(host, now):
             self._admitted[protocol] = host
             return True
         transport.write(_SERVER_FULL)
@@ -487,6 +532,25 @@ class ConnectionHost:
         if gate.log_due and self._refusal_log is None:
             self._refusal_log = protocol.loop.call_later(gate.log_interval, self._log_refusals)
         return False
+
+    def _make_room(self, now: float) -> None:
+        """Close the oldest connection idle for :data:`IDLE_AFTER` seconds or more, if any (the
+        module docstring, "Making room")."""
+        fresh = self.fresh
+        while fresh:
+            oldest = next(iter(fresh))
+            session = oldest.session
+            if (
+                session is not None
+                and session.opened_at > now - IDLE_AFTER
+                and oldest.active is False
+            ):
+                return  # the oldest candidate is too young: so are the others
+            del fresh[oldest]
+            if session is not None and not oldest._closing and not oldest.active:
+                self.made_room += 1
+                oldest.make_room()
+                return
 
     def release(self, protocol: IvrLinkProtocol) -> None:
         """``protocol``'s connection closed (whether it was admitted or not)."""

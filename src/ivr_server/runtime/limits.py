@@ -158,6 +158,15 @@ class ConnectionGate:
                 )
         return False
 
+    @property
+    def full(self) -> bool:
+        """Are as many connections open as the cap allows?"""
+        return self.cap is not None and self.open >= self.cap
+
+    def peer_fits(self, host: str) -> bool:
+        """Is ``host`` under its own cap (``max-connections-per-peer``)?"""
+        return self.per_peer is None or self.by_host.get(host, 0) < self.per_peer
+
     def closed(self, host: str) -> None:
         """An admitted connection from ``host`` closed."""
         self.open -= 1
