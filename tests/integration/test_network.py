@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
@@ -19,6 +21,8 @@ from ivr_server.config import ServerConfig, load_config
 from ivr_server.runtime import IvrServer
 from ivr_server.wire import messages as m
 from tests.integration.conftest import LOOPBACK_0
+from tests.integration.conftest import start as start_cli
+from tests.integration.conftest import stop as stop_cli
 from tests.integration.rawlink import RawLink
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -328,3 +332,33 @@ async def test_a_routing_dn_without_a_router_refuses_the_call(start: Start) -> N
     await ivr.send("C1", new_call("8005"))
     assert await recv(ivr) == m.EndCall(EndCause="FeatureNotSupported")
     await site.nothing_left()
+
+
+def test_the_example_is_served_and_checks() -> None:
+    """``ivr-server check-config`` and ``serve --config examples/network.toml``: a Network call
+    routed by the built-in rules over a real process."""
+    example = str(ROOT / "examples/network.toml")
+    done = subprocess.run(
+        [sys.executable, "-m", "ivr_server", "check-config", example],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and "OK" in done.stdout, done.stderr
+    served = start_cli("--config", example)
+    try:
+
+        async def one_call() -> None:
+            ivr = await RawLink.open(served.port)
+            try:
+                await ivr.send("C1", new_call("8003", mode="Genesys"))
+                assert await recv(ivr) == TO_7002
+                await ivr.send("C1", "<Connected/>")
+                await ivr.send("C1", END)
+                await ivr.expect_silence(0.1)
+            finally:
+                await ivr.close()
+
+        asyncio.run(one_call())
+    finally:
+        stop_cli(served)

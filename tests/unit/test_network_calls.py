@@ -166,6 +166,20 @@ def test_refusals_never_shadow_a_row_and_call_control_is_unsupported() -> None:
         assert NETWORK_REFUSALS[(state, CallInput.RINGING)] is Refuse.IGNORE
 
 
+def test_the_network_example_loads() -> None:
+    config = network_config()
+    ivr = config.ivr("NetIVR")
+    assert ivr is not None and ivr.ports == ()
+    [switch] = config.switches
+    assert switch.type == "in-front"
+    points = [dn.number for dn in switch.dns if dn.type.value == "routing-point"]
+    assert points == [str(n) for n in range(8000, 8010)]
+    assert "7002" in {dn.number for dn in switch.dns}
+    assert {r.dn: [rule.dn for rule in r.rules] for r in config.routing} == {
+        point: ["7002"] for point in points
+    }
+
+
 # -- the mode procedure and admission ---------------------------------------------------------------
 
 
