@@ -9,7 +9,8 @@ Every option is passed to every benchmark (each takes the ones it knows): --seco
 --calls, --connections (bench_held). Each benchmark prints its details; the table at the end
 gathers the figures with their targets (issue 2, issue 5, issue 19, issue 22: behind.py, Behind
 mode against the CSTA simulator and In-Front in the same run; issue 23: transfer.py, Behind calls
-ending in a transfer beside plain Behind calls).
+ending in a transfer beside plain Behind calls; issue 24: network.py, Network-mode calls and
+access-number round trips beside In-Front calls).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ SCRIPTS = (
     "bench_fairness.py",
     "behind.py",
     "transfer.py",
+    "network.py",
 )
 RESULTS_ENV = "IVR_BENCH_RESULTS"  # as in common.py
 
