@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,9 +31,11 @@ from ivr_server.wire.messages import (
     TreatCall,
     UDataResp,
 )
+from tests.integration.test_cli import REPLAY, SCENARIOS
 from tests.network.conftest import (
     CONNECTED,
     END_CALL,
+    IVR,
     ROUTED_TO,
     SWITCH,
     TOKEN,
@@ -45,6 +49,7 @@ from tests.network.conftest import (
     treat_status,
     udata,
 )
+from tests.shared import require_shared
 
 pytestmark = pytest.mark.xdist_group(__name__)
 
@@ -584,3 +589,41 @@ async def test_event_stream_and_views_follow_a_network_call(site: NetSite, ivr: 
     assert names[:2] == ["EventQueued", "EventRouteRequest"], names
     assert names.index("EventDiverted") < names.index("EventRouteUsed"), names
     assert names[-1] == "EventReleased", names
+
+
+# --------------------------------------------------------------------------- conformance
+
+NETWORK_SCENARIOS = (
+    "login-report-status",
+    "login-without-report-status",
+    "login-v3-no-flowcontrol",
+    "login-unknown-client",
+    "login-invalid-version",
+    "relogin-same-connection",
+    "keepalive",
+    "monitor-server-on-login",
+    "endcall-unknown-call",
+    "newcall-unknown-port",
+    "newcall-before-login",
+)
+"""The shared scenarios that apply to a network IVR: sessions, keep-alive, monitoring, unknown
+calls and ports. The others need In-Front ports (NetIVR has none: its calls wait at routing DNs):
+calls that ring, their user data, an agent query on a port DN."""
+
+
+def test_the_shared_session_scenarios_pass_against_network_mode(site: NetSite) -> None:
+    require_shared(REPLAY, SCENARIOS)
+    done = subprocess.run(
+        [
+            *(sys.executable, str(REPLAY), "--host", "127.0.0.1", "--port", str(site.port)),
+            *("--ivr", IVR, str(SCENARIOS)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    passed = {line.split()[1] for line in done.stdout.splitlines() if line.startswith("PASS ")}
+    missing = [name for name in NETWORK_SCENARIOS if name not in passed]
+    assert not missing, f"{missing}\n{done.stdout}{done.stderr}"
+    site.nothing_left()
