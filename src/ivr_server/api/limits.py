@@ -19,6 +19,13 @@ aiohttp's own (its callbacks handed on unchanged), counted by :class:`ApiConnect
   connection; the API's middleware stops it when aiohttp hands it a request
   (:meth:`ApiConnections.request_started`) and starts it again when the request is done
   (:meth:`ApiConnections.request_ended`). A WebSocket event stream is a request until it ends.
+  Over HTTPS the connection counts from the end of the TLS handshake (asyncio times the
+  handshake itself, 60 s).
+
+:class:`CappedSite` is a ``web.BaseSite``, aiohttp's documented base of its sites, and starts its
+listener as ``web.TCPSite`` does, with the attributes the base class keeps (``_runner``,
+``_ssl_context``, ``_backlog``, ``_server``); aiohttp is pinned in ``pyproject.toml`` and the
+integration tests run through it.
 """
 
 from __future__ import annotations
