@@ -23,6 +23,7 @@ import aiohttp
 import pytest
 
 from ivr_server.wire.messages import (
+    AccessNumResp,
     CallError,
     CallInfoResp,
     Cancel,
@@ -589,6 +590,39 @@ async def test_event_stream_and_views_follow_a_network_call(site: NetSite, ivr: 
     assert names[:2] == ["EventQueued", "EventRouteRequest"], names
     assert names.index("EventDiverted") < names.index("EventRouteUsed"), names
     assert names[-1] == "EventReleased", names
+
+
+# --------------------------------------------------------------------------- access numbers
+
+
+async def test_network_call_and_access_numbers(site: NetSite, ivr: Ivr) -> None:
+    """A Network call may not take an access number (In-Front and Behind only): Failure. A
+    Network call arriving on a reserved number (its DNIS) gets the number's data (G24), and the
+    number is free again."""
+    cid = ivr.call_id()
+    ivr.send(cid, new_call("8008"))
+    get = '<AccessNumGet DestDN="7001" Location="Remote"></AccessNumGet>'
+    refused = await ivr.ask(cid, get, AccessNumResp)
+    assert (refused.Action, refused.Result) == ("Get", "Failure"), refused
+    ivr.send(cid, END_CALL)
+    data = [{"name": "Account", "value": "A-77"}]
+    reserved = site.api(
+        "POST", "access-numbers", {"location": "Remote", "user_data": data}, ok=(201,)
+    )
+    number = reserved["number"]
+    cid = ivr.call_id()
+    ivr.send(cid, new_call("8008", dnis=number))
+    answer = await ivr.ask(
+        cid, '<UDataGet Keys="Account"><RequestId>1</RequestId></UDataGet>', UDataResp
+    )
+    assert answer.Result == "Success" and answer.UDataEx is not None, answer
+    assert [(n.Name, getattr(n, "Val", None)) for n in answer.UDataEx] == [("Account", "A-77")]
+    assert site.request("GET", f"access-numbers/{number}")[0] == 404  # free again
+    ivr.send(cid, END_CALL)
+    await ivr.nothing(0.2)
+    pools = site.api("GET", "access-numbers", ok=(200,))
+    (remote,) = [pool for pool in pools if pool["location"] == "Remote"]
+    assert remote["reserved"] == 0, remote
 
 
 # --------------------------------------------------------------------------- conformance
