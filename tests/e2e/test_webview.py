@@ -721,3 +721,53 @@ async def test_live_view_shows_the_server_and_follows_it(
     # the refused token's requests are the only errors: 401s, logged by Chromium as failed loads
     await page.collect_errors()
     assert page.errors and all(" 401 " in entry["message"] for entry in page.errors), page.errors
+
+
+READ_NETWORK = f"""
+const text = (e) => (e ? e.textContent.trim() : null);
+const rp = "{SWITCH}-5000";
+return {{
+  loaded: document.body.dataset.loaded === "true",
+  mode: text(document.querySelector('[data-testid="mode-NW1"]')),
+  state: text(document.querySelector('tr[data-testid="call-NW1"] .pill')),
+  count: text(document.querySelector(`[data-testid="rp-network-count-${{rp}}"]`)),
+  items: [...document.querySelectorAll(`[data-testid="rp-network-${{rp}}"] li`)]
+    .map((e) => e.dataset.callId),
+}};
+"""
+
+
+async def test_network_calls_are_shown(
+    server: IvrServer, links: Callable[[], Awaitable[RawLink]], page: Page
+) -> None:
+    """A Network-mode call (NewCall to routing point 5000, routed by its built-in rules, waiting
+    for the IVR's Connected): a Network badge with its routing DN in the calls, and the routing
+    point's Network calls; both gone once the call ends; no console error."""
+    link = await links()
+    await link.login("L1", "IVR_1")
+    await link.send(
+        "NW1",
+        '<NewCall CallControlMode="Network" Version="4.0"><CalledNum>5000</CalledNum></NewCall>',
+    )
+    await link.send("NW1", '<RouteRequest RouteDN="5000"/>')
+    await reply(link, "NW1", "RouteResponse")
+    await asyncio.to_thread(page.driver.get, f"{api_base(server)}/?access_token={TOKEN}")
+
+    async def network(check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5.0
+        while True:
+            shown: dict[str, Any] = await page.run(READ_NETWORK)
+            if shown["loaded"] and check(shown):
+                return shown
+            assert loop.time() < deadline, f"the page showed {shown}"
+            await asyncio.sleep(0.1)
+
+    shown = await network(lambda p: p["mode"] is not None and p["count"] is not None)
+    assert "Network" in shown["mode"] and "routing DN 5000" in shown["mode"], shown
+    assert shown["state"] == "Routed" and shown["count"] == "1" and shown["items"] == ["NW1"]
+    await link.send("NW1", "<Connected/>")
+    await link.send("NW1", '<EndCall EndCause="Normal"/>')
+    await network(lambda p: p["mode"] is None and p["count"] is None and not p["items"])
+    await page.collect_errors()
+    assert page.errors == [], f"the browser console reported errors: {page.errors}"
