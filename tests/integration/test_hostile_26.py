@@ -174,6 +174,28 @@ async def test_connections_over_the_cap_of_one_address_are_refused(
         await link.close()
 
 
+async def test_a_reload_changes_the_cap_per_address_and_the_login_timeout(
+    start_server: StartServer,
+) -> None:
+    server = await start_server(config_with(max_connections_per_peer=0))
+    other = await canary(server.port)
+    first, second = await open_from(server.port), await open_from(server.port)
+    assert server.reload(config_with(max_connections_per_peer=2, login_timeout=0.5)) is not None
+    third = await open_from(server.port)
+    assert await closed_with(third, 5.0) == SERVER_FULL  # two from that address already
+    await first.close()
+    for _ in range(100):
+        if server.gate.by_host.get(OTHER_HOST) == 1:
+            break
+        await asyncio.sleep(0.02)
+    fourth = await open_from(server.port)  # accepted after the reload: times out
+    assert (await closed_with(fourth, 5.0)).endswith(NOT_AUTHORISED)
+    await second.expect_silence(0.2)  # accepted before it: no login timeout then (30 s)
+    await served_on_time(other)
+    for link in [other, second, third, fourth]:
+        await link.close()
+
+
 # -- making room at the cap ---------------------------------------------------------------------
 
 
