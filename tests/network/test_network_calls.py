@@ -411,6 +411,36 @@ async def test_every_request_in_a_wrong_state(site: NetSite, ivr: Ivr, external:
     assert error.FailedReq == "NoSuchCall" or error.TlibErrCode == "NoSuchCall", error
 
 
+async def test_wrong_requests_during_a_treatment(site: NetSite, ivr: Ivr, external: Any) -> None:
+    """TREAT_STARTING, TREATING, CANCELLING: what is not in the table is BLOCKED_REQ, the state
+    unchanged; the call then goes on as if nothing happened."""
+    router = external("8003")
+    cid = ivr.call_id()
+
+    async def all_blocked(state: str, *bodies: str) -> None:
+        for body in bodies:
+            blocked(await ivr.ask(cid, body, CallError))
+        assert site.api("GET", f"calls/{cid}", ok=(200,))["state"] == state
+
+    ivr.send(cid, new_call("8003"))
+    ivr.send(cid, route_request())
+    conn_id = await router.conn_id(cid)
+    router.treat(conn_id, "PlayAnnounce")
+    await ivr.expect(cid, TreatCall)
+    common = (route_request(), CONNECTED, failure(), "<CancelCompleted></CancelCompleted>")
+    await all_blocked("TREAT_STARTING", *common, treat_status("Completed"))
+    ivr.send(cid, treat_status("Started"))
+    await all_blocked("TREATING", *common, treat_status("Started"), treat_status("NotStarted"))
+    router.route(conn_id, "7002")
+    await ivr.expect(cid, Cancel)
+    await all_blocked("CANCELLING", route_request(), CONNECTED, failure(), treat_status("Started"))
+    ivr.send(cid, "<CancelCompleted></CancelCompleted>")
+    assert (await ivr.expect(cid, RouteResponse)).Dest == "7002"
+    ivr.send(cid, CONNECTED)
+    ivr.send(cid, END_CALL)
+    await ivr.nothing(0.2)
+
+
 # --------------------------------------------------------------------------- hostile NewCalls
 
 
