@@ -89,11 +89,8 @@ _CALL_CONTROL: Final = (
 )
 """Behind mode's requests: not in Network mode (PROTOCOL.md §5.3)."""
 
-_EVENTS: Final = tuple(
-    event
-    for event in CallInput
-    if event
-    not in (
+_IVR_REQUESTS: Final = frozenset(
+    (
         _I.ROUTE_REQUEST,
         _I.TREAT_STARTED,
         _I.TREAT_NOT_STARTED,
@@ -103,9 +100,11 @@ _EVENTS: Final = tuple(
         _I.FAILURE,
         _I.END_CALL,
         _I.ANSWERED,
-        *_CALL_CONTROL,
     )
-)
+).union(_CALL_CONTROL)
+"""The IVR's requests (and its CallStatus): refused out of turn, never ignored."""
+
+_EVENTS: Final = tuple(event for event in CallInput if event not in _IVR_REQUESTS)
 """Inputs that are not IVR requests (switch and router events, timers): late ones are
 ignored."""
 
