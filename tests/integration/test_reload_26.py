@@ -109,13 +109,14 @@ async def test_a_large_file_is_read_off_the_loop(start_server: StartServer, tmp_
     assert outcome.result == "applied" and "IVR IVR_2 added" in outcome.message
     assert server.config.ivr("IVR_2") is not None
     during = prober.during(began, ended)
-    # Reading and checking 20,000 ports takes about a second in the worker thread, during which
-    # the IVR's calls go on (each waits at most a switch interval of the GIL, 5 ms, per turn);
-    # what is left on the loop is the service's apply, a few hundred ms for 20,000 ports on a
-    # loaded 2-core machine (docs/operations.md, "Reload"): no call may wait longer than 2 s
-    # (before the fix: the whole reload, 1.3-5 s, and more under load).
+    # Reading and checking 20,000 ports, and working out what changed, take seconds in the
+    # worker thread, during which the IVR's calls go on (the thread holds the GIL a switch
+    # interval, 5 ms, at a time). What is left on the loop is the service's apply, then, in a
+    # later turn, the heap's collection: the longest call waited 0.11-0.25 s (a loaded 2-core
+    # machine, not compiled). Bound: 1 s, four times that (before the fix: the whole reload,
+    # 1.3-5 s in the issue, about 2 s here).
     assert len(during) >= 5, during
-    assert max(took for _, took in prober.times) < 2.0, prober.times
+    assert max(took for _, took in prober.times) < 1.0, prober.times
 
 
 async def test_requests_meanwhile_share_the_next_reload(

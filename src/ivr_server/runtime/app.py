@@ -372,9 +372,15 @@ class IvrServer(ConnectionHost):
         (:meth:`Reloader.request <ivr_server.runtime.reload.Reloader.request>`)."""
         return await self.reloader.request(force=force)
 
-    def take_config(self, config: ServerConfig) -> None:
+    @property
+    def heap_frozen(self) -> bool:
+        """:meth:`settle_heap` has run (``serve``): a reload settles the heap again."""
+        return self._heap_frozen
+
+    def take_config(self, config: ServerConfig, *, settle: bool = True) -> None:
         """The runtime's share of a reload the service applied: client list, connection cap,
-        the router choices put back, the premise links followed, the heap settled."""
+        the router choices put back, the premise links followed, the heap settled (unless
+        ``settle`` is false: the caller does it in a later turn of the loop)."""
         self.config = config
         self.clients = ClientList(config.server.client_list)
         self.gate.cap = connection_cap(config.server, descriptor_limit())
@@ -382,7 +388,7 @@ class IvrServer(ConnectionHost):
         self.control.after_reload()
         self.links.sync(self.service.switches)  # a premise switch added: connect; removed: close
         self.flush()
-        if self._heap_frozen:
+        if settle and self._heap_frozen:
             self.settle_heap()
 
 

@@ -4,15 +4,19 @@ A reload is asked for by SIGHUP (SIGUSR2: forced), ``ivr-server reload`` (which 
 ``POST /api/v1/reload``. :meth:`Reloader.request` serves them all:
 
 - The file read, the TOML parse and the validation (the slow part: about a second for 20,000
-  ports) run in a worker thread (:func:`asyncio.to_thread`); the event loop goes on serving the
-  IVRs meanwhile. The :class:`~ivr_server.config.ServerConfig` it gives back is immutable.
+  ports), and what the file changes against the running configuration
+  (:func:`~ivr_server.service.reload.describe_changes`), run in a worker thread
+  (:func:`asyncio.to_thread`); the event loop goes on serving the IVRs meanwhile. The
+  :class:`~ivr_server.config.ServerConfig` it gives back is immutable.
 - One reload runs at a time. Requests that arrive while one runs wait for the next run, which
   starts when it ends and re-reads the file once for all of them (forced if any of them is):
   200 SIGHUPs in a burst cost two or three reloads, not 200, and each requester gets the outcome
   of a reload that started after it asked, so it saw the file as it was when it asked.
 - The change is then applied on the loop (:meth:`IvrService.reload
   <ivr_server.service.IvrService.reload>`): the refusal of a reload that would strand live calls
-  is decided there, against the calls of that moment.
+  is decided there, against the calls of that moment. The heap is collected and frozen again
+  (:meth:`IvrServer.settle_heap <ivr_server.runtime.IvrServer.settle_heap>`) in a later turn, so
+  that the IVRs wait for one of the two at a time.
 
 Every run's outcome goes to :attr:`IvrServer.on_reload <ivr_server.runtime.IvrServer.on_reload>`
 (the status file of ``ivr-server reload``), and before it starts, :attr:`IvrServer.on_reload_start`
@@ -34,7 +38,7 @@ from ivr_server.config import ServerConfig, load_config
 from ivr_server.errors import ConfigError
 from ivr_server.runtime.status import ReloadOutcome
 from ivr_server.service import ReloadRefused
-from ivr_server.service.reload import describe_stranded
+from ivr_server.service.reload import describe_changes, describe_stranded
 
 if TYPE_CHECKING:
     from ivr_server.runtime.app import IvrServer
@@ -114,13 +118,21 @@ class Reloader:
         if server.config_path is None:
             return self.apply(None, force=force)
         _call(server.on_reload_start)
+        running = server.config
         try:
-            config = await asyncio.to_thread(load_config, server.config_path)
+            config, changes = await asyncio.to_thread(_read, server.config_path, running)
         except ConfigError as invalid:
             return self._record(_invalid(invalid, force))
         except OSError as unreadable:
             return self._record(_unreadable(server.config_path, unreadable, force))
-        return self.apply(config, force=force)
+        # what changed was worked out against the configuration running then: still it?
+        outcome = self._apply(
+            config, force, changes if server.config is running else None, settle=False
+        )
+        if outcome.report is not None and server.heap_frozen:
+            await asyncio.sleep(0)  # the IVRs get a turn between the apply and the collection
+            server.settle_heap()
+        return self._record(outcome)
 
     # ------------------------------------------------------------------ applying
 
@@ -138,7 +150,14 @@ class Reloader:
                 log.exception("reload: the outcome could not be recorded")
         return outcome
 
-    def _apply(self, config: ServerConfig | None, force: bool) -> ReloadOutcome:
+    def _apply(
+        self,
+        config: ServerConfig | None,
+        force: bool,
+        changes: tuple[str, ...] | None = None,
+        *,
+        settle: bool = True,
+    ) -> ReloadOutcome:
         server = self.server
         if config is None:
             if server.config_path is None:
@@ -153,7 +172,7 @@ class Reloader:
                 return _unreadable(server.config_path, unreadable, force)
         try:
             report = server.service.reload(
-                config, force=force, now=asyncio.get_running_loop().time()
+                config, force=force, now=asyncio.get_running_loop().time(), changes=changes
             )
         except ReloadRefused as refused:
             message = (
@@ -171,8 +190,15 @@ class Reloader:
                 "ports freed)",
                 describe_stranded(stranded),
             )
-        server.take_config(config)
+        server.take_config(config, settle=settle)
         return ReloadOutcome("applied", message, report=report, stranded=stranded, force=force)
+
+
+def _read(path: str, running: ServerConfig) -> tuple[ServerConfig, tuple[str, ...]]:
+    """The worker thread's part: the file loaded and checked, and what it changes against the
+    running configuration (both O(ports); both configurations are immutable)."""
+    config = load_config(path)
+    return config, describe_changes(running, config)
 
 
 def _call(hook: object) -> None:

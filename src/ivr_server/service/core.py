@@ -407,7 +407,12 @@ class IvrService:
     # ------------------------------------------------------------------ configuration
 
     def reload(
-        self, config: ServerConfig, *, force: bool = False, now: float | None = None
+        self,
+        config: ServerConfig,
+        *,
+        force: bool = False,
+        now: float | None = None,
+        changes: tuple[str, ...] | None = None,
     ) -> ReloadReport:
         """Switch to a new, already validated configuration without dropping anyone.
 
@@ -417,6 +422,10 @@ class IvrService:
         end them (``EndCall EndCause='Timeout'`` to the IVR, the call released on the switch,
         the port freed). So are the calls on a switch that must be built anew (its type or its
         PBX link changes).
+
+        ``changes``: :func:`describe_changes` of the running configuration and ``config``, when
+        the caller has worked it out already (the runtime does, in its worker thread: it is
+        O(ports)).
         """
         ctx = self._ctx
         if now is not None:
@@ -433,7 +442,8 @@ class IvrService:
         monitoring = self._monitoring
         old_ports = monitoring.ports_reported
         old_index = ctx.ports.port_of_dn
-        changes = describe_changes(ctx.config, config)
+        if changes is None:  # else worked out beforehand, off the loop, against ctx.config
+            changes = describe_changes(ctx.config, config)
         ctx.config = config
         ctx.calls.reconfigure(_call_settings(config))
         ctx.stats.reconfigure(config)
