@@ -4,8 +4,8 @@ A reload is asked for by SIGHUP (SIGUSR2: forced), ``ivr-server reload`` (which 
 ``POST /api/v1/reload``. :meth:`Reloader.request` serves them all:
 
 - The file read, the TOML parse and the validation (the slow part: about a second for 20,000
-  ports), and what the file changes against the running configuration
-  (:func:`~ivr_server.service.reload.describe_changes`), run in a worker thread
+  ports), what the file changes against the running configuration and the index of its ports
+  (:func:`~ivr_server.service.reload.prepare_reload`), run in a worker thread
   (:func:`asyncio.to_thread`); the event loop goes on serving the IVRs meanwhile. The
   :class:`~ivr_server.config.ServerConfig` it gives back is immutable.
 - One reload runs at a time. Requests that arrive while one runs wait for the next run, which
@@ -38,7 +38,8 @@ from ivr_server.config import ServerConfig, load_config
 from ivr_server.errors import ConfigError
 from ivr_server.runtime.status import ReloadOutcome
 from ivr_server.service import ReloadRefused
-from ivr_server.service.reload import describe_changes, describe_stranded
+from ivr_server.service.reload import PreparedReload, describe_stranded, prepare_reload
+from ivr_server.switch import Switch
 
 if TYPE_CHECKING:
     from ivr_server.runtime.app import IvrServer
@@ -119,16 +120,14 @@ class Reloader:
             return self.apply(None, force=force)
         _call(server.on_reload_start)
         running = server.config
+        switches = dict(server.service.switches)  # the thread's snapshot
         try:
-            config, changes = await asyncio.to_thread(_read, server.config_path, running)
+            config, prepared = await asyncio.to_thread(_read, server.config_path, running, switches)
         except ConfigError as invalid:
             return self._record(_invalid(invalid, force))
         except OSError as unreadable:
             return self._record(_unreadable(server.config_path, unreadable, force))
-        # what changed was worked out against the configuration running then: still it?
-        outcome = self._apply(
-            config, force, changes if server.config is running else None, settle=False
-        )
+        outcome = self._apply(config, force, prepared, settle=False)
         if outcome.report is not None and server.heap_frozen:
             await asyncio.sleep(0)  # the IVRs get a turn between the apply and the collection
             server.settle_heap()
@@ -154,7 +153,7 @@ class Reloader:
         self,
         config: ServerConfig | None,
         force: bool,
-        changes: tuple[str, ...] | None = None,
+        prepared: PreparedReload | None = None,
         *,
         settle: bool = True,
     ) -> ReloadOutcome:
@@ -172,7 +171,7 @@ class Reloader:
                 return _unreadable(server.config_path, unreadable, force)
         try:
             report = server.service.reload(
-                config, force=force, now=asyncio.get_running_loop().time(), changes=changes
+                config, force=force, now=asyncio.get_running_loop().time(), prepared=prepared
             )
         except ReloadRefused as refused:
             message = (
@@ -194,11 +193,14 @@ class Reloader:
         return ReloadOutcome("applied", message, report=report, stranded=stranded, force=force)
 
 
-def _read(path: str, running: ServerConfig) -> tuple[ServerConfig, tuple[str, ...]]:
-    """The worker thread's part: the file loaded and checked, and what it changes against the
-    running configuration (both O(ports); both configurations are immutable)."""
+def _read(
+    path: str, running: ServerConfig, switches: dict[str, Switch]
+) -> tuple[ServerConfig, PreparedReload]:
+    """The worker thread's part: the file loaded and checked, what it changes against the
+    running configuration and its ports' index (each O(ports); the configurations are
+    immutable, ``switches`` a copy)."""
     config = load_config(path)
-    return config, describe_changes(running, config)
+    return config, prepare_reload(running, config, switches)
 
 
 def _call(hook: object) -> None:

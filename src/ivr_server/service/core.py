@@ -47,7 +47,13 @@ from ivr_server.service.login import Sessions
 from ivr_server.service.monitoring import Monitoring
 from ivr_server.service.ports import PortIndex
 from ivr_server.service.refusals import RefusalLog
-from ivr_server.service.reload import ReloadRefused, ReloadReport, describe_changes, stranded_calls
+from ivr_server.service.reload import (
+    PreparedReload,
+    ReloadRefused,
+    ReloadReport,
+    describe_changes,
+    stranded_calls,
+)
 from ivr_server.service.sessions import Session
 from ivr_server.service.statistics import Statistics
 from ivr_server.service.switches import apply_switches, rebuilt_switches
@@ -412,7 +418,7 @@ class IvrService:
         *,
         force: bool = False,
         now: float | None = None,
-        changes: tuple[str, ...] | None = None,
+        prepared: PreparedReload | None = None,
     ) -> ReloadReport:
         """Switch to a new, already validated configuration without dropping anyone.
 
@@ -423,9 +429,8 @@ class IvrService:
         the port freed). So are the calls on a switch that must be built anew (its type or its
         PBX link changes).
 
-        ``changes``: :func:`describe_changes` of the running configuration and ``config``, when
-        the caller has worked it out already (the runtime does, in its worker thread: it is
-        O(ports)).
+        ``prepared``: what the caller worked out beforehand (:func:`prepare_reload`; the runtime
+        does, in its worker thread): each part is used if it still holds.
         """
         ctx = self._ctx
         if now is not None:
@@ -442,8 +447,9 @@ class IvrService:
         monitoring = self._monitoring
         old_ports = monitoring.ports_reported
         old_index = ctx.ports.port_of_dn
-        if changes is None:  # else worked out beforehand, off the loop, against ctx.config
-            changes = describe_changes(ctx.config, config)
+        if prepared is not None and prepared.old is not ctx.config:
+            prepared = None  # another reload came in between
+        changes = describe_changes(ctx.config, config) if prepared is None else prepared.changes
         ctx.config = config
         ctx.calls.reconfigure(_call_settings(config))
         ctx.stats.reconfigure(config)
@@ -451,12 +457,13 @@ class IvrService:
         # calls in a routing dialog at this moment get the router timeout's default answer
         ctx.routers = build_routers(config, ctx.router_refs)
         added, removed = apply_switches(ctx, config, self._monitoring, rebuilt)
-        ports = ctx.ports = PortIndex.build(config, ctx.switches)
+        ready = prepared.ports_for(ctx.switches) if prepared is not None else None
+        ports = ctx.ports = PortIndex.build(config, ctx.switches) if ready is None else ready
         new_index = ports.port_of_dn
         ports.port_of_dn = {**old_index, **new_index}  # events of removed DNs find their port
+        monitoring.mark_topology_changed()  # reported once, when the pump is quiet
         ctx.pump()
         ports.port_of_dn = new_index
-        monitoring.report_topology()
         self._agents.auto_login()
         ctx.flow_control = config.server.flow_control or ctx.stopping
         if ctx.flow_control != old_flow:

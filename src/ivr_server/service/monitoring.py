@@ -77,6 +77,11 @@ class Monitoring:
         self._topology_changed = True
         return True
 
+    def mark_topology_changed(self) -> None:
+        """Report the topology (:meth:`report_topology`) when the switches are next quiet, once
+        whatever else changes meanwhile (a reload: it is O(ports))."""
+        self._topology_changed = True
+
     def _after_events(self) -> None:
         if self._topology_changed:
             self._topology_changed = False

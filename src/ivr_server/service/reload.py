@@ -13,15 +13,17 @@ would. Disabling an IVR or a port strands nothing: its calls go on, only new cal
 from __future__ import annotations
 
 __all__ = [
+    "PreparedReload",
     "ReloadRefused",
     "ReloadReport",
     "StrandedCall",
     "describe_changes",
     "describe_stranded",
+    "prepare_reload",
     "stranded_calls",
 ]
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -30,6 +32,8 @@ from pydantic import BaseModel
 from ivr_server.calls import Call
 from ivr_server.config import ServerConfig
 from ivr_server.errors import IvrServerError
+from ivr_server.service.ports import PortIndex
+from ivr_server.switch import Switch
 from ivr_server.vocabulary import ROUTABLE_DN_TYPES
 
 DESCRIBED_REASONS: Final = 10
@@ -94,6 +98,40 @@ class ReloadRefused(IvrServerError):
     def __init__(self, stranded: tuple[StrandedCall, ...]) -> None:
         self.stranded = stranded
         super().__init__(f"it would strand {describe_stranded(stranded)}")
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedReload:
+    """What a reload can work out before it changes anything, from configurations and a
+    snapshot alone (the runtime does it in its worker thread: each part is O(ports)).
+    :meth:`IvrService.reload <ivr_server.service.IvrService.reload>` uses each part only if it
+    still holds when the change is applied."""
+
+    old: ServerConfig
+    """The configuration running when it was prepared."""
+    changes: tuple[str, ...]
+    """:func:`describe_changes` of ``old`` and the new configuration."""
+    switches: Mapping[str, Switch]
+    """The switches running when it was prepared."""
+    ports: PortIndex
+    """The new configuration's ports on those switches: right if the reload keeps them all
+    (adds, removes and rebuilds none)."""
+
+    def ports_for(self, switches: Mapping[str, Switch]) -> PortIndex | None:
+        """:attr:`ports` if ``switches`` are the very switches it was built on, else ``None``."""
+        if len(switches) != len(self.switches):
+            return None
+        if any(self.switches.get(name) is not switch for name, switch in switches.items()):
+            return None
+        return self.ports
+
+
+def prepare_reload(
+    old: ServerConfig, new: ServerConfig, switches: Mapping[str, Switch]
+) -> PreparedReload:
+    """:class:`PreparedReload` of going from ``old`` to ``new`` with ``switches`` (a copy the
+    caller does not change meanwhile). Reads immutable configurations only: safe in a thread."""
+    return PreparedReload(old, describe_changes(old, new), switches, PortIndex.build(new, switches))
 
 
 def stranded_calls(
