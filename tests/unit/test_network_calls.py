@@ -240,6 +240,10 @@ def test_a_session_that_never_logged_in_owns_its_network_calls() -> None:
     )
     # no login: In-Front requests stay refused
     assert other.request("C9", new_call("1")).tag == "EndCall"
+    site.ivr.login("NetIVR")  # a login later: the call stays the session's own
+    assert site.ivr.request("C1", "<CallInfoReq/>").tag == "CallInfoResp"
+    other.login("NetIVR")  # and no other session's, even of that IVR
+    assert other.request("C1", "<CallInfoReq/>") == m.CallError(FailedReq="NoSuchCall")
     site.ivr.close()  # the owner goes: orphan-call-timeout, no adoption
     assert "C1" in site.service.calls.calls
     site.server.advance(site.service.calls.settings.orphan_call_timeout + 1)

@@ -221,12 +221,14 @@ class CallManager:
 
     def owner_gone(self, owner: Owner, successor: Owner | None, now: float) -> None:
         """The session ``owner`` went away: its calls pass to ``successor`` (another session of
-        the same IVR) or, without one, wait ``orphan-call-timeout`` for the IVR to come back."""
+        the same IVR) or, without one, wait ``orphan-call-timeout`` for the IVR to come back (a
+        Network call of a session that was not logged in always waits, then ends: G23)."""
         ctx = self._ctx
         for call in list(self.calls.values()):
             if call.owner is owner:
-                call.owner = successor
-                if successor is None:
+                # a call of a session that was not logged in has no IVR to pass to (G23)
+                call.owner = successor if call.ivr else None
+                if call.owner is None:
                     ctx.timers.orphan.set(call.call_id, now + ctx.settings.orphan_call_timeout)
 
     def adopt(self, ivr: str, owner: Owner) -> int:
@@ -340,8 +342,8 @@ class CallManager:
         ctx = self._ctx
         timeline = ctx.timeline
         timeline.now = now
-        if call is None or call.ivr != ivr or (not ivr and call.owner is not owner):
-            # a login-less session's Network call is its own only (G23)
+        if call is None or (call.ivr != ivr if call.ivr else call.owner is not owner):
+            # a Network call of a session that was not logged in is that session's only (G23)
             refusal = no_such_call(call_id, msg)
             if ivr is not None and call is None:  # a request after the call's end: on its timeline
                 timeline.record_late(call_id, IN, msg, ivr)
