@@ -545,7 +545,14 @@ def test_a_dn_of_the_wrong_type_on_the_running_switch_is_misc_error() -> None:
 
 def test_value_applies_each_type_to_its_object_types_only() -> None:
     site = Site()
-    objects = {"RoutePoint": "200", "Queue": "300", "AgentGroup": "team", "IVR": "IVR"}
+    site.engine.access_numbers = {"Remote": (3, 1)}.get  # a Location's pool: (free, reserved)
+    objects = {
+        "RoutePoint": "200",
+        "Queue": "300",
+        "AgentGroup": "team",
+        "IVR": "IVR",
+        "Location": "Remote",
+    }
     assert set(objects) == set(STAT_OBJECT_TYPES)
     for stat_type, allowed in STAT_TYPES.items():
         for object_type, object_id in objects.items():
@@ -556,6 +563,9 @@ def test_value_applies_each_type_to_its_object_types_only() -> None:
     assert site.engine.value("CurrNumberWaitingCalls", "300", "RoutePoint", 0) is None
     assert site.engine.value("CurrNumberWaitingCalls", "200@SW9", "RoutePoint", 0) is None
     assert site.engine.value("CurrentReadyAgents", "nobody", "AgentGroup", 0) is None
+    assert site.engine.value("CurrNumberFreeAccessNumbers", "Remote", "Location", 0) == 3
+    assert site.engine.value("CurrNumberReservedAccessNumbers", "Remote", "Location", 0) == 1
+    assert site.engine.value("CurrNumberFreeAccessNumbers", "Nowhere", "Location", 0) is None
 
 
 # --------------------------------------------------------------------------------------------
@@ -741,7 +751,7 @@ CASES = [
         "unknown object type",
         stat(object_type="SObjectRoutePoint"),
         "statistics[0].object-type",
-        "'RoutePoint', 'Queue', 'AgentGroup' or 'IVR'",
+        "'RoutePoint', 'Queue', 'AgentGroup', 'IVR' or 'Location'",
     ),
     (
         "type does not apply to the object type",
