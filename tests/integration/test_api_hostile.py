@@ -49,6 +49,7 @@ PATH_VALUES = {
     "ivr": "IVR_1",
     "port": "1",
     "name": "app.js",
+    "number": "88005500",
 }
 
 
