@@ -53,7 +53,9 @@ async def _burst(
     to connect and the links, closed afterwards. Skips the test if the burst cannot fit."""
     if not _burst_fits():
         pytest.skip("open-files limit or net.core.somaxconn too low for the burst")
-    server = await start_server(config)
+    config = config or default_config()
+    options = config.server.model_copy(update={"max_connections_per_peer": 0})  # all from here
+    server = await start_server(config.model_copy(update={"server": options}))
 
     async def one() -> tuple[float, RawLink]:
         t0 = time.perf_counter()
