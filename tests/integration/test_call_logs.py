@@ -24,7 +24,7 @@ async def test_call_and_session_fields_on_log_records(
     await link.send("C1", "<LogMsg MsgType='Trace' Msg='prompt played'/>")
     await link.send("C1", "<RouteRequest RouteDN='nope'/>")
     await link.recv_doc()
-    conn_id = server.service.calls.calls["C1"].conn_id
+    conn_id = server.service.calls.find("C1")[0].conn_id
     await link.send("C1", "<EndCall EndCause='Normal'/>")
     await link.send("C1", "<CallInfoReq/>")
     await link.recv_doc()

@@ -180,7 +180,7 @@ async def test_user_data_that_could_not_be_read_back_is_refused_and_nothing_stor
     await call.send("C", get_all("3"))
     kept = (Node(Name="first", Type="Str", Val="kept"),)
     assert await recv(call) == ("C", m.UDataResp(Result="Success", RequestId="3", UDataEx=kept))
-    conn_id = server.service.calls.calls["C"].conn_id
+    conn_id = server.service.calls.find("C")[0].conn_id
     assert conn_id is not None
     assert server.service.switches[SWITCH].view.user_data(conn_id) == kept
     await canary.check()
@@ -235,7 +235,7 @@ async def test_new_call_with_data_that_could_not_be_read_back_is_refused(
     body = new_call_body("1", f"<UDataEx>{node('big', APOS * 5_000)}</UDataEx>")
     await link.send("N", body)
     assert await recv(link) == ("N", m.EndCall(EndCause="FeatureNotSupported"))
-    assert "N" not in server.service.calls.calls
+    assert not server.service.calls.find("N")
     await port_is_free(link)
     await canary.check()
 
@@ -404,7 +404,7 @@ async def test_new_call_with_an_identifier_too_long_leaves_no_call_behind(
     await link.send(call_id, new_call_body("1", extra))
     assert await recv(link) == (CUT if call_id == LONG else call_id, INVALID)
     assert not server.service.calls.port_busy("IVR_1", "1")
-    assert [c for c in server.service.calls.calls if c.startswith(APOS)] == []
+    assert [c for c in server.service.calls.calls.values() if c.call_id.startswith(APOS)] == []
     await port_is_free(link)  # the next legitimate call on the port is served
     await served(link)
     await canary.check()
@@ -464,7 +464,7 @@ async def test_a_call_whose_first_documents_cannot_be_sent_is_removed_again(
     await link.send("N", new_call_body("1"))
     await link.send_bytes(frame(b"", 0))  # a keep-alive request: answered, the link is open
     assert await link.recv_frame() == (1, b"")
-    assert "N" not in server.service.calls.calls
+    assert not server.service.calls.find("N")
     assert not server.service.calls.port_busy("IVR_1", "1")
     lines = [r for r in caplog.records if "not sent" in r.getMessage()]
     assert len(lines) == 1 and "removed again" in lines[0].getMessage(), lines

@@ -74,6 +74,6 @@ async def test_a_crowd_of_calls_is_compacted_down_to_none_and_the_server_carries
         assert not list(server.service.switches["SW_InFront"].view.calls())
         # the server still serves calls, on the same ports
         await start_call(link, "AFTER", port="7")
-        assert list(server.service.calls.calls) == ["AFTER"]
+        assert [c.call_id for c in server.service.calls.calls.values()] == ["AFTER"]
     finally:
         await link.close()

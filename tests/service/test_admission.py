@@ -64,13 +64,30 @@ def test_a_call_id_in_use_is_invalid(ivr: MemoryClient, call_id: str) -> None:
     start(ivr, "C2", "2")  # port 2 was not taken
 
 
-def test_a_call_id_active_on_another_session_is_invalid(
+def test_a_call_id_active_on_another_session_of_the_ivr_is_invalid(
     server: MemoryServer, ivr: MemoryClient
 ) -> None:
     start(ivr, "C1", "1")
     other = server.connect()
+    other.login("IVR_1", call_id="L2")
+    assert other.request("C1", new_call("2")) == INVALID_REQ
+
+
+def test_another_ivrs_call_ids_are_none_of_an_ivrs_business(
+    server: MemoryServer, ivr: MemoryClient
+) -> None:
+    """CallIds are unique per IVR (issue 26): an IVR can neither refuse nor detect another's."""
+    start(ivr, "C1", "1")
+    other = server.connect()
     other.login("IVR_2")
-    assert other.request("C1", new_call("1")) == INVALID_REQ
+    assert [d.message for d in other.send("C1", new_call("1"))] == [
+        m.CallStatus(Event="Ringing"),
+        m.CallStatus(Event="Established"),
+    ]
+    assert sorted(c.ivr for c in server.service.calls.find("C1")) == ["IVR_1", "IVR_2"]
+    assert other.send("C1", "<EndCall EndCause='Normal'/>") == []
+    assert [c.ivr for c in server.service.calls.find("C1")] == ["IVR_1"]
+    assert ivr.take() == []  # the first IVR saw nothing of it
 
 
 @pytest.mark.parametrize(
@@ -174,3 +191,26 @@ def test_routing_from_a_dn_that_is_no_routing_point(ivr: MemoryClient) -> None:
     assert ivr.request("C", "<RouteRequest RouteDN='5000'/>") == m.RouteResponse(
         RouteType="Normal", Dest="7002"
     )
+
+
+def test_the_operator_names_a_call_several_ivrs_use_with_its_ivr(
+    server: MemoryServer, ivr: MemoryClient
+) -> None:
+    """The operator's API finds a call by CallId; a CallId two IVRs use needs the IVR."""
+    from ivr_server.service.control import Conflict, Control, NotFound
+
+    control = Control(server.service)
+    start(ivr, "C1", "1")
+    assert control.call("C1").ivr == "IVR_1"
+    other = server.connect()
+    other.login("IVR_2")
+    other.send("C1", new_call("1"))
+    with pytest.raises(Conflict, match="several IVRs"):
+        control.call("C1")
+    assert control.call("C1", "IVR_2").ivr == "IVR_2"
+    with pytest.raises(NotFound):
+        control.call("C1", "IVR_3")
+    with pytest.raises(Conflict, match="several IVRs"):
+        control.timeline("C1", server.service.now)
+    entries, ended = control.timeline("C1", server.service.now, "IVR_1")
+    assert ended is None and entries

@@ -108,7 +108,7 @@ class Harness:
         self.pump()
 
     def conn_id(self, call_id: str = "C1") -> str:
-        conn_id = self.mgr.calls[call_id].conn_id
+        conn_id = self.mgr.find(call_id)[0].conn_id
         assert conn_id is not None
         return conn_id
 
@@ -228,7 +228,7 @@ def test_in_front_call_rings_and_is_established_at_once() -> None:
     h = Harness()
     h.new_call()
     assert h.take() == [m.CallStatus(Event="Ringing"), m.CallStatus(Event="Established")]
-    call = h.mgr.calls["C1"]
+    call = h.mgr.find("C1")[0]
     assert call.state is CallState.STARTED and call.last_event == "EventEstablished"
     assert re.fullmatch(r"[0-9a-f]{16}", h.conn_id())
 
@@ -249,7 +249,7 @@ def test_behind_call_waits_for_ringing_and_times_out() -> None:
     h = Harness(wait_for_ringing=60.0)
     h.new_call(mode="Behind")
     assert h.take() == []
-    assert h.mgr.calls["C1"].state is CallState.AWAIT_RINGING
+    assert h.mgr.find("C1")[0].state is CallState.AWAIT_RINGING
     # before the switch knows the call: what the real server answered (PROTOCOL.md §9.4.4)
     (get,) = h.send("C1", m.UDataGet(Keys="a", RequestId="1"))
     assert get == m.UDataResp(Result="NoMatch", RequestId="1")
@@ -276,7 +276,7 @@ def test_router_timeout_answers_default_and_closes_the_dialog() -> None:
     assert h.tick(3.9) == []
     assert h.tick(0.1) == [m.RouteResponse(RouteType="Default")]
     assert h.switch.view.waiting_calls("5000") == []
-    assert h.mgr.calls["C1"].state is CallState.ROUTED
+    assert h.mgr.find("C1")[0].state is CallState.ROUTED
     assert h.send("C1", m.EndCall(EndCause="Normal")) == []
     h.assert_clean()
 
@@ -293,9 +293,9 @@ def test_treatment_cancel_and_held_route_response() -> None:
     h.send("C1", m.TreatStatus(Status="Started"))
     h.router(TRouteCall(reference_id=2, conn_id=conn, dn="5000", dest="7001"))
     assert h.take() == [m.Cancel()]
-    assert h.mgr.calls["C1"].state.value == "CANCELLING"
+    assert h.mgr.find("C1")[0].state.value == "CANCELLING"
     assert h.send("C1", m.CancelCompleted()) == [m.RouteResponse(RouteType="Normal", Dest="7001")]
-    assert h.mgr.calls["C1"].state.value == "ROUTED"
+    assert h.mgr.find("C1")[0].state.value == "ROUTED"
 
 
 def test_completed_treatment_restarts_the_router_timer_and_attaches_data() -> None:
@@ -328,7 +328,7 @@ def test_blocked_requests_leave_the_state_alone() -> None:
         m.Failure(FailureCause="Busy"),
     ):
         assert h.send("C1", msg) == [blocked]
-        assert h.mgr.calls["C1"].state is CallState.STARTED
+        assert h.mgr.find("C1")[0].state is CallState.STARTED
     h.send("C1", m.RouteRequest(RouteDN="5000"))
     assert h.send("C1", m.RouteRequest(RouteDN="5000")) == [blocked]
 
@@ -344,7 +344,7 @@ def test_hang_up_detaches_and_end_call_frees() -> None:
     h.switch.request(TCallerHangUp(reference_id=2, conn_id=h.conn_id()))
     h.pump()
     assert h.take() == [m.CallStatus(Event="Released")]
-    assert h.mgr.calls["C1"].state is CallState.DETACHED
+    assert h.mgr.find("C1")[0].state is CallState.DETACHED
     (get,) = h.send("C1", m.UDataGetAll(RequestId="2"))
     assert get == m.UDataResp(
         Result="Success", RequestId="2", UDataEx=(Node(Name="k", Type="Int", Val="1"),)
@@ -363,7 +363,7 @@ def test_orphaned_calls_are_kept_adopted_or_released() -> None:
     assert h.mgr.adopt("IVR", "session-2") == 2
     h.mgr.owner_gone("session-2", None, h.now)
     assert h.tick(599.0) == []
-    assert set(h.mgr.calls) == {"C1", "C2"}
+    assert {c.call_id for c in h.mgr.calls.values()} == {"C1", "C2"}
     h.tick(1.0)
     h.assert_clean()
     assert not h.mgr.port_busy("IVR", "1")
@@ -408,7 +408,7 @@ def test_any_sequence_keeps_the_call_consistent_and_ends_clean(steps: list[Any])
     h = Harness(router_timeout=4.0)
     h.new_call()
     for step in steps:
-        call = h.mgr.calls.get("C1")
+        call = next(iter(h.mgr.find("C1")), None)
         if call is None:
             break
         if isinstance(step, Message):
@@ -436,14 +436,14 @@ def test_any_sequence_keeps_the_call_consistent_and_ends_clean(steps: list[Any])
             )
         else:
             h.router(TRouteCall(reference_id=9, conn_id=call.conn_id, dn="5000", dest="7001"))
-        call = h.mgr.calls.get("C1")
+        call = next(iter(h.mgr.find("C1")), None)
         if call is not None and call.conn_id is not None and call.state is not CallState.DETACHED:
             waiting = h.switch.view.call(call.conn_id)
             assert waiting is not None
             assert (waiting.routing_point is not None) == (
                 call.state in (CallState.ROUTING, CallState.TREAT_STARTING, CallState.TREATING)
             )
-    if "C1" in h.mgr.calls:
+    if h.mgr.find("C1"):
         assert h.send("C1", m.EndCall(EndCause="Normal")) == []
     h.assert_clean()
 

@@ -202,7 +202,7 @@ class Behind:
         return self.take()
 
     def state(self, call_id: str = "C1") -> CallState:
-        return self.mgr.calls[call_id].state
+        return self.mgr.find(call_id)[0].state
 
     def call_info(self, call_id: str = "C1", **attrs: Any) -> m.CallInfoResp:
         """The ``CallInfoResp`` a ``CallInfoReq`` gets."""
@@ -249,7 +249,7 @@ def test_the_pbx_reporting_the_call_at_the_port_rings_then_establishes_it() -> N
     assert h.switch.requests == []
     assert h.state() is CallState.AWAIT_RINGING
     assert h.push(premise_event(EventRinging)) == [RINGING]
-    call = h.mgr.calls["C1"]
+    call = h.mgr.find("C1")[0]
     assert call.state is CallState.ALERTING
     assert (call.conn_id, call.switch_call_id) == (CONN, 2005)
     assert (call.ani, call.dnis, call.other_dn, call.queue) == ("2225", "3001", "3081", None)
@@ -274,7 +274,7 @@ def test_events_elsewhere_do_not_bind_the_waiting_call() -> None:
     assert h.push(other_switch, solicited, premise_event(EventRinging, dn="3081")) == []
     assert h.state() is CallState.AWAIT_RINGING
     assert h.push(premise_event(EventRinging, CONN2)) == [RINGING]
-    assert h.mgr.calls["C1"].conn_id == CONN2
+    assert h.mgr.find("C1")[0].conn_id == CONN2
 
 
 def test_a_call_on_a_port_missing_from_the_settings_is_still_bound() -> None:
@@ -298,7 +298,7 @@ def test_events_before_the_newcall_are_kept_and_taken_at_once() -> None:
     assert h.push(premise_event(EventRinging), premise_event(EventEstablished)) == []
     assert h.mgr.timer_count() == 1  # waiting-for-newcall
     assert h.new_call() == [RINGING, ESTABLISHED]
-    call = h.mgr.calls["C1"]
+    call = h.mgr.find("C1")[0]
     assert (call.state, call.conn_id, call.dnis) == (CallState.STARTED, CONN, "3001")
     assert h.mgr.timer_count() == 1  # the call timeout only
     assert h.tick(30.0) == []
@@ -320,7 +320,7 @@ def test_a_second_premise_call_on_the_dn_is_ignored_while_the_first_is_kept(
         h.push(premise_event(EventRinging, CONN2, call_id=2006))
     assert "premise call 00000000000007d6 at 3001 ignored" in caplog.text
     assert h.new_call() == [RINGING]
-    assert h.mgr.calls["C1"].conn_id == CONN
+    assert h.mgr.find("C1")[0].conn_id == CONN
 
 
 def test_kept_events_are_dropped_on_release_and_expire() -> None:
@@ -484,7 +484,7 @@ def test_caller_hang_up_detaches_until_the_ivr_ends_the_call() -> None:
     h = Behind()
     h.answered_call()
     assert h.push(premise_event(EventReleased)) == [RELEASED]
-    call = h.mgr.calls["C1"]
+    call = h.mgr.find("C1")[0]
     assert call.state is CallState.DETACHED
     info = h.call_info()
     assert (info.ConnId, info.LastEvent) == (CONN, "EventReleased")
@@ -543,7 +543,7 @@ def test_a_failed_start_leaves_the_pbx_call_alone() -> None:
     h = Behind()
     h.push(premise_event(EventRinging))
     h.new_call()
-    assert h.mgr.discard("C1")
+    assert h.mgr.discard(h.mgr.find("C1")[0].key)
     assert h.switch.requests == []
     h.assert_clean()
 

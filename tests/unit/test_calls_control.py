@@ -279,7 +279,7 @@ def test_an_emulated_single_step_transfer_reports_each_step(h: Harness) -> None:
 def test_a_refused_transfer_leaves_the_call_as_it_was(h: Harness) -> None:
     h.switch.refuse[TSingleStepTransfer] = 1183
     assert h.send("C1", xfer()) == [error("OneStepXfer", "1183")]
-    call = h.mgr.calls["C1"]
+    call = h.mgr.find("C1")[0]
     assert call.state is CallState.STARTED
     assert call.control_error == ("TSingleStepTransfer", 1183, "refused (1183)")
     assert h.mgr.pending_count() == 0
@@ -328,7 +328,7 @@ def test_a_refusal_crossing_the_callers_hang_up_still_answers(h: Harness) -> Non
 
 def test_consultation_then_complete_transfer(h: Harness) -> None:
     assert h.send("C1", xfer(m.InitXfer)) == status("Held", "Dialing", "Established")
-    call = h.mgr.calls["C1"]
+    call = h.mgr.find("C1")[0]
     assert (call.state, call.consult_conn_id, call.held) == (CallState.CONSULTING, CONSULT, True)
     assert h.send("C1", xfer(m.InitConf)) == [error("InitConf", "BLOCKED_REQ")]
     assert h.send("C1", m.CompleteXfer()) == status("XferComplete")
@@ -344,7 +344,7 @@ def test_consultation_then_complete_transfer(h: Harness) -> None:
 def test_consultation_then_complete_conference(h: Harness, init: type[Message]) -> None:
     assert h.send("C1", xfer(init)) == status("Held", "Dialing", "Established")
     assert h.send("C1", m.CompleteConf()) == status("Retrieved", "ConfPartyAdd")
-    call = h.mgr.calls["C1"]
+    call = h.mgr.find("C1")[0]
     assert (call.state, call.parties, call.consult_conn_id) == (
         CallState.CONFERENCED,
         (DEST,),
@@ -368,7 +368,7 @@ def test_busy_consultation_then_retrieve(h: Harness) -> None:
     assert h.send("C1", m.RetrieveCall()) == status("Retrieved")
     (req,) = h.switch.sent(TReconnectCall)
     assert (req.conn_id, req.held_conn_id) == (CONSULT, CONN)
-    call = h.mgr.calls["C1"]
+    call = h.mgr.find("C1")[0]
     assert (call.state, call.consult_conn_id, call.held) == (CallState.STARTED, None, False)
     assert h.send("C1", m.RetrieveCall()) == [error("RetrieveCall", "BLOCKED_REQ")]
     assert h.mgr.pending_count() == 0
@@ -412,7 +412,7 @@ def test_a_refused_complete_is_answered_and_the_original_retrieved(h: Harness) -
     h.switch.refuse[TCompleteTransfer] = 1183
     assert h.send("C1", m.CompleteXfer()) == [error("CompleteXfer", "1183"), *status("Retrieved")]
     assert h.state() is CallState.STARTED
-    assert h.mgr.calls["C1"].consult_conn_id is None
+    assert h.mgr.find("C1")[0].consult_conn_id is None
 
 
 def test_the_consulted_party_hanging_up_retrieves_the_original(h: Harness) -> None:  # G5
@@ -429,7 +429,7 @@ def test_the_caller_hanging_up_during_a_consultation(h: Harness) -> None:  # G6
     h.send("C1", xfer(m.InitXfer))
     assert h.push(h.switch.ev(EventReleased, None, CONN, "3001")) == status("Released")
     assert h.state() is CallState.DETACHED
-    assert h.mgr.calls["C1"].consult_conn_id == CONSULT  # kept until EndCall
+    assert h.mgr.find("C1")[0].consult_conn_id == CONSULT  # kept until EndCall
     assert h.send("C1", m.CompleteXfer()) == [error("CompleteXfer", "BLOCKED_REQ")]
     assert h.send("C1", m.EndCall(EndCause="Normal")) == []
     assert h.released() == [CONSULT]
@@ -452,7 +452,7 @@ def test_end_call_during_a_consultation_releases_both_calls(h: Harness) -> None:
 def test_one_step_conferences_add_and_lose_parties(h: Harness) -> None:
     assert h.send("C1", xfer(m.OneStepConf)) == status("ConfPartyAdd")
     assert h.send("C1", m.OneStepConf(DestDN="3082")) == status("ConfPartyAdd")
-    assert h.mgr.calls["C1"].parties == (DEST, "3082")
+    assert h.mgr.find("C1")[0].parties == (DEST, "3082")
     assert h.push(h.switch.ev(EventPartyDeleted, None, CONN, "3001", DEST)) == status(
         "ConfPartyDel"
     )
@@ -492,7 +492,7 @@ def test_requests_in_the_wrong_state_or_with_bad_attributes() -> None:
 def test_a_transfer_after_routing_restores_the_routed_state() -> None:
     h = Harness()
     h.established()
-    h.mgr.calls["C1"].state = CallState.ROUTED  # as after a RouteResponse
+    h.mgr.find("C1")[0].state = CallState.ROUTED  # as after a RouteResponse
     h.switch.refuse[TSingleStepTransfer] = 1183
     assert h.send("C1", xfer()) == [error("OneStepXfer", "1183")]
     assert h.state() is CallState.ROUTED
@@ -508,7 +508,7 @@ def test_make_call_dials_then_establishes(mode: str) -> None:
     assert h.make_call(UDataEx=data) == status("Dialing", "Established")
     (req,) = h.switch.sent(TMakeCall)
     assert (req.dn, req.dest, req.user_data) == ("3001", DEST, data)
-    call = h.mgr.calls["M1"]
+    call = h.mgr.find("M1")[0]
     assert (call.state, call.conn_id, call.answered) == (CallState.STARTED, CONN, True)
     assert h.mgr.timer_count() == 1  # only the call timeout runs
     assert h.send("M1", xfer()) == status("XferComplete")

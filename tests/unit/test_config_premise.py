@@ -402,7 +402,7 @@ def test_a_switch_that_goes_behind_a_pbx_strands_its_calls() -> None:
     session = service.open_session("127.0.0.1:9", IvrLink(Role.SERVER, now=0.0), 0.0)
     service.handle(session, "L", m.LoginReq(Version="4.0", ClientName="IVR0"), 0.0)
     service.handle(session, "C1", m.NewCall(CallControlMode="Network", CalledNum="1"), 0.0)
-    assert list(service.calls.calls) == ["C1"]
+    assert [c.call_id for c in service.calls.calls.values()] == ["C1"]
     with pytest.raises(ReloadRefused) as refused:
         service.reload(parse_config(SW_BEHIND))
     assert [c.reason for c in refused.value.stranded] == [

@@ -73,12 +73,12 @@ class Site:
         return got
 
     def conn_id(self, call_id: str) -> str:
-        conn_id = self.service.calls.calls[call_id].conn_id
+        conn_id = self.service.calls.find(call_id)[0].conn_id
         assert conn_id is not None
         return conn_id
 
     def state(self, call_id: str) -> str:
-        return self.service.calls.calls[call_id].state.value
+        return self.service.calls.find(call_id)[0].state.value
 
     def route(self, call_id: str, dest: str = "7001", route_type: Any = "Normal") -> Any:
         result = self.control.route_call(
@@ -186,7 +186,7 @@ def test_the_network_example_loads() -> None:
 def test_a_routing_dn_with_a_router_is_a_network_call_that_takes_no_port(site: Site) -> None:
     assert site.ivr.send("C1", new_call()) == []  # Network: nothing to the IVR
     assert site.ivr.send("C2", new_call()) == []  # two calls wait at one routing DN
-    call = site.service.calls.calls["C1"]
+    call = site.service.calls.find("C1")[0]
     assert call.network and call.dn == "8000" and call.ivr == "NetIVR"
     assert call.port == call.called_num == "8000"
     assert site.state("C1") == "STARTED"
@@ -214,7 +214,7 @@ def test_a_routing_dn_without_a_live_router_refuses_the_call(site: Site, mode: s
 def test_called_num_subset_takes_the_rightmost_digits() -> None:
     site = Site(network_config(called_num_subset=4))
     assert site.ivr.send("C1", new_call("+44208000")) == []
-    call = site.service.calls.calls["C1"]
+    call = site.service.calls.find("C1")[0]
     assert call.dn == "8000" and call.called_num == "+44208000"
     info = site.ivr.request("C1", "<CallInfoReq/>")
     assert isinstance(info, m.CallInfoResp) and info.CalledNum == "8000"
@@ -232,7 +232,7 @@ def test_genesys_control_is_network_only(site: Site) -> None:
 def test_a_session_that_never_logged_in_owns_its_network_calls() -> None:
     site = Site(login=False)
     assert site.ivr.request("C1", new_call(mode="Genesys")) == TO_7002
-    assert site.service.calls.calls["C1"].ivr == ""
+    assert site.service.calls.find("C1")[0].ivr == ""
     assert site.ivr.request("C1", "<CallInfoReq/>").tag == "CallInfoResp"
     other = site.server.connect()  # another login-less session: not its call, not logged in
     assert other.request("C1", "<CallInfoReq/>") == m.CallError(
@@ -245,7 +245,7 @@ def test_a_session_that_never_logged_in_owns_its_network_calls() -> None:
     other.login("NetIVR")  # and no other session's, even of that IVR
     assert other.request("C1", "<CallInfoReq/>") == m.CallError(FailedReq="NoSuchCall")
     site.ivr.close()  # the owner goes: orphan-call-timeout, no adoption
-    assert "C1" in site.service.calls.calls
+    assert site.service.calls.find("C1")
     site.server.advance(site.service.calls.settings.orphan_call_timeout + 1)
     site.assert_nothing_left()
 
@@ -448,7 +448,7 @@ def test_call_info_names_the_routing_dn(site: Site, version: str, home: str | No
         ANI="5551234",
         CalledNum="8000",
         ConnId=site.conn_id("C1"),
-        TSCallId=str(site.service.calls.calls["C1"].switch_call_id),
+        TSCallId=str(site.service.calls.find("C1")[0].switch_call_id),
         LastEvent="EventQueued",
         FirstHomeLocation=home,
     )
@@ -464,7 +464,7 @@ def test_the_switch_clearing_the_call_ends_it_abandoned(site: Site) -> None:
 
 def test_call_timeout_and_the_operator_end_it(site: Site) -> None:
     site.ivr.send("C1", new_call())
-    site.service.calls.end_by_operator("C1", site.server.now)
+    site.service.calls.end_by_operator(site.service.calls.find("C1")[0].key, site.server.now)
     site.server.shuttle()
     assert site.ivr.messages() == [m.EndCall(EndCause="Timeout")]
     site.ivr.send("C2", new_call(mode="Genesys"))
@@ -507,7 +507,7 @@ def test_no_sequence_leaves_anything_behind(genesys: bool, steps: list[str], end
     site.ivr.send("C1", new_call(EXTERNAL, "Genesys" if genesys else "Network"))
     calls = site.service.calls
     for step in steps:
-        if "C1" not in calls.calls:
+        if not calls.find("C1"):
             break
         if step.startswith("<"):
             site.ivr.send("C1", step)
@@ -530,9 +530,9 @@ def test_no_sequence_leaves_anything_behind(genesys: bool, steps: list[str], end
                 dest="7001",
             )
             site.server.shuttle()
-        if "C1" in calls.calls:
-            assert calls.calls["C1"].state in NETWORK_STATES
-    if "C1" in calls.calls:
+        if calls.find("C1"):
+            assert calls.find("C1")[0].state in NETWORK_STATES
+    if calls.find("C1"):
         if end == "EndCall":
             site.ivr.send("C1", END)
         elif end == "timeout":

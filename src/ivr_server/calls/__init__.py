@@ -10,7 +10,7 @@ table."""
 
 from __future__ import annotations
 
-from ivr_server.calls.call import Call, CallSettings, DeferPolicy, PortTarget
+from ivr_server.calls.call import Call, CallSettings, DeferPolicy, PortTarget, call_id_of
 from ivr_server.calls.machine import REFUSALS, TRANSITIONS, CallInput, CallState, Refuse, Transition
 from ivr_server.calls.manager import CallManager
 from ivr_server.timers import DeadlineQueue
@@ -28,4 +28,5 @@ __all__ = [
     "PortTarget",
     "Refuse",
     "Transition",
+    "call_id_of",
 ]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ivr_server.calls.call import Call, Owner, PortTarget
+from ivr_server.calls.call import Call, Owner, PortTarget, call_key, scope_of
 from ivr_server.calls.context import Action, CallContext, Pending
 from ivr_server.calls.machine import CallInput, CallState
 from ivr_server.calls.replies import Refusal, invalid_request, no_such_call
@@ -58,9 +58,10 @@ class Admission:
 
     # ------------------------------------------------------------------ requests
 
-    def _check_port(self, call_id: str, target: PortTarget, request: str) -> None:
-        """Refuse a CallId already in use or a port that already has a call."""
-        if call_id in self.ctx.calls:
+    def _check_port(self, owner: Owner, call_id: str, target: PortTarget, request: str) -> None:
+        """Refuse a CallId its IVR already uses or a port that already has a call (another
+        IVR's CallIds are none of its business: docs/decisions.md)."""
+        if call_key(scope_of(target.ivr, owner), call_id) in self.ctx.calls:
             raise invalid_request(call_id, f"{request}: CallId {call_id!r} is already active")
         if (target.ivr, target.port) in self.ctx.by_port:
             raise Refusal(
@@ -77,17 +78,19 @@ class Admission:
                 call_id, m.EndCall(EndCause="FeatureNotSupported"), f"{request}: {problem}"
             )
 
-    def check_start(self, call_id: str, data: KvList, target: PortTarget, request: str) -> None:
+    def check_start(
+        self, owner: Owner, call_id: str, data: KvList, target: PortTarget, request: str
+    ) -> None:
         """Refuse a new call (``MakeCall``...) whose CallId or port is in use, or whose user data
         it could not carry."""
-        self._check_port(call_id, target, request)
+        self._check_port(owner, call_id, target, request)
         self._check_data(call_id, data, target, request)
 
     def new_call(
         self, owner: Owner, call_id: str, msg: m.NewCall, target: PortTarget, now: float
     ) -> None:
         """Start a call admitted by the service (login, mode, flow control already checked)."""
-        self._check_port(call_id, target, "NewCall")
+        self._check_port(owner, call_id, target, "NewCall")
         data = kvlist(msg.UDataEx, msg.UserData)
         self._check_data(call_id, data, target, "NewCall")
         ctx = self.ctx
@@ -96,7 +99,7 @@ class Admission:
         ctx.add(call, now)
         if call.behind:
             # the premise switch reports the call at the port by itself (calls.behind)
-            ctx.timers.ringing.set(call_id, now + ctx.settings.wait_for_ringing)
+            ctx.timers.ringing.set(call.key, now + ctx.settings.wait_for_ringing)
             return
         call.switch.request(
             TInboundCall(
@@ -122,7 +125,7 @@ class Admission:
     ) -> None:
         """Start the outbound call a ``DialOutInit`` reports (admitted by the service): the
         port's DN dials ``dest``; ``CallStatus Dialing`` follows (PROTOCOL.md §3.10.5)."""
-        self._check_port(call_id, target, "DialOutInit")
+        self._check_port(owner, call_id, target, "DialOutInit")
         self._check_data(call_id, user_data, target, "DialOutInit")
         ctx = self.ctx
         call = Call(call_id, owner, target, msg.CalledNum)
@@ -141,13 +144,13 @@ class Admission:
             )
         )
 
-    def discard(self, call_id: str) -> bool:
+    def discard(self, key: str) -> bool:
         """Remove a call whose start could not be completed (handling its ``NewCall`` or
         ``DialOutInit`` failed, or its first documents could not be sent): released on the
         switch (In-Front: a premise call is the PBX's) and forgotten, its port free at once;
         nothing is sent to the IVR (the service answers the request). ``False`` if there is no
         such call."""
-        call = self.ctx.calls.get(call_id)
+        call = self.ctx.calls.get(key)
         if call is None:
             return False
         if not call.behind:  # a premise call is the PBX's: the IVR's failed start leaves it be
@@ -160,7 +163,11 @@ class Admission:
     ) -> None:
         """``CallStatus`` from the IVR: only ``Established`` of an outbound call means something
         (the dialled party answered, PROTOCOL.md §3.3.7); anything else is logged and ignored."""
-        call = self.ctx.calls.get(call_id) if call_id is not None else None
+        call = (
+            self.ctx.calls.get(call_key(scope_of(ivr, owner), call_id))
+            if call_id is not None
+            else None
+        )
         if call is None or call.ivr != ivr:
             raise no_such_call(call_id, msg)
         if msg.Event != "Established":
@@ -185,7 +192,7 @@ class Admission:
             log.warning(
                 "call %s: the switch refused the %s: %s", call.call_id, what, event.error_message
             )
-            ctx.send(call.owner, call.call_id, m.EndCall(EndCause="FeatureNotSupported"))
+            ctx.send(call.owner, call, m.EndCall(EndCause="FeatureNotSupported"))
             ctx.forget(call)
         elif pending.kind == "inbound":
             if isinstance(event, EventRinging):
@@ -219,7 +226,7 @@ class Admission:
     # ------------------------------------------------------------------ actions (table rows)
 
     def do_dialing(self, call: Call, now: float, event: Any) -> None:
-        self.ctx.send(call.owner, call.call_id, m.CallStatus(Event="Dialing"))
+        self.ctx.send(call.owner, call, m.CallStatus(Event="Dialing"))
         self.ctx.report(call, "dialing")
 
     def do_answered(self, call: Call, now: float, msg: Any) -> None:
@@ -237,10 +244,10 @@ class Admission:
         call.dial_out = None  # reported: forgetting the call must not report again
 
     def do_ringing(self, call: Call, now: float, event: EventRinging) -> None:
-        self.ctx.timers.ringing.cancel(call.call_id)
-        self.ctx.send(call.owner, call.call_id, m.CallStatus(Event="Ringing"))
+        self.ctx.timers.ringing.cancel(call.key)
+        self.ctx.send(call.owner, call, m.CallStatus(Event="Ringing"))
 
     def do_established(self, call: Call, now: float, event: EventEstablished) -> None:
-        self.ctx.send(call.owner, call.call_id, m.CallStatus(Event="Established"))
+        self.ctx.send(call.owner, call, m.CallStatus(Event="Established"))
         call.answered = True
         self.ctx.report(call, "established")

@@ -153,7 +153,7 @@ class Behind:
             extra=call.log_fields(),
         )
         for event in events:
-            if call.call_id not in ctx.calls:
+            if call.key not in ctx.calls:
                 return
             if isinstance(event, EventRinging):
                 self.admission.on_ringing(call, event, now)

@@ -33,6 +33,9 @@ __all__ = [
     "PortSlot",
     "PortTarget",
     "SendFn",
+    "call_id_of",
+    "call_key",
+    "scope_of",
 ]
 
 Owner = Hashable
@@ -48,6 +51,24 @@ AccessNumbersFn = Callable[[Any, Any, float], Any]
 :meth:`~ivr_server.calls.CallManager.answer_access_num` (a peer server asked over HTTP)."""
 PortKey = tuple[str, str]
 """(switch name, DN): a port DN of a premise switch."""
+
+
+def scope_of(ivr: str | None, owner: Owner | None) -> str:
+    """Whose CallIds a request names: its IVR's (the ``ClientName`` it logged in as), or, for a
+    session that never logged in (Network mode, G23), that session's own. CallIds are unique per
+    IVR, not per server (docs/decisions.md, issue 26): no IVR can refuse or detect another's."""
+    return ivr if ivr else f"\x00{id(owner):x}"
+
+
+def call_key(scope: str, call_id: str) -> str:
+    """The key of a call in the server's tables: its CallId within its scope
+    (:func:`scope_of`)."""
+    return f"{scope}\x1f{call_id}"
+
+
+def call_id_of(key: str) -> str:
+    """The CallId of a call's key (:func:`call_key`), for logs and answers."""
+    return key.rpartition("\x1f")[2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +143,7 @@ class Call:
         "held",
         "held_route",
         "ivr",
+        "key",
         "last_event",
         "last_user_data",
         "legacy",
@@ -155,6 +177,9 @@ class Call:
         self.call_id = call_id
         self.owner = owner
         self.ivr = target.ivr
+        self.key = call_key(scope_of(target.ivr, owner), call_id)
+        """The call's key in every table of the call side: its CallId within its IVR's scope
+        (:func:`call_key`); ``call_id`` is what goes on the wire."""
         self.port = target.port
         self.dn = target.dn
         self.switch = target.switch

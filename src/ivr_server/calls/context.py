@@ -88,7 +88,7 @@ class CallContext:
         """The service's access numbers (``AccessNumGet``/``AccessNumCancel``); ``None``: every
         such request fails."""
         self.calls: Final[dict[str, Call]] = {}
-        """CallId -> call."""
+        """The call's key (its CallId within its IVR's scope, ``Call.key``) -> call."""
         self.by_port: Final[dict[tuple[str, str], Call]] = {}
         """(IVR, port) -> its call."""
         self.by_conn: Final[dict[str, Call]] = {}
@@ -158,10 +158,10 @@ class CallContext:
                 extra=call.log_fields(),
             )
 
-    def send(self, owner: Owner | None, call_id: str, message: Message) -> None:
-        """A message to the IVR about call ``call_id`` (on the call's timeline too)."""
-        self.timeline.record(call_id, OUT, message)
-        self._send(owner, call_id, message)
+    def send(self, owner: Owner | None, call: Call, message: Message) -> None:
+        """A message to the IVR about ``call`` (on the call's timeline too)."""
+        self.timeline.record(call.key, OUT, message)
+        self._send(owner, call.call_id, message)
 
     def pend(self, call: Call, kind: PendingKind, request_id: str = "") -> int:
         """A ReferenceID for a request whose events must come back to ``call``."""
@@ -191,13 +191,13 @@ class CallContext:
     def add(self, call: Call, now: float) -> None:
         """Index a new call and start its call timeout."""
         calls = self.calls
-        calls[call.call_id] = call
+        calls[call.key] = call
         if len(calls) > self.peak:
             self.peak = len(calls)
         if not call.network:  # many Network calls wait at one routing DN: no port is taken
             self.by_port[(call.ivr, call.port)] = call
-        self.timeline.start(call.call_id)
-        self.timers.call.set(call.call_id, now + self.settings.call_timeout)
+        self.timeline.start(call.key)
+        self.timers.call.set(call.key, now + self.settings.call_timeout)
 
     @staticmethod
     def _port_still_in(call: Call, conn_id: str) -> bool:
@@ -209,9 +209,9 @@ class CallContext:
     def forget(self, call: Call) -> None:
         """The call is over: out of every table, its timers and pending requests gone, the port
         free; a compaction is asked for when the calls in progress fell far enough."""
-        call_id = call.call_id
-        del self.calls[call_id]
-        self.timeline.end(call_id, call.ivr)
+        key = call.key
+        del self.calls[key]
+        self.timeline.end(key, call.ivr)
         if self.by_port.get((call.ivr, call.port)) is call:
             del self.by_port[(call.ivr, call.port)]
         conn_id = call.conn_id
@@ -230,7 +230,7 @@ class CallContext:
                 # the release was refused (e.g. the T-Server link is down): the port's call must
                 # not outlive the IVR's call, so the switch clears it as if the caller hung up
                 call.switch.request(TCallerHangUp(reference_id=self.refs(), conn_id=conn_id))
-        self.timers.cancel_all(call_id)
+        self.timers.cancel_all(key)
         for ref in [ref for ref, p in self.pending.items() if p.call is call]:
             del self.pending[ref]
         if call.dial_out is not None:

@@ -171,7 +171,7 @@ class CallControl:
         port of ``OrigNum`` dials ``DestNum``; ``Dialing``, then ``Established`` or ``Busy``."""
         ctx = self.ctx
         data = kvlist(msg.UDataEx, None)
-        self.admission.check_start(call_id, data, target, "MakeCall")
+        self.admission.check_start(owner, call_id, data, target, "MakeCall")
         if not msg.DestNum.strip():
             raise invalid_request(call_id, "MakeCall with an empty DestNum")
         call = Call(call_id, owner, target, msg.OrigNum)
@@ -181,7 +181,7 @@ class CallControl:
         ctx.metrics.calls_started += 1
         ctx.add(call, now)
         ctx.requester = owner
-        ctx.timers.make_call.set(call_id, now + ctx.settings.make_call_timeout)
+        ctx.timers.make_call.set(call.key, now + ctx.settings.make_call_timeout)
         call.switch.request(
             TMakeCall(
                 reference_id=ctx.pend(call, "control", "MakeCall"),
@@ -202,7 +202,7 @@ class CallControl:
         if isinstance(event, EventError):
             self._refused(call, request, event, now)
             return
-        if self._feed(call, event, now, request) and call.call_id in self.ctx.calls:
+        if self._feed(call, event, now, request) and call.key in self.ctx.calls:
             assert event.reference_id is not None
             self.ctx.pending[event.reference_id] = pending
 
@@ -275,7 +275,7 @@ class CallControl:
             self.ctx.input(call, held, now, event)
         elif request != RECONNECT:
             call.control = None
-            self.ctx.send(call.owner, call.call_id, _failed(request, _code(event)))
+            self.ctx.send(call.owner, call, _failed(request, _code(event)))
 
     # ------------------------------------------------------------------ actions (table rows)
 
@@ -357,20 +357,20 @@ class CallControl:
 
     def do_held(self, call: Call, now: float, event: EventHeld) -> None:
         call.held = True
-        self.ctx.send(call.owner, call.call_id, m.CallStatus(Event="Held"))
+        self.ctx.send(call.owner, call, m.CallStatus(Event="Held"))
 
     def do_retrieved(self, call: Call, now: float, event: EventRetrieved) -> None:
         call.held = False
         if call.state is CallState.RETRIEVING:
             call.control = None
-        self.ctx.send(call.owner, call.call_id, m.CallStatus(Event="Retrieved"))
+        self.ctx.send(call.owner, call, m.CallStatus(Event="Retrieved"))
 
     def do_established_far(self, call: Call, now: float, event: EventEstablished) -> None:
-        self.ctx.send(call.owner, call.call_id, m.CallStatus(Event="Established"))
+        self.ctx.send(call.owner, call, m.CallStatus(Event="Established"))
 
     def do_busy(self, call: Call, now: float, event: EventDestinationBusy) -> None:
-        self.ctx.timers.make_call.cancel(call.call_id)
-        self.ctx.send(call.owner, call.call_id, m.CallStatus(Event="Busy"))
+        self.ctx.timers.make_call.cancel(call.key)
+        self.ctx.send(call.owner, call, m.CallStatus(Event="Busy"))
 
     def do_xfer_complete(self, call: Call, now: float, event: EventReleased) -> None:
         """The port left the call (and the consultation): the IVR's ``EndCall`` follows."""
@@ -383,7 +383,7 @@ class CallControl:
         if call.consult_conn_id is not None:
             ctx.consults.pop(call.consult_conn_id, None)
             call.consult_conn_id = None
-        ctx.send(call.owner, call.call_id, m.CallStatus(Event="XferComplete"))
+        ctx.send(call.owner, call, m.CallStatus(Event="XferComplete"))
 
     def do_party_added(self, call: Call, now: float, event: EventPartyAdded) -> None:
         ctx = self.ctx
@@ -393,21 +393,21 @@ class CallControl:
         if call.consult_conn_id is not None:  # CompleteConf: the consultation merged
             ctx.consults.pop(call.consult_conn_id, None)
             call.consult_conn_id = None
-        ctx.send(call.owner, call.call_id, m.CallStatus(Event="ConfPartyAdd"))
+        ctx.send(call.owner, call, m.CallStatus(Event="ConfPartyAdd"))
 
     def do_party_deleted(self, call: Call, now: float, event: EventPartyDeleted) -> None:
         parties = list(call.parties)
         if event.other_dn in parties:
             parties.remove(event.other_dn)
         call.parties = tuple(parties)
-        self.ctx.send(call.owner, call.call_id, m.CallStatus(Event="ConfPartyDel"))
+        self.ctx.send(call.owner, call, m.CallStatus(Event="ConfPartyDel"))
 
     def do_refused(self, call: Call, now: float, event: EventError) -> None:
         """``CallError FailedReq=<request> TlibErrCode=<code>``; the call as it was."""
         request = call.control
         call.control = None
         if request is not None:
-            self.ctx.send(call.owner, call.call_id, _failed(request, _code(event)))
+            self.ctx.send(call.owner, call, _failed(request, _code(event)))
 
     def do_refused_reconnect(self, call: Call, now: float, event: EventError) -> None:
         """Refused with the original still held: answered, then reconnected by the server (G2)."""
@@ -415,17 +415,17 @@ class CallControl:
         self._reconnect(call, self.ctx.pend(call, "control", RECONNECT), call.consult_conn_id)
 
     def do_made(self, call: Call, now: float, event: EventEstablished) -> None:
-        self.ctx.timers.make_call.cancel(call.call_id)
+        self.ctx.timers.make_call.cancel(call.key)
         call.control = None
         call.answered = True
-        self.ctx.send(call.owner, call.call_id, m.CallStatus(Event="Established"))
+        self.ctx.send(call.owner, call, m.CallStatus(Event="Established"))
 
     def do_make_call_refused(self, call: Call, now: float, event: EventError) -> None:
-        self.ctx.send(call.owner, call.call_id, _failed("MakeCall", _code(event)))
+        self.ctx.send(call.owner, call, _failed("MakeCall", _code(event)))
 
     def do_make_call_no_answer(self, call: Call, now: float, arg: Any) -> None:
         """G10: nobody answered within ``make-call-timeout``: the call is released."""
-        self.ctx.send(call.owner, call.call_id, _failed("MakeCall", NO_ANSWER))
+        self.ctx.send(call.owner, call, _failed("MakeCall", NO_ANSWER))
         self.ctx.release(call)
 
 

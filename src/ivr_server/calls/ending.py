@@ -88,16 +88,16 @@ class Ending:
         self.ctx.release(call)
 
     def do_released(self, call: Call, now: float, event: EventReleased) -> None:
-        self.ctx.timers.router.cancel(call.call_id)
+        self.ctx.timers.router.cancel(call.key)
         call.held_route = None
         call.last_user_data = event.user_data
         call.last_event = event.name
         if call.conn_id is not None:
             self.ctx.by_conn.pop(call.conn_id, None)  # the switch's call is gone; the ConnID stays
-        self.ctx.send(call.owner, call.call_id, m.CallStatus(Event="Released"))
+        self.ctx.send(call.owner, call, m.CallStatus(Event="Released"))
 
     def do_end_timeout(self, call: Call, now: float, arg: Any) -> None:
-        self.ctx.send(call.owner, call.call_id, m.EndCall(EndCause="Timeout"))
+        self.ctx.send(call.owner, call, m.EndCall(EndCause="Timeout"))
         self.ctx.release(call)
 
     def do_abandon(self, call: Call, now: float, arg: Any) -> None:

@@ -36,14 +36,14 @@ class CallInfo:
                 call.uuid = uuid.uuid4().hex.upper()
             uuid_value = call.uuid
         if call.behind and conn_id is not None:
-            self.ctx.send(self.ctx.requester, call.call_id, _behind_info(call, conn_id, uuid_value))
+            self.ctx.send(self.ctx.requester, call, _behind_info(call, conn_id, uuid_value))
             return
         if call.network:
-            self.ctx.send(self.ctx.requester, call.call_id, _network_info(call, uuid_value))
+            self.ctx.send(self.ctx.requester, call, _network_info(call, uuid_value))
             return
         self.ctx.send(
             self.ctx.requester,
-            call.call_id,
+            call,
             m.CallInfoResp(
                 ANI=call.ani or None,
                 DNIS=call.dnis or None,
@@ -69,7 +69,7 @@ class CallInfo:
                 return
         if answer is None:
             answer = m.AccessNumResp(Action=action, Result="Failure")
-        self.ctx.send(self.ctx.requester, call.call_id, answer)
+        self.ctx.send(self.ctx.requester, call, answer)
 
 
 _HOME_LOCATION_VERSIONS: Final = frozenset({"3.0", "4.0"})

@@ -51,6 +51,8 @@ from ivr_server.calls.call import (
     Owner,
     PortTarget,
     SendFn,
+    call_key,
+    scope_of,
 )
 from ivr_server.calls.context import Action, CallContext, Pending, PendingKind
 from ivr_server.calls.control import REQUESTS, CallControl
@@ -193,9 +195,24 @@ class CallManager:
 
     # ------------------------------------------------------------------ queries
 
-    def is_active(self, call_id: str) -> bool:
-        """Is ``call_id`` a call of this server?"""
-        return call_id in self.calls
+    @staticmethod
+    def key(ivr: str | None, owner: Owner, call_id: str) -> str:
+        """The key of CallId ``call_id`` as a session logged in as ``ivr`` (``None``: not
+        logged in) names it: CallIds are unique per IVR (``Call.key``)."""
+        return call_key(scope_of(ivr, owner), call_id)
+
+    def is_active(self, key: str) -> bool:
+        """Is there a call with this key (:meth:`key`)?"""
+        return key in self.calls
+
+    def find(self, call_id: str, ivr: str | None = None) -> list[Call]:
+        """The calls in progress whose CallId is ``call_id`` (of IVR ``ivr`` only, when given):
+        several IVRs may use the same CallId (for the operator's API; not the hot path)."""
+        return [
+            call
+            for call in self.calls.values()
+            if call.call_id == call_id and (ivr is None or call.ivr == ivr)
+        ]
 
     def port_busy(self, ivr: str, port: str) -> bool:
         """Does IVR port ``port`` of ``ivr`` have a call?"""
@@ -229,7 +246,7 @@ class CallManager:
                 # a call of a session that was not logged in has no IVR to pass to (G23)
                 call.owner = successor if call.ivr else None
                 if call.owner is None:
-                    ctx.timers.orphan.set(call.call_id, now + ctx.settings.orphan_call_timeout)
+                    ctx.timers.orphan.set(call.key, now + ctx.settings.orphan_call_timeout)
 
     def adopt(self, ivr: str, owner: Owner) -> int:
         """A session of ``ivr`` logged in: it takes over the IVR's calls that have no owner."""
@@ -237,7 +254,7 @@ class CallManager:
         for call in self.calls.values():
             if call.ivr == ivr and call.owner is None:
                 call.owner = owner
-                self._ctx.timers.orphan.cancel(call.call_id)
+                self._ctx.timers.orphan.cancel(call.key)
                 adopted += 1
         return adopted
 
@@ -252,9 +269,10 @@ class CallManager:
             self._network.new_call(owner, call_id, msg, target, now)
         else:
             self._admission.new_call(owner, call_id, msg, target, now)
-        self._ctx.timeline.first(call_id, msg)
+        key = self.key(target.ivr, owner, call_id)
+        self._ctx.timeline.first(key, msg)
         if target.mode == "Behind":
-            self._behind.wait(self.calls[call_id], now)
+            self._behind.wait(self.calls[key], now)
 
     def dial_out_init(
         self,
@@ -271,7 +289,7 @@ class CallManager:
         port's DN dials ``dest``; ``CallStatus Dialing`` follows (PROTOCOL.md §3.10.5)."""
         self._ctx.timeline.now = now
         self._admission.dial_out_init(owner, call_id, msg, target, dial_out, dest, user_data, now)
-        self._ctx.timeline.first(call_id, msg)
+        self._ctx.timeline.first(self.key(target.ivr, owner, call_id), msg)
 
     def make_call(
         self, owner: Owner, call_id: str, msg: m.MakeCall, target: PortTarget, now: float
@@ -281,47 +299,47 @@ class CallManager:
         (:mod:`~ivr_server.calls.control`)."""
         self._ctx.timeline.now = now
         self._control.make_call(owner, call_id, msg, target, now)
-        self._ctx.timeline.first(call_id, msg)
+        self._ctx.timeline.first(self.key(target.ivr, owner, call_id), msg)
 
     # ------------------------------------------------------------------ user data, access numbers
 
-    def user_data_of(self, call_id: str) -> KvList | None:
-        """The user data of call ``call_id`` as it is now (``None``: no such call)."""
-        call = self.calls.get(call_id)
+    def user_data_of(self, key: str) -> KvList | None:
+        """The user data of the call with this key as it is now (``None``: no such call)."""
+        call = self.calls.get(key)
         return user_data(call) if call is not None else None
 
-    def attach_user_data(self, call_id: str, data: KvList, now: float) -> bool:
-        """Attach ``data`` to call ``call_id`` with Replace semantics (keys it names are
+    def attach_user_data(self, key: str, data: KvList, now: float) -> bool:
+        """Attach ``data`` to the call with this key with Replace semantics (keys it names are
         replaced, others kept), as a ``TreatStatus Completed`` would: e.g. the data an access
         number carried to the call that arrived on it (MODES-AND-HA G24). ``False`` if there is
         no such call."""
-        call = self.calls.get(call_id)
+        call = self.calls.get(key)
         if call is None:
             return False
         self._ctx.timeline.now = now
         self._user_data.attach_replace(call, data)
         return True
 
-    def answer_access_num(self, call_id: str, answer: m.AccessNumResp) -> bool:
+    def answer_access_num(self, key: str, answer: m.AccessNumResp) -> bool:
         """Send the late answer of an access-number request (the provider returned ``None``) to
         the call's owner; ``False`` if the call has ended meanwhile (nothing is sent)."""
-        call = self.calls.get(call_id)
+        call = self.calls.get(key)
         if call is None:
             return False
-        self._ctx.send(call.owner, call_id, answer)
+        self._ctx.send(call.owner, call, answer)
         return True
 
     def set_access_numbers(self, provider: AccessNumbersFn | None) -> None:
         """Who answers ``AccessNumGet``/``AccessNumCancel`` from now on (``None``: ``Failure``)."""
         self._ctx.access_numbers = provider
 
-    def discard(self, call_id: str) -> bool:
+    def discard(self, key: str) -> bool:
         """Remove a call whose start could not be completed (handling its ``NewCall`` or
         ``DialOutInit`` failed, or its first documents could not be sent): released on the
         switch (In-Front: a premise call is the PBX's) and forgotten, its port free at once;
         nothing is sent to the IVR (the service answers the request). ``False`` if there is no
         such call."""
-        return self._admission.discard(call_id)
+        return self._admission.discard(key)
 
     def ivr_call_status(
         self, owner: Owner, ivr: str | None, call_id: str | None, msg: m.CallStatus, now: float
@@ -331,14 +349,19 @@ class CallManager:
         if call_id is not None:
             timeline = self._ctx.timeline
             timeline.now = now
-            timeline.record(call_id, IN, msg)
+            timeline.record(self.key(ivr, owner, call_id), IN, msg)
         self._admission.ivr_call_status(owner, ivr, call_id, msg, now)
 
     def handle(
         self, owner: Owner, ivr: str | None, call_id: str | None, msg: Message, now: float
     ) -> None:
         """An IVR message about an existing call, from a session logged in as ``ivr``."""
-        call = self.calls.get(call_id) if call_id is not None else None
+        key = (
+            call_key(ivr if ivr else scope_of(None, owner), call_id) if call_id is not None else ""
+        )
+        call = self.calls.get(key)
+        if call is None and ivr and call_id is not None:  # a Network call from before its login
+            call = self.calls.get(call_key(scope_of(None, owner), call_id))
         ctx = self._ctx
         timeline = ctx.timeline
         timeline.now = now
@@ -346,13 +369,13 @@ class CallManager:
             # a Network call of a session that was not logged in is that session's only (G23)
             refusal = no_such_call(call_id, msg)
             if ivr is not None and call is None:  # a request after the call's end: on its timeline
-                timeline.record_late(call_id, IN, msg, ivr)
-                timeline.record_late(call_id, OUT, refusal, ivr)
+                timeline.record_late(key, IN, msg, ivr)
+                timeline.record_late(key, OUT, refusal, ivr)
             raise refusal
-        timeline.record(call.call_id, IN, msg)
+        timeline.record(call.key, IN, msg)
         if call.owner is None:  # an orphan: the session asking about it takes it over
             call.owner = owner
-            ctx.timers.orphan.cancel(call.call_id)
+            ctx.timers.orphan.cancel(call.key)
         ctx.requester = owner
         handler = self._handlers.get(type(msg))
         try:
@@ -361,7 +384,7 @@ class CallManager:
             else:
                 raise invalid_request(call.call_id, f"{msg.tag} is not a request about a call")
         except Refusal as refusal:  # the service sends the answer: the timeline says why
-            timeline.record(call.call_id, OUT, refusal)
+            timeline.record(call.key, OUT, refusal)
             raise
 
     # ------------------------------------------------------------------ switch events
@@ -375,7 +398,7 @@ class CallManager:
     def owns_network_call(self, owner: Owner, call_id: str | None) -> bool:
         """Is ``call_id`` a Network call of a login-less session, ``owner`` (G23)? Such a session
         may speak about its own calls only."""
-        call = self.calls.get(call_id) if call_id is not None else None
+        call = self.calls.get(self.key(None, owner, call_id)) if call_id is not None else None
         return call is not None and call.network and not call.ivr and call.owner is owner
 
     def on_event(self, event: SwitchEvent, now: float) -> None:
@@ -386,8 +409,8 @@ class CallManager:
         ref = event.reference_id
         pending = ctx.pending.pop(ref, None) if ref is not None else None
         if pending is not None:
-            if pending.call.call_id in self.calls:
-                timeline.record(pending.call.call_id, SWITCH, event)
+            if pending.call.key in self.calls:
+                timeline.record(pending.call.key, SWITCH, event)
                 self._answers[pending.kind](pending, event, now)
             return  # the family that waited took the event (inbound: fed it to the machine)
         conn_id = getattr(event, "conn_id", None)
@@ -402,13 +425,13 @@ class CallManager:
                     # only what happens at the port counts: a PBX that monitors the consulted
                     # party too reports its side of the same call (its Established...)
                     if getattr(event, "dn", None) == call.dn:
-                        timeline.record(call.call_id, SWITCH, event)
+                        timeline.record(call.key, SWITCH, event)
                         self._control.on_event(call, event, now)
                     return
             if ctx.ports:  # a premise call at a Behind port, before or after its NewCall?
                 self._behind.on_unknown(event, now)
             return
-        timeline.record(call.call_id, SWITCH, event)
+        timeline.record(call.key, SWITCH, event)
         handler = self._event_handlers.get(type(event))
         if handler is not None:
             handler(call, event, now)
@@ -425,12 +448,12 @@ class CallManager:
         ctx.timeline.now = now
         for key in list(ctx.timers.deferred.pop_due(now)):
             self._behind.expire(key)
-        for call_id, event in ctx.timers.pop_due(now):
-            call = self.calls.get(call_id)
+        for call_key_, event in ctx.timers.pop_due(now):
+            call = self.calls.get(call_key_)
             if call is not None:
                 log.info(
                     "call %s: %s expired in state %s",
-                    call_id,
+                    call.call_id,
                     event.value,
                     call.state.value,
                     extra=call.log_fields(),
@@ -440,7 +463,7 @@ class CallManager:
                 except Refusal:  # pragma: no cover - timers are never refused
                     log.exception(
                         "call %s: timer %s refused",
-                        call_id,
+                        call.call_id,
                         event.value,
                         extra=call.log_fields(),
                     )
@@ -458,12 +481,12 @@ class CallManager:
 
     # ------------------------------------------------------------------ operator actions
 
-    def end_by_operator(self, call_id: str, now: float) -> bool:
-        """End ``call_id`` on the server's side exactly as its Call Timeout does (``EndCall
+    def end_by_operator(self, key: str, now: float) -> bool:
+        """End the call with this key (``Call.key``) on the server's side exactly as its Call Timeout does (``EndCall
         EndCause='Timeout'`` to its IVR, the port's call released, the call forgotten: the port
         is free at once), for an operator freeing a stuck port; ``False`` if there is no such
         call."""
-        call = self.calls.get(call_id)
+        call = self.calls.get(key)
         if call is None:
             return False
         self._ctx.timeline.now = now
@@ -472,10 +495,23 @@ class CallManager:
 
     # ------------------------------------------------------------------ timelines
 
-    def timeline(self, call_id: str, now: float) -> tuple[list[Entry], float | None] | None:
-        """The entries of call ``call_id``'s timeline (in progress, or ended within the
-        retention) with when it ended (``None``: in progress); ``None`` if there is none."""
-        return self._ctx.timeline.get(call_id, now)
+    def timeline(
+        self, call_id: str, now: float, ivr: str | None = None
+    ) -> list[tuple[str, list[Entry], float | None]]:
+        """The timelines of the calls with CallId ``call_id`` (of IVR ``ivr`` only, when given),
+        in progress or ended within the retention: (the IVR, its entries, when it ended or
+        ``None`` while in progress) each; empty if there is none. Several IVRs may have used
+        the same CallId."""
+        timelines = self._ctx.timeline
+        found = []
+        for key in timelines.keys_of(call_id):
+            scope = key.rpartition("\x1f")[0]
+            if ivr is not None and scope != ivr:
+                continue
+            got = timelines.get(key, now)
+            if got is not None:
+                found.append((scope if not scope.startswith("\x00") else "", *got))
+        return found
 
 
 def _refused(call: Call, event: EventError, now: float) -> None:

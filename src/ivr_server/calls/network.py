@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Literal
 
-from ivr_server.calls.call import Call, Owner, PortTarget
+from ivr_server.calls.call import Call, Owner, PortTarget, call_key, scope_of
 from ivr_server.calls.context import Action, CallContext, Pending
 from ivr_server.calls.machine import CallInput, CallState
 from ivr_server.calls.network_table import NETWORK_TRANSITIONS
@@ -89,7 +89,7 @@ class Network:
         ``STARTED``) or presented to the router at once (``'Genesys'``, ``WAITING``, the Router
         Timeout runs). Many calls may wait at one routing DN: no port is taken."""
         ctx = self.ctx
-        if call_id in ctx.calls:
+        if call_key(scope_of(target.ivr, owner), call_id) in ctx.calls:
             raise invalid_request(call_id, f"NewCall: CallId {call_id!r} is already active")
         data = kvlist(msg.UDataEx, msg.UserData)
         problem = data_problem(data, target.encoding) if data else None
@@ -104,7 +104,7 @@ class Network:
         ctx.add(call, now)
         if genesys:
             call.route_started = now
-            ctx.timers.router.set(call_id, now + ctx.settings.router_timeout)
+            ctx.timers.router.set(call.key, now + ctx.settings.router_timeout)
         call.switch.request(
             TNetworkCall(
                 reference_id=ctx.pend(call, "network"),
@@ -129,7 +129,7 @@ class Network:
                 event.error_message,
                 extra=call.log_fields(),
             )
-            ctx.send(call.owner, call.call_id, m.EndCall(EndCause="FeatureNotSupported"))
+            ctx.send(call.owner, call, m.EndCall(EndCause="FeatureNotSupported"))
             ctx.forget(call)
         elif isinstance(event, RoutingEvent):  # EventQueued, or EventRouteRequest (Genesys)
             call.conn_id = event.conn_id
@@ -156,7 +156,7 @@ class Network:
             msg = m.EndCall(EndCause=cause, UserData=nvpairs(data))
         else:
             msg = m.EndCall(EndCause=cause, UDataEx=data or None)
-        self.ctx.send(call.owner, call.call_id, msg)
+        self.ctx.send(call.owner, call, msg)
 
     def _leave(self, call: Call, abandoned: bool) -> None:
         """The call leaves the switch: EventAbandoned (``abandoned``: never connected, ended by
@@ -183,7 +183,7 @@ class Network:
                 TUpdateUserData(reference_id=ctx.ref(), conn_id=conn_id, dn=call.dn, user_data=data)
             )
         call.route_started = now
-        ctx.timers.router.set(call.call_id, now + ctx.settings.router_timeout)
+        ctx.timers.router.set(call.key, now + ctx.settings.router_timeout)
         call.switch.request(
             TRouteRequest(
                 reference_id=ctx.ref(),
@@ -206,7 +206,7 @@ class Network:
         """N9: the router reroutes the connected call: an unsolicited ``RouteResponse``."""
         response = self.routing.route_response(call, event)
         self.ctx.metrics.routing[response.RouteType] += 1
-        self.ctx.send(call.owner, call.call_id, response)
+        self.ctx.send(call.owner, call, response)
 
     def do_connected(self, call: Call, now: float, msg: m.Connected) -> None:
         """N8: EventDiverted (a queued call) and EventRouteUsed end the router's strategy."""

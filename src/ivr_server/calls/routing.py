@@ -130,11 +130,11 @@ class Routing:
         ``EventError`` means the routing point refused it (``CallError INVALID_REQ``)."""
         call = pending.call
         if isinstance(event, EventError) and call.state is CallState.ROUTING:
-            self.ctx.timers.router.cancel(call.call_id)
+            self.ctx.timers.router.cancel(call.key)
             call.state = CallState.STARTED
             self.ctx.send(
                 pending.owner,
-                call.call_id,
+                call,
                 m.CallError(FailedReq="Unknown", TlibErrCode="INVALID_REQ"),
             )
 
@@ -155,11 +155,11 @@ class Routing:
         metrics = self.ctx.metrics
         metrics.routing[response.RouteType] += 1
         metrics.routing_latency.observe(now - call.route_started)
-        self.ctx.send(call.owner, call.call_id, response)
+        self.ctx.send(call.owner, call, response)
 
     def _abort_route(self, call: Call) -> None:
         """Close the routing dialog; the routing point is told if the call still waits there."""
-        self.ctx.timers.router.cancel(call.call_id)
+        self.ctx.timers.router.cancel(call.key)
         call.held_route = None
         call.treatment = None
         if call.conn_id is not None and call.route_dn is not None:
@@ -204,7 +204,7 @@ class Routing:
         call.route_started = now
         call.treatment = None
         call.held_route = None
-        ctx.timers.router.set(call.call_id, now + ctx.settings.router_timeout)
+        ctx.timers.router.set(call.key, now + ctx.settings.router_timeout)
         call.switch.request(
             TRouteRequest(
                 reference_id=ctx.pend(call, "route"),
@@ -217,15 +217,15 @@ class Routing:
         )
 
     def do_route_response(self, call: Call, now: float, event: RequestRouteCall) -> None:
-        self.ctx.timers.router.cancel(call.call_id)
+        self.ctx.timers.router.cancel(call.key)
         self._routed(call, now, self.route_response(call, event))
 
     def do_treat_call(self, call: Call, now: float, event: RequestApplyTreatment) -> None:
-        self.ctx.timers.router.cancel(call.call_id)
+        self.ctx.timers.router.cancel(call.key)
         call.treatment = event.treatment_type
         self.ctx.send(
             call.owner,
-            call.call_id,
+            call,
             m.TreatCall(
                 Type=event.treatment_type,  # type: ignore[arg-type]
                 Parameters=event.parameters or None,
@@ -242,19 +242,19 @@ class Routing:
         self._report_treatment(call, msg)
 
     def do_treatment_not_started(self, call: Call, now: float, msg: m.TreatStatus) -> None:
-        self.ctx.timers.router.set(call.call_id, now + self.ctx.settings.router_timeout)
+        self.ctx.timers.router.set(call.key, now + self.ctx.settings.router_timeout)
         self._report_treatment(call, msg)
         call.treatment = None
 
     def do_treatment_completed(self, call: Call, now: float, msg: m.TreatStatus) -> None:
-        self.ctx.timers.router.set(call.call_id, now + self.ctx.settings.router_timeout)
+        self.ctx.timers.router.set(call.key, now + self.ctx.settings.router_timeout)
         self.user_data.attach_replace(call, msg.UDataEx or ())
         self._report_treatment(call, msg)
         call.treatment = None
 
     def do_cancel(self, call: Call, now: float, event: RequestRouteCall) -> None:
         call.held_route = self.route_response(call, event)
-        self.ctx.send(call.owner, call.call_id, m.Cancel())
+        self.ctx.send(call.owner, call, m.Cancel())
 
     def do_held_route_response(self, call: Call, now: float, msg: Message) -> None:
         if isinstance(msg, m.TreatStatus):
@@ -269,7 +269,7 @@ class Routing:
     def do_route_failed(self, call: Call, now: float, msg: m.Failure) -> None:
         if call.conn_id is None or call.route_dn is None:
             return
-        self.ctx.timers.router.set(call.call_id, now + self.ctx.settings.router_timeout)
+        self.ctx.timers.router.set(call.key, now + self.ctx.settings.router_timeout)
         call.switch.request(
             TRouteFailed(
                 reference_id=self.ctx.ref(),

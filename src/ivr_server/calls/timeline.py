@@ -124,6 +124,12 @@ class Timelines:
             return None
         return list(kept[2]), kept[0]
 
+    def keys_of(self, call_id: str) -> list[str]:
+        """The keys (``Call.key``: the CallId within its IVR's scope) of every timeline held of
+        a call with CallId ``call_id``, in progress or ended (for the API; not the hot path)."""
+        suffix = "\x1f" + call_id
+        return [key for key in (*self.live, *self.ended) if key.endswith(suffix)]
+
     def configure(self, limits: TimelineLimits) -> None:
         """New limits: rings of calls from now on get the new length; the ended ones beyond the
         new count go at once (those past the new retention at the next end or read)."""

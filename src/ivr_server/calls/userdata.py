@@ -108,7 +108,7 @@ class UserData:
         """A ``UDataResp`` to ``to``, or else to the session whose request is being handled."""
         self.ctx.send(
             to if to is not None else self.ctx.requester,
-            call.call_id,
+            call,
             m.UDataResp(Result=result, RequestId=request_id, UDataEx=data or None),
         )
 

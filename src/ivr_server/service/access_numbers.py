@@ -23,7 +23,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from ivr_server.calls import Call
+from ivr_server.calls import Call, call_id_of
 from ivr_server.config import ServerConfig
 from ivr_server.sites import (
     AccessNumbers,
@@ -90,7 +90,7 @@ class AccessNumberService:
         """The answer to ``AccessNumGet``/``AccessNumCancel`` of ``call`` (``None``: later)."""
         if isinstance(msg, m.AccessNumGet):
             return self._get(call, msg, now)
-        had, release = self.numbers.cancel(call.call_id)
+        had, release = self.numbers.cancel(call.key)
         self._release_on_peer(release)
         self.changed()
         if not had:
@@ -100,11 +100,9 @@ class AccessNumberService:
         return m.AccessNumResp(Action="Cancel", Result="Success")
 
     def _get(self, call: Call, msg: m.AccessNumGet, now: float) -> m.AccessNumResp | None:
-        current = self.ctx.calls.user_data_of(call.call_id) or ()
+        current = self.ctx.calls.user_data_of(call.key) or ()
         data = kv_update(current, msg.UDataEx) if msg.UDataEx else current
-        outcome = self.numbers.get(
-            call.call_id, msg.Location, msg.DestDN, msg.XRouteType, data, now
-        )
+        outcome = self.numbers.get(call.key, msg.Location, msg.DestDN, msg.XRouteType, data, now)
         self._release_on_peer(outcome.released)
         self.changed()
         if isinstance(outcome, Refused):
@@ -125,7 +123,7 @@ class AccessNumberService:
     def _ask_peer(self, call: Call, outcome: Asking) -> m.AccessNumResp | None:
         ask = outcome.ask
         if self.peers is None:
-            self.numbers.cancel(call.call_id)
+            self.numbers.cancel(call.key)
             self._refused(call, "Get", f"peer {ask.peer} unreachable: no HTTP API runs here")
             return _FAILURE["Get"]
         log.info(
@@ -146,13 +144,20 @@ class AccessNumberService:
         waiting, stale = self.numbers.peer_answered(ask, number, now)
         self._release_on_peer(stale)
         if not waiting:
-            log.info("call %s: late answer of peer %s ignored", ask.call_id, ask.peer)
+            log.info("call %s: late answer of peer %s ignored", call_id_of(ask.call_id), ask.peer)
             return
         if number is None:
-            log.info("call %s: AccessNumGet Failure: peer %s: %s", ask.call_id, ask.peer, reason)
+            log.info(
+                "call %s: AccessNumGet Failure: peer %s: %s",
+                call_id_of(ask.call_id),
+                ask.peer,
+                reason,
+            )
             answer = _FAILURE["Get"]
         else:
-            log.info("call %s: access number %s from peer %s", ask.call_id, number, ask.peer)
+            log.info(
+                "call %s: access number %s from peer %s", call_id_of(ask.call_id), number, ask.peer
+            )
             answer = m.AccessNumResp(Action="Get", Result="Success", AccessNum=number)
         if not self.ctx.calls.answer_access_num(ask.call_id, answer):
             self._release_on_peer(self.numbers.cancel(ask.call_id)[1])  # the call has gone
@@ -173,21 +178,22 @@ class AccessNumberService:
 
     # ------------------------------------------------------------------ the call that arrives
 
-    def on_call_started(self, call_id: str, msg: m.NewCall) -> None:
-        """Hand the data of the reserved number the call dialled (its DNIS) to it."""
+    def on_call_started(self, key: str, msg: m.NewCall) -> None:
+        """Hand the data of the reserved number the call dialled (its DNIS) to it (``key``:
+        ``Call.key``)."""
         dnis = msg.DNIS
         if dnis is None:
             return
         reservation = self.numbers.claim(dnis)
         if reservation is None:
             return
-        self.ctx.calls.attach_user_data(call_id, reservation.data, self.ctx.now)
+        self.ctx.calls.attach_user_data(key, reservation.data, self.ctx.now)
         log.info(
             "call %s: arrived on access number %s (location %s, asked by %s): data attached",
-            call_id,
+            call_id_of(key),
             dnis,
             reservation.location,
-            reservation.call_id or "the API",
+            call_id_of(reservation.call_id) if reservation.call_id else "the API",
         )
         self.changed()
 
@@ -219,7 +225,7 @@ class AccessNumberService:
         for ask in expired.asks:
             log.info(
                 "call %s: AccessNumGet Failure: peer %s did not answer within %gs",
-                ask.call_id,
+                call_id_of(ask.call_id),
                 ask.peer,
                 ask.timeout,
             )

@@ -94,9 +94,12 @@ class Admission:
             raise end(call_id, "FeatureNotSupported", "CallControlMode Genesys is Network only")
         if ctx.flow_control or not target.switch.view.link_up:
             raise end(call_id, "ServerPaused", ctx.paused_reason())
-        self._start(call_id, lambda: ctx.calls.new_call(session, call_id, msg, target, ctx.now))
+        key = ctx.calls.key(target.ivr, session, call_id)
+        self._start(
+            call_id, key, lambda: ctx.calls.new_call(session, call_id, msg, target, ctx.now)
+        )
         for hook in ctx.call_started:
-            hook(call_id, msg)
+            hook(key, msg)
 
     def _new_network_call(
         self, session: Session, call_id: str | None, msg: m.NewCall, dn: str, switch: Switch
@@ -107,7 +110,9 @@ class Admission:
         if call_id is None:  # a form-A document: the codec requires a CallId
             raise before_login(call_id, msg)
         login = session.login
-        if ctx.calls.is_active(call_id) or (login is not None and call_id == login.call_id):
+        if ctx.calls.is_active(ctx.calls.key(session.ivr_name, session, call_id)) or (
+            login is not None and call_id == login.call_id
+        ):
             raise invalid_request(call_id, f"NewCall: CallId {call_id!r} is already active")
         if not has_router(ctx, switch, dn):
             raise end(call_id, "FeatureNotSupported", f"NewCall: routing DN {dn} has no router")
@@ -124,11 +129,14 @@ class Admission:
             mode="Network",
             encoding=encoding or ctx.config.server.output_encoding,
         )
-        self._start(call_id, lambda: ctx.calls.new_call(session, call_id, msg, target, ctx.now))
+        key = ctx.calls.key(target.ivr, session, call_id)
+        self._start(
+            call_id, key, lambda: ctx.calls.new_call(session, call_id, msg, target, ctx.now)
+        )
         for hook in ctx.call_started:
-            hook(call_id, msg)
+            hook(key, msg)
 
-    def _start(self, call_id: str, start: Callable[[], None]) -> None:
+    def _start(self, call_id: str, key: str, start: Callable[[], None]) -> None:
         """Run ``start`` (a new call handed to the call manager) all or nothing: a failure, or
         a first document that could not be sent, removes the call again (:meth:`undo_start`)."""
         ctx = self.ctx
@@ -137,22 +145,27 @@ class Admission:
             start()
             ctx.pump()
         except Exception:
-            self.undo_start(call_id, mark, failed=True)
+            self.undo_start(call_id, key, mark, failed=True)
             raise
         if len(ctx.unsent) > mark:
-            self.undo_start(call_id, mark)
+            self.undo_start(call_id, key, mark)
 
     def _new_call_id(
         self, session: Session, call_id: str | None, msg: m.NewCall | m.MakeCall | m.DialOutInit
     ) -> tuple[Login, str]:
-        """The session's login and the CallId of a new call, which no call or session uses."""
-        login = self.ctx.require_login(session, call_id, msg)
+        """The session's login and the CallId of a new call, which no call of its IVR and not
+        its own session uses (CallIds are unique per IVR: another IVR's are none of its
+        business, docs/decisions.md)."""
+        ctx = self.ctx
+        login = ctx.require_login(session, call_id, msg)
         assert call_id is not None  # a form-A document: the codec requires a CallId
-        if self.ctx.calls.is_active(call_id) or call_id == login.call_id:
+        if ctx.calls.is_active(ctx.calls.key(login.client_name, session, call_id)) or (
+            call_id == login.call_id
+        ):
             raise invalid_request(call_id, f"{msg.tag}: CallId {call_id!r} is already active")
         return login, call_id
 
-    def undo_start(self, call_id: str, mark: int, failed: bool = False) -> None:
+    def undo_start(self, call_id: str, key: str, mark: int, failed: bool = False) -> None:
         """A call just admitted (NewCall, DialOutInit) whose start failed, or a document about it
         (its first ``CallStatus``) could not be sent since ``unsent`` had ``mark`` entries: the
         call is removed again, released on the switch, its port free at once. A request is fully
@@ -161,7 +174,7 @@ class Admission:
         ctx = self.ctx
         if not failed and all(entry[1] != call_id for entry in ctx.unsent[mark:]):
             return
-        if ctx.calls.discard(call_id):
+        if ctx.calls.discard(key):
             ctx.removed.append(call_id)
             ctx.pump()
 
@@ -188,7 +201,10 @@ class Admission:
                 m.CallError(FailedReq="MakeCall", TlibErrCode=LINK_DOWN),
                 f"MakeCall: the link to {target.switch.name} is down",
             )
-        self._start(call_id, lambda: ctx.calls.make_call(session, call_id, msg, target, ctx.now))
+        key = ctx.calls.key(target.ivr, session, call_id)
+        self._start(
+            call_id, key, lambda: ctx.calls.make_call(session, call_id, msg, target, ctx.now)
+        )
 
     def on_dial_out_init(self, session: Session, call_id: str | None, msg: m.DialOutInit) -> None:
         ctx = self.ctx
@@ -197,6 +213,7 @@ class Admission:
         if request is None:  # unknown, expired, or sent to another session (PROTOCOL.md §3.10.5)
             raise end(call_id, "FeatureNotSupported", f"DialOutInit for unknown RefID {msg.RefID}")
         mark = len(ctx.unsent)
+        key = ctx.calls.key(login.client_name, session, call_id)
         try:
             target = self.mode(login, call_id, msg.tag, msg.CalledNum)
             if ctx.flow_control or not target.switch.view.link_up:
@@ -211,15 +228,15 @@ class Admission:
             )
             raise
         except Exception:
-            self.undo_start(call_id, mark, failed=True)
+            self.undo_start(call_id, key, mark, failed=True)
             raise
         try:
             ctx.pump()
         except Exception:
-            self.undo_start(call_id, mark, failed=True)
+            self.undo_start(call_id, key, mark, failed=True)
             raise
         if len(ctx.unsent) > mark:
-            self.undo_start(call_id, mark)
+            self.undo_start(call_id, key, mark)
 
     def mode(self, login: Login, call_id: str, tag: str, key: str) -> PortTarget:
         """The mode procedure of PROTOCOL.md §5.2 for a new call; failure -> EndCall. Every

@@ -67,7 +67,7 @@ class ServiceContext:
         """Called with (switch name, event) for every switch event (the API's event stream);
         empty when nobody listens, which costs nothing."""
         self.call_started: list[Callable[[str, m.NewCall], None]] = []
-        """Called with (CallId, its NewCall) after a ``NewCall`` was admitted and its call
+        """Called with (the call's key, ``Call.key``, and its NewCall) after a ``NewCall`` was admitted and its call
         started (e.g. the access numbers hand the data bound to the call's DNIS to it,
         MODES-AND-HA G24); empty: nothing is done."""
         self.flow_control = config.server.flow_control

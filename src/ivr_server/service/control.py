@@ -174,24 +174,32 @@ class Control:
             raise NotFound(f"DN {number!r} of switch {switch_name!r} is not a routing point")
         return switch
 
-    def call(self, call_id: str) -> Call:
-        """The IVR call with CallId ``call_id``."""
-        call = self._service.calls.calls.get(call_id)
-        if call is None:
-            raise NotFound(f"no call {call_id!r}")
-        return call
+    def call(self, call_id: str, ivr: str | None = None) -> Call:
+        """The IVR call with CallId ``call_id`` (of IVR ``ivr``, when given). CallIds are
+        unique per IVR: a CallId several IVRs use now is :class:`Conflict` without ``ivr``."""
+        found = self._service.calls.find(call_id, ivr)
+        if not found:
+            raise NotFound(f"no call {call_id!r}" + (f" of IVR {ivr!r}" if ivr else ""))
+        if len(found) > 1:
+            raise Conflict(_several(call_id, [call.ivr for call in found]))
+        return found[0]
 
-    def timeline(self, call_id: str, now: float) -> tuple[list[Entry], float | None]:
-        """The entries of call ``call_id``'s timeline and when the call ended (``None``: in
-        progress); :class:`NotFound` for a call never seen or ended longer ago than
-        ``timeline-retention`` (or beyond ``timeline-calls``)."""
-        found = self._service.calls.timeline(call_id, now)
-        if found is None:
+    def timeline(
+        self, call_id: str, now: float, ivr: str | None = None
+    ) -> tuple[list[Entry], float | None]:
+        """The entries of call ``call_id``'s timeline (of IVR ``ivr``, when given) and when the
+        call ended (``None``: in progress); :class:`NotFound` for a call never seen or ended
+        longer ago than ``timeline-retention`` (or beyond ``timeline-calls``)."""
+        found = self._service.calls.timeline(call_id, now, ivr)
+        if not found:
             raise NotFound(f"no call {call_id!r} (nor a timeline of one that ended lately)")
-        return found
+        if len(found) > 1:
+            raise Conflict(_several(call_id, [scope for scope, _, _ in found]))
+        _, entries, ended = found[0]
+        return entries, ended
 
-    def _connected(self, call_id: str) -> tuple[Call, str]:
-        call = self.call(call_id)
+    def _connected(self, call_id: str, ivr: str | None) -> tuple[Call, str]:
+        call = self.call(call_id, ivr)
         if call.conn_id is None:
             raise Conflict(f"call {call_id!r} is not on the switch yet (no ConnID)")
         return call, call.conn_id
@@ -199,11 +207,17 @@ class Control:
     # ------------------------------------------------------------------ calls
 
     def set_user_data(
-        self, call_id: str, items: KvList, *, replace: bool, now: float | None = None
+        self,
+        call_id: str,
+        items: KvList,
+        *,
+        replace: bool,
+        now: float | None = None,
+        ivr: str | None = None,
     ) -> ActResult:
         """``TAttachUserData`` (``replace=False``: appended, duplicates kept) or
         ``TUpdateUserData`` (``replace=True``: existing keys overwritten) on the call's port DN."""
-        call, conn_id = self._connected(call_id)
+        call, conn_id = self._connected(call_id, ivr)
         kind = TUpdateUserData if replace else TAttachUserData
         return self._one(
             call.switch,
@@ -212,11 +226,16 @@ class Control:
         )
 
     def delete_user_data(
-        self, call_id: str, key: str | None = None, *, now: float | None = None
+        self,
+        call_id: str,
+        key: str | None = None,
+        *,
+        now: float | None = None,
+        ivr: str | None = None,
     ) -> ActResult:
         """``TDeleteUserData`` of ``key`` (every pair with that key), or ``TDeleteAllUserData``
         when ``key`` is ``None``."""
-        call, conn_id = self._connected(call_id)
+        call, conn_id = self._connected(call_id, ivr)
         if key is None:
             return self._one(
                 call.switch,
@@ -229,10 +248,12 @@ class Control:
             now,
         )
 
-    def release(self, call_id: str, *, now: float | None = None) -> ActResult:
+    def release(
+        self, call_id: str, *, now: float | None = None, ivr: str | None = None
+    ) -> ActResult:
         """The caller hangs up: every party gets ``EventReleased``, the IVR ``CallStatus
         Released``."""
-        call, conn_id = self._connected(call_id)
+        call, conn_id = self._connected(call_id, ivr)
         if call.switch.view.call(conn_id) is None:
             raise Conflict(f"call {call_id!r} is already released")
 
@@ -495,11 +516,13 @@ class Control:
             raise NotFound(f"IVR {ivr_name!r} has no port {port_number!r}")
         raise Conflict(f"port {port_number} of {ivr_name} has no call")
 
-    def end_call(self, call_id: str, *, by: str, now: float | None = None) -> ActResult:
+    def end_call(
+        self, call_id: str, *, by: str, now: float | None = None, ivr: str | None = None
+    ) -> ActResult:
         """End call ``call_id`` on the server's side as its Call Timeout does: the IVR gets
         ``EndCall EndCause='Timeout'``, the port's call is released on the switch, the port is
         free at once. Logged (WARNING) with ``by``, who asked. For a stuck port."""
-        call = self.call(call_id)
+        call = self.call(call_id, ivr)
         log.warning(
             "call %s on port %s of %s (state %s) ended by the operator (%s): "
             "EndCall Timeout to the IVR, port freed",
@@ -510,7 +533,7 @@ class Control:
             by,
         )
         return self.run(
-            now, lambda: self._service.calls.end_by_operator(call.call_id, self._service.now)
+            now, lambda: self._service.calls.end_by_operator(call.key, self._service.now)
         )
 
     def end_port_call(
@@ -535,3 +558,10 @@ class Control:
 def _cut(text: str, limit: int = 100) -> str:
     """``text``, or its first ``limit`` characters and its length (a CallId can be 16 KB)."""
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _several(call_id: str, ivrs: list[str]) -> str:
+    """Why a CallId alone does not name one call: several IVRs use it (CallIds are unique per
+    IVR, docs/decisions.md)."""
+    names = ", ".join(sorted(repr(name) for name in ivrs))
+    return f"CallId {call_id!r} is used by several IVRs ({names}): name one with ?ivr=<name>"

@@ -441,7 +441,7 @@ class IvrService:
             if not force:
                 raise ReloadRefused(stranded)
             for item in stranded:
-                ctx.calls.end_by_operator(item.call_id, ctx.now)
+                ctx.calls.end_by_operator(item.key, ctx.now)
             ctx.pump()
         old_flow = ctx.flow_control
         monitoring = self._monitoring

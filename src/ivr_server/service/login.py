@@ -225,7 +225,11 @@ class Sessions:
         if 0 < cap < len(text):
             text = f"{text[:cap]}... [LogMsg cut: {len(text)} characters in all]"
             ctx.metrics.logmsg_truncated += 1
-        call = ctx.calls.calls.get(call_id) if call_id is not None else None
+        call = (
+            ctx.calls.calls.get(ctx.calls.key(session.ivr_name, session, call_id))
+            if call_id is not None
+            else None
+        )
         _ivr_log.log(
             level,
             "%s",

@@ -54,6 +54,8 @@ class StrandedCall:
     """The IVR port number the call is on."""
     reason: str
     """What the new configuration does, e.g. ``IVR IVR_1 is removed``."""
+    key: str = ""
+    """The call's key (``Call.key``: its CallId within its IVR's scope)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +147,7 @@ def stranded_calls(
         if reason is None and call.switch.name in rebuilt:
             reason = f"switch {call.switch.name} is rebuilt (its type or its PBX link changes)"
         if reason is not None:
-            out.append(StrandedCall(call.call_id, call.ivr, call.port, reason))
+            out.append(StrandedCall(call.call_id, call.ivr, call.port, reason, call.key))
     return tuple(out)
 
 

@@ -30,7 +30,11 @@ class Statistics:
         """PeekStatReq / GetStatReq: only inside a call of the session's IVR (PROTOCOL.md §3.9)."""
         ctx = self.ctx
         login = ctx.require_login(session, call_id, msg)
-        call = ctx.calls.calls.get(call_id) if call_id is not None else None
+        call = (
+            ctx.calls.calls.get(ctx.calls.key(login.client_name, session, call_id))
+            if call_id is not None
+            else None
+        )
         if call is None or call.ivr != login.client_name:
             raise no_such_call(call_id, msg)
         if isinstance(msg, m.PeekStatReq):

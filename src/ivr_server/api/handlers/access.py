@@ -27,6 +27,7 @@ from ivr_server.api.answers import ApiError, json_response, read_body
 from ivr_server.api.jsonify import kv_json
 from ivr_server.api.models import KvItemIn, ReleaseBody, kv_items
 from ivr_server.api.responses import KvItem
+from ivr_server.calls import call_id_of
 from ivr_server.sites import Reservation
 
 if TYPE_CHECKING:
@@ -98,7 +99,7 @@ def _json(reservation: Reservation, api: ApiServer) -> dict[str, Any]:
         "location": reservation.location,
         "dest": reservation.dest,
         "user_data": kv_json(reservation.data),
-        "call_id": reservation.call_id,
+        "call_id": call_id_of(reservation.call_id) if reservation.call_id else None,
         "by": reservation.by,
         "reserved_at": round(reservation.reserved_at + wall, 6),
         "expires_at": round(reservation.expires_at + wall, 6),

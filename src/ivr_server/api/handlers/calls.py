@@ -39,7 +39,7 @@ async def get_timeline(api: ApiServer, request: web.Request) -> web.StreamRespon
     """A call's timeline, while it runs and for ``timeline-retention`` after it ended."""
     call_id = request.match_info["call_id"]
     now = api.now()
-    entries, ended_at = api.control.timeline(call_id, now)
+    entries, ended_at = api.control.timeline(call_id, now, request.query.get("ivr"))
     wall = time.time() - now  # the loop's clock to Unix seconds
     return json_response(
         {
@@ -58,6 +58,7 @@ async def set_user_data(api: ApiServer, request: web.Request) -> web.StreamRespo
         kv_items(body.data),
         replace=body.action == "replace",
         now=api.now(),
+        ivr=request.query.get("ivr"),
     )
     return api.acted(result)
 
@@ -65,25 +66,35 @@ async def set_user_data(api: ApiServer, request: web.Request) -> web.StreamRespo
 async def delete_all_user_data(api: ApiServer, request: web.Request) -> web.StreamResponse:
     await read_body(request, ReleaseBody)
     call_id = request.match_info["call_id"]
-    return api.acted(api.control.delete_user_data(call_id, None, now=api.now()))
+    return api.acted(
+        api.control.delete_user_data(call_id, None, now=api.now(), ivr=request.query.get("ivr"))
+    )
 
 
 async def delete_key(api: ApiServer, request: web.Request) -> web.StreamResponse:
     await read_body(request, ReleaseBody)
     info = request.match_info
-    return api.acted(api.control.delete_user_data(info["call_id"], info["key"], now=api.now()))
+    return api.acted(
+        api.control.delete_user_data(
+            info["call_id"], info["key"], now=api.now(), ivr=request.query.get("ivr")
+        )
+    )
 
 
 async def release(api: ApiServer, request: web.Request) -> web.StreamResponse:
     await read_body(request, ReleaseBody)
-    return api.acted(api.control.release(request.match_info["call_id"], now=api.now()))
+    return api.acted(
+        api.control.release(
+            request.match_info["call_id"], now=api.now(), ivr=request.query.get("ivr")
+        )
+    )
 
 
 async def end_call(api: ApiServer, request: web.Request) -> web.StreamResponse:
     """End a call on the server's side, as its Call Timeout does: the port is free."""
     await read_body(request, ReleaseBody)
-    call = api.control.call(request.match_info["call_id"])
-    result = api.control.end_call(call.call_id, by=who(request), now=api.now())
+    call = api.control.call(request.match_info["call_id"], request.query.get("ivr"))
+    result = api.control.end_call(call.call_id, by=who(request), now=api.now(), ivr=call.ivr)
     return api.acted(result, call_id=call.call_id, ivr=call.ivr, port=call.port)
 
 

@@ -90,7 +90,9 @@ async def get_calls(api: ApiServer, request: web.Request) -> web.StreamResponse:
 
 async def get_call(api: ApiServer, request: web.Request) -> web.StreamResponse:
     control = api.control
-    return json_response(call_view(control, control.call(request.match_info["call_id"])))
+    return json_response(
+        call_view(control, control.call(request.match_info["call_id"], request.query.get("ivr")))
+    )
 
 
 async def get_routing_points(api: ApiServer, request: web.Request) -> web.StreamResponse:
