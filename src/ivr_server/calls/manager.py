@@ -384,7 +384,8 @@ class CallManager:
             else:
                 raise invalid_request(call.call_id, f"{msg.tag} is not a request about a call")
         except Refusal as refusal:  # the service sends the answer: the timeline says why
-            timeline.record(call.key, OUT, refusal)
+            # a copy: the raised one carries a traceback whose frames the timeline would keep
+            timeline.record(call.key, OUT, Refusal(refusal.call_id, refusal.reply, refusal.reason))
             raise
 
     # ------------------------------------------------------------------ switch events

@@ -77,7 +77,7 @@ class AgentStatus(IntEnum):
     WALK_AWAY = 5
 
 
-class SwitchEvent(msgspec.Struct, frozen=True, kw_only=True):
+class SwitchEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Base of every event a switch publishes."""
 
     name: ClassVar[str]

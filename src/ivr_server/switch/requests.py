@@ -76,7 +76,7 @@ __all__ = [
 ]
 
 
-class SwitchRequest(msgspec.Struct, frozen=True, kw_only=True):
+class SwitchRequest(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Base of every request a T-Library client sends to a switch."""
 
     name: ClassVar[str]

@@ -19,7 +19,7 @@ from ivr_server.wire.kv import KvList
 __all__ = ["AgentSnapshot", "CallSnapshot", "DnSnapshot", "ReadyAgent"]
 
 
-class AgentSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+class AgentSnapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The agent logged in on a DN, as of the moment the snapshot was taken."""
 
     agent_id: str
@@ -35,7 +35,7 @@ class AgentSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     longer); 0 when not ready. The switch has no clock: order is all routing needs."""
 
 
-class DnSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+class DnSnapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Read-only view of one DN."""
 
     number: str
@@ -50,7 +50,7 @@ class DnSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """The logged-in agent, or ``None`` when logged out."""
 
 
-class CallSnapshot(msgspec.Struct, frozen=True, kw_only=True):
+class CallSnapshot(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Read-only view of one call on the switch."""
 
     conn_id: str
@@ -85,7 +85,7 @@ class CallSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     """Network: the IVR reported ``Connected`` (the route was used) at least once."""
 
 
-class ReadyAgent(msgspec.Struct, frozen=True, kw_only=True):
+class ReadyAgent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A ready agent whose DN has no call: a routing target."""
 
     agent_id: str

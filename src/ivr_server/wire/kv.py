@@ -17,7 +17,7 @@ from ivr_server.vocabulary import NodeType
 __all__ = ["Item", "KvList", "List", "NVPair", "Node", "NodeType", "int_node", "str_node"]
 
 
-class Node(msgspec.Struct, frozen=True, kw_only=True):
+class Node(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One key/value pair: ``<Node Name=… Type=… Val=…/>``."""
 
     Name: str
@@ -33,7 +33,7 @@ class Node(msgspec.Struct, frozen=True, kw_only=True):
         return int(self.Val) if self.Type == "Int" else self.Val
 
 
-class List(msgspec.Struct, frozen=True, kw_only=True):
+class List(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A named nested list: ``<List Name=…>…</List>``."""
 
     Name: str
@@ -46,7 +46,7 @@ Item: TypeAlias = Node | List
 KvList: TypeAlias = tuple[Item, ...]
 
 
-class NVPair(msgspec.Struct, frozen=True, kw_only=True):
+class NVPair(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Legacy (call version 1.0) pair: ``<NVPair><NVName>…</NVName><NVVal>…</NVVal></NVPair>``."""
 
     NVName: str

@@ -17,7 +17,7 @@ from ivr_server.wire.kv import KvList, NVPair
 from ivr_server.wire.schema import AttrSpec, ChildSpec, ElementSpec
 
 
-class Message(msgspec.Struct, frozen=True, kw_only=True):
+class Message(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Base of every message that may be the payload of ``GctiMsg``."""
 
     tag: ClassVar[str]
@@ -30,7 +30,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True):
     """Operating modes in which the message is supported."""
 
 
-class Part(msgspec.Struct, frozen=True, kw_only=True):
+class Part(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Base of structured sub-elements (``Server``, ``Port``, ``Agent``, ``Result``)."""
 
     tag: ClassVar[str]
