@@ -36,6 +36,7 @@ __all__ = [
     "CstaDialect",
     "DnConfig",
     "DnType",
+    "HaConfig",
     "IvrConfig",
     "KvTable",
     "KvValue",
@@ -76,6 +77,7 @@ from .addresses import ListenAddress, PeerAddress
 from .api import ApiConfig
 from .durations import format_duration, parse_duration
 from .fields import OutputEncoding
+from .ha import HaConfig
 from .ivrs import PORT_DN_TYPES, AutoLogin, IvrConfig, PortConfig
 from .kv import KvTable, KvValue
 from .loader import default_config, default_config_path, load_config, parse_config

@@ -26,6 +26,7 @@ from ivr_server.errors import ConfigError
 from .api import ApiConfig
 from .base import ConfigModel
 from .checks import reference_problems, routing_problems, statistics_problems
+from .ha import HaConfig
 from .ivrs import IvrConfig, PortConfig
 from .options import ServerOptions
 from .routing import AgentGroupConfig, RoutingConfig
@@ -60,6 +61,8 @@ class ServerConfig(ConfigModel):
     """The HTTP API (TOML ``[api]``)."""
     locations: tuple[LocationConfig, ...] = ()
     """Remote sites of access numbers: DNIS pools and peer servers (TOML ``[[locations]]``)."""
+    ha: HaConfig = Field(default_factory=HaConfig)
+    """High availability: the shared state store and this node's role (TOML ``[ha]``)."""
 
     _ivrs: dict[str, IvrConfig] = PrivateAttr(default_factory=dict)
     _switches: dict[str, SwitchConfig] = PrivateAttr(default_factory=dict)
