@@ -94,6 +94,8 @@ class Admission:
             raise end(call_id, "FeatureNotSupported", "CallControlMode Genesys is Network only")
         if ctx.flow_control or not target.switch.view.link_up:
             raise end(call_id, "ServerPaused", ctx.paused_reason())
+        if ctx.peers is not None:  # active mode (issue 25): the port's call may be elsewhere
+            ctx.peers.check_port(call_id, target.ivr, target.port, msg.tag)
         key = ctx.calls.key(target.ivr, session, call_id)
         self._start(
             call_id, key, lambda: ctx.calls.new_call(session, call_id, msg, target, ctx.now)
@@ -195,6 +197,8 @@ class Admission:
             )
         if ctx.flow_control:
             raise end(call_id, "ServerPaused", ctx.paused_reason())
+        if ctx.peers is not None:  # active mode (issue 25): the port's call may be elsewhere
+            ctx.peers.check_port(call_id, target.ivr, target.port, msg.tag)
         if not target.switch.view.link_up:
             raise Refusal(
                 call_id,
@@ -218,6 +222,8 @@ class Admission:
             target = self.mode(login, call_id, msg.tag, msg.CalledNum)
             if ctx.flow_control or not target.switch.view.link_up:
                 raise end(call_id, "ServerPaused", ctx.paused_reason())
+            if ctx.peers is not None:  # active mode (issue 25): the port's call may be elsewhere
+                ctx.peers.check_port(call_id, target.ivr, target.port, msg.tag)
             ctx.calls.dial_out_init(
                 session, call_id, msg, target, request, request.dest, request.user_data, ctx.now
             )

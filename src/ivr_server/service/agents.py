@@ -20,6 +20,7 @@ from ivr_server.calls.replies import LINK_DOWN, Refusal, invalid_request
 from ivr_server.service.bus import Origin, SwitchEventBus
 from ivr_server.service.context import ServiceContext
 from ivr_server.service.monitoring import AgentStatusName
+from ivr_server.service.peers_state import PeerState
 from ivr_server.service.sessions import Session
 from ivr_server.switch import (
     AgentStatus,
@@ -125,10 +126,40 @@ class AgentControl:
         build: Callable[[int, str], SwitchRequest],
     ) -> None:
         switch, dn, cid = self._target(session, call_id, msg, control)
+        peers = self.ctx.peers
+        if peers is not None and self._elsewhere(peers, session, switch, dn, cid, msg, control):
+            return
         origin = Origin(self.ctx.refs(), session, cid, msg.ReqId, msg.PortNum)
         self.ctx.bus.expect(origin)  # a premise switch answers in a later pump
         switch.request(build(origin.ref, dn))
         self.ctx.pump(origin)
+
+    def _elsewhere(
+        self,
+        peers: PeerState,
+        session: Session,
+        switch: Switch,
+        dn: str,
+        call_id: str,
+        msg: Any,
+        control: bool,
+    ) -> bool:
+        """Active mode (issue 25, peers_state.py): a DN this node's switch has no agent on, whose
+        agent logged in through another node: an ``AgentQuery`` is answered with that agent's
+        state (``True``: answered); a control request is refused (that node serves it), as is
+        an ``AgentLogin`` of an agent id logged in through another node."""
+        snapshot = switch.view.dn(dn)
+        if snapshot is not None and snapshot.agent is not None:
+            return False  # the agent is this node's: its switch answers
+        if not control:
+            answer = peers.query_answer(switch.name, dn, msg.PortNum, msg.ReqId)
+            if answer is None:
+                return False
+            self.ctx.send(session, call_id, answer)
+            return True
+        agent_id = msg.AgentId if isinstance(msg, m.AgentLogin) else None
+        peers.check_control(call_id, switch.name, dn, agent_id, msg.tag, msg.ReqId)
+        return False
 
     def on_agent_query(self, session: Session, call_id: str | None, msg: m.AgentQuery) -> None:
         self._request(

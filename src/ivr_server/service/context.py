@@ -25,6 +25,7 @@ from ivr_server.metrics import Metrics
 from ivr_server.outbound import DialOutManager
 from ivr_server.routing import Router
 from ivr_server.service.bus import Origin, SwitchEventBus
+from ivr_server.service.peers_state import PeerState
 from ivr_server.service.ports import PortIndex
 from ivr_server.service.sessions import Login, Session
 from ivr_server.stats import StatsEngine
@@ -89,6 +90,12 @@ class ServiceContext:
         """Documents too long to send since the last look (:meth:`send`)."""
         self.removed: list[str] = []
         """Calls removed again since the last look because their start failed."""
+        self.muted = False
+        """A hot standby (service/standby.py, issue 25): no document leaves but ``LoginResp``
+        and ``FlowControl``, which both nodes of a pair send (PROTOCOL.md §8.1)."""
+        self.peers: PeerState | None = None  # hook of active mode (issue 25, helper F)
+        """The other live nodes' busy ports and agents (``[ha] mode = "active"``, set by
+        runtime/ha_active.py; peers_state.py); ``None`` otherwise: nothing is checked."""
 
     # ------------------------------------------------------------------ sending
 
@@ -98,6 +105,8 @@ class ServiceContext:
         all and noted in ``unsent``; the request being handled then gets a small error answer
         instead (``IvrService.handle``), a call it was starting is removed again, and one line is
         logged. The link stays open."""
+        if self.muted and not isinstance(message, (m.LoginResp, m.FlowControl)):
+            return  # a hot standby answers nothing else (service/standby.py)
         try:
             session.link.send(call_id, message)
         except DocumentTooLarge as too_large:

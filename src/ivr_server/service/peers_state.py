@@ -1,0 +1,254 @@
+"""Active nodes (``[ha] mode = "active"``): what the other live nodes of the site hold, mirrored
+read-only, so that ports, agents and counts agree across nodes (MODES-AND-HA §3.5, "Load
+balancing / N active nodes"; docs/ha.md, "Active nodes").
+
+Theory of operation. Every node serves its own calls; its virtual switches are its own. What the
+others must respect is summed up in a small record, :class:`NodeFacts` (the ports that have a
+call, the agents logged in on its switches' DNs, its call count), that each node works out from
+its own service (:func:`facts_of`) and publishes in the store every poll when it changed
+(``runtime/ha_active.py``). Each node reads the others' facts every poll into its
+:class:`PeerState`, which the service consults:
+
+- a ``NewCall``, ``MakeCall`` or ``DialOutInit`` on a port that has a call on another node is
+  refused as if the port's call were here: ``EndCall EndCause='Resources'``
+  (:meth:`PeerState.check_port`, called by ``admission.py``);
+- an ``AgentQuery`` on a DN whose agent logged in through another node is answered with that
+  agent's state; a control request on such a DN is refused (``CallError
+  FailedReq='AgentControl'``: the agent's node serves it) and an ``AgentLogin`` of an agent id
+  logged in elsewhere gets the switch's ``TERR_SOFT_AGENT_ID_IN_USE`` (``agents.py``);
+- the API sums the calls and agents of every node (``api/handlers/nodes.py``).
+
+Staleness: a fact is at most two polls old (the holder publishes once per poll, the reader reads
+once per poll; ``[ha] poll`` = 0.2 s by default) plus a store round trip. Two ``NewCall`` on one
+port at two nodes within that window are both admitted: the driver picks the node of a port by
+``port mod nodes`` (PROTOCOL.md §8.2 rule 1), so that needs a driver that breaks its own rule.
+
+Nothing here runs unless the mode is ``active``: ``ServiceContext.peers`` is ``None`` otherwise,
+one attribute test on the three requests above.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentFact",
+    "NodeFacts",
+    "PeerState",
+    "decode_facts",
+    "encode_facts",
+    "facts_of",
+    "mirror_of",
+]
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Final
+
+import msgspec
+
+from ivr_server.calls.replies import Refusal
+from ivr_server.switch import AgentStatus, TErrorCode, WorkMode
+from ivr_server.switch.agent import AgentState, agent_status
+from ivr_server.vocabulary import AgentStatusName
+from ivr_server.wire import messages as m
+
+if TYPE_CHECKING:
+    from ivr_server.service.core import IvrService
+
+
+class AgentFact(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """An agent logged in on a DN of a node's switch."""
+
+    switch: str
+    dn: str
+    agent_id: str
+    state: str
+    """``AgentState`` value: ``Ready`` or ``NotReady``."""
+    work_mode: str
+    queue: str = ""
+
+
+class NodeFacts(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """What one node publishes about itself for the others (one record per node)."""
+
+    node: str
+    calls: int
+    """Calls in progress on the node."""
+    ports: list[tuple[str, str]]
+    """(IVR, port) of every call of an IVR port on the node."""
+    agents: list[AgentFact]
+    """Agents logged in on its switches' DNs."""
+    ready: int = 0
+    """How many of them are Ready."""
+
+
+_ENCODER: Final = msgspec.msgpack.Encoder()
+_DECODER: Final = msgspec.msgpack.Decoder(NodeFacts)
+
+
+def encode_facts(facts: NodeFacts) -> bytes:
+    return _ENCODER.encode(facts)
+
+
+def decode_facts(data: bytes) -> NodeFacts | None:
+    """The facts of ``data``, or ``None`` when they do not decode (another version's)."""
+    try:
+        return _DECODER.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
+def facts_of(node: str, service: IvrService) -> NodeFacts:
+    """This node's facts, from its calls and its switches' views. O(calls + DNs): run once per
+    poll, not per request."""
+    ports = sorted({(call.ivr, call.port) for call in service.calls.calls.values() if call.ivr})
+    agents: list[AgentFact] = []
+    ready = 0
+    for name, switch in service.switches.items():
+        for dn in switch.view.dns():
+            agent = dn.agent
+            if agent is None:
+                continue
+            state = agent.state
+            ready += state is AgentState.READY
+            agents.append(
+                AgentFact(
+                    switch=name,
+                    dn=dn.number,
+                    agent_id=agent.agent_id,
+                    state=state.value,
+                    work_mode=agent.work_mode.value,
+                    queue=agent.queue,
+                )
+            )
+    return NodeFacts(node, len(service.calls.calls), ports, agents, ready)
+
+
+_QUERY_STATUS: Final[dict[AgentStatus, AgentStatusName]] = {
+    AgentStatus.UNKNOWN: "Unknown",
+    AgentStatus.LOGGED_OUT: "Unknown",
+    AgentStatus.LOGGED_IN: "LoggedIn",
+    AgentStatus.READY: "Ready",
+    AgentStatus.NOT_READY: "NotReady",
+    AgentStatus.ACW: "NotReady",
+    AgentStatus.WALK_AWAY: "NotReady",
+}
+"""As ``agents.py``'s ``AgentQuery`` answer (XMLG p.69 Table 16)."""
+
+
+class PeerState:
+    """The other live nodes' facts, as last read (see the module docstring). Written only by
+    :meth:`update` (the runtime's active-mode loop); read by the service's requests."""
+
+    def __init__(self, node: str) -> None:
+        self.node = node
+        """This node's id (its own facts are never mirrored)."""
+        self.nodes: dict[str, NodeFacts] = {}
+        """Node id -> its facts, for every other live node."""
+        self._ports: dict[tuple[str, str], str] = {}
+        self._dns: dict[tuple[str, str], AgentFact] = {}
+        self._agent_ids: dict[str, AgentFact] = {}
+        self._agent_node: dict[tuple[str, str], str] = {}
+
+    def update(self, facts: Iterable[NodeFacts]) -> None:
+        """Replace the mirror with ``facts`` (one per other live node; a node missing here is
+        dead or gone: its ports and agents are free again, or adopted by a survivor)."""
+        nodes = {f.node: f for f in facts if f.node != self.node}
+        ports: dict[tuple[str, str], str] = {}
+        dns: dict[tuple[str, str], AgentFact] = {}
+        agent_ids: dict[str, AgentFact] = {}
+        agent_node: dict[tuple[str, str], str] = {}
+        for name in sorted(nodes):
+            for ivr, port in nodes[name].ports:
+                ports.setdefault((ivr, port), name)
+            for agent in nodes[name].agents:
+                key = (agent.switch, agent.dn)
+                if key not in dns:
+                    dns[key] = agent
+                    agent_node[key] = name
+                agent_ids.setdefault(agent.agent_id, agent)
+        self.nodes = nodes
+        self._ports, self._dns, self._agent_ids = ports, dns, agent_ids
+        self._agent_node = agent_node
+
+    # ------------------------------------------------------------------ queries
+
+    def port_holder(self, ivr: str, port: str) -> str | None:
+        """The other node whose call is on IVR port ``port`` of ``ivr``, if one is."""
+        return self._ports.get((ivr, port))
+
+    def agent(self, switch: str, dn: str) -> tuple[str, AgentFact] | None:
+        """(node, agent) logged in on DN ``dn`` of ``switch`` through another node."""
+        fact = self._dns.get((switch, dn))
+        return (self._agent_node[(switch, dn)], fact) if fact is not None else None
+
+    def agent_id_in_use(self, agent_id: str) -> AgentFact | None:
+        """Where agent ``agent_id`` is logged in through another node, if it is."""
+        return self._agent_ids.get(agent_id)
+
+    def calls(self) -> int:
+        """Calls in progress on the other nodes."""
+        return sum(f.calls for f in self.nodes.values())
+
+    # ------------------------------------------------------------------ checks of requests
+
+    def check_port(self, call_id: str, ivr: str, port: str, request: str) -> None:
+        """Refuse a new call on a port that has a call on another node, as a port with a call
+        here is refused (``EndCall EndCause='Resources'``, calls/admission.py)."""
+        holder = self._ports.get((ivr, port))
+        if holder is not None:
+            raise Refusal(
+                call_id,
+                m.EndCall(EndCause="Resources"),
+                f"{request}: port {port} of {ivr} has a call on node {holder}",
+            )
+
+    def query_answer(self, switch: str, dn: str, port: str, req_id: str) -> m.MonitorInfo | None:
+        """The ``AgentQuery`` answer for a DN whose agent logged in through another node."""
+        found = self.agent(switch, dn)
+        if found is None:
+            return None
+        agent = found[1]
+        try:
+            status = agent_status(AgentState(agent.state), WorkMode(agent.work_mode))
+        except ValueError:
+            status = AgentStatus.UNKNOWN
+        return m.MonitorInfo(
+            ReqId=req_id,
+            Agent=m.Agent(PortNum=port, Status=_QUERY_STATUS.get(status, "Unknown")),
+        )
+
+    def check_control(
+        self, call_id: str, switch: str, dn: str, agent_id: str | None, request: str, req_id: str
+    ) -> None:
+        """Refuse an agent control request on a DN whose agent is served by another node (this
+        node's switch does not have it), or an ``AgentLogin`` of an agent id logged in through
+        another node (``TERR_SOFT_AGENT_ID_IN_USE``, as the switch answers for a DN of its own)."""
+        found = self.agent(switch, dn)
+        if found is not None:
+            raise Refusal(
+                call_id,
+                m.CallError(
+                    FailedReq="AgentControl",
+                    TlibErrCode=str(int(TErrorCode.TERR_RES_UNAVAIL)),
+                    ReqId=req_id,
+                ),
+                f"{request}: the agent on DN {dn} logged in through node {found[0]}",
+            )
+        if agent_id:
+            elsewhere = self._agent_ids.get(agent_id)
+            if elsewhere is not None:
+                raise Refusal(
+                    call_id,
+                    m.CallError(
+                        FailedReq="AgentControl",
+                        TlibErrCode=str(int(TErrorCode.TERR_SOFT_AGENT_ID_IN_USE)),
+                        ReqId=req_id,
+                    ),
+                    f"{request}: agent {agent_id} is logged in on DN {elsewhere.dn} "
+                    "through another node",
+                )
+
+
+def mirror_of(facts: Mapping[str, bytes]) -> list[NodeFacts]:
+    """Decode the facts records read from the store (undecodable ones are skipped)."""
+    found = (decode_facts(data) for data in facts.values())
+    return [f for f in found if f is not None]
