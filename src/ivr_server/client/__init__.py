@@ -16,6 +16,13 @@ from ivr_server.client.errors import (
     RequestTimeout,
     UnexpectedDocument,
 )
+from ivr_server.client.pair import (
+    Exchange,
+    HotStandbyDriver,
+    NodeAddress,
+    Tagged,
+    WarmStandbyClient,
+)
 from ivr_server.client.pretty import (
     format_document,
     format_note,
@@ -29,12 +36,17 @@ __all__ = [
     "ClientError",
     "ConnectFailed",
     "ConnectionLost",
+    "Exchange",
+    "HotStandbyDriver",
     "IvrClient",
     "LoginResult",
     "MessageTypes",
+    "NodeAddress",
     "Received",
     "RequestTimeout",
+    "Tagged",
     "UnexpectedDocument",
+    "WarmStandbyClient",
     "build_document",
     "format_document",
     "format_note",
