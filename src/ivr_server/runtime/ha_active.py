@@ -1,0 +1,321 @@
+"""Active nodes (``[ha] mode = "active"``, load balancing): every node serves its own calls under
+its own slot; the survivors adopt a dead node's calls; the nodes see each other's busy ports and
+agents (MODES-AND-HA §3.5, "Load balancing / N active nodes"; docs/ha.md, "Active nodes").
+
+Theory of operation. The node (:class:`~ivr_server.runtime.ha.HaNode`) holds the slot named by
+its node id as leader from the start and writes its state there (its writer, one batch per
+turn). :class:`ActiveMode` adds, every ``[ha] poll``:
+
+1. **Facts.** The node's :class:`~ivr_server.service.peers_state.NodeFacts` (busy ports, agents,
+   calls) are written, when they changed, to a small slot of their own, ``<node>@facts`` (held
+   under a lease like the node's slot: ``load`` of a node's whole slot would read every call),
+   and the live peers' facts are read into the service's read-only
+   :class:`~ivr_server.service.peers_state.PeerState` (``ServiceContext.peers``). Staleness:
+   two polls plus a round trip.
+2. **Adoption.** A slot with state but no live lease is a dead node's (``store.slots()`` minus
+   ``store.leases()``). Every survivor tries ``store.acquire`` of it; the store's lease lets
+   exactly one win. The winner loads the records, copies the call-side ones (``call:``, the
+   switch view's calls, pending dial-outs; the DN records of agents the dead node held, where
+   this node's DN has none) into its own slot with its own epoch, drops the dead slot and
+   releases it, then restores them (``StatePersistence.restore``: the calls have no session)
+   and gives them to live sessions of their IVRs (``IvrService.bind_orphans``). The counters
+   of the dead node (``sw:*:ctr``, ``ctr:*``) are not taken: this node's own go on (ConnIDs are
+   seeded per process). The records are written to this node's slot before they are restored,
+   so that no later change of an adopted call, written by the node's writer, can be overwritten
+   by the copy. A driver that re-sends a dead node's CallIds to the adopter gets answers; the
+   Genesys I-Library itself does not (PROTOCOL.md §8.1: its calls on the dead server fail), so
+   for it the gain is clean ports and agents.
+
+Nothing here runs unless the mode is ``active``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FACTS_KEY", "FACTS_SUFFIX", "ActiveHost", "ActiveMode", "Adoption", "facts_slot"]
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from ivr_server.service.peers_state import NodeFacts, PeerState, encode_facts, facts_of, mirror_of
+from ivr_server.store.protocol import Batch, Fenced, Lease, StateStore, StoreError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from ivr_server.service.core import IvrService
+
+log = logging.getLogger("ivr_server.ha")
+
+FACTS_SUFFIX: Final = "@facts"
+"""A node's facts slot is ``<node id><FACTS_SUFFIX>`` (``@`` is not allowed in a node id)."""
+FACTS_KEY: Final = "facts"
+"""The one record of a facts slot."""
+_CALL_SIDE: Final = ("call:", "dialout:")
+"""Record key prefixes an adopter takes as they are (besides the switch views' calls)."""
+
+
+def facts_slot(node: str) -> str:
+    return f"{node}{FACTS_SUFFIX}"
+
+
+def node_of_slot(slot: str) -> str | None:
+    """The node whose own slot ``slot`` is (``None``: a facts slot or the standby pair's)."""
+    if slot.endswith(FACTS_SUFFIX) or slot == "primary":
+        return None
+    return slot
+
+
+class Persistence(Protocol):
+    """What adoption needs of ``service/persist.py``'s ``StatePersistence``."""
+
+    def restore(self, records: Mapping[str, bytes], now: float) -> int: ...
+
+
+class ActiveHost(Protocol):
+    """What :class:`ActiveMode` needs of its node (``runtime/ha.py``'s ``HaNode``)."""
+
+    node_id: str
+    store: StateStore
+    service: IvrService
+    persistence: Any
+    """``StatePersistence`` (its ``restore``)."""
+    epoch: int
+    """The epoch of the node's own slot (its writes are fenced with it)."""
+    server: Any
+    """The ``IvrServer`` (its ``flush()``: what the service queued, written out)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Adoption:
+    """One dead node's slot taken over by this node."""
+
+    slot: str
+    calls: int
+    """Calls restored."""
+    records: int
+    """Records moved into this node's slot."""
+    seconds: float
+    at: float
+    """When (Unix time)."""
+
+
+@dataclass(slots=True)
+class _Published:
+    epoch: int | None = None
+    data: bytes | None = None
+    renewed: float = 0.0
+
+
+@dataclass(slots=True)
+class ActiveState:
+    """What the API and the web view show of the active nodes, as of the latest poll."""
+
+    leases: list[Lease] = field(default_factory=list)
+    slots: list[str] = field(default_factory=list)
+    facts: dict[str, NodeFacts] = field(default_factory=dict)
+    """Node -> its facts (this node's included)."""
+    polled: float = 0.0
+    """When (Unix time)."""
+
+
+class ActiveMode:
+    """The active-mode duties of one node (see the module docstring): ``await start()``, then
+    ``await tick(now)`` every poll, ``stop()``."""
+
+    def __init__(self, node: ActiveHost) -> None:
+        self.node = node
+        ha = node.service.config.ha
+        self.lease = float(ha.lease)
+        self.peers = PeerState(node.node_id)
+        """The other live nodes' facts, consulted by the service."""
+        self.state = ActiveState()
+        self.adopted_calls = 0
+        """Calls adopted from dead nodes since start (``ha_adopted_calls_total``)."""
+        self.adoptions: list[Adoption] = []
+        """The latest adoptions (at most 20), newest last."""
+        self._published = _Published()
+        self._known: dict[str, NodeFacts] = {}
+        """Every node's latest facts ever read (a dead node's agents, at adoption)."""
+        self._lost = False
+
+    @property
+    def me(self) -> str:
+        return self.node.node_id
+
+    async def start(self) -> None:
+        """Hand the mirror to the service and publish this node's facts."""
+        self.node.service._ctx.peers = self.peers
+        try:
+            await self._publish(time.monotonic())
+        except StoreError as problem:
+            log.warning("active mode: the facts of %s not published yet: %s", self.me, problem)
+
+    def stop(self) -> None:
+        """Stop consulting the mirror (the facts' lease lapses by itself; the node's calls, if
+        any are left in its slot, are adopted by a survivor once its own lease lapsed)."""
+        self.node.service._ctx.peers = None
+        self.peers.update(())
+
+    async def tick(self, now: float) -> None:
+        """One poll: adopt dead nodes' slots, publish this node's facts, read the others'."""
+        store = self.node.store
+        try:
+            leases = await store.leases()
+            slots = await store.slots()
+            live = {lease.slot for lease in leases}
+            for slot in slots:
+                if slot in live:
+                    continue
+                owner = node_of_slot(slot)
+                if owner is not None and owner != self.me:
+                    await self.adopt(slot, now)
+                elif owner is None and slot.endswith(FACTS_SUFFIX) and slot != facts_slot(self.me):
+                    await self._sweep(slot)
+            await self._publish(now)
+            peers = sorted(
+                node
+                for node in (node_of_slot(lease.slot) for lease in leases)
+                if node is not None and node != self.me
+            )
+            found = await asyncio.gather(*(store.load(facts_slot(n)) for n in peers))
+        except StoreUnavailable as problem:
+            if not self._lost:
+                log.warning(
+                    "active mode: the store did not answer: %s (the mirror is kept)", problem
+                )
+            self._lost = True
+            return
+        if self._lost:
+            log.info("active mode: the store answers again")
+            self._lost = False
+        facts = mirror_of(
+            {n: records.get(FACTS_KEY, b"") for n, records in zip(peers, found, strict=True)}
+        )
+        self.peers.update(facts)
+        self._known.update({f.node: f for f in facts})
+        mine = facts_of(self.me, self.node.service)
+        self.state = ActiveState(
+            leases=leases,
+            slots=slots,
+            facts={self.me: mine, **{f.node: f for f in facts}},
+            polled=time.time(),
+        )
+
+    # ------------------------------------------------------------------ facts
+
+    async def _publish(self, now: float) -> None:
+        """This node's facts to its facts slot, when they changed (and the lease renewed every
+        third of it)."""
+        store = self.node.store
+        slot = facts_slot(self.me)
+        published = self._published
+        if published.epoch is None:
+            published.epoch = await store.acquire(slot, self.me, self.lease)
+            published.data = None
+            published.renewed = now
+            if published.epoch is None:
+                return  # still held by this node's earlier run: taken once it lapsed
+        elif now - published.renewed >= self.lease / 3:
+            renewed = await store.renew(slot, self.me, published.epoch, self.lease)
+            published.renewed = now
+            if renewed is False:
+                published.epoch = None
+                return
+            if renewed is None:
+                published.data = None  # the store lost it: written again
+        data = encode_facts(facts_of(self.me, self.node.service))
+        if data != published.data:
+            try:
+                await store.apply(Batch(slot, published.epoch, puts={FACTS_KEY: data}))
+            except Fenced:  # taken by a survivor while this node was paused: taken back
+                published.epoch = None
+                return
+            published.data = data
+
+    async def _sweep(self, slot: str) -> None:
+        """A dead node's facts slot: emptied (its node's calls are adopted from its own slot)."""
+        store = self.node.store
+        epoch = await store.acquire(slot, self.me, self.lease)
+        if epoch is None:
+            return
+        try:
+            with contextlib.suppress(Fenced):
+                await store.drop(slot, self.me, epoch)
+        finally:
+            await store.release(slot, self.me, epoch)
+
+    # ------------------------------------------------------------------ adoption
+
+    async def adopt(self, slot: str, now: float) -> int:
+        """Take a dead node's slot over, if this node wins its lease (see the module
+        docstring); the calls restored (0: another survivor won, or it was empty)."""
+        node, store = self.node, self.node.store
+        epoch = await store.acquire(slot, self.me, self.lease)
+        if epoch is None:
+            return 0  # another survivor won it
+        started = time.monotonic()
+        try:
+            records = await store.load(slot)
+            kept = self._adoptable(slot, records)
+            if not await store.renew(slot, self.me, epoch, self.lease):
+                return 0  # the load outlasted the lease and another survivor took it
+            if kept:  # this node's own slot: Fenced here is the node's (runtime/ha.py demotes)
+                await store.apply(Batch(self.me, node.epoch, puts=kept))
+            try:
+                await store.drop(slot, self.me, epoch)
+            except Fenced:  # lapsed between the renewal and the drop: the copy is taken back
+                await store.apply(Batch(self.me, node.epoch, deletes=set(kept)))
+                log.warning("active mode: the adoption of %s was lost to another node", slot)
+                return 0
+        finally:
+            with contextlib.suppress(StoreError):  # else the lease lapses by itself
+                await store.release(slot, self.me, epoch)
+        restored = node.persistence.restore(kept, now) if kept else 0
+        node.service.bind_orphans(now)
+        node.server.flush()
+        seconds = time.monotonic() - started
+        self.adopted_calls += restored
+        self.adoptions = [
+            *self.adoptions[-19:],
+            Adoption(slot, restored, len(kept), seconds, time.time()),
+        ]
+        log.warning(
+            "active mode: node %s is gone: %s adopted its %d call(s) (%d records) in %.3f s",
+            slot,
+            self.me,
+            restored,
+            len(kept),
+            seconds,
+        )
+        return restored
+
+    def _adoptable(self, slot: str, records: Mapping[str, bytes]) -> dict[str, bytes]:
+        """The dead node's records this node takes: its calls (call side and switch side) and
+        pending dial-outs, and the DN records of the agents it held on DNs that have none here.
+        Not its counters: this node's own go on."""
+        service = self.node.service
+        agents = {
+            (a.switch, a.dn)
+            for a in (self._known[slot].agents if slot in self._known else ())
+            if not _has_agent(service, a.switch, a.dn)
+        }
+        kept: dict[str, bytes] = {}
+        for key, value in records.items():
+            if key.startswith(_CALL_SIDE):
+                kept[key] = value
+            elif key.startswith("sw:"):
+                parts = key.split(":", 3)
+                if len(parts) == 4 and (
+                    parts[2] == "call" or (parts[2] == "dn" and (parts[1], parts[3]) in agents)
+                ):
+                    kept[key] = value
+        return kept
+
+
+def _has_agent(service: IvrService, switch: str, dn: str) -> bool:
+    found = service.switches.get(switch)
+    snapshot = found.view.dn(dn) if found is not None else None
+    return snapshot is not None and snapshot.agent is not None
