@@ -31,6 +31,8 @@ class MemoryStore:
         self._site = site
         self._clock = clock
         self._slots: dict[str, _Slot] = {}
+        self._floor = 0
+        """The highest epoch before the last :meth:`wipe`: epochs never repeat (fencing)."""
         self.down = False
         self.applied = 0
         """Batches applied (for tests)."""
@@ -53,7 +55,11 @@ class MemoryStore:
         return s.holder is not None and s.expires > self._clock()
 
     def wipe(self) -> None:
-        """Forget everything (a store restarted empty)."""
+        """Forget everything (a store restarted empty) but the highest epoch: a slot taken after
+        the wipe gets a higher one than any holder from before could have (the Redis store gets
+        the same from seeding a new slot's epoch with its clock), else a paused old holder's
+        apply would pass the fencing check against its successor's first epoch."""
+        self._floor = max([self._floor, *(s.epoch for s in self._slots.values())])
         self._slots.clear()
 
     async def connect(self) -> None:
@@ -80,7 +86,7 @@ class MemoryStore:
         s = self._slot(slot)
         if self._live(s) and s.holder != node:
             return None
-        s.epoch += 1
+        s.epoch = max(s.epoch, self._floor) + 1
         s.holder = node
         s.expires = self._clock() + lease
         return s.epoch

@@ -1,0 +1,181 @@
+"""The Redis function library of the state store (docs/store.md, MODES-AND-HA §3.5): every
+change of a slot's state and every lease decision is made *inside* Redis, atomically, by these
+functions, so that no client (a paused old holder, a node of an older version) can bypass the
+fencing check by its timing: ``apply`` and ``drop`` compare the writer's epoch with the slot's
+in the same atomic step as the write.
+
+Loaded with ``FUNCTION LOAD REPLACE`` by :class:`~ivr_server.store.redis.RedisStore` when the
+store has no library or an older :data:`VERSION` (``ivrs_version``). A newer library is kept: a
+library must answer the calls of the previous version the same way (rolling upgrades), so bump
+:data:`VERSION` on every change and keep the call signatures.
+
+Keys (``P`` = ``ivrs:{<site>}:s:<slot>:``; the braces are a hash tag: a site's keys share one
+Redis Cluster slot, as functions need): ``P o:<key>`` objects, ``P idx`` (set of object keys),
+``P mark`` (hash stream -> n), ``P epoch``, ``P lease`` (``<node>:<epoch>``, ``PX``), and
+``ivrs:{<site>}:slots`` (set of every slot ever acquired).
+
+Epochs: a slot's first epoch is the store's clock in milliseconds (``TIME``), then ``+1`` per
+acquisition. A store restarted empty therefore never hands out an epoch a holder from before
+the restart could still have: fencing survives the loss of the store's data.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LIBRARY", "VERSION"]
+
+VERSION = 1
+"""Bump on every change of :data:`LIBRARY` (an older library in the store is replaced)."""
+
+LIBRARY = """#!lua name=ivrs
+
+local VERSION = @VERSION@
+
+-- The node of a lease value "<node>:<epoch>" (a node id may itself contain ':').
+local function lease_node(value)
+  return string.match(value, '^(.*):%d+$')
+end
+
+local function lease_epoch(value)
+  return string.match(value, ':(%d+)$')
+end
+
+-- KEYS: epoch, idx, mark. ARGV: object prefix, epoch, #puts, #deletes, then the puts
+-- (key, value)..., the deletes (key)..., the marks (stream, n)...
+local function apply(keys, args)
+  local current = redis.call('GET', keys[1])
+  if current ~= args[2] then
+    return redis.error_reply('FENCED ' .. (current or 'none'))
+  end
+  local prefix = args[1]
+  local nputs = tonumber(args[3])
+  local ndels = tonumber(args[4])
+  local i = 5
+  local last = i + 2 * nputs + ndels
+  for j = i + 2 * nputs, last - 1 do
+    redis.call('DEL', prefix .. args[j])
+    redis.call('SREM', keys[2], args[j])
+  end
+  for j = i, i + 2 * nputs - 1, 2 do
+    redis.call('SET', prefix .. args[j], args[j + 1])
+    redis.call('SADD', keys[2], args[j])
+  end
+  for j = last, #args, 2 do
+    redis.call('HSET', keys[3], args[j], args[j + 1])
+  end
+  return 1
+end
+
+-- KEYS: epoch, lease, slots. ARGV: slot, node, lease ms. Returns the new epoch, or nil when
+-- another node holds a live lease.
+local function acquire(keys, args)
+  local held = redis.call('GET', keys[2])
+  if held and lease_node(held) ~= args[2] then
+    return nil
+  end
+  local epoch
+  if redis.call('EXISTS', keys[1]) == 1 then
+    epoch = redis.call('INCR', keys[1])
+  else
+    local now = redis.call('TIME')
+    epoch = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+    redis.call('SET', keys[1], string.format('%d', epoch))
+  end
+  redis.call('SET', keys[2], args[2] .. ':' .. string.format('%d', epoch), 'PX', args[3])
+  redis.call('SADD', keys[3], args[1])
+  return epoch
+end
+
+-- KEYS: epoch, lease, slots. ARGV: slot, node, epoch, lease ms. Returns 1 renewed, 0 lost
+-- (another holder or a newer epoch), 2 renewed but the store had lost the slot (no epoch).
+local function renew(keys, args)
+  local current = redis.call('GET', keys[1])
+  local value = args[2] .. ':' .. args[3]
+  if not current then
+    redis.call('SET', keys[1], args[3])
+    redis.call('SET', keys[2], value, 'PX', args[4])
+    redis.call('SADD', keys[3], args[1])
+    return 2
+  end
+  if current ~= args[3] then
+    return 0
+  end
+  local held = redis.call('GET', keys[2])
+  if held and lease_node(held) ~= args[2] then
+    return 0
+  end
+  redis.call('SET', keys[2], value, 'PX', args[4])
+  return 1
+end
+
+-- KEYS: lease. ARGV: node, epoch.
+local function release(keys, args)
+  if redis.call('GET', keys[1]) == args[1] .. ':' .. args[2] then
+    redis.call('DEL', keys[1])
+    return 1
+  end
+  return 0
+end
+
+-- KEYS: epoch, idx, mark. ARGV: object prefix, epoch.
+local function drop(keys, args)
+  local current = redis.call('GET', keys[1])
+  if current ~= args[2] then
+    return redis.error_reply('FENCED ' .. (current or 'none'))
+  end
+  local members = redis.call('SMEMBERS', keys[2])
+  for _, key in ipairs(members) do
+    redis.call('DEL', args[1] .. key)
+  end
+  redis.call('DEL', keys[2], keys[3])
+  return #members
+end
+
+-- KEYS: slots. ARGV: slot key prefix, then the slots to look at (none: every slot).
+-- Returns slot, node, epoch, ms left... of every live lease.
+local function leases(keys, args)
+  local names = {}
+  if #args > 1 then
+    for j = 2, #args do names[#names + 1] = args[j] end
+  else
+    names = redis.call('SMEMBERS', keys[1])
+  end
+  local out = {}
+  for _, name in ipairs(names) do
+    local key = args[1] .. name .. ':lease'
+    local held = redis.call('GET', key)
+    if held then
+      local left = redis.call('PTTL', key)
+      if left > 0 then
+        out[#out + 1] = name
+        out[#out + 1] = lease_node(held)
+        out[#out + 1] = tonumber(lease_epoch(held))
+        out[#out + 1] = left
+      end
+    end
+  end
+  return out
+end
+
+-- KEYS: slots. ARGV: slot key prefix. Every slot with objects or marks.
+local function slots(keys, args)
+  local out = {}
+  for _, name in ipairs(redis.call('SMEMBERS', keys[1])) do
+    local base = args[1] .. name
+    if redis.call('EXISTS', base .. ':idx', base .. ':mark') > 0 then
+      out[#out + 1] = name
+    end
+  end
+  return out
+end
+
+redis.register_function('ivrs_apply', apply)
+redis.register_function('ivrs_acquire', acquire)
+redis.register_function('ivrs_renew', renew)
+redis.register_function('ivrs_release', release)
+redis.register_function('ivrs_drop', drop)
+redis.register_function{function_name='ivrs_leases', callback=leases, flags={'no-writes'}}
+redis.register_function{function_name='ivrs_slots', callback=slots, flags={'no-writes'}}
+redis.register_function{
+  function_name='ivrs_version', callback=function() return VERSION end, flags={'no-writes'}}
+""".replace("@VERSION@", str(VERSION))
+"""The library's Lua source (Redis 7 ``FUNCTION LOAD``)."""

@@ -1,0 +1,526 @@
+"""The state store on Redis 7 (docs/store.md, MODES-AND-HA §3.4-§3.5): one connection, commands
+packed by hiredis (C) and pipelined, replies parsed by hiredis and matched to their callers in
+order; every state change and lease decision done by the function library of
+:mod:`ivr_server.store.functions`, so that fencing is checked inside Redis.
+
+Why not redis-py's asyncio client for the write path: it costs ~24 µs of client CPU per event
+(MODES-AND-HA §3.4) against 1.4-4.6 µs for one ``FCALL`` packed with ``hiredis.pack_command`` and
+written to the socket at once, and the write path runs on every turn of the event loop that
+changed a call. redis-py is used for what it does well and where speed does not matter: parsing
+the store's URL (every form redis-py accepts: ``redis://``, ``rediss://``, ``unix://``, the db
+in the path or ``?db=``, user and password).
+
+Time-outs: a watchdog (one timer, not one per command) fails the connection when the oldest
+command waits longer than ``timeout``: every pending command then raises
+:class:`StoreUnavailable`, and the next call connects again (and loads the library, which a
+store restarted empty has lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import Callable, Iterable
+from itertools import chain
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import hiredis
+from redis import connection as _redis_connection
+
+from ivr_server.store.functions import LIBRARY, VERSION
+from ivr_server.store.protocol import Batch, Fenced, Lease, StoreError, StoreUnavailable
+
+__all__ = ["RedisStore"]
+
+LOAD_CHUNK = 1000
+"""Object keys per ``MGET`` of :meth:`RedisStore.load` (all chunks are written at once)."""
+
+_Transform = Callable[[list[Any]], Any]
+
+_pack = cast("Callable[[tuple[Any, ...]], bytes]", hiredis.pack_command)
+"""``hiredis.pack_command`` (its stub wrongly types the argument as a 1-tuple)."""
+_parse_url = cast("Callable[[str], dict[str, Any]]", _redis_connection.parse_url)
+
+
+def _first(replies: list[Any]) -> Any:
+    return replies[0]
+
+
+def _is_missing_function(reply: Any) -> bool:
+    return isinstance(reply, hiredis.ReplyError) and "function not found" in str(reply).lower()
+
+
+class _Pending:
+    """One command (or a few written together) awaiting its replies."""
+
+    __slots__ = ("future", "nreplies", "packed", "replies", "retried", "sent", "transform")
+
+    def __init__(
+        self,
+        future: asyncio.Future[Any],
+        packed: bytes,
+        nreplies: int,
+        transform: _Transform,
+        sent: float,
+    ) -> None:
+        self.future = future
+        self.packed = packed
+        self.nreplies = nreplies
+        self.transform = transform
+        self.sent = sent
+        self.replies: list[Any] = []
+        self.retried = False
+
+
+class _Connection(asyncio.Protocol):
+    """One connection to Redis: writes packed commands, parses replies, resolves the callers'
+    futures first in, first out. A library found missing (``Function not found``: the store
+    restarted empty) is loaded again and the commands that failed for want of it are sent again,
+    once, in their order; commands issued meanwhile wait behind them (``_held``)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self.loop = loop
+        self.timeout = timeout
+        self.transport: asyncio.Transport | None = None
+        self.reader = hiredis.Reader()
+        self.pending: deque[_Pending] = deque()
+        self.closed: BaseException | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._held: list[_Pending] | None = None
+        self._before_reload = 0
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        reader.feed(data)
+        pending = self.pending
+        while True:
+            reply = reader.gets()
+            if reply is False:
+                return
+            if not pending:  # a reply nobody asked for: the stream is out of step
+                self.fail(StoreUnavailable("redis: unexpected reply"))
+                return
+            entry = pending[0]
+            entry.replies.append(reply)
+            if len(entry.replies) < entry.nreplies:
+                continue
+            pending.popleft()
+            self._answered(entry)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail(StoreUnavailable(f"redis: connection lost ({exc or 'closed'})"))
+
+    # -- commands
+
+    def send(self, packed: bytes, nreplies: int, transform: _Transform) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = self.loop.create_future()
+        if self.closed is not None:
+            future.set_exception(StoreUnavailable(str(self.closed)))
+            return future
+        entry = _Pending(future, packed, nreplies, transform, self.loop.time())
+        if self._held is not None:
+            self._held.append(entry)
+        else:
+            self._write(entry)
+        return future
+
+    def _write(self, entry: _Pending) -> None:
+        assert self.transport is not None
+        self.transport.write(entry.packed)
+        self.pending.append(entry)
+        if self._watchdog is None:
+            self._watchdog = self.loop.call_at(entry.sent + self.timeout, self._check_time)
+
+    def _answered(self, entry: _Pending) -> None:
+        if self._held is not None:
+            self._before_reload -= 1
+        if not entry.retried and any(_is_missing_function(r) for r in entry.replies):
+            entry.retried = True
+            entry.replies = []
+            if self._held is None:  # the first to find the library gone: load it
+                self._held = []
+                self._before_reload = len(self.pending)
+                self._write(
+                    _Pending(
+                        self.loop.create_future(),
+                        _pack((b"FUNCTION", b"LOAD", b"REPLACE", LIBRARY)),
+                        1,
+                        _first,
+                        self.loop.time(),
+                    )
+                )
+            entry.sent = self.loop.time()
+            self._write(entry)
+        else:
+            future = entry.future
+            if not future.done():
+                try:
+                    future.set_result(entry.transform(entry.replies))
+                except Exception as exc:  # the caller gets it
+                    future.set_exception(exc)
+        if self._held is not None and self._before_reload <= 0:
+            held, self._held = self._held, None
+            for waiting in held:
+                waiting.sent = self.loop.time()
+                self._write(waiting)
+
+    def _check_time(self) -> None:
+        self._watchdog = None
+        if not self.pending:
+            return
+        oldest = self.pending[0].sent
+        if self.loop.time() - oldest >= self.timeout:
+            self.fail(StoreUnavailable(f"redis: no answer within {self.timeout} s"))
+            return
+        self._watchdog = self.loop.call_at(oldest + self.timeout, self._check_time)
+
+    def fail(self, exc: StoreUnavailable) -> None:
+        """Close the connection; every pending command raises ``exc``."""
+        if self.closed is None:
+            self.closed = exc
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if self.transport is not None:
+            self.transport.abort()
+        waiting = list(self.pending) + (self._held or [])
+        self.pending.clear()
+        self._held = None
+        for entry in waiting:
+            if not entry.future.done():
+                entry.future.set_exception(StoreUnavailable(str(exc)))
+                entry.future.exception()  # a caller that gave up must not leave it unretrieved
+
+
+class RedisStore:
+    """A :class:`~ivr_server.store.protocol.StateStore` on Redis 7 (``redis://``, ``rediss://``,
+    ``unix://``). ``site`` names the deployment (several may share a Redis); ``timeout`` bounds
+    every command (seconds): past it the store is :class:`StoreUnavailable`."""
+
+    def __init__(self, url: str, *, site: str = "ivr", timeout: float = 1.0) -> None:
+        self._options: dict[str, Any] = _parse_url(url)
+        self._raw_url = url
+        self._site = site
+        self._timeout = timeout
+        self._base = f"ivrs:{{{site}}}:"
+        self._slots_key = self._base + "slots"
+        self._slot_prefix = self._base + "s:"
+        self._keys: dict[str, tuple[str, str, str, str, str, str]] = {}
+        self._conn: _Connection | None = None
+        self._connecting: asyncio.Future[_Connection] | None = None
+        self._waits: dict[tuple[int, int], bytes] = {}
+
+    # -- names
+
+    @property
+    def url(self) -> str:
+        """The store's URL without its password (for logs and the web view)."""
+        parts = urlsplit(self._raw_url)
+        netloc = parts.hostname or ""
+        if parts.port is not None:
+            netloc = f"{netloc}:{parts.port}"
+        if parts.username:
+            netloc = f"{parts.username}@{netloc}"
+        query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
+        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+    @property
+    def site(self) -> str:
+        return self._site
+
+    def _slot_keys(self, slot: str) -> tuple[str, str, str, str, str, str]:
+        """(object prefix, idx, mark, epoch, lease, slot prefix) of ``slot``."""
+        keys = self._keys.get(slot)
+        if keys is None:
+            p = f"{self._slot_prefix}{slot}:"
+            keys = self._keys[slot] = (p + "o:", p + "idx", p + "mark", p + "epoch", p + "lease", p)
+        return keys
+
+    # -- connection
+
+    async def connect(self) -> None:
+        await self._connection()
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.fail(StoreUnavailable("redis: store closed"))
+
+    async def _connection(self) -> _Connection:
+        conn = self._conn
+        if conn is not None and conn.closed is None:
+            return conn
+        if self._connecting is None:
+            loop = asyncio.get_running_loop()
+            self._connecting = loop.create_future()
+            try:
+                conn = await self._open()
+            except BaseException as exc:
+                waiting, self._connecting = self._connecting, None
+                waiting.set_exception(exc)
+                waiting.exception()
+                raise
+            self._conn = conn
+            waiting, self._connecting = self._connecting, None
+            waiting.set_result(conn)
+            return conn
+        return await asyncio.shield(self._connecting)
+
+    async def _open(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        options = self._options
+        timeout = self._timeout
+
+        def factory() -> _Connection:
+            return _Connection(loop, timeout)
+
+        try:
+            async with asyncio.timeout(timeout):
+                if "path" in options:
+                    _, conn = await loop.create_unix_connection(factory, options["path"])
+                else:
+                    _, conn = await loop.create_connection(
+                        factory,
+                        options.get("host", "localhost"),
+                        int(options.get("port", 6379)),
+                        ssl=self._ssl_context(),
+                    )
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            raise StoreUnavailable(f"{self.url}: cannot connect ({exc!r})") from exc
+        try:
+            await self._handshake(conn)
+        except BaseException:
+            conn.fail(StoreUnavailable(f"{self.url}: handshake failed"))
+            raise
+        return conn
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        options = self._options
+        if not self._raw_url.startswith("rediss://"):
+            return None
+        context = ssl.create_default_context(cafile=options.get("ssl_ca_certs"))
+        if options.get("ssl_certfile"):
+            context.load_cert_chain(options["ssl_certfile"], options.get("ssl_keyfile"))
+        if str(options.get("ssl_cert_reqs", "required")).lower() in ("none", "cert_none"):
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif options.get("ssl_check_hostname") is False:
+            context.check_hostname = False
+        return context
+
+    async def _handshake(self, conn: _Connection) -> None:
+        """AUTH, SELECT, then the function library: loaded when missing or older."""
+        options = self._options
+        commands: list[tuple[Any, ...]] = []
+        if options.get("password"):
+            if options.get("username"):
+                commands.append((b"AUTH", options["username"], options["password"]))
+            else:
+                commands.append((b"AUTH", options["password"]))
+        if int(options.get("db", 0) or 0):
+            commands.append((b"SELECT", int(options["db"])))
+        commands.append((b"FCALL", b"ivrs_version", 0))
+        packed = b"".join(_pack(c) for c in commands)
+        async with asyncio.timeout(self._timeout):
+            replies = await conn.send(packed, len(commands), list)
+        for reply in replies[:-1]:
+            if isinstance(reply, hiredis.ReplyError):
+                raise StoreError(f"{self.url}: {reply}")
+        version = replies[-1]
+        if isinstance(version, int) and version >= VERSION:
+            return
+        if isinstance(version, hiredis.ReplyError) and not _is_missing_function(version):
+            raise StoreError(f"{self.url}: {version} (Redis 7 or later is needed)")
+        loaded = await conn.send(_pack((b"FUNCTION", b"LOAD", b"REPLACE", LIBRARY)), 1, _first)
+        if isinstance(loaded, hiredis.ReplyError):
+            raise StoreError(f"{self.url}: cannot load the function library: {loaded}")
+
+    async def _call(self, command: tuple[Any, ...], transform: _Transform = _first) -> Any:
+        conn = self._conn
+        if conn is None or conn.closed is not None:
+            conn = await self._connection()
+        return await conn.send(_pack(command), 1, transform)
+
+    # -- the write path
+
+    async def apply(self, batch: Batch, *, replicas: int = 0, wait_timeout: float = 0.05) -> int:
+        conn = self._conn
+        if conn is None or conn.closed is not None:
+            conn = await self._connection()
+        objects, idx, mark, epoch_key, _lease, _p = self._slot_keys(batch.slot)
+        puts = batch.puts
+        deletes = batch.deletes
+        packed = _pack(
+            (
+                b"FCALL",
+                b"ivrs_apply",
+                3,
+                epoch_key,
+                idx,
+                mark,
+                objects,
+                batch.epoch,
+                len(puts),
+                len(deletes),
+                *chain.from_iterable(puts.items()),
+                *deletes,
+                *chain.from_iterable(batch.marks.items()),
+            )
+        )
+        if replicas > 0:
+            packed += self._wait(replicas, wait_timeout)
+            return await conn.send(packed, 2, _ApplyAnswer(batch.slot, batch.epoch))  # type: ignore[no-any-return]
+        return await conn.send(packed, 1, _ApplyAnswer(batch.slot, batch.epoch))  # type: ignore[no-any-return]
+
+    def _wait(self, replicas: int, wait_timeout: float) -> bytes:
+        key = (replicas, max(1, round(wait_timeout * 1000)))  # WAIT 0 would wait for ever
+        packed = self._waits.get(key)
+        if packed is None:
+            packed = self._waits[key] = _pack((b"WAIT", key[0], key[1]))
+        return packed
+
+    # -- leases
+
+    async def acquire(self, slot: str, node: str, lease: float) -> int | None:
+        _o, _i, _m, epoch, lease_key, _p = self._slot_keys(slot)
+        reply = await self._call(
+            (
+                b"FCALL",
+                b"ivrs_acquire",
+                3,
+                epoch,
+                lease_key,
+                self._slots_key,
+                slot,
+                node,
+                _ms(lease),
+            )
+        )
+        return None if reply is None else int(_checked(reply))
+
+    async def renew(self, slot: str, node: str, epoch: int, lease: float) -> bool | None:
+        _o, _i, _m, epoch_key, lease_key, _p = self._slot_keys(slot)
+        reply = _checked(
+            await self._call(
+                (
+                    b"FCALL",
+                    b"ivrs_renew",
+                    3,
+                    epoch_key,
+                    lease_key,
+                    self._slots_key,
+                    slot,
+                    node,
+                    epoch,
+                    _ms(lease),
+                )
+            )
+        )
+        if reply == 2:
+            return None
+        return bool(reply == 1)
+
+    async def release(self, slot: str, node: str, epoch: int) -> None:
+        _o, _i, _m, _e, lease_key, _p = self._slot_keys(slot)
+        _checked(await self._call((b"FCALL", b"ivrs_release", 1, lease_key, node, epoch)))
+
+    async def holder(self, slot: str) -> Lease | None:
+        found = await self._leases((slot,))
+        return found[0] if found else None
+
+    async def leases(self) -> list[Lease]:
+        return await self._leases(())
+
+    async def _leases(self, slots: tuple[str, ...]) -> list[Lease]:
+        reply = _checked(
+            await self._call(
+                (b"FCALL", b"ivrs_leases", 1, self._slots_key, self._slot_prefix, *slots)
+            )
+        )
+        return [
+            Lease(reply[i].decode(), reply[i + 1].decode(), int(reply[i + 2]), reply[i + 3] / 1000)
+            for i in range(0, len(reply), 4)
+        ]
+
+    # -- reads
+
+    async def slots(self) -> list[str]:
+        reply = _checked(
+            await self._call((b"FCALL", b"ivrs_slots", 1, self._slots_key, self._slot_prefix))
+        )
+        return [name.decode() for name in reply]
+
+    async def load(self, slot: str) -> dict[str, bytes]:
+        objects, idx, _m, _e, _l, _p = self._slot_keys(slot)
+        members: list[bytes] = _checked(await self._call((b"SMEMBERS", idx)))
+        if not members:
+            return {}
+        prefix = objects.encode()
+        chunks = [members[i : i + LOAD_CHUNK] for i in range(0, len(members), LOAD_CHUNK)]
+        packed = b"".join(_pack((b"MGET", *[prefix + key for key in chunk])) for chunk in chunks)
+        conn = await self._connection()
+        replies: list[Any] = await conn.send(packed, len(chunks), list)
+        out: dict[str, bytes] = {}
+        for chunk, values in zip(chunks, replies, strict=True):
+            _checked(values)
+            for key, value in zip(chunk, values, strict=True):
+                if value is not None:
+                    out[key.decode()] = value
+        return out
+
+    async def marks(self, slot: str, streams: Iterable[str]) -> dict[str, int]:
+        names = list(streams)
+        if not names:
+            return {}
+        _o, _i, mark, _e, _l, _p = self._slot_keys(slot)
+        values = _checked(await self._call((b"HMGET", mark, *names)))
+        return {name: int(v) for name, v in zip(names, values, strict=True) if v is not None}
+
+    async def drop(self, slot: str, node: str, epoch: int) -> None:
+        objects, idx, mark, epoch_key, _l, _p = self._slot_keys(slot)
+        reply = await self._call((b"FCALL", b"ivrs_drop", 3, epoch_key, idx, mark, objects, epoch))
+        _fenced_or_checked(reply, slot, epoch)
+
+
+class _ApplyAnswer:
+    """Turns the replies of one ``FCALL ivrs_apply`` (+ ``WAIT``) into apply's result."""
+
+    __slots__ = ("epoch", "slot")
+
+    def __init__(self, slot: str, epoch: int) -> None:
+        self.slot = slot
+        self.epoch = epoch
+
+    def __call__(self, replies: list[Any]) -> int:
+        _fenced_or_checked(replies[0], self.slot, self.epoch)
+        if len(replies) == 1:
+            return 0
+        return int(_checked(replies[1]))
+
+
+def _fenced_or_checked(reply: Any, slot: str, epoch: int) -> Any:
+    if isinstance(reply, hiredis.ReplyError):
+        text = str(reply)
+        if text.startswith("FENCED "):
+            current = text[7:]
+            raise Fenced(slot, epoch, None if current == "none" else int(current))
+        raise StoreError(f"redis: {text}")
+    return reply
+
+
+def _checked(reply: Any) -> Any:
+    if isinstance(reply, hiredis.ReplyError):
+        raise StoreError(f"redis: {reply}")
+    return reply
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))

@@ -1,0 +1,336 @@
+"""The StateStore contract (src/ivr_server/store/protocol.py), run against the reference
+(:class:`MemoryStore`) and against :class:`RedisStore` on a real redis-server (tests/redisproc.py):
+both must behave the same, fencing above all (MODES-AND-HA §3.5, docs/store.md)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from ivr_server.store import Batch, Fenced, MemoryStore, StateStore, StoreUnavailable
+from ivr_server.store.redis import RedisStore
+from tests.redisproc import RedisProcess, require_redis
+
+pytestmark = pytest.mark.timeout(30)
+
+LEASE = 0.2
+"""Short leases: lapses are tested by waiting them out."""
+
+
+@dataclass
+class Backend:
+    """A store under test and the means to break it as a real deployment breaks."""
+
+    kind: str
+    memory: MemoryStore | None = None
+    server: RedisProcess | None = None
+
+    def new_store(self) -> StateStore:
+        """Another client of the same store (another node)."""
+        if self.memory is not None:
+            return self.memory
+        assert self.server is not None
+        return RedisStore(self.server.url, site="t", timeout=1.0)
+
+    def lose_data(self) -> None:
+        """The store restarts empty."""
+        if self.memory is not None:
+            self.memory.wipe()
+        else:
+            assert self.server is not None
+            self.server.restart()
+
+    def kill(self) -> None:
+        if self.memory is not None:
+            self.memory.down = True
+        else:
+            assert self.server is not None
+            self.server.kill()
+
+    def revive(self) -> None:
+        """Back, empty (no persistence)."""
+        if self.memory is not None:
+            self.memory.wipe()
+            self.memory.down = False
+        else:
+            assert self.server is not None
+            self.server.start()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    if request.param == "memory":
+        yield Backend("memory", memory=MemoryStore(site="t"))
+        return
+    require_redis()
+    server = RedisProcess()
+    try:
+        yield Backend("redis", server=server)
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture
+async def stores(backend: Backend) -> AsyncIterator[tuple[StateStore, StateStore]]:
+    """Two nodes' clients of the one store."""
+    a, b = backend.new_store(), backend.new_store()
+    await a.connect()
+    await b.connect()
+    yield a, b
+    await a.close()
+    await b.close()
+
+
+async def test_apply_load_marks(stores: tuple[StateStore, StateStore]) -> None:
+    a, b = stores
+    epoch = await a.acquire("primary", "A", 2.0)
+    assert epoch is not None
+    assert await a.load("primary") == {}
+    batch = Batch("primary", epoch, puts={"call:1": b"one", "call:2": b"\x00two\xff"})
+    batch.marks["drv#0"] = 3
+    assert await a.apply(batch) == 0
+    assert (
+        await a.apply(Batch("primary", epoch, puts={"call:3": b"three"}, deletes={"call:1"})) == 0
+    )
+    assert await b.load("primary") == {"call:2": b"\x00two\xff", "call:3": b"three"}
+    assert await b.marks("primary", ["drv#0", "drv#1"]) == {"drv#0": 3}
+    assert await b.marks("primary", []) == {}
+    assert await b.marks("other", ["drv#0"]) == {}
+    assert await b.load("other") == {}
+    await a.apply(Batch("primary", epoch, marks={"drv#0": 5, "drv#1": 1}))
+    assert await b.marks("primary", ["drv#0", "drv#1"]) == {"drv#0": 5, "drv#1": 1}
+
+
+async def test_apply_without_acquire_is_fenced(stores: tuple[StateStore, StateStore]) -> None:
+    a, _ = stores
+    with pytest.raises(Fenced) as caught:
+        await a.apply(Batch("primary", 1, puts={"k": b"v"}))
+    assert caught.value.current is None
+    assert caught.value.slot == "primary"
+
+
+async def test_acquire_held_lapsed_and_fencing(stores: tuple[StateStore, StateStore]) -> None:
+    a, b = stores
+    ea = await a.acquire("primary", "A", LEASE)
+    assert ea is not None
+    assert await b.acquire("primary", "B", LEASE) is None  # held
+    lease = await b.holder("primary")
+    assert lease is not None
+    assert (lease.slot, lease.node, lease.epoch) == ("primary", "A", ea)
+    assert 0 < lease.expires_in <= LEASE
+    await asyncio.sleep(LEASE + 0.1)  # A is paused: its lease lapses
+    assert await b.holder("primary") is None
+    assert await b.leases() == []
+    eb = await b.acquire("primary", "B", 2.0)
+    assert eb is not None
+    assert eb > ea
+    # A wakes up: whatever it does with its old epoch fails
+    with pytest.raises(Fenced) as caught:
+        await a.apply(Batch("primary", ea, puts={"k": b"stale"}))
+    assert caught.value.current == eb
+    assert await a.renew("primary", "A", ea, LEASE) is False
+    with pytest.raises(Fenced):
+        await a.drop("primary", "A", ea)
+    await a.release("primary", "A", ea)  # not A's any more: nothing happens
+    holder = await a.holder("primary")
+    assert holder is not None
+    assert holder.node == "B"
+    assert await a.load("primary") == {}
+    await b.apply(Batch("primary", eb, puts={"k": b"fresh"}))
+    assert await a.load("primary") == {"k": b"fresh"}
+
+
+async def test_reacquire_by_the_holder_moves_the_epoch(
+    stores: tuple[StateStore, StateStore],
+) -> None:
+    a, _ = stores
+    e1 = await a.acquire("primary", "A", 2.0)
+    e2 = await a.acquire("primary", "A", 2.0)
+    assert e1 is not None
+    assert e2 == e1 + 1
+    with pytest.raises(Fenced):
+        await a.apply(Batch("primary", e1, puts={"k": b"v"}))
+
+
+async def test_renew_keeps_the_lease(stores: tuple[StateStore, StateStore]) -> None:
+    a, b = stores
+    ea = await a.acquire("primary", "A", LEASE)
+    assert ea is not None
+    for _ in range(4):
+        await asyncio.sleep(LEASE / 2)
+        assert await a.renew("primary", "A", ea, LEASE) is True
+    assert await b.acquire("primary", "B", LEASE) is None
+    await asyncio.sleep(LEASE + 0.1)
+    # lapsed, nobody took it: the holder may renew (re-take) at its epoch
+    assert await a.renew("primary", "A", ea, LEASE) is True
+    assert await b.acquire("primary", "B", LEASE) is None
+
+
+async def test_release_frees_the_slot_at_once(stores: tuple[StateStore, StateStore]) -> None:
+    a, b = stores
+    ea = await a.acquire("primary", "A", 5.0)
+    assert ea is not None
+    await a.release("primary", "A", ea + 7)  # wrong epoch: ignored
+    assert await b.acquire("primary", "B", 5.0) is None
+    await a.release("primary", "A", ea)
+    assert await b.holder("primary") is None
+    eb = await b.acquire("primary", "B", 5.0)
+    assert eb == ea + 1
+
+
+async def test_renew_after_the_store_lost_everything(
+    backend: Backend, stores: tuple[StateStore, StateStore]
+) -> None:
+    a, b = stores
+    ea = await a.acquire("primary", "A", 2.0)
+    assert ea is not None
+    await a.apply(Batch("primary", ea, puts={"k": b"v"}, marks={"s#0": 2}))
+    backend.lose_data()
+    with pytest.raises((Fenced, StoreUnavailable)):  # Redis: the old connection is gone
+        await a.apply(Batch("primary", ea, puts={"k2": b"v"}))
+    with pytest.raises(Fenced) as caught:
+        await a.apply(Batch("primary", ea, puts={"k2": b"v"}))
+    assert caught.value.current is None
+    assert await b.load("primary") == {}
+    assert await a.renew("primary", "A", ea, 2.0) is None  # ours again, state to rewrite
+    assert await b.acquire("primary", "B", 2.0) is None
+    await a.apply(Batch("primary", ea, puts={"k": b"v"}, marks={"s#0": 2}))
+    assert await b.load("primary") == {"k": b"v"}
+    assert await b.marks("primary", ["s#0"]) == {"s#0": 2}
+    assert await a.renew("primary", "A", ea, 2.0) is True
+
+
+async def test_fencing_survives_the_store_losing_everything(
+    backend: Backend, stores: tuple[StateStore, StateStore]
+) -> None:
+    """A holder paused across a restart of the store, whose successor acquired the slot anew,
+    must not pass the fencing check with its old epoch."""
+    a, b = stores
+    ea = await a.acquire("primary", "A", LEASE)
+    assert ea is not None
+    backend.lose_data()
+    eb = None
+    for _ in range(3):  # Redis: the first call finds the connection gone
+        try:
+            eb = await b.acquire("primary", "B", 2.0)
+            break
+        except StoreUnavailable:
+            continue
+    assert eb is not None
+    assert eb > ea
+    for _ in range(2):
+        try:
+            await a.apply(Batch("primary", ea, puts={"k": b"stale"}))
+        except StoreUnavailable:
+            continue
+        except Fenced as fenced:
+            assert fenced.current == eb
+            break
+    else:
+        pytest.fail("the stale apply was not fenced")
+    assert await a.renew("primary", "A", ea, LEASE) is False
+    assert await b.load("primary") == {}
+
+
+async def test_leases_slots_and_drop(stores: tuple[StateStore, StateStore]) -> None:
+    a, b = stores
+    ea = await a.acquire("A", "A", 2.0)
+    eb = await b.acquire("B", "B", LEASE)
+    assert ea is not None
+    assert eb is not None
+    assert await a.slots() == []  # leases, no state yet
+    await a.apply(Batch("A", ea, puts={"call:1": b"x"}))
+    await b.apply(Batch("B", eb, puts={"call:2": b"y"}, marks={"s#0": 1}))
+    assert sorted(await a.slots()) == ["A", "B"]
+    leases = sorted(await a.leases(), key=lambda lease: lease.slot)
+    assert [(x.slot, x.node, x.epoch) for x in leases] == [("A", "A", ea), ("B", "B", eb)]
+    await asyncio.sleep(LEASE + 0.1)  # B dies
+    assert [(x.slot, x.node) for x in await a.leases()] == [("A", "A")]
+    assert sorted(await a.slots()) == ["A", "B"]  # its state stays
+    # A adopts B's slot, moves the calls into its own, drops B's
+    eab = await a.acquire("B", "A", 2.0)
+    assert eab is not None
+    moved = await a.load("B")
+    assert moved == {"call:2": b"y"}
+    await a.apply(Batch("A", ea, puts=moved))
+    with pytest.raises(Fenced):
+        await a.drop("B", "A", eb)
+    await a.drop("B", "A", eab)
+    assert await a.load("B") == {}
+    assert await a.marks("B", ["s#0"]) == {}
+    assert await a.slots() == ["A"]
+    assert await a.load("A") == {"call:1": b"x", "call:2": b"y"}
+    assert {x.slot for x in await a.leases()} == {"A", "B"}
+
+
+async def test_many_applies_in_flight_keep_their_order(
+    stores: tuple[StateStore, StateStore],
+) -> None:
+    a, b = stores
+    epoch = await a.acquire("primary", "A", 5.0)
+    assert epoch is not None
+    done: list[int] = []
+
+    async def one(i: int) -> None:
+        batch = Batch("primary", epoch, puts={"k": str(i).encode(), f"c:{i % 7}": b"%d" % i})
+        if i % 5 == 0:
+            batch.deletes.add(f"c:{(i + 3) % 7}")
+        batch.marks["s#0"] = i
+        await a.apply(batch)
+        done.append(i)
+
+    await asyncio.gather(*(one(i) for i in range(300)))
+    assert done == list(range(300))
+    state = await b.load("primary")
+    assert state["k"] == b"299"
+    assert await b.marks("primary", ["s#0"]) == {"s#0": 299}
+    # the same sequence applied one by one gives the same state
+    expected: dict[str, bytes] = {}
+    for i in range(300):
+        if i % 5 == 0:
+            expected.pop(f"c:{(i + 3) % 7}", None)
+        expected["k"] = str(i).encode()
+        expected[f"c:{i % 7}"] = b"%d" % i
+    assert state == expected
+
+
+async def test_a_fenced_apply_among_others_in_flight(
+    stores: tuple[StateStore, StateStore],
+) -> None:
+    a, _ = stores
+    epoch = await a.acquire("primary", "A", 5.0)
+    assert epoch is not None
+    results = await asyncio.gather(
+        a.apply(Batch("primary", epoch, puts={"k": b"1"})),
+        a.apply(Batch("primary", epoch + 1, puts={"k": b"2"})),
+        a.apply(Batch("primary", epoch, puts={"k": b"3"})),
+        return_exceptions=True,
+    )
+    assert results[0] == 0
+    assert isinstance(results[1], Fenced)
+    assert results[2] == 0
+    assert await a.load("primary") == {"k": b"3"}
+
+
+async def test_unavailable_then_back(
+    backend: Backend, stores: tuple[StateStore, StateStore]
+) -> None:
+    a, _ = stores
+    ea = await a.acquire("primary", "A", 2.0)
+    assert ea is not None
+    backend.kill()
+    for call in (
+        a.apply(Batch("primary", ea, puts={"k": b"v"})),
+        a.renew("primary", "A", ea, 2.0),
+        a.load("primary"),
+        a.leases(),
+    ):
+        with pytest.raises(StoreUnavailable):
+            await call
+    backend.revive()
+    assert await a.renew("primary", "A", ea, 2.0) is None  # back empty: rewrite everything
+    assert await a.apply(Batch("primary", ea, puts={"k": b"v"})) == 0
+    assert await a.load("primary") == {"k": b"v"}
