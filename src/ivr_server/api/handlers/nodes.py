@@ -171,8 +171,7 @@ async def nodes_document(api: ApiServer) -> dict[str, Any]:
         entry["slots"].append(
             {"slot": lease.slot, "epoch": lease.epoch, "lease_left": round(lease.expires_in, 3)}
         )
-        own = lease.slot == lease.node
-        entry["role"] = "active" if own else entry["role"] or "leader"
+        entry["role"] = "leader"  # it writes a slot (active mode: its own, adopted ones)
     if node_id not in nodes:  # a standby holds no lease
         nodes[node_id] = {"id": node_id, "self": True, "role": me.get("role"), "slots": []}
     for name, entry in nodes.items():
@@ -190,6 +189,7 @@ async def nodes_document(api: ApiServer) -> dict[str, Any]:
         values = [n[key] for n in listed if n[key] is not None]
         return sum(values) if values else None
 
+    agents = {(a.switch, a.dn): a.state for f in facts.values() for a in f.agents}
     return {
         "mode": getattr(ha, "mode", None) or api.server.config.ha.mode,
         "node_id": node_id,
@@ -198,8 +198,9 @@ async def nodes_document(api: ApiServer) -> dict[str, Any]:
         "totals": {
             "nodes": len([n for n in listed if n["slots"] or n["self"]]),
             "calls": total("calls"),
-            "agents": total("agents"),
-            "ready": total("ready"),
+            # a DN's agent counted once (LegacyMode agents are logged in by every node)
+            "agents": len(agents) if facts else None,
+            "ready": sum(state == "Ready" for state in agents.values()) if facts else None,
         },
         "store_state": str(getattr(ha, "store_state", store_state) or store_state),
         "polled": round(active.state.polled, 3) if active is not None else round(time.time(), 3),

@@ -1,0 +1,260 @@
+"""Active nodes (``[ha] mode = "active"``, issue 25): two or three real servers in this process
+sharing one store (``memory://``, and a real ``redis-server`` from :mod:`tests.redisproc`), a
+driver logged in to each over TCP. A port busy on one node is busy on the others; an agent
+logged in through one node is seen at the others; both APIs list the same calls with the node
+holding each; a node that dies (its lease lapses) has its calls adopted by exactly one survivor,
+which answers them (runtime/ha_active.py, service/peers_state.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from ivr_server.api import ApiServer
+from ivr_server.config import default_config
+from ivr_server.config.ha import HaConfig
+from ivr_server.runtime import IvrServer
+from ivr_server.runtime import app as app_module
+from ivr_server.runtime.ha_active import ActiveMode
+from ivr_server.service import IvrService
+from ivr_server.wire import messages as m
+from tests.integration.conftest import LOOPBACK_0
+from tests.integration.rawlink import RawLink, new_call_body, server_doc, start_call
+from tests.redisproc import RedisProcess, redis_server
+
+__all__ = ["redis_server"]
+
+pytestmark = pytest.mark.timeout(60)
+
+TOKEN = "active-t0ken"
+LEASE = 0.6
+POLL = 0.05
+IVR = "IVR_1"
+_SITES = itertools.count()
+_SEEDS = itertools.count(0x51)
+
+StartNode = Callable[..., Awaitable[IvrServer]]
+
+
+@pytest.fixture
+async def start_node(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[StartNode]:
+    """Start active nodes on one store: ``await start_node("A", store)``. Each server gets a
+    ConnID seed of its own (in one process two servers of the same second would share one:
+    every process of a real site has its own start time)."""
+    monkeypatch.setattr(
+        app_module,
+        "IvrService",
+        lambda config, id_seed: IvrService(config, id_seed=next(_SEEDS)),
+    )
+    servers: list[IvrServer] = []
+
+    async def start(node_id: str, store: str, site: str) -> IvrServer:
+        base = default_config()
+        ha = HaConfig(
+            mode="active",
+            node_id=node_id,
+            store=store,
+            site=site,
+            lease=LEASE,
+            poll=POLL,
+            durability="primary",
+            store_timeout=1.0,
+        )
+        config = base.model_copy(
+            update={"ha": ha, "api": base.api.model_copy(update={"token": TOKEN})}
+        )
+        server = IvrServer(config, listen=LOOPBACK_0, api=ApiServer, api_listen=LOOPBACK_0)
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+def active(server: IvrServer) -> ActiveMode:
+    assert server.ha is not None and isinstance(server.ha.active, ActiveMode)
+    return server.ha.active
+
+
+async def until(what: Callable[[], Any], timeout: float = 3.0) -> Any:
+    """Wait (bounded) until ``what()`` is truthy; return it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = what()
+        if found:
+            return found
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+async def driver(server: IvrServer) -> RawLink:
+    link = await RawLink.open(server.port)
+    await link.login("L")
+    return link
+
+
+async def get(server: IvrServer, path: str, token: bool = True) -> Any:
+    host, port = server.api_addresses[0]
+    headers = {"Authorization": f"Bearer {TOKEN}"} if token else {}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://{host}:{port}{path}", headers=headers) as response,
+    ):
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
+def agent(port: str, status: str, req_id: str | None = None) -> m.MonitorInfo:
+    return m.MonitorInfo(ReqId=req_id, Agent=m.Agent(PortNum=port, Status=status))  # type: ignore[arg-type]
+
+
+def agent_error(code: str, req_id: str) -> m.CallError:
+    return m.CallError(FailedReq="AgentControl", TlibErrCode=code, ReqId=req_id)
+
+
+def new_site() -> str:
+    return f"active{next(_SITES)}"
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    if request.param == "memory":
+        return "memory://"
+    redis: RedisProcess = request.getfixturevalue("redis_server")
+    return redis.url
+
+
+async def test_ports_agents_and_calls_are_seen_across_nodes(
+    start_node: StartNode, store_url: str
+) -> None:
+    site = new_site()
+    a = await start_node("A", store_url, site)
+    b = await start_node("B", store_url, site)
+    la, lb = await driver(a), await driver(b)
+    await start_call(la, "C1", port="1", extra="<ANI>5551234</ANI>")
+    await la.send(
+        "C1",
+        "<UDataSet Action='Add'><RequestId>1</RequestId><UDataEx>"
+        "<Node Name='account' Type='Str' Val='42'/></UDataEx></UDataSet>",
+    )
+    assert (await la.recv_doc())[1].tag == "UDataResp"
+
+    # port 1 has a call at A: a NewCall on it at B is refused as a port with a call is
+    await until(lambda: active(b).peers.port_holder(IVR, "1") == "A")
+    await lb.send("C2", new_call_body("1"))
+    got_id, _, raw = await lb.recv_doc()
+    assert (got_id, raw) == ("C2", server_doc("C2", "<EndCall EndCause='Resources'/>"))
+    await start_call(lb, "C3", port="2")  # another port is free
+    await until(lambda: active(a).peers.port_holder(IVR, "2") == "B")
+
+    # an agent logged in through A is seen at B
+    await la.send("L", "<AgentLogin ReqId='1' PortNum='5' Queue='6000' AgentId='77' Password=''/>")
+    assert (await la.recv_doc())[1] == agent("5", "LoggedIn", "1")
+    assert (await la.recv_doc())[1] == agent("5", "NotReady", "1")
+    await la.send("L", "<AgentReady ReqId='2' PortNum='5' Queue='6000' WorkMode='ManualIn'/>")
+    assert (await la.recv_doc())[1] == agent("5", "Ready", "2")
+    await until(
+        lambda: (found := active(b).peers.agent("SW_InFront", "4005")) and found[1].state == "Ready"
+    )
+    await lb.send("L", "<AgentQuery ReqId='3' PortNum='5'/>")
+    assert (await lb.recv_doc())[1] == agent("5", "Ready", "3")
+    await lb.send("L", "<AgentNotReady ReqId='4' PortNum='5' Queue='6000'/>")
+    assert (await lb.recv_doc())[1] == agent_error("166", "4")  # A's agent: A serves it
+    await lb.send("L", "<AgentLogin ReqId='5' PortNum='6' Queue='6000' AgentId='77' Password=''/>")
+    assert (await lb.recv_doc())[1] == agent_error("1704", "5")  # logged in through A
+    await lb.send("L", "<AgentQuery ReqId='6' PortNum='6'/>")  # B's own DN: its switch answers
+    assert (await lb.recv_doc())[1] == agent("6", "Unknown", "6")
+
+    # both APIs: the same nodes and the same calls, with the node holding each
+    await until(lambda: set(active(a).state.facts) == {"A", "B"} == set(active(b).state.facts))
+    for server in (a, b):
+        nodes = await get(server, "/api/v1/nodes", token=False)
+        assert nodes["mode"] == "active"
+        assert {n["id"]: (n["role"], n["calls"]) for n in nodes["nodes"]} == {
+            "A": ("leader", 1),
+            "B": ("leader", 1),
+        }
+        # IVR_2's 4 LegacyMode agents are logged in by every node: each DN counted once
+        assert nodes["totals"]["calls"] == 2 and nodes["totals"]["ready"] == 4 + 1
+    seen = []
+    for server in (a, b):
+        listing = await get(server, "/api/v1/nodes/calls")
+        assert listing["total"] == 2 and not listing["redacted"]
+        seen.append(sorted((c["call_id"], c["node"], c["port"]) for c in listing["calls"]))
+        c1 = next(c for c in listing["calls"] if c["call_id"] == "C1")
+        assert c1["ani"] == "5551234"
+        assert {"name": "account", "type": "Str", "value": "42"}.items() <= c1["user_data"][
+            0
+        ].items()
+    assert seen[0] == seen[1] == [("C1", "A", "1"), ("C3", "B", "2")]
+    public = await get(a, "/api/v1/nodes/calls", token=False)
+    assert public["redacted"] and all(
+        c["user_data"] is None and c["ani"] is None for c in public["calls"]
+    )
+    for link in (la, lb):
+        await link.close()
+
+
+@pytest.mark.parametrize("count", [2, 3])
+async def test_a_dead_nodes_calls_are_adopted_by_one_survivor(
+    start_node: StartNode, count: int
+) -> None:
+    site = new_site()
+    nodes = [await start_node(name, "memory://", site) for name in "ABC"[:count]]
+    a, survivors = nodes[0], nodes[1:]
+    la = await driver(a)
+    links = [await driver(s) for s in survivors]
+    await start_call(la, "C1", port="7")
+    await la.send(
+        "C1",
+        "<UDataSet Action='Add'><RequestId>1</RequestId><UDataEx>"
+        "<Node Name='account' Type='Str' Val='42'/></UDataEx></UDataSet>",
+    )
+    assert (await la.recv_doc())[1].tag == "UDataResp"  # committed: durability primary
+    await until(lambda: all(active(s).peers.port_holder(IVR, "7") == "A" for s in survivors))
+
+    assert a.ha is not None
+    a.ha.release_on_stop = False  # dies: its lease lapses, nobody is told
+    died = time.monotonic()
+    await a.stop()
+    await la.close()
+    await until(lambda: sum(active(s).adopted_calls for s in survivors) == 1, LEASE + 2.0)
+    assert time.monotonic() - died < LEASE + 1.5
+    await asyncio.sleep(3 * POLL)  # no second adoption
+    adopters = [i for i, s in enumerate(survivors) if active(s).adopted_calls]
+    assert len(adopters) == 1 and sum(active(s).adopted_calls for s in survivors) == 1
+    adopter, link = survivors[adopters[0]], links[adopters[0]]
+    assert active(adopter).adoptions[-1].slot == "A"
+
+    # the driver re-sends the dead node's CallId to the adopter: answered, user data intact
+    await link.send(
+        "C1",
+        "<UDataGet Keys='account'><RequestId>2</RequestId></UDataGet>",
+    )
+    got_id, reply, raw = await link.recv_doc()
+    assert got_id == "C1" and reply.tag == "UDataResp", raw
+    assert b"Val='42'" in raw
+    # the port's call is the adopter's now, everywhere
+    for other in survivors:
+        if other is not adopter:
+            await until(
+                lambda other=other: active(other).peers.port_holder(IVR, "7") == adopter.ha.node_id
+            )  # type: ignore[union-attr]
+    assert adopter.ha is not None
+    store = adopter.ha.store
+    assert "A" not in await store.slots()
+    moved = await store.load(adopter.ha.node_id)
+    assert any(key.startswith("call:") and key.endswith("C1") for key in moved)
+    # the call ends normally at the adopter, its port free again
+    await link.send("C1", "<EndCall EndCause='Normal'/>")
+    await until(lambda: not adopter.service.calls.port_busy(IVR, "7"))
+    for link in links:
+        await link.close()
