@@ -58,7 +58,7 @@ from ivr_server.calls.context import Action, CallContext, Pending, PendingKind
 from ivr_server.calls.control import REQUESTS, CallControl
 from ivr_server.calls.ending import Ending
 from ivr_server.calls.info import CallInfo
-from ivr_server.calls.machine import TRANSITIONS, CallInput
+from ivr_server.calls.machine import TRANSITIONS, CallInput, CallState
 from ivr_server.calls.network import Network
 from ivr_server.calls.network_table import NETWORK_TRANSITIONS
 from ivr_server.calls.replies import Refusal, invalid_request, no_such_call
@@ -180,6 +180,12 @@ class CallManager:
     def settings(self) -> CallSettings:
         """The timer durations and the release default in force."""
         return self._ctx.settings
+
+    @property
+    def context(self) -> CallContext:
+        """The call side's shared state (for ``service/persist.py``: HA snapshot and restore,
+        issue 25; nothing else should need it)."""
+        return self._ctx
 
     @property
     def completed(self) -> int:
@@ -411,6 +417,8 @@ class CallManager:
         pending = ctx.pending.pop(ref, None) if ref is not None else None
         if pending is not None:
             if pending.call.key in self.calls:
+                if pending.kind != "udata":  # HA tracking (issue 25): the answer may change it
+                    ctx.mark(pending.call)
                 timeline.record(pending.call.key, SWITCH, event)
                 self._answers[pending.kind](pending, event, now)
             return  # the family that waited took the event (inbound: fed it to the machine)
@@ -426,6 +434,7 @@ class CallManager:
                     # only what happens at the port counts: a PBX that monitors the consulted
                     # party too reports its side of the same call (its Established...)
                     if getattr(event, "dn", None) == call.dn:
+                        ctx.mark(call)  # HA tracking (issue 25)
                         timeline.record(call.key, SWITCH, event)
                         self._control.on_event(call, event, now)
                     return
@@ -433,6 +442,7 @@ class CallManager:
                 self._behind.on_unknown(event, now)
             return
         timeline.record(call.key, SWITCH, event)
+        ctx.mark(call)  # HA tracking (issue 25): Call.track, ConnID and party changes
         handler = self._event_handlers.get(type(event))
         if handler is not None:
             handler(call, event, now)
@@ -513,6 +523,32 @@ class CallManager:
             if got is not None:
                 found.append((scope if not scope.startswith("\x00") else "", *got))
         return found
+
+    # ------------------------------------------------------------------ high availability
+    # A hook of helper C (issue 25, service/standby.py): additive, used only by a demoted leader.
+
+    def clear_silently(self) -> int:
+        """Forget every call without a word to anyone: no ``EndCall`` to its IVR, no request to
+        its switch, no dial-out report. A hot-standby leader fenced by the store steps down
+        (``IvrService.set_role("standby")``, MODES-AND-HA §3.5 "Roles and takeover" 3): the new
+        leader carries these calls on, so ending them here (a ``TReleaseCall`` to the PBX) would
+        end them for real. How many calls were dropped."""
+        ctx = self._ctx
+        calls = list(ctx.calls.values())
+        for call in calls:
+            ctx.timeline.end(call.key, call.ivr)
+            ctx.timers.cancel_all(call.key)
+            call.dial_out = None
+            call.state = CallState.DETACHED
+        for table in (ctx.calls, ctx.by_port, ctx.by_conn, ctx.consults, ctx.pending):
+            table.clear()
+        for key in [key for key, slot in ctx.ports.items() if slot.policy is None]:
+            del ctx.ports[key]  # a slot kept only for a waiting call
+        for slot in ctx.ports.values():
+            slot.waiting = None
+            slot.drop()
+        ctx.requester = None
+        return len(calls)
 
 
 def _refused(call: Call, event: EventError, now: float) -> None:
