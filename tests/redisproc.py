@@ -173,10 +173,7 @@ class RedisProcess:
                     host="127.0.0.1", port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5
                 ) as probe,
             ):
-                try:
-                    if probe.ping():
-                        return
-                except redis.AuthenticationError:  # --requirepass: up, but wants AUTH
+                if probe.ping():
                     return
             if time.monotonic() > deadline:
                 self.kill()

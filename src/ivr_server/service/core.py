@@ -55,6 +55,13 @@ from ivr_server.service.reload import (
     stranded_calls,
 )
 from ivr_server.service.sessions import Session
+from ivr_server.service.standby import (
+    JOURNAL_LIMIT,
+    ROLES,
+    HotStandby,
+    JournalCounters,
+    Role,
+)
 from ivr_server.service.statistics import Statistics
 from ivr_server.service.switches import apply_switches, rebuilt_switches
 from ivr_server.session import IvrLink
@@ -139,6 +146,9 @@ class IvrService:
             m.CallStatus: self._admission.on_ivr_call_status,
         }
         self._monitoring.ports_reported = self._monitoring.port_availability()
+        self._ha: HotStandby | None = None
+        """High availability's side of the service (standby.py); ``None`` in the ``single``
+        role (``[ha] mode = "off"``): then nothing of it runs."""
         ctx.pump()
         self._agents.auto_login()
 
@@ -233,6 +243,8 @@ class IvrService:
             self._ctx.now = now
         self._sessions.close(session, reason)
         self._ctx.bus.forget(session)
+        if self._ha is not None:
+            self._ha.closed(session)
 
     def take_dirty(self) -> list[Session]:
         """Sessions with data queued since the last call; the runtime writes them out."""
@@ -256,6 +268,17 @@ class IvrService:
             ctx.now = now
         session.documents_in += 1
         ctx.metrics.messages_in[message.tag] += 1
+        ha = self._ha
+        if ha is None:
+            self._dispatch(session, call_id, message)
+        elif not ha.intercepts(session, call_id, message):  # a standby keeps it (standby.py)
+            self._dispatch(session, call_id, message)
+            if type(message) is m.LoginReq:
+                ha.logged_in(session)
+
+    def _dispatch(self, session: Session, call_id: str | None, message: Message) -> None:
+        """Carry out one document (counted already): :meth:`handle`, and a takeover's replay."""
+        ctx = self._ctx
         handler = self._handlers.get(type(message))
         failed = False
         try:
@@ -327,6 +350,14 @@ class IvrService:
             ctx.now = now
         session.documents_in += 1
         ctx.metrics.messages_in["rejected"] += 1
+        ha = self._ha
+        if ha is not None and ha.intercepts_rejected(session, error):
+            return  # a standby keeps it: the leader answers it (standby.py)
+        self._answer_rejected(session, error)
+
+    def _answer_rejected(self, session: Session, error: DecodeError) -> None:
+        """The answer to a document that did not decode (counted already)."""
+        ctx = self._ctx
         ctx.metrics.errors["rejected"] += 1
         log.warning(
             "session %d from %s: rejected document: %s",
@@ -348,6 +379,107 @@ class IvrService:
             )
         self._ctx.require_login(session, call_id, message)
         raise invalid_request(call_id, f"{message.tag} is not supported")
+
+    # ------------------------------------------------------------------ high availability
+
+    @property
+    def role(self) -> Role:
+        """``single`` (``[ha] mode = "off"``, the default), ``leader`` or ``standby``
+        (standby.py; MODES-AND-HA §3.5)."""
+        return "single" if self._ha is None else self._ha.role
+
+    def set_role(self, role: Role, now: float, *, journal_limit: int = JOURNAL_LIMIT) -> None:
+        """Become ``leader`` or ``standby`` (or ``single`` again), at ``now``.
+
+        From ``single``: the logged-in sessions get their driver streams, counted from here.
+        ``standby``: nothing leaves but ``LoginResp`` and ``FlowControl`` (PROTOCOL.md §8.1);
+        every other document is journaled, not handled. From ``leader`` to ``standby`` (fenced:
+        another node leads): the calls are dropped without a word to anyone
+        (``CallManager.clear_silently``), since the new leader carries them on; the runtime closes
+        the IVR sessions. From ``standby`` to ``leader``: the monitoring sessions are told the
+        T-Servers' status (a standby told them nothing); the journal stays for :meth:`replay`,
+        which must follow in the same turn. ``journal_limit``: the most documents a stream's
+        journal keeps (taken when leaving ``single``)."""
+        if role not in ROLES:
+            raise ValueError(f"role {role!r}: one of {', '.join(ROLES)}")
+        ctx = self._ctx
+        ctx.now = now
+        ha = self._ha
+        if role == "single":
+            if ha is not None:
+                ha.set_role("leader")  # unmuted
+                self._ha = None
+                for session in ctx.sessions.values():
+                    session.stream = None
+            return
+        if ha is None:
+            ha = self._ha = HotStandby(ctx, journal_limit)
+            for session in ctx.sessions.values():
+                ha.logged_in(session)
+        before = ha.role
+        ha.set_role(role)
+        if before == role:
+            return
+        if role == "standby":
+            if before == "leader":
+                dropped = ctx.calls.clear_silently()
+                log.warning("HA: no longer the leader: %d call(s) dropped without a word", dropped)
+        elif before == "standby":
+            for session in list(ctx.sessions.values()):
+                if session.login is not None and session.login.monitor:
+                    session.servers_reported = {}
+                    self._monitoring.report_servers(session)
+            log.info("HA: leader now: %d session(s) logged in", len(ha.streams))
+
+    def take_marks(self) -> dict[str, int]:
+        """Leader: driver stream -> index of its last document handled, for the streams that
+        moved since the last call; the runtime writes them with the turn's batch (standby.py).
+        Empty in the ``single`` role."""
+        return self._ha.take_marks() if self._ha is not None else {}
+
+    def trim_journal(self, marks: Mapping[str, int]) -> int:
+        """Standby: forget the journaled documents the leader committed (at or below their
+        stream's mark); how many."""
+        return self._ha.trim(marks) if self._ha is not None else 0
+
+    def journal_streams(self) -> dict[str, int]:
+        """Standby: driver stream -> documents journaled (the streams whose marks to read)."""
+        return self._ha.journal_streams() if self._ha is not None else {}
+
+    @property
+    def journal_counters(self) -> JournalCounters | None:
+        """What the journals counted (journaled, trimmed, overflowed, replayed...); ``None`` in
+        the ``single`` role."""
+        return self._ha.counters if self._ha is not None else None
+
+    def bind_orphans(self, now: float) -> int:
+        """Takeover: give the calls without a session (restored from the store) to a live
+        logged-in session of their IVR, the first one (the adopt-on-login of DECISIONS.md);
+        how many. A call whose IVR has no session here waits for one, as any orphan does."""
+        ctx = self._ctx
+        ctx.now = now
+        bound = 0
+        seen: set[str] = set()
+        for session in list(ctx.sessions.values()):
+            ivr = session.ivr_name
+            if ivr is not None and ivr not in seen:
+                seen.add(ivr)
+                bound += ctx.calls.adopt(ivr, session)
+        return bound
+
+    def replay(self, marks: Mapping[str, int], now: float) -> int:
+        """Takeover, after :meth:`bind_orphans`: re-handle each stream's journaled documents
+        after its mark (the requests the old leader never committed), in their order of arrival,
+        on their sessions, through the normal path (the answers go out); how many. The node is
+        ``leader`` afterwards and its journal empty."""
+        ctx = self._ctx
+        ctx.now = now
+        ha = self._ha
+        if ha is None:
+            return 0
+        if ha.role != "leader":
+            self.set_role("leader", now)
+        return ha.replay(marks, self._dispatch, self._answer_rejected)
 
     # ------------------------------------------------------------------ acts from outside
 

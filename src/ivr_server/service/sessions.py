@@ -114,6 +114,13 @@ class Session:
     """Documents sent."""
     logmsg_budget: LogMsgBudget | None = None
     """Its LogMsg rate limit, from its first LogMsg on."""
+    stream: str | None = None
+    """High availability (``[ha]`` on, service/standby.py): the driver stream this session
+    carries, ``"<ClientName>#<k>"``, named at its first successful login; ``None`` otherwise
+    (always with ``[ha] mode = "off"``)."""
+    stream_base: int = 0
+    """``documents_in`` when the stream was named: the index of a document on the stream is
+    ``documents_in - stream_base`` (1 for the first one after the LoginReq)."""
 
     @property
     def ivr_name(self) -> str | None:

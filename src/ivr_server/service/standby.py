@@ -1,0 +1,325 @@
+"""High availability, the service's side: the node's role, driver streams, the hot standby's
+journal, the leader's marks and the replay at takeover (issue 25, MODES-AND-HA §3.5).
+
+Theory of operation. A node is ``single`` (``[ha] mode = "off"``: this module is not even built,
+nothing is counted), ``leader`` (it holds the lease: it answers and its runtime writes the state)
+or ``standby``. A hot-standby driver logs in to both nodes and sends every request to both
+(PROTOCOL.md §8.1). Both nodes answer ``LoginReq`` and send ``FlowControl``; only the leader
+answers the rest. So a standby handles ``LoginReq`` as usual (its context is *muted*:
+``ServiceContext.send`` lets nothing else out), and keeps every other document of the session,
+unanswered and without effect, in the session's *journal*.
+
+Driver streams. A logged-in session carries one stream, named at its first successful login
+``"<ClientName>#<k>"``, k the lowest index no live session of that ClientName uses on this node:
+the driver logs in to both nodes the same way, so both name its connections alike. The *index*
+of a document on a stream is the count of documents the session received after that LoginReq
+(``Session.documents_in - Session.stream_base``), the rejected ones (that did not decode)
+included: both nodes receive the same bytes, so both count alike. A later LoginReq on the same
+session keeps the stream and is counted like any document (both nodes handle it, neither
+journals it).
+
+Marks. After every turn the leader's runtime takes :meth:`HotStandby.take_marks` (the streams
+whose index moved: the index of the last document handled, all of whose effects are in that
+turn's batch) and writes them with the batch. A new stream is reported at 0 at once, and a stream
+whose session closed too: a mark left in the store by an earlier session of the same name must
+not trim the next one's journal. The standby reads the marks while polling and drops the journal
+up to them (:meth:`HotStandby.trim`).
+
+Takeover. The runtime restores the state from the store, :meth:`bind_orphans` gives the restored
+calls (which have no session) to a live session of their IVR, and :meth:`replay` re-handles, in
+the order they arrived, the journaled documents after each stream's mark, through the normal
+path, on the same sessions: each request the dead leader never committed is answered once, by
+this node. A stream whose mark is ahead of what this node received (the leader's connection was
+faster) gets the rest of those documents dropped as they arrive.
+
+Demotion. A leader the store fences goes back to standby: muted at once, its calls dropped
+without a word (``CallManager.clear_silently``); the runtime closes the IVR sessions.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Final, Literal
+
+from ivr_server.service.context import ServiceContext, log_ctx
+from ivr_server.service.sessions import Session
+from ivr_server.wire import DecodeError, Message
+from ivr_server.wire import messages as m
+
+__all__ = ["JOURNAL_LIMIT", "Entry", "HotStandby", "JournalCounters", "Role"]
+
+log = logging.getLogger("ivr_server.service.standby")
+
+Role = Literal["single", "leader", "standby"]
+"""``single``: no high availability (``[ha] mode = "off"``); ``leader``: holds the lease,
+answers; ``standby``: answers only ``LoginReq`` (and ``FlowControl``), keeps the rest."""
+
+ROLES: Final = ("single", "leader", "standby")
+
+JOURNAL_LIMIT: Final = 100_000
+"""Most documents one stream's journal keeps; past it the oldest go (counted, and logged once per
+stream until it falls back below). A standby whose leader commits nothing for that long has lost
+the journal's point anyway: at the default 0.2 s poll it means 500,000 requests a second."""
+
+APPLIED_BY_STANDBY: Final = frozenset({m.LoginReq, m.DialOutRegistry})
+"""Handled by a standby too: ``LoginReq`` (answered: both nodes answer it, PROTOCOL.md §8.1) and
+``DialOutRegistry`` (the session's registrations are the session's, not in the store: applied
+without an answer, and journaled as well so that an uncommitted one is answered at takeover;
+applying it twice changes nothing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One document a standby kept: its index on the stream, its order of arrival on the node,
+    its session, and the document (a :class:`DecodeError` for one that did not decode)."""
+
+    index: int
+    seq: int
+    session: Session
+    call_id: str | None
+    message: Message | DecodeError
+
+
+@dataclass(slots=True)
+class JournalCounters:
+    """What the journals counted (for the runtime's metrics and ``/api/v1/ha``)."""
+
+    journaled: int = 0
+    """Documents kept by the standby."""
+    trimmed: int = 0
+    """Kept documents dropped because the leader's marks say it committed them."""
+    overflowed: int = 0
+    """Kept documents dropped because their journal was full (:data:`JOURNAL_LIMIT`)."""
+    closed: int = 0
+    """Kept documents dropped because their session closed."""
+    replayed: int = 0
+    """Documents re-handled at takeovers (``ha_replayed_requests_total``)."""
+    skipped: int = 0
+    """Documents dropped after a takeover because the old leader had already committed them."""
+
+
+class _Journal:
+    """The documents a standby kept for one stream, oldest first."""
+
+    __slots__ = ("entries", "full", "session")
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.entries: deque[Entry] = deque()
+        self.full = False
+        """Overflowing (logged once until it drains)."""
+
+
+class HotStandby:
+    """The role, the streams, the journals and the marks of one node (see the module
+    docstring)."""
+
+    def __init__(self, ctx: ServiceContext, limit: int = JOURNAL_LIMIT) -> None:
+        self.ctx = ctx
+        self.role: Role = "single"
+        """``single`` until the service's first ``set_role``."""
+        self.limit = limit
+        self.counters = JournalCounters()
+        self.streams: dict[str, Session] = {}
+        """Stream name -> the live session carrying it."""
+        self._journals: dict[str, _Journal] = {}
+        self._reported: dict[str, int] = {}
+        """Leader: the mark last given per stream (:meth:`take_marks`)."""
+        self._reset: set[str] = set()
+        """Leader: streams whose session closed, reported at 0 once."""
+        self._skip: dict[Session, int] = {}
+        """After a takeover: a session's documents up to this index were committed by the old
+        leader and not yet received here: dropped as they arrive."""
+        self._seq = 0
+
+    # ------------------------------------------------------------------ roles
+
+    def set_role(self, role: Role) -> None:
+        """Become ``leader`` or ``standby`` (the service does the rest: ``IvrService.set_role``)."""
+        self.role = role
+        self.ctx.muted = role == "standby"
+        if role == "standby":
+            self._skip.clear()
+            self._reported.clear()
+            self._reset.clear()
+
+    # ------------------------------------------------------------------ streams
+
+    def logged_in(self, session: Session) -> None:
+        """After a ``LoginReq`` was handled: a session's first successful login names its
+        stream; its documents are counted from here."""
+        login = session.login
+        if login is None or session.stream is not None:
+            return
+        name = login.client_name
+        used = {s.stream for s in self.streams.values()}
+        k = 0
+        while f"{name}#{k}" in used:
+            k += 1
+        stream = session.stream = f"{name}#{k}"
+        session.stream_base = session.documents_in
+        self.streams[stream] = session
+        self._reset.discard(stream)
+        self._reported.pop(stream, None)  # reported at 0 by the next take_marks
+
+    def closed(self, session: Session) -> None:
+        """The session closed: its stream is free (named again by the next login), what it kept
+        goes (replaying it on no session would answer nobody)."""
+        stream = session.stream
+        if stream is None or self.streams.get(stream) is not session:
+            return
+        del self.streams[stream]
+        self._skip.pop(session, None)
+        journal = self._journals.pop(stream, None)
+        if journal is not None and journal.entries:
+            self.counters.closed += len(journal.entries)
+        if self.role == "leader":
+            self._reported.pop(stream, None)
+            self._reset.add(stream)
+
+    @staticmethod
+    def index(session: Session) -> int:
+        """The index on its stream of the document ``session`` received last."""
+        return session.documents_in - session.stream_base
+
+    # ------------------------------------------------------------------ standby
+
+    def intercepts(self, session: Session, call_id: str | None, message: Message) -> bool:
+        """Called for every document received with high availability on, before it is handled:
+        ``True`` when it must not be handled (a standby keeps it; a leader after a takeover
+        drops one the old leader committed)."""
+        if self.role == "standby":
+            if type(message) in APPLIED_BY_STANDBY:
+                if type(message) is not m.LoginReq:
+                    self._keep(session, call_id, message)
+                return False
+            self._keep(session, call_id, message)
+            return True
+        return bool(self._skip) and self._skipped(session)
+
+    def intercepts_rejected(self, session: Session, error: DecodeError) -> bool:
+        """As :meth:`intercepts`, for a document that did not decode (its answer is an error
+        the leader sends; a standby keeps it to answer it if it takes over first)."""
+        if self.role == "standby":
+            self._keep(session, None, error)
+            return True
+        return bool(self._skip) and self._skipped(session)
+
+    def _keep(self, session: Session, call_id: str | None, message: Message | DecodeError) -> None:
+        stream = session.stream
+        if stream is None:
+            return  # before the login: the leader refuses it, nothing to replay
+        journal = self._journals.get(stream)
+        if journal is None:
+            journal = self._journals[stream] = _Journal(session)
+        entries = journal.entries
+        if len(entries) >= self.limit:
+            entries.popleft()
+            self.counters.overflowed += 1
+            if not journal.full:
+                journal.full = True
+                log.warning(
+                    "hot standby: the journal of stream %s is full (%d documents, no mark from "
+                    "the leader covers them): the oldest are dropped, and will not be replayed",
+                    stream,
+                    self.limit,
+                    extra=log_ctx(session, None),
+                )
+        self._seq += 1
+        entries.append(Entry(self.index(session), self._seq, session, call_id, message))
+        self.counters.journaled += 1
+
+    def trim(self, marks: Mapping[str, int]) -> int:
+        """Drop what the leader committed: every kept document at or below its stream's mark;
+        how many were dropped."""
+        dropped = 0
+        for stream, mark in marks.items():
+            journal = self._journals.get(stream)
+            if journal is None:
+                continue
+            entries = journal.entries
+            while entries and entries[0].index <= mark:
+                entries.popleft()
+                dropped += 1
+            if journal.full and len(entries) < self.limit // 2:
+                journal.full = False
+        self.counters.trimmed += dropped
+        return dropped
+
+    def journal_streams(self) -> dict[str, int]:
+        """Stream -> documents kept (the streams whose marks the standby reads)."""
+        return {stream: len(journal.entries) for stream, journal in self._journals.items()}
+
+    # ------------------------------------------------------------------ leader
+
+    def take_marks(self) -> dict[str, int]:
+        """Stream -> index of its last document handled, for the streams whose index moved
+        since the last call (new streams and closed ones at 0): the turn's marks."""
+        marks: dict[str, int] = {}
+        if self._reset:
+            for stream in self._reset:
+                marks[stream] = 0
+            self._reset.clear()
+        reported = self._reported
+        for stream, session in self.streams.items():
+            n = session.documents_in - session.stream_base
+            skip = self._skip.get(session)
+            if skip is not None and skip > n:
+                n = skip  # the old leader's mark: those are committed already
+            if reported.get(stream) != n:
+                reported[stream] = marks[stream] = n
+        return marks
+
+    def _skipped(self, session: Session) -> bool:
+        until = self._skip.get(session)
+        if until is None:
+            return False
+        if self.index(session) <= until:
+            self.counters.skipped += 1
+            return True
+        del self._skip[session]
+        return False
+
+    # ------------------------------------------------------------------ takeover
+
+    def replay(
+        self,
+        marks: Mapping[str, int],
+        handle: Callable[[Session, str | None, Message], None],
+        handle_rejected: Callable[[Session, DecodeError], None],
+    ) -> int:
+        """Re-handle the kept documents after each stream's mark, in their order of arrival
+        across streams, on their sessions (``handle``: the service's dispatch, without counting
+        them again); how many. The journals are emptied; a stream whose mark is ahead of what
+        arrived here drops the rest as it comes. The role must be ``leader`` already (muted, the
+        answers would not leave)."""
+        pending: list[list[Entry]] = []
+        for stream, journal in self._journals.items():
+            session = journal.session
+            if self.streams.get(stream) is not session:
+                continue  # the session closed meanwhile
+            mark = marks.get(stream, 0)
+            if mark > self.index(session):
+                self._skip[session] = mark
+            pending.append([entry for entry in journal.entries if entry.index > mark])
+        self._journals.clear()
+        count = 0
+        for entry in heapq.merge(*pending, key=_seq):
+            session = entry.session
+            if session.stream is None or self.streams.get(session.stream) is not session:
+                continue  # closed by an earlier replayed document's doing
+            if isinstance(entry.message, DecodeError):
+                handle_rejected(session, entry.message)
+            else:
+                handle(session, entry.call_id, entry.message)
+            count += 1
+        self.counters.replayed += count
+        return count
+
+
+def _seq(entry: Entry) -> int:
+    return entry.seq
