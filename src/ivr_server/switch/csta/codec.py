@@ -287,6 +287,19 @@ def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _escape_attribute(text: str) -> str:
+    """``text`` as a double-quoted attribute value that reads back the same: ``&``, ``<`` and
+    ``"`` escaped, and the white space attribute-value normalisation would turn into spaces
+    written as character references (a namespace read from a PBX's document may hold any)."""
+    return (
+        _escape(text)
+        .replace('"', "&quot;")
+        .replace("\t", "&#9;")
+        .replace("\n", "&#10;")
+        .replace("\r", "&#13;")
+    )
+
+
 class _Node:
     __slots__ = ("children", "tag", "text")
 
@@ -361,6 +374,6 @@ def encode(message: m.CstaMessage, *, namespace: str = CSTA_NAMESPACES["ed4"]) -
             namespace = SESSION_NAMESPACE
     out = ['<?xml version="1.0" encoding="UTF-8"?>']
     root.write(out)
-    head = f'<{root.tag} xmlns="{namespace}"'
+    head = f'<{root.tag} xmlns="{_escape_attribute(namespace)}"'
     out[1] = head + out[1][len(root.tag) + 1 :]
     return "".join(out).encode("utf-8")
