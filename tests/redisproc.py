@@ -173,7 +173,10 @@ class RedisProcess:
                     host="127.0.0.1", port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5
                 ) as probe,
             ):
-                if probe.ping():
+                try:
+                    if probe.ping():
+                        return
+                except redis.AuthenticationError:  # --requirepass: up, but wants AUTH
                     return
             if time.monotonic() > deadline:
                 self.kill()

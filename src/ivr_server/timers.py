@@ -48,6 +48,23 @@ class DeadlineQueue(Generic[K]):
         """Stop the timer of ``key`` (nothing if it is not running)."""
         self._deadlines.pop(key, None)
 
+    def get(self, key: K) -> float | None:
+        """The deadline of ``key``, or ``None`` (HA: a call's timers are persisted as absolute
+        deadlines, issue 25)."""
+        return self._deadlines.get(key)
+
+    def set_many(self, items: list[tuple[K, float]]) -> None:
+        """Start the timers of many keys at once, sorted once (HA restore of tens of thousands
+        of calls, issue 25: one :meth:`set` per key would re-sort each time out of order)."""
+        if not items:
+            return
+        merged = self._deadlines
+        for key, deadline in items:
+            merged.pop(key, None)
+            merged[key] = deadline
+        self._deadlines = dict(sorted(merged.items(), key=lambda item: item[1]))
+        self._last = max(self._last, max(deadline for _, deadline in items))
+
     def first(self) -> float | None:
         """The earliest deadline, or ``None`` when no timer runs."""
         for deadline in self._deadlines.values():

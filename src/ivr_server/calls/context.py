@@ -118,6 +118,16 @@ class CallContext:
         """Calls in progress fell eightfold below a peak of thousands, or further on the way
         down to none: the owner should call :meth:`compact` (and every other per-call
         table's), then give the freed heap back."""
+        self.dirty: set[str] | None = None
+        """HA tracking (issue 25, ``service/persist.py``): the keys of the calls changed,
+        started or forgotten since the last collect; ``None`` (the default, ``[ha] mode =
+        off``): nothing is tracked, at the cost of one test per change."""
+
+    def mark(self, call: Call) -> None:
+        """HA tracking: ``call`` changed (its record must be written again)."""
+        dirty = self.dirty
+        if dirty is not None:
+            dirty.add(call.key)
 
     def input(self, call: Call, event: CallInput, now: float, arg: Any = None) -> None:
         """Run the call's table for one call-control input (a Network call's:
@@ -140,6 +150,9 @@ class CallContext:
                 raise unsupported(call.call_id, reason)
             raise blocked(call.call_id, reason)
         before = call.state
+        dirty = self.dirty
+        if dirty is not None:  # HA tracking (issue 25)
+            dirty.add(call.key)
         self.actions[step.action](call, now, arg)
         nxt = step.next_state
         if nxt is None:
@@ -192,6 +205,9 @@ class CallContext:
         """Index a new call and start its call timeout."""
         calls = self.calls
         calls[call.key] = call
+        dirty = self.dirty
+        if dirty is not None:  # HA tracking (issue 25)
+            dirty.add(call.key)
         if len(calls) > self.peak:
             self.peak = len(calls)
         if not call.network:  # many Network calls wait at one routing DN: no port is taken
@@ -211,6 +227,9 @@ class CallContext:
         free; a compaction is asked for when the calls in progress fell far enough."""
         key = call.key
         del self.calls[key]
+        dirty = self.dirty
+        if dirty is not None:  # HA tracking (issue 25): a delete
+            dirty.add(key)
         self.timeline.end(key, call.ivr)
         if self.by_port.get((call.ivr, call.port)) is call:
             del self.by_port[(call.ivr, call.port)]

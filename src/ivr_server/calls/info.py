@@ -34,6 +34,7 @@ class CallInfo:
         if msg.ReportUUID == "true" and conn_id is not None:
             if call.uuid is None:
                 call.uuid = uuid.uuid4().hex.upper()
+                self.ctx.mark(call)  # HA tracking (issue 25): the UUID stays the call's
             uuid_value = call.uuid
         if call.behind and conn_id is not None:
             self.ctx.send(self.ctx.requester, call, _behind_info(call, conn_id, uuid_value))

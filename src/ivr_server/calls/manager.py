@@ -182,6 +182,12 @@ class CallManager:
         return self._ctx.settings
 
     @property
+    def context(self) -> CallContext:
+        """The call side's shared state (for ``service/persist.py``: HA snapshot and restore,
+        issue 25; nothing else should need it)."""
+        return self._ctx
+
+    @property
     def completed(self) -> int:
         """Calls that ended since start (for statistics)."""
         return self._ctx.completed
@@ -411,6 +417,8 @@ class CallManager:
         pending = ctx.pending.pop(ref, None) if ref is not None else None
         if pending is not None:
             if pending.call.key in self.calls:
+                if pending.kind != "udata":  # HA tracking (issue 25): the answer may change it
+                    ctx.mark(pending.call)
                 timeline.record(pending.call.key, SWITCH, event)
                 self._answers[pending.kind](pending, event, now)
             return  # the family that waited took the event (inbound: fed it to the machine)
@@ -426,6 +434,7 @@ class CallManager:
                     # only what happens at the port counts: a PBX that monitors the consulted
                     # party too reports its side of the same call (its Established...)
                     if getattr(event, "dn", None) == call.dn:
+                        ctx.mark(call)  # HA tracking (issue 25)
                         timeline.record(call.key, SWITCH, event)
                         self._control.on_event(call, event, now)
                     return
@@ -433,6 +442,7 @@ class CallManager:
                 self._behind.on_unknown(event, now)
             return
         timeline.record(call.key, SWITCH, event)
+        ctx.mark(call)  # HA tracking (issue 25): Call.track, ConnID and party changes
         handler = self._event_handlers.get(type(event))
         if handler is not None:
             handler(call, event, now)

@@ -108,6 +108,11 @@ class DialOutManager:
         self._pending: dict[str, DialOutRequest] = {}
         self._timers: DeadlineQueue[str] = DeadlineQueue()
         self._ref_ids = itertools.count(1)
+        self.last_ref = 0
+        """The latest RefID handed out (HA, issue 25: a node taking over goes on after it)."""
+        self.changed: set[str] | None = None
+        """HA tracking (issue 25, ``service/persist.py``): RefIDs of the requests started or
+        finished since the last collect; ``None`` (the default): nothing is tracked."""
 
     # -- registrations (DialOutRegistry)
 
@@ -145,8 +150,9 @@ class DialOutManager:
         if not sessions:
             return None
         time_to_answer = int(timeout) if timeout and timeout >= 1 else DEFAULT_TIME_TO_ANSWER
+        self.last_ref = next(self._ref_ids)
         req = DialOutRequest(
-            ref_id=str(next(self._ref_ids)),
+            ref_id=str(self.last_ref),
             requester=requester,
             orig_dn=orig_dn,
             dest=dest,
@@ -158,7 +164,36 @@ class DialOutManager:
         )
         self._pending[req.ref_id] = req
         self._timers.set(req.ref_id, now + req.timeout)
+        if self.changed is not None:  # HA tracking (issue 25)
+            self.changed.add(req.ref_id)
         return req
+
+    # -- HA (issue 25, service/persist.py)
+
+    def pending(self) -> list[DialOutRequest]:
+        """The requests waiting for the IVR's ``DialOutInit`` or ``DialOutError``."""
+        return list(self._pending.values())
+
+    def get(self, ref_id: str) -> DialOutRequest | None:
+        """The pending request ``ref_id``, if any."""
+        return self._pending.get(ref_id)
+
+    def deadline(self, ref_id: str) -> float | None:
+        """When the pending request ``ref_id`` times out, if it is pending."""
+        return self._timers.get(ref_id)
+
+    def restore(self, req: DialOutRequest, deadline: float) -> None:
+        """A pending request taken over from another node (its session there is not one of
+        this node's: ``req.session`` is ``None``, and any session may answer it)."""
+        self._pending[req.ref_id] = req
+        self._timers.set_many([(req.ref_id, deadline)])
+        self.go_on_after(int(req.ref_id) if req.ref_id.isdigit() else 0)
+
+    def go_on_after(self, last_ref: int) -> None:
+        """RefIDs go on after ``last_ref`` (another node's), never back."""
+        if last_ref > self.last_ref:
+            self.last_ref = last_ref
+            self._ref_ids = itertools.count(last_ref + 1)
 
     def pending_count(self) -> int:
         return len(self._pending)
@@ -166,8 +201,8 @@ class DialOutManager:
     def on_error(self, session: Hashable, msg: m.DialOutError) -> DialOutRequest | None:
         """The IVR refused the DialOut; ``None`` for an unknown or foreign RefID (ignored)."""
         req = self._pending.get(msg.RefID)
-        if req is None or req.session is not session:
-            return None
+        if req is None or (req.session is not session and req.session is not None):
+            return None  # (a session of None: taken over from another node, HA issue 25)
         self._finish(
             req, DialOutOutcome("refused", req.ref_id, error_code=int(DIAL_OUT_ERRORS[msg.Error]))
         )
@@ -177,9 +212,11 @@ class DialOutManager:
         """A DialOutInit for ``ref_id``: the request it answers, no longer pending; ``None`` when
         it is unknown, expired or was sent to another session (answer: EndCall)."""
         req = self._pending.get(ref_id)
-        if req is None or req.session is not session:
-            return None
+        if req is None or (req.session is not session and req.session is not None):
+            return None  # (a session of None: taken over from another node, HA issue 25)
         del self._pending[ref_id]
+        if self.changed is not None:  # HA tracking (issue 25)
+            self.changed.add(ref_id)
         self._timers.cancel(ref_id)
         return req
 
@@ -196,6 +233,8 @@ class DialOutManager:
 
     def _finish(self, req: DialOutRequest, outcome: DialOutOutcome) -> None:
         self._pending.pop(req.ref_id, None)
+        if self.changed is not None:  # HA tracking (issue 25)
+            self.changed.add(req.ref_id)
         self._timers.cancel(req.ref_id)
         self.notify(req, outcome)
 

@@ -346,6 +346,44 @@ class BuiltinRouter:
             treatment=dialog.treatment if treating else None,
         )
 
+    # -- HA: a dialog as state, and back (issue 25, service/persist.py) ----------------------------
+
+    def dialog_state(
+        self, conn_id: str
+    ) -> tuple[str, str | None, EventRouteRequest | None, int, str, int, int | None] | None:
+        """The dialog of call ``conn_id`` as plain values (routing point, port, the route
+        request, rule index, phase, treatment index, the latest TRouteCall's ReferenceID), or
+        ``None``: what another node needs to carry the dialog on."""
+        dialog = self._dialogs.get(conn_id)
+        if dialog is None:
+            return None
+        return (
+            dialog.routing_point,
+            dialog.port,
+            dialog.request,
+            dialog.rule,
+            dialog.phase.value,
+            dialog.treatment,
+            dialog.route_ref,
+        )
+
+    def restore_dialog(
+        self,
+        conn_id: str,
+        state: tuple[str, str | None, EventRouteRequest | None, int, str, int, int | None],
+    ) -> bool:
+        """Take over the dialog :meth:`dialog_state` gave (another node's); ``False`` if its
+        routing point or rule is not this router's."""
+        routing_point, port, request, rule, phase, treatment, route_ref = state
+        rules = self._rules.get(routing_point)
+        if rules is None or rule > len(rules):
+            return False
+        dialog = _Dialog(routing_point, port, request)
+        dialog.rule, dialog.phase, dialog.treatment = rule, DialogPhase(phase), treatment
+        dialog.route_ref = route_ref
+        self._dialogs[conn_id] = dialog
+        return True
+
     # -- events -------------------------------------------------------------------------------------
 
     def _on_route_request(self, switch: Switch, event: EventRouteRequest) -> None:

@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from itertools import chain
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import hiredis
 from redis import connection as _redis_connection
@@ -230,7 +230,7 @@ class RedisStore:
         if parts.username:
             netloc = f"{parts.username}@{netloc}"
         query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "password"])
-        return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
     @property
     def site(self) -> str:
@@ -297,6 +297,9 @@ class RedisStore:
             raise StoreUnavailable(f"{self.url}: cannot connect ({exc!r})") from exc
         try:
             await self._handshake(conn)
+        except TimeoutError as exc:
+            conn.fail(StoreUnavailable(f"{self.url}: no answer within {timeout} s"))
+            raise StoreUnavailable(f"{self.url}: no answer within {timeout} s") from exc
         except BaseException:
             conn.fail(StoreUnavailable(f"{self.url}: handshake failed"))
             raise
@@ -332,13 +335,16 @@ class RedisStore:
         async with asyncio.timeout(self._timeout):
             replies = await conn.send(packed, len(commands), list)
         for reply in replies[:-1]:
-            if isinstance(reply, hiredis.ReplyError):
-                raise StoreError(f"{self.url}: {reply}")
+            _checked(reply)
         version = replies[-1]
         if isinstance(version, int) and version >= VERSION:
             return
-        if isinstance(version, hiredis.ReplyError) and not _is_missing_function(version):
-            raise StoreError(f"{self.url}: {version} (Redis 7 or later is needed)")
+        if isinstance(version, hiredis.ReplyError):
+            problem = _error(version)
+            if isinstance(problem, StoreUnavailable):
+                raise problem
+            if not _is_missing_function(version):
+                raise StoreError(f"{self.url}: {version} (Redis 7 or later is needed)")
         loaded = await conn.send(_pack((b"FUNCTION", b"LOAD", b"REPLACE", LIBRARY)), 1, _first)
         if isinstance(loaded, hiredis.ReplyError):
             raise StoreError(f"{self.url}: cannot load the function library: {loaded}")
@@ -506,19 +512,34 @@ class _ApplyAnswer:
         return int(_checked(replies[1]))
 
 
+TRANSIENT = frozenset(
+    {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "READONLY", "NOREPLICAS", "OOM", "CLUSTERDOWN"}
+)
+"""Error codes of a Redis that cannot write *now* (loading its data, a replica after a
+failover, ``min-replicas-to-write`` not met, out of memory): the store is unavailable, the node
+goes on per ``[ha] on-store-loss`` and tries again, as when the connection is lost."""
+
+
+def _error(reply: hiredis.ReplyError) -> StoreError:
+    text = str(reply)
+    if text.split(" ", 1)[0] in TRANSIENT:
+        return StoreUnavailable(f"redis: {text}")
+    return StoreError(f"redis: {text}")
+
+
 def _fenced_or_checked(reply: Any, slot: str, epoch: int) -> Any:
     if isinstance(reply, hiredis.ReplyError):
         text = str(reply)
         if text.startswith("FENCED "):
             current = text[7:]
             raise Fenced(slot, epoch, None if current == "none" else int(current))
-        raise StoreError(f"redis: {text}")
+        raise _error(reply)
     return reply
 
 
 def _checked(reply: Any) -> Any:
     if isinstance(reply, hiredis.ReplyError):
-        raise StoreError(f"redis: {reply}")
+        raise _error(reply)
     return reply
 
 

@@ -211,6 +211,12 @@ class SwitchView:
         self._calls: dict[str, CallRecord] = {}
         """ConnID → call, in creation order."""
         self._ready_seq = 0
+        # HA tracking (issue 25, service/persist.py): None = off, the default, costing one test
+        # per applied event; a set = the ConnIDs / DN numbers changed since the last collect
+        self.changed_calls: set[str] | None = None
+        """ConnIDs of the calls this view changed (or dropped) since the last collect."""
+        self.changed_dns: set[str] | None = None
+        """Numbers of the DNs whose state (registration, service, agent) changed."""
         self.configure(dns)
 
     # -- readers ---------------------------------------------------------------------------------
@@ -310,6 +316,48 @@ class SwitchView:
         handler = _APPLY.get(type(event))
         if handler is not None:
             handler(self, event)
+            changed = self.changed_calls
+            if changed is not None:  # HA tracking (issue 25): the call the event was about
+                conn_id = getattr(event, "conn_id", None)
+                if conn_id is not None:
+                    changed.add(conn_id)
+
+    # -- HA: restore (issue 25, switch/persist.py; no event is published) ------------------------
+
+    @property
+    def ready_seq(self) -> int:
+        """The idle-order sequence of Ready agents (persisted with the switch's counters)."""
+        return self._ready_seq
+
+    def restore_call(self, record: CallRecord) -> None:
+        """Hold ``record`` as restored from the state store (HA takeover): no event."""
+        self._calls[record.conn_id] = record
+
+    def restore_dn(
+        self, number: str, registered: bool, in_service: bool, agent: AgentSnapshot | None
+    ) -> bool:
+        """A configured DN's state as restored from the state store (no event; the agent's
+        ``ready_since`` is kept as stored); ``False`` if the DN is not configured here."""
+        record = self._dns.get(number)
+        if record is None:
+            return False
+        record.registered, record.in_service = registered, in_service
+        if record.agent is not None and self._agent_dn.get(record.agent.agent_id) == number:
+            del self._agent_dn[record.agent.agent_id]
+        record.agent = agent
+        if agent is not None:
+            self._agent_dn[agent.agent_id] = number
+        return True
+
+    def restore_ready_seq(self, seq: int) -> None:
+        """The idle order goes on after ``seq`` (the stored sequence), never back."""
+        self._ready_seq = max(self._ready_seq, seq)
+
+    def _dn_changed(self, number: str) -> None:
+        """HA tracking (issue 25): DN ``number``'s state changed."""
+        changed = self.changed_dns
+        if changed is not None:
+            changed.add(number)
 
     # -- what each event does --------------------------------------------------------------------
 
@@ -323,21 +371,25 @@ class SwitchView:
         record = self._dns.get(event.dn)
         if record is not None:
             record.registered = True
+            self._dn_changed(event.dn)
 
     def _on_unregistered(self, event: EventUnregistered) -> None:
         record = self._dns.get(event.dn)
         if record is not None:
             record.registered = False
+            self._dn_changed(event.dn)
 
     def _on_in_service(self, event: EventDNBackInService) -> None:
         record = self._dns.get(event.dn)
         if record is not None:
             record.in_service = True
+            self._dn_changed(event.dn)
 
     def _on_out_of_service(self, event: EventDNOutOfService) -> None:
         record = self._dns.get(event.dn)
         if record is not None:
             record.in_service = False
+            self._dn_changed(event.dn)
 
     def _on_agent_login(self, event: EventAgentLogin) -> None:
         record = self._dns.get(event.dn)
@@ -381,6 +433,7 @@ class SwitchView:
         record.agent = agent
         if agent is not None:
             self._agent_dn[agent.agent_id] = record.number
+        self._dn_changed(record.number)
 
     def _on_call_joined(self, event: CallEvent) -> None:
         call = self._calls.get(event.conn_id)
@@ -403,6 +456,7 @@ class SwitchView:
         ):
             self._ready_seq += 1
             target.agent = replace(target.agent, ready_since=self._ready_seq)
+            self._dn_changed(number)
 
     def _on_held(self, event: EventHeld) -> None:
         call = self._calls.get(event.conn_id)

@@ -1,0 +1,518 @@
+"""The service's state as store records: what changed (per turn), all of it, and back (HA, issue 25).
+
+Theory of operation. :class:`StatePersistence` is the sans-IO half of the HA writer
+(``runtime/ha.py`` is the other): once :meth:`~StatePersistence.enable`\\ d, the call side
+(``CallContext.dirty``), every switch view (``SwitchView.changed_calls``/``changed_dns``) and the
+dial-out manager (``DialOutManager.changed``) note the keys of what changes, at their few choke
+points (a table input, a call added or forgotten, a switch event applied, a request started or
+finished). :meth:`~StatePersistence.collect` encodes only those, once per event-loop turn, and
+clears the marks; counters are compared with what was written last. Disabled (the default,
+``[ha] mode = off``) every mark is a single ``is not None`` test.
+
+Record keys (relative to the writer's slot; MODES-AND-HA §3.5, docs/ha.md):
+
+==============================  ===========================================================
+``call:<Call.key>``             a call (:mod:`ivr_server.calls.persist`); login-less Network
+                                calls are not persisted (their session is their scope)
+``sw:<switch>:call:<ConnID>``   a switch view's call (:mod:`ivr_server.switch.persist`)
+``sw:<switch>:dn:<number>``     a DN's registration, service and agent
+``sw:<switch>:ctr``             the switch's next ConnID/CallID, the idle-order sequence
+``sw:<switch>:rt:<ConnID>``     the built-in router's dialog with a call (rule, treatment)
+``dialout:<RefID>``             a predictive-call request waiting for the IVR's answer
+``ctr:refs``                    the latest dial-out RefID
+==============================  ===========================================================
+
+Values are msgpack arrays (``msgspec``, structs without garbage-collector tracking). Deadlines
+are wall-clock Unix times: the core reads no clock, so the runtime passes its two clocks (``wall``
+and ``loop``) or, to :meth:`~StatePersistence.restore`, the wall time matching ``now``.
+
+Restore order: the switch views (calls, DNs, counters), then the calls (indexes, timers from the
+deadlines, no owner: their orphan timers run), then the pending dial-outs. Restoring publishes no
+switch event and sends nothing: the runtime then binds the orphans to live sessions and replays
+(``service/standby.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+import msgspec
+
+from ivr_server.calls.persist import StoredCall, decode_call, encode_call, restore_calls
+from ivr_server.outbound import DialOutRequest
+from ivr_server.switch import Switch
+from ivr_server.switch.persist import (
+    RouteRequestState,
+    SwitchCounters,
+    counters_of,
+    decode_counters,
+    decode_dn,
+    encode_counters,
+    encode_dn,
+    kv_in,
+    kv_out,
+    restore_counters,
+    restore_dn,
+    route_request_in,
+    route_request_out,
+)
+from ivr_server.switch.persist import decode_call as decode_switch_call
+from ivr_server.switch.persist import encode_call as encode_switch_call
+from ivr_server.switch.persist import restore_call as restore_switch_call
+
+if TYPE_CHECKING:
+    from ivr_server.service.core import IvrService
+
+__all__ = ["DialOutState", "RefCounters", "RouterDialog", "StatePersistence"]
+
+log = logging.getLogger("ivr_server.service")
+
+CALL: Final = "call:"
+DIAL_OUT: Final = "dialout:"
+REFS: Final = "ctr:refs"
+
+
+def switch_call_key(switch: str, conn_id: str) -> str:
+    """``sw:<switch>:call:<ConnID>``."""
+    return f"sw:{switch}:call:{conn_id}"
+
+
+def switch_dn_key(switch: str, number: str) -> str:
+    """``sw:<switch>:dn:<number>``."""
+    return f"sw:{switch}:dn:{number}"
+
+
+def router_dialog_key(switch: str, conn_id: str) -> str:
+    """``sw:<switch>:rt:<ConnID>``."""
+    return f"sw:{switch}:rt:{conn_id}"
+
+
+class RouterDialog(msgspec.Struct, array_like=True, gc=False):
+    """Record ``sw:<switch>:rt:<ConnID>``: a call's dialog with the built-in router
+    (``BuiltinRouter.dialog_state``): without it a treatment that ends after a takeover would
+    find the router silent, and the call would get the router timeout's Default."""
+
+    routing_point: str
+    port: str | None
+    request: RouteRequestState | None
+    rule: int
+    phase: str
+    treatment: int
+    route_ref: int | None
+
+
+def _dialog_of(router: Any, conn_id: str) -> bytes | None:
+    state = router.dialog_state(conn_id)
+    if state is None:
+        return None
+    point, port, request, rule, phase, treatment, route_ref = state
+    return _ENCODER.encode(
+        RouterDialog(
+            routing_point=point,
+            port=port,
+            request=route_request_out(request) if request is not None else None,
+            rule=rule,
+            phase=phase,
+            treatment=treatment,
+            route_ref=route_ref,
+        )
+    )
+
+
+def switch_counters_key(switch: str) -> str:
+    """``sw:<switch>:ctr``."""
+    return f"sw:{switch}:ctr"
+
+
+class DialOutState(msgspec.Struct, array_like=True, gc=False):
+    """A predictive-call request: record ``dialout:<RefID>`` while it waits for the IVR, and
+    the ``dial_out`` of the call its ``DialOutInit`` started."""
+
+    ref_id: str
+    orig_dn: str
+    dest: str
+    time_to_answer: int
+    timeout: float
+    user_data: list[Any]
+    extensions: list[Any]
+    call_id: str | None
+    deadline: float | None
+    """Wall-clock time the request times out (pending only)."""
+
+
+class RefCounters(msgspec.Struct, array_like=True, gc=False):
+    """Record ``ctr:refs``: the numbering of the service's own identifiers."""
+
+    dial_out: int
+    """The latest dial-out RefID handed out."""
+
+
+_ENCODER: Final = msgspec.msgpack.Encoder()
+_DIAL_OUT: Final = msgspec.msgpack.Decoder(DialOutState)
+_REFS: Final = msgspec.msgpack.Decoder(RefCounters)
+_DIALOG: Final = msgspec.msgpack.Decoder(RouterDialog)
+
+
+def _dial_out_state(req: DialOutRequest, deadline: float | None) -> DialOutState:
+    return DialOutState(
+        ref_id=req.ref_id,
+        orig_dn=req.orig_dn,
+        dest=req.dest,
+        time_to_answer=req.time_to_answer,
+        timeout=req.timeout,
+        user_data=kv_out(req.user_data),
+        extensions=kv_out(req.extensions),
+        call_id=req.call_id,
+        deadline=deadline,
+    )
+
+
+def _dial_out_request(state: DialOutState) -> DialOutRequest:
+    """A request taken over: no requester (it was the other node's API client) and no session
+    (any session of this node may answer it)."""
+    return DialOutRequest(
+        ref_id=state.ref_id,
+        requester=None,
+        orig_dn=state.orig_dn,
+        dest=state.dest,
+        session=None,
+        time_to_answer=state.time_to_answer,
+        timeout=state.timeout,
+        user_data=kv_in(state.user_data),
+        extensions=kv_in(state.extensions),
+        call_id=state.call_id,
+    )
+
+
+def _split_switch_key(key: str) -> tuple[str, str, str] | None:
+    """``sw:<switch>:<kind>[:<id>]`` -> (switch, kind, id); ``None`` if it is not one."""
+    rest = key[3:]
+    if rest.endswith(":ctr"):
+        return rest[:-4], "ctr", ""
+    for kind in ("call", "dn", "rt"):
+        at = rest.rfind(f":{kind}:")
+        if at > 0:
+            return rest[:at], kind, rest[at + len(kind) + 2 :]
+    return None
+
+
+class StatePersistence:
+    """Tracks, encodes and restores the state of one :class:`~ivr_server.service.IvrService`
+    (see the module docstring).
+
+    ``wall`` and ``loop``: the runtime's clocks (``time.time`` and ``loop.time``); their
+    difference converts the service's loop-time deadlines to wall-clock ones. Without them
+    (tests in one process) both are taken to be the same clock.
+    """
+
+    def __init__(
+        self,
+        service: IvrService,
+        *,
+        wall: Callable[[], float] | None = None,
+        loop: Callable[[], float] | None = None,
+    ) -> None:
+        self._service = service
+        self._wall = wall
+        self._loop = loop
+        self._enabled = False
+        self._counters: dict[str, SwitchCounters] = {}
+        """Switch name -> the counters last collected."""
+        self._last_ref = 0
+        self._dialogs: set[tuple[str, str]] = set()
+        """(switch, ConnID) of the router dialogs written (deleted when they end)."""
+
+    @property
+    def enabled(self) -> bool:
+        """Changes are tracked (:meth:`enable`)."""
+        return self._enabled
+
+    def offset(self) -> float:
+        """Wall clock minus loop clock, now (0 without clocks)."""
+        if self._wall is None or self._loop is None:
+            return 0.0
+        return self._wall() - self._loop()
+
+    # ------------------------------------------------------------------ tracking
+
+    def enable(self) -> None:
+        """Start tracking changes (idempotent). What exists already is not marked: the caller
+        writes :meth:`everything` first if the store does not have it."""
+        if self._enabled:
+            return
+        self._enabled = True
+        service = self._service
+        service.calls.context.dirty = set()
+        for switch in service.switches.values():
+            self._track(switch)
+            self._counters[switch.name] = counters_of(switch)
+        service.outbound.changed = set()
+        self._last_ref = service.outbound.last_ref
+
+    @staticmethod
+    def _track(switch: Switch) -> None:
+        view = switch.view
+        view.changed_calls = set()
+        view.changed_dns = set()
+
+    def collect(self) -> tuple[dict[str, bytes], set[str]]:
+        """The records changed since the last collect (puts), and the keys of what is gone
+        (deletes); the marks are cleared. Cheap when nothing changed: one test per table and
+        per switch."""
+        puts: dict[str, bytes] = {}
+        deletes: set[str] = set()
+        if not self._enabled:
+            return puts, deletes
+        service = self._service
+        ctx = service.calls.context
+        dirty = ctx.dirty
+        if dirty:
+            offset = self.offset()
+            calls = ctx.calls
+            encode = self._encode_dial_out
+            for key in dirty:
+                if key.startswith("\x00"):  # a login-less session's Network call: not persisted
+                    continue
+                call = calls.get(key)
+                if call is None:
+                    deletes.add(CALL + key)
+                else:
+                    puts[CALL + key] = encode_call(ctx, call, offset, encode)
+            dirty.clear()
+        for name, switch in service.switches.items():
+            view = switch.view
+            changed = view.changed_calls
+            if changed is None:  # a switch (re)built by a reload: tracked from now on, whole
+                self._track(switch)
+                self._put_switch(puts, name, switch)
+                continue
+            if changed:
+                for conn_id in changed:
+                    record = view.call_record(conn_id)
+                    if record is None:
+                        deletes.add(switch_call_key(name, conn_id))
+                    else:
+                        puts[switch_call_key(name, conn_id)] = encode_switch_call(record)
+                router = service.routers.get(name)
+                if router is not None and hasattr(router, "dialog_state"):
+                    self._collect_dialogs(puts, deletes, name, router, changed)
+                changed.clear()
+            dns = view.changed_dns
+            if dns:
+                for number in dns:
+                    data = encode_dn(view, number)
+                    if data is None:
+                        deletes.add(switch_dn_key(name, number))
+                    else:
+                        puts[switch_dn_key(name, number)] = data
+                dns.clear()
+            counters = counters_of(switch)
+            if self._counters.get(name) != counters:
+                self._counters[name] = counters
+                puts[switch_counters_key(name)] = encode_counters(counters)
+        outbound = service.outbound
+        refs = outbound.changed
+        if refs:
+            offset = self.offset()
+            for ref_id in refs:
+                req = outbound.get(ref_id)
+                if req is None:
+                    deletes.add(DIAL_OUT + ref_id)
+                else:
+                    deadline = outbound.deadline(ref_id)
+                    puts[DIAL_OUT + ref_id] = _ENCODER.encode(
+                        _dial_out_state(req, deadline + offset if deadline is not None else None)
+                    )
+            refs.clear()
+        if outbound.last_ref != self._last_ref:
+            self._last_ref = outbound.last_ref
+            puts[REFS] = _ENCODER.encode(RefCounters(dial_out=outbound.last_ref))
+        return puts, deletes
+
+    def _collect_dialogs(
+        self,
+        puts: dict[str, bytes],
+        deletes: set[str],
+        name: str,
+        router: Any,
+        changed: set[str],
+    ) -> None:
+        """The router's dialogs with the calls that changed (every change of a dialog comes
+        with an event about its call)."""
+        written = self._dialogs
+        for conn_id in changed:
+            data = _dialog_of(router, conn_id)
+            if data is not None:
+                puts[router_dialog_key(name, conn_id)] = data
+                written.add((name, conn_id))
+            elif (name, conn_id) in written:
+                written.discard((name, conn_id))
+                deletes.add(router_dialog_key(name, conn_id))
+
+    # ------------------------------------------------------------------ everything
+
+    def everything(self) -> dict[str, bytes]:
+        """Every record of the service's state (a resync after the store lost its data, or
+        the first write of a new leader). The marks are left as they are."""
+        service = self._service
+        ctx = service.calls.context
+        offset = self.offset()
+        puts: dict[str, bytes] = {}
+        encode = self._encode_dial_out
+        for key, call in ctx.calls.items():
+            if call.ivr:  # a login-less session's Network call is not persisted
+                puts[CALL + key] = encode_call(ctx, call, offset, encode)
+        for name, switch in service.switches.items():
+            self._put_switch(puts, name, switch)
+        outbound = service.outbound
+        for req in outbound.pending():
+            deadline = outbound.deadline(req.ref_id)
+            puts[DIAL_OUT + req.ref_id] = _ENCODER.encode(
+                _dial_out_state(req, deadline + offset if deadline is not None else None)
+            )
+        puts[REFS] = _ENCODER.encode(RefCounters(dial_out=outbound.last_ref))
+        return puts
+
+    def _put_switch(self, puts: dict[str, bytes], name: str, switch: Switch) -> None:
+        view = switch.view
+        router = self._service.routers.get(name)
+        if router is not None and not hasattr(router, "dialog_state"):
+            router = None
+        for record in view.call_records():
+            puts[switch_call_key(name, record.conn_id)] = encode_switch_call(record)
+            if router is not None:
+                dialog = _dialog_of(router, record.conn_id)
+                if dialog is not None:
+                    puts[router_dialog_key(name, record.conn_id)] = dialog
+                    self._dialogs.add((name, record.conn_id))
+        for snapshot in view.dns():
+            data = encode_dn(view, snapshot.number)
+            if data is not None:
+                puts[switch_dn_key(name, snapshot.number)] = data
+        counters = self._counters[name] = counters_of(switch)
+        puts[switch_counters_key(name)] = encode_counters(counters)
+
+    # ------------------------------------------------------------------ restore
+
+    def restore(
+        self, records: Mapping[str, bytes], now: float, wall_now: float | None = None
+    ) -> int:
+        """Rebuild the state of ``records`` (a slot's objects) in this service, which runs the
+        same configuration: switch views first, then calls, then pending dial-outs. ``now`` is
+        the loop time; ``wall_now`` the wall-clock time matching it (default: the ``wall``
+        clock, or ``now`` itself without clocks). Records of switches this node does not have,
+        and calls already here, are left out (logged). Returns the calls restored.
+
+        Restored calls have no owner: their orphan timers run from ``now`` until a session of
+        their IVR takes them (``bind_orphans``, or a login's adoption). Nothing is marked
+        dirty: the records are the store's already."""
+        service = self._service
+        if wall_now is not None:
+            offset = wall_now - now
+        elif self._wall is not None:
+            offset = self._wall() - now
+        else:
+            offset = 0.0
+        switches = service.switches
+        call_states: list[StoredCall] = []
+        dial_outs: list[DialOutState] = []
+        for key, data in records.items():
+            if key.startswith(CALL):
+                call_states.append(decode_call(data))
+            elif key.startswith("sw:"):
+                self._restore_switch_record(switches, service.routers, key, data)
+            elif key.startswith(DIAL_OUT):
+                dial_outs.append(_DIAL_OUT.decode(data))
+            elif key == REFS:
+                service.outbound.go_on_after(_REFS.decode(data).dial_out)
+        ctx = service.calls.context
+        restored = restore_calls(ctx, call_states, switches, now, offset, self._decode_dial_out)
+        outbound = service.outbound
+        for state in dial_outs:
+            if outbound.get(state.ref_id) is None:
+                deadline = state.deadline - offset if state.deadline is not None else now
+                outbound.restore(_dial_out_request(state), deadline)
+        for switch in switches.values():
+            self._counters[switch.name] = counters_of(switch)
+        self._last_ref = service.outbound.last_ref
+        log.info(
+            "state restored: %d of %d calls, %d pending dial-outs",
+            restored,
+            len(call_states),
+            len(dial_outs),
+        )
+        return restored
+
+    def _restore_switch_record(
+        self, switches: Mapping[str, Switch], routers: Mapping[str, Any], key: str, data: bytes
+    ) -> None:
+        parts = _split_switch_key(key)
+        if parts is None:
+            log.warning("state record %r not understood: left out", key)
+            return
+        name, kind, conn_id = parts
+        switch = switches.get(name)
+        if switch is None:
+            log.warning("state record %r: no switch %s here: left out", key, name)
+            return
+        view = switch.view
+        if kind == "call":
+            state = decode_switch_call(data)
+            if view.call_record(state.conn_id) is None:
+                restore_switch_call(view, state)
+        elif kind == "dn":
+            restore_dn(view, decode_dn(data))
+        elif kind == "rt":
+            router = routers.get(name)
+            dialog = _DIALOG.decode(data)
+            request = route_request_in(dialog.request) if dialog.request is not None else None
+            if router is not None and hasattr(router, "restore_dialog"):
+                dialog_state = (
+                    dialog.routing_point,
+                    dialog.port,
+                    request,
+                    dialog.rule,
+                    dialog.phase,
+                    dialog.treatment,
+                    dialog.route_ref,
+                )
+                if router.restore_dialog(conn_id, dialog_state):
+                    self._dialogs.add((name, conn_id))
+        else:
+            restore_counters(switch, decode_counters(data))
+
+    # ------------------------------------------------------------------ dial-outs of calls
+
+    @staticmethod
+    def _encode_dial_out(req: Any) -> Any:
+        if not isinstance(req, DialOutRequest):
+            return None
+        return msgspec.to_builtins(_dial_out_state(req, None))
+
+    @staticmethod
+    def _decode_dial_out(raw: Any) -> Any:
+        return _dial_out_request(msgspec.convert(raw, DialOutState))
+
+    # ------------------------------------------------------------------ describe
+
+    @staticmethod
+    def describe(record: bytes) -> dict[str, Any]:
+        """A JSON-able view of a ``call:`` record (the API of another node shows the calls of
+        a slot it does not hold)."""
+        state = decode_call(record)
+        described: dict[str, Any] = msgspec.structs.asdict(state)
+        described["last_user_data"] = [
+            msgspec.to_builtins(item) for item in kv_in(state.last_user_data)
+        ]
+        if state.held_route is not None:
+            described["held_route"] = msgspec.structs.asdict(state.held_route)
+        if state.dial_out is not None:
+            described["dial_out"] = msgspec.structs.asdict(
+                msgspec.convert(state.dial_out, DialOutState)
+            )
+        described["control_error"] = (
+            list(state.control_error) if state.control_error is not None else None
+        )
+        return msgspec.to_builtins(described)  # type: ignore[no-any-return]

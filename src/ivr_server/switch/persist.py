@@ -1,0 +1,284 @@
+"""A switch view's state as store records, and back (HA, issue 25; MODES-AND-HA §3.5).
+
+What another node needs of a switch to carry its calls on: every call record of the view
+(parties, user data, routing point, treatment, Network flags), every DN's state (registered, in
+service, the agent and its place in the idle order) and the switch's counters (the next ConnID
+and CallID of the virtual switch, the idle-order sequence), so that a node taking over never
+hands out a ConnID twice. The link state is not carried: it is the new node's own.
+
+Records are msgpack (``msgspec``) arrays of :class:`msgspec.Struct` made without garbage-collector
+tracking. Key/value lists (``KvList``: ``Node`` and nested ``List`` items, an untagged union
+msgpack cannot tell apart) are written as plain arrays: ``[Name, Type, Val]`` for a node,
+``[Name, [items]]`` for a list (:func:`kv_out`, :func:`kv_in`).
+
+Restoring publishes no event: the view's records are set directly
+(:meth:`~ivr_server.switch.view.SwitchView.restore_call`, ``restore_dn``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import msgspec
+
+from ivr_server.switch.events import DnType, EventRinging, EventRouteRequest
+from ivr_server.switch.protocol import Switch
+from ivr_server.switch.snapshots import AgentSnapshot
+from ivr_server.switch.view import CallRecord, SwitchView
+from ivr_server.wire.kv import KvList, List, Node
+
+__all__ = [
+    "DnState",
+    "SwitchCallState",
+    "SwitchCounters",
+    "counters_of",
+    "decode_call",
+    "decode_counters",
+    "decode_dn",
+    "encode_call",
+    "encode_counters",
+    "encode_dn",
+    "kv_in",
+    "kv_out",
+    "restore_call",
+    "restore_counters",
+    "restore_dn",
+    "route_request_in",
+    "route_request_out",
+]
+
+
+def kv_out(items: KvList) -> list[Any]:
+    """A key/value list as plain arrays (see the module docstring)."""
+    return [
+        [item.Name, item.Type, item.Val] if type(item) is Node else [item.Name, kv_out(item.items)]  # type: ignore[union-attr]
+        for item in items
+    ]
+
+
+def kv_in(raw: list[Any]) -> KvList:
+    """The key/value list :func:`kv_out` wrote."""
+    return tuple(
+        Node(Name=item[0], Type=item[1], Val=item[2])
+        if len(item) == 3
+        else List(Name=item[0], items=kv_in(item[1]))
+        for item in raw
+    )
+
+
+class SwitchCallState(msgspec.Struct, array_like=True, gc=False):
+    """Record ``sw:<switch>:call:<ConnID>``: a :class:`~ivr_server.switch.view.CallRecord`."""
+
+    conn_id: str
+    call_id: int
+    ani: str | None
+    dnis: str | None
+    user_data: list[Any]
+    parties: list[str]
+    dialed: str | None
+    routing_point: str | None
+    treatment: str | None
+    held: list[str]
+    network: bool
+    queued: bool
+    routed: bool
+    routed_to: str | None
+    connected: bool
+
+
+class DnState(msgspec.Struct, array_like=True, gc=False):
+    """Record ``sw:<switch>:dn:<number>``: a DN's registration, service and agent."""
+
+    number: str
+    type: str
+    registered: bool
+    in_service: bool
+    agent: AgentSnapshot | None
+
+
+class SwitchCounters(msgspec.Struct, array_like=True, gc=False):
+    """Record ``sw:<switch>:ctr``: where the switch's numbering stands."""
+
+    next_conn: int | None
+    """The virtual switch's next ConnID (``None``: a switch that numbers none itself)."""
+    next_call_id: int | None
+    ready_seq: int
+    """The view's idle-order sequence of Ready agents."""
+
+
+_ENCODER: Final = msgspec.msgpack.Encoder()
+_CALL: Final = msgspec.msgpack.Decoder(SwitchCallState)
+_DN: Final = msgspec.msgpack.Decoder(DnState)
+_COUNTERS: Final = msgspec.msgpack.Decoder(SwitchCounters)
+
+
+def encode_call(record: CallRecord) -> bytes:
+    """The store record of a view's call."""
+    return _ENCODER.encode(
+        SwitchCallState(
+            conn_id=record.conn_id,
+            call_id=record.call_id,
+            ani=record.ani,
+            dnis=record.dnis,
+            user_data=kv_out(record.user_data),
+            parties=record.parties,
+            dialed=record.dialed,
+            routing_point=record.routing_point,
+            treatment=record.treatment,
+            held=record.held,
+            network=record.network,
+            queued=record.queued,
+            routed=record.routed,
+            routed_to=record.routed_to,
+            connected=record.connected,
+        )
+    )
+
+
+def decode_call(data: bytes) -> SwitchCallState:
+    """The state :func:`encode_call` wrote."""
+    return _CALL.decode(data)
+
+
+def restore_call(view: SwitchView, state: SwitchCallState) -> None:
+    """Put the call back into ``view`` (no event published)."""
+    seed = EventRinging(
+        switch="",
+        dn=state.parties[0] if state.parties else "",
+        conn_id=state.conn_id,
+        call_id=state.call_id,
+        ani=state.ani,
+        dnis=state.dnis,
+        user_data=kv_in(state.user_data),
+    )
+    record = CallRecord(seed)  # the view's own constructor (compiled): fields set below
+    record.parties = list(state.parties)
+    record.dialed = state.dialed
+    record.routing_point = state.routing_point
+    record.treatment = state.treatment
+    record.held = list(state.held)
+    record.network = state.network
+    record.queued = state.queued
+    record.routed = state.routed
+    record.routed_to = state.routed_to
+    record.connected = state.connected
+    view.restore_call(record)
+
+
+def encode_dn(view: SwitchView, number: str) -> bytes | None:
+    """The store record of DN ``number``, or ``None`` if the view has no such DN."""
+    record = view.record(number)
+    if record is None:
+        return None
+    return _ENCODER.encode(
+        DnState(
+            number=record.number,
+            type=record.type.value,
+            registered=record.registered,
+            in_service=record.in_service,
+            agent=record.agent,
+        )
+    )
+
+
+def decode_dn(data: bytes) -> DnState:
+    """The state :func:`encode_dn` wrote."""
+    return _DN.decode(data)
+
+
+def restore_dn(view: SwitchView, state: DnState) -> bool:
+    """Put the DN's state back; ``False`` if this node's view has no such DN of that type (the
+    configurations differ: the DN keeps its own state)."""
+    record = view.record(state.number)
+    if record is None or record.type is not DnType(state.type):
+        return False
+    return view.restore_dn(state.number, state.registered, state.in_service, state.agent)
+
+
+def counters_of(switch: Switch) -> SwitchCounters:
+    """Where ``switch``'s numbering stands (the virtual switch's ``next_conn``/``next_call_id``;
+    read by name so that nothing above the registry imports the virtual switch)."""
+    next_conn = getattr(switch, "next_conn", None)
+    next_call_id = getattr(switch, "next_call_id", None)
+    return SwitchCounters(
+        next_conn=next_conn if isinstance(next_conn, int) else None,
+        next_call_id=next_call_id if isinstance(next_call_id, int) else None,
+        ready_seq=switch.view.ready_seq,
+    )
+
+
+def encode_counters(counters: SwitchCounters) -> bytes:
+    """The store record of a switch's counters."""
+    return _ENCODER.encode(counters)
+
+
+def decode_counters(data: bytes) -> SwitchCounters:
+    """The counters :func:`encode_counters` wrote."""
+    return _COUNTERS.decode(data)
+
+
+def restore_counters(switch: Switch, counters: SwitchCounters) -> None:
+    """Numbering goes on after the stored counters, never back (a survivor adopting another
+    node's slot keeps the larger of its own and the stored)."""
+    if counters.next_conn is not None and isinstance(getattr(switch, "next_conn", None), int):
+        switch.next_conn = max(switch.next_conn, counters.next_conn)  # type: ignore[attr-defined]
+    if counters.next_call_id is not None and isinstance(getattr(switch, "next_call_id", None), int):
+        switch.next_call_id = max(switch.next_call_id, counters.next_call_id)  # type: ignore[attr-defined]
+    switch.view.restore_ready_seq(counters.ready_seq)
+
+
+class RouteRequestState(msgspec.Struct, array_like=True, gc=False):
+    """An ``EventRouteRequest`` (a router's dialog keeps the one that started it: its rules
+    match on it)."""
+
+    switch: str
+    reference_id: int | None
+    dn: str
+    conn_id: str
+    call_id: int
+    ani: str | None
+    dnis: str | None
+    this_queue: str | None
+    other_dn: str | None
+    other_queue: str | None
+    user_data: list[Any]
+    extensions: list[Any]
+    collected_digits: str | None
+
+
+def route_request_out(event: EventRouteRequest) -> RouteRequestState:
+    """The event as plain values."""
+    return RouteRequestState(
+        switch=event.switch,
+        reference_id=event.reference_id,
+        dn=event.dn,
+        conn_id=event.conn_id,
+        call_id=event.call_id,
+        ani=event.ani,
+        dnis=event.dnis,
+        this_queue=event.this_queue,
+        other_dn=event.other_dn,
+        other_queue=event.other_queue,
+        user_data=kv_out(event.user_data),
+        extensions=kv_out(event.extensions),
+        collected_digits=event.collected_digits,
+    )
+
+
+def route_request_in(state: RouteRequestState) -> EventRouteRequest:
+    """The event :func:`route_request_out` wrote."""
+    return EventRouteRequest(
+        switch=state.switch,
+        reference_id=state.reference_id,
+        dn=state.dn,
+        conn_id=state.conn_id,
+        call_id=state.call_id,
+        ani=state.ani,
+        dnis=state.dnis,
+        this_queue=state.this_queue,
+        other_dn=state.other_dn,
+        other_queue=state.other_queue,
+        user_data=kv_in(state.user_data),
+        extensions=kv_in(state.extensions),
+        collected_digits=state.collected_digits,
+    )

@@ -1,0 +1,227 @@
+"""What only the Redis store has: replica acknowledgement (``WAIT``), time-outs of a hung
+server, the URL forms and credentials, the function library's versions and its reload while
+commands are in flight (docs/store.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from ivr_server.store import Batch, StoreError, StoreUnavailable, open_store
+from ivr_server.store.functions import LIBRARY, VERSION
+from ivr_server.store.redis import RedisStore
+from tests.redisproc import RedisPair, RedisProcess
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def _leader(store: RedisStore, slot: str = "primary") -> int:
+    epoch = await store.acquire(slot, "A", 5.0)
+    assert epoch is not None
+    return epoch
+
+
+async def test_replica_acknowledges(redis_pair: RedisPair) -> None:
+    store = RedisStore(redis_pair.url, site="t")
+    try:
+        epoch = await _leader(store)
+        batch = Batch("primary", epoch, puts={"call:1": b"x" * 600})
+        assert await store.apply(batch, replicas=1, wait_timeout=1.0) == 1
+        with redis_pair.replica.client() as replica:
+            assert replica.get("ivrs:{t}:s:primary:o:call:1") == b"x" * 600
+        # many in flight, each with its WAIT
+        results = await asyncio.gather(
+            *(
+                store.apply(Batch("primary", epoch, puts={f"c{i}": b"y"}), replicas=1)
+                for i in range(50)
+            )
+        )
+        assert results == [1] * 50
+    finally:
+        await store.close()
+
+
+async def test_no_replica_returns_zero_after_the_wait(redis_server: RedisProcess) -> None:
+    store = RedisStore(redis_server.url, site="t")
+    try:
+        epoch = await _leader(store)
+        started = time.monotonic()
+        acked = await store.apply(
+            Batch("primary", epoch, puts={"k": b"v"}), replicas=1, wait_timeout=0.05
+        )
+        elapsed = time.monotonic() - started
+        assert acked == 0
+        assert 0.04 <= elapsed < 0.9
+        assert await store.load("primary") == {"k": b"v"}  # applied all the same
+    finally:
+        await store.close()
+
+
+async def test_a_hung_server_times_out_then_recovers(redis_server: RedisProcess) -> None:
+    store = RedisStore(redis_server.url, site="t", timeout=0.3)
+    try:
+        epoch = await _leader(store)
+        redis_server.pause()
+        started = time.monotonic()
+        calls = [
+            store.apply(Batch("primary", epoch, puts={"k": str(i).encode()})) for i in range(5)
+        ]
+        outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        elapsed = time.monotonic() - started
+        assert all(isinstance(o, StoreUnavailable) for o in outcomes), outcomes
+        assert 0.25 <= elapsed < 1.5
+        with pytest.raises(StoreUnavailable):  # still hung: the new connection times out too
+            await store.holder("primary")
+        redis_server.resume()
+        assert await store.renew("primary", "A", epoch, 5.0) is True
+        await store.apply(Batch("primary", epoch, puts={"k": b"after"}))
+        assert (await store.load("primary"))["k"] == b"after"
+    finally:
+        redis_server.resume()
+        await store.close()
+
+
+async def test_connection_refused(redis_server: RedisProcess) -> None:
+    redis_server.kill()
+    store = RedisStore(redis_server.url, site="t", timeout=0.5)
+    with pytest.raises(StoreUnavailable):
+        await store.connect()
+    with pytest.raises(StoreUnavailable):
+        await store.apply(Batch("primary", 1, puts={"k": b"v"}))
+    redis_server.start()
+    await store.connect()
+    assert await store.acquire("primary", "A", 1.0) is not None
+    await store.close()
+    with pytest.raises(StoreUnavailable):  # close() fails the commands in flight
+        await asyncio.wait_for(_closed_call(redis_server), 5)
+
+
+async def _closed_call(server: RedisProcess) -> None:
+    store = RedisStore(server.url, site="t", timeout=2.0)
+    await store.connect()
+    task = asyncio.ensure_future(store.load("x"))
+    await asyncio.sleep(0)
+    await store.close()
+    await task
+
+
+async def test_url_forms(redis_server: RedisProcess) -> None:
+    urls = [
+        f"redis://127.0.0.1:{redis_server.port}",
+        f"redis://127.0.0.1:{redis_server.port}/3",
+        f"redis://127.0.0.1:{redis_server.port}?db=4",
+        f"unix://{redis_server.unix_path}",
+        f"unix://{redis_server.unix_path}?db=5",
+    ]
+    for db, url in zip([0, 3, 4, 0, 5], urls, strict=True):
+        store = open_store(url, site=f"s{db}", timeout=1.0)
+        assert isinstance(store, RedisStore)
+        assert store.url == url
+        epoch = await store.acquire("primary", "A", 5.0)
+        assert epoch is not None
+        await store.apply(Batch("primary", epoch, puts={"k": url.encode()}))
+        await store.close()
+        with redis_server.client(db=db) as c:
+            assert c.get(f"ivrs:{{s{db}}}:s:primary:o:k") == url.encode()
+
+
+async def test_password_and_user() -> None:
+    server = RedisProcess(extra=("--requirepass", "s3cret"))
+    try:
+        url = f"redis://:s3cret@127.0.0.1:{server.port}/0"
+        store = RedisStore(url, site="t")
+        assert "s3cret" not in store.url
+        assert store.url == f"redis://127.0.0.1:{server.port}/0"
+        assert await store.acquire("primary", "A", 1.0) is not None
+        await store.close()
+        user = RedisStore(f"redis://default:s3cret@127.0.0.1:{server.port}/0", site="t")
+        assert user.url == f"redis://default@127.0.0.1:{server.port}/0"
+        assert await user.holder("primary") is not None
+        await user.close()
+        query = RedisStore(f"redis://127.0.0.1:{server.port}/0?password=s3cret", site="t")
+        assert "s3cret" not in query.url
+        assert await query.holder("primary") is not None
+        await query.close()
+        wrong = RedisStore(f"redis://:nope@127.0.0.1:{server.port}/0", site="t")
+        with pytest.raises(StoreError, match="WRONGPASS"):
+            await wrong.connect()
+        await wrong.close()
+    finally:
+        server.cleanup()
+
+
+async def test_an_older_library_is_replaced_a_newer_kept(redis_server: RedisProcess) -> None:
+    older = LIBRARY.replace(f"local VERSION = {VERSION}", "local VERSION = 0")
+    with redis_server.client() as c:
+        c.execute_command("FUNCTION", "LOAD", "REPLACE", older)
+        assert c.execute_command("FCALL", "ivrs_version", 0) == 0
+    store = RedisStore(redis_server.url, site="t")
+    await store.connect()
+    await store.close()
+    newer = LIBRARY.replace(f"local VERSION = {VERSION}", f"local VERSION = {VERSION + 1}")
+    with redis_server.client() as c:
+        assert c.execute_command("FCALL", "ivrs_version", 0) == VERSION
+        c.execute_command("FUNCTION", "LOAD", "REPLACE", newer)
+    store = RedisStore(redis_server.url, site="t")
+    await store.connect()
+    await store.close()
+    with redis_server.client() as c:
+        assert c.execute_command("FCALL", "ivrs_version", 0) == VERSION + 1
+
+
+async def test_library_lost_while_applies_are_in_flight(redis_server: RedisProcess) -> None:
+    """The library vanishes (FUNCTION FLUSH; a store restarted empty loses it too) while the
+    connection lives: the failed commands are sent again once, after the library is loaded
+    again, in their order, and the commands issued meanwhile wait behind them."""
+    store = RedisStore(redis_server.url, site="t")
+    try:
+        epoch = await _leader(store)
+        with redis_server.client() as c:
+            c.execute_command("FUNCTION", "FLUSH")
+        first = [
+            asyncio.ensure_future(store.apply(Batch("primary", epoch, puts={"k": b"%d" % i})))
+            for i in range(20)
+        ]
+        await asyncio.sleep(0)  # the first ones are written; the rest come while reloading
+        later = [
+            asyncio.ensure_future(store.apply(Batch("primary", epoch, puts={"k": b"%d" % i})))
+            for i in range(20, 40)
+        ]
+        assert await asyncio.gather(*first, *later) == [0] * 40
+        assert await store.load("primary") == {"k": b"39"}
+    finally:
+        await store.close()
+
+
+async def test_min_replicas_to_write_refusal_is_unavailability(
+    redis_server: RedisProcess,
+) -> None:
+    """``min-replicas-to-write`` unmet (the advice of docs/store.md when a replica must hold every
+    write): Redis refuses writes with NOREPLICAS, the store is unavailable, not broken."""
+    store = RedisStore(redis_server.url, site="t")
+    try:
+        epoch = await _leader(store)
+        with redis_server.client() as c:
+            c.config_set("min-replicas-to-write", 1)
+        with pytest.raises(StoreUnavailable, match="NOREPLICAS"):
+            await store.apply(Batch("primary", epoch, puts={"k": b"v"}))
+        with redis_server.client() as c:
+            c.config_set("min-replicas-to-write", 0)
+        assert await store.apply(Batch("primary", epoch, puts={"k": b"v"})) == 0
+    finally:
+        await store.close()
+
+
+async def test_load_many_records(redis_server: RedisProcess) -> None:
+    store = RedisStore(redis_server.url, site="t", timeout=5.0)
+    try:
+        epoch = await _leader(store)
+        records = {f"call:ivr\x1f{i}": bytes([i % 256]) * 1000 for i in range(5000)}
+        items = list(records.items())
+        for start in range(0, len(items), 500):
+            await store.apply(Batch("primary", epoch, puts=dict(items[start : start + 500])))
+        assert await store.load("primary") == records
+    finally:
+        await store.close()
