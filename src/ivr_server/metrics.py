@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["LATENCY_BUCKETS", "Histogram", "Metrics"]
+__all__ = ["LATENCY_BUCKETS", "HaMetrics", "Histogram", "Metrics"]
 
 # Final: the compiled build reads it from a C variable, not from the module's dict per call.
 bisect_left: Final = bisect.bisect_left
@@ -102,8 +102,45 @@ class Metrics:
     logmsg_truncated: int = 0
     """IVR ``LogMsg`` texts cut to ``logmsg-max-length``."""
 
+    ha: HaMetrics | None = None
+    """High availability's figures (``ha_*``); ``None`` with ``[ha] mode = "off"``, which then
+    costs nothing and exports nothing (docs/ha.md, "Metrics")."""
+
     def observe_request(self, tag: str, seconds: float) -> None:
         histogram = self.request_latency.get(tag)
         if histogram is None:
             histogram = self.request_latency[tag] = Histogram()
         histogram.observe(seconds)
+
+
+@dataclass
+class HaMetrics:
+    """What high availability counts (``runtime/ha.py``), exported as ``ivr_server_ha_*``.
+    Written by the node's writer and role loop, once per batch or role change: never per
+    request."""
+
+    mode: str
+    node: str
+    role: int = 0
+    """0 standby, 1 leader (``ha_role``)."""
+    epoch: int = 0
+    """The fencing epoch of the slot this node writes (0: none held)."""
+    store_up: int = 1
+    """1 while the store answers, 0 while it is lost (``ha_store_up``)."""
+    queued_records: int = 0
+    """State records queued while the store is lost (``ha_queued_records``)."""
+    commit_latency: Histogram = field(default_factory=Histogram)
+    """From a turn's batch sent to its acknowledgement, seconds."""
+    batches: int = 0
+    """Batches the store acknowledged."""
+    replayed: int = 0
+    """Requests of the driver replayed at takeovers (hot standby)."""
+    fenced: int = 0
+    """Times this node found another holding its slot and demoted itself."""
+    takeovers: int = 0
+    takeover: Histogram = field(
+        default_factory=lambda: Histogram((0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0))
+    )
+    """From winning the lease to answering, seconds (``ha_takeover_seconds``)."""
+    replica_timeouts: int = 0
+    """Batches whose replicas did not all acknowledge within ``[ha] wait-timeout``."""

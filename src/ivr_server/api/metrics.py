@@ -22,6 +22,7 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
+from ivr_server.api.handlers.ha import ha_families
 from ivr_server.logs import records_dropped
 from ivr_server.metrics import Histogram
 from ivr_server.service import IvrService
@@ -182,6 +183,8 @@ class ServiceCollector(Collector):
             value=self._websocket_clients(),
         )
         yield from _access_numbers(service)
+        if metrics.ha is not None:  # [ha] on (runtime/ha.py): issue 25's hook
+            yield from ha_families(metrics.ha)
 
 
 def _access_numbers(service: IvrService) -> Iterator[Metric]:

@@ -20,7 +20,18 @@ from pydantic import BaseModel
 
 from ivr_server.api import models, responses
 from ivr_server.api.access import Access
-from ivr_server.api.handlers import access, admin, agents, calls, routing, state, stats, stream
+from ivr_server.api.handlers import (
+    access,
+    admin,
+    agents,
+    calls,
+    ha,
+    nodes,  # issue 25, helper F: the nodes of an HA site
+    routing,
+    state,
+    stats,
+    stream,
+)
 from ivr_server.api.handlers import web as page
 
 if TYPE_CHECKING:
@@ -134,6 +145,17 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     ),
     Operation(
         method="GET",
+        path=f"{API}/ha",
+        handler=ha.get_ha,
+        access="read",
+        tag="read",
+        summary="This node's high availability: mode, role, epoch, slots held, the store and "
+        "its state, commit latency, batches, replayed requests, fencing, the last takeover "
+        "(docs/ha.md).",
+        response=ha.HaView,
+    ),
+    Operation(
+        method="GET",
         path=f"{API}/switches",
         handler=state.get_switches,
         access="read",
@@ -206,6 +228,26 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
         summary="Routing points: router and waiting calls.",
         response=responses.RoutingPoint,
         many=True,
+    ),
+    Operation(  # issue 25, helper F
+        method="GET",
+        path=f"{API}/nodes",
+        handler=nodes.get_nodes,
+        access="read",
+        tag="read",
+        summary="The nodes of a site sharing a state store ([ha]): this node's role, epoch, "
+        "store state and commit latency; every node's slots, lease, calls and agents.",
+        response=nodes.NodesView,
+    ),
+    Operation(  # issue 25, helper F
+        method="GET",
+        path=f"{API}/nodes/calls",
+        handler=nodes.get_node_calls,
+        access="read",
+        tag="read",
+        summary="The calls of every node, read from the state store, with the node holding "
+        "each (without user data and caller numbers when read without the token).",
+        response=nodes.NodeCallsView,
     ),
     Operation(
         method="GET",

@@ -14,6 +14,13 @@ of a live call, is refused and the running configuration stays. SIGUSR2 (``ivr-s
 The HTTP API (``ivr_server.api``) sits above this layer, so the server does not import it: the
 caller passes its factory (``IvrServer(config, api=ApiServer, api_listen=...)``), and the server
 starts it after its IVR listeners, in the same event loop, and stops it first.
+
+High availability (``[ha] mode`` not ``off``): the server has an :class:`~.ha.HaNode`
+(:attr:`IvrServer.ha`), which writes each turn's changes to the shared store before the turn's
+replies leave and decides the node's role. The premise links run only while the node leads
+(:meth:`IvrServer.lead`, :meth:`IvrServer.follow`); in warm standby the IVR listener is bound
+from the start but accepts connections only while the node leads. With ``mode = "off"``
+:attr:`IvrServer.ha` is ``None`` and nothing of it is imported.
 """
 
 from __future__ import annotations
@@ -24,8 +31,8 @@ import gc
 import logging
 import signal
 import time
-from collections.abc import Callable
-from typing import Any, Final, Protocol, cast
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from ivr_server.config import ListenAddress, ServerConfig
 from ivr_server.memory import release_free_memory
@@ -48,6 +55,9 @@ from ivr_server.runtime.status import (
 )
 from ivr_server.service import IvrService, ReloadReport
 from ivr_server.service.control import Control
+
+if TYPE_CHECKING:
+    from ivr_server.runtime.ha import HaNode
 
 __all__ = ["FLUSH_AFTER_BYTES", "ApiFactory", "ApiPart", "IvrServer", "ReloadOutcome", "serve"]
 
@@ -125,35 +135,34 @@ class IvrServer(ConnectionHost):
         """Called when a reload re-reads the file (``serve``: the status file says so)."""
         self.reloader = Reloader(self)
         """The reloads: file read off the loop, requests coalesced (``runtime/reload.py``)."""
+        self.ha: HaNode | None = None
+        """High availability's node (``runtime/ha.py``); ``None`` with ``[ha] mode = "off"``."""
+        if config.ha.mode != "off":
+            from ivr_server.runtime.ha import HaNode
+
+            self.ha = HaNode(self)
+        self._background: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        keep_alive = self.config.server.tcp_keep_alive
-        for address in self.listen:
-            host = address.host or "0.0.0.0"
-            server = await loop.create_server(
-                lambda: IvrLinkProtocol(self),
-                host,
-                address.port,
-                reuse_address=True,
-                backlog=self.config.server.listen_backlog,
-            )
-            self._servers.append(server)
-            # uvloop's Server.sockets is a list, typeshed says tuple: read it untyped so that the
-            # compiled build (which checks declared types) takes either.
-            for sock in cast("Any", server).sockets:
-                set_tcp_keep_alive(sock, keep_alive)  # accepted sockets inherit it (Linux)
-                name = sock.getsockname()
-                self.addresses.append((str(name[0]), int(name[1])))
+        ha = self.ha
+        if ha is not None:
+            ha.prepare()  # the standby role and the writer before any request
+        await self._bind(self.listen, serving=ha is None or ha.mode != "warm")
         log.info(
-            "listening on %s",
+            "listening on %s%s",
             ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.addresses),
+            " (accepting IVR connections once this node leads: warm standby)"
+            if ha is not None and ha.mode == "warm"
+            else "",
         )
         self._log_capacity()
         self._arm_lag_probe()
-        self.links.sync(self.service.switches)  # premise PBXs: connect (in the background)
+        if ha is None:
+            self.links.sync(self.service.switches)  # premise PBXs: connect (in the background)
+        else:
+            await ha.start()  # takes over at once when no other node leads (lead())
         if self._api_factory is not None and self.api_listen:
             api = self._api_factory(self)
             try:
@@ -163,6 +172,77 @@ class IvrServer(ConnectionHost):
                 raise
             self.api = api
 
+    async def _bind(self, addresses: tuple[ListenAddress, ...], *, serving: bool) -> None:
+        """Listen on ``addresses`` (bound only, refusing connections, unless ``serving``: warm
+        standby), noting where in :attr:`addresses`."""
+        loop = asyncio.get_running_loop()
+        keep_alive = self.config.server.tcp_keep_alive
+        found: list[tuple[str, int]] = []
+        for address in addresses:
+            host = address.host or "0.0.0.0"
+            server = await loop.create_server(
+                lambda: IvrLinkProtocol(self),
+                host,
+                address.port,
+                reuse_address=True,
+                backlog=self.config.server.listen_backlog,
+                start_serving=serving,
+            )
+            self._servers.append(server)
+            # uvloop's Server.sockets is a list, typeshed says tuple: read it untyped so that the
+            # compiled build (which checks declared types) takes either.
+            for sock in cast("Any", server).sockets:
+                set_tcp_keep_alive(sock, keep_alive)  # accepted sockets inherit it (Linux)
+                name = sock.getsockname()
+                found.append((str(name[0]), int(name[1])))
+        self.addresses = found
+
+    # ------------------------------------------------------------------ high availability
+
+    async def lead(self) -> None:
+        """HA: this node has just taken over: its premise links connect, and in warm standby
+        its IVR listener accepts connections (the drivers reconnect and log in)."""
+        self.links.sync(self.service.switches)
+        if self.ha is not None and self.ha.mode == "warm":
+            for server in self._servers:
+                if not server.is_serving():
+                    await server.start_serving()
+            log.info("HA: accepting IVR connections")
+
+    def follow(self) -> None:
+        """HA: this node was fenced (another leads): every IVR session is closed at once (its
+        driver logs in again, here or to the leader); in the background the premise links are
+        closed and, in warm standby, the IVR listener stops accepting connections."""
+        for protocol in list(self.protocols.values()):
+            if protocol.transport is not None:
+                protocol.transport.close()
+        self.background(self._follow())
+
+    async def _follow(self) -> None:
+        if self.links:
+            await self.links.stop()
+        if self.ha is not None and self.ha.mode == "warm" and self._servers:
+            addresses = tuple(ListenAddress(host=h, port=p) for h, p in self.addresses)
+            for server in self._servers:
+                server.close()
+            for server in self._servers:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(server.wait_closed(), 2.0)
+            self._servers.clear()
+            await self._bind(addresses, serving=False)
+            log.info("HA: IVR connections refused until this node leads again")
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` as a task of its own, kept until it ends; its failure is logged."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task failed", exc_info=task.exception())
+
     @property
     def api_addresses(self) -> list[tuple[str, int]]:
         """Where the HTTP API listens (empty: no API)."""
@@ -171,6 +251,8 @@ class IvrServer(ConnectionHost):
     async def stop(self) -> None:
         self.flush_reads()  # the replies to what was read in this turn go out before closing
         self._held.clear()  # frames read and not yet handled are dropped with their connections
+        if self.ha is not None:  # its batches acknowledged (their replies out), the lease given up
+            await self.ha.stop()
         if self.api is not None:
             api, self.api = self.api, None
             await api.stop()
@@ -386,7 +468,8 @@ class IvrServer(ConnectionHost):
         self.gate.cap = connection_cap(config.server, descriptor_limit())
         self.gate.per_peer = config.server.max_connections_per_peer or None
         self.control.after_reload()
-        self.links.sync(self.service.switches)  # a premise switch added: connect; removed: close
+        if self.ha is None or self.ha.leads:  # a premise switch added: connect; removed: close
+            self.links.sync(self.service.switches)
         self.flush()
         if settle and self._heap_frozen:
             self.settle_heap()

@@ -34,6 +34,15 @@ search costs each connection at most one look.
 reads and held batches, the service's timer, the connection cap and the client list.
 ``IvrServer`` (``runtime/app.py``) is one; it lives here, beside the adapter, so that the two call
 each other directly and this module imports nothing of ``app.py``.
+
+Held replies (high availability, ``[ha] durability = primary | replica``; docs/ha.md): before a
+turn's output is written, :attr:`ConnectionHost.writer` (``runtime/ha.py``) sends the turn's
+changes to the shared store as one batch and sets :attr:`ConnectionHost.reply_gate` to that batch's
+number while it is unacknowledged. Whatever a connection would write meanwhile is kept, in order,
+until the batch it waits for is acknowledged (:meth:`ConnectionHost.release_held`): a reply never
+leaves before its effects are in the store, so a standby that takes over replays exactly the
+requests that were never answered. With ``mode = "off"`` there is no writer and the gate stays 0:
+one integer test per write.
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 from ivr_server.config import ServerConfig
 from ivr_server.runtime.access import ClientList
@@ -65,6 +74,7 @@ __all__ = [
     "TURN_FRAMES",
     "ConnectionHost",
     "IvrLinkProtocol",
+    "TurnWriter",
 ]
 
 log = logging.getLogger("ivr_server.runtime")
@@ -89,6 +99,15 @@ _SERVER_FULL: Final = encode_error_frame(GliErrorCode.TOO_MANY_CONNECTIONS)
 """What a connection over the cap gets before it is closed."""
 # Final: the compiled build reads it from a C variable, not from the module's dict per request.
 perf_counter: Final = time.perf_counter
+
+
+class TurnWriter(Protocol):
+    """What commits a turn's state changes before its output is written (``runtime/ha.py``)."""
+
+    def commit_turn(self) -> None:
+        """Send what changed since the last call as one batch (when this node writes); set
+        :attr:`ConnectionHost.reply_gate` while replies must wait for it."""
+        ...
 
 
 class IvrLinkProtocol(asyncio.Protocol):
@@ -121,6 +140,12 @@ class IvrLinkProtocol(asyncio.Protocol):
         self._rejected = 0
         """Documents received that did not decode (the service counts them in the session's
         ``documents_in`` too)."""
+        self._out: list[tuple[int, bytes]] = []
+        """Output held until the store acknowledges the batch numbered with it (HA, the module
+        docstring, "Held replies"), oldest first."""
+        self._close_held = False
+        """The link closed (or the peer's end of file waits) while output was held: close the
+        transport once it is written."""
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -249,7 +274,10 @@ class IvrLinkProtocol(asyncio.Protocol):
         closed if the peer's end of file waited for its last frames to be answered."""
         self.flush()
         if self._eof and not self._held and self.transport is not None and not self._closing:
-            self.transport.close()
+            if self._out:
+                self._close_held = True
+            else:
+                self.transport.close()
         self._arm_timer()
 
     def eof_received(self) -> bool | None:
@@ -264,6 +292,8 @@ class IvrLinkProtocol(asyncio.Protocol):
             self._login_timer.cancel()
             self._login_timer = None
         self._closing = True
+        self._out.clear()
+        self.server.waiting.pop(self, None)
         self.server.fresh.pop(self, None)
         self.server.release(self)
         if self.session is not None:
@@ -290,25 +320,69 @@ class IvrLinkProtocol(asyncio.Protocol):
     # ------------------------------------------------------------------ output and timers
 
     def flush(self) -> None:
-        """Write what the link queued; enforce the write-buffer bound; close a closed link."""
+        """Write what the link queued; enforce the write-buffer bound; close a closed link.
+        While a batch of state changes is unacknowledged (:attr:`ConnectionHost.reply_gate`), keep it
+        instead, behind what is already held (the module docstring, "Held replies")."""
         transport, link = self.transport, self.link
         if transport is None or link is None or self._closing:
             return
         data = link.data_to_send()
-        if data:
-            transport.write(data)
-            if transport.get_write_buffer_size() > self.server.config.server.write_buffer_limit:
-                log.warning(
-                    "session %s: peer does not read (%d bytes queued): closing",
-                    self.session.id if self.session else "?",
-                    transport.get_write_buffer_size(),
-                )
-                self._closing = True
-                transport.abort()
-                return
+        gate = self.server.reply_gate
+        if gate:
+            if data:
+                if not self._out:
+                    self.server.waiting[self] = None
+                self._out.append((gate, data))
+            if link.state is LinkState.CLOSED:
+                self._close_held = True
+            return
+        if self._out:
+            self.release_held(gate)
+        if data and not self._write(transport, data):
+            return
         if link.state is LinkState.CLOSED:
             self._closing = True
             transport.close()
+
+    def _write(self, transport: asyncio.Transport, data: bytes) -> bool:
+        """Write ``data``; ``False`` if the connection was aborted for not reading."""
+        transport.write(data)
+        if transport.get_write_buffer_size() > self.server.config.server.write_buffer_limit:
+            log.warning(
+                "session %s: peer does not read (%d bytes queued): closing",
+                self.session.id if self.session else "?",
+                transport.get_write_buffer_size(),
+            )
+            self._closing = True
+            transport.abort()
+            return False
+        return True
+
+    def release_held(self, acked: int) -> None:
+        """Write the held output whose batch is acknowledged (numbered ``acked`` or lower; 0:
+        everything held); close the connection if its link closed meanwhile."""
+        out, transport = self._out, self.transport
+        if transport is None or self._closing:
+            out.clear()
+            return
+        taken = 0
+        for seq, data in out:
+            if acked and seq > acked:
+                break
+            taken += 1
+            if not self._write(transport, data):
+                out.clear()
+                return
+        del out[:taken]
+        if not out and self._close_held:
+            self._close_held = False
+            self._closing = True
+            transport.close()
+
+    def drop_held(self) -> None:
+        """Forget the held output (the node was fenced: another answers these requests)."""
+        self._out.clear()
+        self._close_held = False
 
     def _arm_timer(self) -> None:
         """Make sure the timer fires no later than the link's next deadline.
@@ -429,6 +503,14 @@ class ConnectionHost:
         """Whether ``end_turn`` is scheduled."""
         self._held: list[IvrLinkProtocol] = []
         """Connections with frames read but not yet handled: each gets a batch in the next turn."""
+        self.writer: TurnWriter | None = None
+        """High availability's writer (``runtime/ha.py``): commits each turn's state changes
+        before its output is written. ``None`` with ``[ha] mode = "off"``."""
+        self.reply_gate = 0
+        """The number of the newest batch of state changes not yet acknowledged while replies
+        must wait for it; 0: output is written at once (the module docstring, "Held replies")."""
+        self.waiting: dict[IvrLinkProtocol, None] = {}
+        """Connections with output held behind the reply gate, in the order they were held."""
 
     # ------------------------------------------------------------------ output
 
@@ -490,7 +572,11 @@ class ConnectionHost:
             protocol.finish_read()
 
     def flush(self) -> None:
-        """Write out every session the service queued data for; re-arm the service's timer."""
+        """Write out every session the service queued data for; re-arm the service's timer.
+        With high availability the turn's changes go to the store first (:attr:`writer`)."""
+        writer = self.writer
+        if writer is not None:
+            writer.commit_turn()
         protocols = self.protocols
         for session in self.service.take_dirty():
             protocol = protocols.get(session.id)
@@ -511,6 +597,23 @@ class ConnectionHost:
         self._timer_at = None
         self.service.handle_timer(asyncio.get_running_loop().time())
         self.flush()
+
+    def release_held(self, acked: int) -> None:
+        """The store acknowledged every batch up to ``acked`` (0: stop holding, write everything
+        held): write the output that waited for them."""
+        waiting = self.waiting
+        if not waiting:
+            return
+        for protocol in list(waiting):
+            protocol.release_held(acked)
+            if not protocol._out:
+                del waiting[protocol]
+
+    def drop_held(self) -> None:
+        """Forget every connection's held output (fenced: it must never be sent)."""
+        for protocol in self.waiting:
+            protocol.drop_held()
+        self.waiting.clear()
 
     # ------------------------------------------------------------------ who may connect
 

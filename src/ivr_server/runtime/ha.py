@@ -1,0 +1,696 @@
+"""High availability's runtime (``[ha] mode = warm | hot | active``; docs/ha.md, MODES-AND-HA §3.5).
+
+:class:`HaNode` is the asyncio side of a node that shares its state through a
+:class:`~ivr_server.store.StateStore`. ``IvrServer`` makes one only when ``mode`` is not
+``off``: a single node has no node, no writer, no gate, nothing to pay. What goes into a snapshot
+is the service's business (``service/persist.py``); what a standby answers and keeps is the
+service's too (``service.role``, its journal of the driver's requests); this module moves bytes,
+holds leases and decides when replies may leave.
+
+**Roles.** A node starts as ``standby`` and tries to take the slot's lease at once and every
+``poll``; the holder renews it every third of ``lease``. Warm and hot standby share the slot
+``"primary"``; in active mode every node is the leader of its own slot (its node id) from the start
+and :class:`~ivr_server.runtime.ha_active.ActiveMode` adopts the dead nodes' slots.
+
+**Takeover** (the lease won): load the slot, rebuild the calls from it (``restore``), give the
+owner-less calls to the live sessions of their IVR (``bind_orphans``), read the driver streams'
+marks and replay, on the same sessions, the requests the old leader never committed (hot standby),
+then lead: answer, write, and (warm standby) open the IVR listener. Its duration is logged and
+exported (``ha_takeover_seconds``).
+
+**The writer.** At the end of every turn that handled anything (:meth:`HaNode.commit_turn`,
+called by ``ConnectionHost.flush`` before any output is written), what changed is sent as one
+:class:`~ivr_server.store.Batch`, with the marks of the requests whose effects it holds. Batches
+are not awaited in the turn: several may be in flight, acknowledged in order. With ``durability =
+primary | replica`` the output of a turn waits for its batch (``ConnectionHost.reply_gate``, held per
+connection in order), so a reply never precedes its effects' commit; ``async`` writes at once.
+
+**Fencing.** A renewal that finds the lease another's, or a batch the store refuses for its epoch,
+demotes the node at once: its held replies are dropped (the new leader answers those requests),
+its IVR sessions closed (their drivers log in again), the premise links closed, and in warm
+standby the IVR listener closed.
+
+**Store loss.** A command unanswered within ``store-timeout``: ``on-store-loss = pause`` sends
+``FlowControl On`` (no new calls; the calls in progress go on and their replies are no longer
+held), ``continue`` only logs the alarm. Batches are merged into one queue of the latest snapshot
+per key, up to ``max-queued`` records; past it the queue is dropped and the whole state is written
+when the store is back. The store is tried again every ``poll``; once it answers, the lease is
+renewed (another node took it: demote), the queue (or everything) written, the flow control
+lifted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
+
+from ivr_server.metrics import HaMetrics
+from ivr_server.service.persist import StatePersistence
+from ivr_server.store import Batch, Fenced, StateStore, StoreError, StoreUnavailable, open_store
+
+if TYPE_CHECKING:
+    from ivr_server.runtime.app import IvrServer
+
+__all__ = ["COMMIT_WINDOW", "HaNode", "Role"]
+
+log = logging.getLogger("ivr_server.ha")
+
+Role = Literal["standby", "leader"]
+PRIMARY: Final = "primary"
+"""The slot of warm and hot standby."""
+COMMIT_WINDOW: Final = 2048
+"""Batches whose commit latency the median and p99 of the web view are taken over."""
+SETTLE_WAIT: Final = 1.0
+"""Longest a stopping node waits for its batches in flight (their replies go out first)."""
+
+
+class _Active(Protocol):
+    """What the runtime uses of ``runtime/ha_active.py``'s ``ActiveMode``."""
+
+    async def start(self) -> None: ...
+
+    async def tick(self, now: float) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A batch sent and not yet acknowledged."""
+
+    seq: int
+    batch: Batch
+    sent: float
+    """``perf_counter()`` when it was sent."""
+    outcome: BaseException | int | None = None
+    """``None`` until done; then replicas acknowledged, or the exception."""
+    done: bool = False
+
+
+@dataclass(slots=True)
+class Takeover:
+    """The last takeover: how long it took and what it brought back."""
+
+    seconds: float
+    at: float
+    """Unix time it ended."""
+    calls: int
+    replayed: int
+    slot: str
+    epoch: int
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "seconds": round(self.seconds, 4),
+            "at": round(self.at, 3),
+            "calls": self.calls,
+            "replayed": self.replayed,
+            "slot": self.slot,
+            "epoch": self.epoch,
+        }
+
+
+@dataclass(slots=True)
+class _Queue:
+    """Batches merged while the store is lost (the latest snapshot per key)."""
+
+    batch: Batch | None = None
+    overflow: bool = False
+    """More than ``max-queued`` records: the queue was dropped, everything is written back."""
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=COMMIT_WINDOW))
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class HaNode:
+    """One node of a highly available site (the module docstring). The attributes below are what
+    the API (``GET /api/v1/ha``) and the web view read."""
+
+    def __init__(self, server: IvrServer, *, store: StateStore | None = None) -> None:
+        config = server.config.ha
+        self.server = server
+        self.config = config
+        self.mode: str = config.mode
+        self.node_id: str = config.node_id
+        """This node's name (empty until :meth:`start` when the configuration gives none)."""
+        self.store: StateStore = store or open_store(
+            config.store, site=config.site, timeout=config.store_timeout
+        )
+        self.store_url: str = self.store.url
+        self.role: Role = "standby"
+        self.slot: str = PRIMARY
+        """The slot this node writes (its node id in active mode)."""
+        self.epoch = 0
+        """The fencing epoch of :attr:`slot` while held (0: not held)."""
+        self.slots: dict[str, int] = {}
+        """Every slot this node holds, with its epoch (active mode: its own and the adopted)."""
+        self.store_state: Literal["ok", "lost"] = "ok"
+        self.queued = 0
+        """State records queued while the store is lost."""
+        self.batches = 0
+        """Batches the store acknowledged."""
+        self.replayed = 0
+        """Requests replayed at takeovers."""
+        self.fenced_count = 0
+        """Times this node was fenced and demoted itself."""
+        self.last_takeover: Takeover | None = None
+        self.release_on_stop = True
+        """Give the lease up when stopping (a standby takes over at once). Tests of a crash
+        turn it off."""
+        self.metrics = HaMetrics(mode=self.mode, node=self.node_id)
+        self.active: _Active | None = None
+        """Active mode's adoption of dead nodes (``runtime/ha_active.py``)."""
+        self.service = server.service
+        self.persistence: StatePersistence | None = None
+        """The service's ``StatePersistence`` (from :meth:`prepare`)."""
+        self._hold = config.durability != "async"
+        self._replicas = config.replicas if config.durability == "replica" else 0
+        self._inflight: deque[_InFlight] = deque()
+        self._seq = 0
+        self._generation = 0
+        """Bumped by a demotion: the acknowledgements of older batches are ignored."""
+        self._queue = _Queue()
+        self._marks: dict[str, int] = {}
+        """Every driver stream's latest mark written (a resync writes them all again)."""
+        self._latencies: deque[float] = deque(maxlen=COMMIT_WINDOW)
+        self._paused = False
+        """This node turned the flow control on for a lost store (and turns it off)."""
+        self._acquire_after = 0.0
+        """A standby tries the lease again only from then (after the store came back: the
+        leader renews first)."""
+        self._renew_due = 0.0
+        self._initial: dict[str, bytes] | None = None
+        """What a takeover of an empty slot writes first (this node's whole state)."""
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._wake = asyncio.Event()
+        self._drained = asyncio.Event()
+        """Set while no batch is in flight."""
+        self._drained.set()
+
+    # ------------------------------------------------------------------ what others read
+
+    @property
+    def leads(self) -> bool:
+        """Does this node answer and write now?"""
+        return self.role == "leader"
+
+    def commit_latency(self) -> dict[str, float | None]:
+        """The last batch's commit latency and the median and p99 of the last
+        :data:`COMMIT_WINDOW`, seconds."""
+        values = list(self._latencies)
+        return {
+            "last": values[-1] if values else None,
+            "p50": _percentile(values, 0.5),
+            "p99": _percentile(values, 0.99),
+        }
+
+    def view(self) -> dict[str, Any]:
+        """Everything ``GET /api/v1/ha`` and the web view's HA panel show."""
+        latency = self.commit_latency()
+        return {
+            "mode": self.mode,
+            "node_id": self.node_id,
+            "role": self.role,
+            "epoch": self.epoch,
+            "slots": dict(self.slots),
+            "store_url": self.store_url,
+            "store_state": self.store_state,
+            "durability": self.config.durability,
+            "queued": self.queued,
+            "commit_latency": {
+                k: (round(v, 6) if v is not None else None) for k, v in latency.items()
+            },
+            "batches": self.batches,
+            "in_flight": len(self._inflight),
+            "replayed": self.replayed,
+            "fenced_count": self.fenced_count,
+            "last_takeover": self.last_takeover.view() if self.last_takeover else None,
+        }
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def prepare(self) -> None:
+        """Before the server listens: the node's name, the service in the standby role, the
+        persistence tracking changes. Synchronous, so that no request is handled before."""
+        if not self.node_id:
+            self.node_id = _default_node_id(self.server)
+        self.metrics.node = self.node_id
+        self.server.service.metrics.ha = self.metrics
+        if self.mode == "active":
+            self.slot = self.node_id
+        persistence = StatePersistence(
+            self.service, wall=time.time, loop=asyncio.get_running_loop().time
+        )
+        persistence.enable()
+        self.persistence = persistence
+        self.service.set_role("standby", self._now())
+        self.server.writer = self
+
+    async def start(self) -> None:
+        """Connect to the store (unreachable: the node starts with the store lost and keeps
+        trying), try the lease once, and run the role loop."""
+        try:
+            await self.store.connect()
+            if self.mode == "active":
+                await self._take_own_slot()
+                from ivr_server.runtime.ha_active import ActiveMode
+
+                active: _Active = ActiveMode(self)
+                self.active = active
+                await active.start()
+            else:
+                await self._try_acquire(self._now())
+        except StoreUnavailable as exc:
+            self._store_lost(exc)
+        log.info(
+            "HA %s node %s: %s, store %s (%s), durability %s",
+            self.mode,
+            self.node_id,
+            self.role,
+            self.store_url,
+            self.store_state,
+            self.config.durability,
+        )
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="ha-role-loop")
+
+    async def stop(self) -> None:
+        """Stop the role loop; wait (briefly) for the batches in flight so that their replies
+        leave; give the lease up unless :attr:`release_on_stop` is off; close the store."""
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+        if self.active is not None:
+            self.active.stop()
+        await self.settle(SETTLE_WAIT)
+        self._generation += 1  # what is still in flight: its outcome changes nothing now
+        self.server.reply_gate = 0
+        if self.leads and self.release_on_stop and self.store_state == "ok":
+            for slot, epoch in list(self.slots.items()):
+                with contextlib.suppress(StoreError, OSError):
+                    await asyncio.wait_for(
+                        self.store.release(slot, self.node_id, epoch), self.config.store_timeout
+                    )
+        self.server.writer = None
+        with contextlib.suppress(StoreError, OSError):
+            await self.store.close()
+
+    async def settle(self, timeout: float) -> None:
+        """Wait up to ``timeout`` for the batches in flight to be acknowledged."""
+        if self._inflight:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), timeout)
+
+    # ------------------------------------------------------------------ the writer
+
+    def commit_turn(self) -> None:
+        """Send what changed since the last turn as one batch (``ConnectionHost.flush``, before
+        the turn's output is written). Only the leader writes."""
+        if self.role != "leader":
+            return
+        persistence = self.persistence
+        if persistence is None:
+            return
+        puts, deletes = persistence.collect()
+        if self._initial is not None:
+            initial, self._initial = self._initial, None
+            initial.update(puts)
+            puts = initial
+            deletes.difference_update(puts)
+        marks = self.service.take_marks()
+        if not (puts or deletes or marks):
+            return
+        if marks:
+            self._marks.update(marks)
+        batch = Batch(self.slot, self.epoch, puts, deletes, marks)
+        if self.store_state == "lost":
+            self._enqueue(batch)
+            return
+        self._send(batch)
+
+    def _send(self, batch: Batch) -> None:
+        self._seq += 1
+        entry = _InFlight(self._seq, batch, time.perf_counter())
+        self._inflight.append(entry)
+        self._drained.clear()
+        generation = self._generation
+        task = asyncio.ensure_future(
+            self.store.apply(batch, replicas=self._replicas, wait_timeout=self.config.wait_timeout)
+        )
+        task.add_done_callback(lambda t: self._applied(entry, generation, t))
+        if self._hold:
+            self.server.reply_gate = entry.seq
+
+    def _applied(self, entry: _InFlight, generation: int, task: asyncio.Future[int]) -> None:
+        """A batch is done: handle every batch done at the head of the line, in order."""
+        if task.cancelled():
+            outcome: BaseException | int = StoreUnavailable("cancelled")
+        else:
+            exc = task.exception()  # retrieved, whatever comes of it
+            outcome = exc if exc is not None else task.result()
+        if generation != self._generation:
+            return  # sent before a demotion or the stop: its outcome changes nothing
+        entry.done = True
+        entry.outcome = outcome
+        inflight = self._inflight
+        acked = 0
+        while inflight and inflight[0].done:
+            head = inflight.popleft()
+            result = head.outcome
+            if isinstance(result, Fenced):
+                self._fenced(f"the store refused batch {head.seq}: {result}")
+                return
+            if isinstance(result, BaseException):
+                if not isinstance(result, StoreError):
+                    log.error("HA: batch %d failed: %r", head.seq, result)
+                self._store_lost(result)
+                self._enqueue(head.batch)
+                continue
+            latency = time.perf_counter() - head.sent
+            self._latencies.append(latency)
+            self.metrics.commit_latency.observe(latency)
+            self.batches += 1
+            self.metrics.batches = self.batches
+            if self._replicas and isinstance(result, int) and result < self._replicas:
+                self.metrics.replica_timeouts += 1
+            queued = self._queue.batch
+            if queued is not None:  # newer than what waits: the queue must not undo it
+                for key in head.batch.puts:
+                    queued.puts.pop(key, None)
+                queued.deletes.difference_update(head.batch.puts)
+                queued.deletes.difference_update(head.batch.deletes)
+            acked = head.seq
+        server = self.server
+        if not inflight:
+            self._drained.set()
+            server.reply_gate = 0
+            server.release_held(0)
+        elif acked:
+            server.release_held(acked)
+
+    def _enqueue(self, batch: Batch) -> None:
+        """Keep ``batch`` for when the store is back, merged with what is queued."""
+        queue = self._queue
+        if queue.overflow:
+            return
+        if queue.batch is None:
+            queue.batch = Batch(batch.slot, batch.epoch)
+        queue.batch.merge(batch)
+        size = len(queue.batch.puts) + len(queue.batch.deletes)
+        if size > self.config.max_queued:
+            log.warning(
+                "HA: more than %d state records queued while the store is lost (max-queued): "
+                "dropped; the whole state will be written when it is back",
+                self.config.max_queued,
+            )
+            queue.batch = None
+            queue.overflow = True
+            size = 0
+        self.queued = size
+        self.metrics.queued_records = size
+
+    # ------------------------------------------------------------------ the role loop
+
+    async def _run(self) -> None:
+        config = self.config
+        while not self._stopping:
+            now = self._now()
+            try:
+                if self.leads:
+                    if now >= self._renew_due or self.store_state == "lost":
+                        await self._renew(now)
+                    if self.store_state == "lost":
+                        await self._store_back()
+                    if self.active is not None and self.leads:
+                        await self.active.tick(self._now())
+                else:
+                    if self.store_state == "lost":
+                        await self.store.holder(self.slot)  # does it answer again?
+                        await self._store_back()
+                    await self._try_acquire(now)
+            except StoreUnavailable as exc:
+                self._store_lost(exc)
+            except Fenced as exc:
+                self._fenced(str(exc))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug of ours: logged, the loop goes on
+                log.exception("HA: role loop")
+            interval = config.poll
+            if self.leads and self.active is None and self.store_state == "ok":
+                interval = max(0.0, min(config.lease / 3, self._renew_due - self._now()))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), interval)
+
+    async def _try_acquire(self, now: float) -> None:
+        """Standby: take the lease if it is free (then take over), else trim the journal."""
+        if self.store_state == "lost" or now < self._acquire_after:
+            await self._trim()
+            return
+        epoch = await self.store.acquire(self.slot, self.node_id, self.config.lease)
+        if epoch is None:
+            await self._trim()
+            return
+        self._renew_due = self._now() + self.config.lease / 3
+        await self._takeover(epoch)
+
+    async def _trim(self) -> None:
+        """Forget the journaled requests the leader committed (hot standby)."""
+        if self.mode != "hot" or self.store_state == "lost":
+            return
+        streams = self.service.journal_streams()
+        if streams:
+            self.service.trim_journal(await self.store.marks(self.slot, streams))
+
+    async def _takeover(self, epoch: int) -> None:
+        """The lease is ours: rebuild the state from the store, replay what was never committed,
+        lead (the module docstring, "Takeover")."""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        slot = self.slot
+        log.warning(
+            "HA: node %s took the lease of %r (epoch %d): taking over", self.node_id, slot, epoch
+        )
+        try:
+            records = await self.store.load(slot)
+            streams = self.service.journal_streams() if self.mode == "hot" else []
+            marks = await self.store.marks(slot, streams) if streams else {}
+        except BaseException:
+            with contextlib.suppress(StoreError, OSError):
+                await self.store.release(slot, self.node_id, epoch)
+            raise
+        persistence = self.persistence
+        assert persistence is not None
+        now = loop.time()
+        calls = persistence.restore(records, now)
+        if not records:  # a new site (or a store restarted empty): all of this node's state
+            self._initial = persistence.everything()
+        self.service.bind_orphans(now)
+        self.epoch = epoch
+        self.slots[slot] = epoch
+        self._marks = dict(marks)
+        self.role = "leader"
+        self.metrics.role = 1
+        self.metrics.epoch = epoch
+        self.service.set_role("leader", now)
+        replayed = self.service.replay(marks, now)
+        self.replayed += replayed
+        self.metrics.replayed = self.replayed
+        self.server.flush()  # the replayed requests' effects committed, their replies held
+        await self.server.lead()
+        took = loop.time() - began
+        self.metrics.takeovers += 1
+        self.metrics.takeover.observe(took)
+        self.last_takeover = Takeover(took, time.time(), calls, replayed, slot, epoch)
+        log.warning(
+            "HA: node %s leads %r at epoch %d: %d calls restored, %d requests replayed in %.3f s",
+            self.node_id,
+            slot,
+            epoch,
+            calls,
+            replayed,
+            took,
+        )
+
+    async def _take_own_slot(self) -> None:
+        """Active mode: this node's own slot, held from the start (its calls of an earlier run
+        restored)."""
+        epoch = await self.store.acquire(self.slot, self.node_id, self.config.lease)
+        if epoch is None:
+            raise StoreError(
+                f"[ha] node-id {self.node_id!r}: another live node holds that slot (two nodes "
+                "with the same node-id?)"
+            )
+        self._renew_due = self._now() + self.config.lease / 3
+        await self._takeover(epoch)
+
+    async def _renew(self, now: float) -> None:
+        renewed = await self.store.renew(self.slot, self.node_id, self.epoch, self.config.lease)
+        self._renew_due = now + self.config.lease / 3
+        if renewed is False:
+            self._fenced(f"the lease of {self.slot!r} at epoch {self.epoch} is another's")
+        elif renewed is None:
+            log.warning(
+                "HA: the store had lost slot %r (restarted empty?): writing the whole state back",
+                self.slot,
+            )
+            self._queue.batch = None
+            self._queue.overflow = True
+            if self.store_state == "ok":
+                await self._resync()
+
+    async def _resync(self) -> None:
+        """Write the whole state (and every mark) back, deleting what the store has that this
+        node no longer has."""
+        persistence = self.persistence
+        assert persistence is not None
+        existing = await self.store.load(self.slot)
+        puts = persistence.everything()
+        batch = Batch(self.slot, self.epoch, puts, set(existing) - set(puts), dict(self._marks))
+        await self.store.apply(
+            batch, replicas=self._replicas, wait_timeout=self.config.wait_timeout
+        )
+        self._queue.overflow = False
+        log.info("HA: whole state written back to %s (%d records)", self.store_url, len(puts))
+
+    # ------------------------------------------------------------------ store loss
+
+    def _store_lost(self, exc: BaseException) -> None:
+        if self.store_state == "lost" or self._stopping:
+            return
+        self.store_state = "lost"
+        self.metrics.store_up = 0
+        server = self.server
+        server.reply_gate = 0  # replies no longer wait for a store that does not answer
+        server.release_held(0)
+        if self.config.on_store_loss == "pause":
+            if not server.service.flow_control:
+                self._paused = True
+                server.service.set_flow_control(True)
+            log.error(
+                "HA: store %s lost (%s): FlowControl On (no new calls; the calls in progress go "
+                "on, their changes queued up to %d records)",
+                self.store_url,
+                exc,
+                self.config.max_queued,
+            )
+        else:
+            log.error(
+                "HA: ALARM: store %s lost (%s): serving on (on-store-loss = continue), changes "
+                "queued up to %d records",
+                self.store_url,
+                exc,
+                self.config.max_queued,
+            )
+        server.flush()
+
+    async def _store_back(self) -> None:
+        """The store answered again: write what was queued (or everything), lift the flow
+        control."""
+        if self.store_state != "lost":
+            return
+        if self.leads:
+            queue = self._queue
+            if queue.overflow:
+                await self._resync()
+            elif queue.batch is not None:
+                batch = queue.batch
+                batch.epoch = self.epoch
+                queue.batch = None
+                try:
+                    await self.store.apply(
+                        batch, replicas=self._replicas, wait_timeout=self.config.wait_timeout
+                    )
+                except StoreUnavailable:
+                    if queue.batch is not None:  # queued meanwhile: newer
+                        batch.merge(queue.batch)
+                    queue.batch = batch
+                    raise
+        else:
+            self._acquire_after = self._now() + self.config.lease
+        self.store_state = "ok"
+        self.metrics.store_up = 1
+        self.queued = 0
+        self.metrics.queued_records = 0
+        pending = self._queue.batch
+        self._queue.batch = None
+        if pending is not None and self.leads:
+            pending.epoch = self.epoch
+            self._send(pending)
+        if self._paused:
+            self._paused = False
+            self.server.service.set_flow_control(False)
+        log.warning(
+            "HA: store %s is back%s",
+            self.store_url,
+            ": FlowControl Off" if self.config.on_store_loss == "pause" else "",
+        )
+        self.server.flush()
+
+    # ------------------------------------------------------------------ fencing
+
+    def _fenced(self, why: str) -> None:
+        """Another node holds this node's slot: stop answering at once (module docstring)."""
+        if not self.leads:
+            return
+        log.error(
+            "HA: node %s fenced (%s): demoted to standby, IVR sessions closed", self.node_id, why
+        )
+        self.fenced_count += 1
+        self.metrics.fenced = self.fenced_count
+        self._demote()
+
+    def _demote(self) -> None:
+        server = self.server
+        self._generation += 1
+        self._inflight.clear()
+        self._drained.set()
+        self._queue = _Queue()
+        self.role = "standby"
+        self.metrics.role = 0
+        self.slots.clear()
+        self.epoch = 0
+        self.metrics.epoch = 0
+        server.reply_gate = 0
+        server.drop_held()
+        self.service.set_role("standby", self._now())
+        if self.store_state == "lost":  # the store answers: it told us
+            self.store_state = "ok"
+            self.metrics.store_up = 1
+        if self._paused:
+            self._paused = False
+            server.service.set_flow_control(False)
+        self._acquire_after = self._now() + self.config.lease
+        server.follow()
+
+    # ------------------------------------------------------------------ helpers
+
+    def flush(self) -> None:
+        """Write out what the service queued (the turn's batch first)."""
+        self.server.flush()
+
+    def _now(self) -> float:
+        return asyncio.get_running_loop().time()
+
+
+def _default_node_id(server: IvrServer) -> str:
+    """The host name and the first IVR listen port (``[ha] node-id`` empty)."""
+    host = socket.gethostname().split(".")[0] or "node"
+    port = server.addresses[0][1] if server.addresses else 0
+    name = f"{host}-{port}"
+    return "".join(c if c.isalnum() or c in "_.-" else "_" for c in name)[:64]

@@ -1,0 +1,430 @@
+"""High availability's runtime (``runtime/ha.py``, issue 25): two real ``IvrServer`` nodes of one
+process over real TCP, sharing one store, driven like a hot-standby driver drives them (the same
+documents to both, in the same order).
+
+The fast variant shares a ``memory://`` store (the reference semantics of ``store/memory.py``);
+one variant runs the same fail-over against a real ``redis-server`` (``tests/redisproc.py``).
+What is checked: the standby answers only ``LoginReq`` (and ``FlowControl``); a stopped leader's
+calls are answered by the standby within ``lease`` + 1 s; replies wait for their batch's
+acknowledgement (``durability = primary``) and not with ``async``; a request the old leader
+never committed is replayed once; a fenced leader stops answering and closes its sessions; a lost
+store means ``FlowControl On``, then ``Off`` when it is back; warm standby listens only once it
+leads; ``GET /api/v1/ha`` and the ``ivr_server_ha_*`` metrics; ``mode = "off"`` has no node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+import aiohttp
+import pytest
+
+from ivr_server.config import HaConfig, ListenAddress, ServerConfig, default_config
+from ivr_server.runtime import IvrServer
+from ivr_server.store import Batch, MemoryStore, StateStore, StoreUnavailable
+from ivr_server.store.memory import shared_memory_store
+from ivr_server.wire import messages as m
+from tests.integration.rawlink import RawLink, new_call_body
+
+LOOPBACK_0 = (ListenAddress(host="127.0.0.1", port=0),)
+LEASE = 0.6
+POLL = 0.05
+_sites = itertools.count()
+
+Start = Callable[..., Awaitable[IvrServer]]
+
+
+def ha_config(
+    mode: str = "hot",
+    *,
+    node: str,
+    site: str,
+    store: str = "memory://",
+    durability: str = "primary",
+    on_store_loss: str = "pause",
+    max_queued: int = 200_000,
+) -> ServerConfig:
+    """The built-in configuration (IVR_1, ports 1..32 on the In-Front switch) with ``[ha]``."""
+    ha = HaConfig(
+        mode=mode,
+        node_id=node,
+        store=store,
+        site=site,
+        lease=LEASE,
+        poll=POLL,
+        durability=durability,
+        on_store_loss=on_store_loss,
+        store_timeout=0.5,
+        max_queued=max_queued,
+    )
+    return default_config().model_copy(update={"ha": ha})
+
+
+@pytest.fixture
+def site() -> str:
+    """A site of its own per test: the ``memory://`` store of the process is shared."""
+    return f"t{next(_sites)}"
+
+
+@pytest.fixture
+async def start_node() -> AsyncIterator[Start]:
+    servers: list[IvrServer] = []
+
+    async def start(
+        config: ServerConfig, *, store: StateStore | None = None, **kwargs: Any
+    ) -> IvrServer:
+        kwargs.setdefault("api_listen", ())
+        server = IvrServer(config, listen=kwargs.pop("listen", LOOPBACK_0), **kwargs)
+        if store is not None:
+            assert server.ha is not None
+            server.ha.store = store
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        with contextlib.suppress(Exception):
+            await server.stop()
+
+
+async def wait_for(check: Callable[[], bool], timeout: float = 3.0, what: str = "") -> float:
+    """Wait until ``check()``; the seconds it took."""
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    while not check():
+        if loop.time() - began > timeout:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        await asyncio.sleep(0.01)
+    return loop.time() - began
+
+
+class Driver:
+    """A hot-standby driver of raw links: logged in to every node with the same session
+    CallId, every request sent to all of them in the same order."""
+
+    def __init__(self, links: dict[str, RawLink]) -> None:
+        self.links = links
+
+    @classmethod
+    async def open(cls, nodes: dict[str, IvrServer]) -> Driver:
+        links = {name: await RawLink.open(server.port) for name, server in nodes.items()}
+        for link in links.values():
+            await link.login("S1")  # LoginResp, FlowControl: from the standby too
+        return cls(links)
+
+    async def send(self, call_id: str, body: str, to: Iterable[str] | None = None) -> None:
+        for name in to or self.links:
+            await self.links[name].send(call_id, body)
+
+    async def close(self) -> None:
+        for link in self.links.values():
+            await link.close()
+
+
+def udata_set(request_id: str, key: str, value: str) -> str:
+    return (
+        f"<UDataSet Action='Replace'><RequestId>{request_id}</RequestId><UDataEx>"
+        f"<Node Name='{key}' Type='Str' Val='{value}'/></UDataEx></UDataSet>"
+    )
+
+
+def udata_get(request_id: str, key: str) -> str:
+    return f"<UDataGet Keys='{key}'><RequestId>{request_id}</RequestId></UDataGet>"
+
+
+async def expect(link: RawLink, tag: str, timeout: float = 3.0) -> m.Message:
+    _, message, _ = await link.recv_doc(timeout)
+    assert message.tag == tag, message
+    return message
+
+
+async def start_call(driver: Driver, leader: str, call_id: str = "C1", port: str = "1") -> None:
+    await driver.send(call_id, new_call_body(port))
+    link = driver.links[leader]
+    await expect(link, "CallStatus")  # Ringing
+    await expect(link, "CallStatus")  # Established
+
+
+async def pair(start: Start, site: str, **kwargs: Any) -> tuple[IvrServer, IvrServer]:
+    """Node a (leads: it starts first) and node b (standby)."""
+    a = await start(ha_config(node="a", site=site, **kwargs))
+    assert a.ha is not None and a.ha.role == "leader"
+    b = await start(ha_config(node="b", site=site, **kwargs))
+    assert b.ha is not None and b.ha.role == "standby"
+    return a, b
+
+
+async def crash(server: IvrServer) -> None:
+    """Stop ``server`` as if it died: the lease is not given up (it lapses)."""
+    assert server.ha is not None
+    server.ha.release_on_stop = False
+    await server.stop()
+
+
+# ---------------------------------------------------------------------- tests
+
+
+async def test_off_has_no_node(start_node: Start) -> None:
+    server = await start_node(default_config())
+    assert server.ha is None
+    assert server.writer is None
+    assert server.service.metrics.ha is None
+
+
+async def test_standby_answers_only_login_then_takes_over(start_node: Start, site: str) -> None:
+    a, b = await pair(start_node, site)
+    driver = await Driver.open({"a": a, "b": b})
+    await start_call(driver, "a")
+    await driver.send("C1", udata_set("1", "account", "42"))
+    resp = await expect(driver.links["a"], "UDataResp")
+    assert resp.Result == "Success"  # type: ignore[attr-defined]
+    await driver.links["b"].expect_silence(0.3)  # the standby answered nothing but the login
+    await wait_for(lambda: a.ha is not None and a.ha.batches >= 2, what="a's batches")
+
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await crash(a)
+    await wait_for(lambda: b.ha is not None and b.ha.leads, LEASE + 1.0, "b takes over")
+    await driver.send("C1", udata_get("2", "account"), to=["b"])
+    resp = await expect(driver.links["b"], "UDataResp")
+    assert resp.Result == "Success", resp  # type: ignore[attr-defined]
+    assert "42" in str(resp)
+    assert loop.time() - began < LEASE + 1.0
+    assert b.ha is not None and b.ha.last_takeover is not None
+    assert b.ha.last_takeover.calls == 1
+    assert b.service.metrics.ha is not None and b.service.metrics.ha.role == 1
+    await driver.close()
+
+
+class GatedStore:
+    """A store whose ``apply`` waits for :attr:`gate` (a slow or stuck store) and counts; the
+    rest is the wrapped store's."""
+
+    def __init__(self, inner: StateStore, delay: float = 0.0) -> None:
+        self.inner = inner
+        self.delay = delay
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.broken = False
+        self.applied = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    @property
+    def url(self) -> str:
+        return self.inner.url
+
+    async def apply(self, batch: Batch, *, replicas: int = 0, wait_timeout: float = 0.05) -> int:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        await self.gate.wait()
+        if self.broken:
+            raise StoreUnavailable("the test broke it")
+        self.applied += 1
+        return await self.inner.apply(batch, replicas=replicas, wait_timeout=wait_timeout)
+
+    def unblock_failing(self) -> None:
+        self.broken = True
+        self.gate.set()
+
+
+async def test_replies_wait_for_the_batch(start_node: Start, site: str) -> None:
+    slow = GatedStore(shared_memory_store("memory://", site=site), delay=0.25)
+    a = await start_node(ha_config(node="a", site=site), store=slow)
+    link = await RawLink.open(a.port)
+    await link.login("S1")
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await link.send("C1", new_call_body("1"))
+    await expect(link, "CallStatus")
+    assert loop.time() - began >= 0.2  # held until the store acknowledged the NewCall's batch
+    await expect(link, "CallStatus")
+    await link.close()
+
+
+async def test_async_durability_does_not_wait(start_node: Start, site: str) -> None:
+    slow = GatedStore(shared_memory_store("memory://", site=site))
+    a = await start_node(ha_config(node="a", site=site, durability="async"), store=slow)
+    link = await RawLink.open(a.port)
+    await link.login("S1")
+    await wait_for(lambda: a.ha is not None and not a.ha._inflight, what="login committed")
+    slow.gate.clear()  # nothing is acknowledged any more
+    before = slow.applied
+    await link.send("C1", new_call_body("1"))
+    await expect(link, "CallStatus")
+    await expect(link, "CallStatus")
+    assert slow.applied == before  # answered before the store acknowledged the NewCall
+    assert a.ha is not None
+    batches = a.ha.batches
+    slow.gate.set()
+    await wait_for(lambda: a.ha is not None and a.ha.batches > batches, what="acknowledged")
+    await link.close()
+
+
+async def test_uncommitted_request_replayed_once(start_node: Start, site: str) -> None:
+    stuck = GatedStore(shared_memory_store("memory://", site=site))
+    a = await start_node(ha_config(node="a", site=site), store=stuck)
+    b = await start_node(ha_config(node="b", site=site))
+    assert b.ha is not None and b.ha.role == "standby"
+    driver = await Driver.open({"a": a, "b": b})
+    await start_call(driver, "a")
+    await driver.send("C1", udata_set("1", "k", "v1"))
+    await expect(driver.links["a"], "UDataResp")
+    await wait_for(lambda: a.ha is not None and not a.ha._inflight, what="a committed")
+    stuck.gate.clear()  # a handles the next one, its batch is never acknowledged
+    await driver.send("C1", udata_set("2", "k", "v2"))
+    await asyncio.sleep(0.1)
+    await crash(a)  # a dies with the batch of UDataSet 2 unacknowledged, its reply held
+    stuck.unblock_failing()
+    rest = await driver.links["a"].expect_closed()
+    assert b"UDataResp" not in rest  # a never sent the reply of what it did not commit
+    await wait_for(lambda: b.ha is not None and b.ha.leads, LEASE + 1.0, "b takes over")
+    resp = await expect(driver.links["b"], "UDataResp")  # the replayed UDataSet 2, once
+    assert resp.RequestId == "2"  # type: ignore[attr-defined]
+    assert b.ha is not None and b.ha.replayed == 1
+    await driver.send("C1", udata_get("3", "k"), to=["b"])
+    resp = await expect(driver.links["b"], "UDataResp")
+    assert "v2" in str(resp)
+    await driver.links["b"].expect_silence(0.2)
+    await driver.close()
+
+
+async def test_fenced_leader_stops_answering(start_node: Start, site: str) -> None:
+    a, b = await pair(start_node, site)
+    driver = await Driver.open({"a": a, "b": b})
+    await start_call(driver, "a")
+    assert a.ha is not None and a.ha._task is not None
+    a.ha._task.cancel()  # a stalls: it renews no more (as under SIGSTOP)
+    await wait_for(lambda: b.ha is not None and b.ha.leads, LEASE + 1.0, "b takes over")
+    await driver.send("C1", udata_set("1", "k", "v"))
+    resp = await expect(driver.links["b"], "UDataResp")  # the new leader answers
+    assert resp.Result == "Success"  # type: ignore[attr-defined]
+    # a handled it too, as it still thought it led: its batch is fenced, its reply dropped,
+    # its sessions closed
+    rest = await driver.links["a"].expect_closed()
+    assert b"UDataResp" not in rest
+    assert a.ha.role == "standby" and a.ha.fenced_count == 1
+    assert a.service.metrics.ha is not None and a.service.metrics.ha.fenced == 1
+    await driver.close()
+
+
+async def test_store_loss_flow_control(start_node: Start, site: str) -> None:
+    a, b = await pair(start_node, site)
+    store = shared_memory_store("memory://", site=site)
+    driver = await Driver.open({"a": a, "b": b})
+    await start_call(driver, "a")
+    store.down = True
+    for name in ("a", "b"):
+        flow = await expect(driver.links[name], "FlowControl")
+        assert flow.Status == "On"  # type: ignore[attr-defined]
+    assert a.ha is not None and a.ha.store_state == "lost"
+    await driver.send("C1", udata_set("1", "k", "v"))  # the call goes on
+    resp = await expect(driver.links["a"], "UDataResp")
+    assert resp.Result == "Success"  # type: ignore[attr-defined]
+    await wait_for(lambda: a.ha is not None and a.ha.queued > 0, what="queued")
+    store.down = False
+    for name in ("a", "b"):
+        flow = await expect(driver.links[name], "FlowControl")
+        assert flow.Status == "Off"  # type: ignore[attr-defined]
+    await wait_for(lambda: a.ha is not None and a.ha.store_state == "ok", what="store back")
+    assert a.ha.queued == 0 and a.ha.leads
+    records = await store.load("primary")
+    assert any(key.startswith("call:") for key in records)
+    await driver.close()
+
+
+async def test_store_restarted_empty_gets_everything(start_node: Start, site: str) -> None:
+    a = await start_node(ha_config(node="a", site=site))
+    store = shared_memory_store("memory://", site=site)
+    link = await RawLink.open(a.port)
+    await link.login("S1")
+    await link.send("C1", new_call_body("1"))
+    await expect(link, "CallStatus")
+    await expect(link, "CallStatus")
+    store.wipe()
+    await wait_for(
+        lambda: any(k.startswith("call:") for k in _objects(store, "primary")),
+        2.0,
+        "the whole state written back",
+    )
+    assert a.ha is not None and a.ha.leads
+    await link.close()
+
+
+def _objects(store: MemoryStore, slot: str) -> dict[str, bytes]:
+    """What ``store`` holds of ``slot`` now (read in place: a wait's condition)."""
+    found = store._slots.get(slot)
+    return found.objects if found is not None else {}
+
+
+async def test_warm_standby_listens_once_it_leads(start_node: Start, site: str) -> None:
+    a = await start_node(ha_config("warm", node="a", site=site))
+    b = await start_node(ha_config("warm", node="b", site=site))
+    assert b.ha is not None and b.ha.role == "standby"
+    with pytest.raises(OSError):
+        await RawLink.open(b.port)  # bound, not accepting
+    link = await RawLink.open(a.port)
+    await link.login("S1")
+    await link.send("C1", new_call_body("1"))
+    await expect(link, "CallStatus")
+    await expect(link, "CallStatus")
+    await link.send("C1", udata_set("1", "k", "warm"))
+    await expect(link, "UDataResp")
+    await crash(a)
+    await wait_for(lambda: b.ha is not None and b.ha.leads, LEASE + 1.0, "b takes over")
+    again = await RawLink.open(b.port)
+    await again.login("S1")
+    await again.send("C1", udata_get("2", "k"))
+    resp = await expect(again, "UDataResp")
+    assert "warm" in str(resp)
+    await again.close()
+    await link.close()
+
+
+async def test_api_and_metrics(start_node: Start, site: str) -> None:
+    from ivr_server.api import ApiServer
+
+    a = await start_node(ha_config(node="a", site=site), api=ApiServer, api_listen=LOOPBACK_0)
+    host, port = a.api_addresses[0]
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://{host}:{port}/api/v1/ha") as answer:
+            assert answer.status == 200
+            view = await answer.json()
+        async with http.get(f"http://{host}:{port}/metrics") as answer:
+            text = await answer.text()
+    assert view["mode"] == "hot" and view["role"] == "leader" and view["node_id"] == "a"
+    assert view["slots"] == {"primary": view["epoch"]} and view["store_state"] == "ok"
+    assert 'ivr_server_ha_role{mode="hot",node="a"} 1.0' in text
+    assert "ivr_server_ha_commit_latency_seconds_bucket" in text
+    assert "ivr_server_ha_replayed_requests_total" in text
+
+
+async def test_redis_fail_over(start_node: Start, site: str) -> None:
+    """The same fail-over against a real redis-server."""
+    from tests.redisproc import RedisProcess, require_redis
+
+    require_redis()
+    redis = RedisProcess()
+    redis.start()
+    try:
+        url = redis.url
+        a, b = await pair(start_node, site, store=url)
+        driver = await Driver.open({"a": a, "b": b})
+        await start_call(driver, "a")
+        await driver.send("C1", udata_set("1", "account", "redis"))
+        await expect(driver.links["a"], "UDataResp")
+        await driver.links["b"].expect_silence(0.2)
+        await crash(a)
+        await wait_for(lambda: b.ha is not None and b.ha.leads, LEASE + 1.5, "b takes over")
+        await driver.send("C1", udata_get("2", "account"), to=["b"])
+        resp = await expect(driver.links["b"], "UDataResp")
+        assert "redis" in str(resp)
+        await driver.close()
+    finally:
+        redis.stop()
