@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from ivr_server.service.persist import StatePersistence
 from ivr_server.wire import messages as m
 from tests.service.memory import Document, MemoryClient, MemoryServer, frame
 
@@ -320,3 +321,64 @@ def test_a_fenced_leader_drops_its_calls_without_a_word(pair: Pair) -> None:
     assert pair.to_leader.take() == []
     assert pair.to_leader.send("C1", udata_get(2)) == []  # kept, not answered
     assert service.journal_streams() == {"IVR_1#0": 1}
+
+
+# ---------------------------------------------------------------------- with the state store
+
+
+def test_a_takeover_restores_the_committed_and_replays_the_rest() -> None:
+    """H1 and H2 in memory: what the leader committed comes from its records, what it did not
+    is replayed from the standby's journal, and each request is answered once."""
+    pair, (leader_state, standby_state) = _tracked_pair()
+    store: dict[str, bytes] = {}
+
+    def commit() -> None:  # the leader's runtime writes the turn; the standby reads the marks
+        puts, deletes = leader_state.collect()
+        store.update(puts)
+        for key in deletes:
+            store.pop(key, None)
+        pair.standby.service.trim_journal(pair.leader.service.take_marks())
+
+    at_leader, at_standby = pair.send("C1", new_call("1"))
+    assert _pairs(at_leader) == [("C1", RINGING), ("C1", ESTABLISHED)] and at_standby == []
+    at_leader, _ = pair.send("C1", udata_set(1, "committed"))
+    assert [doc.message.tag for doc in at_leader] == ["UDataResp"]
+    info = pair.to_leader.request("C1", "<CallInfoReq/>")
+    pair.to_standby.send("C1", "<CallInfoReq/>")
+    commit()
+    assert pair.standby.service.journal_streams() == {"IVR_1#0": 0}
+    # the leader handles this one, its reply held until a commit that never comes: it dies
+    pair.send(
+        "C1",
+        "<UDataSet Action='Add'><RequestId>2</RequestId><UDataEx>"
+        "<Node Name='b' Type='Str' Val='lost'/></UDataEx></UDataSet>",
+    )
+    marks = {"IVR_1#0": 3}  # what the store has
+    standby, service = pair.standby, pair.standby.service
+    assert standby_state.restore(store, standby.now) == 1
+    assert service.bind_orphans(standby.now) == 1
+    service.set_role("leader", standby.now)
+    assert service.replay(marks, standby.now) == 1
+    standby.shuttle()
+    got = [doc for doc in pair.to_standby.take() if doc.message.tag != "MonitorInfo"]
+    assert _pairs(got) == [("C1", m.UDataResp(Result="Success", RequestId="2"))]
+    data = pair.to_standby.request("C1", "<UDataGetAll><RequestId>3</RequestId></UDataGetAll>")
+    assert isinstance(data, m.UDataResp) and data.UDataEx is not None
+    assert sorted((n.Name, n.Val) for n in data.UDataEx) == [("a", "committed"), ("b", "lost")]
+    assert pair.to_standby.request("C1", "<CallInfoReq/>") == info  # the same ConnID...
+    assert pair.to_standby.send("C1", "<EndCall EndCause='Normal'/>") == []
+    assert service.calls.calls == {}
+
+
+def _tracked_pair() -> tuple[Pair, tuple[StatePersistence, StatePersistence]]:
+    """A pair whose state changes are tracked (service/persist.py), as the runtime sets it up."""
+    leader, standby = MemoryServer(), MemoryServer()
+    states = (StatePersistence(leader.service), StatePersistence(standby.service))
+    for state in states:
+        state.enable()
+    leader.service.set_role("leader", leader.now)
+    standby.service.set_role("standby", standby.now)
+    to_leader, to_standby = leader.connect(), standby.connect()
+    to_leader.login()
+    to_standby.login()
+    return Pair(leader, standby, to_leader, to_standby), states
