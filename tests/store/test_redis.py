@@ -225,3 +225,19 @@ async def test_load_many_records(redis_server: RedisProcess) -> None:
         assert await store.load("primary") == records
     finally:
         await store.close()
+
+
+async def test_callers_during_the_connect_share_it(redis_server: RedisProcess) -> None:
+    store = RedisStore(redis_server.url, site="t")
+    try:
+        epoch, lease, leases = await asyncio.gather(
+            store.acquire("primary", "A", 5.0), store.holder("primary"), store.leases()
+        )
+        assert epoch is not None
+        assert lease is None or lease.epoch == epoch
+        assert isinstance(leases, list)
+        with redis_server.client() as c:
+            clients = c.client_list()
+        assert len([x for x in clients if x.get("cmd") != "client|list"]) == 1
+    finally:
+        await store.close()
