@@ -47,6 +47,7 @@
   }
 
   let TOKEN = initialToken();
+  window.ivrToken = () => TOKEN; // for ha.js (the High availability card)
 
   function setToken(token) {
     TOKEN = token || null;
