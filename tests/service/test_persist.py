@@ -437,3 +437,161 @@ def test_restore_skips_calls_already_here_and_records_of_unknown_switches() -> N
     assert StatePersistence(b.service).restore(records, b.now) == 0  # already there
     strange = {"sw:NoSuchSwitch:call:01": records[f"sw:{SWITCH}:call:0000000000000001"]}
     assert StatePersistence(b.service).restore(strange, b.now) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Network calls (examples/network.toml: routing DNs 8000-8009, the built-in router routes every
+# call to 7002)
+
+
+def network_config() -> ServerConfig:
+    from pathlib import Path
+
+    from ivr_server.config import load_config
+
+    return load_config(Path(__file__).resolve().parents[2] / "examples/network.toml")
+
+
+def network_twin(first: Script, second: Script) -> tuple[list[Any], list[Any]]:
+    a = MemoryServer(network_config())
+    client = a.connect()
+    client.login("NetIVR", call_id="LA")
+    first(a, client)
+    b, client_b, restored = handover(a, ivr="NetIVR")
+    assert restored >= 1
+    return second(a, client), second(b, client_b)
+
+
+def network_call(client: MemoryClient, call_id: str, dn: str, mode: str = "Network") -> list[Any]:
+    return docs(
+        client,
+        call_id,
+        m.NewCall(CallControlMode=mode, CalledNum=dn, Version="3.0", ANI="555"),  # type: ignore[arg-type]
+    )
+
+
+def test_a_queued_network_call_is_routed_by_the_other_node() -> None:
+    def first(server: MemoryServer, client: MemoryClient) -> list[Any]:
+        assert network_call(client, "N", "8000") == []  # queued: nothing to the IVR
+        docs(client, "N", m.UDataSet(Action="Replace", RequestId="1", UDataEx=(node("a", "1"),)))
+        return []
+
+    def second(server: MemoryServer, client: MemoryClient) -> list[Any]:
+        return [
+            docs(client, "N", m.CallInfoReq()),
+            docs(client, "N", m.RouteRequest(RouteDN="8000")),
+            docs(client, "N", m.Connected()),
+            docs(client, "N", m.UDataGetAll(RequestId="2")),
+            docs(client, "N", m.EndCall(EndCause="Normal")),
+            docs(client, "N", m.CallInfoReq()),
+        ]
+
+    on_a, on_b = network_twin(first, second)
+    assert on_a == on_b
+    assert on_a[1] == [("N", m.RouteResponse(RouteType="Normal", Dest="7002"))]
+    assert on_a[5] == [("N", NO_SUCH_CALL)]
+
+
+def test_a_routed_network_call_reports_its_outcome_to_the_other_node() -> None:
+    def first(server: MemoryServer, client: MemoryClient) -> list[Any]:
+        got = network_call(client, "N", "8001", mode="Genesys")
+        assert got == [("N", m.RouteResponse(RouteType="Normal", Dest="7002"))]
+        return []
+
+    def second(server: MemoryServer, client: MemoryClient) -> list[Any]:
+        view = server.service.switches["SW_Network"].view
+        return [
+            docs(client, "N", m.Failure(FailureCause="Busy")),
+            docs(client, "N", m.Connected()),
+            [(c.conn_id, c.routed, c.connected, c.routing_point) for c in view.calls()],
+            docs(client, "N", m.EndCall(EndCause="Normal")),
+        ]
+
+    on_a, on_b = network_twin(first, second)
+    assert on_a == on_b
+    assert [type(message) for _, message in on_a[0]] == [m.RouteResponse]  # routed again
+
+
+# ---------------------------------------------------------------------------------------------
+# property: whatever the requests before and after, a handover changes no answer
+
+from hypothesis import HealthCheck, example, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+CALL_IDS = ("C1", "C2")
+
+
+def _requests(call_id: str) -> st.SearchStrategy[Any]:
+    port = str(CALL_IDS.index(call_id) + 1)
+    keys = st.sampled_from(["a", "b", "Segment"])
+    values = st.sampled_from(["1", "2", "Gold"])
+    return st.one_of(
+        st.builds(
+            lambda data: ("new", call_id, port, data),
+            st.lists(st.builds(node, keys, values), max_size=2).map(tuple),
+        ),
+        st.builds(
+            lambda action, key, value: (
+                call_id,
+                m.UDataSet(Action=action, RequestId="1", UDataEx=(node(key, value),)),
+            ),
+            st.sampled_from(["Add", "Replace"]),
+            keys,
+            values,
+        ),
+        st.builds(lambda key: (call_id, m.UDataGet(RequestId="2", Keys=key)), keys),
+        st.just((call_id, m.UDataGetAll(RequestId="3"))),
+        st.builds(
+            lambda key: (call_id, m.UDataDel(Action="DeleteKey", Key=key, RequestId="4")), keys
+        ),
+        st.builds(
+            lambda dn, ced: (call_id, m.RouteRequest(RouteDN=dn, CED=ced)),
+            st.sampled_from(["5000", "5001"]),
+            st.sampled_from([None, "1"]),
+        ),
+        st.builds(
+            lambda status: (call_id, m.TreatStatus(Status=status)),
+            st.sampled_from(["Started", "Completed", "NotStarted"]),
+        ),
+        st.just((call_id, m.Connected())),
+        st.just((call_id, m.CallInfoReq())),
+        st.just((call_id, m.EndCall(EndCause="Normal"))),
+    )
+
+
+steps = st.one_of(
+    st.builds(lambda seconds: ("wait", seconds), st.sampled_from([1.0, 5.0])),
+    st.sampled_from(CALL_IDS).flatmap(_requests),
+)
+
+
+def _run(server: MemoryServer, client: MemoryClient, script: list[Any]) -> list[Any]:
+    transcript: list[Any] = []
+    for step in script:
+        if step[0] == "wait":
+            server.advance(step[1])
+            transcript.append([(doc.call_id, doc.message) for doc in client.take()])
+        elif step[0] == "new":
+            _, call_id, port, data = step
+            transcript.append(new_call(client, call_id, port, *data))
+        else:
+            transcript.append(docs(client, *step))
+    return transcript
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(steps, max_size=12), st.lists(steps, max_size=12))
+@example(
+    [("new", "C1", "1", ()), ("C1", m.RouteRequest(RouteDN="5001"))], [("wait", 5.0)]
+)  # H3: a router timeout due after the handover
+def test_any_requests_get_the_same_answers_after_a_handover(
+    before: list[Any], after: list[Any]
+) -> None:
+    config = config_with(router_timeout=4.0)
+    a = MemoryServer(config)
+    client = a.connect()
+    client.login(call_id="LA")
+    opening = [("new", "C1", "1", (node("a", "1"),)), ("new", "C2", "2", ())]
+    _run(a, client, opening + before)  # calls in progress at the handover, mostly
+    b, client_b, _ = handover(a)
+    assert _run(a, client, after) == _run(b, client_b, after)
