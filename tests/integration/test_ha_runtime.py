@@ -17,7 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
+import re
+import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -31,6 +36,7 @@ from ivr_server.wire import messages as m
 from tests.integration.rawlink import RawLink, new_call_body
 
 LOOPBACK_0 = (ListenAddress(host="127.0.0.1", port=0),)
+DEFAULT_TOML = Path(__file__).resolve().parents[2] / "src/ivr_server/config/default.toml"
 LEASE = 0.6
 POLL = 0.05
 _sites = itertools.count()
@@ -428,3 +434,34 @@ async def test_redis_fail_over(start_node: Start, site: str) -> None:
         await driver.close()
     finally:
         redis.stop()
+
+
+def test_serve_runs_the_node_from_the_configuration(tmp_path: Path) -> None:
+    """``ivr-server serve`` with an ``[ha]`` table leads alone (no other node), and
+    ``--node-id`` names it."""
+    from tests.integration.conftest import start, stop
+
+    toml = tmp_path / "ha.toml"
+    toml.write_text(
+        DEFAULT_TOML.read_text(encoding="utf-8")
+        + '\n[ha]\nmode = "hot"\nstore = "memory://"\nnode-id = "from-file"\n',
+        encoding="utf-8",
+    )
+    served = start("--config", str(toml), "--node-id", "n7")
+    try:
+        found = re.search(
+            r"HTTP API, metrics and web view on http://([0-9.]+):([0-9]+)/", served.banner
+        )
+        assert found is not None, served.banner
+        url = f"http://{found.group(1)}:{found.group(2)}/api/v1/ha"
+        deadline = time.monotonic() + 10.0
+        while True:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                view = json.loads(answer.read())
+            if view["role"] == "leader" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert view["node_id"] == "n7" and view["role"] == "leader" and view["mode"] == "hot"
+    finally:
+        err = stop(served)
+    assert "HA: node n7 leads 'primary'" in err

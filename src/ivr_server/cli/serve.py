@@ -18,7 +18,13 @@ from ivr_server.cli.common import (
     run_loop,
     setup_logging,
 )
-from ivr_server.config import ListenAddress, default_config, default_config_path, load_config
+from ivr_server.config import (
+    HaConfig,
+    ListenAddress,
+    default_config,
+    default_config_path,
+    load_config,
+)
 from ivr_server.errors import ConfigError
 
 __all__ = ["check_config", "serve"]
@@ -55,6 +61,10 @@ __all__ = ["check_config", "serve"]
     help="Log level, any case (default: the configuration's [server] log-level, INFO).",
 )
 @click.option(
+    "--node-id",
+    help="This node's name in the shared store ([ha] node-id; high availability only).",
+)
+@click.option(
     "--pid-file",
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the process id here (used by `ivr-server reload`).",
@@ -65,6 +75,7 @@ def serve(
     api_listen: tuple[ListenAddress, ...],
     no_api: bool,
     log_level: str | None,
+    node_id: str | None,
     pid_file: Path | None,
 ) -> None:
     """Start the server and run until interrupted (SIGHUP reloads the configuration, SIGUSR2
@@ -77,6 +88,9 @@ def serve(
     fallback = guard_standard_streams()  # before anything could take descriptor 2 (a socket)
     try:
         config = load_config(config_file) if config_file else default_config()
+        if node_id is not None:  # validated as the file's would be
+            ha = HaConfig.model_validate({**config.ha.model_dump(), "node_id": node_id})
+            config = config.model_copy(update={"ha": ha})
         addresses = listen or None
         api_addresses = api_listen or None
         if no_api:
