@@ -7,7 +7,7 @@ or ``standby``. A hot-standby driver logs in to both nodes and sends every reque
 (PROTOCOL.md §8.1). Both nodes answer ``LoginReq`` and send ``FlowControl``; only the leader
 answers the rest. So a standby handles ``LoginReq`` as usual (its context is *muted*:
 ``ServiceContext.send`` lets nothing else out), and keeps every other document of the session,
-unanswered and without effect, in the session's *journal*.
+unanswered and without effect, in the stream's *journal*.
 
 Driver streams. A logged-in session carries one stream, named at its first successful login
 ``"<ClientName>#<k>"``, k the lowest index no live session of that ClientName uses on this node:
@@ -25,12 +25,25 @@ whose session closed too: a mark left in the store by an earlier session of the 
 not trim the next one's journal. The standby reads the marks while polling and drops the journal
 up to them (:meth:`HotStandby.trim`).
 
+Alignment. A stream's indices mean the same on both nodes only if both connections logged in
+together. When one connection was opened again alone (the old leader comes back as standby and
+the driver logs in to it while its connection to the new leader goes on; or the leader's
+connection broke and was opened again), the counts are offset and a replay could answer twice.
+A standby notices the second case by its mark going down (the leader's stream started again):
+the stream is *unaligned* until its session closes; its journal is emptied at every trim and
+nothing of it is replayed (what was in flight at a takeover is then lost, as with the original).
+In the first case the leader's marks are far ahead of the standby's count: everything is trimmed
+and nothing is replayed, which is as safe. A mark ahead by less than :data:`AHEAD_LIMIT` is
+taken as the leader being a little faster; a mark ahead of what a standby received when it takes
+over means the rest of those documents were committed and will arrive late: they are handled
+again (a duplicate answer, in a window of lease + poll seconds after the leader died: not worth
+the risk of dropping an offset stream's new requests).
+
 Takeover. The runtime restores the state from the store, :meth:`bind_orphans` gives the restored
 calls (which have no session) to a live session of their IVR, and :meth:`replay` re-handles, in
 the order they arrived, the journaled documents after each stream's mark, through the normal
 path, on the same sessions: each request the dead leader never committed is answered once, by
-this node. A stream whose mark is ahead of what this node received (the leader's connection was
-faster) gets the rest of those documents dropped as they arrive.
+this node.
 
 Demotion. A leader the store fences goes back to standby: muted at once, its calls dropped
 without a word (``CallManager.clear_silently``); the runtime closes the IVR sessions.
@@ -50,7 +63,7 @@ from ivr_server.service.sessions import Session
 from ivr_server.wire import DecodeError, Message
 from ivr_server.wire import messages as m
 
-__all__ = ["JOURNAL_LIMIT", "Entry", "HotStandby", "JournalCounters", "Role"]
+__all__ = ["AHEAD_LIMIT", "JOURNAL_LIMIT", "Entry", "HotStandby", "JournalCounters", "Role"]
 
 log = logging.getLogger("ivr_server.service.standby")
 
@@ -59,6 +72,11 @@ Role = Literal["single", "leader", "standby"]
 answers; ``standby``: answers only ``LoginReq`` (and ``FlowControl``), keeps the rest."""
 
 ROLES: Final = ("single", "leader", "standby")
+
+AHEAD_LIMIT: Final = 1000
+"""A leader's mark ahead of the standby's count by more than this is not taken as its latest
+aligned mark (the leader is that far ahead only when the standby's connection is offset, or
+when it read a mark an earlier session of the stream's name left)."""
 
 JOURNAL_LIMIT: Final = 100_000
 """Most documents one stream's journal keeps; past it the oldest go (counted, and logged once per
@@ -98,20 +116,26 @@ class JournalCounters:
     """Kept documents dropped because their session closed."""
     replayed: int = 0
     """Documents re-handled at takeovers (``ha_replayed_requests_total``)."""
-    skipped: int = 0
-    """Documents dropped after a takeover because the old leader had already committed them."""
+    unaligned: int = 0
+    """Kept documents dropped because their stream's indices do not match the leader's (see
+    the module docstring, "Alignment")."""
 
 
 class _Journal:
     """The documents a standby kept for one stream, oldest first."""
 
-    __slots__ = ("entries", "full", "session")
+    __slots__ = ("aligned", "entries", "full", "mark", "session")
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.entries: deque[Entry] = deque()
         self.full = False
         """Overflowing (logged once until it drains)."""
+        self.mark = 0
+        """The latest mark read that was not too far ahead (:data:`AHEAD_LIMIT`)."""
+        self.aligned = True
+        """``False`` once the leader's mark went down: its stream started again, this one
+        did not (the module docstring, "Alignment")."""
 
 
 class HotStandby:
@@ -131,9 +155,6 @@ class HotStandby:
         """Leader: the mark last given per stream (:meth:`take_marks`)."""
         self._reset: set[str] = set()
         """Leader: streams whose session closed, reported at 0 once."""
-        self._skip: dict[Session, int] = {}
-        """After a takeover: a session's documents up to this index were committed by the old
-        leader and not yet received here: dropped as they arrive."""
         self._seq = 0
 
     # ------------------------------------------------------------------ roles
@@ -143,7 +164,6 @@ class HotStandby:
         self.role = role
         self.ctx.muted = role == "standby"
         if role == "standby":
-            self._skip.clear()
             self._reported.clear()
             self._reset.clear()
 
@@ -173,7 +193,6 @@ class HotStandby:
         if stream is None or self.streams.get(stream) is not session:
             return
         del self.streams[stream]
-        self._skip.pop(session, None)
         journal = self._journals.pop(stream, None)
         if journal is not None and journal.entries:
             self.counters.closed += len(journal.entries)
@@ -190,32 +209,41 @@ class HotStandby:
 
     def intercepts(self, session: Session, call_id: str | None, message: Message) -> bool:
         """Called for every document received with high availability on, before it is handled:
-        ``True`` when it must not be handled (a standby keeps it; a leader after a takeover
-        drops one the old leader committed)."""
-        if self.role == "standby":
-            if type(message) in APPLIED_BY_STANDBY:
-                if type(message) is not m.LoginReq:
-                    self._keep(session, call_id, message)
-                return False
-            self._keep(session, call_id, message)
-            return True
-        return bool(self._skip) and self._skipped(session)
+        ``True`` when it must not be handled (a standby keeps it)."""
+        if self.role != "standby":
+            return False
+        if type(message) in APPLIED_BY_STANDBY:
+            if type(message) is not m.LoginReq:
+                self._keep(session, call_id, message)
+            return False
+        self._keep(session, call_id, message)
+        return True
 
     def intercepts_rejected(self, session: Session, error: DecodeError) -> bool:
         """As :meth:`intercepts`, for a document that did not decode (its answer is an error
         the leader sends; a standby keeps it to answer it if it takes over first)."""
-        if self.role == "standby":
-            self._keep(session, None, error)
-            return True
-        return bool(self._skip) and self._skipped(session)
+        if self.role != "standby":
+            return False
+        self._keep(session, None, error)
+        return True
+
+    def _journal(self, stream: str) -> _Journal | None:
+        """The journal of a live stream, made on first use."""
+        journal = self._journals.get(stream)
+        if journal is None:
+            session = self.streams.get(stream)
+            if session is None:
+                return None
+            journal = self._journals[stream] = _Journal(session)
+        return journal
 
     def _keep(self, session: Session, call_id: str | None, message: Message | DecodeError) -> None:
         stream = session.stream
         if stream is None:
             return  # before the login: the leader refuses it, nothing to replay
-        journal = self._journals.get(stream)
+        journal = self._journal(stream)
         if journal is None:
-            journal = self._journals[stream] = _Journal(session)
+            return
         entries = journal.entries
         if len(entries) >= self.limit:
             entries.popleft()
@@ -235,24 +263,49 @@ class HotStandby:
 
     def trim(self, marks: Mapping[str, int]) -> int:
         """Drop what the leader committed: every kept document at or below its stream's mark;
-        how many were dropped."""
-        dropped = 0
+        how many were dropped. A mark lower than the one before says the leader's stream
+        started again and this one did not: the stream is unaligned from then on."""
+        dropped = unaligned = 0
         for stream, mark in marks.items():
-            journal = self._journals.get(stream)
+            journal = self._journal(stream)
             if journal is None:
                 continue
             entries = journal.entries
+            if journal.aligned and mark < journal.mark:
+                journal.aligned = False
+                log.warning(
+                    "hot standby: the leader's stream %s started again (mark %d, was %d) and "
+                    "this node's did not: its requests are not replayed at a takeover until "
+                    "the driver's connection here is opened again",
+                    stream,
+                    mark,
+                    journal.mark,
+                    extra=log_ctx(journal.session, None),
+                )
+            if not journal.aligned:
+                unaligned += len(entries)
+                entries.clear()
+                continue
+            if mark <= self.index(journal.session) + AHEAD_LIMIT:
+                journal.mark = mark
             while entries and entries[0].index <= mark:
                 entries.popleft()
                 dropped += 1
             if journal.full and len(entries) < self.limit // 2:
                 journal.full = False
         self.counters.trimmed += dropped
-        return dropped
+        self.counters.unaligned += unaligned
+        return dropped + unaligned
 
     def journal_streams(self) -> dict[str, int]:
-        """Stream -> documents kept (the streams whose marks the standby reads)."""
-        return {stream: len(journal.entries) for stream, journal in self._journals.items()}
+        """Standby: every live stream -> documents kept (the streams whose marks to read)."""
+        if self.role != "standby":
+            return {stream: len(j.entries) for stream, j in self._journals.items()}
+        journals = self._journals
+        return {
+            stream: len(journals[stream].entries) if stream in journals else 0
+            for stream in self.streams
+        }
 
     # ------------------------------------------------------------------ leader
 
@@ -267,22 +320,9 @@ class HotStandby:
         reported = self._reported
         for stream, session in self.streams.items():
             n = session.documents_in - session.stream_base
-            skip = self._skip.get(session)
-            if skip is not None and skip > n:
-                n = skip  # the old leader's mark: those are committed already
             if reported.get(stream) != n:
                 reported[stream] = marks[stream] = n
         return marks
-
-    def _skipped(self, session: Session) -> bool:
-        until = self._skip.get(session)
-        if until is None:
-            return False
-        if self.index(session) <= until:
-            self.counters.skipped += 1
-            return True
-        del self._skip[session]
-        return False
 
     # ------------------------------------------------------------------ takeover
 
@@ -294,17 +334,19 @@ class HotStandby:
     ) -> int:
         """Re-handle the kept documents after each stream's mark, in their order of arrival
         across streams, on their sessions (``handle``: the service's dispatch, without counting
-        them again); how many. The journals are emptied; a stream whose mark is ahead of what
-        arrived here drops the rest as it comes. The role must be ``leader`` already (muted, the
-        answers would not leave)."""
+        them again); how many. The journals are emptied; an unaligned stream's documents are
+        dropped. The role must be ``leader`` already (muted, the answers would not leave)."""
         pending: list[list[Entry]] = []
         for stream, journal in self._journals.items():
             session = journal.session
             if self.streams.get(stream) is not session:
                 continue  # the session closed meanwhile
             mark = marks.get(stream, 0)
-            if mark > self.index(session):
-                self._skip[session] = mark
+            if journal.aligned and mark < journal.mark:
+                journal.aligned = False  # the leader's stream started again since the last poll
+            if not journal.aligned:
+                self.counters.unaligned += len(journal.entries)
+                continue
             pending.append([entry for entry in journal.entries if entry.index > mark])
         self._journals.clear()
         count = 0
