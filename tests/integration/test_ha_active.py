@@ -205,10 +205,10 @@ async def test_ports_agents_and_calls_are_seen_across_nodes(
 
 @pytest.mark.parametrize("count", [2, 3])
 async def test_a_dead_nodes_calls_are_adopted_by_one_survivor(
-    start_node: StartNode, count: int
+    start_node: StartNode, store_url: str, count: int
 ) -> None:
     site = new_site()
-    nodes = [await start_node(name, "memory://", site) for name in "ABC"[:count]]
+    nodes = [await start_node(name, store_url, site) for name in "ABC"[:count]]
     a, survivors = nodes[0], nodes[1:]
     la = await driver(a)
     links = [await driver(s) for s in survivors]
@@ -258,3 +258,23 @@ async def test_a_dead_nodes_calls_are_adopted_by_one_survivor(
     await until(lambda: not adopter.service.calls.port_busy(IVR, "7"))
     for link in links:
         await link.close()
+
+
+async def test_a_single_node_is_its_own_site(start_node: StartNode) -> None:
+    """``mode = "off"``: no HA node, no mirror; the API says so."""
+    config = default_config()
+    server = IvrServer(
+        config.model_copy(update={"api": config.api.model_copy(update={"token": TOKEN})}),
+        listen=LOOPBACK_0,
+        api=ApiServer,
+        api_listen=LOOPBACK_0,
+    )
+    await server.start()
+    try:
+        assert server.ha is None and server.service._ctx.peers is None
+        nodes = await get(server, "/api/v1/nodes", token=False)
+        assert nodes["mode"] == "off" and [n["role"] for n in nodes["nodes"]] == ["single"]
+        calls = await get(server, "/api/v1/nodes/calls")
+        assert calls == {"mode": "off", "calls": [], "total": 0, "redacted": False}
+    finally:
+        await server.stop()

@@ -41,7 +41,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from ivr_server.service.peers_state import NodeFacts, PeerState, encode_facts, facts_of, mirror_of
+from ivr_server.service.peers_state import (
+    NodeFacts,
+    PeerState,
+    encode_facts,
+    facts_of,
+    mirror_of,
+    ports_key,
+    ports_of,
+)
 from ivr_server.store.protocol import Batch, Fenced, Lease, StateStore, StoreError, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -107,6 +115,9 @@ class _Published:
     epoch: int | None = None
     data: bytes | None = None
     renewed: float = 0.0
+    ports_key: tuple[int, int, int] | None = None
+    ports: list[tuple[str, str]] = field(default_factory=list)
+    """This node's busy ports as of ``ports_key`` (worked out again only when it moves)."""
 
 
 @dataclass(slots=True)
@@ -140,6 +151,11 @@ class ActiveMode:
         self._known: dict[str, NodeFacts] = {}
         """Every node's latest facts ever read (a dead node's agents, at adoption)."""
         self._lost = False
+        self._mine: NodeFacts | None = None
+        """This node's facts as last published."""
+        self._raw: dict[str, bytes] = {}
+        self._facts_read: list[NodeFacts] = []
+        """The live peers' facts as last read (``_raw``, decoded)."""
 
     @property
     def me(self) -> str:
@@ -191,12 +207,14 @@ class ActiveMode:
         if self._lost:
             log.info("active mode: the store answers again")
             self._lost = False
-        facts = mirror_of(
-            {n: records.get(FACTS_KEY, b"") for n, records in zip(peers, found, strict=True)}
-        )
-        self.peers.update(facts)
-        self._known.update({f.node: f for f in facts})
-        mine = facts_of(self.me, self.node.service)
+        raw = {n: records.get(FACTS_KEY, b"") for n, records in zip(peers, found, strict=True)}
+        if raw != self._raw:  # decoded and indexed only when a peer's facts changed
+            self._raw = raw
+            self._facts_read = mirror_of(raw)
+            self.peers.update(self._facts_read)
+            self._known.update({f.node: f for f in self._facts_read})
+        facts = self._facts_read
+        mine = self._mine or self._facts()
         self.state = ActiveState(
             leases=leases,
             slots=slots,
@@ -226,7 +244,8 @@ class ActiveMode:
                 return
             if renewed is None:
                 published.data = None  # the store lost it: written again
-        data = encode_facts(facts_of(self.me, self.node.service))
+        self._mine = mine = self._facts()
+        data = encode_facts(mine)
         if data != published.data:
             try:
                 await store.apply(Batch(slot, published.epoch, puts={FACTS_KEY: data}))
@@ -234,6 +253,14 @@ class ActiveMode:
                 published.epoch = None
                 return
             published.data = data
+
+    def _facts(self) -> NodeFacts:
+        """This node's facts; its busy ports listed again only when calls came or went."""
+        service, published = self.node.service, self._published
+        key = ports_key(service)
+        if key != published.ports_key:
+            published.ports_key, published.ports = key, ports_of(service)
+        return facts_of(self.me, service, published.ports)
 
     async def _sweep(self, slot: str) -> None:
         """A dead node's facts slot: emptied (its node's calls are adopted from its own slot)."""
@@ -278,6 +305,9 @@ class ActiveMode:
         node.server.flush()
         seconds = time.monotonic() - started
         self.adopted_calls += restored
+        metrics = getattr(node, "metrics", None)  # HaMetrics: ha_adopted_calls_total once it has it
+        if metrics is not None and hasattr(metrics, "adopted_calls"):
+            metrics.adopted_calls = self.adopted_calls
         self.adoptions = [
             *self.adoptions[-19:],
             Adoption(slot, restored, len(kept), seconds, time.time()),

@@ -37,6 +37,8 @@ __all__ = [
     "encode_facts",
     "facts_of",
     "mirror_of",
+    "ports_key",
+    "ports_of",
 ]
 
 from collections.abc import Iterable, Mapping
@@ -96,10 +98,27 @@ def decode_facts(data: bytes) -> NodeFacts | None:
         return None
 
 
-def facts_of(node: str, service: IvrService) -> NodeFacts:
-    """This node's facts, from its calls and its switches' views. O(calls + DNs): run once per
-    poll, not per request."""
-    ports = sorted({(call.ivr, call.port) for call in service.calls.calls.values() if call.ivr})
+def ports_of(service: IvrService) -> list[tuple[str, str]]:
+    """(IVR, port) of every call of an IVR port (a Network call of a session that never logged
+    in has no IVR: none), from the call side's index of ports (a copy of its keys: ~1 ms for
+    50,000 calls, where reading each call would take tens)."""
+    return [key for key in service.calls.context.by_port if key[0]]
+
+
+def ports_key(service: IvrService) -> tuple[int, int, int]:
+    """Changes whenever the calls in progress may have changed (a call started, ended, restored
+    or dropped): :func:`ports_of` is worked out again only then."""
+    calls = service.calls
+    return (service.metrics.calls_started, calls.completed, len(calls.calls))
+
+
+def facts_of(
+    node: str, service: IvrService, ports: list[tuple[str, str]] | None = None
+) -> NodeFacts:
+    """This node's facts, from its calls (``ports``: :func:`ports_of`, when the caller kept
+    them) and its switches' views. O(calls + DNs): run once per poll, not per request."""
+    if ports is None:
+        ports = ports_of(service)
     agents: list[AgentFact] = []
     ready = 0
     for name, switch in service.switches.items():
