@@ -465,3 +465,79 @@ def test_serve_runs_the_node_from_the_configuration(tmp_path: Path) -> None:
     finally:
         err = stop(served)
     assert "HA: node n7 leads 'primary'" in err
+
+
+async def test_fenced_warm_leader_stops_accepting(start_node: Start, site: str) -> None:
+    a = await start_node(ha_config("warm", node="a", site=site))
+    b = await start_node(ha_config("warm", node="b", site=site))
+    link = await RawLink.open(a.port)
+    await link.login("S1")
+    await link.send("C1", new_call_body("1"))
+    await expect(link, "CallStatus")
+    await expect(link, "CallStatus")
+    assert a.ha is not None and a.ha._task is not None
+    a.ha._task.cancel()  # a stalls
+    await wait_for(lambda: b.ha is not None and b.ha.leads, LEASE + 1.0, "b takes over")
+    await link.send("C1", udata_set("1", "k", "v"))  # a handles it: fenced, not answered
+    rest = await link.expect_closed()
+    assert b"UDataResp" not in rest
+    assert a.ha.role == "standby" and a.ha.fenced_count == 1
+    await wait_for(lambda: bool(a._servers) and not a._servers[0].is_serving(), what="rebound")
+    with pytest.raises(OSError):
+        await RawLink.open(a.port)  # warm standby again: not accepting
+    again = await RawLink.open(b.port)
+    await again.login("S1")
+    await again.send("C1", udata_get("2", "k"))
+    resp = await expect(again, "UDataResp")
+    assert resp.Result == "NoMatch"  # type: ignore[attr-defined]  (the call is b's; k never set)
+    await again.close()
+    await link.close()
+
+
+async def test_store_loss_continue_serves_without_flow_control(
+    start_node: Start, site: str
+) -> None:
+    a = await start_node(ha_config(node="a", site=site, on_store_loss="continue"))
+    store = shared_memory_store("memory://", site=site)
+    link = await RawLink.open(a.port)
+    await link.login("S1")
+    store.down = True
+    await wait_for(lambda: a.ha is not None and a.ha.store_state == "lost", what="lost")
+    await link.send("C1", new_call_body("1"))  # new calls are still taken
+    await expect(link, "CallStatus")
+    await expect(link, "CallStatus")
+    assert a.service.metrics.ha is not None and a.service.metrics.ha.store_up == 0
+    store.down = False
+    await wait_for(lambda: a.ha is not None and a.ha.store_state == "ok", what="back")
+    await link.expect_silence(0.2)  # no FlowControl either way
+    assert any(key.startswith("call:") for key in await store.load("primary"))
+    await link.close()
+
+
+async def test_store_loss_past_max_queued_writes_everything_back(
+    start_node: Start, site: str
+) -> None:
+    a = await start_node(ha_config(node="a", site=site, max_queued=1))
+    store = shared_memory_store("memory://", site=site)
+    link = await RawLink.open(a.port)
+    await link.login("S1")
+    await link.send("C1", new_call_body("1"))
+    await expect(link, "CallStatus")
+    await expect(link, "CallStatus")
+    await wait_for(lambda: a.ha is not None and not a.ha._inflight, what="committed")
+    store.down = True
+    await link.send("C1", "<EndCall EndCause='Normal'/>")  # it ends while the store is lost
+    flow = await expect(link, "FlowControl")
+    assert flow.Status == "On"  # type: ignore[attr-defined]
+    await link.send("C2", new_call_body("2"))
+    refused = await expect(link, "EndCall")  # no new call under FlowControl On
+    assert refused.EndCause == "ServerPaused"  # type: ignore[attr-defined]
+    assert a.ha is not None
+    await wait_for(lambda: a.ha is not None and a.ha._queue.overflow, what="overflow")
+    store.down = False
+    flow = await expect(link, "FlowControl", timeout=5.0)
+    assert flow.Status == "Off"  # type: ignore[attr-defined]
+    records = await store.load("primary")
+    assert not any(key.startswith("call:") for key in records)  # the ended call is gone
+    assert records  # and the rest written back
+    await link.close()
