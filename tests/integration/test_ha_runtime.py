@@ -489,7 +489,7 @@ async def test_fenced_warm_leader_stops_accepting(start_node: Start, site: str) 
     await again.login("S1")
     await again.send("C1", udata_get("2", "k"))
     resp = await expect(again, "UDataResp")
-    assert resp.Result == "NoMatch"  # type: ignore[attr-defined]  (the call is b's; k never set)
+    assert resp.Result == "NoMatch"  # type: ignore[attr-defined]  # b has the call; k unset
     await again.close()
     await link.close()
 
