@@ -36,6 +36,7 @@ OTHER = {
     "api/static/views.js": "The web view's summary, server line, links, ports, routing points, sessions.",
     "api/static/panels.js": "The web view's Agents card (every DN of every switch) and Statistics card.",
     "api/static/calls.js": "The web view's Active calls table and its End call button.",
+    "api/static/ha.js": "The web view's High availability card: this node, every node, the store's calls.",
 }
 """Descriptions of the files that have no docstring, by path under src/ivr_server."""
 

@@ -23,6 +23,7 @@ from ivr_server.runtime import IvrServer
 from ivr_server.runtime import app as app_module
 from ivr_server.runtime.ha_active import ActiveMode
 from ivr_server.service import IvrService
+from ivr_server.service.peers_state import PeerState
 from ivr_server.wire import messages as m
 from tests.integration.conftest import LOOPBACK_0
 from tests.integration.rawlink import RawLink, new_call_body, server_doc, start_call
@@ -243,12 +244,16 @@ async def test_a_dead_nodes_calls_are_adopted_by_one_survivor(
     assert got_id == "C1" and reply.tag == "UDataResp", raw
     assert b"Val='42'" in raw
     # the port's call is the adopter's now, everywhere
+    assert adopter.ha is not None
+    holder = adopter.ha.node_id
     for other in survivors:
         if other is not adopter:
-            await until(
-                lambda other=other: active(other).peers.port_holder(IVR, "7") == adopter.ha.node_id
-            )  # type: ignore[union-attr]
-    assert adopter.ha is not None
+            mirror = active(other).peers
+
+            def holds(mirror: PeerState = mirror) -> bool:
+                return mirror.port_holder(IVR, "7") == holder
+
+            await until(holds)
     store = adopter.ha.store
     assert "A" not in await store.slots()
     moved = await store.load(adopter.ha.node_id)
