@@ -106,10 +106,6 @@ _ENCODER: Final = msgspec.msgpack.Encoder()
 _DECODER: Final = msgspec.msgpack.Decoder(StoredCall)
 
 
-def _wall(deadline: float | None, offset: float) -> float | None:
-    return deadline + offset if deadline is not None else None
-
-
 def _held(route: m.RouteResponse | None) -> HeldRoute | None:
     if route is None:
         return None
@@ -145,49 +141,55 @@ def state_of(
     key = call.key
     conn_id = call.conn_id
     consult = call.consult_conn_id
-    slot = ctx.ports.get((call.switch.name, call.dn)) if call.behind else None
+    behind = call.behind
+    slot = ctx.ports.get((call.switch.name, call.dn)) if behind else None
+    held_route = call.held_route
+    last_user_data = call.last_user_data
+    router = timers.router.get(key)
+    ringing = timers.ringing.get(key)
+    make_call = timers.make_call.get(key)
+    deadline = timers.call.get(key)
+    # positional, in field order: a third faster than keywords on the hot path of HA
     return StoredCall(
-        call_id=call.call_id,
-        ivr=call.ivr,
-        port=call.port,
-        dn=call.dn,
-        switch=call.switch.name,
-        mode="Behind" if call.behind else "Network" if call.network else "In-Front",
-        encoding=call.encoding,
-        called_num=call.called_num,
-        ani=call.ani,
-        dnis=call.dnis,
-        legacy=call.legacy,
-        version=call.version,
-        state=call.state.value,
-        resume=call.resume.value,
-        answered=call.answered,
-        conn_id=conn_id,
-        switch_call_id=call.switch_call_id,
-        last_event=call.last_event,
-        last_user_data=kv_out(call.last_user_data),
-        route_dn=call.route_dn,
-        route_started=call.route_started + offset,
-        treatment=call.treatment,
-        held_route=_held(call.held_route),
-        uuid=call.uuid,
-        other_dn=call.other_dn,
-        queue=call.queue,
-        control=call.control,
-        consult_conn_id=consult,
-        held=call.held,
-        parties=list(call.parties),
-        control_error=call.control_error,
-        dial_out=dial_out(call.dial_out)
-        if dial_out is not None and call.dial_out is not None
-        else None,
-        router_deadline=_wall(timers.router.get(key), offset),
-        call_deadline=_wall(timers.call.get(key), offset),
-        ringing_deadline=_wall(timers.ringing.get(key), offset),
-        make_call_deadline=_wall(timers.make_call.get(key), offset),
-        by_conn=conn_id is not None and ctx.by_conn.get(conn_id) is call,
-        consulting=consult is not None and ctx.consults.get(consult) is call,
-        waiting=slot is not None and slot.waiting is call,
+        call.call_id,
+        call.ivr,
+        call.port,
+        call.dn,
+        call.switch.name,
+        "Behind" if behind else "Network" if call.network else "In-Front",
+        call.encoding,
+        call.called_num,
+        call.ani,
+        call.dnis,
+        call.legacy,
+        call.version,
+        call.state.value,
+        call.resume.value,
+        call.answered,
+        conn_id,
+        call.switch_call_id,
+        call.last_event,
+        kv_out(last_user_data) if last_user_data else [],
+        call.route_dn,
+        call.route_started + offset,
+        call.treatment,
+        _held(held_route) if held_route is not None else None,
+        call.uuid,
+        call.other_dn,
+        call.queue,
+        call.control,
+        consult,
+        call.held,
+        list(call.parties),
+        call.control_error,
+        dial_out(call.dial_out) if dial_out is not None and call.dial_out is not None else None,
+        router + offset if router is not None else None,
+        deadline + offset if deadline is not None else None,
+        ringing + offset if ringing is not None else None,
+        make_call + offset if make_call is not None else None,
+        conn_id is not None and ctx.by_conn.get(conn_id) is call,
+        consult is not None and ctx.consults.get(consult) is call,
+        slot is not None and slot.waiting is call,
     )
 
 

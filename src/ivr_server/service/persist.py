@@ -288,6 +288,9 @@ class StatePersistence:
                 self._track(switch)
                 self._put_switch(puts, name, switch)
                 continue
+            dns = view.changed_dns
+            if not changed and not dns:
+                continue  # no event changed the view: its counters neither (new calls are events)
             if changed:
                 for conn_id in changed:
                     record = view.call_record(conn_id)
@@ -299,7 +302,6 @@ class StatePersistence:
                 if router is not None and hasattr(router, "dialog_state"):
                     self._collect_dialogs(puts, deletes, name, router, changed)
                 changed.clear()
-            dns = view.changed_dns
             if dns:
                 for number in dns:
                     data = encode_dn(view, number)
