@@ -185,6 +185,9 @@ async def test_ports_agents_and_calls_are_seen_across_nodes(
         }
         # IVR_2's 4 LegacyMode agents are logged in by every node: each DN counted once
         assert nodes["totals"]["calls"] == 2 and nodes["totals"]["ready"] == 4 + 1
+        # the statistic of an IVR's calls counts every node's
+        stats = await get(server, "/api/v1/stats", token=False)
+        assert {i["name"]: i["calls"] for i in stats["ivrs"]}[IVR] == 2
     seen = []
     for server in (a, b):
         listing = await get(server, "/api/v1/nodes/calls")

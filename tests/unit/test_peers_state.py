@@ -42,7 +42,8 @@ def test_a_node_never_mirrors_itself_and_a_missing_node_is_forgotten() -> None:
     assert mirror.port_holder("IVR_1", "2") is None  # B's own port: its call manager's
     assert mirror.agent("SW_InFront", "4005") == ("A", AGENT)
     assert mirror.agent_id_in_use("77") == AGENT
-    assert mirror.calls() == 1
+    assert mirror.calls() == 1 and mirror.calls_of_ivr("IVR_1") == 1
+    assert mirror.calls_of_ivr("IVR_2") == 0
     mirror.update([])  # A died (or its facts lapsed)
     assert mirror.port_holder("IVR_1", "1") is None
     assert mirror.agent("SW_InFront", "4005") is None

@@ -16,7 +16,9 @@ its own service (:func:`facts_of`) and publishes in the store every poll when it
   agent's state; a control request on such a DN is refused (``CallError
   FailedReq='AgentControl'``: the agent's node serves it) and an ``AgentLogin`` of an agent id
   logged in elsewhere gets the switch's ``TERR_SOFT_AGENT_ID_IN_USE`` (``agents.py``);
-- the API sums the calls and agents of every node (``api/handlers/nodes.py``).
+- the statistics of an IVR's calls in progress (``PeekStatReq``/``GetStatReq``, the API's
+  ``/api/v1/stats``) add the other nodes' calls on its ports (``statistics.py``); the API sums
+  the calls and agents of every node (``api/handlers/nodes.py``).
 
 Staleness: a fact is at most two polls old (the holder publishes once per poll, the reader reads
 once per poll; ``[ha] poll`` = 0.2 s by default) plus a store round trip. Two ``NewCall`` on one
@@ -166,18 +168,21 @@ class PeerState:
         self._dns: dict[tuple[str, str], AgentFact] = {}
         self._agent_ids: dict[str, AgentFact] = {}
         self._agent_node: dict[tuple[str, str], str] = {}
+        self._ivr_calls: dict[str, int] = {}
 
     def update(self, facts: Iterable[NodeFacts]) -> None:
         """Replace the mirror with ``facts`` (one per other live node; a node missing here is
         dead or gone: its ports and agents are free again, or adopted by a survivor)."""
         nodes = {f.node: f for f in facts if f.node != self.node}
         ports: dict[tuple[str, str], str] = {}
+        ivr_calls: dict[str, int] = {}
         dns: dict[tuple[str, str], AgentFact] = {}
         agent_ids: dict[str, AgentFact] = {}
         agent_node: dict[tuple[str, str], str] = {}
         for name in sorted(nodes):
             for ivr, port in nodes[name].ports:
                 ports.setdefault((ivr, port), name)
+                ivr_calls[ivr] = ivr_calls.get(ivr, 0) + 1
             for agent in nodes[name].agents:
                 key = (agent.switch, agent.dn)
                 if key not in dns:
@@ -187,6 +192,7 @@ class PeerState:
         self.nodes = nodes
         self._ports, self._dns, self._agent_ids = ports, dns, agent_ids
         self._agent_node = agent_node
+        self._ivr_calls = ivr_calls
 
     # ------------------------------------------------------------------ queries
 
@@ -206,6 +212,11 @@ class PeerState:
     def calls(self) -> int:
         """Calls in progress on the other nodes."""
         return sum(f.calls for f in self.nodes.values())
+
+    def calls_of_ivr(self, ivr: str) -> int:
+        """Calls on the ports of ``ivr`` at the other nodes (the statistic of an IVR's calls
+        counts every node's)."""
+        return self._ivr_calls.get(ivr, 0)
 
     # ------------------------------------------------------------------ checks of requests
 

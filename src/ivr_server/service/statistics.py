@@ -57,4 +57,6 @@ class Statistics:
 
     def calls_of_ivr(self, ivr: str) -> int:
         """Calls in progress on the ports of ``ivr``."""
-        return sum(1 for call in self.ctx.calls.calls.values() if call.ivr == ivr)
+        here = sum(1 for call in self.ctx.calls.calls.values() if call.ivr == ivr)
+        peers = self.ctx.peers  # active mode (issue 25): the other nodes' calls count too
+        return here + peers.calls_of_ivr(ivr) if peers is not None else here
