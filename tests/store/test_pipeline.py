@@ -100,3 +100,12 @@ async def test_the_watchdog_waits_for_the_oldest() -> None:
     with pytest.raises(StoreUnavailable):
         await second
     assert transport.aborted
+
+
+async def test_a_garbled_reply_closes_the_connection() -> None:
+    conn, transport = _connection()
+    call = conn.send(_cmd("PING"), 1, _first)
+    conn.data_received(b"?garbage\r\n")
+    assert transport.aborted
+    with pytest.raises(StoreUnavailable, match="garbled"):
+        await call

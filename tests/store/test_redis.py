@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from ivr_server.store import Batch, StoreError, StoreUnavailable, open_store
+from ivr_server.store import Batch, Fenced, StoreError, StoreUnavailable, open_store
 from ivr_server.store.functions import LIBRARY, VERSION
 from ivr_server.store.redis import RedisStore
 from tests.redisproc import RedisPair, RedisProcess
@@ -239,5 +239,34 @@ async def test_callers_during_the_connect_share_it(redis_server: RedisProcess) -
         with redis_server.client() as c:
             clients = c.client_list()
         assert len([x for x in clients if x.get("cmd") != "client|list"]) == 1
+    finally:
+        await store.close()
+
+
+async def test_a_large_batch_is_written_in_chunks(redis_server: RedisProcess) -> None:
+    store = RedisStore(redis_server.url, site="t")
+    try:
+        epoch = await _leader(store)
+        first = {f"k{i}": b"%d" % i for i in range(1500)}
+        await store.apply(Batch("primary", epoch, puts=first))
+        later = Batch(
+            "primary",
+            epoch,
+            puts={f"k{i}": b"new" for i in range(1000, 2300)},
+            deletes={f"k{i}" for i in range(900)},
+            marks={f"s#{i}": i for i in range(10)},
+        )
+        with redis_server.client() as c:
+            c.config_resetstat()
+        assert await store.apply(later, replicas=1, wait_timeout=0.01) == 0
+        with redis_server.client() as c:
+            assert c.info("commandstats")["cmdstat_fcall"]["calls"] >= 4
+        expected = {f"k{i}": b"%d" % i for i in range(900, 1000)}
+        expected.update({f"k{i}": b"new" for i in range(1000, 2300)})
+        assert await store.load("primary") == expected
+        assert await store.marks("primary", ["s#9"]) == {"s#9": 9}
+        with pytest.raises(Fenced):
+            await store.apply(Batch("primary", epoch + 1, puts=dict(first)))
+        assert await store.load("primary") == expected
     finally:
         await store.close()

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 __all__ = ["LIBRARY", "VERSION"]
 
-VERSION = 1
+VERSION = 2
 """Bump on every change of :data:`LIBRARY` (an older library in the store is replaced)."""
 
 LIBRARY = """#!lua name=ivrs
@@ -39,8 +39,24 @@ local function lease_epoch(value)
   return string.match(value, ':(%d+)$')
 end
 
+-- redis.call(command, [key,] items...) in runs of at most 4,000 items (an even number: pairs
+-- stay whole), as Lua's unpack() is bounded (LUAI_MAXCSTACK).
+local function bulk(command, key, items)
+  local n = #items
+  local step = 4000
+  for first = 1, n, step do
+    local last = math.min(first + step - 1, n)
+    if key then
+      redis.call(command, key, unpack(items, first, last))
+    else
+      redis.call(command, unpack(items, first, last))
+    end
+  end
+end
+
 -- KEYS: epoch, idx, mark. ARGV: object prefix, epoch, #puts, #deletes, then the puts
 -- (key, value)..., the deletes (key)..., the marks (stream, n)...
+-- One MSET, one SADD, one DEL, one SREM, one HSET: the cost per object is a table slot.
 local function apply(keys, args)
   local current = redis.call('GET', keys[1])
   if current ~= args[2] then
@@ -49,18 +65,31 @@ local function apply(keys, args)
   local prefix = args[1]
   local nputs = tonumber(args[3])
   local ndels = tonumber(args[4])
-  local i = 5
-  local last = i + 2 * nputs + ndels
-  for j = i + 2 * nputs, last - 1 do
-    redis.call('DEL', prefix .. args[j])
-    redis.call('SREM', keys[2], args[j])
+  local first_del = 5 + 2 * nputs
+  local first_mark = first_del + ndels
+  if ndels > 0 then
+    local names, members = {}, {}
+    for j = first_del, first_mark - 1 do
+      members[#members + 1] = args[j]
+      names[#names + 1] = prefix .. args[j]
+    end
+    bulk('DEL', nil, names)
+    bulk('SREM', keys[2], members)
   end
-  for j = i, i + 2 * nputs - 1, 2 do
-    redis.call('SET', prefix .. args[j], args[j + 1])
-    redis.call('SADD', keys[2], args[j])
+  if nputs > 0 then
+    local kv, members = {}, {}
+    for j = 5, first_del - 1, 2 do
+      members[#members + 1] = args[j]
+      kv[#kv + 1] = prefix .. args[j]
+      kv[#kv + 1] = args[j + 1]
+    end
+    bulk('MSET', nil, kv)
+    bulk('SADD', keys[2], members)
   end
-  for j = last, #args, 2 do
-    redis.call('HSET', keys[3], args[j], args[j + 1])
+  if first_mark <= #args then
+    local marks = {}
+    for j = first_mark, #args do marks[#marks + 1] = args[j] end
+    bulk('HSET', keys[3], marks)
   end
   return 1
 end
