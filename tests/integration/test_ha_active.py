@@ -223,7 +223,11 @@ async def test_a_dead_nodes_calls_are_adopted_by_one_survivor(
         "<Node Name='account' Type='Str' Val='42'/></UDataEx></UDataSet>",
     )
     assert (await la.recv_doc())[1].tag == "UDataResp"  # committed: durability primary
+    await la.send("L", "<AgentLogin ReqId='1' PortNum='9' Queue='6000' AgentId='99' Password=''/>")
+    assert (await la.recv_doc())[1] == agent("9", "LoggedIn", "1")
+    assert (await la.recv_doc())[1] == agent("9", "NotReady", "1")
     await until(lambda: all(active(s).peers.port_holder(IVR, "7") == "A" for s in survivors))
+    await until(lambda: all(active(s).peers.agent("SW_InFront", "4009") for s in survivors))
 
     assert a.ha is not None
     a.ha.release_on_stop = False  # dies: its lease lapses, nobody is told
@@ -261,6 +265,11 @@ async def test_a_dead_nodes_calls_are_adopted_by_one_survivor(
     assert "A" not in await store.slots()
     moved = await store.load(adopter.ha.node_id)
     assert any(key.startswith("call:") and key.endswith("C1") for key in moved)
+    # the agent A held is the adopter's now (its DN record moved), the others see it there
+    assert "sw:SW_InFront:dn:4009" in moved
+    await link.send("L", "<AgentQuery ReqId='7' PortNum='9'/>")
+    assert (await link.recv_doc())[1] == agent("9", "NotReady", "7")
+    assert adopter.service.switches["SW_InFront"].view.agent_dn("99") == "4009"
     # the call ends normally at the adopter, its port free again
     await link.send("C1", "<EndCall EndCause='Normal'/>")
     await until(lambda: not adopter.service.calls.port_busy(IVR, "7"))
