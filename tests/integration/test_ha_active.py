@@ -55,10 +55,10 @@ async def start_node(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[StartNode
     )
     servers: list[IvrServer] = []
 
-    async def start(node_id: str, store: str, site: str) -> IvrServer:
+    async def start(node_id: str, store: str, site: str, mode: str = "active") -> IvrServer:
         base = default_config()
         ha = HaConfig(
-            mode="active",
+            mode=mode,
             node_id=node_id,
             store=store,
             site=site,
@@ -275,6 +275,32 @@ async def test_a_dead_nodes_calls_are_adopted_by_one_survivor(
     await until(lambda: not adopter.service.calls.port_busy(IVR, "7"))
     for link in links:
         await link.close()
+
+
+async def test_a_hot_pair_shows_the_same_nodes_and_calls_from_both(start_node: StartNode) -> None:
+    """``/api/v1/nodes`` and ``/api/v1/nodes/calls`` of a hot-standby pair: the leader holds
+    ``primary``; the standby lists itself; both list the leader's calls."""
+    site = new_site()
+    a = await start_node("A", "memory://", site, "hot")
+    b = await start_node("B", "memory://", site, "hot")
+    assert a.ha is not None and b.ha is not None
+    await until(lambda: a.ha.role == "leader" and b.ha.role == "standby")  # type: ignore[union-attr]
+    la = await driver(a)
+    await start_call(la, "H1", port="3")
+    views = []
+    for server in (a, b):
+        nodes = await get(server, "/api/v1/nodes", token=False)
+        assert nodes["mode"] == "hot"
+        shown = {n["id"]: (n["role"], [s["slot"] for s in n["slots"]]) for n in nodes["nodes"]}
+        # a standby holds no lease: the store knows only the leader; a node lists itself
+        expected = {"A": ("leader", ["primary"])}
+        if server is b:
+            expected["B"] = ("standby", [])
+        assert shown == expected
+        listing = await get(server, "/api/v1/nodes/calls")
+        views.append([(c["call_id"], c["node"], c["slot"]) for c in listing["calls"]])
+    assert views[0] == views[1] == [("H1", "A", "primary")]
+    await la.close()
 
 
 async def test_a_single_node_is_its_own_site(start_node: StartNode) -> None:
