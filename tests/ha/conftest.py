@@ -78,8 +78,7 @@ def default_body(*, timers: dict[str, str] | None = None) -> str:
     """The built-in default configuration (IVR_1, IVR_2, routing points 5000 and 5001), with a
     short drain and the given ``[server.timers]`` values."""
     text = DEFAULT_TOML.read_text(encoding="utf-8")
-    text = text.replace("[server]\n", '[server]\ndrain-time = "1s"\n', 1)
-    for key, value in (timers or {}).items():
+    for key, value in {"drain-time": "1s", **(timers or {})}.items():
         text, found = _sub_line(text, key, f'"{value}"')
         assert found, key
     return text
@@ -92,7 +91,8 @@ def _sub_line(text: str, key: str, value: str) -> tuple[str, bool]:
 
 def held_body(ports: int) -> str:
     """One in-front switch and IVR ``IVR_1`` of ``ports`` ports "1".. on DNs 100001.. (H7: tens
-    of thousands of held calls), routing point 5000 to 7002."""
+    of thousands of held calls). No routing point: a port numbered like one (port "5000") would
+    get its NewCall taken as a routed call (bench/bench_held.py)."""
     dns = "\n".join(
         f'    {{ number = "{100001 + i}", type = "voice-treatment-port" }},' for i in range(ports)
     )
@@ -108,8 +108,6 @@ drain-time = "1s"
 name = "SW_Held"
 type = "in-front"
 dns = [
-    {{ number = "5000", type = "routing-point" }},
-    {{ number = "7002", type = "extension" }},
 {dns}
 ]
 
@@ -124,13 +122,6 @@ legacy-mode = false
 ports = [
 {port_list}
 ]
-
-[[routing]]
-dn = "5000"
-
-[[routing.rules]]
-name = "all"
-dn = "7002"
 
 [api]
 listen = ["127.0.0.1:8021"]
