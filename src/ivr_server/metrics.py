@@ -144,3 +144,5 @@ class HaMetrics:
     """From winning the lease to answering, seconds (``ha_takeover_seconds``)."""
     replica_timeouts: int = 0
     """Batches whose replicas did not all acknowledge within ``[ha] wait-timeout``."""
+    adopted_calls: int = 0  # issue 25, helper F (runtime/ha_active.py sets it)
+    """Active mode: calls adopted from dead nodes (``ha_adopted_calls_total``)."""

@@ -141,6 +141,7 @@ def ha_families(ha: HaMetrics) -> Iterator[Metric]:
         ("replayed_requests", "Driver requests replayed at takeovers (hot standby).", ha.replayed),
         ("fenced", "Times this node found another holding its slot and demoted itself.", ha.fenced),
         ("takeovers", "Takeovers by this node.", ha.takeovers),
+        ("adopted_calls", "Calls adopted from dead nodes (active mode).", ha.adopted_calls),
         (
             "replica_timeouts",
             "Batches not acknowledged by every replica asked for within wait-timeout.",
