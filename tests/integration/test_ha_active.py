@@ -241,6 +241,12 @@ async def test_a_dead_nodes_calls_are_adopted_by_one_survivor(
     assert len(adopters) == 1 and sum(active(s).adopted_calls for s in survivors) == 1
     adopter, link = survivors[adopters[0]], links[adopters[0]]
     assert active(adopter).adoptions[-1].slot == "A"
+    host, port = adopter.api_addresses[0]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"http://{host}:{port}/metrics") as response,
+    ):
+        assert "ivr_server_ha_adopted_calls_total 1.0" in await response.text()
 
     # the driver re-sends the dead node's CallId to the adopter: answered, user data intact
     await link.send(
