@@ -541,3 +541,24 @@ async def test_store_loss_past_max_queued_writes_everything_back(
     assert not any(key.startswith("call:") for key in records)  # the ended call is gone
     assert records  # and the rest written back
     await link.close()
+
+
+async def test_a_stopping_leader_hands_its_calls_over(start_node: Start, site: str) -> None:
+    """SIGTERM's graceful stop ends no call of an HA node: the lease is given up and the
+    standby carries the calls on at once (no lease to wait for)."""
+    a, b = await pair(start_node, site)
+    driver = await Driver.open({"a": a, "b": b})
+    await start_call(driver, "a")
+    await driver.send("C1", udata_set("1", "k", "kept"))
+    await expect(driver.links["a"], "UDataResp")
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await a.shutdown(drain_time=30.0)
+    assert loop.time() - began < 2.0  # no drain
+    rest = await driver.links["a"].expect_closed()
+    assert b"EndCall" not in rest  # the call was not ended
+    await wait_for(lambda: b.ha is not None and b.ha.leads, 1.0, "b takes over at once")
+    await driver.send("C1", udata_get("2", "k"), to=["b"])
+    resp = await expect(driver.links["b"], "UDataResp")
+    assert "kept" in str(resp)
+    await driver.close()

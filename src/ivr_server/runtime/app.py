@@ -291,10 +291,14 @@ class IvrServer(ConnectionHost):
         ``drain_time`` seconds to end, or until ``hurry`` is set (a second signal); then end the
         rest as their Call Timeout would (``EndCall EndCause='Timeout'``), write out what is
         left, close every connection and the API, and log how many calls and sessions were open
-        (the last line). docs/operations.md, "Stopping"."""
+        (the last line). docs/operations.md, "Stopping". With high availability the calls are
+        handed over instead, not ended (:meth:`_hand_over`)."""
         loop = asyncio.get_running_loop()
         began = loop.time()
         service = self.service
+        if self.ha is not None:  # the calls are the site's, not this process's: hand them over
+            await self._hand_over(why, began)
+            return
         for server in self._servers:
             server.close()  # no new IVR connections; the connected ones stay
         service.begin_stop(began)
@@ -335,6 +339,28 @@ class IvrServer(ConnectionHost):
             _count(calls, "call"),
             _count(sessions, "session"),
             " (the calls ended with EndCall EndCause='Timeout' to their IVR)" if calls else "",
+        )
+
+    async def _hand_over(self, why: str, began: float) -> None:
+        """A node of a highly available site stops without ending its calls: what it handled is
+        committed, its lease given up (:meth:`HaNode.stop <ivr_server.runtime.ha.HaNode.stop>`),
+        so that another node takes over at once and carries the calls on (or this one, restarted,
+        restores them). Draining them would end every call of the site (docs/ha.md, "Stopping a
+        node")."""
+        ha = self.ha
+        assert ha is not None
+        role, calls = ha.role, len(self.service.calls.calls)
+        sessions = len(self.service.sessions)
+        await self.stop()
+        await self._wait_closed(CLOSE_WAIT)
+        log.info(
+            "stopped after %.1f s (%s): %s node %s, %s and %s handed over to the store (not ended)",
+            asyncio.get_running_loop().time() - began,
+            why,
+            role,
+            ha.node_id,
+            _count(calls, "call"),
+            _count(sessions, "session"),
         )
 
     async def _wait_closed(self, timeout: float) -> None:
