@@ -106,9 +106,12 @@ class IvrServer(ConnectionHost):
         api_listen: tuple[ListenAddress, ...] | None = None,
         api: ApiFactory | None = None,
     ) -> None:
-        super().__init__(
-            config, IvrService(config, id_seed=int(time.time()) & 0xFFFFFFFF), frame_timeout
-        )
+        seed = int(time.time()) & 0xFFFFFFFF
+        if config.ha.mode == "active":  # issue 25 (helper F): ConnIDs apart across active nodes
+            from ivr_server.runtime.ha_active import conn_id_seed
+
+            seed = conn_id_seed(config.ha.node_id, seed)
+        super().__init__(config, IvrService(config, id_seed=seed), frame_timeout)
         self.config_path = config_path
         """The file a reload re-reads (``None``: the built-in default, which cannot change)."""
         self.listen = listen or config.server.listen
@@ -489,6 +492,8 @@ class IvrServer(ConnectionHost):
         """The runtime's share of a reload the service applied: client list, connection cap,
         the router choices put back, the premise links followed, the heap settled (unless
         ``settle`` is false: the caller does it in a later turn of the loop)."""
+        if config.ha != self.config.ha:
+            log.warning("[ha] changed: high availability keeps its settings until a restart")
         self.config = config
         self.clients = ClientList(config.server.client_list)
         self.gate.cap = connection_cap(config.server, descriptor_limit())
