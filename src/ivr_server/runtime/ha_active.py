@@ -31,12 +31,23 @@ Nothing here runs unless the mode is ``active``.
 
 from __future__ import annotations
 
-__all__ = ["FACTS_KEY", "FACTS_SUFFIX", "ActiveHost", "ActiveMode", "Adoption", "facts_slot"]
+__all__ = [
+    "FACTS_KEY",
+    "FACTS_SUFFIX",
+    "ActiveHost",
+    "ActiveMode",
+    "Adoption",
+    "conn_id_seed",
+    "facts_slot",
+]
 
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -63,6 +74,15 @@ FACTS_KEY: Final = "facts"
 """The one record of a facts slot."""
 _CALL_SIDE: Final = ("call:", "dialout:")
 """Record key prefixes an adopter takes as they are (besides the switch views' calls)."""
+
+
+def conn_id_seed(node_id: str, seed: int) -> int:
+    """The ConnID seed of an active node (``IvrServer``): the start second ``seed`` of the
+    process mixed with the node's name, host and process, so that two nodes started within one
+    second never hand out the same ConnIDs (an adopter restores the dead node's switch calls by
+    ConnID: a ConnID both had would lose the adopted call's user data)."""
+    mark = f"{node_id}|{socket.gethostname()}|{os.getpid()}".encode()
+    return (seed ^ zlib.crc32(mark)) & 0xFFFFFFFF
 
 
 def facts_slot(node: str) -> str:
