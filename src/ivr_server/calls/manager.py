@@ -417,8 +417,9 @@ class CallManager:
         pending = ctx.pending.pop(ref, None) if ref is not None else None
         if pending is not None:
             if pending.call.key in self.calls:
-                if pending.kind != "udata":  # HA tracking (issue 25): the answer may change it
-                    ctx.mark(pending.call)
+                dirty = ctx.dirty  # HA tracking (issue 25): the answer may change the call
+                if dirty is not None and pending.kind != "udata":
+                    dirty.add(pending.call.key)
                 timeline.record(pending.call.key, SWITCH, event)
                 self._answers[pending.kind](pending, event, now)
             return  # the family that waited took the event (inbound: fed it to the machine)
@@ -434,7 +435,8 @@ class CallManager:
                     # only what happens at the port counts: a PBX that monitors the consulted
                     # party too reports its side of the same call (its Established...)
                     if getattr(event, "dn", None) == call.dn:
-                        ctx.mark(call)  # HA tracking (issue 25)
+                        if ctx.dirty is not None:  # HA tracking (issue 25)
+                            ctx.dirty.add(call.key)
                         timeline.record(call.key, SWITCH, event)
                         self._control.on_event(call, event, now)
                     return
@@ -442,7 +444,9 @@ class CallManager:
                 self._behind.on_unknown(event, now)
             return
         timeline.record(call.key, SWITCH, event)
-        ctx.mark(call)  # HA tracking (issue 25): Call.track, ConnID and party changes
+        dirty = ctx.dirty  # HA tracking (issue 25): Call.track, ConnID and party changes
+        if dirty is not None:
+            dirty.add(call.key)
         handler = self._event_handlers.get(type(event))
         if handler is not None:
             handler(call, event, now)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
+from sys import intern
 from typing import Any, Final, Literal
 
 import msgspec
@@ -250,21 +251,24 @@ def restore_calls(
                 state.switch,
             )
             continue
-        mode: Mode = state.mode  # type: ignore[assignment]
-        target = PortTarget(state.ivr, state.port, state.dn, switch, mode, state.encoding)
+        mode: Mode = intern(state.mode)  # type: ignore[assignment]
+        # the strings tens of thousands of calls share are interned (decoded, each is new)
+        target = PortTarget(
+            intern(state.ivr), state.port, intern(state.dn), switch, mode, intern(state.encoding)
+        )
         call = Call(state.call_id, None, target, state.called_num, state.ani, state.dnis)
         key = call.key
         if key in calls:
             log.warning("call %s of %s not restored: already here", state.call_id, state.ivr)
             continue
         call.legacy = state.legacy
-        call.version = state.version
+        call.version = intern(state.version)
         call.state = CallState(state.state)
         call.resume = CallState(state.resume)
         call.answered = state.answered
         call.conn_id = state.conn_id
         call.switch_call_id = state.switch_call_id
-        call.last_event = state.last_event
+        call.last_event = intern(state.last_event) if state.last_event is not None else None
         call.last_user_data = kv_in(state.last_user_data)
         call.route_dn = state.route_dn
         call.route_started = state.route_started - offset
