@@ -61,7 +61,7 @@ def kv_in(raw: list[Any]) -> KvList:
     """The key/value list :func:`kv_out` wrote. Keys and types are interned: tens of thousands
     of restored calls share them, as the codec's memos make calls read from the wire do."""
     return tuple(
-        Node(Name=intern(item[0]), Type=intern(item[1]), Val=item[2])
+        Node(Name=intern(item[0]), Type=intern(item[1]), Val=item[2])  # type: ignore[arg-type]
         if len(item) == 3
         else List(Name=intern(item[0]), items=kv_in(item[1]))
         for item in raw
