@@ -270,3 +270,32 @@ async def test_a_large_batch_is_written_in_chunks(redis_server: RedisProcess) ->
         assert await store.load("primary") == expected
     finally:
         await store.close()
+
+
+def test_on_uvloop(redis_server: RedisProcess) -> None:
+    """The server runs on uvloop: its transports are not asyncio's."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def scenario() -> None:
+        for site, url in (("tcp", redis_server.url), ("unix", redis_server.unix_url)):
+            store = RedisStore(url, site=site, timeout=0.3)
+            epoch = await _leader(store)
+            await asyncio.gather(
+                *(store.apply(Batch("primary", epoch, puts={"k": b"%d" % i})) for i in range(50))
+            )
+            await store.apply(Batch("primary", epoch, puts={f"b{i}": b"y" for i in range(1200)}))
+            loaded = await store.load("primary")
+            assert loaded["k"] == b"49"
+            assert len(loaded) == 1201
+            with pytest.raises(Fenced):
+                await store.apply(Batch("primary", epoch - 1, puts={"k": b"x"}))
+            redis_server.pause()
+            try:
+                with pytest.raises(StoreUnavailable):
+                    await store.holder("primary")
+            finally:
+                redis_server.resume()
+            assert await store.renew("primary", "A", epoch, 5.0) is True
+            await store.close()
+
+    uvloop.run(scenario())
