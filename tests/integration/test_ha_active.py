@@ -20,9 +20,7 @@ from ivr_server.api import ApiServer
 from ivr_server.config import default_config
 from ivr_server.config.ha import HaConfig
 from ivr_server.runtime import IvrServer
-from ivr_server.runtime import app as app_module
 from ivr_server.runtime.ha_active import ActiveMode
-from ivr_server.service import IvrService
 from ivr_server.service.peers_state import PeerState
 from ivr_server.wire import messages as m
 from tests.integration.conftest import LOOPBACK_0
@@ -38,21 +36,15 @@ LEASE = 0.6
 POLL = 0.05
 IVR = "IVR_1"
 _SITES = itertools.count()
-_SEEDS = itertools.count(0x51)
 
 StartNode = Callable[..., Awaitable[IvrServer]]
 
 
 @pytest.fixture
-async def start_node(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[StartNode]:
-    """Start active nodes on one store: ``await start_node("A", store)``. Each server gets a
-    ConnID seed of its own (in one process two servers of the same second would share one:
-    every process of a real site has its own start time)."""
-    monkeypatch.setattr(
-        app_module,
-        "IvrService",
-        lambda config, id_seed: IvrService(config, id_seed=next(_SEEDS)),
-    )
+async def start_node() -> AsyncIterator[StartNode]:
+    """Start nodes on one store: ``await start_node("A", store, site)`` (``mode``: active by
+    default). Nodes started within one second get ConnIDs apart by their node ids
+    (``conn_id_seed``): the adoption tests below have a call on every node."""
     servers: list[IvrServer] = []
 
     async def start(node_id: str, store: str, site: str, mode: str = "active") -> IvrServer:
@@ -216,6 +208,8 @@ async def test_a_dead_nodes_calls_are_adopted_by_one_survivor(
     a, survivors = nodes[0], nodes[1:]
     la = await driver(a)
     links = [await driver(s) for s in survivors]
+    for n, link in enumerate(links):
+        await start_call(link, f"S{n}", port=str(20 + n))  # ConnIDs of its own on every node
     await start_call(la, "C1", port="7")
     await la.send(
         "C1",
