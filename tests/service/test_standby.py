@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from ivr_server.service.persist import StatePersistence
+from ivr_server.service.standby import FRESH_S
 from ivr_server.wire import messages as m
 from tests.service.memory import Document, MemoryClient, MemoryServer, frame
 
@@ -293,6 +294,8 @@ def test_a_leader_stream_that_started_again_is_never_replayed(pair: Pair) -> Non
     for req in (1, 2):
         pair.send("X", udata_get(req))
     pair.commit()
+    pair.leader.advance(FRESH_S)
+    pair.standby.advance(FRESH_S)
     # the driver's connection to the leader breaks and is opened again; the standby's goes on
     pair.to_leader.close()
     again = pair.leader.connect()
@@ -306,6 +309,19 @@ def test_a_leader_stream_that_started_again_is_never_replayed(pair: Pair) -> Non
     assert service.replay({"IVR_1#0": 1}, pair.standby.now) == 0
     counters = service.journal_counters
     assert counters is not None and counters.unaligned == 2
+
+
+def test_a_stale_mark_reset_soon_after_the_login_is_forgotten(pair: Pair) -> None:
+    """Both nodes restarted: the store still has the mark of a session the old leader had (7),
+    read before the new leader reset it (0). Right after the stream's start, going down is
+    taken as that reset, and the stream is replayed as usual."""
+    service = pair.standby.service
+    service.trim_journal({"IVR_1#0": 7})
+    pair.send("X", udata_get(1))
+    service.trim_journal({"IVR_1#0": 0})
+    pair.send("X", udata_get(2))
+    assert service.journal_streams() == {"IVR_1#0": 2}
+    assert service.replay({"IVR_1#0": 1}, pair.standby.now) == 1
 
 
 def test_a_stale_mark_far_ahead_is_not_taken_as_the_streams(pair: Pair) -> None:

@@ -29,8 +29,10 @@ Alignment. A stream's indices mean the same on both nodes only if both connectio
 together. When one connection was opened again alone (the old leader comes back as standby and
 the driver logs in to it while its connection to the new leader goes on; or the leader's
 connection broke and was opened again), the counts are offset and a replay could answer twice.
-A standby notices the second case by its mark going down (the leader's stream started again):
-the stream is *unaligned* until its session closes; its journal is emptied at every trim and
+A standby notices the second case by its mark going down (the leader's stream started again;
+but within :data:`FRESH_S` of its own stream's start, a mark going down is the leader resetting
+one an earlier session left, and is taken): the stream is then *unaligned* until its session
+closes; its journal is emptied at every trim and
 nothing of it is replayed (what was in flight at a takeover is then lost, as with the original).
 In the first case the leader's marks are far ahead of the standby's count: everything is trimmed
 and nothing is replayed, which is as safe. A mark ahead by less than :data:`AHEAD_LIMIT` is
@@ -63,7 +65,15 @@ from ivr_server.service.sessions import Session
 from ivr_server.wire import DecodeError, Message
 from ivr_server.wire import messages as m
 
-__all__ = ["AHEAD_LIMIT", "JOURNAL_LIMIT", "Entry", "HotStandby", "JournalCounters", "Role"]
+__all__ = [
+    "AHEAD_LIMIT",
+    "FRESH_S",
+    "JOURNAL_LIMIT",
+    "Entry",
+    "HotStandby",
+    "JournalCounters",
+    "Role",
+]
 
 log = logging.getLogger("ivr_server.service.standby")
 
@@ -77,6 +87,12 @@ AHEAD_LIMIT: Final = 1000
 """A leader's mark ahead of the standby's count by more than this is not taken as its latest
 aligned mark (the leader is that far ahead only when the standby's connection is offset, or
 when it read a mark an earlier session of the stream's name left)."""
+
+FRESH_S: Final = 5.0
+"""A mark going down this soon after a stream started on the standby is taken as the leader
+resetting a mark an earlier session of the name left in the store (after both nodes restarted,
+say), not as the leader's stream starting again: a driver opens a broken connection again
+after ``time_recon_is`` (2 s) at the earliest, and logs in to both nodes together at start."""
 
 JOURNAL_LIMIT: Final = 100_000
 """Most documents one stream's journal keeps; past it the oldest go (counted, and logged once per
@@ -124,10 +140,12 @@ class JournalCounters:
 class _Journal:
     """The documents a standby kept for one stream, oldest first."""
 
-    __slots__ = ("aligned", "entries", "full", "mark", "session")
+    __slots__ = ("aligned", "entries", "full", "mark", "session", "started")
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, started: float) -> None:
         self.session = session
+        self.started = started
+        """When the stream started on this node (its login)."""
         self.entries: deque[Entry] = deque()
         self.full = False
         """Overflowing (logged once until it drains)."""
@@ -156,6 +174,8 @@ class HotStandby:
         self._reset: set[str] = set()
         """Leader: streams whose session closed, reported at 0 once."""
         self._seq = 0
+        self._started: dict[str, float] = {}
+        """Stream -> when it started on this node (``ctx.now`` at its login)."""
 
     # ------------------------------------------------------------------ roles
 
@@ -183,6 +203,7 @@ class HotStandby:
         stream = session.stream = f"{name}#{k}"
         session.stream_base = session.documents_in
         self.streams[stream] = session
+        self._started[stream] = self.ctx.now
         self._reset.discard(stream)
         self._reported.pop(stream, None)  # reported at 0 by the next take_marks
 
@@ -193,6 +214,7 @@ class HotStandby:
         if stream is None or self.streams.get(stream) is not session:
             return
         del self.streams[stream]
+        self._started.pop(stream, None)
         journal = self._journals.pop(stream, None)
         if journal is not None and journal.entries:
             self.counters.closed += len(journal.entries)
@@ -234,7 +256,7 @@ class HotStandby:
             session = self.streams.get(stream)
             if session is None:
                 return None
-            journal = self._journals[stream] = _Journal(session)
+            journal = self._journals[stream] = _Journal(session, self._started.get(stream, 0.0))
         return journal
 
     def _keep(self, session: Session, call_id: str | None, message: Message | DecodeError) -> None:
@@ -271,17 +293,7 @@ class HotStandby:
             if journal is None:
                 continue
             entries = journal.entries
-            if journal.aligned and mark < journal.mark:
-                journal.aligned = False
-                log.warning(
-                    "hot standby: the leader's stream %s started again (mark %d, was %d) and "
-                    "this node's did not: its requests are not replayed at a takeover until "
-                    "the driver's connection here is opened again",
-                    stream,
-                    mark,
-                    journal.mark,
-                    extra=log_ctx(journal.session, None),
-                )
+            self._check_alignment(stream, journal, mark)
             if not journal.aligned:
                 unaligned += len(entries)
                 entries.clear()
@@ -296,6 +308,26 @@ class HotStandby:
         self.counters.trimmed += dropped
         self.counters.unaligned += unaligned
         return dropped + unaligned
+
+    def _check_alignment(self, stream: str, journal: _Journal, mark: int) -> None:
+        """A mark lower than the stream's latest: within :data:`FRESH_S` of the stream's start
+        here, the latest was one an earlier session of the name left (the leader has just reset
+        it); later, the leader's stream started again and this one did not."""
+        if not journal.aligned or mark >= journal.mark:
+            return
+        if self.ctx.now - journal.started < FRESH_S:
+            journal.mark = mark
+            return
+        journal.aligned = False
+        log.warning(
+            "hot standby: the leader's stream %s started again (mark %d, was %d) and this "
+            "node's did not: its requests are not replayed at a takeover until the driver's "
+            "connection here is opened again",
+            stream,
+            mark,
+            journal.mark,
+            extra=log_ctx(journal.session, None),
+        )
 
     def journal_streams(self) -> dict[str, int]:
         """Standby: every live stream -> documents kept (the streams whose marks to read)."""
@@ -342,8 +374,7 @@ class HotStandby:
             if self.streams.get(stream) is not session:
                 continue  # the session closed meanwhile
             mark = marks.get(stream, 0)
-            if journal.aligned and mark < journal.mark:
-                journal.aligned = False  # the leader's stream started again since the last poll
+            self._check_alignment(stream, journal, mark)
             if not journal.aligned:
                 self.counters.unaligned += len(journal.entries)
                 continue
