@@ -63,6 +63,14 @@ def _records(n: int, size: int, salt: int) -> dict[str, bytes]:
     }
 
 
+def _quiet_gc() -> None:
+    """The batches built beforehand are frozen out of the collector's way (``gc.freeze``): the
+    figures are the store's, not full collections of this script's own objects (a server
+    tunes its collector itself, docs/performance.md)."""
+    gc.collect()
+    gc.freeze()
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -78,6 +86,7 @@ async def _sequential(
     for batch in batches[:20]:  # warm up
         await store.apply(batch, replicas=replicas)
     times: list[float] = []
+    _quiet_gc()
     cpu0 = time.process_time()
     for batch in batches:
         t0 = time.perf_counter()
@@ -85,6 +94,7 @@ async def _sequential(
         times.append(time.perf_counter() - t0)
         assert acked == replicas, acked
     cpu = time.process_time() - cpu0
+    gc.unfreeze()
     return {
         "batch": size,
         "replicas": replicas,
@@ -110,11 +120,13 @@ async def _pipelined(
         for batch in queue:
             await store.apply(batch, replicas=replicas)
 
+    _quiet_gc()
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(depth)))
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
+    gc.unfreeze()
     return {
         "batch": size,
         "replicas": replicas,
