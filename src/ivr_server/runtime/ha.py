@@ -175,6 +175,9 @@ class HaNode:
         self.persistence: StatePersistence | None = None
         """The service's ``StatePersistence`` (from :meth:`prepare`)."""
         self._hold = config.durability != "async"
+        self._replays = config.mode == "hot"
+        """Only a hot standby replays, so only hot standby writes the driver streams' marks (in
+        warm and active mode a turn that changed nothing sends no batch)."""
         self._replicas = config.replicas if config.durability == "replica" else 0
         self._inflight: deque[_InFlight] = deque()
         self._seq = 0
@@ -299,6 +302,8 @@ class HaNode:
         await self.settle(SETTLE_WAIT)
         self._generation += 1  # what is still in flight: its outcome changes nothing now
         self.server.reply_gate = 0
+        self.server.drop_held()  # never sent: their effects are not committed (the next leader
+        # replays those requests)
         if self.leads and self.release_on_stop and self.store_state == "ok":
             for slot, epoch in list(self.slots.items()):
                 with contextlib.suppress(StoreError, OSError):
@@ -331,7 +336,7 @@ class HaNode:
             initial.update(puts)
             puts = initial
             deletes.difference_update(puts)
-        marks = self.service.take_marks()
+        marks = self.service.take_marks() if self._replays else {}
         if not (puts or deletes or marks):
             return
         if marks:
