@@ -14,6 +14,11 @@ switches are drained through the event bus (bus.py) to their subscribers: call e
 manager, agent and link events to monitoring (monitoring.py, ``MonitorInfo``), the answers to an
 agent request to agent control. After each call into the core, the runtime writes out the
 sessions returned by :meth:`IvrService.take_dirty`.
+
+High availability (issue 25): :meth:`IvrService.set_role` makes the node a ``leader`` or a
+``standby`` (standby.py: driver streams, the standby's journal, the leader's marks, the replay at
+takeover); until then the role is ``single`` and :meth:`IvrService.handle` pays one ``None``
+check for it.
 """
 
 from __future__ import annotations

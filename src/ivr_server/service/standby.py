@@ -196,9 +196,8 @@ class HotStandby:
         if login is None or session.stream is not None:
             return
         name = login.client_name
-        used = {s.stream for s in self.streams.values()}
         k = 0
-        while f"{name}#{k}" in used:
+        while f"{name}#{k}" in self.streams:
             k += 1
         stream = session.stream = f"{name}#{k}"
         session.stream_base = session.documents_in
