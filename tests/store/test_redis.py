@@ -299,3 +299,65 @@ def test_on_uvloop(redis_server: RedisProcess) -> None:
             await store.close()
 
     uvloop.run(scenario())
+
+
+ACL_COMMANDS = [
+    "+fcall",
+    "+fcall_ro",
+    "+function|load",
+    "+wait",
+    "+smembers",
+    "+mget",
+    "+hmget",
+    "+select",
+    "+ping",
+    "+get",
+    "+set",
+    "+mset",
+    "+del",
+    "+sadd",
+    "+srem",
+    "+hset",
+    "+incr",
+    "+exists",
+    "+pttl",
+    "+time",
+]
+
+
+async def test_an_acl_user_limited_as_docs_store_md_says(redis_server: RedisProcess) -> None:
+    with redis_server.client() as c:
+        c.execute_command(
+            "ACL",
+            "SETUSER",
+            "ivrs",
+            "on",
+            ">pw",
+            "~ivrs:*",
+            "resetchannels",
+            "-@all",
+            *ACL_COMMANDS,
+        )
+    store = RedisStore(f"redis://ivrs:pw@127.0.0.1:{redis_server.port}/0", site="acl")
+    try:
+        epoch = await _leader(store)
+        await store.apply(Batch("primary", epoch, puts={"k": b"v"}, deletes={"z"}, marks={"m": 1}))
+        await store.apply(Batch("primary", epoch, puts={f"b{i}": b"v" for i in range(600)}))
+        assert len(await store.load("primary")) == 601
+        assert await store.marks("primary", ["m"]) == {"m": 1}
+        assert [x.node for x in await store.leases()] == ["A"]
+        assert await store.slots() == ["primary"]
+        assert await store.renew("primary", "A", epoch, 5.0) is True
+        await store.drop("primary", "A", epoch)
+        await store.release("primary", "A", epoch)
+        assert await store.holder("primary") is None
+    finally:
+        await store.close()
+    with redis_server.client() as c:  # and it may not touch another site's keys
+        c.execute_command("ACL", "SETUSER", "ivrs", "resetkeys", "~other:*")
+    store = RedisStore(f"redis://ivrs:pw@127.0.0.1:{redis_server.port}/0", site="acl")
+    try:
+        with pytest.raises(StoreError):
+            await store.acquire("primary", "A", 5.0)
+    finally:
+        await store.close()
