@@ -171,6 +171,10 @@ async def test_ports_agents_and_calls_are_seen_across_nodes(
     for server in (a, b):
         nodes = await get(server, "/api/v1/nodes", token=False)
         assert nodes["mode"] == "active"
+        this = nodes["this"]
+        assert this["role"] == "leader" and this["epoch"] >= 1 and this["store_state"] == "ok"
+        assert set(this["commit_latency"]) == {"last", "p50", "p99"}
+        assert this["commit_latency"]["last"] is not None and this["batches"] > 0
         assert {n["id"]: (n["role"], n["calls"]) for n in nodes["nodes"]} == {
             "A": ("leader", 1),
             "B": ("leader", 1),

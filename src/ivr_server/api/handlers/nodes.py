@@ -51,7 +51,7 @@ _THIS_NODE: Final = (
     "fenced_count",
     "last_takeover",
 )
-"""The attributes of ``HaNode`` this node's part shows (those it has)."""
+"""The attributes of ``HaNode`` this node's part shows (those it has), without ``view()``."""
 _REDACTED: Final = (
     "user_data",
     "last_user_data",
@@ -117,7 +117,12 @@ def this_node(api: ApiServer) -> dict[str, Any]:
     service = api.server.service
     if ha is None:
         return {"mode": "off", "node_id": "", "role": "single", "calls": len(service.calls.calls)}
-    found = {name: _plain(getattr(ha, name)) for name in _THIS_NODE if hasattr(ha, name)}
+    view = getattr(ha, "view", None)  # HaNode.view(): what GET /api/v1/ha answers
+    found: dict[str, Any] = (
+        dict(_plain(view()))
+        if callable(view)
+        else {name: _plain(getattr(ha, name)) for name in _THIS_NODE if hasattr(ha, name)}
+    )
     found["calls"] = len(service.calls.calls)
     active = getattr(ha, "active", None)
     if active is not None:
