@@ -146,6 +146,7 @@ async def test_ports_agents_and_calls_are_seen_across_nodes(
     got_id, _, raw = await lb.recv_doc()
     assert (got_id, raw) == ("C2", server_doc("C2", "<EndCall EndCause='Resources'/>"))
     await start_call(lb, "C3", port="2")  # another port is free
+    await lb.send("C3", "<RouteRequest RouteDN='5001'/>")  # 5001 has no router: it waits
     await until(lambda: active(a).peers.port_holder(IVR, "2") == "B")
 
     # an agent logged in through A is seen at B
@@ -168,6 +169,7 @@ async def test_ports_agents_and_calls_are_seen_across_nodes(
 
     # both APIs: the same nodes and the same calls, with the node holding each
     await until(lambda: set(active(a).state.facts) == {"A", "B"} == set(active(b).state.facts))
+    await until(lambda: active(a).state.facts["B"].waiting == [("SW_InFront", "5001", 1)])
     for server in (a, b):
         nodes = await get(server, "/api/v1/nodes", token=False)
         assert nodes["mode"] == "active"
@@ -181,6 +183,8 @@ async def test_ports_agents_and_calls_are_seen_across_nodes(
         }
         # IVR_2's 4 LegacyMode agents are logged in by every node: each DN counted once
         assert nodes["totals"]["calls"] == 2 and nodes["totals"]["ready"] == 4 + 1
+        assert nodes["routing_points"] == [{"switch": "SW_InFront", "dn": "5001", "waiting": 1}]
+        assert {n["id"]: n["waiting"] for n in nodes["nodes"]} == {"A": 0, "B": 1}
         # the statistic of an IVR's calls counts every node's
         stats = await get(server, "/api/v1/stats", token=False)
         assert {i["name"]: i["calls"] for i in stats["ivrs"]}[IVR] == 2

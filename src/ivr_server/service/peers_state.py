@@ -18,7 +18,8 @@ its own service (:func:`facts_of`) and publishes in the store every poll when it
   logged in elsewhere gets the switch's ``TERR_SOFT_AGENT_ID_IN_USE`` (``agents.py``);
 - the statistics of an IVR's calls in progress (``PeekStatReq``/``GetStatReq``, the API's
   ``/api/v1/stats``) add the other nodes' calls on its ports (``statistics.py``); the API sums
-  the calls and agents of every node (``api/handlers/nodes.py``).
+  the calls, agents and calls waiting at routing points of every node
+  (``api/handlers/nodes.py``).
 
 Staleness: a fact is at most two polls old (the holder publishes once per poll, the reader reads
 once per poll; ``[ha] poll`` = 0.2 s by default) plus a store round trip. Two ``NewCall`` on one
@@ -82,6 +83,8 @@ class NodeFacts(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """Agents logged in on its switches' DNs."""
     ready: int = 0
     """How many of them are Ready."""
+    waiting: list[tuple[str, str, int]] = msgspec.field(default_factory=list)
+    """(switch, routing point, calls waiting there) for every routing point with calls."""
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
@@ -140,7 +143,20 @@ def facts_of(
                     queue=agent.queue,
                 )
             )
-    return NodeFacts(node, len(service.calls.calls), ports, agents, ready)
+    waiting: dict[tuple[str, str], int] = {}
+    for name, switch in service.switches.items():
+        for record in switch.view.call_records():  # records, not snapshots: O(calls), cheap
+            point = record.routing_point
+            if point is not None:
+                waiting[(name, point)] = waiting.get((name, point), 0) + 1
+    return NodeFacts(
+        node,
+        len(service.calls.calls),
+        ports,
+        agents,
+        ready,
+        [(sw, point, n) for (sw, point), n in sorted(waiting.items())],
+    )
 
 
 _QUERY_STATUS: Final[dict[AgentStatus, AgentStatusName]] = {

@@ -158,7 +158,14 @@ async def nodes_document(api: ApiServer) -> dict[str, Any]:
             "node_id": "",
             "this": me,
             "nodes": [{**me, "id": "", "self": True, "slots": []}],
-            "totals": {"nodes": 1, "calls": me["calls"], "agents": None, "ready": None},
+            "totals": {
+                "nodes": 1,
+                "calls": me["calls"],
+                "agents": None,
+                "ready": None,
+                "waiting": None,
+            },
+            "routing_points": [],
             "store_state": "none",
         }
     leases, store_state = await _leases(ha)
@@ -188,6 +195,7 @@ async def nodes_document(api: ApiServer) -> dict[str, Any]:
             entry["calls"] = fact.calls if fact is not None else None
         entry["agents"] = len(fact.agents) if fact is not None else None
         entry["ready"] = fact.ready if fact is not None else None
+        entry["waiting"] = sum(n for _, _, n in fact.waiting) if fact is not None else None
     listed = sorted(nodes.values(), key=lambda item: item["id"])
 
     def total(key: str) -> int | None:
@@ -195,6 +203,10 @@ async def nodes_document(api: ApiServer) -> dict[str, Any]:
         return sum(values) if values else None
 
     agents = {(a.switch, a.dn): a.state for f in facts.values() for a in f.agents}
+    waiting: dict[tuple[str, str], int] = {}
+    for f in facts.values():
+        for switch, point, n in f.waiting:
+            waiting[(switch, point)] = waiting.get((switch, point), 0) + n
     return {
         "mode": getattr(ha, "mode", None) or api.server.config.ha.mode,
         "node_id": node_id,
@@ -206,7 +218,12 @@ async def nodes_document(api: ApiServer) -> dict[str, Any]:
             # a DN's agent counted once (LegacyMode agents are logged in by every node)
             "agents": len(agents) if facts else None,
             "ready": sum(state == "Ready" for state in agents.values()) if facts else None,
+            "waiting": sum(waiting.values()) if facts else None,
         },
+        "routing_points": [
+            {"switch": switch, "dn": point, "waiting": n}
+            for (switch, point), n in sorted(waiting.items())
+        ],
         "store_state": str(getattr(ha, "store_state", store_state) or store_state),
         "polled": round(active.state.polled, 3) if active is not None else round(time.time(), 3),
     }

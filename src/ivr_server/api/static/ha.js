@@ -3,7 +3,8 @@
  * Loaded after app.js; uses window.ivrDom (dom.js). Reads GET /api/v1/nodes every
  * NODES_INTERVAL ms: this node's role, fencing epoch, store and its state, commit latency
  * (last, median, 99th percentile), batches, queued records, replayed requests, fencing and the
- * last takeover; every node of the site with its slots, lease left, calls and agents. Reads
+ * last takeover; every node of the site with its slots, lease left, calls, agents and calls
+ * waiting at routing points (with the site's totals per routing point). Reads
  * GET /api/v1/nodes/calls every CALLS_INTERVAL ms: every slot's calls from the shared store and
  * which node holds each, so that every node's page shows the same shared state. With [ha]
  * mode = "off" the card stays hidden and the page looks again only every OFF_INTERVAL ms. The
@@ -86,7 +87,7 @@
 
   function renderNodes(doc) {
     const nodes = doc.nodes || [];
-    const head = ["Node", "Role", "Slots (epoch, lease left)", "Calls", "Agents", "Ready"].map((t) => h("th", { scope: "col" }, t));
+    const head = ["Node", "Role", "Slots (epoch, lease left)", "Calls", "Agents", "Ready", "Waiting"].map((t) => h("th", { scope: "col" }, t));
     const rows = nodes.map((node) =>
       h(
         "tr",
@@ -97,10 +98,14 @@
         h("td", { "data-testid": `ha-node-${node.id}-calls` }, num(node.calls)),
         h("td", null, num(node.agents)),
         h("td", null, num(node.ready)),
+        h("td", { title: "Calls waiting at routing points" }, num(node.waiting)),
       ),
     );
     const totals = doc.totals || {};
-    $("ha-totals").textContent = `${num(totals.nodes)} node(s) · ${num(totals.calls)} calls · ${num(totals.ready)} agents ready`;
+    const points = (doc.routing_points || []).map((rp) => `${rp.dn}: ${num(rp.waiting)}`).join(", ");
+    $("ha-totals").textContent =
+      `${num(totals.nodes)} node(s) · ${num(totals.calls)} calls · ${num(totals.ready)} agents ready` +
+      (points ? ` · waiting at ${points}` : "");
     replace("ha-nodes", h("table", null, h("thead", null, h("tr", null, head)), h("tbody", null, rows)));
   }
 
