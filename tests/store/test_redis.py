@@ -5,14 +5,17 @@ commands are in flight (docs/store.md)."""
 from __future__ import annotations
 
 import asyncio
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
 from ivr_server.store import Batch, Fenced, StoreError, StoreUnavailable, open_store
 from ivr_server.store.functions import LIBRARY, VERSION
 from ivr_server.store.redis import RedisStore
-from tests.redisproc import RedisPair, RedisProcess
+from tests.redisproc import RedisPair, RedisProcess, free_port
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -361,3 +364,41 @@ async def test_an_acl_user_limited_as_docs_store_md_says(redis_server: RedisProc
             await store.acquire("primary", "A", 5.0)
     finally:
         await store.close()
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("openssl is not installed (to make a certificate)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    argv = [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key)]
+    argv += ["-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1"]
+    argv += ["-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(argv, check=True, capture_output=True)
+    return cert, key
+
+
+async def test_tls(certificate: tuple[Path, Path]) -> None:
+    """``rediss://``: verified against a CA file, or not verified (``ssl_cert_reqs=none``)."""
+    cert, key = certificate
+    tls_port = free_port()
+    tls = ("--tls-port", str(tls_port), "--tls-cert-file", str(cert), "--tls-key-file", str(key))
+    server = RedisProcess(extra=(*tls, "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"))
+    try:
+        base = f"rediss://127.0.0.1:{tls_port}/0"
+        for url in (f"{base}?ssl_ca_certs={cert}", f"{base}?ssl_cert_reqs=none"):
+            store = RedisStore(url, site="tls")
+            epoch = await store.acquire("primary", "A", 5.0)
+            assert epoch is not None
+            await store.apply(Batch("primary", epoch, puts={"k": url.encode()}))
+            assert await store.load("primary") == {"k": url.encode()}
+            await store.release("primary", "A", epoch)
+            await store.close()
+        untrusted = RedisStore(base, site="tls")  # the system's CAs do not know this one
+        with pytest.raises(StoreUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            await untrusted.connect()
+        await untrusted.close()
+    finally:
+        server.cleanup()
