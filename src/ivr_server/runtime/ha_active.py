@@ -185,7 +185,7 @@ class ActiveMode:
         """Hand the mirror to the service and publish this node's facts."""
         self.node.service._ctx.peers = self.peers
         try:
-            await self._publish(time.monotonic())
+            await self._publish(asyncio.get_running_loop().time())
         except StoreError as problem:
             log.warning("active mode: the facts of %s not published yet: %s", self.me, problem)
 
@@ -320,6 +320,7 @@ class ActiveMode:
         finally:
             with contextlib.suppress(StoreError):  # else the lease lapses by itself
                 await store.release(slot, self.me, epoch)
+        now = asyncio.get_running_loop().time()  # the loop's clock after the store's answers
         restored = node.persistence.restore(kept, now) if kept else 0
         node.service.bind_orphans(now)
         node.server.flush()
