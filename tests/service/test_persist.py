@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from ivr_server.config import ServerConfig, default_config
-from ivr_server.service.persist import StatePersistence
+from ivr_server.service.persist import COUNTER_RESERVE, StatePersistence
+from ivr_server.switch.persist import decode_counters
 from ivr_server.switch.requests import TAnswerCall
 from ivr_server.wire import Message, Node
 from ivr_server.wire import messages as m
@@ -370,6 +371,10 @@ def test_collect_marks_the_dns_an_agent_event_changes() -> None:
     persistence.collect()
     ivr1.send("L1", "<AgentLogin ReqId='1' PortNum='2' Queue='6000' AgentId='1' Password=''/>")
     puts, deletes = persistence.collect()
+    # (with the counters, written ahead the first time the view changes)
+    assert set(puts) == {f"sw:{SWITCH}:dn:4002", f"sw:{SWITCH}:ctr"} and deletes == set()
+    ivr1.send("L1", "<AgentReady ReqId='2' PortNum='2' Queue='6000' WorkMode='ManualIn'/>")
+    puts, deletes = persistence.collect()
     assert set(puts) == {f"sw:{SWITCH}:dn:4002"} and deletes == set()
 
 
@@ -398,7 +403,37 @@ def test_collect_and_restore_of_the_collected_records_equal_everything() -> None
     turn()
     server.advance(1.0)
     turn()
-    assert store == persistence.everything()
+    everything = persistence.everything()
+    counters = f"sw:{SWITCH}:ctr"  # collect writes them ahead (``reserve``), everything exact
+    written, exact = decode_counters(store.pop(counters)), decode_counters(everything.pop(counters))
+    assert written.next_conn is not None and exact.next_conn is not None
+    assert written.next_conn == exact.next_conn + COUNTER_RESERVE - 2  # reserved at the 1st call
+    assert store == everything
+
+
+def test_a_node_taking_over_from_collected_records_never_reuses_a_connid() -> None:
+    a = MemoryServer()
+    persistence = StatePersistence(a.service, reserve=10)
+    persistence.enable()
+    store: dict[str, bytes] = persistence.everything()
+    client = a.connect()
+    client.login()
+    conn_ids = []
+    for n in range(25):
+        new_call(client, f"C{n}", "1")
+        conn_ids.append(client.request(f"C{n}", m.CallInfoReq()).ConnId)  # type: ignore[attr-defined]
+        docs(client, f"C{n}", m.EndCall(EndCause="Normal"))
+        puts, deletes = persistence.collect()
+        store.update(puts)
+        for key in deletes:
+            store.pop(key, None)
+    b = MemoryServer(a.config, now=a.now)
+    client_b = b.connect()
+    client_b.login(call_id="LB")
+    StatePersistence(b.service).restore(store, b.now)
+    new_call(client_b, "N", "1")
+    conn = client_b.request("N", m.CallInfoReq()).ConnId  # type: ignore[attr-defined]
+    assert conn not in conn_ids and int(conn, 16) > max(int(c, 16) for c in conn_ids)
 
 
 def test_login_less_network_calls_are_not_persisted() -> None:

@@ -122,6 +122,34 @@ def _dialog_of(router: Any, conn_id: str) -> bytes | None:
     )
 
 
+COUNTER_RESERVE: Final = 1024
+"""ConnIDs, CallIDs and idle-order steps a switch's counters record is written ahead by."""
+
+
+def _reservation_due(current: SwitchCounters, written: SwitchCounters | None) -> bool:
+    """Has a counter reached the value written ahead (or was none written)?"""
+    if written is None:
+        return True
+    if current.next_conn is not None and (
+        written.next_conn is None or current.next_conn >= written.next_conn
+    ):
+        return True
+    if current.next_call_id is not None and (
+        written.next_call_id is None or current.next_call_id >= written.next_call_id
+    ):
+        return True
+    return current.ready_seq >= written.ready_seq
+
+
+def _reserved(current: SwitchCounters, reserve: int) -> SwitchCounters:
+    """The counters ``reserve`` steps ahead of ``current``."""
+    return SwitchCounters(
+        next_conn=current.next_conn + reserve if current.next_conn is not None else None,
+        next_call_id=current.next_call_id + reserve if current.next_call_id is not None else None,
+        ready_seq=current.ready_seq + reserve,
+    )
+
+
 def switch_counters_key(switch: str) -> str:
     """``sw:<switch>:ctr``."""
     return f"sw:{switch}:ctr"
@@ -206,6 +234,11 @@ class StatePersistence:
     ``wall`` and ``loop``: the runtime's clocks (``time.time`` and ``loop.time``); their
     difference converts the service's loop-time deadlines to wall-clock ones. Without them
     (tests in one process) both are taken to be the same clock.
+
+    ``reserve``: how far ahead :meth:`collect` writes a switch's counters (ConnIDs, CallIDs,
+    the idle order), so that they are written once per ``reserve`` new calls, not with each;
+    a node taking over goes on after the reserved values (it skips at most that many, never
+    reuses one). :meth:`everything` writes them exact.
     """
 
     def __init__(
@@ -214,13 +247,15 @@ class StatePersistence:
         *,
         wall: Callable[[], float] | None = None,
         loop: Callable[[], float] | None = None,
+        reserve: int = COUNTER_RESERVE,
     ) -> None:
         self._service = service
         self._wall = wall
         self._loop = loop
         self._enabled = False
         self._counters: dict[str, SwitchCounters] = {}
-        """Switch name -> the counters last collected."""
+        """Switch name -> the counters last written by :meth:`collect` (reserved ahead)."""
+        self._reserve = reserve
         self._last_ref = 0
         self._dialogs: set[tuple[str, str]] = set()
         """(switch, ConnID) of the router dialogs written (deleted when they end)."""
@@ -248,7 +283,6 @@ class StatePersistence:
         service.calls.context.dirty = set()
         for switch in service.switches.values():
             self._track(switch)
-            self._counters[switch.name] = counters_of(switch)
         service.outbound.changed = set()
         self._last_ref = service.outbound.last_ref
 
@@ -312,9 +346,9 @@ class StatePersistence:
                         puts[switch_dn_key(name, number)] = data
                 dns.clear()
             counters = counters_of(switch)
-            if self._counters.get(name) != counters:
-                self._counters[name] = counters
-                puts[switch_counters_key(name)] = encode_counters(counters)
+            if _reservation_due(counters, self._counters.get(name)):
+                ahead = self._counters[name] = _reserved(counters, self._reserve)
+                puts[switch_counters_key(name)] = encode_counters(ahead)
         outbound = service.outbound
         refs = outbound.changed
         if refs:
@@ -376,6 +410,7 @@ class StatePersistence:
                 _dial_out_state(req, deadline + offset if deadline is not None else None)
             )
         puts[REFS] = _ENCODER.encode(RefCounters(dial_out=outbound.last_ref))
+        self._counters.clear()  # exact here: the next collect reserves ahead again
         return puts
 
     def _put_switch(self, puts: dict[str, bytes], name: str, switch: Switch) -> None:
@@ -394,8 +429,7 @@ class StatePersistence:
             data = encode_dn(view, snapshot.number)
             if data is not None:
                 puts[switch_dn_key(name, snapshot.number)] = data
-        counters = self._counters[name] = counters_of(switch)
-        puts[switch_counters_key(name)] = encode_counters(counters)
+        puts[switch_counters_key(name)] = encode_counters(counters_of(switch))
 
     # ------------------------------------------------------------------ restore
 
@@ -450,8 +484,7 @@ class StatePersistence:
             if outbound.get(state.ref_id) is None:
                 deadline = state.deadline - offset if state.deadline is not None else now
                 outbound.restore(_dial_out_request(state), deadline)
-        for switch in switches.values():
-            self._counters[switch.name] = counters_of(switch)
+        self._counters.clear()  # the next collect writes them ahead of the restored ones
         self._last_ref = service.outbound.last_ref
         log.info(
             "state restored: %d of %d calls, %d pending dial-outs",
