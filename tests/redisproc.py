@@ -94,7 +94,16 @@ class RedisProcess:
         self.unix_path = str(self.dir / "redis.sock")
         self.log_path = self.dir / "redis.log"
         self._proc: subprocess.Popen[bytes] | None = None
-        self.start()
+        for attempt in range(5):
+            try:
+                self.start()
+                break
+            except RuntimeError:
+                # the free port was taken meanwhile (another xdist worker): try another
+                if port is not None or attempt == 4:
+                    shutil.rmtree(self.dir, ignore_errors=True)
+                    raise
+                self.port = free_port()
 
     # -- addresses
 
@@ -174,10 +183,15 @@ class RedisProcess:
                 ) as probe,
             ):
                 try:
-                    if probe.ping():
-                        return
+                    pid = int(probe.info("server")["process_id"])
                 except redis.AuthenticationError:  # --requirepass: up, but wants AUTH
+                    time.sleep(0.05)
+                    pid = self._proc.pid if self._proc.poll() is None else -1
+                if pid == self._proc.pid:
                     return
+                # another server answers on this port (another xdist worker's): ours will fail
+                self.kill()
+                raise RuntimeError(f"port {self.port} is another redis-server's (pid {pid})")
             if time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError(
