@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import time
 from collections import deque
@@ -694,8 +695,9 @@ class HaNode:
 
 
 def _default_node_id(server: IvrServer) -> str:
-    """The host name and the first IVR listen port (``[ha] node-id`` empty)."""
+    """The host name and the first IVR listen port (``[ha] node-id`` empty); with port 0 (any
+    free port, tests), the process id instead."""
     host = socket.gethostname().split(".")[0] or "node"
-    port = server.addresses[0][1] if server.addresses else 0
-    name = f"{host}-{port}"
+    port = server.listen[0].port if server.listen else 0
+    name = f"{host}-{port}" if port else f"{host}-pid{os.getpid()}"
     return "".join(c if c.isalnum() or c in "_.-" else "_" for c in name)[:64]
