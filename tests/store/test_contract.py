@@ -334,3 +334,24 @@ async def test_unavailable_then_back(
     assert await a.renew("primary", "A", ea, 2.0) is None  # back empty: rewrite everything
     assert await a.apply(Batch("primary", ea, puts={"k": b"v"})) == 0
     assert await a.load("primary") == {"k": b"v"}
+
+
+def test_memory_urls_name_one_store_per_process() -> None:
+    from ivr_server.store import open_store
+
+    a = open_store("memory://x", site="s1")
+    assert open_store("memory://x", site="s1") is a
+    assert open_store("memory://x", site="s2") is not a
+    assert a.url == "memory://s1"
+    assert isinstance(open_store("redis://127.0.0.1:1/0", site="s1"), RedisStore)
+
+
+def test_batch_merge_keeps_the_latest() -> None:
+    queued = Batch("primary", 1, puts={"a": b"1", "b": b"1"}, deletes={"c"}, marks={"s#0": 1})
+    assert queued
+    queued.merge(Batch("primary", 2, puts={"c": b"2"}, deletes={"a"}, marks={"s#0": 4}))
+    assert queued.puts == {"b": b"1", "c": b"2"}
+    assert queued.deletes == {"a"}
+    assert queued.marks == {"s#0": 4}
+    assert queued.epoch == 2
+    assert not Batch("primary", 1)
