@@ -170,6 +170,7 @@ async def test_ports_agents_and_calls_are_seen_across_nodes(
     # both APIs: the same nodes and the same calls, with the node holding each
     await until(lambda: set(active(a).state.facts) == {"A", "B"} == set(active(b).state.facts))
     await until(lambda: active(a).state.facts["B"].waiting == [("SW_InFront", "5001", 1)])
+    queues: list[dict[tuple[str, str], Any]] = []
     for server in (a, b):
         nodes = await get(server, "/api/v1/nodes", token=False)
         assert nodes["mode"] == "active"
@@ -185,9 +186,13 @@ async def test_ports_agents_and_calls_are_seen_across_nodes(
         assert nodes["totals"]["calls"] == 2 and nodes["totals"]["ready"] == 4 + 1
         assert nodes["routing_points"] == [{"switch": "SW_InFront", "dn": "5001", "waiting": 1}]
         assert {n["id"]: n["waiting"] for n in nodes["nodes"]} == {"A": 0, "B": 1}
-        # the statistic of an IVR's calls counts every node's
+        # the statistic of an IVR's calls counts every node's, those of queues and agent
+        # groups every node's agents (A's agent 77 is Ready in queue 6000, seen at B too)
         stats = await get(server, "/api/v1/stats", token=False)
         assert {i["name"]: i["calls"] for i in stats["ivrs"]}[IVR] == 2
+        queues.append({(q["switch"], q["dn"]): q for q in stats["queues"]})
+    assert queues[0] == queues[1]
+    assert queues[0][("SW_InFront", "6000")]["ready"] >= 1
     seen = []
     for server in (a, b):
         listing = await get(server, "/api/v1/nodes/calls")

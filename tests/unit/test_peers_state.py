@@ -18,6 +18,7 @@ from ivr_server.service.peers_state import (
     ports_key,
     ports_of,
 )
+from ivr_server.stats.agents import AgentActivity
 from ivr_server.wire import messages as m
 
 
@@ -87,3 +88,21 @@ def test_facts_of_a_service_list_its_port_calls_and_agents() -> None:
 def test_off_mode_has_no_mirror() -> None:
     service = IvrService(default_config())
     assert service._ctx.peers is None
+
+
+def test_statistics_count_the_other_nodes_agents_once() -> None:
+    service = IvrService(default_config())
+    switch = service.switches["SW_InFront"]
+    busy = AgentFact("SW_InFront", "4006", "78", "NotReady", "Unknown", "6000", busy=True)
+    legacy = AgentFact("SW_InFront", "4101", "X", "Ready", "AutoIn", "6000")  # every node's own
+    mirror = PeerState("B")
+    mirror.update([fact("A", [], (AGENT, busy, legacy))])
+    found = {(a.dn, activity) for a, activity in mirror.activities("SW_InFront", switch)}
+    assert found == {("4005", AgentActivity.READY), ("4006", AgentActivity.BUSY)}
+    assert list(mirror.activities("other", switch)) == []
+    before = service.stats.overview(0.0)["queues"]
+    service.stats.peers = mirror.activities
+    after = {q["dn"]: q for q in service.stats.overview(0.0)["queues"]}
+    was = {q["dn"]: q for q in before}
+    assert after["6000"]["ready"] == was["6000"]["ready"] + 1
+    assert after["6000"]["busy"] == was["6000"]["busy"] + 1

@@ -184,6 +184,7 @@ class ActiveMode:
     async def start(self) -> None:
         """Hand the mirror to the service and publish this node's facts."""
         self.node.service._ctx.peers = self.peers
+        self.node.service.stats.peers = self.peers.activities
         try:
             await self._publish(asyncio.get_running_loop().time())
         except StoreError as problem:
@@ -193,6 +194,7 @@ class ActiveMode:
         """Stop consulting the mirror (the facts' lease lapses by itself; the node's calls, if
         any are left in its slot, are adopted by a survivor once its own lease lapsed)."""
         self.node.service._ctx.peers = None
+        self.node.service.stats.peers = None
         self.peers.update(())
 
     async def tick(self, now: float) -> None:

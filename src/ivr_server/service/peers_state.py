@@ -17,7 +17,8 @@ its own service (:func:`facts_of`) and publishes in the store every poll when it
   FailedReq='AgentControl'``: the agent's node serves it) and an ``AgentLogin`` of an agent id
   logged in elsewhere gets the switch's ``TERR_SOFT_AGENT_ID_IN_USE`` (``agents.py``);
 - the statistics of an IVR's calls in progress (``PeekStatReq``/``GetStatReq``, the API's
-  ``/api/v1/stats``) add the other nodes' calls on its ports (``statistics.py``); the API sums
+  ``/api/v1/stats``) add the other nodes' calls on its ports (``statistics.py``), those of
+  queues and agent groups the other nodes' agents (:meth:`PeerState.activities`); the API sums
   the calls, agents and calls waiting at routing points of every node
   (``api/handlers/nodes.py``).
 
@@ -44,13 +45,14 @@ __all__ = [
     "ports_of",
 ]
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Final
 
 import msgspec
 
 from ivr_server.calls.replies import Refusal
-from ivr_server.switch import AgentStatus, TErrorCode, WorkMode
+from ivr_server.stats.agents import AgentActivity
+from ivr_server.switch import AgentStatus, Switch, TErrorCode, WorkMode
 from ivr_server.switch.agent import AgentState, agent_status
 from ivr_server.vocabulary import AgentStatusName
 from ivr_server.wire import messages as m
@@ -69,6 +71,8 @@ class AgentFact(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """``AgentState`` value: ``Ready`` or ``NotReady``."""
     work_mode: str
     queue: str = ""
+    busy: bool = False
+    """Its DN is a party of a call on that node (the statistics' ``busy``)."""
 
 
 class NodeFacts(msgspec.Struct, frozen=True, array_like=True, gc=False):
@@ -126,7 +130,14 @@ def facts_of(
         ports = ports_of(service)
     agents: list[AgentFact] = []
     ready = 0
+    waiting: dict[tuple[str, str], int] = {}
     for name, switch in service.switches.items():
+        busy: set[str] = set()
+        for record in switch.view.call_records():  # records, not snapshots: O(calls), cheap
+            busy.update(record.parties)
+            point = record.routing_point
+            if point is not None:
+                waiting[(name, point)] = waiting.get((name, point), 0) + 1
         for dn in switch.view.dns():
             agent = dn.agent
             if agent is None:
@@ -141,14 +152,9 @@ def facts_of(
                     state=state.value,
                     work_mode=agent.work_mode.value,
                     queue=agent.queue,
+                    busy=dn.number in busy,
                 )
             )
-    waiting: dict[tuple[str, str], int] = {}
-    for name, switch in service.switches.items():
-        for record in switch.view.call_records():  # records, not snapshots: O(calls), cheap
-            point = record.routing_point
-            if point is not None:
-                waiting[(name, point)] = waiting.get((name, point), 0) + 1
     return NodeFacts(
         node,
         len(service.calls.calls),
@@ -233,6 +239,26 @@ class PeerState:
         """Calls on the ports of ``ivr`` at the other nodes (the statistic of an IVR's calls
         counts every node's)."""
         return self._ivr_calls.get(ivr, 0)
+
+    def activities(
+        self, switch_name: str, switch: Switch
+    ) -> Iterator[tuple[AgentFact, AgentActivity]]:
+        """The agents other nodes hold on DNs of ``switch`` that have no agent on this node's
+        (a DN's agent counted once: the LegacyMode agents every node logs in are this node's),
+        with their activity: the statistics' share of the other nodes (``StatsEngine.peers``)."""
+        view = switch.view
+        for (name, dn), agent in self._dns.items():
+            if name != switch_name:
+                continue
+            local = view.dn(dn)
+            if local is not None and local.agent is not None:
+                continue
+            if agent.busy:
+                yield agent, AgentActivity.BUSY
+            elif agent.state == AgentState.READY.value:
+                yield agent, AgentActivity.READY
+            else:
+                yield agent, AgentActivity.NOT_READY
 
     # ------------------------------------------------------------------ checks of requests
 

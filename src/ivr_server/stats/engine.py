@@ -34,7 +34,7 @@ from __future__ import annotations
 
 __all__ = ["StatsEngine"]
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, Final
 
@@ -82,6 +82,10 @@ class StatsEngine:
             max_samples=ewt_max_samples,
             queue_of=self._agent_queue,
         )
+        self.peers: Callable[[str, Switch], Iterable[tuple[Any, AgentActivity]]] | None = None
+        """Active nodes (issue 25, ``service/peers_state.py``): (switch name, switch) -> the
+        agents other nodes hold on its DNs (each with ``agent_id`` and ``queue``) and their
+        activity, counted with this node's; ``None`` (a single node): nothing added."""
         self.access_numbers: Callable[[str], tuple[int, int] | None] | None = None
         """Location -> (free, reserved) numbers of its DNIS pool, ``None`` for no such pool (the
         service's access numbers set it)."""
@@ -258,7 +262,7 @@ class StatsEngine:
                     )
                 elif dn.type is DnType.ACD_QUEUE:
                     queue_tally[dn.number] = []
-            for agent, activity in agent_activities(switch):
+            for agent, activity in self._activities(switch_name, switch):
                 if agent.queue in queue_tally:
                     queue_tally[agent.queue].append(activity)
                 for group in group_of.get(agent.agent_id, ()):
@@ -339,9 +343,9 @@ class StatsEngine:
         return self._ewt(switch_name, QUEUE_KEY + number, now)
 
     def _queue_agents(self, object_id: str) -> AgentCounts:
-        _, switch, number = self._dn(object_id, DnType.ACD_QUEUE)
+        name, switch, number = self._dn(object_id, DnType.ACD_QUEUE)
         return count_activities(
-            activity for agent, activity in agent_activities(switch) if agent.queue == number
+            activity for agent, activity in self._activities(name, switch) if agent.queue == number
         )
 
     def _group_agents(self, object_id: str) -> AgentCounts:
@@ -351,10 +355,17 @@ class StatsEngine:
         members = frozenset(group.agents)
         return count_activities(
             activity
-            for switch in self._switches.values()
-            for agent, activity in agent_activities(switch)
+            for name, switch in self._switches.items()
+            for agent, activity in self._activities(name, switch)
             if agent.agent_id in members
         )
+
+    def _activities(self, name: str, switch: Switch) -> Iterator[tuple[Any, AgentActivity]]:
+        """The agents of ``switch`` with their activity, and those other nodes hold on its DNs
+        (:attr:`peers`, active mode)."""
+        yield from agent_activities(switch)
+        if self.peers is not None:
+            yield from self.peers(name, switch)
 
     def _groups_by_agent(self) -> dict[str, list[str]]:
         groups: dict[str, list[str]] = {}
