@@ -23,6 +23,7 @@ Processes: this client on CPU 0, Redis (and its replica) on CPU 1 (a 2-core mach
     python3 bench/store.py              # everything (~30 s)
     python3 bench/store.py --quick      # a smoke test
     python3 bench/store.py --json out.json
+    python3 bench/store.py --redispy    # also through redis-py's asyncio client, to compare
 """
 
 from __future__ import annotations
@@ -137,6 +138,50 @@ async def _pipelined(
     }
 
 
+async def _redispy(url: str, size: int, count: int, depth: int) -> dict[str, Any]:
+    """The same ``FCALL ivrs_apply`` through redis-py's asyncio client (with its hiredis
+    parser): what the store would cost written the ordinary way (docs/store.md §4)."""
+    import redis.asyncio as aredis
+
+    site = "bench-redispy"
+    p = f"ivrs:{{{site}}}:s:primary:"
+    probe = RedisStore(url, site=site, timeout=5.0)
+    epoch = await probe.acquire("primary", "bench", 600.0)
+    assert epoch is not None
+    await probe.close()
+    client = aredis.Redis.from_url(url)
+    keys = (p + "epoch", p + "idx", p + "mark")
+    calls = []
+    for i in range(count):
+        puts = _records(size, RECORD, i % 50)
+        flat = [x for pair in puts.items() for x in pair]
+        calls.append((p + "o:", epoch, len(puts), 0, *flat, "drv#0", i))
+
+    async def worker(queue: Any) -> None:
+        for args in queue:
+            await client.fcall("ivrs_apply", 3, *keys, *args)
+
+    for args in calls[:20]:
+        await client.fcall("ivrs_apply", 3, *keys, *args)
+    _quiet_gc()
+    cpu0 = time.process_time()
+    t0 = time.perf_counter()
+    queue = iter(calls)
+    await asyncio.gather(*(worker(queue) for _ in range(depth)))
+    wall = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
+    gc.unfreeze()
+    await client.aclose()
+    return {
+        "batch": size,
+        "replicas": 0,
+        "mode": f"redis-py, {depth} in flight" if depth > 1 else "redis-py, one at a time",
+        "cpu_per_batch_us": cpu / count * 1e6,
+        "cpu_per_record_us": cpu / (count * size) * 1e6,
+        "records_per_s": count * size / wall,
+    }
+
+
 async def _load(server: RedisProcess, records: int) -> dict[str, Any]:
     store = RedisStore(server.url, site="bench-load", timeout=10.0)
     epoch = await store.acquire("primary", "bench", 60.0)
@@ -201,6 +246,12 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                     results["applies"].append(result)
                     _print_apply(result)
             await store.close()
+        if args.redispy:
+            for size in (16, 64):
+                for depth in (1, 8):
+                    result = await _redispy(primary.url, size, max(50, count * 16 // size), depth)
+                    results["applies"].append(result)
+                    _print_apply(result)
         results["load"] = await _load(primary, 5000 if args.quick else LOAD_RECORDS)
         load = results["load"]
         print(
@@ -219,7 +270,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _print_apply(r: dict[str, Any]) -> None:
     line = (
-        f"batch {r['batch']:>3} x {RECORD} B, replicas {r['replicas']}, {r['mode']:<14}: "
+        f"batch {r['batch']:>3} x {RECORD} B, replicas {r['replicas']}, {r['mode']:<24}: "
         f"client CPU {r['cpu_per_record_us']:5.2f} us/record, {r['cpu_per_batch_us']:7.1f} us/batch, "
         f"{r['records_per_s']:>9,.0f} records/s"
     )
@@ -233,6 +284,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="short runs, 5,000 records loaded")
     ap.add_argument("--replicas", type=int, nargs="+", default=[0, 1], choices=[0, 1])
     ap.add_argument("--json", type=Path, help="write the results there")
+    ap.add_argument(
+        "--redispy", action="store_true", help="also the same applies through redis-py's client"
+    )
     args = ap.parse_args()
     _pin(0, 0)
     results = asyncio.run(_run(args))
