@@ -16,7 +16,13 @@ from typing import Any
 
 import pytest
 
-from ivr_server.client import HotStandbyDriver, NodeAddress, Tagged, WarmStandbyClient
+from ivr_server.client import (
+    HotStandbyDriver,
+    NodeAddress,
+    RequestTimeout,
+    Tagged,
+    WarmStandbyClient,
+)
 from ivr_server.wire import Node
 from ivr_server.wire import messages as m
 from tests.ha.conftest import IVR, LEASE, Cluster, default_body
@@ -75,6 +81,12 @@ async def role(node: Proc, wanted: str, timeout: float) -> float:
     return await asyncio.to_thread(node.wait_role, wanted, timeout)
 
 
+def store_marks(cluster: Cluster) -> dict[str, dict[bytes, bytes]]:
+    """Every replay mark in the store (for failure messages)."""
+    with cluster.redis.client() as store:
+        return {k.decode(): store.hgetall(k) for k in store.keys("*mark*")}
+
+
 def only_after(driver: HotStandbyDriver, node: str, moment: float) -> None:
     """``node`` sent nothing but its login replies before ``moment``."""
     early = [t for t in driver.sent_by(node) if t.at < moment]
@@ -125,7 +137,9 @@ async def test_h1_kill_9_of_the_primary_mid_call_the_standby_answers_with_the_da
             timeout=LEASE + 5,
         )
         took = loop.time() - killed
-        assert got.message == m.UDataResp(Result="Success", RequestId="2", UDataEx=DATA)
+        assert got.message == m.UDataResp(Result="Success", RequestId="2", UDataEx=DATA), (
+            f"{got.message}; marks: {store_marks(cluster)}"
+        )
         assert driver.exchanges[-1].first is not None
         assert driver.exchanges[-1].first.node == "b"
         assert took < LEASE + 1.0, f"B answered {took:.2f} s after the kill"
@@ -199,7 +213,10 @@ async def test_h2_a_request_the_primary_never_committed_is_replayed_once(
         )
         await asyncio.sleep(0.2)
         a.kill9()
-        got = await task
+        try:
+            got = await task
+        except RequestTimeout:
+            raise AssertionError(f"never replayed; marks: {store_marks(cluster)}") from None
         assert got.message == m.UDataResp(Result="Success", RequestId="7"), got
         exchange = driver.exchanges[-1]
         await settle(1.0)
