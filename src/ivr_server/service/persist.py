@@ -6,8 +6,8 @@ Theory of operation. :class:`StatePersistence` is the sans-IO half of the HA wri
 dial-out manager (``DialOutManager.changed``) note the keys of what changes, at their few choke
 points (a table input, a call added or forgotten, a switch event applied, a request started or
 finished). :meth:`~StatePersistence.collect` encodes only those, once per event-loop turn, and
-clears the marks; counters are compared with what was written last. Disabled (the default,
-``[ha] mode = off``) every mark is a single ``is not None`` test.
+clears the marks; a switch's counters are written ahead (``reserve``), once per 1,024 new calls.
+Disabled (the default, ``[ha] mode = off``) every mark is a single ``is not None`` test.
 
 Record keys (relative to the writer's slot; MODES-AND-HA §3.5, docs/ha.md):
 
@@ -30,6 +30,14 @@ Restore order: the switch views (calls, DNs, counters), then the calls (indexes,
 deadlines, no owner: their orphan timers run), then the pending dial-outs. Restoring publishes no
 switch event and sends nothing: the runtime then binds the orphans to live sessions and replays
 (``service/standby.py``).
+
+Not carried over (rebuilt, or lost with the node; docs/ha.md): the calls' sessions (owners) and
+timelines; the switch requests a call waits on (none between inputs on the virtual switch; a
+premise switch's are lost, and so is its own premise-call correlation: G27's snapshot resync is
+the fix); premise events kept at a Behind port for a ``NewCall`` to come; an external router's
+outstanding questions (the router timeout answers ``Default``); access-number reservations and
+peer requests; DialOut registrations (each session's own) and a taken-over request's requester;
+the link state; metrics, statistics, refusal logs.
 """
 
 from __future__ import annotations
