@@ -1,8 +1,9 @@
-"""The Redis function library of the state store (docs/store.md, MODES-AND-HA §3.5): every
-change of a slot's state and every lease decision is made *inside* Redis, atomically, by these
-functions, so that no client (a paused old holder, a node of an older version) can bypass the
-fencing check by its timing: ``apply`` and ``drop`` compare the writer's epoch with the slot's
-in the same atomic step as the write.
+"""The Redis function library of the state store (docs/store.md, MODES-AND-HA §3.5).
+
+Every change of a slot's state and every lease decision is made *inside* Redis, atomically, by
+these functions, so that no client (a paused old holder, a node of an older version) can bypass
+the fencing check by its timing: ``apply`` and ``drop`` compare the writer's epoch with the
+slot's in the same atomic step as the write.
 
 Loaded with ``FUNCTION LOAD REPLACE`` by :class:`~ivr_server.store.redis.RedisStore` when the
 store has no library or an older :data:`VERSION` (``ivrs_version``). A newer library is kept: a

@@ -1,7 +1,8 @@
-"""The state store on Redis 7 (docs/store.md, MODES-AND-HA §3.4-§3.5): one connection, commands
-packed by hiredis (C) and pipelined, replies parsed by hiredis and matched to their callers in
-order; every state change and lease decision done by the function library of
-:mod:`ivr_server.store.functions`, so that fencing is checked inside Redis.
+"""The state store on Redis 7 (docs/store.md, MODES-AND-HA §3.4-§3.5).
+
+One connection, commands packed by hiredis (C) and pipelined, replies parsed by hiredis and
+matched to their callers in order; every state change and lease decision done by the function
+library of :mod:`ivr_server.store.functions`, so that fencing is checked inside Redis.
 
 Why not redis-py's asyncio client for the write path: it costs ~24 µs of client CPU per event
 (MODES-AND-HA §3.4) against 1.4-4.6 µs for one ``FCALL`` packed with ``hiredis.pack_command`` and
