@@ -402,3 +402,19 @@ async def test_tls(certificate: tuple[Path, Path]) -> None:
         await untrusted.close()
     finally:
         server.cleanup()
+
+
+async def test_thousands_of_marks_in_one_batch(redis_server: RedisProcess) -> None:
+    """Lua's unpack() is bounded (~8,000 values): the library calls Redis in runs of 4,000."""
+    store = RedisStore(redis_server.url, site="t")
+    try:
+        epoch = await _leader(store)
+        marks = {f"IVR_{i}#0": i for i in range(9000)}
+        await store.apply(Batch("primary", epoch, puts={"k": b"v"}, marks=marks))
+        assert await store.marks("primary", list(marks)) == marks
+        big = {f"k{i}": b"v" for i in range(3000)}
+        await store.apply(Batch("primary", epoch, puts=big, marks={"IVR_1#0": 7}))
+        assert len(await store.load("primary")) == 3001
+        assert await store.marks("primary", ["IVR_1#0"]) == {"IVR_1#0": 7}
+    finally:
+        await store.close()
