@@ -398,6 +398,7 @@ async def test_warm_standby_listens_once_it_leads(start_node: Start, site: str) 
 
 async def test_api_and_metrics(start_node: Start, site: str) -> None:
     from ivr_server.api import ApiServer
+    from ivr_server.api.handlers.ha import HaView
 
     a = await start_node(ha_config(node="a", site=site), api=ApiServer, api_listen=LOOPBACK_0)
     host, port = a.api_addresses[0]
@@ -407,7 +408,9 @@ async def test_api_and_metrics(start_node: Start, site: str) -> None:
             view = await answer.json()
         async with http.get(f"http://{host}:{port}/metrics") as answer:
             text = await answer.text()
+    HaView.model_validate(view)  # the answer is what the OpenAPI document describes
     assert view["mode"] == "hot" and view["role"] == "leader" and view["node_id"] == "a"
+    assert view["last_takeover"]["calls"] == 0 and view["last_takeover"]["records"] == 0
     assert view["slots"] == {"primary": view["epoch"]} and view["store_state"] == "ok"
     assert 'ivr_server_ha_role{mode="hot",node="a"} 1.0' in text
     assert "ivr_server_ha_commit_latency_seconds_bucket" in text

@@ -105,6 +105,12 @@ class Takeover:
     replayed: int
     slot: str
     epoch: int
+    load_seconds: float = 0.0
+    """Of :attr:`seconds`: reading the slot from the store."""
+    restore_seconds: float = 0.0
+    """Of :attr:`seconds`: rebuilding the calls from the records."""
+    records: int = 0
+    """Records read."""
 
     def view(self) -> dict[str, Any]:
         return {
@@ -114,6 +120,9 @@ class Takeover:
             "replayed": self.replayed,
             "slot": self.slot,
             "epoch": self.epoch,
+            "load_seconds": round(self.load_seconds, 4),
+            "restore_seconds": round(self.restore_seconds, 4),
+            "records": self.records,
         }
 
 
@@ -503,9 +512,11 @@ class HaNode:
         persistence = self.persistence
         assert persistence is not None
         now = loop.time()
+        loaded = now - began
         calls = persistence.restore(records, now)
         if not records:  # a new site (or a store restarted empty): all of this node's state
             self._initial = persistence.everything()
+        restored = loop.time() - now
         self.service.bind_orphans(now)
         self.epoch = epoch
         self.slots[slot] = epoch
@@ -522,15 +533,21 @@ class HaNode:
         took = loop.time() - began
         self.metrics.takeovers += 1
         self.metrics.takeover.observe(took)
-        self.last_takeover = Takeover(took, time.time(), calls, replayed, slot, epoch)
+        self.last_takeover = Takeover(
+            took, time.time(), calls, replayed, slot, epoch, loaded, restored, len(records)
+        )
         log.warning(
-            "HA: node %s leads %r at epoch %d: %d calls restored, %d requests replayed in %.3f s",
+            "HA: node %s leads %r at epoch %d: %d calls restored, %d requests replayed in %.3f s "
+            "(%d records loaded in %.3f s, restored in %.3f s)",
             self.node_id,
             slot,
             epoch,
             calls,
             replayed,
             took,
+            len(records),
+            loaded,
+            restored,
         )
 
     async def _take_own_slot(self) -> None:

@@ -54,6 +54,12 @@ class HaTakeover(_Reply):
     """Requests of the driver replayed (hot standby)."""
     slot: str
     epoch: int
+    load_seconds: float
+    """Of ``seconds``: reading the slot from the store."""
+    restore_seconds: float
+    """Of ``seconds``: rebuilding the calls from the records."""
+    records: int
+    """Records read from the store."""
 
 
 class HaView(_Reply):
