@@ -3,9 +3,12 @@ replica follows its primary."""
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from tests.redisproc import RedisPair, RedisProcess
+
+pytestmark = pytest.mark.timeout(30)
 
 
 def test_restart_is_empty_on_the_same_port(redis_server: RedisProcess) -> None:
