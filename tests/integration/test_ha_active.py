@@ -9,8 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,7 +31,7 @@ from ivr_server.service.peers_state import PeerState
 from ivr_server.wire import messages as m
 from tests.integration.conftest import LOOPBACK_0
 from tests.integration.rawlink import RawLink, new_call_body, server_doc, start_call
-from tests.redisproc import RedisProcess, redis_server
+from tests.redisproc import RedisProcess, free_port, redis_server
 
 __all__ = ["redis_server"]
 
@@ -334,3 +340,93 @@ async def test_a_single_node_is_its_own_site(start_node: StartNode) -> None:
         assert calls == {"mode": "off", "calls": [], "total": 0, "redacted": False}
     finally:
         await server.stop()
+
+
+DEFAULT_TOML = Path(__file__).resolve().parents[2] / "src/ivr_server/config/default.toml"
+
+
+def _http_text(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+        return str(response.read().decode())
+
+
+async def _http_json(port: int, path: str) -> Any:
+    return json.loads(await asyncio.to_thread(_http_text, port, path))
+
+
+def _serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """``python -m ivr_server serve --config config``, its log in ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ivr_server", "serve", "--config", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=out,
+        )
+
+
+async def test_real_processes_kill_9_of_an_active_node(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    """Two ``ivr-server serve`` processes in active mode on a real redis-server: ``kill -9`` of
+    one mid-call; the other adopts its call within the lease and answers it with its user data;
+    its API lists the call as its own and /metrics count it."""
+    text = DEFAULT_TOML.read_text(encoding="utf-8")
+    ports = {n: (free_port(), free_port()) for n in ("a", "b")}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, (ivr, api) in ports.items():
+            body = text.replace('listen = ["127.0.0.1:3021"]', f'listen = ["127.0.0.1:{ivr}"]', 1)
+            body = body.replace('listen = ["127.0.0.1:8021"]', f'listen = ["127.0.0.1:{api}"]', 1)
+            body += (
+                f'\n[ha]\nmode = "active"\nnode-id = "{name}"\nstore = "{redis_server.url}"\n'
+                f'lease = {LEASE}\npoll = {POLL}\ndurability = "primary"\n'
+            )
+            config = tmp_path / f"{name}.toml"
+            config.write_text(body, encoding="utf-8")
+            procs[name] = _serve(config, tmp_path / f"{name}.log")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                views = [await _http_json(api, "/api/v1/nodes") for _, api in ports.values()]
+                if all(view["this"]["role"] == "leader" for view in views):
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the nodes did not start"
+            await asyncio.sleep(0.1)
+        la = await RawLink.open(ports["a"][0])
+        await la.login("L")
+        lb = await RawLink.open(ports["b"][0])
+        await lb.login("L")
+        await start_call(lb, "B1", port="2")
+        await start_call(la, "K1", port="7")
+        await la.send(
+            "K1",
+            "<UDataSet Action='Add'><RequestId>1</RequestId><UDataEx>"
+            "<Node Name='acct' Type='Str' Val='9'/></UDataEx></UDataSet>",
+        )
+        assert (await la.recv_doc())[1].tag == "UDataResp"
+        procs["a"].send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        b_api = ports["b"][1]
+        while not (await _http_json(b_api, "/api/v1/nodes"))["this"]["adopted_calls"]:
+            assert time.monotonic() - killed < LEASE + 3.0, "not adopted"
+            await asyncio.sleep(0.05)
+        assert time.monotonic() - killed < LEASE + 1.5
+        await lb.send("K1", "<UDataGet Keys='acct'><RequestId>2</RequestId></UDataGet>")
+        got_id, reply, raw = await lb.recv_doc()
+        assert got_id == "K1" and reply.tag == "UDataResp" and b"Val='9'" in raw, raw
+        listing = await _http_json(b_api, "/api/v1/nodes/calls")
+        assert sorted((c["call_id"], c["node"]) for c in listing["calls"]) == [
+            ("B1", "b"),
+            ("K1", "b"),
+        ]
+        metrics = await asyncio.to_thread(_http_text, b_api, "/metrics")
+        assert "ivr_server_ha_adopted_calls_total 1.0" in metrics
+        await la.close()
+        await lb.close()
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
