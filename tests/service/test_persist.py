@@ -281,6 +281,11 @@ def test_a_pending_dial_out_is_answered_on_the_other_node_and_its_call_goes_on()
     assert got_a == got_b == [m.CallStatus(Event="Dialing")]
     for ivr in (client, client_b):
         assert ivr.request("OUT", m.CallInfoReq()).ConnId == "0000000000000001"  # type: ignore[attr-defined]
+    c, _, restored = handover(b)  # the call a DialOutInit started, with its dial-out request
+    assert restored == 1
+    (dialled,) = c.service.calls.find("OUT")
+    assert dialled.dial_out is not None and dialled.dial_out.ref_id == "1"
+    assert dialled.dial_out.dest == "5551234" and dialled.dial_out.requester is None
     again = b.service.dial_out(None, "5000", "5550000")
     assert again is None  # B's session never registered 5000 (its registrations are its own)
     b.service.outbound.register(client_b.session, "5000")
