@@ -591,3 +591,25 @@ async def test_a_stopping_leader_hands_its_calls_over(start_node: Start, site: s
     resp = await expect(driver.links["b"], "UDataResp")
     assert "kept" in str(resp)
     await driver.close()
+
+
+async def test_a_link_closed_while_its_output_is_held_closes_after_it(
+    start_node: Start, site: str
+) -> None:
+    """Output waits behind every batch in flight, a GLI refusal included, and the connection
+    closes only once it is written (the order of a connection's output is kept)."""
+    slow = GatedStore(shared_memory_store("memory://", site=site), delay=0.5)
+    config = ha_config(node="a", site=site)
+    server_opts = config.server.model_copy(update={"login_timeout": 0.2})
+    a = await start_node(config.model_copy(update={"server": server_opts}), store=slow)
+    loop = asyncio.get_running_loop()
+    first = await RawLink.open(a.port)
+    idle = await RawLink.open(a.port)
+    began = loop.time()
+    await first.send("S1", '<LoginReq Version="4.0" ClientName="IVR_1"></LoginReq>')
+    data = await idle.expect_closed(timeout=3.0)  # refused at 0.2 s, written after the batch
+    assert loop.time() - began >= 0.4
+    assert data[:2] == b"\x00\x02"  # a GLI Error frame (type 2), then the end of the link
+    await expect(first, "LoginResp")
+    await first.close()
+    await idle.close()

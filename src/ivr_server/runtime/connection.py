@@ -329,12 +329,13 @@ class IvrLinkProtocol(asyncio.Protocol):
         data = link.data_to_send()
         gate = self.server.reply_gate
         if gate:
-            if data:
-                if not self._out:
-                    self.server.waiting[self] = None
-                self._out.append((gate, data))
-            if link.state is LinkState.CLOSED:
-                self._close_held = True
+            closed = link.state is LinkState.CLOSED
+            if data or closed:
+                self.server.waiting[self] = None  # (kept where it was if already waiting)
+                if data:
+                    self._out.append((gate, data))
+                if closed:
+                    self._close_held = True
             return
         if self._out:
             self.release_held(gate)
