@@ -635,3 +635,28 @@ def test_any_requests_get_the_same_answers_after_a_handover(
     _run(a, client, opening + before)  # calls in progress at the handover, mostly
     b, client_b, _ = handover(a)
     assert _run(a, client, after) == _run(b, client_b, after)
+
+
+def test_deadlines_travel_as_wall_clock_times_between_two_loop_clocks() -> None:
+    """A's loop clock reads 1000 when the wall clock reads 1.7e9; B's reads 20 then. The
+    runtime gives each its two clocks (``time.time``, ``loop.time``)."""
+    a = MemoryServer(config_with(router_timeout=4.0))
+    client = a.connect()
+    client.login()
+    new_call(client, "C", "1")
+    docs(client, "C", m.RouteRequest(RouteDN="5001"))  # router timeout at A's 1004.0
+    wall = 1.7e9
+    offset_a = wall - a.now
+    records = StatePersistence(a.service, wall=lambda: a.now + offset_a, loop=lambda: a.now)
+    stored = records.everything()
+    assert StatePersistence.describe(stored["call:IVR_1\x1fC"])["router_deadline"] == wall + 4.0
+    b = MemoryServer(a.config, now=20.0)
+    client_b = b.connect()
+    client_b.login(call_id="LB")
+    a.advance(1.0)  # a second passes before B restores: B's loop reads 20 at wall + 1
+    persistence = StatePersistence(b.service, wall=lambda: b.now + wall + 1.0 - 20.0)
+    persistence.restore(stored, b.now)
+    b.service.calls.adopt("IVR_1", client_b.session)
+    assert b.service.calls.context.timers.router.get("IVR_1\x1fC") == pytest.approx(23.0)
+    b.advance(3.0)
+    assert client_b.messages() == [m.RouteResponse(RouteType="Default")]
