@@ -613,3 +613,17 @@ async def test_a_link_closed_while_its_output_is_held_closes_after_it(
     await expect(first, "LoginResp")
     await first.close()
     await idle.close()
+
+
+async def test_an_active_node_started_without_its_store_leads_when_it_answers(
+    start_node: Start, site: str
+) -> None:
+    store = shared_memory_store("memory://", site=site)
+    store.down = True
+    a = await start_node(ha_config("active", node="n1", site=site))
+    assert a.ha is not None and a.ha.role == "standby" and a.ha.store_state == "lost"
+    assert a.ha.active is None
+    store.down = False
+    await wait_for(lambda: a.ha is not None and a.ha.leads, LEASE + 2.0, "n1 leads its slot")
+    assert a.ha.slot == "n1" and a.ha.slots == {"n1": a.ha.epoch}
+    assert a.ha.active is not None  # adoption and the shared facts run from then on

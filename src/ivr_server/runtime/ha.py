@@ -278,11 +278,6 @@ class HaNode:
             await self.store.connect()
             if self.mode == "active":
                 await self._take_own_slot()
-                from ivr_server.runtime.ha_active import ActiveMode
-
-                active: _Active = ActiveMode(self)
-                self.active = active
-                await active.start()
             else:
                 await self._try_acquire(self._now())
         except StoreUnavailable as exc:
@@ -483,6 +478,19 @@ class HaNode:
             return
         self._renew_due = self._now() + self.config.lease / 3
         await self._takeover(epoch)
+        if self.mode == "active":
+            await self._start_active()
+
+    async def _start_active(self) -> None:
+        """Active mode, once this node holds its own slot: the adoption of dead nodes and the
+        facts shared with the others (``runtime/ha_active.py``), started once."""
+        if self.active is not None:
+            return
+        from ivr_server.runtime.ha_active import ActiveMode
+
+        active: _Active = ActiveMode(self)
+        self.active = active
+        await active.start()
 
     async def _trim(self) -> None:
         """Forget the journaled requests the leader committed (hot standby)."""
@@ -561,6 +569,7 @@ class HaNode:
             )
         self._renew_due = self._now() + self.config.lease / 3
         await self._takeover(epoch)
+        await self._start_active()
 
     async def _renew(self, now: float) -> None:
         renewed = await self.store.renew(self.slot, self.node_id, self.epoch, self.config.lease)
