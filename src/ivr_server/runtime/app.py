@@ -254,6 +254,8 @@ class IvrServer(ConnectionHost):
     async def stop(self) -> None:
         self.flush_reads()  # the replies to what was read in this turn go out before closing
         self._held.clear()  # frames read and not yet handled are dropped with their connections
+        for task in list(self._background):  # a fenced warm node's listener being bound again
+            task.cancel()
         if self.ha is not None:  # its batches acknowledged (their replies out), the lease given up
             await self.ha.stop()
         if self.api is not None:
@@ -348,8 +350,8 @@ class IvrServer(ConnectionHost):
         """A node of a highly available site stops without ending its calls: what it handled is
         committed, its lease given up (:meth:`HaNode.stop <ivr_server.runtime.ha.HaNode.stop>`),
         so that another node takes over at once and carries the calls on (or this one, restarted,
-        restores them). Draining them would end every call of the site (docs/ha.md, "Stopping a
-        node")."""
+        restores them). Draining them would end every call of the site (docs/ha.md, §1
+        "Leases")."""
         ha = self.ha
         assert ha is not None
         role, calls = ha.role, len(self.service.calls.calls)
