@@ -82,6 +82,9 @@ TARGET_P99: Final = 0.002
 TARGET_TAKEOVER: Final = 3.0
 TARGET_STANDBY_MB: Final = 500
 OPEN_RATE: Final = 1000
+SETUP_RATE: Final = 5000
+"""Held calls started per second before the takeover."""
+SETUP_STEP: Final = 0.5
 MB: Final = 1024 * 1024
 _REPLY: Final = re.compile(rb"<CallId>([^<]*)</CallId><([A-Za-z]+)")
 
@@ -524,9 +527,22 @@ async def hold_and_kill(pair: Pair, calls: int, connections: int) -> dict[str, f
         assert h.transport is not None and sink.transport is not None
         h.transport = cast(asyncio.Transport, Tee(h.transport, sink.transport))
     t0 = time.perf_counter()
-    for h in holders:
-        h.start_calls(per_conn, 0)
-    await asyncio.wait_for(asyncio.gather(*(h.all_established for h in holders)), 60 + calls / 500)
+    # Paced (SETUP_RATE calls/s, a group of sessions at a time), as calls arrive at a site: a
+    # burst of all of them at once is another test (the leader's loop is then busy for seconds).
+    group = max(1, int(SETUP_RATE * SETUP_STEP) // per_conn)
+    for first in range(0, connections, group):
+        for h in holders[first : first + group]:
+            h.start_calls(per_conn, 0)
+        await asyncio.sleep(SETUP_STEP)
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(h.all_established for h in holders)), 60 + calls / 500
+        )
+    except (TimeoutError, ConnectionError) as exc:
+        got = sum(h.established for h in holders)
+        raise RuntimeError(
+            f"{got:,} of {calls:,} calls established ({exc!r}); the leader's log says why"
+        ) from None
     setup = calls / (time.perf_counter() - t0)
     for h in holders:
         h.synced.cancel()  # never awaited here: the leader's death must not leave it failed
