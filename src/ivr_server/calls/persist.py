@@ -50,7 +50,7 @@ class HeldRoute(msgspec.Struct, array_like=True, gc=False):
     route_type: str
     dest: str | None
     extensions: list[tuple[str, str]] | None
-    extns_ex: list[Any] | None
+    extns_ex: Any
 
 
 class StoredCall(msgspec.Struct, array_like=True, gc=False):
@@ -74,7 +74,7 @@ class StoredCall(msgspec.Struct, array_like=True, gc=False):
     conn_id: str | None
     switch_call_id: int | None
     last_event: str | None
-    last_user_data: list[Any]
+    last_user_data: Any
     route_dn: str | None
     route_started: float
     """Wall-clock time the routing dialog started (for the routing-latency metric)."""
@@ -170,7 +170,7 @@ def state_of(
         conn_id,
         call.switch_call_id,
         call.last_event,
-        kv_out(last_user_data) if last_user_data else [],
+        kv_out(last_user_data),
         call.route_dn,
         call.route_started + offset,
         call.treatment,

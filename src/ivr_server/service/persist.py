@@ -172,8 +172,8 @@ class DialOutState(msgspec.Struct, array_like=True, gc=False):
     dest: str
     time_to_answer: int
     timeout: float
-    user_data: list[Any]
-    extensions: list[Any]
+    user_data: Any
+    extensions: Any
     call_id: str | None
     deadline: float | None
     """Wall-clock time the request times out (pending only)."""

@@ -8,8 +8,8 @@ hands out a ConnID twice. The link state is not carried: it is the new node's ow
 
 Records are msgpack (``msgspec``) arrays of :class:`msgspec.Struct` made without garbage-collector
 tracking. Key/value lists (``KvList``: ``Node`` and nested ``List`` items, an untagged union
-msgpack cannot tell apart) are written as plain arrays: ``[Name, Type, Val]`` for a node,
-``[Name, [items]]`` for a list (:func:`kv_out`, :func:`kv_in`).
+a typed decoder cannot tell apart) are fields of any type: the items encode as maps and are
+read back by :func:`kv_in` (a ``List`` is the map with ``items``).
 
 Restoring publishes no event: the view's records are set directly
 (:meth:`~ivr_server.switch.view.SwitchView.restore_call`, ``restore_dn``).
@@ -26,7 +26,7 @@ from ivr_server.switch.events import DnType, EventRinging, EventRouteRequest
 from ivr_server.switch.protocol import Switch
 from ivr_server.switch.snapshots import AgentSnapshot
 from ivr_server.switch.view import CallRecord, SwitchView
-from ivr_server.wire.kv import KvList, List, Node
+from ivr_server.wire.kv import KvList, List, Node, NodeType
 
 __all__ = [
     "DnState",
@@ -49,23 +49,34 @@ __all__ = [
 ]
 
 
-def kv_out(items: KvList) -> list[Any]:
-    """A key/value list as plain arrays (see the module docstring)."""
-    return [
-        [item.Name, item.Type, item.Val] if type(item) is Node else [item.Name, kv_out(item.items)]  # type: ignore[union-attr]
-        for item in items
-    ]
+def kv_out(items: KvList) -> Any:
+    """A key/value list as a record field: the ``Node`` and ``List`` structs encode themselves
+    (msgpack maps, in C: a third faster than building arrays of them in Python)."""
+    return items
 
 
-def kv_in(raw: list[Any]) -> KvList:
-    """The key/value list :func:`kv_out` wrote. Keys and types are interned: tens of thousands
-    of restored calls share them, as the codec's memos make calls read from the wire do."""
-    return tuple(
-        Node(Name=intern(item[0]), Type=intern(item[1]), Val=item[2])  # type: ignore[arg-type]
-        if len(item) == 3
-        else List(Name=intern(item[0]), items=kv_in(item[1]))
-        for item in raw
-    )
+def _node_type(value: str) -> NodeType:
+    return intern(value)  # type: ignore[return-value]  # one of Int/Str/Bin, as written
+
+
+def kv_in(raw: Any) -> KvList:
+    """The key/value list :func:`kv_out` wrote (maps; arrays ``[Name, Type, Val]`` /
+    ``[Name, [items]]`` are read too). Keys and types are interned: tens of thousands of
+    restored calls share them, as the codec's memos make calls read from the wire do."""
+    items: list[Node | List] = []
+    for item in raw:
+        if type(item) is dict:
+            if "items" in item:
+                items.append(List(Name=intern(item["Name"]), items=kv_in(item["items"])))
+            else:
+                items.append(
+                    Node(Name=intern(item["Name"]), Type=_node_type(item["Type"]), Val=item["Val"])
+                )
+        elif len(item) == 3:
+            items.append(Node(Name=intern(item[0]), Type=_node_type(item[1]), Val=item[2]))
+        else:
+            items.append(List(Name=intern(item[0]), items=kv_in(item[1])))
+    return tuple(items)
 
 
 class SwitchCallState(msgspec.Struct, array_like=True, gc=False):
@@ -75,7 +86,7 @@ class SwitchCallState(msgspec.Struct, array_like=True, gc=False):
     call_id: int
     ani: str | None
     dnis: str | None
-    user_data: list[Any]
+    user_data: Any
     parties: list[str]
     dialed: str | None
     routing_point: str | None
@@ -243,8 +254,8 @@ class RouteRequestState(msgspec.Struct, array_like=True, gc=False):
     this_queue: str | None
     other_dn: str | None
     other_queue: str | None
-    user_data: list[Any]
-    extensions: list[Any]
+    user_data: Any
+    extensions: Any
     collected_digits: str | None
 
 
