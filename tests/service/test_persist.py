@@ -660,3 +660,24 @@ def test_deadlines_travel_as_wall_clock_times_between_two_loop_clocks() -> None:
     assert b.service.calls.context.timers.router.get("IVR_1\x1fC") == pytest.approx(23.0)
     b.advance(3.0)
     assert client_b.messages() == [m.RouteResponse(RouteType="Default")]
+
+
+def test_a_call_restored_onto_a_port_busy_here_goes_on_and_the_port_stays_this_nodes() -> None:
+    """Active mode: two nodes may each have had a call on one IVR port."""
+    a = MemoryServer()
+    client = a.connect()
+    client.login()
+    new_call(client, "C", "1")
+    records = StatePersistence(a.service).everything()
+    b = MemoryServer(a.config, now=a.now + 100.0)  # its own ConnIds start after A's
+    b.service.switches[SWITCH].next_conn = 100  # type: ignore[attr-defined]
+    client_b = b.connect()
+    client_b.login(call_id="LB")
+    new_call(client_b, "D", "1")
+    assert StatePersistence(b.service).restore(records, b.now) == 1
+    b.service.calls.adopt("IVR_1", client_b.session)
+    assert b.service.calls.call_on_port("IVR_1", "1") is b.service.calls.find("D")[0]
+    assert client_b.request("C", m.CallInfoReq()).ConnId == "0000000000000001"  # type: ignore[attr-defined]
+    assert client_b.request("D", m.CallInfoReq()).ConnId == "0000000000000064"  # type: ignore[attr-defined]
+    docs(client_b, "C", m.EndCall(EndCause="Normal"))
+    assert b.service.calls.call_on_port("IVR_1", "1") is b.service.calls.find("D")[0]

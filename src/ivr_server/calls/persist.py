@@ -289,12 +289,19 @@ def restore_calls(
         if state.dial_out is not None and dial_out is not None:
             call.dial_out = dial_out(state.dial_out)
         calls[key] = call
-        if not call.network:
-            by_port[(call.ivr, call.port)] = call
+        # an index entry this node's own call holds is kept (active mode: two nodes may each
+        # have had a call on one IVR port); the restored call goes on without it
+        if not call.network and by_port.setdefault((call.ivr, call.port), call) is not call:
+            log.warning(
+                "call %s of %s restored while port %s has another call here",
+                state.call_id,
+                state.ivr,
+                state.port,
+            )
         if state.by_conn and state.conn_id is not None:
-            by_conn[state.conn_id] = call
+            by_conn.setdefault(state.conn_id, call)
         if state.consulting and state.consult_conn_id is not None:
-            consults[state.consult_conn_id] = call
+            consults.setdefault(state.consult_conn_id, call)
         if state.waiting:
             port_key = (switch.name, call.dn)
             slot = ports.get(port_key)
