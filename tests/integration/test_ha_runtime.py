@@ -627,3 +627,39 @@ async def test_an_active_node_started_without_its_store_leads_when_it_answers(
     await wait_for(lambda: a.ha is not None and a.ha.leads, LEASE + 2.0, "n1 leads its slot")
     assert a.ha.slot == "n1" and a.ha.slots == {"n1": a.ha.epoch}
     assert a.ha.active is not None  # adoption and the shared facts run from then on
+
+
+async def test_premise_links_run_only_on_the_leader(tmp_path: Path, site: str) -> None:
+    """Behind mode: the standby does not connect to the PBX; it does once it takes over."""
+    from ivr_server.config import load_config
+    from ivr_server.switch.csta import messages as cm
+    from tests.integration.conftest import free_port
+    from tests.integration.test_behind_link import FakePbx, _config
+
+    pbx = FakePbx()
+    pbx_port = free_port()
+    await pbx.start(pbx_port)
+    base = load_config(_config(tmp_path, pbx_port))
+    servers: list[IvrServer] = []
+    try:
+        for node in ("a", "b"):
+            ha = ha_config(node=node, site=site).ha
+            server = IvrServer(base.model_copy(update={"ha": ha}), listen=LOOPBACK_0, api_listen=())
+            await server.start()
+            servers.append(server)
+        a, b = servers
+        assert a.ha is not None and a.ha.leads and b.ha is not None and not b.ha.leads
+        await wait_for(lambda: len(pbx.connections) == 1, what="a connects to the PBX")
+        await asyncio.sleep(0.3)
+        assert len(pbx.connections) == 1  # b does not
+        assert not b.links
+        a.ha.release_on_stop = False
+        await a.stop()
+        await wait_for(lambda: b.ha is not None and b.ha.leads, LEASE + 1.0, "b takes over")
+        await wait_for(lambda: len(pbx.connections) == 2, what="b connects to the PBX")
+        assert pbx.requests(cm.StartApplicationSession)
+    finally:
+        for server in servers:
+            with contextlib.suppress(Exception):
+                await server.stop()
+        await pbx.close()
