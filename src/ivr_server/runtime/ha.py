@@ -335,7 +335,12 @@ class HaNode:
         persistence = self.persistence
         if persistence is None:
             return
-        puts, deletes = persistence.collect()
+        try:
+            puts, deletes = persistence.collect()
+        except Exception:  # a bug of ours: logged; the turn's output still leaves
+            log.exception("HA: collecting the turn's changes failed: not written")
+            self.service.metrics.errors["ha_collect"] += 1
+            return
         if self._initial is not None:
             initial, self._initial = self._initial, None
             initial.update(puts)
