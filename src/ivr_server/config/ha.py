@@ -76,4 +76,9 @@ class HaConfig(ConfigModel):
                 f"[ha] store {self.store!r}: write redis://host[:port][/db], rediss://..., "
                 "unix:///path or memory://"
             )
+        if self.wait_timeout >= self.store_timeout:
+            raise ValueError(
+                f"[ha] wait-timeout ({self.wait_timeout:g} s) must be shorter than store-timeout "
+                f"({self.store_timeout:g} s): the store's watchdog would cut the WAIT"
+            )
         return self
