@@ -37,6 +37,19 @@ per key, up to ``max-queued`` records; past it the queue is dropped and the whol
 when the store is back. The store is tried again every ``poll``; once it answers, the lease is
 renewed (another node took it: demote), the queue (or everything) written, the flow control
 lifted.
+
+**A graceful stop** (SIGTERM, ``IvrServer.shutdown``) of a node ends no call: the batches in
+flight get up to :data:`SETTLE_WAIT` to be acknowledged (their replies leave), the replies still
+held are dropped, the lease is given up, and another node takes over at its next poll.
+
+**Limits** (docs/ha.md §5, §7). (1) A leader killed after the store acknowledged a batch and
+before it wrote that batch's replies (the event loop's next turns: tens of microseconds to a
+turn's length) leaves those requests committed and unanswered: the standby does not replay them
+(the driver's request timeout applies). (2) While the store is lost replies are not held; a
+leader that dies before the store is back leaves requests answered but not committed, which the
+standby replays: answered twice. (3) A leader cut off from the store but not from the drivers
+serves on (``on-store-loss``) while a standby that still reaches the store may take over: both
+answer until the store answers the old leader again, which then finds itself fenced.
 """
 
 from __future__ import annotations
