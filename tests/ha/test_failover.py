@@ -430,3 +430,55 @@ async def test_both_apis_show_the_roles_and_the_shared_state(cluster: Cluster) -
         status, calls = await asyncio.to_thread(a.request, "GET", "calls")
         assert status == 200 and [c["call_id"] for c in calls] == [call], calls
         driver.send(call, m.EndCall(EndCause="Normal"))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 25 design gap: a request whose batch (effects and mark) reached the Redis "
+    "primary while its reply was held (WAIT for a replica; or between the acknowledgement and "
+    "the write) is marked committed, so the standby does not replay it, and its reply is lost "
+    "with the leader: the driver gets none (docs/ha.md §5)",
+)
+async def test_h2_a_reply_held_for_a_stopped_replica_when_the_leader_dies(
+    replicated_cluster: Cluster,
+) -> None:
+    """``durability = replica`` with the store's replica paused (SIGSTOP): the leader's batch
+    reaches the Redis primary (marks included) but ``WAIT`` does not return, so the UDataResp
+    is held; ``A`` is killed meanwhile. The request's effect is in the store and its mark says
+    committed: ``B`` does not replay it. The driver must still get exactly one UDataResp.
+    (``store-timeout`` is longer than the wait: a command unanswered for ``store-timeout``
+    counts as the store lost, which releases the held replies.)"""
+    cluster = replicated_cluster
+    a, b = hot_pair(cluster, durability="replica", wait_timeout=5.0, store_timeout=10.0)
+    assert cluster.replica is not None
+    async with await HotStandbyDriver.open(addresses(a, b), IVR) as driver:
+        call = await new_call(driver)
+        cluster.replica.pause()
+        try:
+            task = asyncio.ensure_future(
+                driver.request(
+                    call,
+                    m.UDataSet(Action="Replace", RequestId="5", UDataEx=DATA),
+                    expect=m.UDataResp,
+                    timeout=LEASE + 8,
+                )
+            )
+            await asyncio.sleep(0.3)  # applied on the primary, waiting for the replica
+            before = store_marks(cluster)
+            a.kill9()
+            try:
+                got = await task
+            except RequestTimeout:
+                raise AssertionError(
+                    f"no UDataResp from either node; marks before the kill: {before}, after "
+                    f"the takeover: {store_marks(cluster)}; b's view: {b.ha()}"
+                ) from None
+        finally:
+            cluster.replica.resume()
+        assert got.message == m.UDataResp(Result="Success", RequestId="5"), got
+        await settle(1.0)
+        answered_once(driver)
+        print(
+            f"H2 (replica paused): answered by {list(driver.exchanges[-1].answers)}; marks "
+            f"before the kill {before}; b: {await asyncio.to_thread(b.ha)}"
+        )
