@@ -34,9 +34,9 @@ from ivr_server.store import Batch, MemoryStore, StateStore, StoreUnavailable
 from ivr_server.store.memory import shared_memory_store
 from ivr_server.wire import messages as m
 from tests.integration.rawlink import RawLink, new_call_body
-from tests.redisproc import RedisProcess, redis_server
+from tests.redisproc import RedisPair, RedisProcess, redis_pair, redis_server
 
-__all__ = ["redis_server"]  # the fixture, imported to be used here
+__all__ = ["redis_pair", "redis_server"]  # the fixtures, imported to be used here
 
 LOOPBACK_0 = (ListenAddress(host="127.0.0.1", port=0),)
 DEFAULT_TOML = Path(__file__).resolve().parents[2] / "src/ivr_server/config/default.toml"
@@ -663,3 +663,44 @@ async def test_premise_links_run_only_on_the_leader(tmp_path: Path, site: str) -
             with contextlib.suppress(Exception):
                 await server.stop()
         await pbx.close()
+
+
+async def test_replica_durability_waits_for_the_replica(
+    start_node: Start, site: str, redis_pair: RedisPair
+) -> None:
+    """``durability = replica``: each batch is acknowledged once the replica has it (``WAIT``):
+    no replica timeout with a linked replica, and the replica holds the call."""
+    a = await start_node(ha_config(node="a", site=site, store=redis_pair.url, durability="replica"))
+    link = await RawLink.open(a.port)
+    await link.login("S1")
+    await link.send("C1", new_call_body("1"))
+    await expect(link, "CallStatus")
+    await expect(link, "CallStatus")
+    await link.send("C1", udata_set("1", "k", "replicated"))
+    await expect(link, "UDataResp")
+    metrics = a.service.metrics.ha
+    assert metrics is not None and metrics.batches >= 3 and metrics.replica_timeouts == 0
+    keys = redis_pair.replica.client().keys("*call:*")
+    assert keys, "the replica has the call's record"
+    await link.close()
+
+
+async def test_replica_durability_without_a_replica_times_out_and_answers(
+    start_node: Start, site: str, redis_server: RedisProcess
+) -> None:
+    """No replica: every batch waits ``wait-timeout`` for one, then the reply leaves anyway,
+    counted in ``replica_timeouts``."""
+    a = await start_node(
+        ha_config(node="a", site=site, store=redis_server.url, durability="replica")
+    )
+    link = await RawLink.open(a.port)
+    await link.login("S1")
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await link.send("C1", new_call_body("1"))
+    await expect(link, "CallStatus")
+    assert loop.time() - began >= 0.04  # wait-timeout is 0.05 s
+    await expect(link, "CallStatus")
+    metrics = a.service.metrics.ha
+    assert metrics is not None and metrics.replica_timeouts >= 1
+    await link.close()
