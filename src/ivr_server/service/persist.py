@@ -14,7 +14,8 @@ Record keys (relative to the writer's slot; MODES-AND-HA §3.5, docs/ha.md):
 ==============================  ===========================================================
 ``call:<Call.key>``             a call (:mod:`ivr_server.calls.persist`); login-less Network
                                 calls are not persisted (their session is their scope)
-``sw:<switch>:call:<ConnID>``   a switch view's call (:mod:`ivr_server.switch.persist`)
+``sw:<switch>:call:<ConnID>``   a switch view's call (:mod:`ivr_server.switch.persist`), with a
+                                premise call's PBX side (``switch/premise/persist.py``)
 ``sw:<switch>:dn:<number>``     a DN's registration, service and agent
 ``sw:<switch>:ctr``             the switch's next ConnID/CallID, the idle-order sequence
 ``sw:<switch>:rt:<ConnID>``     the built-in router's dialog with a call (rule, treatment)
@@ -33,8 +34,9 @@ switch event and sends nothing: the runtime then binds the orphans to live sessi
 
 Not carried over (rebuilt, or lost with the node; docs/ha.md): the calls' sessions (owners) and
 timelines; the switch requests a call waits on (none between inputs on the virtual switch; a
-premise switch's are lost, and so is its own premise-call correlation: G27's snapshot resync is
-the fix); premise events kept at a Behind port for a ``NewCall`` to come; an external router's
+premise switch's are lost, and so are its call-control requests in progress on the PBX; a
+premise call's PBX side, its callID and state at our DNs, is carried in its switch record and
+checked against the PBX by the new leader's snapshot resync, G27); premise events kept at a Behind port for a ``NewCall`` to come; an external router's
 outstanding questions (the router timeout answers ``Default``); access-number reservations and
 peer requests; DialOut registrations (each session's own) and a taken-over request's requester;
 the link state; metrics, statistics, refusal logs.
@@ -335,12 +337,15 @@ class StatePersistence:
             if not changed and not dns:
                 continue  # no event changed the view: its counters neither (new calls are events)
             if changed:
+                premise = getattr(switch, "call_state", None)  # a premise switch's PBX side
                 for conn_id in changed:
                     record = view.call_record(conn_id)
                     if record is None:
                         deletes.add(switch_call_key(name, conn_id))
                     else:
-                        puts[switch_call_key(name, conn_id)] = encode_switch_call(record)
+                        puts[switch_call_key(name, conn_id)] = encode_switch_call(
+                            record, premise(conn_id) if premise is not None else None
+                        )
                 router = service.routers.get(name)
                 if router is not None and hasattr(router, "dialog_state"):
                     self._collect_dialogs(puts, deletes, name, router, changed)
@@ -426,8 +431,11 @@ class StatePersistence:
         router = self._service.routers.get(name)
         if router is not None and not hasattr(router, "dialog_state"):
             router = None
+        premise = getattr(switch, "call_state", None)  # a premise switch's PBX side
         for record in view.call_records():
-            puts[switch_call_key(name, record.conn_id)] = encode_switch_call(record)
+            puts[switch_call_key(name, record.conn_id)] = encode_switch_call(
+                record, premise(record.conn_id) if premise is not None else None
+            )
             if router is not None:
                 dialog = _dialog_of(router, record.conn_id)
                 if dialog is not None:
@@ -519,6 +527,9 @@ class StatePersistence:
             state = decode_switch_call(data)
             if view.call_record(state.conn_id) is None:
                 restore_switch_call(view, state)
+                if state.premise is not None and hasattr(switch, "restore_call_state"):
+                    # a premise call's PBX side (G27): the link's snapshot resync checks it
+                    switch.restore_call_state(state.conn_id, state.premise)
         elif kind == "dn":
             restore_dn(view, decode_dn(data))
         elif kind == "rt":

@@ -97,6 +97,10 @@ class SwitchCallState(msgspec.Struct, array_like=True, gc=False):
     routed: bool
     routed_to: str | None
     connected: bool
+    premise: Any = None
+    """The PBX side of a premise switch's call (its callID, where it is at our DNs: the
+    switch's ``call_state`` hook, ``switch/premise/persist.py``); ``None`` for other switches
+    (and in records written before it existed: the field is last, with a default)."""
 
 
 class DnState(msgspec.Struct, array_like=True, gc=False):
@@ -125,8 +129,9 @@ _DN: Final = msgspec.msgpack.Decoder(DnState)
 _COUNTERS: Final = msgspec.msgpack.Decoder(SwitchCounters)
 
 
-def encode_call(record: CallRecord) -> bytes:
-    """The store record of a view's call."""
+def encode_call(record: CallRecord, premise: Any = None) -> bytes:
+    """The store record of a view's call (``premise``: the PBX side a premise switch keeps of
+    it, see :attr:`SwitchCallState.premise`)."""
     return _ENCODER.encode(
         SwitchCallState(
             conn_id=record.conn_id,
@@ -144,6 +149,7 @@ def encode_call(record: CallRecord) -> bytes:
             routed=record.routed,
             routed_to=record.routed_to,
             connected=record.connected,
+            premise=premise,
         )
     )
 

@@ -199,6 +199,7 @@ def on_established(sw: PremiseCore, dn: str, event: m.EstablishedEvent) -> None:
         answering = device_number(event.answering_device)
         if call is not None and answering is not None:
             call.devices.add(answering)
+            sw.touch(call)  # HA (issue 25): the record carries the devices
         return
     call = _find_or_new(sw, conn, dn)
     state = call.at.get(dn)
@@ -231,6 +232,7 @@ def on_connection_cleared(sw: PremiseCore, dn: str, event: m.ConnectionClearedEv
         release_at(sw, call, dn)
         return
     call.devices.discard(dropped)
+    sw.touch(call)  # HA (issue 25)
     if not call.devices - call.at.keys():
         release_at(sw, call, dn)
 
@@ -260,6 +262,7 @@ def _rekey(sw: PremiseCore, call: PremiseCall, items: tuple[m.ConnectionListItem
             call.premise_id = new
             sw.calls[new] = call
             sw.by_conn[call.conn_id] = new
+    sw.touch(call)  # HA (issue 25): a new callID and devices, no event
 
 
 def on_transfered(sw: PremiseCore, dn: str, event: m.TransferedEvent) -> None:
@@ -291,6 +294,7 @@ def on_held(sw: PremiseCore, dn: str, event: m.HeldEvent) -> None:
     call = _known(sw, event.held_connection, dn, "Held")
     if call is not None and _here(dn, event.holding_device, event.held_connection.device_id):
         call.at[dn] = "held"
+        sw.touch(call)  # HA (issue 25)
 
 
 def on_retrieved(sw: PremiseCore, dn: str, event: m.RetrievedEvent) -> None:
@@ -298,6 +302,7 @@ def on_retrieved(sw: PremiseCore, dn: str, event: m.RetrievedEvent) -> None:
     call = _known(sw, conn, dn, "Retrieved")
     if call is not None and _here(dn, event.retrieving_device, conn.device_id):
         call.at[dn] = "connected"
+        sw.touch(call)  # HA (issue 25)
 
 
 def on_failed(sw: PremiseCore, dn: str, event: m.FailedEvent) -> None:

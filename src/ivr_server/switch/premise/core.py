@@ -272,6 +272,14 @@ class PremiseCore(SwitchCore):
             for key in [k for k in self.transfers if k[0] == call.premise_id]:
                 del self.transfers[key]
 
+    def touch(self, call: PremiseCall) -> None:
+        """HA (issue 25): the PBX side of ``call`` changed without an event about it (held,
+        retrieved, a device left, a new callID): its record is written with the turn's batch
+        (``switch/premise/persist.py``). One test while HA is off."""
+        changed = self.view.changed_calls
+        if changed is not None:
+            changed.add(call.conn_id)
+
     def call_of(self, conn_id: str) -> PremiseCall | None:
         """The premise call of a ConnID."""
         premise_id = self.by_conn.get(conn_id)

@@ -378,6 +378,7 @@ def _merged_at(sw: PremiseCore, dn: str, event: m.ConferencedEvent) -> None:
         return
     if dn not in into.at:
         into.at[dn] = merged.at[dn]
+        sw.touch(into)  # HA (issue 25)
     calls.release_at(sw, merged, dn)
 
 

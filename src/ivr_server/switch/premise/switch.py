@@ -48,7 +48,7 @@ from ivr_server.switch.events import (
     EventLinkDisconnected,
     SwitchEvent,
 )
-from ivr_server.switch.premise import agents, calls, control, monitors, placed
+from ivr_server.switch.premise import agents, calls, control, monitors, persist, placed
 from ivr_server.switch.premise.core import LOG, PBX_DN_TYPES, PremiseCore
 from ivr_server.switch.premise.errors import describe
 from ivr_server.switch.premise.settings import PremiseSettings
@@ -225,6 +225,18 @@ class PremiseSwitch(PremiseCore):
     def compact(self) -> int:
         """Rebuild the view's and the premise call tables if they are mostly empty."""
         return self.view.compact() + int(shrink(self.calls)) + int(shrink(self.by_conn))
+
+    # -- HA: the PBX side of a call in its store record (issue 25, G27) -------------------------
+
+    def call_state(self, conn_id: str) -> Any:
+        """The PBX side of the call of ``conn_id`` for its store record (``None``: none);
+        a duck-typed hook of ``service/persist.py`` (:mod:`.persist`)."""
+        return persist.premise_state(self, conn_id)
+
+    def restore_call_state(self, conn_id: str, raw: Any) -> bool:
+        """Put a restored call's PBX side back (no event, nothing sent): the snapshot resync
+        of the next link start checks it against the PBX (:mod:`.persist`)."""
+        return persist.restore_premise(self, conn_id, raw)
 
     # -- the link --------------------------------------------------------------------------------
 

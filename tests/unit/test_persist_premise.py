@@ -1,0 +1,259 @@
+"""HA and Behind mode: a premise call's PBX side in its store record, restored on another node and
+checked against the PBX by the new leader's snapshot resync (issue 25; MODES-AND-HA §3.5, G27;
+``switch/premise/persist.py``).
+
+Node A's premise switch is driven by the scripted PBX of the premise unit tests; its records
+(the switch view's calls with their ``premise`` field, the counters) are handed to node B's
+switch, which was never connected; B's link then comes up against the PBX and resyncs: calls the
+PBX still shows keep their ConnID and user data and are recognised in its later events, calls it
+no longer shows are released, calls B did not know appear with ConnIDs A never handed out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ivr_server.switch.csta import messages as m
+from ivr_server.switch.events import (
+    EventAttachedDataChanged,
+    EventEstablished,
+    EventLinkConnected,
+    EventReleased,
+    EventRinging,
+)
+from ivr_server.switch.persist import (
+    counters_of,
+    decode_call,
+    decode_counters,
+    encode_call,
+    encode_counters,
+    restore_call,
+    restore_counters,
+)
+from ivr_server.switch.premise import PremiseSwitch
+from ivr_server.switch.premise.persist import PremiseCallState
+from ivr_server.switch.requests import TAttachUserData, TReleaseCall
+from ivr_server.wire.kv import str_node as KvPair
+from tests.unit.premise_pbx import (
+    AGENT_DN,
+    CALLER,
+    PORT,
+    PORT2,
+    QUEUE,
+    Pbx,
+    bring_up,
+    new_switch,
+    xref,
+)
+
+
+def records_of(switch: PremiseSwitch) -> dict[str, bytes]:
+    """What ``service/persist.py`` writes of a switch: its calls (with the PBX side) and
+    counters."""
+    out = {
+        f"call:{r.conn_id}": encode_call(r, switch.call_state(r.conn_id))
+        for r in switch.view.call_records()
+    }
+    out["ctr"] = encode_counters(counters_of(switch))
+    return out
+
+
+def restore_into(switch: PremiseSwitch, records: dict[str, bytes]) -> None:
+    """What ``service/persist.py`` does with them on the node taking over."""
+    for key, data in records.items():
+        if key == "ctr":
+            restore_counters(switch, decode_counters(data))
+            continue
+        state = decode_call(data)
+        restore_call(switch.view, state)
+        if state.premise is not None:
+            assert switch.restore_call_state(state.conn_id, state.premise)
+
+
+def answered(switch: PremiseSwitch, pbx: Pbx, call: str, dn: str = PORT) -> str:
+    pbx.delivered(call, dn, last_redirection_device=QUEUE, cause="distributed")
+    pbx.established(call, dn)
+    ringing = switch.drain_events()[0]
+    assert isinstance(ringing, EventRinging)
+    return ringing.conn_id
+
+
+def node_a() -> tuple[PremiseSwitch, Pbx, str, str]:
+    """A: up, call 2053 answered at PORT with user data, call 2054 answered at PORT2."""
+    a, pbx = new_switch()
+    bring_up(a, pbx)
+    kept = answered(a, pbx, "2053")
+    a.request(TAttachUserData(reference_id=1, conn_id=kept, dn=PORT, user_data=(KvPair("k", "v"),)))
+    assert isinstance(a.drain_events()[0], EventAttachedDataChanged)
+    gone = answered(a, pbx, "2054", PORT2)
+    a.drain_events()
+    return a, pbx, kept, gone
+
+
+def test_the_pbx_side_of_a_call_round_trips_in_its_switch_record() -> None:
+    a, _, kept, _ = node_a()
+    state = decode_call(records_of(a)[f"call:{kept}"])
+    premise = msgspec.convert(state.premise, PremiseCallState)
+    assert premise == PremiseCallState(
+        premise_id="2053",
+        call_id=2053,
+        at={PORT: "connected"},
+        devices=[CALLER],
+        ani=CALLER,
+        dnis=PORT,
+        this_queue=QUEUE,
+        other_dn=CALLER,
+        added=[],
+        dialed=None,
+        carried=[],
+    )
+    b, _ = new_switch()
+    restore_into(b, records_of(a))
+    call = b.call_of(kept)
+    assert call is not None and call.premise_id == "2053" and call.at == {PORT: "connected"}
+    assert b.view.user_data(kept) == (KvPair("k", "v"),)
+    assert b.drain_events() == []  # restoring publishes nothing
+
+
+def test_a_record_without_the_pbx_side_still_decodes() -> None:
+    """Records written before the field existed (one element fewer) read as ``premise=None``."""
+    a, _, kept, _ = node_a()
+    record = a.view.call_record(kept)
+    assert record is not None
+    old = msgspec.msgpack.decode(encode_call(record))[:-1]
+    assert decode_call(msgspec.msgpack.encode(old)).premise is None
+
+
+def test_changes_of_the_pbx_side_alone_mark_the_call_for_the_next_batch() -> None:
+    a, pbx, kept, _ = node_a()
+    a.view.changed_calls = set()  # tracking on (service/persist.py's enable)
+    pbx.send(
+        m.HeldEvent(
+            monitor_cross_ref_id=xref(PORT),
+            held_connection=m.ConnectionID(call_id="2053", device_id=PORT),
+            holding_device=PORT,
+        )
+    )
+    assert a.drain_events() == [] and a.view.changed_calls == {kept}
+    a.view.changed_calls.clear()
+    pbx.send(
+        m.TransferedEvent(
+            monitor_cross_ref_id=xref(PORT),
+            primary_old_call=m.ConnectionID(call_id="2053", device_id=PORT),
+            transferring_device="5550000",
+            transferred_to_device=PORT,
+            transferred_connections=(
+                m.ConnectionListItem(
+                    new_connection=m.ConnectionID(call_id="2060", device_id=PORT),
+                    endpoint="5550001",
+                ),
+            ),
+        )
+    )
+    assert a.view.changed_calls == {kept}
+    state = msgspec.convert(decode_call(records_of(a)[f"call:{kept}"]).premise, PremiseCallState)
+    assert state.premise_id == "2060" and state.at == {PORT: "held"}
+
+
+def test_a_switch_not_tracked_pays_nothing_and_marks_nothing() -> None:
+    a, pbx, _, _ = node_a()
+    assert a.view.changed_calls is None
+    pbx.send(
+        m.HeldEvent(
+            monitor_cross_ref_id=xref(PORT),
+            held_connection=m.ConnectionID(call_id="2053", device_id=PORT),
+            holding_device=PORT,
+        )
+    )
+    assert a.view.changed_calls is None
+
+
+def test_restore_then_resync_keeps_releases_and_adds_as_a_reconnect_does() -> None:
+    a, _, kept, gone = node_a()
+    b, pbx = new_switch()
+    restore_into(b, records_of(a))
+    events = bring_up(
+        b,
+        pbx,
+        snapshots={PORT: [("2053", "connected")], AGENT_DN: [("2099", "alerting")]},
+    )
+    # 2054 is gone from the PBX: released with A's ConnID; 2099 is new: a ConnID A never gave
+    released, ringing, up = events
+    assert isinstance(released, EventReleased) and released.conn_id == gone
+    assert (released.dn, released.reference_id) == (PORT2, None)
+    assert isinstance(ringing, EventRinging) and ringing.dn == AGENT_DN
+    assert ringing.conn_id not in (kept, gone) and int(ringing.conn_id, 16) > int(gone, 16)
+    assert isinstance(up, EventLinkConnected)
+    assert b.view.call(gone) is None and b.call_of(gone) is None
+    # 2053 kept: the PBX's later events are recognised, with A's ConnID and user data
+    pbx.cleared("2053", CALLER)
+    [bye] = b.drain_events()
+    assert isinstance(bye, EventReleased)
+    assert (bye.conn_id, bye.call_id, bye.dn) == (kept, 2053, PORT)
+    assert bye.user_data == (KvPair("k", "v"),) and bye.this_queue == QUEUE
+
+
+def test_a_restored_call_is_released_on_the_pbx_by_its_callid() -> None:
+    a, _, kept, _ = node_a()
+    b, pbx = new_switch()
+    restore_into(b, records_of(a))
+    bring_up(b, pbx, snapshots={PORT: [("2053", "connected")], PORT2: [("2054", "connected")]})
+    b.request(TReleaseCall(reference_id=77, conn_id=kept, dn=PORT))
+    [(invoke_id, clear)] = pbx.sent()
+    assert clear == m.ClearConnection(
+        connection_to_be_cleared=m.ConnectionID(call_id="2053", device_id=PORT)
+    )
+    pbx.send(m.ClearConnectionResponse(), invoke_id)
+    [released] = b.drain_events()
+    assert isinstance(released, EventReleased)
+    assert (released.conn_id, released.reference_id) == (kept, 77)
+    assert b.call_of(kept) is None
+
+
+def test_a_call_answered_during_the_gap_is_established_by_the_resync() -> None:
+    a, pbx_a = new_switch()
+    bring_up(a, pbx_a)
+    pbx_a.delivered("3001", PORT)
+    [ringing] = a.drain_events()
+    assert isinstance(ringing, EventRinging)
+    b, pbx = new_switch()
+    restore_into(b, records_of(a))
+    events = bring_up(b, pbx, snapshots={PORT: [("3001", "connected")]})
+    established, _ = events
+    assert isinstance(established, EventEstablished) and established.conn_id == ringing.conn_id
+
+
+def test_a_stored_call_whose_connid_or_callid_is_already_here_is_left_out() -> None:
+    a, _, kept, _ = node_a()
+    b, pbx = new_switch()
+    bring_up(b, pbx)
+    pbx.delivered("2053", PORT)  # B's own call with that callID
+    b.drain_events()
+    state = decode_call(records_of(a)[f"call:{kept}"])
+    assert not b.restore_call_state(state.conn_id, state.premise)
+    own = b.calls["2053"]
+    assert own.at == {PORT: "alerting"} and b.by_conn[own.conn_id] == "2053"  # B's own stays
+    assert not b.restore_call_state("ffff", ["x"])  # not understood: logged, left out
+
+
+def test_made_up_keys_go_on_after_the_restored_ones() -> None:
+    b, _ = new_switch()
+    raw: Any = msgspec.to_builtins(
+        PremiseCallState(
+            premise_id=f"?{PORT}#7",
+            call_id=9,
+            at={PORT: "connected"},
+            devices=[],
+            ani=None,
+            dnis=None,
+            this_queue=None,
+            other_dn=None,
+            added=[],
+            dialed=None,
+            carried=[],
+        )
+    )
+    assert b.restore_call_state("00000000000000aa", raw)
+    assert b.anonymous == 7
