@@ -11,10 +11,13 @@ no longer shows are released, calls B did not know appear with ConnIDs A never h
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from ivr_server.config import load_config
+from ivr_server.service.persist import StatePersistence
 from ivr_server.switch.csta import messages as m
 from ivr_server.switch.events import (
     EventAttachedDataChanged,
@@ -35,7 +38,10 @@ from ivr_server.switch.persist import (
 from ivr_server.switch.premise import PremiseSwitch
 from ivr_server.switch.premise.persist import PremiseCallState
 from ivr_server.switch.requests import TAttachUserData, TReleaseCall
+from ivr_server.wire import Message
+from ivr_server.wire import messages as wm
 from ivr_server.wire.kv import str_node as KvPair
+from tests.service.memory import START, MemoryClient, MemoryServer
 from tests.unit.premise_pbx import (
     AGENT_DN,
     CALLER,
@@ -45,6 +51,7 @@ from tests.unit.premise_pbx import (
     Pbx,
     bring_up,
     new_switch,
+    snapshot_of,
     xref,
 )
 
@@ -257,3 +264,133 @@ def test_made_up_keys_go_on_after_the_restored_ones() -> None:
     )
     assert b.restore_call_state("00000000000000aa", raw)
     assert b.anonymous == 7
+
+
+# -- the whole service: examples/behind.toml, A's records restored in B (service/persist.py) -----
+
+BEHIND = Path(__file__).resolve().parents[2] / "examples/behind.toml"
+SITE = "SW_Site"
+IVR = "IAdapter1"
+
+
+def behind_node(now: float = START) -> tuple[MemoryServer, Pbx]:
+    """A service of examples/behind.toml and the scripted PBX at its premise switch's end (the
+    service asked for the link at its start: the adapter's connection is played here)."""
+    server = MemoryServer(load_config(BEHIND), now=now)
+    switch = server.service.switches[SITE]
+    assert isinstance(switch, PremiseSwitch) and switch.link_wanted
+    pbx = Pbx(switch)
+    pbx.now = now
+    return server, pbx
+
+
+def link_up(switch: PremiseSwitch, pbx: Pbx, snapshots: dict[str, list[tuple[str, str]]]) -> None:
+    """The adapter's connection, the session, monitors and snapshots answered, as
+    :func:`bring_up` plays them, but the switch's events left for the service."""
+    switch.connection_made(pbx.now)
+    [(invoke_id, _)] = pbx.sent()
+    pbx.send(m.StartApplicationSessionPosResponse(session_id="S1"), invoke_id)
+    for invoke_id, request in pbx.sent():
+        assert isinstance(request, m.MonitorStart)
+        pbx.send(m.MonitorStartResponse(monitor_cross_ref_id=xref(request.device)), invoke_id)
+    for invoke_id, request in pbx.sent():
+        assert isinstance(request, m.SnapshotDevice)
+        pbx.send(
+            snapshot_of(snapshots.get(request.snapshot_object, ()), request.snapshot_object),
+            invoke_id,
+        )
+    assert switch.view.link_up
+
+
+def settle(server: MemoryServer) -> None:
+    server.service.pump()
+    server.shuttle()
+
+
+def behind_call(client: MemoryClient, call_id: str, port: str) -> list[Message]:
+    return [
+        doc.message
+        for doc in client.send(
+            call_id, wm.NewCall(CallControlMode="Network", Version="4.0", CalledNum=port)
+        )
+    ]
+
+
+def test_a_behind_call_goes_on_after_a_handover_and_its_premise_link_resync() -> None:
+    a, pbx_a = behind_node()
+    bring_up(a.service.switches[SITE], pbx_a, open_link=False)  # type: ignore[arg-type]
+    settle(a)
+    persistence = StatePersistence(a.service)
+    persistence.enable()
+    ivr_a = a.connect()
+    ivr_a.login(IVR, call_id="L")
+    assert behind_call(ivr_a, "C1", "1") == []  # nothing until the PBX rings port 1 (3001)
+    assert behind_call(ivr_a, "C2", "2") == []
+    pbx_a.delivered("2053", "3001")
+    pbx_a.established("2053", "3001")
+    pbx_a.delivered("2054", "3002")
+    pbx_a.established("2054", "3002")
+    settle(a)
+    assert [d.message for d in ivr_a.take()] == [
+        wm.CallStatus(Event="Ringing"),
+        wm.CallStatus(Event="Established"),
+    ] * 2
+    ivr_a.send("C1", wm.UDataSet(Action="Add", RequestId="1", UDataEx=(KvPair("k", "v"),)))
+    records, deletes = persistence.collect()  # what A's writer sent, turn by turn
+    assert not deletes
+    # B: never connected to the PBX; takes A's records over, then its link comes up
+    b, pbx = behind_node(a.now)
+    ivr_b = b.connect()
+    ivr_b.login(IVR, call_id="LB")
+    assert StatePersistence(b.service).restore(records, b.now) == 2
+    b.service.bind_orphans(b.now)
+    switch = b.service.switches[SITE]
+    assert isinstance(switch, PremiseSwitch)
+    link_up(switch, pbx, {"3001": [("2053", "connected")]})
+    settle(b)
+    # the PBX no longer has 2054: its IVR call is told so (CallStatus Released, as a reconnect)
+    assert [(d.call_id, d.message) for d in ivr_b.take()] == [
+        ("C2", wm.CallStatus(Event="Released"))
+    ]
+    [(_, data)] = [
+        (cid, msg) for cid, msg in docs(ivr_b, "C1", wm.UDataGet(RequestId="2", Keys="k"))
+    ]
+    assert isinstance(data, wm.UDataResp) and data.UDataEx == (KvPair("k", "v"),)
+    # the caller hangs up: the PBX's event names 2053, B knows it as C1's call
+    pbx.cleared("2053", CALLER, "3001")
+    settle(b)
+    assert [(d.call_id, d.message) for d in ivr_b.take()] == [
+        ("C1", wm.CallStatus(Event="Released"))
+    ]
+
+
+def test_an_endcall_on_a_taken_over_behind_call_clears_it_on_the_pbx() -> None:
+    a, pbx_a = behind_node()
+    bring_up(a.service.switches[SITE], pbx_a, open_link=False)  # type: ignore[arg-type]
+    settle(a)
+    ivr_a = a.connect()
+    ivr_a.login(IVR, call_id="L")
+    behind_call(ivr_a, "C1", "1")
+    pbx_a.delivered("2053", "3001")
+    pbx_a.established("2053", "3001")
+    settle(a)
+    records = StatePersistence(a.service).everything()
+    b, pbx = behind_node(a.now)
+    ivr_b = b.connect()
+    ivr_b.login(IVR, call_id="LB")
+    StatePersistence(b.service).restore(records, b.now)
+    b.service.bind_orphans(b.now)
+    switch = b.service.switches[SITE]
+    assert isinstance(switch, PremiseSwitch)
+    link_up(switch, pbx, {"3001": [("2053", "connected")]})
+    settle(b)
+    ivr_b.send("C1", wm.EndCall(EndCause="Normal"))
+    settle(b)
+    clears = [req for _, req in pbx.sent() if isinstance(req, m.ClearConnection)]
+    assert clears == [
+        m.ClearConnection(connection_to_be_cleared=m.ConnectionID(call_id="2053", device_id="3001"))
+    ]
+
+
+def docs(client: MemoryClient, call_id: str, message: Message) -> list[tuple[str | None, Any]]:
+    return [(doc.call_id, doc.message) for doc in client.send(call_id, message)]
