@@ -704,3 +704,86 @@ async def test_replica_durability_without_a_replica_times_out_and_answers(
     metrics = a.service.metrics.ha
     assert metrics is not None and metrics.replica_timeouts >= 1
     await link.close()
+
+
+async def test_group_commit_bounds_the_batches_in_flight(start_node: Start, site: str) -> None:
+    """A store that does not keep up: at most MAX_IN_FLIGHT batches are in flight, the turns'
+    changes after them merged into the next one; every reply comes, in order, once the store
+    acknowledges."""
+    from ivr_server.runtime.ha import MAX_IN_FLIGHT
+
+    gated = GatedStore(shared_memory_store("memory://", site=site))
+    a = await start_node(ha_config(node="a", site=site), store=gated)
+    link = await RawLink.open(a.port)
+    await link.login("S1")
+    await link.send("C1", new_call_body("1"))
+    await expect(link, "CallStatus")
+    await expect(link, "CallStatus")
+    await wait_for(lambda: a.ha is not None and not a.ha._inflight, what="call committed")
+    gated.gate.clear()
+    before = gated.applied
+    for i in range(MAX_IN_FLIGHT + 5):
+        await link.send("C1", udata_set(str(i), "k", f"v{i}"))
+        await asyncio.sleep(0.01)  # a turn each
+    assert a.ha is not None
+    assert len(a.ha._inflight) == MAX_IN_FLIGHT and a.ha._next is not None
+    await link.expect_silence(0.1)  # every reply held
+    gated.gate.set()
+    for i in range(MAX_IN_FLIGHT + 5):
+        resp = await expect(link, "UDataResp")
+        assert resp.RequestId == str(i)  # type: ignore[attr-defined]
+    await wait_for(lambda: a.ha is not None and not a.ha._inflight and a.ha._next is None)
+    assert gated.applied - before == MAX_IN_FLIGHT + 1  # the last 5 turns in one batch
+    await link.close()
+
+
+async def test_a_batch_refused_for_a_vanished_slot_writes_everything_back(
+    start_node: Start, site: str
+) -> None:
+    """The store restarted empty between two renewals: the next batch finds no slot (not
+    another holder): the leader is not fenced; it renews and writes its whole state back."""
+    a = await start_node(ha_config(node="a", site=site))
+    store = shared_memory_store("memory://", site=site)
+    link = await RawLink.open(a.port)
+    await link.login("S1")
+    store.wipe()
+    await link.send("C1", new_call_body("1"))  # its batch finds the slot gone
+    await expect(link, "CallStatus")
+    await expect(link, "CallStatus")
+    await wait_for(
+        lambda: any(k.startswith("call:") for k in _objects(store, "primary")),
+        2.0,
+        "the whole state written back",
+    )
+    assert a.ha is not None and a.ha.leads and a.ha.fenced_count == 0
+    await link.close()
+
+
+async def test_store_back_writes_the_failed_batch_then_the_later_changes(
+    start_node: Start, site: str
+) -> None:
+    gated = GatedStore(shared_memory_store("memory://", site=site))
+    a = await start_node(ha_config(node="a", site=site), store=gated)
+    store = shared_memory_store("memory://", site=site)
+    link = await RawLink.open(a.port)
+    await link.login("S1")
+    await link.send("C1", new_call_body("1"))
+    await expect(link, "CallStatus")
+    await expect(link, "CallStatus")
+    gated.gate.clear()
+    await link.send("C1", udata_set("1", "k", "first"))  # in flight when the store is lost
+    await asyncio.sleep(0.05)
+    gated.unblock_failing()
+    await expect(link, "UDataResp")  # released (older), then the flow control
+    await expect(link, "FlowControl")
+    await link.send("C1", udata_set("2", "k", "second"))  # queued after it
+    await expect(link, "UDataResp")
+    gated.broken = False
+    flow = await expect(link, "FlowControl", timeout=5.0)
+    assert flow.Status == "Off"  # type: ignore[attr-defined]
+    records = await store.load("primary")
+    (call,) = (value for key, value in records.items() if key.startswith("call:"))
+    switch_calls = [v for k, v in records.items() if k.startswith("sw:") and ":call:" in k]
+    assert any(b"second" in v for v in (call, *switch_calls))
+    assert not any(b"first" in v for v in (call, *switch_calls))
+    await link.close()

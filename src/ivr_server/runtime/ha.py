@@ -21,12 +21,16 @@ exported (``ha_takeover_seconds``).
 **The writer.** At the end of every turn that handled anything (:meth:`HaNode.commit_turn`,
 called by ``ConnectionHost.flush`` before any output is written), what changed is sent as one
 :class:`~ivr_server.store.Batch`, with the marks of the requests whose effects it holds. Batches
-are not awaited in the turn: several may be in flight, acknowledged in order. With ``durability =
+are not awaited in the turn: several may be in flight, acknowledged in order; past
+:data:`MAX_IN_FLIGHT` (one with ``replica`` durability) the turns' changes are merged into the
+next batch, sent when one is acknowledged (group commit), so a slow store means bigger batches,
+not a longer line. With ``durability =
 primary | replica`` the output of a turn waits for its batch (``ConnectionHost.reply_gate``, held per
 connection in order), so a reply never precedes its effects' commit; ``async`` writes at once.
 
-**Fencing.** A renewal that finds the lease another's, or a batch the store refuses for its epoch,
-demotes the node at once: its held replies are dropped (the new leader answers those requests),
+**Fencing.** A renewal that finds the lease another's, or a batch the store refuses for its epoch
+(another's: a refusal because the slot is gone means the store lost its data, handled as a lost
+store whose whole state is written back), demotes the node at once: its held replies are dropped (the new leader answers those requests),
 its IVR sessions closed (their drivers log in again), the premise links closed, and in warm
 standby the IVR listener closed.
 
@@ -61,7 +65,7 @@ import os
 import socket
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from ivr_server.metrics import HaMetrics
@@ -78,6 +82,11 @@ log = logging.getLogger("ivr_server.ha")
 Role = Literal["standby", "leader"]
 PRIMARY: Final = "primary"
 """The slot of warm and hot standby."""
+MAX_IN_FLIGHT: Final = 8
+"""Batches sent and unacknowledged at once (``durability`` async or primary); past it a turn's
+changes are merged into the next batch, sent when one is acknowledged (group commit). With
+``replica`` durability one: each batch's ``WAIT`` holds the store's connection, so batches
+queued behind it would only wait longer."""
 COMMIT_WINDOW: Final = 2048
 """Batches whose commit latency the median and p99 of the web view are taken over."""
 SETTLE_WAIT: Final = 1.0
@@ -139,14 +148,45 @@ class Takeover:
         }
 
 
+def _merged(first: Batch | None, later: Batch) -> Batch:
+    """``later`` folded into ``first`` (a copy of ``later`` when there is none)."""
+    if first is None:
+        first = Batch(later.slot, later.epoch)
+    first.merge(later)
+    return first
+
+
+def _size(batch: Batch | None) -> int:
+    return len(batch.puts) + len(batch.deletes) if batch is not None else 0
+
+
 @dataclass(slots=True)
 class _Queue:
-    """Batches merged while the store is lost (the latest snapshot per key)."""
+    """What waits for a lost store, oldest first, each part merged (the latest snapshot per
+    key): the batches that were in flight when it was lost (:attr:`failed`, in their order),
+    the batch that was waiting for room among them (:attr:`unsent`), the turns' changes since
+    (:attr:`later`)."""
 
-    batch: Batch | None = None
+    failed: Batch | None = None
+    unsent: Batch | None = None
+    later: Batch | None = None
     overflow: bool = False
     """More than ``max-queued`` records: the queue was dropped, everything is written back."""
-    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=COMMIT_WINDOW))
+
+    def size(self) -> int:
+        return _size(self.failed) + _size(self.unsent) + _size(self.later)
+
+    def take(self) -> Batch | None:
+        """Everything queued as one batch (oldest first, so the latest wins); the queue empty."""
+        merged: Batch | None = None
+        for part in (self.failed, self.unsent, self.later):
+            if part is not None:
+                merged = _merged(merged, part)
+        self.clear()
+        return merged
+
+    def clear(self) -> None:
+        self.failed = self.unsent = self.later = None
 
 
 def _percentile(values: list[float], q: float) -> float | None:
@@ -203,6 +243,10 @@ class HaNode:
         warm and active mode a turn that changed nothing sends no batch)."""
         self._replicas = config.replicas if config.durability == "replica" else 0
         self._inflight: deque[_InFlight] = deque()
+        self._max_in_flight = 1 if self._replicas else MAX_IN_FLIGHT
+        self._next: Batch | None = None
+        """The turns' changes waiting for room among the batches in flight; it will be sent
+        numbered ``_seq + 1`` (the replies of those turns wait for that number)."""
         self._seq = 0
         self._generation = 0
         """Bumped by a demotion: the acknowledgements of older batches are ignored."""
@@ -368,6 +412,21 @@ class HaNode:
         if self.store_state == "lost":
             self._enqueue(batch)
             return
+        self._submit(batch)
+
+    def _submit(self, batch: Batch) -> None:
+        """Send ``batch``, or merge it into the next one while :attr:`_max_in_flight` are in
+        flight (its replies wait for that one)."""
+        waiting = self._next
+        if waiting is not None:
+            waiting.merge(batch)
+            return
+        if len(self._inflight) >= self._max_in_flight:
+            self._next = batch
+            self._drained.clear()
+            if self._hold:
+                self.server.reply_gate = self._seq + 1
+            return
         self._send(batch)
 
     def _send(self, batch: Batch) -> None:
@@ -399,14 +458,16 @@ class HaNode:
         while inflight and inflight[0].done:
             head = inflight.popleft()
             result = head.outcome
-            if isinstance(result, Fenced):
+            if isinstance(result, Fenced) and result.current is not None:
                 self._fenced(f"the store refused batch {head.seq}: {result}")
                 return
             if isinstance(result, BaseException):
-                if not isinstance(result, StoreError):
+                if isinstance(result, Fenced):  # the slot is gone: the store lost its data
+                    self._queue.overflow = True  # everything is written back once renewed
+                elif not isinstance(result, StoreError):
                     log.error("HA: batch %d failed: %r", head.seq, result)
+                self._queue.failed = _merged(self._queue.failed, head.batch)
                 self._store_lost(result)
-                self._enqueue(head.batch)
                 continue
             latency = time.perf_counter() - head.sent
             self._latencies.append(latency)
@@ -415,13 +476,17 @@ class HaNode:
             self.metrics.batches = self.batches
             if self._replicas and isinstance(result, int) and result < self._replicas:
                 self.metrics.replica_timeouts += 1
-            queued = self._queue.batch
-            if queued is not None:  # newer than what waits: the queue must not undo it
+            older = self._queue.failed
+            if older is not None:  # newer than what failed before it: not to be undone
                 for key in head.batch.puts:
-                    queued.puts.pop(key, None)
-                queued.deletes.difference_update(head.batch.puts)
-                queued.deletes.difference_update(head.batch.deletes)
+                    older.puts.pop(key, None)
+                older.deletes.difference_update(head.batch.puts)
+                older.deletes.difference_update(head.batch.deletes)
             acked = head.seq
+        waiting = self._next
+        if waiting is not None and len(inflight) < self._max_in_flight:
+            self._next = None
+            self._send(waiting)  # numbered as its replies expect
         server = self.server
         if not inflight:
             self._drained.set()
@@ -431,21 +496,24 @@ class HaNode:
             server.release_held(acked)
 
     def _enqueue(self, batch: Batch) -> None:
-        """Keep ``batch`` for when the store is back, merged with what is queued."""
+        """Keep a turn's ``batch`` for when the store is back, merged with what is queued."""
         queue = self._queue
         if queue.overflow:
             return
-        if queue.batch is None:
-            queue.batch = Batch(batch.slot, batch.epoch)
-        queue.batch.merge(batch)
-        size = len(queue.batch.puts) + len(queue.batch.deletes)
+        queue.later = _merged(queue.later, batch)
+        self._count_queued()
+
+    def _count_queued(self) -> None:
+        """Past ``max-queued`` records, drop the queue: everything is written back instead."""
+        queue = self._queue
+        size = 0 if queue.overflow else queue.size()
         if size > self.config.max_queued:
             log.warning(
                 "HA: more than %d state records queued while the store is lost (max-queued): "
                 "dropped; the whole state will be written when it is back",
                 self.config.max_queued,
             )
-            queue.batch = None
+            queue.clear()
             queue.overflow = True
             size = 0
         self.queued = size
@@ -599,7 +667,7 @@ class HaNode:
                 "HA: the store had lost slot %r (restarted empty?): writing the whole state back",
                 self.slot,
             )
-            self._queue.batch = None
+            self._queue.clear()
             self._queue.overflow = True
             if self.store_state == "ok":
                 await self._resync()
@@ -610,7 +678,12 @@ class HaNode:
         persistence = self.persistence
         assert persistence is not None
         existing = await self.store.load(self.slot)
+        self._queue.clear()  # older than this: everything queued meanwhile comes after it
         puts = persistence.everything()
+        waiting = self._next  # sent after this: its snapshots are older, its deletes stand
+        if waiting is not None:
+            waiting.puts.clear()
+            waiting.deletes.difference_update(puts)
         batch = Batch(self.slot, self.epoch, puts, set(existing) - set(puts), dict(self._marks))
         await self.store.apply(
             batch, replicas=self._replicas, wait_timeout=self.config.wait_timeout
@@ -626,6 +699,10 @@ class HaNode:
         self.store_state = "lost"
         self.metrics.store_up = 0
         server = self.server
+        waiting, self._next = self._next, None
+        if waiting is not None:  # newer than the batches in flight, older than what follows
+            self._queue.unsent = waiting
+        self._count_queued()
         server.reply_gate = 0  # replies no longer wait for a store that does not answer
         server.release_held(0)
         if self.config.on_store_loss == "pause":
@@ -658,30 +735,27 @@ class HaNode:
             queue = self._queue
             if queue.overflow:
                 await self._resync()
-            elif queue.batch is not None:
-                batch = queue.batch
-                batch.epoch = self.epoch
-                queue.batch = None
-                try:
-                    await self.store.apply(
-                        batch, replicas=self._replicas, wait_timeout=self.config.wait_timeout
-                    )
-                except StoreUnavailable:
-                    if queue.batch is not None:  # queued meanwhile: newer
-                        batch.merge(queue.batch)
-                    queue.batch = batch
-                    raise
+            else:
+                batch = queue.take()  # (turns meanwhile are queued after it, in later)
+                if batch is not None:
+                    batch.epoch = self.epoch
+                    try:
+                        await self.store.apply(
+                            batch, replicas=self._replicas, wait_timeout=self.config.wait_timeout
+                        )
+                    except StoreUnavailable:
+                        queue.failed = _merged(batch, queue.failed) if queue.failed else batch
+                        raise
         else:
             self._acquire_after = self._now() + self.config.lease
         self.store_state = "ok"
         self.metrics.store_up = 1
         self.queued = 0
         self.metrics.queued_records = 0
-        pending = self._queue.batch
-        self._queue.batch = None
+        pending = self._queue.take()
         if pending is not None and self.leads:
             pending.epoch = self.epoch
-            self._send(pending)
+            self._submit(pending)
         if self._paused:
             self._paused = False
             self.server.service.set_flow_control(False)
@@ -709,6 +783,7 @@ class HaNode:
         server = self.server
         self._generation += 1
         self._inflight.clear()
+        self._next = None
         self._drained.set()
         self._queue = _Queue()
         self.role = "standby"
