@@ -482,3 +482,30 @@ async def test_h2_a_reply_held_for_a_stopped_replica_when_the_leader_dies(
             f"H2 (replica paused): answered by {list(driver.exchanges[-1].answers)}; marks "
             f"before the kill {before}; b: {await asyncio.to_thread(b.ha)}"
         )
+
+
+async def test_a_leader_stopped_cleanly_hands_over_within_a_poll(cluster: Cluster) -> None:
+    """SIGTERM: the leader drains, releases its lease, and the standby takes over at its next
+    look (``poll``), not after the lease: the call goes on there with its data."""
+    a, b = hot_pair(cluster, lease=5.0)
+    loop = asyncio.get_running_loop()
+    async with await HotStandbyDriver.open(addresses(a, b), IVR) as driver:
+        call = await new_call(driver)
+        await set_data(driver, call)
+        stopping = loop.time()
+        assert await asyncio.to_thread(a.terminate) == 0, a.log_tail()
+        await role(b, "leader", 5.0)
+        took = loop.time() - stopping
+        got = await driver.request(
+            call, m.UDataGet(Keys="Segment", RequestId="2"), expect=m.UDataResp, timeout=5
+        )
+        assert got.message == m.UDataResp(Result="Success", RequestId="2", UDataEx=DATA[:1])
+        assert driver.exchanges[-1].first is not None
+        assert driver.exchanges[-1].first.node == "b"
+        assert took < 5.0, f"b led {took:.2f} s after the SIGTERM (lease 5 s)"
+        # The stopping leader did not end the call the standby carries on with.
+        ended = [t for t in driver.received if isinstance(t.message, m.EndCall)]
+        assert not ended, ended
+        driver.send(call, m.EndCall(EndCause="Normal"))
+        await settle()
+        answered_once(driver)
