@@ -89,6 +89,8 @@ changes are merged into the next batch, sent when one is acknowledged (group com
 queued behind it would only wait longer."""
 COMMIT_WINDOW: Final = 2048
 """Batches whose commit latency the median and p99 of the web view are taken over."""
+EXPIRY_MARGIN: Final = 0.002
+"""Seconds after the holder's lease lapses at which a standby tries to take it."""
 SETTLE_WAIT: Final = 1.0
 """Longest a stopping node waits for its batches in flight (their replies go out first)."""
 
@@ -260,6 +262,8 @@ class HaNode:
         """A standby tries the lease again only from then (after the store came back: the
         leader renews first)."""
         self._renew_due = 0.0
+        self._try_at = 0.0
+        """Standby: when the holder's lease lapses (read after a failed acquire)."""
         self._initial: dict[str, bytes] | None = None
         """What a takeover of an empty slot writes first (this node's whole state)."""
         self._task: asyncio.Task[None] | None = None
@@ -549,6 +553,8 @@ class HaNode:
             interval = config.poll
             if self.leads and self.active is None and self.store_state == "ok":
                 interval = max(0.0, min(config.lease / 3, self._renew_due - self._now()))
+            elif not self.leads and self.store_state == "ok":
+                interval = max(0.0, min(interval, self._try_at - self._now()))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), interval)
@@ -560,6 +566,9 @@ class HaNode:
             return
         epoch = await self.store.acquire(self.slot, self.node_id, self.config.lease)
         if epoch is None:
+            held = await self.store.holder(self.slot)
+            # the next try right when the holder's lease would lapse, not up to a poll later
+            self._try_at = self._now() + (held.expires_in + EXPIRY_MARGIN if held else 0.0)
             await self._trim()
             return
         self._renew_due = self._now() + self.config.lease / 3
