@@ -509,3 +509,38 @@ async def test_a_leader_stopped_cleanly_hands_over_within_a_poll(cluster: Cluste
         driver.send(call, m.EndCall(EndCause="Normal"))
         await settle()
         answered_once(driver)
+
+
+async def test_the_old_leader_restarted_stands_by_and_takes_over_back(cluster: Cluster) -> None:
+    """kill -9 of ``a``; ``b`` leads; ``a`` started again stands by, and the driver logs in to
+    it again; a second call on ``b``; kill -9 of ``b``: ``a`` leads again with both calls and
+    their data (two fail-overs, no call or user data lost)."""
+    a, b = hot_pair(cluster)
+    async with await HotStandbyDriver.open(addresses(a, b), IVR) as driver:
+        first = await new_call(driver, "1")
+        await set_data(driver, first, "1")
+        a.kill9()
+        await role(b, "leader", LEASE * 3 + 5)
+        await asyncio.to_thread(a.start)
+        await role(a, "standby", 10)
+        await driver.wait_connected("a", 10)
+        second = await new_call(driver, "2")
+        await set_data(driver, second, "2")
+        b.kill9()
+        await role(a, "leader", LEASE * 3 + 5)
+        for call, request_id in ((first, "3"), (second, "4")):
+            got = await driver.request(
+                call,
+                m.UDataGet(Keys="Segment:Account", RequestId=request_id),
+                expect=m.UDataResp,
+                timeout=5,
+            )
+            assert got.message == m.UDataResp(
+                Result="Success", RequestId=request_id, UDataEx=DATA
+            ), (call, got)
+            assert driver.exchanges[-1].first is not None
+            assert driver.exchanges[-1].first.node == "a"
+            driver.send(call, m.EndCall(EndCause="Normal"))
+        await asyncio.to_thread(no_calls_left, a)
+        await settle()
+        answered_once(driver)
