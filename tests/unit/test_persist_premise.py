@@ -18,7 +18,9 @@ import msgspec
 
 from ivr_server.config import load_config
 from ivr_server.service.persist import StatePersistence
+from ivr_server.switch import requests as rq
 from ivr_server.switch.csta import messages as m
+from ivr_server.switch.errors import TErrorCode
 from ivr_server.switch.events import (
     EventAttachedDataChanged,
     EventEstablished,
@@ -45,14 +47,29 @@ from tests.service.memory import START, MemoryClient, MemoryServer
 from tests.unit.premise_pbx import (
     AGENT_DN,
     CALLER,
+    DNS,
     PORT,
     PORT2,
     QUEUE,
+    SETTINGS,
+    SWITCH,
+    TSERVER,
+    ControlPbx,
     Pbx,
     bring_up,
+    control_switch,
     new_switch,
     snapshot_of,
     xref,
+)
+from tests.unit.test_premise_control import (
+    DEST,
+    NEW,
+    ORIG,
+    consulting,
+    init_xfer,
+    make_call,
+    shapes,
 )
 
 
@@ -394,3 +411,61 @@ def test_an_endcall_on_a_taken_over_behind_call_clears_it_on_the_pbx() -> None:
 
 def docs(client: MemoryClient, call_id: str, message: Message) -> list[tuple[str | None, Any]]:
     return [(doc.call_id, doc.message) for doc in client.send(call_id, message)]
+
+
+# -- call control in progress: a consultation or MakeCall the PBX took, still ringing -----------
+
+
+def control_node_b(
+    a: PremiseSwitch, snapshot: dict[str, list[tuple[str, str]]]
+) -> tuple[PremiseSwitch, ControlPbx]:
+    """B with A's records in the order given (reversed: a placed call before its original),
+    linked to a PBX whose snapshot is ``snapshot``."""
+    b = PremiseSwitch(SWITCH, TSERVER, DNS, SETTINGS, first_conn_id=0x10, first_call_id=7)
+    pbx = ControlPbx(b)
+    restore_into(b, dict(reversed(records_of(a).items())))
+    bring_up(b, pbx, snapshots=snapshot)
+    return b, pbx
+
+
+def test_a_consultation_ringing_at_the_handover_is_answered_and_completed_on_b() -> None:
+    a, pbx_a = control_switch()
+    assert pbx_a.answered("100") == ORIG
+    consulting(pbx_a, init_xfer(5), answer=False)
+    b, pbx = control_node_b(a, {PORT: [("100", "hold"), ("101", "connected")]})
+    orig, new = b.call_of(ORIG), b.call_of(NEW)
+    assert orig is not None and new is not None and orig.flow is new.flow is not None
+    assert orig.at == {PORT: "held"} and new.at == {PORT: "dialing"}
+    # the original is still busy with the consultation on B, as it was on A
+    b.request(rq.TSingleStepTransfer(reference_id=6, conn_id=ORIG, dn=PORT, dest=DEST))
+    assert shapes(b.drain_events()) == [
+        ("EventError", 6, str(int(TErrorCode.TERR_SET_WRONG_STATE)), "TSingleStepTransfer")
+    ]
+    pbx.far_alerting("101", DEST)
+    pbx.far_answered("101", DEST)
+    assert shapes(b.drain_events()) == [("EventEstablished", None, NEW, DEST)]
+    assert orig.flow is None and new.flow is None
+    b.request(rq.TCompleteTransfer(reference_id=7, conn_id=ORIG, dn=PORT, consult_conn_id=NEW))
+    invoke_id, sent = pbx.request()
+    assert sent == m.TransferCall(
+        held_call=m.ConnectionID(call_id="100", device_id=PORT),
+        active_call=m.ConnectionID(call_id="101", device_id=PORT),
+    )
+    pbx.send(m.TransferCallResponse(), invoke_id)
+    assert [e for e in shapes(b.drain_events()) if e[0] == "EventReleased"] == [
+        ("EventReleased", 7, NEW, DEST),
+        ("EventReleased", 7, ORIG, CALLER),
+    ]
+
+
+def test_a_make_call_ringing_at_the_handover_reports_busy_on_b() -> None:
+    a, pbx_a = control_switch()
+    a.request(make_call(a))
+    invoke_id, _ = pbx_a.request()
+    pbx_a.send(
+        m.MakeCallResponse(calling_device=m.ConnectionID(call_id="300", device_id=PORT)), invoke_id
+    )
+    assert shapes(a.drain_events()) == [("EventDialing", 20, ORIG, DEST)]
+    b, pbx = control_node_b(a, {PORT: [("300", "connected")]})
+    pbx.failed("300", DEST, "busy")
+    assert shapes(b.drain_events()) == [("EventDestinationBusy", None, ORIG, DEST)]

@@ -176,6 +176,9 @@ class PremiseCore(SwitchCore):
         self.deadlines: dict[int, float | None] = {}
         """Invoke id → when the T-Library request sent under it times out; ``None`` until the
         next door that brings the time (a request comes without it)."""
+        self.unlinked: dict[str, Flow] = {}
+        """HA restore (issue 25, ``persist.py``): ConnID of a consultation's original call not
+        restored yet → the consultation's flow, linked when it is."""
 
     def send_for(
         self, req: SwitchRequest, session: CstaSession, request: m.CstaRequest, dn: str | None

@@ -14,10 +14,13 @@ carries both; the service reaches it through the switch's duck-typed hooks
 
 Carried: the callID, TSCallId, the call's state at each DN of ours (alerting, connected, held,
 dialing), its other devices, ANI/DNIS/queue/OtherDN, a conference's added parties, the number a
-placed call dialled, and the user data a transfer of ours brought. Not carried (they die with
-the node that sent them): a call-control request in progress (``Flow``) and the CSTA requests
-waiting for the PBX, the calls a single-step transfer is handing to another DN of ours
-(``handed``), the monitors (the new leader's session starts its own for every registered DN).
+placed call dialled, the user data a transfer of ours brought, and a consultation or MakeCall
+the PBX took that still rings (:class:`FlowState`, on the call it places: its answer, busy or
+failure is reported on the new node, and the original call stays held by it). Not carried (they
+die with the node that sent them): the other call-control requests in progress (waiting for the
+PBX's answer, emulated single-step transfers) and the CSTA requests waiting for the PBX, the
+calls a single-step transfer is handing to another DN of ours (``handed``), the monitors (the new
+leader's session starts its own for every registered DN).
 After a takeover the link comes up on the new leader and resyncs each DN from its snapshot
 (:func:`~ivr_server.switch.premise.calls.resync_dn`) against these restored tables.
 """
@@ -28,13 +31,32 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
+from ivr_server.switch import requests as rq
 from ivr_server.switch.persist import kv_in, kv_out
-from ivr_server.switch.premise.core import LOG, PremiseCall
+from ivr_server.switch.premise.core import LOG, Flow, PremiseCall
 
 if TYPE_CHECKING:
     from ivr_server.switch.premise.core import PremiseCore
 
-__all__ = ["PremiseCallState", "premise_state", "restore_premise"]
+__all__ = ["FlowState", "PremiseCallState", "premise_state", "restore_premise"]
+
+
+_PLACING: Final = frozenset({rq.TMakeCall, rq.TInitiateTransfer, rq.TInitiateConference})
+"""The requests whose call, once dialled, is carried with its flow."""
+
+
+class FlowState(msgspec.Struct, array_like=True, gc=False):
+    """A consultation or MakeCall the PBX took (EventDialing published) whose new call still
+    rings: what :mod:`~ivr_server.switch.premise.placed` needs to report its outcome."""
+
+    request: str
+    """``TMakeCall``, ``TInitiateTransfer`` or ``TInitiateConference``."""
+    reference_id: int
+    dn: str
+    dest: str
+    orig: str | None
+    """The ConnID of the call held for the consultation (``None``: a MakeCall)."""
+    busy: bool
 
 
 class PremiseCallState(msgspec.Struct, array_like=True, gc=False):
@@ -54,6 +76,8 @@ class PremiseCallState(msgspec.Struct, array_like=True, gc=False):
     dialed: str | None
     carried: Any
     """User data a transfer of ours brought (a key/value list, :func:`kv_out`)."""
+    flow: FlowState | None = None
+    """The request that placed this call, while its far party has not answered."""
 
 
 _CONVERT: Final = msgspec.convert
@@ -76,7 +100,58 @@ def premise_state(sw: PremiseCore, conn_id: str) -> PremiseCallState | None:
         added=sorted(call.added),
         dialed=call.dialed,
         carried=kv_out(call.carried),
+        flow=_flow_state(call),
     )
+
+
+def _flow_state(call: PremiseCall) -> FlowState | None:
+    """The flow of ``call`` when it is the dialled, non-emulated call of a request that places
+    one (the only flows carried: the module docstring)."""
+    flow = call.flow
+    if flow is None or flow.new is not call or not flow.dialed or flow.emulate is not None:
+        return None
+    req = flow.req
+    if type(req) not in _PLACING:
+        return None
+    orig = flow.orig
+    return FlowState(
+        request=req.name,
+        reference_id=req.reference_id,
+        dn=flow.dn,
+        dest=flow.dest,
+        orig=orig.conn_id if orig is not None else None,
+        busy=flow.busy,
+    )
+
+
+def _restore_flow(sw: PremiseCore, call: PremiseCall, state: FlowState) -> None:
+    """Rebuild the flow of a restored placed call; its original call (restored before or after
+    it: records come in any order) points to it too."""
+    req: rq.TMakeCall | rq.TInitiateTransfer
+    if state.request == "TMakeCall":
+        req = rq.TMakeCall(reference_id=state.reference_id, dn=state.dn, dest=state.dest)
+    elif state.request == "TInitiateConference":
+        req = rq.TInitiateConference(
+            reference_id=state.reference_id, conn_id=state.orig or "", dn=state.dn, dest=state.dest
+        )
+    elif state.request == "TInitiateTransfer":
+        req = rq.TInitiateTransfer(
+            reference_id=state.reference_id, conn_id=state.orig or "", dn=state.dn, dest=state.dest
+        )
+    else:
+        return
+    flow = Flow(req, state.dn, state.dest, None)
+    flow.new = call
+    flow.dialed = True
+    flow.busy = state.busy
+    call.flow = flow
+    if state.orig is not None:
+        orig = sw.call_of(state.orig)
+        if orig is not None:
+            flow.orig = orig
+            orig.flow = flow
+        else:
+            sw.unlinked[state.orig] = flow
 
 
 def restore_premise(sw: PremiseCore, conn_id: str, raw: Any) -> bool:
@@ -109,6 +184,13 @@ def restore_premise(sw: PremiseCore, conn_id: str, raw: Any) -> bool:
     call.carried = kv_in(state.carried) if state.carried else ()
     sw.calls[state.premise_id] = call
     sw.by_conn[conn_id] = state.premise_id
+    if state.flow is not None:
+        _restore_flow(sw, call, state.flow)
+    if sw.unlinked:
+        flow = sw.unlinked.pop(conn_id, None)
+        if flow is not None:  # the consultation this call is held for was restored first
+            flow.orig = call
+            call.flow = flow
     if state.premise_id.startswith("?"):  # made-up keys go on after the restored ones
         _, _, number = state.premise_id.rpartition("#")
         if number.isdigit():
