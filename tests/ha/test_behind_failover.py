@@ -159,15 +159,12 @@ async def hot_behind_pair(cluster: Cluster, sim: Sim, tmp_path: Path) -> tuple[P
     return a, b
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime/ha.py replays the journal before the premise links are up (lead() after "
-    "replay): a replayed EndCall's TReleaseCall is refused TERR_NO_SWITCH, the IVR call is "
-    "forgotten and the PBX call stays at the port (G27: resync, then answer)",
-)
 async def test_an_endcall_the_leader_never_read_is_replayed_and_clears_the_call_on_the_pbx(
     cluster: Cluster, sim: Sim, tmp_path: Path
 ) -> None:
+    """runtime/ha.py replays the journal before the new leader's premise link is up: the
+    replayed EndCall's release waits in the premise switch for the link's resync (G27), then
+    clears the call on the PBX (it was refused TERR_NO_SWITCH and the PBX call stayed)."""
     a, b = await hot_behind_pair(cluster, sim, tmp_path)
     async with await HotStandbyDriver.open(addresses(a, b), IVR) as driver:
         call, pbx_call = await behind_call(driver, sim, "1", "5551004")

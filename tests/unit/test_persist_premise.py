@@ -469,3 +469,78 @@ def test_a_make_call_ringing_at_the_handover_reports_busy_on_b() -> None:
     b, pbx = control_node_b(a, {PORT: [("300", "connected")]})
     pbx.failed("300", DEST, "busy")
     assert shapes(b.drain_events()) == [("EventDestinationBusy", None, ORIG, DEST)]
+
+
+# -- G27: after a takeover, requests that need the PBX wait for the resync ----------------------
+
+
+def test_a_release_before_the_resync_waits_for_it_then_clears_the_call_on_the_pbx() -> None:
+    a, _, kept, _ = node_a()
+    b, pbx = new_switch()
+    restore_into(b, records_of(a))
+    b.request(TReleaseCall(reference_id=40, conn_id=kept, dn=PORT))  # a replayed EndCall's
+    assert b.drain_events() == [] and b.parked is not None and len(b.parked) == 1
+    events = bring_up(b, pbx, snapshots={PORT: [("2053", "connected")]})
+    assert [type(e) for e in events] == [EventReleased, EventLinkConnected]  # 2054: gone
+    [(invoke_id, clear)] = pbx.sent()
+    assert clear == m.ClearConnection(
+        connection_to_be_cleared=m.ConnectionID(call_id="2053", device_id=PORT)
+    )
+    pbx.send(m.ClearConnectionResponse(), invoke_id)
+    [released] = b.drain_events()
+    assert isinstance(released, EventReleased)
+    assert (released.conn_id, released.reference_id) == (kept, 40)
+    assert b.parked is None  # from now on the switch's own rule: refused while down
+
+
+def test_parked_requests_are_refused_at_the_invoke_timeout_if_the_link_never_comes() -> None:
+    a, _, kept, _ = node_a()
+    b, _ = new_switch()
+    restore_into(b, records_of(a))
+    b.request(TReleaseCall(reference_id=41, conn_id=kept, dn=PORT))
+    assert b.next_deadline() == b.now  # at once: the timeout starts at the next door
+    b.handle_timer(100.0)
+    assert b.drain_events() == [] and b.next_deadline() == 100.0 + SETTINGS.invoke_timeout_s
+    b.handle_timer(100.0 + SETTINGS.invoke_timeout_s)
+    [refused] = b.drain_events()
+    assert refused.name == "EventError" and refused.reference_id == 41  # type: ignore[attr-defined]
+    assert refused.error_code == TErrorCode.TERR_NO_SWITCH  # type: ignore[attr-defined]
+    assert b.parked is None and b.next_deadline() is None
+
+
+def test_without_a_restore_a_request_while_the_link_is_down_is_refused_at_once() -> None:
+    b, _ = new_switch()
+    b.request(TReleaseCall(reference_id=42, conn_id="0000000000000010", dn=PORT))
+    [refused] = b.drain_events()
+    assert refused.error_code == TErrorCode.TERR_NO_SWITCH  # type: ignore[attr-defined]
+    assert b.parked is None
+
+
+def test_an_endcall_on_b_before_its_link_is_up_clears_the_call_once_it_is() -> None:
+    """The hot standby's replay runs before the new leader's premise link is up (and a driver
+    may send EndCall in that window): the release waits for the resync."""
+    a, pbx_a = behind_node()
+    bring_up(a.service.switches[SITE], pbx_a, open_link=False)  # type: ignore[arg-type]
+    settle(a)
+    ivr_a = a.connect()
+    ivr_a.login(IVR, call_id="L")
+    behind_call(ivr_a, "C1", "1")
+    pbx_a.delivered("2053", "3001")
+    pbx_a.established("2053", "3001")
+    settle(a)
+    records = StatePersistence(a.service).everything()
+    b, pbx = behind_node(a.now)
+    ivr_b = b.connect()
+    ivr_b.login(IVR, call_id="LB")
+    StatePersistence(b.service).restore(records, b.now)
+    b.service.bind_orphans(b.now)
+    assert docs(ivr_b, "C1", wm.EndCall(EndCause="Normal")) == []
+    settle(b)
+    switch = b.service.switches[SITE]
+    assert isinstance(switch, PremiseSwitch)
+    link_up(switch, pbx, {"3001": [("2053", "connected")]})
+    settle(b)
+    clears = [req for _, req in pbx.sent() if isinstance(req, m.ClearConnection)]
+    assert clears == [
+        m.ClearConnection(connection_to_be_cleared=m.ConnectionID(call_id="2053", device_id="3001"))
+    ]

@@ -179,6 +179,14 @@ class PremiseCore(SwitchCore):
         self.unlinked: dict[str, Flow] = {}
         """HA restore (issue 25, ``persist.py``): ConnID of a consultation's original call not
         restored yet → the consultation's flow, linked when it is."""
+        self.parked: list[SwitchRequest] | None = None
+        """HA takeover (issue 25, G27: resync, then answer): once calls were restored and until
+        the link is up and resynced, the requests that need the PBX wait here instead of being
+        refused ``TERR_NO_SWITCH`` (a replayed or new EndCall then clears the call on the PBX);
+        ``None``: nothing restored, or the link has been up since (the switch's own rule)."""
+        self.parked_until: float | None = None
+        """When the parked requests are refused after all (the link did not come up): the
+        invoke timeout after the first door following the restore."""
 
     def send_for(
         self, req: SwitchRequest, session: CstaSession, request: m.CstaRequest, dn: str | None
@@ -217,6 +225,10 @@ class PremiseCore(SwitchCore):
         ``TERR_NO_SWITCH`` (the link is down)."""
         session = self.session
         if not self.view.link_up or session is None or session.state is not SessionState.ACTIVE:
+            parked = self.parked
+            if parked is not None:  # HA: restored calls wait for the link's resync (G27)
+                parked.append(req)
+                return None
             self.fail(
                 req,
                 number,

@@ -178,6 +178,10 @@ class PremiseSwitch(PremiseCore):
             due = self.now if deadline is None else deadline
             if best is None or due < best:
                 best = due
+        if self.parked:  # HA (issue 25): requests waiting for the resync of a takeover
+            due = self.now if self.parked_until is None else self.parked_until
+            if best is None or due < best:
+                best = due
         return best
 
     def handle_timer(self, now: float) -> None:
@@ -189,6 +193,8 @@ class PremiseSwitch(PremiseCore):
                 req = self.requests.pop(invoke_id, None)
                 if req is not None:
                     self.answer(invoke_id, req, None, None)
+        if self.parked_until is not None and self.parked_until <= now:
+            self._unpark()
         if self.session is not None:
             self._handle(self.session.handle_timer(now), now)
 
@@ -199,6 +205,8 @@ class PremiseSwitch(PremiseCore):
         for invoke_id, deadline in self.deadlines.items():
             if deadline is None:
                 self.deadlines[invoke_id] = now + timeout
+        if self.parked is not None and self.parked_until is None:
+            self.parked_until = now + timeout
 
     # -- the Switch interface ----------------------------------------------------------------------
 
@@ -235,8 +243,27 @@ class PremiseSwitch(PremiseCore):
 
     def restore_call_state(self, conn_id: str, raw: Any) -> bool:
         """Put a restored call's PBX side back (no event, nothing sent): the snapshot resync
-        of the next link start checks it against the PBX (:mod:`.persist`)."""
-        return persist.restore_premise(self, conn_id, raw)
+        of the next link start checks it against the PBX (:mod:`.persist`). Until then (or the
+        invoke timeout), the requests that need the PBX wait (:attr:`parked`) instead of being
+        refused: G27, resync then answer."""
+        restored = persist.restore_premise(self, conn_id, raw)
+        if restored and self.parked is None and not self.view.link_up:
+            self.parked, self.parked_until = [], None
+        return restored
+
+    def _unpark(self) -> None:
+        """The link is up and resynced (or it did not come up in time): the parked requests
+        are handled now, as if they had just come (refused ``TERR_NO_SWITCH`` if still down)."""
+        parked, self.parked, self.parked_until = self.parked, None, None
+        if parked:
+            LOG.info(
+                "switch %s: %d requests that waited for the link's resync handled (link %s)",
+                self.name,
+                len(parked),
+                "up" if self.view.link_up else "still down",
+            )
+            for req in parked:
+                self.request(req)
 
     # -- the link --------------------------------------------------------------------------------
 
@@ -358,6 +385,8 @@ class PremiseSwitch(PremiseCore):
         self._stage = "up"
         if not self.view.link_up:
             self.emit(EventLinkConnected(switch=self.name, tserver=self.tserver))
+        if self.parked is not None:  # HA (issue 25): a takeover's requests, after the resync
+            self._unpark()
 
     def answer(
         self,
