@@ -23,6 +23,7 @@ from ivr_server.switch.csta import messages as m
 from ivr_server.switch.errors import TErrorCode
 from ivr_server.switch.events import (
     EventAttachedDataChanged,
+    EventError,
     EventEstablished,
     EventLinkConnected,
     EventReleased,
@@ -503,8 +504,8 @@ def test_parked_requests_are_refused_at_the_invoke_timeout_if_the_link_never_com
     assert b.drain_events() == [] and b.next_deadline() == 100.0 + SETTINGS.invoke_timeout_s
     b.handle_timer(100.0 + SETTINGS.invoke_timeout_s)
     [refused] = b.drain_events()
-    assert refused.name == "EventError" and refused.reference_id == 41  # type: ignore[attr-defined]
-    assert refused.error_code == TErrorCode.TERR_NO_SWITCH  # type: ignore[attr-defined]
+    assert isinstance(refused, EventError) and refused.reference_id == 41
+    assert refused.error_code == TErrorCode.TERR_NO_SWITCH
     assert b.parked is None and b.next_deadline() is None
 
 
@@ -512,7 +513,7 @@ def test_without_a_restore_a_request_while_the_link_is_down_is_refused_at_once()
     b, _ = new_switch()
     b.request(TReleaseCall(reference_id=42, conn_id="0000000000000010", dn=PORT))
     [refused] = b.drain_events()
-    assert refused.error_code == TErrorCode.TERR_NO_SWITCH  # type: ignore[attr-defined]
+    assert isinstance(refused, EventError) and refused.error_code == TErrorCode.TERR_NO_SWITCH
     assert b.parked is None
 
 
