@@ -81,6 +81,9 @@ class Exchange:
     sent_at: float
     answers: dict[str, Tagged] = field(default_factory=dict)
     """node -> its answer (none from a node that did not answer within the late window)."""
+    indices: dict[str, int] = field(default_factory=dict)
+    """node -> the request's index on that node's driver stream (1 for the first document
+    after the login; the count a hot standby's marks are in)."""
 
     @property
     def first(self) -> Tagged | None:
@@ -97,6 +100,8 @@ class _Node:
         self.up = asyncio.Event()
         """Connected and logged in."""
         self.logins = 0
+        self.sent = 0
+        """Documents sent since the last login (the index of the last one on the stream)."""
         self.reader: asyncio.Task[None] | None = None
 
 
@@ -134,6 +139,9 @@ class HotStandbyDriver:
         order."""
         self.logins: list[tuple[str, LoginResult, float]] = []
         """Every login done: node, result, time."""
+        self.sent: list[tuple[str | None, str, dict[str, int]]] = []
+        """Every document sent with :meth:`send`: CallId, element, node -> its index on that
+        node's stream (requests: :attr:`Exchange.indices`)."""
         self.primary: str | None = None
         """The node that sent the last response."""
         self._inbox: list[Tagged] = []
@@ -225,7 +233,7 @@ class HotStandbyDriver:
     def send(self, call_id: str | None, message: Message) -> tuple[str, ...]:
         """Send to every connected node, in the same order as every other document; no answer
         awaited. Returns the nodes it went to."""
-        sent: list[str] = []
+        indices: dict[str, int] = {}
         for name, node in self._nodes.items():
             client = node.client
             if client is not None and node.up.is_set() and not client.closed:
@@ -233,8 +241,10 @@ class HotStandbyDriver:
                     client.send(call_id, message)
                 except ConnectionLost:
                     continue
-                sent.append(name)
-        return tuple(sent)
+                node.sent += 1
+                indices[name] = node.sent
+        self.sent.append((call_id, message.tag, indices))
+        return tuple(indices)
 
     async def request(
         self,
@@ -277,7 +287,7 @@ class HotStandbyDriver:
         order they are made: asyncio runs ready callbacks first in, first out, so two requests
         reach both nodes in the same order)."""
         targets = [
-            (name, node.client)
+            (name, node)
             for name, node in self._nodes.items()
             if node.client is not None and node.up.is_set() and not node.client.closed
         ]
@@ -290,8 +300,11 @@ class HotStandbyDriver:
         )
         self.exchanges.append(exchange)
         waits: list[asyncio.Task[Tagged | None]] = []
-        for name, client in targets:
-            task = self._loop.create_task(self._one(name, client, exchange, expect))
+        for name, node in targets:
+            assert node.client is not None
+            node.sent += 1  # its task writes it before any later document (FIFO start)
+            exchange.indices[name] = node.sent
+            task = self._loop.create_task(self._one(name, node.client, exchange, expect))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
             waits.append(task)
@@ -389,6 +402,7 @@ class HotStandbyDriver:
                 continue
             now = self._loop.time()
             node.logins += 1
+            node.sent = 0
             self.logins.append((address.name, result, now))
             self.received.append(
                 Tagged(address.name, Received(result.call_id, result.response), now, login=True)
