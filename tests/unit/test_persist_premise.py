@@ -33,10 +33,13 @@ from ivr_server.switch.persist import (
     counters_of,
     decode_call,
     decode_counters,
+    decode_dn,
     encode_call,
     encode_counters,
+    encode_dn,
     restore_call,
     restore_counters,
+    restore_dn,
 )
 from ivr_server.switch.premise import PremiseSwitch
 from ivr_server.switch.premise.persist import PremiseCallState
@@ -81,6 +84,10 @@ def records_of(switch: PremiseSwitch) -> dict[str, bytes]:
         f"call:{r.conn_id}": encode_call(r, switch.call_state(r.conn_id))
         for r in switch.view.call_records()
     }
+    for dn in switch.view.dns():
+        data = encode_dn(switch.view, dn.number)
+        assert data is not None
+        out[f"dn:{dn.number}"] = data
     out["ctr"] = encode_counters(counters_of(switch))
     return out
 
@@ -90,6 +97,11 @@ def restore_into(switch: PremiseSwitch, records: dict[str, bytes]) -> None:
     for key, data in records.items():
         if key == "ctr":
             restore_counters(switch, decode_counters(data))
+            continue
+        if key.startswith("dn:"):
+            dn_state = decode_dn(data)
+            if restore_dn(switch.view, dn_state):
+                switch.restored_dn(dn_state.number)
             continue
         state = decode_call(data)
         restore_call(switch.view, state)
@@ -545,3 +557,23 @@ def test_an_endcall_on_b_before_its_link_is_up_clears_the_call_once_it_is() -> N
     assert clears == [
         m.ClearConnection(connection_to_be_cleared=m.ConnectionID(call_id="2053", device_id="3001"))
     ]
+
+
+def test_a_dn_out_of_service_on_a_is_back_in_service_once_bs_pbx_monitors_it() -> None:
+    a, pbx_a = new_switch()
+    bring_up(a, pbx_a, refuse_monitor=frozenset({PORT2}))  # A's PBX would not monitor it
+    record = a.view.record(PORT2)
+    assert record is not None and not record.in_service
+    b, pbx = new_switch()
+    restore_into(b, records_of(a))
+    record = b.view.record(PORT2)
+    assert record is not None and not record.in_service  # as A left it, until B's link is up
+    events = bring_up(b, pbx)
+    assert [(type(e).__name__, getattr(e, "dn", None)) for e in events] == [
+        ("EventDNBackInService", PORT2),
+        ("EventLinkConnected", None),
+    ]
+    c, pbx_c = new_switch()
+    restore_into(c, records_of(a))
+    events = bring_up(c, pbx_c, refuse_monitor=frozenset({PORT2}))
+    assert [type(e).__name__ for e in events] == ["EventLinkConnected"]  # still out: no event

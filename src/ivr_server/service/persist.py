@@ -531,7 +531,9 @@ class StatePersistence:
                     # a premise call's PBX side (G27): the link's snapshot resync checks it
                     switch.restore_call_state(state.conn_id, state.premise)
         elif kind == "dn":
-            restore_dn(view, decode_dn(data))
+            dn_state = decode_dn(data)
+            if restore_dn(view, dn_state) and hasattr(switch, "restored_dn"):
+                switch.restored_dn(dn_state.number)  # a premise switch re-learns service (G27)
         elif kind == "rt":
             router = routers.get(name)
             dialog = _DIALOG.decode(data)

@@ -27,6 +27,12 @@ is ``TERR_UNSUP_OPER``: the PBX owns its network.
 :meth:`request` is given no time, so a request's invoke timeout starts at the next door that
 brings one; :meth:`next_deadline` asks for that door at once (the adapter re-reads it after the
 service hands the switch requests, as after every door).
+
+High availability (issue 25, G27): a node taking over restores each call's PBX side
+(:meth:`restore_call_state`, :mod:`.persist`) and its DNs (:meth:`restored_dn`) without a word;
+its link then comes up as any link does, and the snapshot resync checks the restored calls
+against the PBX. Until that resync (at most the invoke timeout), the requests that need the PBX
+wait (:attr:`parked`) instead of being refused: the takeover's replayed requests included.
 """
 
 from __future__ import annotations
@@ -250,6 +256,15 @@ class PremiseSwitch(PremiseCore):
         if restored and self.parked is None and not self.view.link_up:
             self.parked, self.parked_until = [], None
         return restored
+
+    def restored_dn(self, number: str) -> None:
+        """A DN's state was restored from the store (HA takeover): out of service there, it is
+        back in service once this node's PBX monitors it (the old node's reason is not known
+        here; a PBX that still will not monitor it, or reports it out of service, says so
+        again)."""
+        record = self.view.record(number)
+        if record is not None and record.type in PBX_DN_TYPES and not record.in_service:
+            self.unmonitored.add(number)
 
     def _unpark(self) -> None:
         """The link is up and resynced (or it did not come up in time): the parked requests
