@@ -544,3 +544,34 @@ async def test_the_old_leader_restarted_stands_by_and_takes_over_back(cluster: C
         await asyncio.to_thread(no_calls_left, a)
         await settle()
         answered_once(driver)
+
+
+async def test_h1_with_replica_durability_and_a_real_replica(replicated_cluster: Cluster) -> None:
+    """H1 at ``durability = replica`` (the default) against a Redis primary with a linked
+    replica: every reply waits for the replica's acknowledgement (``WAIT``), and the standby
+    answers with the data after kill -9 of the leader."""
+    cluster = replicated_cluster
+    a, b = hot_pair(cluster, durability="replica", wait_timeout=1.0, store_timeout=3.0)
+    loop = asyncio.get_running_loop()
+    async with await HotStandbyDriver.open(addresses(a, b), IVR) as driver:
+        call = await new_call(driver)
+        await set_data(driver, call)
+        view = await asyncio.to_thread(a.ha)
+        assert view["durability"] == "replica", view
+        killed = loop.time()
+        a.kill9()
+        got = await driver.request(
+            call,
+            m.UDataGet(Keys="Segment:Account", RequestId="2"),
+            expect=m.UDataResp,
+            timeout=LEASE + 5,
+        )
+        assert got.message == m.UDataResp(Result="Success", RequestId="2", UDataEx=DATA)
+        assert driver.exchanges[-1].first is not None
+        assert driver.exchanges[-1].first.node == "b"
+        assert loop.time() - killed < LEASE + 1.0
+        with cluster.redis.client() as primary, cluster.replica.client() as replica:  # type: ignore[union-attr]
+            assert primary.dbsize() == replica.dbsize() > 0
+        driver.send(call, m.EndCall(EndCause="Normal"))
+        await settle()
+        answered_once(driver)
