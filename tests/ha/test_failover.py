@@ -11,6 +11,7 @@ built-in rules, 5001 without a router).
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from typing import Any
 
@@ -340,6 +341,8 @@ async def test_h5_warm_standby_keeps_the_call_ids_after_the_driver_logs_in_again
     a.wait_role("leader", ROLE_S)
     b = cluster.add("b", body, mode="warm", wait_ivr=False)
     b.wait_role("standby", ROLE_S)
+    with pytest.raises(OSError):  # a warm standby does not listen for IVRs
+        socket.create_connection(("127.0.0.1", b.port), timeout=1).close()
     warm = WarmStandbyClient(addresses(a, b), IVR, connect_timeout=0.5)
     try:
         assert await warm.connect(timeout=5) == "a"
