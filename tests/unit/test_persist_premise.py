@@ -577,3 +577,26 @@ def test_a_dn_out_of_service_on_a_is_back_in_service_once_bs_pbx_monitors_it() -
     restore_into(c, records_of(a))
     events = bring_up(c, pbx_c, refuse_monitor=frozenset({PORT2}))
     assert [type(e).__name__ for e in events] == ["EventLinkConnected"]  # still out: no event
+
+
+def test_a_release_the_old_node_sent_is_sent_again_if_the_pbx_still_has_the_call() -> None:
+    a, pbx_a, kept, gone = node_a()
+    a.request(TReleaseCall(reference_id=50, conn_id=kept, dn=PORT))
+    a.request(TReleaseCall(reference_id=51, conn_id=gone, dn=PORT2))
+    assert [type(r) for _, r in pbx_a.sent()] == [m.ClearConnection, m.ClearConnection]
+    # A dies before any answer: the PBX cleared 2054, but never got (or did) 2053's
+    b, pbx = new_switch()
+    restore_into(b, records_of(a))
+    events = bring_up(b, pbx, snapshots={PORT: [("2053", "connected")]})
+    released, _ = events
+    assert isinstance(released, EventReleased)
+    assert (released.conn_id, released.reference_id) == (gone, 51)  # the resync, with its ref
+    [(invoke_id, clear)] = pbx.sent()
+    assert clear == m.ClearConnection(
+        connection_to_be_cleared=m.ConnectionID(call_id="2053", device_id=PORT)
+    )
+    pbx.send(m.ClearConnectionResponse(), invoke_id)
+    pbx.cleared("2053", PORT)
+    [again] = b.drain_events()
+    assert isinstance(again, EventReleased) and (again.conn_id, again.reference_id) == (kept, 50)
+    assert b.calls == {} and b.clearing == {}

@@ -370,6 +370,7 @@ def on_release_call(sw: PremiseCore, req: TReleaseCall | TAbandonCall) -> None:
     )
     sw.send_for(req, session, clear, req.dn)
     sw.clearing[(call.premise_id, req.dn)] = req.reference_id
+    sw.touch(call)  # HA (issue 25): the clearing is carried (cleared again after a takeover)
 
 
 def on_clear_answered(sw: PremiseCore, req: TReleaseCall | TAbandonCall) -> None:

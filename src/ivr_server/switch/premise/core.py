@@ -184,6 +184,9 @@ class PremiseCore(SwitchCore):
         the link is up and resynced, the requests that need the PBX wait here instead of being
         refused ``TERR_NO_SWITCH`` (a replayed or new EndCall then clears the call on the PBX);
         ``None``: nothing restored, or the link has been up since (the switch's own rule)."""
+        self.reclear: list[tuple[str, str, int]] = []
+        """HA restore (issue 25): (premise call id, DN, ReferenceID) of the TReleaseCalls the old
+        node had not seen confirmed, cleared again after the link's resync if still there."""
         self.parked_until: float | None = None
         """When the parked requests are refused after all (the link did not come up): the
         invoke timeout after the first door following the restore."""

@@ -14,7 +14,9 @@ carries both; the service reaches it through the switch's duck-typed hooks
 
 Carried: the callID, TSCallId, the call's state at each DN of ours (alerting, connected, held,
 dialing), its other devices, ANI/DNIS/queue/OtherDN, a conference's added parties, the number a
-placed call dialled, the user data a transfer of ours brought, and a consultation or MakeCall
+placed call dialled, the user data a transfer of ours brought, the DNs where a TReleaseCall was
+clearing it (cleared again after the resync when the PBX still shows the call there: the old node
+may have died before its ClearConnection left), and a consultation or MakeCall
 the PBX took that still rings (:class:`FlowState`, on the call it places: its answer, busy or
 failure is reported on the new node, and the original call stays held by it). Not carried (they
 die with the node that sent them): the other call-control requests in progress (waiting for the
@@ -78,6 +80,10 @@ class PremiseCallState(msgspec.Struct, array_like=True, gc=False):
     """User data a transfer of ours brought (a key/value list, :func:`kv_out`)."""
     flow: FlowState | None = None
     """The request that placed this call, while its far party has not answered."""
+    clearing: dict[str, int] = {}
+    """Our DN → the ReferenceID of a TReleaseCall clearing the call there that the PBX had not
+    confirmed: the node taking over clears it again after its resync if the PBX still shows
+    the call there (the old node may have died before its ClearConnection left)."""
 
 
 _CONVERT: Final = msgspec.convert
@@ -101,6 +107,9 @@ def premise_state(sw: PremiseCore, conn_id: str) -> PremiseCallState | None:
         dialed=call.dialed,
         carried=kv_out(call.carried),
         flow=_flow_state(call),
+        clearing={dn: ref for (pid, dn), ref in sw.clearing.items() if pid == call.premise_id}
+        if sw.clearing
+        else {},
     )
 
 
@@ -186,6 +195,10 @@ def restore_premise(sw: PremiseCore, conn_id: str, raw: Any) -> bool:
     sw.by_conn[conn_id] = state.premise_id
     if state.flow is not None:
         _restore_flow(sw, call, state.flow)
+    for dn, ref in state.clearing.items():
+        if dn in call.at:  # its EventReleased carries the request's ReferenceID, as it would
+            sw.clearing[(state.premise_id, dn)] = ref
+            sw.reclear.append((state.premise_id, dn, ref))
     if sw.unlinked:
         flow = sw.unlinked.pop(conn_id, None)
         if flow is not None:  # the consultation this call is held for was restored first

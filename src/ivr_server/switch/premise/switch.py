@@ -266,6 +266,28 @@ class PremiseSwitch(PremiseCore):
         if record is not None and record.type in PBX_DN_TYPES and not record.in_service:
             self.unmonitored.add(number)
 
+    def _clear_again(self) -> None:
+        """After the resync of a takeover: the connections a TReleaseCall of the old node was
+        clearing and that the PBX still shows are cleared again (their EventReleased carries
+        that request's ReferenceID, as it would have)."""
+        session = self.session
+        pending, self.reclear = self.reclear, []
+        if session is None:
+            return
+        for premise_id, dn, ref in pending:
+            call = self.calls.get(premise_id)
+            if call is None or dn not in call.at:
+                continue  # the PBX cleared it: the resync released it
+            LOG.info(
+                "switch %s: clearing call %s at %s again (taken over)", self.name, call.conn_id, dn
+            )
+            self.clearing[(premise_id, dn)] = ref
+            session.send_request(
+                m.ClearConnection(connection_to_be_cleared=placed.connection(call, dn)),
+                math.inf,
+                dn=dn,
+            )
+
     def _unpark(self) -> None:
         """The link is up and resynced (or it did not come up in time): the parked requests
         are handled now, as if they had just come (refused ``TERR_NO_SWITCH`` if still down)."""
@@ -400,6 +422,8 @@ class PremiseSwitch(PremiseCore):
         self._stage = "up"
         if not self.view.link_up:
             self.emit(EventLinkConnected(switch=self.name, tserver=self.tserver))
+        if self.reclear:  # HA (issue 25): releases the old node may never have sent
+            self._clear_again()
         if self.parked is not None:  # HA (issue 25): a takeover's requests, after the resync
             self._unpark()
 
