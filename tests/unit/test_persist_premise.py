@@ -600,3 +600,39 @@ def test_a_release_the_old_node_sent_is_sent_again_if_the_pbx_still_has_the_call
     [again] = b.drain_events()
     assert isinstance(again, EventReleased) and (again.conn_id, again.reference_id) == (kept, 50)
     assert b.calls == {} and b.clearing == {}
+
+
+def test_a_premise_call_kept_at_a_port_for_a_newcall_is_taken_by_the_newcall_on_b() -> None:
+    """The PBX delivered the caller to port 1 before the driver's NewCall (defer-tlib-events):
+    A kept its events; the NewCall reaches B (a replay, or a new request) after the takeover."""
+    a, pbx_a = behind_node()
+    bring_up(a.service.switches[SITE], pbx_a, open_link=False)  # type: ignore[arg-type]
+    settle(a)
+    ivr_a = a.connect()
+    ivr_a.login(IVR, call_id="L")
+    pbx_a.delivered("2060", "3001")
+    pbx_a.established("2060", "3001")
+    pbx_a.delivered("2061", "3002")
+    settle(a)
+    assert ivr_a.take() == []
+    records = StatePersistence(a.service).everything()
+    b, pbx = behind_node(a.now)
+    ivr_b = b.connect()
+    ivr_b.login(IVR, call_id="LB")
+    StatePersistence(b.service).restore(records, b.now)
+    switch = b.service.switches[SITE]
+    assert isinstance(switch, PremiseSwitch)
+    link_up(switch, pbx, {"3001": [("2060", "connected")], "3002": [("2061", "alerting")]})
+    settle(b)
+    assert ivr_b.take() == []  # both kept by the resync, silently
+    # (a NewCall before the link is up is EndCall ServerPaused: B1, "initialising")
+    assert behind_call(ivr_b, "C1", "1") == [
+        wm.CallStatus(Event="Ringing"),
+        wm.CallStatus(Event="Established"),
+    ]
+    assert behind_call(ivr_b, "C2", "2") == [wm.CallStatus(Event="Ringing")]
+    pbx.cleared("2060", CALLER, "3001")
+    settle(b)
+    assert [(d.call_id, d.message) for d in ivr_b.take()] == [
+        ("C1", wm.CallStatus(Event="Released"))
+    ]

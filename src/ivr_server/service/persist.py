@@ -495,6 +495,8 @@ class StatePersistence:
                 service.outbound.go_on_after(_REFS.decode(data).dial_out)
         ctx = service.calls.context
         restored = restore_calls(ctx, call_states, switches, now, offset, self._decode_dial_out)
+        if ctx.ports:
+            self._keep_at_ports(now)
         outbound = service.outbound
         for state in dial_outs:
             if outbound.get(state.ref_id) is None:
@@ -509,6 +511,28 @@ class StatePersistence:
             len(dial_outs),
         )
         return restored
+
+    def _keep_at_ports(self, now: float) -> None:
+        """Behind: a premise call at a Behind port that no restored call owns had its events
+        kept there for a ``NewCall`` still to come (``calls/behind.py``; they are not in the
+        store): the premise switch announces them again (its ``announce`` hook) and the call
+        side keeps them as it did, with a new ``waiting-for-newcall-timeout`` from ``now``. Calls
+        a release is clearing are left out."""
+        service = self._service
+        ctx = service.calls.context
+        ports = ctx.ports
+        by_conn = ctx.by_conn
+        for name, switch in service.switches.items():
+            announce = getattr(switch, "announce", None)
+            if announce is None:
+                continue
+            for record in list(switch.view.call_records()):
+                if record.conn_id in by_conn:
+                    continue
+                for event in announce(record.conn_id):
+                    slot = ports.get((name, event.dn))
+                    if slot is not None and slot.waiting is None:
+                        service.calls.on_event(event, now)
 
     def _restore_switch_record(
         self, switches: Mapping[str, Switch], routers: Mapping[str, Any], key: str, data: bytes

@@ -50,8 +50,10 @@ from ivr_server.switch.csta.session import CstaSession, SessionState
 from ivr_server.switch.errors import TErrorCode
 from ivr_server.switch.events import (
     DnType,
+    EventEstablished,
     EventLinkConnected,
     EventLinkDisconnected,
+    EventRinging,
     SwitchEvent,
 )
 from ivr_server.switch.premise import agents, calls, control, monitors, persist, placed
@@ -256,6 +258,42 @@ class PremiseSwitch(PremiseCore):
         if restored and self.parked is None and not self.view.link_up:
             self.parked, self.parked_until = [], None
         return restored
+
+    def announce(self, conn_id: str) -> list[SwitchEvent]:
+        """HA takeover: the events the call of ``conn_id`` had at our DNs (EventRinging, and
+        EventEstablished when answered there), as the call side would have received them, for a
+        call side that kept them at a Behind port for a ``NewCall`` still to come (they are not
+        in the store). Not published, the view unchanged; nothing for a DN a release clears."""
+        call = self.call_of(conn_id)
+        if call is None:
+            return []
+        data = self.view.user_data(conn_id)
+        if data is None:
+            data = call.carried
+        out: list[SwitchEvent] = []
+        for dn, state in call.at.items():
+            if (call.premise_id, dn) in self.clearing:
+                continue
+            kinds = (
+                (EventRinging, EventEstablished)
+                if state in ("connected", "held")
+                else (EventRinging,)
+            )
+            for cls in kinds:
+                out.append(
+                    cls(
+                        switch=self.name,
+                        dn=dn,
+                        conn_id=call.conn_id,
+                        call_id=call.call_id,
+                        ani=call.ani,
+                        dnis=call.dnis,
+                        this_queue=call.this_queue,
+                        other_dn=call.other_dn,
+                        user_data=data,
+                    )
+                )
+        return out
 
     def restored_dn(self, number: str) -> None:
         """A DN's state was restored from the store (HA takeover): out of service there, it is
