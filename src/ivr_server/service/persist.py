@@ -34,10 +34,12 @@ switch event and sends nothing: the runtime then binds the orphans to live sessi
 
 Not carried over (rebuilt, or lost with the node; docs/ha.md): the calls' sessions (owners) and
 timelines; the switch requests a call waits on (none between inputs on the virtual switch; a
-premise switch's are lost, and so are its call-control requests in progress on the PBX; a
-premise call's PBX side, its callID and state at our DNs, is carried in its switch record and
-checked against the PBX by the new leader's snapshot resync, G27); premise events kept at a Behind port for a ``NewCall`` to come; an external router's
-outstanding questions (the router timeout answers ``Default``); access-number reservations and
+premise switch's waiting for the PBX's answer are lost, except a dialled consultation or MakeCall
+and a release, which are carried: ``switch/premise/persist.py``; a premise call's PBX side, its
+callID and state at our DNs, is carried in its switch record and checked against the PBX by the
+new leader's snapshot resync, G27); premise events kept at a Behind port for a ``NewCall`` to
+come (the premise switch announces them again at restore: :meth:`StatePersistence.restore`,
+their ``waiting-for-newcall-timeout`` starting again); an external router's outstanding questions (the router timeout answers ``Default``); access-number reservations and
 peer requests; DialOut registrations (each session's own) and a taken-over request's requester;
 the link state; metrics, statistics, refusal logs.
 """
