@@ -636,3 +636,18 @@ def test_a_premise_call_kept_at_a_port_for_a_newcall_is_taken_by_the_newcall_on_
     assert [(d.call_id, d.message) for d in ivr_b.take()] == [
         ("C1", wm.CallStatus(Event="Released"))
     ]
+
+
+def test_a_release_the_pbx_refused_is_not_carried() -> None:
+    a, pbx_a, kept, _ = node_a()
+    a.view.changed_calls = set()
+    a.request(TReleaseCall(reference_id=60, conn_id=kept, dn=PORT))
+    assert a.view.changed_calls == {kept}
+    state = msgspec.convert(decode_call(records_of(a)[f"call:{kept}"]).premise, PremiseCallState)
+    assert state.clearing == {PORT: 60}
+    a.view.changed_calls.clear()
+    [(invoke_id, _)] = pbx_a.sent()
+    pbx_a.send(m.CSTAErrorCode(category="operation", value="generic"), invoke_id)
+    assert a.view.changed_calls == {kept}
+    state = msgspec.convert(decode_call(records_of(a)[f"call:{kept}"]).premise, PremiseCallState)
+    assert state.clearing == {}

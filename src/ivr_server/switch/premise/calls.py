@@ -387,6 +387,7 @@ def on_clear_failed(
     call = sw.call_of(req.conn_id)
     if call is not None:
         sw.clearing.pop((call.premise_id, req.dn), None)
+        sw.touch(call)  # HA (issue 25): no longer being cleared
     fail_from_pbx(sw, req, req.dn, error, conn_id=req.conn_id)
 
 
