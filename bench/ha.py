@@ -66,6 +66,7 @@ from bench_fullcall import (
     drain,
     login_frame,
     percentile,
+    print_errors,
     process_cpu,
     request,
     watchdog,
@@ -442,6 +443,8 @@ def full_calls(who: str, port: int, pids: dict[str, int], seconds: float, connec
         LABELS[worst],
         opened.stats.errors + opened.in_flight,
     )
+    for run in (closed, opened):
+        print_errors(run)
     cpu_text = ", ".join(f"{n} {v:.0f} µs" for n, v in cpu_us.items())
     print(
         f"  {who:<18}{row.rate:>9,.0f} calls/s{row.errors:>4} err | at {OPEN_RATE:,}/s: "
