@@ -202,6 +202,32 @@ class IvrServer(ConnectionHost):
 
     # ------------------------------------------------------------------ high availability
 
+    async def connect_links(self, timeout: float) -> None:
+        """HA takeover, before this node answers: its premise links connect, and it waits up to
+        ``timeout`` for every one of them to be up (the PBX's session, monitors and snapshots
+        done), so that the requests it replays reach the PBX. A PBX that does not answer in
+        time is logged; the takeover goes on (those requests are refused as when a link is
+        down)."""
+        self.links.sync(self.service.switches)
+        if not self.links:
+            return
+        switches = self.service.switches
+        step = 0.005
+        for _ in range(max(1, round(timeout / step))):
+            down = [
+                link.name
+                for link in self.links
+                if link.name in switches and not switches[link.name].view.link_up
+            ]
+            if not down:
+                return
+            await asyncio.sleep(step)
+        log.warning(
+            "HA: taking over with the link to %s still down after %.1f s",
+            ", ".join(down),
+            timeout,
+        )
+
     async def lead(self) -> None:
         """HA: this node has just taken over: its premise links connect, and in warm standby
         its IVR listener accepts connections (the drivers reconnect and log in)."""

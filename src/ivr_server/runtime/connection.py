@@ -191,8 +191,10 @@ class IvrLinkProtocol(asyncio.Protocol):
         link, session = self.link, self.session
         if link is None or session is None or self._closing:
             return
-        if self._held or self._resumed:  # frames of this connection wait, or it had its batch
-            self._resumed = False  # in this turn already: these bytes wait for the next turns
+        if self._held or self._resumed or self.server.input_paused:
+            # frames of this connection wait, or it had its batch in this turn already, or the
+            # server reads nothing now (an HA takeover): these bytes wait for the next turns
+            self._resumed = False
             link.buffer(data)
             self._hold()
             return
@@ -213,6 +215,9 @@ class IvrLinkProtocol(asyncio.Protocol):
             return
         if self._write_paused:  # the peer does not read: no more work for it until it does
             return  # (resume_writing queues it again)
+        if self.server.input_paused:  # handled once the server reads again (resume_input)
+            self.server.parked[self] = None
+            return
         now = self.loop.time()
         before = link.buffered
         self._handle(link.receive_more(now), session, now)
@@ -512,6 +517,11 @@ class ConnectionHost:
         must wait for it; 0: output is written at once (the module docstring, "Held replies")."""
         self.waiting: dict[IvrLinkProtocol, None] = {}
         """Connections with output held behind the reply gate, in the order they were held."""
+        self.input_paused = False
+        """Nothing read is handled (an HA takeover between its replay and the premise links
+        coming up, :meth:`pause_input`): it waits, in order, in the connections' buffers."""
+        self.parked: dict[IvrLinkProtocol, None] = {}
+        """Connections with frames waiting for :meth:`resume_input`."""
 
     # ------------------------------------------------------------------ output
 
@@ -609,6 +619,20 @@ class ConnectionHost:
             protocol.release_held(acked)
             if not protocol._out:
                 del waiting[protocol]
+
+    def pause_input(self) -> None:
+        """Handle nothing read from now on (it waits in each connection's buffer, reading from
+        a connection pausing past :data:`HOLD_BYTES`) until :meth:`resume_input`."""
+        self.input_paused = True
+
+    def resume_input(self) -> None:
+        """Handle again what was read meanwhile: each waiting connection gets its next batch
+        from the next turn of the event loop, as after a long read."""
+        self.input_paused = False
+        parked = self.parked
+        self.parked = {}
+        for protocol in parked:
+            protocol._queue()
 
     def drop_held(self) -> None:
         """Forget every connection's held output (fenced: it must never be sent)."""

@@ -13,8 +13,9 @@ holds leases and decides when replies may leave.
 and :class:`~ivr_server.runtime.ha_active.ActiveMode` adopts the dead nodes' slots.
 
 **Takeover** (the lease won): load the slot, rebuild the calls from it (``restore``), give the
-owner-less calls to the live sessions of their IVR (``bind_orphans``), read the driver streams'
-marks and replay, on the same sessions, the requests the old leader never committed (hot standby),
+owner-less calls to the live sessions of their IVR (``bind_orphans``), connect the premise links
+and wait (briefly) for them to come up (Behind mode: a replayed request that reaches the PBX
+needs its link; G27), read the driver streams' marks and replay, on the same sessions, the requests the old leader never committed (hot standby),
 then lead: answer, write, and (warm standby) open the IVR listener. Its duration is logged and
 exported (``ha_takeover_seconds``).
 
@@ -91,6 +92,9 @@ COMMIT_WINDOW: Final = 2048
 """Batches whose commit latency the median and p99 of the web view are taken over."""
 EXPIRY_MARGIN: Final = 0.002
 """Seconds after the holder's lease lapses at which a standby tries to take it."""
+LINK_WAIT: Final = 2.0
+"""Longest a takeover waits for its premise links to come up before it answers (at most a
+third of the lease, which is renewed only after the takeover)."""
 SETTLE_WAIT: Final = 1.0
 """Longest a stopping node waits for its batches in flight (their replies go out first)."""
 
@@ -264,6 +268,7 @@ class HaNode:
         self._renew_due = 0.0
         self._try_at = 0.0
         """Standby: when the holder's lease lapses (read after a failed acquire)."""
+        self._last_replayed = 0
         self._initial: dict[str, bytes] | None = None
         """What a takeover of an empty slot writes first (this node's whole state)."""
         self._task: asyncio.Task[None] | None = None
@@ -604,40 +609,43 @@ class HaNode:
         log.warning(
             "HA: node %s took the lease of %r (epoch %d): taking over", self.node_id, slot, epoch
         )
+        persistence = self.persistence
+        assert persistence is not None
         try:
             records = await self.store.load(slot)
+            now = loop.time()
+            loaded = now - began
+            calls = persistence.restore(records, now)
+            if not records:  # a new site (or a store restarted empty): this node's whole state
+                self._initial = persistence.everything()
+            restored = loop.time() - now
+            self.service.bind_orphans(now)
             streams = self.service.journal_streams() if self.mode == "hot" else []
             marks = await self.store.marks(slot, streams) if streams else {}
         except BaseException:
             with contextlib.suppress(StoreError, OSError):
                 await self.store.release(slot, self.node_id, epoch)
             raise
-        persistence = self.persistence
-        assert persistence is not None
-        now = loop.time()
-        loaded = now - began
-        calls = persistence.restore(records, now)
-        if not records:  # a new site (or a store restarted empty): all of this node's state
-            self._initial = persistence.everything()
-        restored = loop.time() - now
-        self.service.bind_orphans(now)
-        self.epoch = epoch
-        self.slots[slot] = epoch
-        self._marks = dict(marks)
-        self.role = "leader"
-        self.metrics.role = 1
-        self.metrics.epoch = epoch
-        self.service.set_role("leader", now)
-        replayed = self.service.replay(marks, now)
-        self.replayed += replayed
-        self.metrics.replayed = self.replayed
-        self.server.flush()  # the replayed requests' effects committed, their replies held
-        await self.server.lead()
+        server = self.server
+        server.pause_input()  # what arrives from here waits until the journal is replayed
+        try:
+            await self._lead(slot, epoch, marks)
+        finally:
+            server.resume_input()
+        await server.lead()
         took = loop.time() - began
         self.metrics.takeovers += 1
         self.metrics.takeover.observe(took)
         self.last_takeover = Takeover(
-            took, time.time(), calls, replayed, slot, epoch, loaded, restored, len(records)
+            took,
+            time.time(),
+            calls,
+            self._last_replayed,
+            slot,
+            epoch,
+            loaded,
+            restored,
+            len(records),
         )
         log.warning(
             "HA: node %s leads %r at epoch %d: %d calls restored, %d requests replayed in %.3f s "
@@ -646,12 +654,32 @@ class HaNode:
             slot,
             epoch,
             calls,
-            replayed,
+            self._last_replayed,
             took,
             len(records),
             loaded,
             restored,
         )
+
+    async def _lead(self, slot: str, epoch: int, marks: dict[str, int]) -> None:
+        """The takeover's second half, the IVR input paused: lead, let the premise links come
+        up (their resynchronisation with the PBX's snapshots reported to the IVRs as the
+        leader's), then replay the journal after the marks (G27: resync, then answer)."""
+        now = asyncio.get_running_loop().time()
+        self.epoch = epoch
+        self.slots[slot] = epoch
+        self._marks = dict(marks)
+        self.role = "leader"
+        self.metrics.role = 1
+        self.metrics.epoch = epoch
+        self.service.set_role("leader", now)
+        self.server.flush()  # what the takeover itself changed (the orphans bound) is written
+        await self.server.connect_links(min(LINK_WAIT, self.config.lease / 3))
+        replayed = self.service.replay(marks, asyncio.get_running_loop().time())
+        self.replayed += replayed
+        self.metrics.replayed = self.replayed
+        self._last_replayed = replayed
+        self.server.flush()  # the replayed requests' effects committed, their replies held
 
     async def _take_own_slot(self) -> None:
         """Active mode: this node's own slot, held from the start (its calls of an earlier run
