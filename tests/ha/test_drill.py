@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -31,21 +31,54 @@ STEP_S = LEASE + 6.0
 """Longest wait for one step (a takeover in the middle: lease, load, replay)."""
 
 
+class FlowGate:
+    """The driver's view of the flow control: open while every node last said ``Off``."""
+
+    def __init__(self, driver: HotStandbyDriver) -> None:
+        self.driver = driver
+        self.open = asyncio.Event()
+        self.open.set()
+        self.status: dict[str, str] = {}
+        self.seen: list[tuple[str, str]] = []
+
+    async def watch(self) -> None:
+        while True:
+            try:
+                got = await self.driver.expect(types=m.FlowControl, timeout=60)
+            except ClientError:
+                continue
+            assert isinstance(got.message, m.FlowControl)
+            self.status[got.node] = got.message.Status
+            self.seen.append((got.node, got.message.Status))
+            if all(v == "Off" for v in self.status.values()):
+                self.open.set()
+            else:
+                self.open.clear()
+
+
 @dataclass
 class Tally:
     """What the drill saw."""
 
     calls: int = 0
     completed: int = 0
+    refused: int = 0
+    """NewCalls answered ``EndCall ServerPaused`` (sent before the driver saw FlowControl On)."""
     failures: list[str] = field(default_factory=list)
     wrong_data: list[str] = field(default_factory=list)
 
 
 async def call_loop(
-    driver: HotStandbyDriver, port: int, tally: Tally, running: asyncio.Event
+    driver: HotStandbyDriver,
+    port: int,
+    tally: Tally,
+    running: asyncio.Event,
+    flow: FlowGate | None = None,
 ) -> None:
     n = 0
     while running.is_set():
+        if flow is not None:
+            await flow.open.wait()  # FlowControl On: start no new call (the calls go on)
         n += 1
         call = f"D{port}_{n}"
         value = f"v{port}_{n}"
@@ -56,9 +89,13 @@ async def call_loop(
                 call,
                 m.NewCall(CallControlMode="Network", Version="4.0", CalledNum=str(port), ANI="555"),
             )
-            for event in ("Ringing", "Established"):
-                got = await driver.expect(call, types=m.CallStatus, timeout=STEP_S)
-                assert got.message == m.CallStatus(Event=event), got
+            got = await driver.expect(call, types=(m.CallStatus, m.EndCall), timeout=STEP_S)
+            if isinstance(got.message, m.EndCall) and got.message.EndCause == "ServerPaused":
+                tally.refused += 1  # sent as the flow control went on: refused, as it should
+                continue
+            assert got.message == m.CallStatus(Event="Ringing"), got
+            got = await driver.expect(call, types=m.CallStatus, timeout=STEP_S)
+            assert got.message == m.CallStatus(Event="Established"), got
             step = "UDataSet"
             data = (Node(Name="Step", Type="Str", Val=value),)
             got_set = await driver.request(
@@ -115,32 +152,50 @@ def stream_places(driver: HotStandbyDriver, calls: set[str]) -> list[tuple[str, 
     return sorted(((c or "", t, i) for c, t, i in places), key=lambda p: p[2] or 0)
 
 
-async def drill(
-    cluster: Cluster, fault: Callable[[Proc], None], after: Callable[[Proc], None]
-) -> Tally:
+Scenario = Callable[[Cluster, Proc, Proc], Awaitable[dict[str, dict[bytes, bytes]]]]
+"""A fault and the recovery after it; returns the store's marks read right after the fault."""
+
+
+def node_fault(fault: Callable[[Proc], None], after: Callable[[Proc], None]) -> Scenario:
+    """``fault`` on the leader ``a``; once ``b`` leads, ``after`` on ``a``."""
+
+    async def scenario(cluster: Cluster, a: Proc, b: Proc) -> dict[str, dict[bytes, bytes]]:
+        fault(a)
+        marks = store_marks(cluster)  # the old leader's last (b has not taken over yet)
+        await role(b, "leader", LEASE * 3 + 10)
+        after(a)
+        return marks
+
+    return scenario
+
+
+async def drill(cluster: Cluster, scenario: Scenario) -> Tally:
     a, b = hot_pair(cluster)
     tally = Tally()
     running = asyncio.Event()
     running.set()
     async with await HotStandbyDriver.open(addresses(a, b), IVR, late_window=STEP_S) as driver:
+        flow = FlowGate(driver)
+        watcher = asyncio.ensure_future(flow.watch())
         loops = [
-            asyncio.ensure_future(call_loop(driver, p, tally, running)) for p in range(1, PORTS + 1)
+            asyncio.ensure_future(call_loop(driver, p, tally, running, flow))
+            for p in range(1, PORTS + 1)
         ]
         await asyncio.sleep(2.0)
         before = tally.completed
-        fault(a)
-        marks = store_marks(cluster)  # the old leader's last (b has not taken over yet)
-        await role(b, "leader", LEASE * 3 + 10)
-        after(a)
+        marks = await scenario(cluster, a, b)
         await asyncio.sleep(3.0)
         running.clear()
         await asyncio.wait_for(asyncio.gather(*loops), STEP_S * 5 + 10)
         await asyncio.sleep(1.0)  # late duplicates
+        watcher.cancel()
+        print(f"drill: flow control seen {flow.seen}")
         print(
             f"drill: {tally.calls} calls, {tally.completed} completed ({before} before the fault), "
-            f"failures {len(tally.failures)}, wrong data {len(tally.wrong_data)}"
+            f"refused {tally.refused}, failures {len(tally.failures)}, "
+            f"wrong data {len(tally.wrong_data)}"
         )
-        firsts = driver.sent_by("b")
+        firsts = [t for t in driver.sent_by("b") if not isinstance(t.message, m.FlowControl)]
         late = [t for t in driver.sent_by("a") if firsts and t.at >= firsts[0].at]
         print(f"drill: {len(late)} documents from a after b's first: {late[:5]}")
         twice = duplicates(driver)
@@ -165,8 +220,22 @@ async def drill(
     "the runs of 2026-12-06 (docs/ha.md §5)",
 )
 async def test_drill_kill_9_of_the_leader_under_load(cluster: Cluster) -> None:
-    await drill(cluster, Proc.kill9, lambda _: None)
+    await drill(cluster, node_fault(Proc.kill9, lambda _: None))
 
 
 async def test_drill_sigstop_then_sigcont_of_the_leader_under_load(cluster: Cluster) -> None:
-    await drill(cluster, Proc.sigstop, Proc.sigcont)
+    await drill(cluster, node_fault(Proc.sigstop, Proc.sigcont))
+
+
+async def test_drill_the_store_killed_and_restarted_under_load(cluster: Cluster) -> None:
+    """``redis-server`` killed (both nodes: FlowControl On, no new call; the calls in progress
+    go on) and started again empty 1.5 s later (the leader writes everything back, FlowControl
+    Off, new calls again)."""
+
+    async def scenario(cluster: Cluster, a: Proc, b: Proc) -> dict[str, dict[bytes, bytes]]:
+        cluster.redis.kill()
+        await asyncio.sleep(1.5)
+        await asyncio.to_thread(cluster.redis.start)
+        return {}
+
+    await drill(cluster, scenario)
