@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from ivr_server.client import ClientError, HotStandbyDriver
+from ivr_server.client import ClientError, HotStandbyDriver, WarmStandbyClient
 from ivr_server.wire import Node
 from ivr_server.wire import messages as m
-from tests.ha.conftest import IVR, LEASE, Cluster
+from tests.ha.conftest import IVR, LEASE, Cluster, default_body
 from tests.ha.conftest import Node as Proc
 from tests.ha.test_failover import addresses, hot_pair, role, store_marks
 
@@ -239,3 +239,77 @@ async def test_drill_the_store_killed_and_restarted_under_load(cluster: Cluster)
         return {}
 
     await drill(cluster, scenario)
+
+
+async def test_drill_warm_standby_kill_9_under_load(cluster: Cluster) -> None:
+    """Warm standby under load: 20 ports of calls on the leader; kill -9 of it; the driver
+    reconnects to the standby once it listens and logs in. Every call whose UDataSet was answered
+    before the kill must be answered on the new leader with its data (not NoSuchCall); requests
+    in flight at the kill raise ConnectionLost (the I-Library's ilRET_CONN_CLOSED)."""
+    body = default_body()
+    a = cluster.add("a", body, mode="warm")
+    a.wait_role("leader", 10)
+    b = cluster.add("b", body, mode="warm", wait_ivr=False)
+    b.wait_role("standby", 10)
+    warm = WarmStandbyClient(addresses(a, b), IVR, connect_timeout=0.5)
+    assert await warm.connect(timeout=5) == "a"
+    committed: dict[str, str] = {}  # call -> the value its answered UDataSet wrote
+    lost_link: list[str] = []
+    running = asyncio.Event()
+    running.set()
+
+    async def loop(port: int) -> None:
+        n = 0
+        while running.is_set():
+            n += 1
+            call, value = f"W{port}_{n}", f"w{port}_{n}"
+            data = (Node(Name="Step", Type="Str", Val=value),)
+            try:
+                warm.send(
+                    call,
+                    m.NewCall(CallControlMode="Network", Version="4.0", CalledNum=str(port)),
+                )
+                for event in ("Ringing", "Established"):
+                    got = await warm.expect(call, types=m.CallStatus, timeout=STEP_S)
+                    assert got.message == m.CallStatus(Event=event), got
+                got = await warm.request(
+                    call,
+                    m.UDataSet(Action="Replace", RequestId="1", UDataEx=data),
+                    expect=m.UDataResp,
+                    timeout=STEP_S,
+                )
+                assert got.message == m.UDataResp(Result="Success", RequestId="1"), got
+                committed[call] = value
+                await asyncio.sleep(0.1)  # the IVR plays a prompt
+                warm.send(call, m.EndCall(EndCause="Normal"))
+                committed.pop(call)
+            except ClientError:
+                lost_link.append(call)
+                return  # this port's call is checked after the re-login
+
+    loops = [asyncio.ensure_future(loop(p)) for p in range(1, PORTS + 1)]
+    try:
+        await asyncio.sleep(2.0)
+        a.kill9()
+        await asyncio.wait_for(asyncio.gather(*loops), STEP_S + 5)
+        assert await warm.reconnect(timeout=LEASE + 10) == "b"
+        answered: dict[str, str] = {}
+        for call, value in committed.items():
+            got = await warm.request(
+                call, m.UDataGet(Keys="Step", RequestId="2"), expect=m.UDataResp, timeout=5
+            )
+            data = (Node(Name="Step", Type="Str", Val=value),)
+            if got.message != m.UDataResp(Result="Success", RequestId="2", UDataEx=data):
+                answered[call] = repr(got.message)
+            warm.send(call, m.EndCall(EndCause="Normal"))
+        print(
+            f"warm drill: {len(committed)} calls with answered data at the kill, "
+            f"{len(lost_link)} requests cut by it"
+        )
+        assert committed, "no call was in progress at the kill"
+        assert not answered, answered
+    finally:
+        running.clear()
+        for task in loops:
+            task.cancel()
+        await warm.close()
