@@ -188,3 +188,34 @@ def gone(sim: Sim, call: str) -> bool:
 def no_calls(node: Proc) -> bool:
     status, calls = node.request("GET", "calls")
     return status == 200 and calls == []
+
+
+async def test_a_newcall_the_leader_never_read_is_replayed_once_the_link_is_up(
+    cluster: Cluster, sim: Sim, tmp_path: Path
+) -> None:
+    """The PBX delivers a caller to port 3 while the leader is paused; the driver's NewCall
+    reaches both; the leader is killed. The standby takes over, its link's resync finds the
+    call at 3003 (kept for a NewCall), then the replayed NewCall takes it: Ringing and
+    Established from the new leader, once (G27: resync, then answer; a NewCall replayed before
+    the link is up would be EndCall ServerPaused)."""
+    a, b = await hot_behind_pair(cluster, sim, tmp_path)
+    async with await HotStandbyDriver.open(addresses(a, b), IVR) as driver:
+        a.sigstop()
+        pbx_call = await asyncio.to_thread(sim.deliver, "5551005", PORT_DNS["3"])
+        call = driver.new_call_id("R")
+        driver.send(call, m.NewCall(CallControlMode="Network", Version="4.0", CalledNum="3"))
+        await asyncio.sleep(0.2)
+        a.kill9()
+        await asyncio.to_thread(b.wait_role, "leader", LEASE + 5)
+        first = await driver.expect(call, types=(m.CallStatus, m.EndCall), timeout=5)
+        assert (first.node, first.message) == ("b", m.CallStatus(Event="Ringing")), (
+            f"{first}\n{b.log_tail()}"
+        )
+        second = await driver.expect(call, types=(m.CallStatus, m.EndCall), timeout=5)
+        assert (second.node, second.message) == ("b", m.CallStatus(Event="Established")), second
+        driver.send(call, m.EndCall(EndCause="Normal"))
+        await asyncio.to_thread(
+            wait_for, "the PBX to clear the ended call", lambda: gone(sim, pbx_call), 5.0
+        )
+        await asyncio.sleep(0.5)
+        assert not [t for t in driver.unsolicited() if t.received.call_id == call]
