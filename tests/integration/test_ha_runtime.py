@@ -822,3 +822,36 @@ async def test_paused_input_waits_in_order(start_node: Start) -> None:
         resp = await expect(link, "UDataResp")
         assert resp.RequestId == str(i)  # type: ignore[attr-defined]
     await link.close()
+
+
+async def test_no_mark_is_written_before_the_replay(start_node: Start, site: str) -> None:
+    """While a takeover waits for its premise links, the marks in the store stay the old
+    leader's: a mark written then would cover requests not replayed yet."""
+    stuck = GatedStore(shared_memory_store("memory://", site=site))
+    a = await start_node(ha_config(node="a", site=site), store=stuck)
+    b = await start_node(ha_config(node="b", site=site))
+    store = shared_memory_store("memory://", site=site)
+    seen: list[dict[str, int]] = []
+    assert b.ha is not None
+    real = b.connect_links
+
+    async def connect_links(timeout: float) -> None:
+        await asyncio.sleep(0.05)  # a link coming up: turns go by, flushes are made
+        seen.append(await store.marks("primary", ["IVR_1#0"]))
+        await real(timeout)
+
+    b.connect_links = connect_links  # type: ignore[method-assign]
+    driver = await Driver.open({"a": a, "b": b})
+    await start_call(driver, "a")
+    await wait_for(lambda: a.ha is not None and not a.ha._inflight, what="a committed")
+    stuck.gate.clear()
+    await driver.send("C1", udata_set("2", "k", "v2"))  # index 2: never committed by a
+    await asyncio.sleep(0.1)
+    await crash(a)
+    stuck.unblock_failing()
+    await wait_for(lambda: b.ha is not None and b.ha.leads, LEASE + 1.0, "b takes over")
+    resp = await expect(driver.links["b"], "UDataResp")
+    assert resp.RequestId == "2"  # type: ignore[attr-defined]
+    assert seen == [{"IVR_1#0": 1}]  # the old leader's mark while the links came up
+    assert await store.marks("primary", ["IVR_1#0"]) == {"IVR_1#0": 2}  # then the replay's
+    await driver.close()

@@ -269,6 +269,9 @@ class HaNode:
         self._try_at = 0.0
         """Standby: when the holder's lease lapses (read after a failed acquire)."""
         self._last_replayed = 0
+        self._replay_due = False
+        """A takeover leads but has not replayed yet: no mark may be written (a mark covers the
+        requests received, and those not replayed yet have no effect to commit)."""
         self._initial: dict[str, bytes] | None = None
         """What a takeover of an empty slot writes first (this node's whole state)."""
         self._task: asyncio.Task[None] | None = None
@@ -316,6 +319,21 @@ class HaNode:
             "replayed": self.replayed,
             "fenced_count": self.fenced_count,
             "last_takeover": self.last_takeover.view() if self.last_takeover else None,
+            "journal": self._journal_view(),
+        }
+
+    def _journal_view(self) -> dict[str, int] | None:
+        """Hot standby: what the journals of the driver's requests counted."""
+        counters = self.service.journal_counters
+        if counters is None or self.mode != "hot":
+            return None
+        return {
+            "journaled": counters.journaled,
+            "trimmed": counters.trimmed,
+            "overflowed": counters.overflowed,
+            "closed": counters.closed,
+            "replayed": counters.replayed,
+            "unaligned": counters.unaligned,
         }
 
     # ------------------------------------------------------------------ lifecycle
@@ -412,7 +430,7 @@ class HaNode:
             initial.update(puts)
             puts = initial
             deletes.difference_update(puts)
-        marks = self.service.take_marks() if self._replays else {}
+        marks = self.service.take_marks() if self._replays and not self._replay_due else {}
         if not (puts or deletes or marks):
             return
         if marks:
@@ -672,10 +690,12 @@ class HaNode:
         self.role = "leader"
         self.metrics.role = 1
         self.metrics.epoch = epoch
+        self._replay_due = True
         self.service.set_role("leader", now)
         self.server.flush()  # what the takeover itself changed (the orphans bound) is written
         await self.server.connect_links(min(LINK_WAIT, self.config.lease / 3))
         replayed = self.service.replay(marks, asyncio.get_running_loop().time())
+        self._replay_due = False
         self.replayed += replayed
         self.metrics.replayed = self.replayed
         self._last_replayed = replayed
@@ -821,6 +841,7 @@ class HaNode:
         self._generation += 1
         self._inflight.clear()
         self._next = None
+        self._replay_due = False
         self._drained.set()
         self._queue = _Queue()
         self.role = "standby"

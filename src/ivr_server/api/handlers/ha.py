@@ -88,6 +88,11 @@ class HaView(_Reply):
     replayed: int | None = None
     fenced_count: int | None = None
     last_takeover: HaTakeover | None = None
+    journal: dict[str, int] | None = None
+    """Hot standby: the driver's requests kept by this node as standby (``journaled``), dropped
+    at the leader's marks (``trimmed``), for a full journal (``overflowed``), with their session
+    (``closed``), replayed at takeovers (``replayed``), or not replayed because the stream did
+    not line up with the leader's (``unaligned``)."""
 
 
 def ha_view(api: ApiServer) -> dict[str, Any]:
