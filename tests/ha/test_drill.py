@@ -197,7 +197,7 @@ async def drill(cluster: Cluster, scenario: Scenario) -> Tally:
         )
         firsts = [t for t in driver.sent_by("b") if not isinstance(t.message, m.FlowControl)]
         late = [t for t in driver.sent_by("a") if firsts and t.at >= firsts[0].at]
-        print(f"drill: {len(late)} documents from a after b's first: {late[:5]}")
+        assert not late, f"{len(late)} documents from a after b's first: {late[:5]}"
         twice = duplicates(driver)
         assert not twice, twice[:10]
         assert not tally.wrong_data, tally.wrong_data[:10]

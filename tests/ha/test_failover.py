@@ -214,13 +214,15 @@ async def test_h2_a_request_the_primary_never_committed_is_replayed_once(
         )
         await asyncio.sleep(0.2)
         before = store_marks(cluster)  # the paused leader's
+        _, sessions = await asyncio.to_thread(b.request, "GET", "sessions")
         a.kill9()
         try:
             got = await task
         except RequestTimeout:
             raise AssertionError(
                 f"never replayed; marks before the kill: {before}, after the takeover: "
-                f"{store_marks(cluster)}; b's view: {b.ha()}"
+                f"{store_marks(cluster)}; b's sessions before the kill: {sessions}; "
+                f"b's view: {b.ha()}"
             ) from None
         assert got.message == m.UDataResp(Result="Success", RequestId="7"), got
         exchange = driver.exchanges[-1]
