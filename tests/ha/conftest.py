@@ -197,16 +197,28 @@ class Node:
         return self.proc is not None and self.proc.poll() is None
 
     def kill9(self) -> None:
-        """``kill -9``: the node dies at once, without releasing its lease."""
+        """``kill -9``: the node dies at once, without releasing its lease. A stopped node is
+        killed stopped (no SIGCONT first: it would run for a moment, and could commit what it
+        had read while paused)."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
             self.proc.kill()
             self.proc.wait(10)
 
     def sigstop(self) -> None:
+        """SIGSTOP, then wait until the kernel shows the process stopped: the signal is
+        delivered asynchronously, and a node still running for a moment may read, commit and
+        even answer what the test sends next."""
         assert self.proc is not None
         self.proc.send_signal(signal.SIGSTOP)
         self.stopped = True
+        stat = Path(f"/proc/{self.proc.pid}/stat")
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                if stat.read_text().rpartition(")")[2].split()[0] in ("T", "t"):
+                    return
+            time.sleep(0.001)
+        raise AssertionError(f"node {self.name} not stopped 5 s after SIGSTOP")
 
     def sigcont(self) -> None:
         assert self.proc is not None
