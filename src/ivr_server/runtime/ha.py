@@ -266,6 +266,11 @@ class HaNode:
         """A standby tries the lease again only from then (after the store came back: the
         leader renews first)."""
         self._renew_due = 0.0
+        self._lease_until = 0.0
+        """Loop time until which this node's lease is certainly its own: the sending of the
+        last acquire or renewal the store confirmed, plus ``lease``. Past its last third (a
+        renewal missed: the node was paused or starved), nothing leaves before the store has
+        confirmed the epoch again (:meth:`commit_turn`)."""
         self._try_at = 0.0
         """Standby: when the holder's lease lapses (read after a failed acquire)."""
         self._last_replayed = 0
@@ -431,7 +436,7 @@ class HaNode:
             puts = initial
             deletes.difference_update(puts)
         marks = self.service.take_marks() if self._replays and not self._replay_due else {}
-        if not (puts or deletes or marks):
+        if not (puts or deletes or marks) and not self._lease_in_doubt():
             return
         if marks:
             self._marks.update(marks)
@@ -440,6 +445,18 @@ class HaNode:
             self._enqueue(batch)
             return
         self._submit(batch)
+
+    def _lease_in_doubt(self) -> bool:
+        """Has a renewal been missed (more than two thirds of the lease since the last one the
+        store confirmed)? The node may have been paused or starved while another took its slot
+        over: then even a turn that changed nothing (a ``UDataGet``, a ``CallInfoReq``) sends a
+        batch, empty, whose apply checks the epoch in the store, and its replies wait for it:
+        a fenced node's answers are dropped, never sent after its successor's (H4)."""
+        return (
+            self._hold
+            and self.store_state == "ok"
+            and self._now() >= self._lease_until - self.config.lease / 3
+        )
 
     def _submit(self, batch: Batch) -> None:
         """Send ``batch``, or merge it into the next one while :attr:`_max_in_flight` are in
@@ -587,6 +604,7 @@ class HaNode:
         if self.store_state == "lost" or now < self._acquire_after:
             await self._trim()
             return
+        sent = self._now()
         epoch = await self.store.acquire(self.slot, self.node_id, self.config.lease)
         if epoch is None:
             held = await self.store.holder(self.slot)
@@ -595,6 +613,7 @@ class HaNode:
             await self._trim()
             return
         self._renew_due = self._now() + self.config.lease / 3
+        self._lease_until = sent + self.config.lease
         await self._takeover(epoch)
         if self.mode == "active":
             await self._start_active()
@@ -704,6 +723,7 @@ class HaNode:
     async def _take_own_slot(self) -> None:
         """Active mode: this node's own slot, held from the start (its calls of an earlier run
         restored)."""
+        sent = self._now()
         epoch = await self.store.acquire(self.slot, self.node_id, self.config.lease)
         if epoch is None:
             raise StoreError(
@@ -711,12 +731,15 @@ class HaNode:
                 "with the same node-id?)"
             )
         self._renew_due = self._now() + self.config.lease / 3
+        self._lease_until = sent + self.config.lease
         await self._takeover(epoch)
         await self._start_active()
 
     async def _renew(self, now: float) -> None:
         renewed = await self.store.renew(self.slot, self.node_id, self.epoch, self.config.lease)
         self._renew_due = now + self.config.lease / 3
+        if renewed is not False:
+            self._lease_until = now + self.config.lease
         if renewed is False:
             self._fenced(f"the lease of {self.slot!r} at epoch {self.epoch} is another's")
         elif renewed is None:
