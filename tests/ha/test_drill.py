@@ -305,6 +305,10 @@ async def test_drill_warm_standby_kill_9_under_load(cluster: Cluster) -> None:
     loops = [asyncio.ensure_future(loop(p)) for p in range(1, PORTS + 1)]
     try:
         await asyncio.sleep(2.0)
+        for _ in range(200):  # a loaded machine: kill while some call's data is answered
+            if committed:
+                break
+            await asyncio.sleep(0.05)
         a.kill9()
         await asyncio.wait_for(asyncio.gather(*loops), STEP_S + 5)
         assert await warm.reconnect(timeout=LEASE + 10) == "b"
