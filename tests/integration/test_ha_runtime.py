@@ -833,14 +833,14 @@ async def test_no_mark_is_written_before_the_replay(start_node: Start, site: str
     store = shared_memory_store("memory://", site=site)
     seen: list[dict[str, int]] = []
     assert b.ha is not None
-    real = b.connect_links
+    real = b.ha.connect_links
 
     async def connect_links(timeout: float) -> None:
         await asyncio.sleep(0.05)  # a link coming up: turns go by, flushes are made
         seen.append(await store.marks("primary", ["IVR_1#0"]))
         await real(timeout)
 
-    b.connect_links = connect_links  # type: ignore[method-assign]
+    b.ha.connect_links = connect_links  # type: ignore[method-assign]
     driver = await Driver.open({"a": a, "b": b})
     await start_call(driver, "a")
     await wait_for(lambda: a.ha is not None and not a.ha._inflight, what="a committed")
