@@ -217,14 +217,6 @@ class HaNode:
             config.store, site=config.site, timeout=config.store_timeout
         )
         self.store_url: str = self.store.url
-        self._renewals: StateStore = (
-            self.store
-            if store is not None or config.store.startswith("memory://")
-            else open_store(config.store, site=config.site, timeout=config.store_timeout)
-        )
-        """The store's connection for lease renewals: a second one, so that a renewal never
-        waits behind the batches in flight on the first (a burst of tens of thousands of new
-        calls, written in many ``FCALL``s, used to hold the leader's renewal past its lease)."""
         self.role: Role = "standby"
         self.slot: str = PRIMARY
         """The slot this node writes (its node id in active mode)."""
@@ -373,8 +365,6 @@ class HaNode:
         trying), try the lease once, and run the role loop."""
         try:
             await self.store.connect()
-            if self._renewals is not self.store:
-                await self._renewals.connect()
             if self.mode == "active":
                 await self._take_own_slot()
             else:
@@ -417,9 +407,6 @@ class HaNode:
         self.server.writer = None
         with contextlib.suppress(StoreError, OSError):
             await self.store.close()
-        if self._renewals is not self.store:
-            with contextlib.suppress(StoreError, OSError):
-                await self._renewals.close()
 
     async def settle(self, timeout: float) -> None:
         """Wait up to ``timeout`` for the batches in flight to be acknowledged."""
@@ -755,7 +742,7 @@ class HaNode:
         await self._start_active()
 
     async def _renew(self, now: float) -> None:
-        renewed = await self._renewals.renew(self.slot, self.node_id, self.epoch, self.config.lease)
+        renewed = await self.store.renew(self.slot, self.node_id, self.epoch, self.config.lease)
         self._renew_due = now + self.config.lease / 3
         if renewed is not False:
             self._lease_until = now + self.config.lease
