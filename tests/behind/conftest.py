@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import re
 import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +31,7 @@ import pytest
 from ivr_server.client import IvrClient
 from ivr_server.wire import KvList, Message, Node
 from ivr_server.wire.messages import CallStatus, LoginResp, MonitorInfo
+from tests.apihttp import http
 from tests.integration.conftest import ROOT, START_S, Served, free_port, launch
 from tests.integration.rawlink import doc
 
@@ -51,24 +49,6 @@ M = TypeVar("M", bound=Message)
 
 
 # --------------------------------------------------------------------------- the simulator
-
-
-def http(method: str, url: str, body: object = None, timeout: float = 5.0) -> tuple[int, Any]:
-    """One JSON request (blocking; loopback only): (status, decoded body or None)."""
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            raw = resp.read()
-            status = resp.status
-    except urllib.error.HTTPError as exc:
-        raw, status = exc.read(), exc.code
-    try:
-        return status, json.loads(raw) if raw else None
-    except ValueError:
-        return status, raw.decode(errors="replace")
 
 
 @dataclass

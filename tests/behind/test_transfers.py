@@ -25,6 +25,7 @@ import pytest
 
 from ivr_server.api import TOKEN_ENV
 from ivr_server.wire.messages import CallError, CallInfoResp, CallStatus, UDataResp
+from tests.apihttp import http
 from tests.behind.conftest import (
     CALL_INFO_REQ,
     END_CALL,
@@ -33,7 +34,6 @@ from tests.behind.conftest import (
     Ivr,
     Site,
     cleared,
-    http,
     new_call,
     ringing_then_established,
     running_site,

@@ -12,7 +12,6 @@ every wait is bounded. A test module keeps its processes on one pytest-xdist wor
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
@@ -29,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from tests.apihttp import api_request
 from tests.redisproc import RedisProcess, free_port, require_redis
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -257,22 +257,7 @@ class Node:
     # ------------------------------------------------------------------ API
 
     def request(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{self.api_port}/api/v1/{path}", data=data, method=method
-        )
-        req.add_header("Authorization", f"Bearer {TOKEN}")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=5) as resp:
-                raw, status = resp.read(), resp.status
-        except urllib.error.HTTPError as exc:
-            raw, status = exc.read(), exc.code
-        try:
-            return status, json.loads(raw) if raw else None
-        except ValueError:
-            return status, raw.decode(errors="replace")
+        return api_request(self.api_port, TOKEN, method, path, body, 5)
 
     def ha(self) -> dict[str, Any]:
         """``GET /api/v1/ha`` (helper D's view of the node's role)."""

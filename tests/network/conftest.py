@@ -12,12 +12,9 @@ of the IVR side, none on a switch, none at a routing DN. Each test module keeps 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +22,7 @@ from typing import Any, TypeVar
 
 from ivr_server.client import IvrClient
 from ivr_server.wire import Message
+from tests.apihttp import api_request
 from tests.behind.conftest import stop_process
 from tests.integration.conftest import ROOT, Served, launch
 from tests.integration.rawlink import doc
@@ -68,22 +66,7 @@ class NetSite:
         return answer
 
     def request(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(
-            f"http://127.0.0.1:{self.api_port}/api/v1/{path}", data=data, method=method
-        )
-        req.add_header("Authorization", f"Bearer {TOKEN}")
-        if data is not None:
-            req.add_header("Content-Type", "application/json")
-        try:
-            with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
-                raw, status = resp.read(), resp.status
-        except urllib.error.HTTPError as exc:
-            raw, status = exc.read(), exc.code
-        try:
-            return status, json.loads(raw) if raw else None
-        except ValueError:
-            return status, raw.decode(errors="replace")
+        return api_request(self.api_port, TOKEN, method, path, body, TIMEOUT)
 
     def leftovers(self) -> dict[str, Any]:
         """What the API still shows: IVR-side calls, calls on the switches, calls at routing
