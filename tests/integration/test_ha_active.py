@@ -166,8 +166,18 @@ async def test_ports_agents_and_calls_are_seen_across_nodes(
     )
     await lb.send("L", "<AgentQuery ReqId='3' PortNum='5'/>")
     assert (await lb.recv_doc())[1] == agent("5", "Ready", "3")
+    # agent control on A's agent at B: forwarded to A, whose switch does it; B's IVR session
+    # gets what a single server's would, A's is told as a single server's other session is
     await lb.send("L", "<AgentNotReady ReqId='4' PortNum='5' Queue='6000'/>")
-    assert (await lb.recv_doc())[1] == agent_error("166", "4")  # A's agent: A serves it
+    assert (await lb.recv_doc())[1] == agent("5", "NotReady", "4")
+    assert (await la.recv_doc())[1] == agent("5", "NotReady")
+    assert a.service.switches["SW_InFront"].view.agent_dn("77") == "4005"
+    assert b.service.switches["SW_InFront"].view.agent_dn("77") is None
+    await lb.send("L", "<AgentLogin ReqId='40' PortNum='5' Queue='6000' AgentId='78' Password=''/>")
+    assert (await lb.recv_doc())[1] == agent_error("50", "40")  # A's switch: logged in already
+    await lb.send("L", "<AgentReady ReqId='41' PortNum='5' Queue='6000' WorkMode='ManualIn'/>")
+    assert (await lb.recv_doc())[1] == agent("5", "Ready", "41")
+    assert (await la.recv_doc())[1] == agent("5", "Ready")
     await lb.send("L", "<AgentLogin ReqId='5' PortNum='6' Queue='6000' AgentId='77' Password=''/>")
     assert (await lb.recv_doc())[1] == agent_error("1704", "5")  # logged in through A
     await lb.send("L", "<AgentQuery ReqId='6' PortNum='6'/>")  # B's own DN: its switch answers

@@ -25,6 +25,18 @@ turn). :class:`ActiveMode` adds, every ``[ha] poll``:
    by the copy. A driver that re-sends a dead node's CallIds to the adopter gets answers; the
    Genesys I-Library itself does not (PROTOCOL.md §8.1: its calls on the dead server fail), so
    for it the gain is clean ports and agents.
+3. **Agent requests of other nodes' agents.** The facts carry each node's API address
+   (:func:`api_url`). An IVR's ``AgentLogin``, ``AgentLogout``, ``AgentReady`` or
+   ``AgentNotReady`` on a DN whose agent another node holds is handed here by the service
+   (``PeerState.forward``, an :class:`~ivr_server.service.peers_state.AgentAsk`) and carried to
+   the owner's agent act, ``POST {api}/api/v1/agents/{switch}/{dn}/{act}`` with this node's
+   bearer token (the nodes of a site share ``[api] token``): the owner's switch does it (its own
+   IVR sessions get their ``MonitorInfo`` there) and answers with the events it caused, or 409
+   with its ``EventError``. :func:`answer_of` turns that into an
+   :class:`~ivr_server.service.peers_state.AgentAnswer` for ``IvrService.agent_answered``. The
+   wait is bounded by ``[ha] lease`` (a dead owner is replaced within it anyway): no answer by
+   then, an unreachable owner, or one that refuses this node's token, gives ``TlibErrCode='57'``
+   (``TERR_TIMEOUT``, as a PBX's request unanswered within the invoke timeout).
 
 Nothing here runs unless the mode is ``active``.
 """
@@ -32,17 +44,21 @@ Nothing here runs unless the mode is ``active``.
 from __future__ import annotations
 
 __all__ = [
+    "AGENT_ACTS_PATH",
     "FACTS_KEY",
     "FACTS_SUFFIX",
     "ActiveHost",
     "ActiveMode",
     "Adoption",
+    "answer_of",
+    "api_url",
     "conn_id_seed",
     "facts_slot",
 ]
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import socket
@@ -52,7 +68,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+import aiohttp
+
+from ivr_server.service.monitoring import AGENT_STATUS_OF_EVENT
 from ivr_server.service.peers_state import (
+    FORWARD_TIMEOUT_CODE,
+    AgentAnswer,
+    AgentAsk,
     NodeFacts,
     PeerState,
     encode_facts,
@@ -74,6 +96,15 @@ FACTS_KEY: Final = "facts"
 """The one record of a facts slot."""
 _CALL_SIDE: Final = ("call:", "dialout:")
 """Record key prefixes an adopter takes as they are (besides the switch views' calls)."""
+AGENT_ACTS_PATH: Final = "/api/v1/agents"
+"""Where a node's API takes agent acts: ``{api}/api/v1/agents/{switch}/{dn}/{act}``."""
+TOKEN_ENV: Final = "IVR_SERVER_API_TOKEN"
+"""Overrides ``[api] token`` (as ``api/access.py``'s ``TOKEN_ENV``: runtime/ does not import
+api/)."""
+_STATUS_OF_EVENT: Final = {cls.__name__: status for cls, status in AGENT_STATUS_OF_EVENT.items()}
+"""``EventAgentReady`` -> ``Ready`` ...: the agent events of an act's answer."""
+_INVALID_ATTR: Final = 53
+"""``TERR_INVALID_ATTR``: what a body the owner's API finds invalid means (an empty AgentId)."""
 
 
 def conn_id_seed(node_id: str, seed: int) -> int:
@@ -94,6 +125,50 @@ def node_of_slot(slot: str) -> str | None:
     if slot.endswith(FACTS_SUFFIX) or slot == "primary":
         return None
     return slot
+
+
+def api_url(server: Any) -> str:
+    """The base URL of ``server``'s HTTP API as the other nodes reach it (empty: no API): its
+    first listen address, a wildcard one named by this machine's host name; ``https`` with
+    ``[api] tls-cert``."""
+    addresses = server.api_addresses
+    if not addresses:
+        return ""
+    host, port = addresses[0][0], addresses[0][1]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if ip is not None and ip.is_unspecified:
+        host = socket.gethostname()
+    elif ip is not None and ip.version == 6:
+        host = f"[{host}]"
+    scheme = "https" if server.config.api.tls_cert else "http"
+    return f"{scheme}://{host}:{port}"
+
+
+def answer_of(ask: AgentAsk, status: int, data: Any) -> AgentAnswer:
+    """The owner's HTTP answer to an agent act as the IVR's answer: 200, the agent statuses of
+    the act's events on its DN; 409, the switch's ``EventError`` code; 400 (the owner's API
+    found the body invalid, e.g. an empty AgentId), ``TERR_INVALID_ATTR``; anything else,
+    :data:`FORWARD_TIMEOUT_CODE`."""
+    if status == 200 and isinstance(data, dict) and isinstance(data.get("events"), list):
+        statuses = tuple(
+            _STATUS_OF_EVENT[event["event"]]
+            for event in data["events"]
+            if isinstance(event, dict)
+            and event.get("event") in _STATUS_OF_EVENT
+            and event.get("dn") == ask.dn
+            and event.get("reference_id") is not None
+        )
+        return AgentAnswer(statuses=statuses)
+    if status == 409 and isinstance(data, dict) and isinstance(data.get("error_code"), int):
+        return AgentAnswer(error=data["error_code"])
+    reason = data.get("error") if isinstance(data, dict) else None
+    why = f"node {ask.node} answered HTTP {status}: {reason or 'no reason given'}"
+    if status == 400:
+        return AgentAnswer(error=_INVALID_ATTR, reason=why)
+    return AgentAnswer(error=int(FORWARD_TIMEOUT_CODE), reason=why)
 
 
 class Persistence(Protocol):
@@ -176,6 +251,10 @@ class ActiveMode:
         self._raw: dict[str, bytes] = {}
         self._facts_read: list[NodeFacts] = []
         """The live peers' facts as last read (``_raw``, decoded)."""
+        self._forwards: set[asyncio.Task[None]] = set()
+        """Agent requests being carried to their owners."""
+        self.forwarded = 0
+        """Agent requests forwarded to other nodes since start."""
 
     @property
     def me(self) -> str:
@@ -185,6 +264,7 @@ class ActiveMode:
         """Hand the mirror to the service and publish this node's facts."""
         self.node.service._ctx.peers = self.peers
         self.node.service.stats.peers = self.peers.activities
+        self.peers.forward = self.forward
         try:
             await self._publish(asyncio.get_running_loop().time())
         except StoreError as problem:
@@ -195,7 +275,10 @@ class ActiveMode:
         any are left in its slot, are adopted by a survivor once its own lease lapsed)."""
         self.node.service._ctx.peers = None
         self.node.service.stats.peers = None
+        self.peers.forward = None
         self.peers.update(())
+        for task in list(self._forwards):  # their sessions are closing with the node
+            task.cancel()
 
     async def tick(self, now: float) -> None:
         """One poll: adopt dead nodes' slots, publish this node's facts, read the others'."""
@@ -282,7 +365,7 @@ class ActiveMode:
         key = ports_key(service)
         if key != published.ports_key:
             published.ports_key, published.ports = key, ports_of(service)
-        return facts_of(self.me, service, published.ports)
+        return facts_of(self.me, service, published.ports, api_url(self.node.server))
 
     async def _sweep(self, slot: str) -> None:
         """A dead node's facts slot: emptied (its node's calls are adopted from its own slot)."""
@@ -295,6 +378,41 @@ class ActiveMode:
                 await store.drop(slot, self.me, epoch)
         finally:
             await store.release(slot, self.me, epoch)
+
+    # ------------------------------------------------------------------ agent requests
+
+    def forward(self, ask: AgentAsk) -> None:
+        """Start carrying ``ask`` to its node (``PeerState.forward``; see the module docstring).
+        No I/O here: a task does it and answers through the service."""
+        self.forwarded += 1
+        task = asyncio.get_running_loop().create_task(self._carry(ask))
+        self._forwards.add(task)
+        task.add_done_callback(self._forwards.discard)
+
+    async def _carry(self, ask: AgentAsk) -> None:
+        config = self.node.service.config
+        token = os.environ.get(TOKEN_ENV) or config.api.token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        url = f"{ask.api}{AGENT_ACTS_PATH}/{ask.switch}/{ask.dn}/{ask.act}"
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.lease)) as http,
+                http.post(url, json=dict(ask.body), headers=headers) as response,
+            ):
+                try:
+                    data = await response.json(content_type=None)
+                except ValueError:
+                    data = None
+                answer = answer_of(ask, response.status, data)
+        except (aiohttp.ClientError, TimeoutError, OSError) as problem:
+            answer = AgentAnswer(
+                error=int(FORWARD_TIMEOUT_CODE),
+                reason=f"node {ask.node} did not answer within {self.lease:g} s: "
+                f"{type(problem).__name__} {problem}",
+            )
+        node = self.node
+        node.service.agent_answered(ask, answer, asyncio.get_running_loop().time())
+        node.server.flush()
 
     # ------------------------------------------------------------------ adoption
 

@@ -8,6 +8,15 @@ answer comes back as switch events: ``EventAddressInfo`` becomes the ``MonitorIn
 ``AgentQuery``; the agent events of a change are told by monitoring (monitoring.py), the asking
 session's on its request's CallId with its ``ReqId``; an ``EventError`` becomes ``CallError
 FailedReq='AgentControl'`` with the T-Library error code.
+
+Active nodes (``[ha] mode = "active"``, issue 25): a DN whose agent another node holds is that
+node's to serve. An ``AgentQuery`` there is answered from the mirror of the other nodes' facts
+(peers_state.py); a control request is forwarded to the owner (:meth:`AgentControl._elsewhere`
+hands an :class:`~ivr_server.service.peers_state.AgentAsk` to the runtime) and its answer,
+:meth:`AgentControl.forwarded`, becomes what this node's own switch would have made of it: a
+``MonitorInfo Agent`` per status with the ``ReqId`` to the asking session and without it to the
+port's IVR's other 4.0 sessions here, or the ``CallError`` of the owner's refusal (57 when the
+owner did not answer in time).
 """
 
 from __future__ import annotations
@@ -20,7 +29,7 @@ from ivr_server.calls.replies import LINK_DOWN, Refusal, invalid_request
 from ivr_server.service.bus import Origin, SwitchEventBus
 from ivr_server.service.context import ServiceContext
 from ivr_server.service.monitoring import AgentStatusName
-from ivr_server.service.peers_state import PeerState
+from ivr_server.service.peers_state import AgentAnswer, AgentAsk, PeerState
 from ivr_server.service.sessions import Session
 from ivr_server.switch import (
     AgentStatus,
@@ -52,6 +61,26 @@ _AGENT_STATUS_OF_QUERY: Final[dict[AgentStatus, AgentStatusName]] = {
     AgentStatus.WALK_AWAY: "NotReady",
 }
 """EventAddressInfo ``AgentStatus`` -> ``Agent/@Status`` (XMLG p.69 Table 16)."""
+
+
+_ACTS: Final[dict[type, str]] = {
+    m.AgentLogin: "login",
+    m.AgentLogout: "logout",
+    m.AgentReady: "ready",
+    m.AgentNotReady: "not-ready",
+}
+"""IVR agent control request -> the API's agent act its owner node serves it with
+(``POST /api/v1/agents/{switch}/{dn}/<act>``)."""
+
+
+def _act_body(msg: Any) -> dict[str, str | None]:
+    """The API act's body of an IVR agent control request: the T-Library request's attributes
+    exactly as :meth:`AgentControl._request` builds them here."""
+    if isinstance(msg, m.AgentLogin):
+        return {"agent_id": msg.AgentId, "queue": msg.Queue, "password": msg.Password}
+    if isinstance(msg, m.AgentLogout):
+        return {"queue": msg.Queue or None}
+    return {"queue": msg.Queue, "work_mode": WorkMode(msg.WorkMode).value}
 
 
 class AgentControl:
@@ -157,9 +186,80 @@ class AgentControl:
                 return False
             self.ctx.send(session, call_id, answer)
             return True
+        owner = peers.agent(switch.name, dn)
+        forward = peers.forward
+        if owner is not None and forward is not None:
+            api = peers.api_of(owner[0])
+            act = _ACTS.get(type(msg))
+            if api and act is not None:
+                ivr = session.ivr_name or ""
+                forward(
+                    AgentAsk(
+                        node=owner[0],
+                        api=api,
+                        switch=switch.name,
+                        dn=dn,
+                        act=act,
+                        body=_act_body(msg),
+                        session=session,
+                        call_id=call_id,
+                        req_id=msg.ReqId,
+                        port=msg.PortNum,
+                        ivr=ivr,
+                        request=msg.tag,
+                    )
+                )
+                return True
         agent_id = msg.AgentId if isinstance(msg, m.AgentLogin) else None
         peers.check_control(call_id, switch.name, dn, agent_id, msg.tag, msg.ReqId)
         return False
+
+    def forwarded(self, ask: AgentAsk, answer: AgentAnswer) -> None:
+        """The owner's answer to a forwarded agent request (see the module docstring): to the
+        asking session if it is still here, as this node's switch's events would have been."""
+        ctx = self.ctx
+        session = ask.session
+        if ctx.sessions.get(session.id) is not session:
+            log.info(
+                "%s on DN %s answered by node %s after its session %d closed",
+                ask.request,
+                ask.dn,
+                ask.node,
+                session.id,
+            )
+            return
+        if answer.error is not None:
+            if answer.reason:
+                log.warning(
+                    "%s on DN %s forwarded to node %s: %s (TlibErrCode %d)",
+                    ask.request,
+                    ask.dn,
+                    ask.node,
+                    answer.reason,
+                    answer.error,
+                )
+            ctx.send(
+                session,
+                ask.call_id,
+                m.CallError(
+                    FailedReq="AgentControl", TlibErrCode=str(answer.error), ReqId=ask.req_id
+                ),
+            )
+            return
+        others = [s for s in ctx.v4_sessions(ask.ivr) if s is not session]
+        for status in answer.statuses:
+            ctx.send(
+                session,
+                ask.call_id,
+                m.MonitorInfo(ReqId=ask.req_id, Agent=m.Agent(PortNum=ask.port, Status=status)),
+            )
+            for other in others:
+                assert other.login is not None
+                ctx.send(
+                    other,
+                    other.login.call_id,
+                    m.MonitorInfo(Agent=m.Agent(PortNum=ask.port, Status=status)),
+                )
 
     def on_agent_query(self, session: Session, call_id: str | None, msg: m.AgentQuery) -> None:
         self._request(

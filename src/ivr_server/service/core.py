@@ -50,6 +50,7 @@ from ivr_server.service.dialout import DialOut
 from ivr_server.service.echo import ECHOED, check_echoed
 from ivr_server.service.login import Sessions
 from ivr_server.service.monitoring import Monitoring
+from ivr_server.service.peers_state import AgentAnswer, AgentAsk
 from ivr_server.service.ports import PortIndex
 from ivr_server.service.refusals import RefusalLog
 from ivr_server.service.reload import (
@@ -505,6 +506,13 @@ class IvrService:
         return self._dial_out.dial_out(
             requester, orig_dn, dest, timeout=timeout, user_data=user_data, extensions=extensions
         )
+
+    def agent_answered(self, ask: AgentAsk, answer: AgentAnswer, now: float) -> None:
+        """Active mode (issue 25): another node answered an agent control request forwarded to
+        it (service/agents.py); the asking session gets what this node's switch would have
+        sent. The caller writes the sessions out."""
+        self._ctx.now = now
+        self._agents.forwarded(ask, answer)
 
     def hang_up(self, switch_name: str, conn_id: str) -> bool:
         """The caller of call ``conn_id`` hangs up (tests, API): ``CallStatus Released``."""

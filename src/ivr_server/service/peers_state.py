@@ -13,9 +13,15 @@ its own service (:func:`facts_of`) and publishes in the store every poll when it
   refused as if the port's call were here: ``EndCall EndCause='Resources'``
   (:meth:`PeerState.check_port`, called by ``admission.py``);
 - an ``AgentQuery`` on a DN whose agent logged in through another node is answered with that
-  agent's state; a control request on such a DN is refused (``CallError
-  FailedReq='AgentControl'``: the agent's node serves it) and an ``AgentLogin`` of an agent id
-  logged in elsewhere gets the switch's ``TERR_SOFT_AGENT_ID_IN_USE`` (``agents.py``);
+  agent's state; a control request on such a DN (``AgentLogin``, ``AgentLogout``,
+  ``AgentReady``, ``AgentNotReady``) is **forwarded** to that node, whose switch holds the agent:
+  the service hands an :class:`AgentAsk` to :attr:`PeerState.forward` (the runtime carries it
+  over the owner's HTTP API, ``POST /api/v1/agents/{switch}/{dn}/...``, and brings the
+  :class:`AgentAnswer` back to ``IvrService.agent_answered``), so the IVR gets what a single
+  server's switch would have answered; without a way to reach the owner (its API unknown) the
+  request is refused (``CallError TlibErrCode='166'``); an ``AgentLogin`` of an agent id logged
+  in through another node on a DN free everywhere gets the switch's
+  ``TERR_SOFT_AGENT_ID_IN_USE`` (``agents.py``);
 - the statistics of an IVR's calls in progress (``PeekStatReq``/``GetStatReq``, the API's
   ``/api/v1/stats``) add the other nodes' calls on its ports (``statistics.py``), those of
   queues and agent groups the other nodes' agents (:meth:`PeerState.activities`); the API sums
@@ -34,6 +40,9 @@ one attribute test on the three requests above.
 from __future__ import annotations
 
 __all__ = [
+    "FORWARD_TIMEOUT_CODE",
+    "AgentAnswer",
+    "AgentAsk",
     "AgentFact",
     "NodeFacts",
     "PeerState",
@@ -45,12 +54,14 @@ __all__ = [
     "ports_of",
 ]
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 import msgspec
 
 from ivr_server.calls.replies import Refusal
+from ivr_server.service.sessions import Session
 from ivr_server.stats.agents import AgentActivity
 from ivr_server.switch import AgentStatus, Switch, TErrorCode, WorkMode
 from ivr_server.switch.agent import AgentState, agent_status
@@ -89,6 +100,55 @@ class NodeFacts(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """How many of them are Ready."""
     waiting: list[tuple[str, str, int]] = msgspec.field(default_factory=list)
     """(switch, routing point, calls waiting there) for every routing point with calls."""
+    api: str = ""
+    """The base URL of the node's HTTP API (``http://host:port``; empty: it has none), where
+    the others forward the agent requests of its agents."""
+
+
+FORWARD_TIMEOUT_CODE: Final = TErrorCode.TERR_TIMEOUT
+"""The ``TlibErrCode`` of a forwarded agent request its owner did not answer in time (dead,
+slow, unreachable, or refusing the forwarding node: no ``[api] token`` in common): as a premise
+switch's request the PBX does not answer within its invoke timeout (57)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAsk:
+    """An agent control request of an IVR on a DN whose agent another node holds, to be
+    carried to that node (``PeerState.forward``) and answered with :class:`AgentAnswer`."""
+
+    node: str
+    """The node holding the agent."""
+    api: str
+    """Its HTTP API's base URL."""
+    switch: str
+    dn: str
+    act: str
+    """The agent act of the API: ``login``, ``logout``, ``ready`` or ``not-ready``."""
+    body: Mapping[str, str | None]
+    """The act's JSON body (``models.AgentLoginBody`` ...), from the IVR's request."""
+    session: Session
+    """Who asked: the answer goes to this session, on ``call_id`` with ``req_id``."""
+    call_id: str
+    req_id: str
+    port: str
+    """The IVR port (``PortNum``) of the DN."""
+    ivr: str
+    request: str
+    """The IVR request's tag (``AgentReady`` ...), for the logs."""
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAnswer:
+    """What the owner's switch answered a forwarded :class:`AgentAsk`."""
+
+    statuses: tuple[AgentStatusName, ...] = ()
+    """The agent's statuses its events told, in order (``LoggedIn``, ``NotReady`` for a
+    login), each one a ``MonitorInfo Agent`` to the IVR."""
+    error: int | None = None
+    """The ``TlibErrCode`` of the refusal (the owner's switch's, or
+    :data:`FORWARD_TIMEOUT_CODE`); ``None``: done."""
+    reason: str = ""
+    """Why it failed, for the log."""
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
@@ -122,10 +182,11 @@ def ports_key(service: IvrService) -> tuple[int, int, int]:
 
 
 def facts_of(
-    node: str, service: IvrService, ports: list[tuple[str, str]] | None = None
+    node: str, service: IvrService, ports: list[tuple[str, str]] | None = None, api: str = ""
 ) -> NodeFacts:
     """This node's facts, from its calls (``ports``: :func:`ports_of`, when the caller kept
-    them) and its switches' views. O(calls + DNs): run once per poll, not per request."""
+    them) and its switches' views (``api``: the base URL of its HTTP API). O(calls + DNs): run
+    once per poll, not per request."""
     if ports is None:
         ports = ports_of(service)
     agents: list[AgentFact] = []
@@ -162,6 +223,7 @@ def facts_of(
         agents,
         ready,
         [(sw, point, n) for (sw, point), n in sorted(waiting.items())],
+        api,
     )
 
 
@@ -191,6 +253,9 @@ class PeerState:
         self._agent_ids: dict[str, AgentFact] = {}
         self._agent_node: dict[tuple[str, str], str] = {}
         self._ivr_calls: dict[str, int] = {}
+        self.forward: Callable[[AgentAsk], None] | None = None
+        """Carries an :class:`AgentAsk` to its node (set by ``runtime/ha_active.py``; no I/O
+        here: it starts a task and returns); ``None``: such requests are refused (166)."""
 
     def update(self, facts: Iterable[NodeFacts]) -> None:
         """Replace the mirror with ``facts`` (one per other live node; a node missing here is
@@ -226,6 +291,11 @@ class PeerState:
         """(node, agent) logged in on DN ``dn`` of ``switch`` through another node."""
         fact = self._dns.get((switch, dn))
         return (self._agent_node[(switch, dn)], fact) if fact is not None else None
+
+    def api_of(self, node: str) -> str:
+        """The base URL of ``node``'s HTTP API (empty: unknown, or it has none)."""
+        facts = self.nodes.get(node)
+        return facts.api if facts is not None else ""
 
     def agent_id_in_use(self, agent_id: str) -> AgentFact | None:
         """Where agent ``agent_id`` is logged in through another node, if it is."""
