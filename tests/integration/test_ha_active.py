@@ -228,6 +228,63 @@ async def test_ports_agents_and_calls_are_seen_across_nodes(
         await link.close()
 
 
+PEEK = "<PeekStatReq><RequestId>{}</RequestId><StatName>{}</StatName></PeekStatReq>"
+
+
+async def peek(link: RawLink, call_id: str, name: str, request_id: int = 1) -> float:
+    """``PeekStatReq`` of statistic ``name`` inside call ``call_id``: its value."""
+    await link.send(call_id, PEEK.format(request_id, name))
+    got_id, reply, raw = await link.recv_doc()
+    assert got_id == call_id and isinstance(reply, m.StatResp), raw
+    assert reply.ResultCode == "Success" and reply.Result is not None, raw
+    return float(reply.Result.Value)
+
+
+async def until_peek(link: RawLink, call_id: str, name: str, wanted: float) -> None:
+    """Ask ``name`` until it is ``wanted`` (the other node's facts take up to two polls)."""
+    deadline = time.monotonic() + 5.0
+    while (value := await peek(link, call_id, name)) != wanted:
+        assert time.monotonic() < deadline, f"{name} = {value}, not {wanted}"
+        await asyncio.sleep(POLL)
+
+
+async def test_routing_point_and_queue_statistics_count_every_nodes_calls(
+    start_node: StartNode, store_url: str
+) -> None:
+    """``PeekStatReq`` at one node counts the calls waiting at the other's routing points and
+    for its queues, and its expected wait averages the other's routed waits."""
+    site = new_site()
+    a = await start_node("A", store_url, site)
+    b = await start_node("B", store_url, site)
+    la, lb = await driver(a), await driver(b)
+    await start_call(la, "A1", port="1")
+    await start_call(lb, "B1", port="2")
+    # at B: rule "agents" of 5000 (CED 1): a treatment, the call waits for queue 6000's agents
+    await lb.send("B1", "<RouteRequest RouteDN='5000'><CED>1</CED></RouteRequest>")
+    assert isinstance((await lb.recv_doc())[1], m.TreatCall)
+    assert await peek(lb, "B1", "Waiting_5000") == 1  # B's own
+    await until_peek(la, "A1", "Waiting_5000", 1)  # A counts B's call
+    await until_peek(la, "A1", "Waiting_6000", 1)
+    for server in (a, b):
+        stats = await get(server, "/api/v1/stats", token=False)
+        points = {(p["switch"], p["dn"]): p for p in stats["routing_points"]}
+        assert points[("SW_InFront", "5000")]["waiting"] == 1
+        assert points[("SW_InFront", "5000")]["max_wait"] >= 0
+    # B's call is routed after its treatment: nobody waits; A's estimate is B's routed wait
+    await asyncio.sleep(0.3)
+    await lb.send("B1", "<TreatStatus Status='Started'/>")
+    await lb.send("B1", "<TreatStatus Status='Completed'/>")
+    routed = (await lb.recv_doc())[1]
+    assert isinstance(routed, m.RouteResponse), routed
+    await until_peek(la, "A1", "Waiting_5000", 0)
+    await until_peek(la, "A1", "Waiting_6000", 0)
+    here = await peek(lb, "B1", "EWT_6000")
+    assert 0.3 <= here < 5.0
+    await until_peek(la, "A1", "EWT_6000", here)
+    for link in (la, lb):
+        await link.close()
+
+
 @pytest.mark.parametrize("count", [2, 3])
 async def test_a_dead_nodes_calls_are_adopted_by_one_survivor(
     start_node: StartNode, store_url: str, count: int

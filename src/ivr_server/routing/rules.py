@@ -326,6 +326,19 @@ class BuiltinRouter:
                 count += 1
         return count
 
+    def waiting_by_queue(self) -> dict[str, int]:
+        """:meth:`waiting_for_queue` of every queue some waiting call's rule targets, in one
+        pass (an active node's facts, issue 25)."""
+        counts: dict[str, int] = {}
+        for dialog in self._dialogs.values():
+            if dialog.phase is not DialogPhase.TREATING or dialog.rule < 0:
+                continue
+            rules = self._rules.get(dialog.routing_point, ())
+            queue = rules[dialog.rule].queue if dialog.rule < len(rules) else None
+            if queue:
+                counts[queue] = counts.get(queue, 0) + 1
+        return counts
+
     def dialogs(self) -> list[DialogSnapshot]:
         """Snapshots of every dialog the router keeps, oldest first."""
         return [self._snapshot(conn_id, dialog) for conn_id, dialog in self._dialogs.items()]

@@ -37,6 +37,12 @@ turn). :class:`ActiveMode` adds, every ``[ha] poll``:
    wait is bounded by ``[ha] lease`` (a dead owner is replaced within it anyway): no answer by
    then, an unreachable owner, or one that refuses this node's token, gives ``TlibErrCode='57'``
    (``TERR_TIMEOUT``, as a PBX's request unanswered within the invoke timeout).
+4. **Waits at routing points and queues.** The facts also carry each node's waits (calls
+   waiting per routing point and per queue, the oldest wait's start in Unix time, the routed
+   waits its expected wait averages): the statistics engine counts the other nodes' with its
+   own (``StatsEngine.peer_waits``), so ``PeekStatReq`` of ``CurrNumberWaitingCalls``,
+   ``ExpectedWaitTime`` and ``CurrMaxCallWaitingTime`` answer the same on every node, as of the
+   facts' staleness.
 
 Nothing here runs unless the mode is ``active``.
 """
@@ -251,6 +257,8 @@ class ActiveMode:
         self._raw: dict[str, bytes] = {}
         self._facts_read: list[NodeFacts] = []
         """The live peers' facts as last read (``_raw``, decoded)."""
+        self.peers.wall = time.time() - asyncio.get_running_loop().time()
+        """Fixed for the process: the wait starts it publishes move only when the waits do."""
         self._forwards: set[asyncio.Task[None]] = set()
         """Agent requests being carried to their owners."""
         self.forwarded = 0
@@ -264,6 +272,7 @@ class ActiveMode:
         """Hand the mirror to the service and publish this node's facts."""
         self.node.service._ctx.peers = self.peers
         self.node.service.stats.peers = self.peers.activities
+        self.node.service.stats.peer_waits = self.peers.waits
         self.peers.forward = self.forward
         try:
             await self._publish(asyncio.get_running_loop().time())
@@ -275,6 +284,7 @@ class ActiveMode:
         any are left in its slot, are adopted by a survivor once its own lease lapsed)."""
         self.node.service._ctx.peers = None
         self.node.service.stats.peers = None
+        self.node.service.stats.peer_waits = None
         self.peers.forward = None
         self.peers.update(())
         for task in list(self._forwards):  # their sessions are closing with the node
@@ -365,7 +375,14 @@ class ActiveMode:
         key = ports_key(service)
         if key != published.ports_key:
             published.ports_key, published.ports = key, ports_of(service)
-        return facts_of(self.me, service, published.ports, api_url(self.node.server))
+        return facts_of(
+            self.me,
+            service,
+            published.ports,
+            api_url(self.node.server),
+            now=asyncio.get_running_loop().time(),
+            wall=self.peers.wall,
+        )
 
     async def _sweep(self, slot: str) -> None:
         """A dead node's facts slot: emptied (its node's calls are adopted from its own slot)."""

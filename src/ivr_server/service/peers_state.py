@@ -52,16 +52,19 @@ __all__ = [
     "mirror_of",
     "ports_key",
     "ports_of",
+    "waiting_by_queue",
 ]
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
 from ivr_server.calls.replies import Refusal
+from ivr_server.routing import BuiltinRouter
 from ivr_server.service.sessions import Session
+from ivr_server.stats import QUEUE_KEY, PeerWaits
 from ivr_server.stats.agents import AgentActivity
 from ivr_server.switch import AgentStatus, Switch, TErrorCode, WorkMode
 from ivr_server.switch.agent import AgentState, agent_status
@@ -103,6 +106,11 @@ class NodeFacts(msgspec.Struct, frozen=True, array_like=True, gc=False):
     api: str = ""
     """The base URL of the node's HTTP API (``http://host:port``; empty: it has none), where
     the others forward the agent requests of its agents."""
+    waits: list[tuple[str, str, int, float, float, int]] = msgspec.field(default_factory=list)
+    """(switch, routing point or ``QUEUE_KEY`` + queue, calls waiting there, Unix time the
+    oldest of them started waiting (0: none), sum of the routed waits its expected wait
+    averages, their number) for every routing point and queue with a call waiting or a recent
+    routed wait: the routing point and queue statistics of every node count them."""
 
 
 FORWARD_TIMEOUT_CODE: Final = TErrorCode.TERR_TIMEOUT
@@ -182,11 +190,19 @@ def ports_key(service: IvrService) -> tuple[int, int, int]:
 
 
 def facts_of(
-    node: str, service: IvrService, ports: list[tuple[str, str]] | None = None, api: str = ""
+    node: str,
+    service: IvrService,
+    ports: list[tuple[str, str]] | None = None,
+    api: str = "",
+    *,
+    now: float = 0.0,
+    wall: float = 0.0,
 ) -> NodeFacts:
     """This node's facts, from its calls (``ports``: :func:`ports_of`, when the caller kept
-    them) and its switches' views (``api``: the base URL of its HTTP API). O(calls + DNs): run
-    once per poll, not per request."""
+    them), its switches' views, its routers and its statistics' waits as of ``now`` (the
+    service's clock; ``wall``: Unix time minus that clock, a constant of the process so that
+    the facts do not change while nothing does), with ``api`` the base URL of its HTTP API.
+    O(calls + DNs + routing dialogs): run once per poll, not per request."""
     if ports is None:
         ports = ports_of(service)
     agents: list[AgentFact] = []
@@ -216,6 +232,16 @@ def facts_of(
                     busy=dn.number in busy,
                 )
             )
+    waits: dict[tuple[str, str], tuple[int, float, float, int]] = {
+        key: (n, 0.0, 0.0, 0) for key, n in waiting.items()
+    }
+    for name in service.switches:
+        for queue, n in waiting_by_queue(service, name).items():
+            waits[(name, QUEUE_KEY + queue)] = (n, 0.0, 0.0, 0)
+    for name, key, oldest, total, count in service.stats.wait_summary(now):
+        n = waits.get((name, key), (0, 0.0, 0.0, 0))[0]
+        since = round(oldest + wall, 3) if oldest is not None else 0.0
+        waits[(name, key)] = (n, since, round(total, 6), count)
     return NodeFacts(
         node,
         len(service.calls.calls),
@@ -224,7 +250,16 @@ def facts_of(
         ready,
         [(sw, point, n) for (sw, point), n in sorted(waiting.items())],
         api,
+        [(sw, key, *values) for (sw, key), values in sorted(waits.items())],
     )
+
+
+def waiting_by_queue(service: IvrService, switch: str) -> dict[str, int]:
+    """ACD queue -> calls waiting for its agents at the built-in router of ``switch`` (as
+    ``statistics.py``'s ``waiting_for_queue``, every queue in one pass)."""
+    router: Any = service.routers.get(switch)
+    router = getattr(router, "default", router)  # a per-routing-point dispatcher's rules
+    return router.waiting_by_queue() if isinstance(router, BuiltinRouter) else {}
 
 
 _QUERY_STATUS: Final[dict[AgentStatus, AgentStatusName]] = {
@@ -253,6 +288,10 @@ class PeerState:
         self._agent_ids: dict[str, AgentFact] = {}
         self._agent_node: dict[tuple[str, str], str] = {}
         self._ivr_calls: dict[str, int] = {}
+        self._waits: dict[tuple[str, str], PeerWaits] = {}
+        self.wall = 0.0
+        """Unix time minus this node's clock (the runtime's): the other nodes' wait starts
+        (Unix times) on this node's clock."""
         self.forward: Callable[[AgentAsk], None] | None = None
         """Carries an :class:`AgentAsk` to its node (set by ``runtime/ha_active.py``; no I/O
         here: it starts a task and returns); ``None``: such requests are refused (166)."""
@@ -276,6 +315,17 @@ class PeerState:
                     dns[key] = agent
                     agent_node[key] = name
                 agent_ids.setdefault(agent.agent_id, agent)
+        waits: dict[tuple[str, str], PeerWaits] = {}
+        for held in nodes.values():
+            for switch, point, n, since, total, count in held.waits:
+                was = waits.get((switch, point), PeerWaits())
+                oldest = was.oldest
+                if since and (oldest is None or since < oldest):
+                    oldest = since
+                waits[(switch, point)] = PeerWaits(
+                    was.waiting + n, oldest, was.total + total, was.samples + count
+                )
+        self._waits = waits
         self.nodes = nodes
         self._ports, self._dns, self._agent_ids = ports, dns, agent_ids
         self._agent_node = agent_node
@@ -296,6 +346,14 @@ class PeerState:
         """The base URL of ``node``'s HTTP API (empty: unknown, or it has none)."""
         facts = self.nodes.get(node)
         return facts.api if facts is not None else ""
+
+    def waits(self, switch: str, key: str) -> PeerWaits | None:
+        """The other nodes' waits at routing point ``key`` of ``switch`` (or ``QUEUE_KEY`` +
+        queue), their oldest start on this node's clock (``StatsEngine.peer_waits``)."""
+        found = self._waits.get((switch, key))
+        if found is None or found.oldest is None:
+            return found
+        return PeerWaits(found.waiting, found.oldest - self.wall, found.total, found.samples)
 
     def agent_id_in_use(self, agent_id: str) -> AgentFact | None:
         """Where agent ``agent_id`` is logged in through another node, if it is."""

@@ -23,13 +23,15 @@ from ivr_server.stats.values import (
     format_value,
     result_code,
 )
-from ivr_server.stats.waits import EWT_MAX_SAMPLES, EWT_WINDOW_S, WaitTracker
+from ivr_server.stats.waits import EWT_MAX_SAMPLES, EWT_WINDOW_S, QUEUE_KEY, PeerWaits, WaitTracker
 
 __all__ = [
     "EWT_MAX_SAMPLES",
     "EWT_WINDOW_S",
+    "QUEUE_KEY",
     "AgentActivity",
     "AgentCounts",
+    "PeerWaits",
     "StatResultCode",
     "StatUnavailable",
     "StatValue",

@@ -43,7 +43,7 @@ from ivr_server.switch import DnType, Switch, SwitchEvent
 
 from .agents import AgentActivity, AgentCounts, agent_activities, count_activities
 from .values import StatUnavailable, StatValue, format_value, result_code
-from .waits import EWT_MAX_SAMPLES, EWT_WINDOW_S, QUEUE_KEY, WaitTracker
+from .waits import EWT_MAX_SAMPLES, EWT_WINDOW_S, QUEUE_KEY, PeerWaits, WaitTracker
 
 _TIME_DECIMALS: Final = 3
 """Time statistics are rounded to the millisecond: the wire carries no float noise."""
@@ -86,6 +86,10 @@ class StatsEngine:
         """Active nodes (issue 25, ``service/peers_state.py``): (switch name, switch) -> the
         agents other nodes hold on its DNs (each with ``agent_id`` and ``queue``) and their
         activity, counted with this node's; ``None`` (a single node): nothing added."""
+        self.peer_waits: Callable[[str, str], PeerWaits | None] | None = None
+        """Active nodes (issue 25): (switch name, routing point or ``QUEUE_KEY`` + queue) -> the
+        other nodes' calls waiting there, their oldest wait and their routed waits, counted
+        with this node's by the routing point and queue statistics; ``None``: nothing added."""
         self.access_numbers: Callable[[str], tuple[int, int] | None] | None = None
         """Location -> (free, reserved) numbers of its DNIS pool, ``None`` for no such pool (the
         service's access numbers set it)."""
@@ -255,7 +259,7 @@ class StatsEngine:
                         {
                             "switch": switch_name,
                             "dn": dn.number,
-                            "waiting": len(switch.view.waiting_calls(dn.number)),
+                            "waiting": self._waiting_at(switch_name, switch, dn.number),
                             "ewt": self._ewt(switch_name, dn.number, now),
                             "max_wait": self._max_wait(switch_name, dn.number, now),
                         }
@@ -309,9 +313,19 @@ class StatsEngine:
             raise _Unavailable(f"DN {number!r} on switch {switch_name!r} is {what}")
         return switch_name, switch, number
 
+    def _peers(self, switch_name: str, key: str) -> PeerWaits | None:
+        source = self.peer_waits
+        return source(switch_name, key) if source is not None else None
+
     def _waiting_calls(self, object_id: str, now: float) -> float:
-        _, switch, number = self._dn(object_id, DnType.ROUTING_POINT)
-        return len(switch.view.waiting_calls(number))
+        switch_name, switch, number = self._dn(object_id, DnType.ROUTING_POINT)
+        return self._waiting_at(switch_name, switch, number)
+
+    def _waiting_at(self, switch_name: str, switch: Switch, number: str) -> int:
+        """Calls waiting at routing point ``number``, the other active nodes' included."""
+        peers = self._peers(switch_name, number)
+        here = len(switch.view.waiting_calls(number))
+        return here + peers.waiting if peers is not None else here
 
     def _expected_wait_time(self, object_id: str, now: float) -> float:
         switch_name, _, number = self._dn(object_id, DnType.ROUTING_POINT)
@@ -322,10 +336,27 @@ class StatsEngine:
         return self._max_wait(switch_name, number, now)
 
     def _ewt(self, switch_name: str, number: str, now: float) -> float:
-        return round(self._waits.expected_wait(switch_name, number, now), _TIME_DECIMALS)
+        """The expected wait (waits.py); in active mode the mean of every node's routed waits,
+        else the longest wait of any node."""
+        peers = self._peers(switch_name, number)
+        if peers is None:
+            return round(self._waits.expected_wait(switch_name, number, now), _TIME_DECIMALS)
+        samples = self._waits.completed_waits(switch_name, number, now)
+        count = len(samples) + peers.samples
+        if count:
+            return round((sum(samples) + peers.total) / count, _TIME_DECIMALS)
+        return self._max_wait(switch_name, number, now)
 
     def _max_wait(self, switch_name: str, number: str, now: float) -> float:
-        return round(self._waits.longest_wait(switch_name, number, now), _TIME_DECIMALS)
+        longest = self._waits.longest_wait(switch_name, number, now)
+        peers = self._peers(switch_name, number)
+        if peers is not None and peers.oldest is not None:
+            longest = max(longest, now - peers.oldest)
+        return round(longest, _TIME_DECIMALS)
+
+    def wait_summary(self, now: float) -> Iterator[tuple[str, str, float | None, float, int]]:
+        """What an active node tells the others of its waits (``WaitTracker.summary``)."""
+        return self._waits.summary(now)
 
     def _agent_queue(self, switch_name: str, dn: str) -> str | None:
         switch = self._switches.get(switch_name)
@@ -336,7 +367,9 @@ class StatsEngine:
     def _queue_waiting_calls(self, object_id: str, now: float) -> float:
         switch_name, _, number = self._dn(object_id, DnType.ACD_QUEUE)
         source = self._waiting_for_queue
-        return source(switch_name, number) if source is not None else 0
+        here = source(switch_name, number) if source is not None else 0
+        peers = self._peers(switch_name, QUEUE_KEY + number)
+        return here + peers.waiting if peers is not None else here
 
     def _queue_expected_wait_time(self, object_id: str, now: float) -> float:
         switch_name, _, number = self._dn(object_id, DnType.ACD_QUEUE)

@@ -34,10 +34,11 @@ Nothing here reads a clock or changes the switch.
 
 from __future__ import annotations
 
-__all__ = ["EWT_MAX_SAMPLES", "EWT_WINDOW_S", "QUEUE_KEY", "WaitTracker"]
+__all__ = ["EWT_MAX_SAMPLES", "EWT_WINDOW_S", "QUEUE_KEY", "PeerWaits", "WaitTracker"]
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Final
 
 from ivr_server.switch import (
@@ -66,6 +67,21 @@ queue); routing point keys are plain DN numbers, which never contain a colon her
 
 StillWaiting = Callable[[str, str, str], bool]
 """``(switch, conn_id, routing_point) -> bool``: does that call still wait there?"""
+
+
+@dataclass(frozen=True, slots=True)
+class PeerWaits:
+    """The other active nodes' share of one routing point's or queue's waits (issue 25,
+    ``service/peers_state.py``), summed over the nodes, as of their latest facts."""
+
+    waiting: int = 0
+    """Calls waiting there (a queue: waiting for its agents at a built-in router)."""
+    oldest: float | None = None
+    """When the call waiting longest there started waiting, on this node's clock (``now``)."""
+    total: float = 0.0
+    """Sum of the routed waits (seconds) each node's estimate averages."""
+    samples: int = 0
+    """How many they are."""
 
 
 class _Wait:
@@ -200,6 +216,21 @@ class WaitTracker:
             return 0.0
         oldest = next(iter(at_point.values()))
         return max(0.0, now - oldest.started_at)
+
+    def oldest_start(self, switch: str, routing_point: str) -> float | None:
+        """When the call waiting longest at ``routing_point`` started (``None``: none waits)."""
+        at_point = self._waiting.get((switch, routing_point))
+        return next(iter(at_point.values())).started_at if at_point else None
+
+    def summary(self, now: float) -> Iterator[tuple[str, str, float | None, float, int]]:
+        """(switch, key, oldest start, sum of live samples, their number) of every routing
+        point or queue key (``QUEUE_KEY`` + queue) with a call waiting or a live sample: what
+        an active node tells the others (service/peers_state.py)."""
+        for key in list(self._waiting.keys() | self._samples.keys()):
+            samples = self._live_samples(key, now)
+            oldest = self.oldest_start(*key)
+            if samples or oldest is not None:
+                yield key[0], key[1], oldest, sum(s for _, s in samples), len(samples)
 
     def completed_waits(self, switch: str, routing_point: str, now: float) -> list[float]:
         """The routed waits (seconds) the estimate averages now, oldest first."""
