@@ -582,13 +582,6 @@ async def test_h1_with_replica_durability_and_a_real_replica(replicated_cluster:
         answered_once(driver)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 25 gap: a redis-server restarted from an older RDB snapshot (a stock "
-    "redis-server saves them by default) comes back with an expired lease and the old state; "
-    "the standby takes the lease at once, restores the old calls (the newer call is lost: "
-    "NoSuchCall) and the live leader is fenced. The store's restart is not noticed as a loss",
-)
 async def test_a_store_restarted_from_an_old_snapshot_gets_the_current_state_back(
     cluster: Cluster,
 ) -> None:

@@ -325,6 +325,11 @@ ACL_COMMANDS = [
     "+exists",
     "+pttl",
     "+time",
+    "+info",
+    "+hgetall",
+    "+hget",
+    "+hdel",
+    "+role",
 ]
 
 
@@ -351,6 +356,9 @@ async def test_an_acl_user_limited_as_docs_store_md_says(redis_server: RedisProc
         assert [x.node for x in await store.leases()] == ["A"]
         assert await store.slots() == ["primary"]
         assert await store.renew("primary", "A", epoch, 5.0) is True
+        assert store.incarnation is not None  # INFO server: the server's run_id
+        await store.heartbeat("A", b"{}", 5.0)
+        assert list(await store.presence()) == ["A"]
         await store.drop("primary", "A", epoch)
         await store.release("primary", "A", epoch)
         assert await store.holder("primary") is None

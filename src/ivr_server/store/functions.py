@@ -13,7 +13,8 @@ library must answer the calls of the previous version the same way (rolling upgr
 Keys (``P`` = ``ivrs:{<site>}:s:<slot>:``; the braces are a hash tag: a site's keys share one
 Redis Cluster slot, as functions need): ``P o:<key>`` objects, ``P idx`` (set of object keys),
 ``P mark`` (hash stream -> n), ``P epoch``, ``P lease`` (``<node>:<epoch>``, ``PX``), and
-``ivrs:{<site>}:slots`` (set of every slot ever acquired).
+``ivrs:{<site>}:slots`` (set of every slot ever acquired), ``ivrs:{<site>}:nodes`` and
+``ivrs:{<site>}:nodes:until`` (hashes: each node's presence record and when it lapses).
 
 Epochs: a slot's first epoch is the store's clock in milliseconds (``TIME``), then ``+1`` per
 acquisition. A store restarted empty therefore never hands out an epoch a holder from before
@@ -24,8 +25,10 @@ from __future__ import annotations
 
 __all__ = ["LIBRARY", "VERSION"]
 
-VERSION = 2
-"""Bump on every change of :data:`LIBRARY` (an older library in the store is replaced)."""
+VERSION = 3
+"""Bump on every change of :data:`LIBRARY` (an older library in the store is replaced). 3:
+``ivrs_renew``'s optional reclaim argument (a store that is another incarnation), the nodes'
+presence (``ivrs_heartbeat``, ``ivrs_presence``)."""
 
 LIBRARY = """#!lua name=ivrs
 
@@ -115,12 +118,17 @@ local function acquire(keys, args)
   return epoch
 end
 
--- KEYS: epoch, lease, slots. ARGV: slot, node, epoch, lease ms. Returns 1 renewed, 0 lost
--- (another holder or a newer epoch), 2 renewed but the store had lost the slot (no epoch).
+-- KEYS: epoch, lease, slots. ARGV: slot, node, epoch, lease ms[, reclaim]. Returns 1 renewed,
+-- 0 lost (another holder or a newer epoch), 2 renewed but the store had lost the slot (no
+-- epoch). With reclaim = '1' (the caller's client found the store to be another incarnation
+-- than the one it last renewed on: restarted from an older snapshot, or a replica promoted)
+-- an older epoch is the store's past, not another holder (epochs only grow in one store):
+-- the caller's epoch and lease are written back and 2 returned, as for an equal epoch.
 local function renew(keys, args)
   local current = redis.call('GET', keys[1])
   local value = args[2] .. ':' .. args[3]
-  if not current then
+  local reclaim = args[5] == '1'
+  if not current or (reclaim and tonumber(current) < tonumber(args[3])) then
     redis.call('SET', keys[1], args[3])
     redis.call('SET', keys[2], value, 'PX', args[4])
     redis.call('SADD', keys[3], args[1])
@@ -134,6 +142,9 @@ local function renew(keys, args)
     return 0
   end
   redis.call('SET', keys[2], value, 'PX', args[4])
+  if reclaim then
+    return 2
+  end
   return 1
 end
 
@@ -198,6 +209,44 @@ local function slots(keys, args)
   return out
 end
 
+-- KEYS: records, deadlines (hashes: node -> record, node -> ms since 1970 it lapses at).
+-- ARGV: node, record, ttl ms. A node's presence, written every poll; lapsed ones are pruned.
+local function heartbeat(keys, args)
+  local now = redis.call('TIME')
+  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local until_ms = ms + tonumber(args[3])
+  local deadlines = redis.call('HGETALL', keys[2])
+  for j = 1, #deadlines, 2 do
+    if deadlines[j] ~= args[1] and tonumber(deadlines[j + 1]) <= ms then
+      redis.call('HDEL', keys[1], deadlines[j])
+      redis.call('HDEL', keys[2], deadlines[j])
+    end
+  end
+  redis.call('HSET', keys[1], args[1], args[2])
+  redis.call('HSET', keys[2], args[1], string.format('%d', until_ms))
+  return 1
+end
+
+-- KEYS: records, deadlines. Returns node, record, ms left... of every live presence.
+local function presence(keys, args)
+  local now = redis.call('TIME')
+  local ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+  local deadlines = redis.call('HGETALL', keys[2])
+  local out = {}
+  for j = 1, #deadlines, 2 do
+    local left = tonumber(deadlines[j + 1]) - ms
+    if left > 0 then
+      local record = redis.call('HGET', keys[1], deadlines[j])
+      if record then
+        out[#out + 1] = deadlines[j]
+        out[#out + 1] = record
+        out[#out + 1] = left
+      end
+    end
+  end
+  return out
+end
+
 redis.register_function('ivrs_apply', apply)
 redis.register_function('ivrs_acquire', acquire)
 redis.register_function('ivrs_renew', renew)
@@ -205,6 +254,8 @@ redis.register_function('ivrs_release', release)
 redis.register_function('ivrs_drop', drop)
 redis.register_function{function_name='ivrs_leases', callback=leases, flags={'no-writes'}}
 redis.register_function{function_name='ivrs_slots', callback=slots, flags={'no-writes'}}
+redis.register_function('ivrs_heartbeat', heartbeat)
+redis.register_function{function_name='ivrs_presence', callback=presence, flags={'no-writes'}}
 redis.register_function{
   function_name='ivrs_version', callback=function() return VERSION end, flags={'no-writes'}}
 """.replace("@VERSION@", str(VERSION))

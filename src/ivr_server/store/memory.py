@@ -4,13 +4,22 @@ process (``memory://``). Nothing survives the process."""
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from ivr_server.store.protocol import Batch, Fenced, Lease, StoreUnavailable
+from ivr_server.store.protocol import (
+    Batch,
+    Fenced,
+    Lease,
+    NodePresence,
+    StoreError,
+    StoreUnavailable,
+)
 
-__all__ = ["MemoryStore", "shared_memory_store"]
+__all__ = ["MemoryImage", "MemoryStore", "shared_memory_store"]
 
 
 @dataclass(slots=True)
@@ -22,10 +31,25 @@ class _Slot:
     marks: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class MemoryImage:
+    """What :meth:`MemoryStore.snapshot` saved (a Redis RDB snapshot's counterpart)."""
+
+    slots: dict[str, _Slot]
+    floor: int
+
+
 class MemoryStore:
     """Slots in a dict; leases against ``clock`` (monotonic seconds). ``down = True`` makes every
     call raise :class:`StoreUnavailable` (tests of a lost store); :meth:`wipe` forgets
-    everything, as a Redis restarted without persistence does."""
+    everything, as a Redis restarted without persistence does; :meth:`restart` is another
+    incarnation of the store, empty or from a :meth:`snapshot` (a Redis restarted from an older
+    RDB snapshot, or a replica promoted by Sentinel).
+
+    One store serves every node of the process, so what a Redis client keeps per connection is
+    kept here per holder: the incarnation each slot's lease was last acquired or renewed on (per
+    slot and epoch), and the moment of the last :meth:`restart` (the one lease during which a
+    free lease is not taken: :meth:`acquire`)."""
 
     def __init__(self, *, site: str = "ivr", clock: Callable[[], float] = time.monotonic) -> None:
         self._site = site
@@ -36,10 +60,41 @@ class MemoryStore:
         self.down = False
         self.applied = 0
         """Batches applied (for tests)."""
+        self._incarnation = 1
+        self._restarted_at: float | None = None
+        self._held_on: dict[tuple[str, int], int] = {}
+        """(slot, epoch) -> the incarnation it was last acquired or renewed on."""
+        self._presence: dict[str, tuple[bytes, float]] = {}
 
     @property
     def url(self) -> str:
         return f"memory://{self._site}"
+
+    @property
+    def incarnation(self) -> str:
+        return f"memory-{self._incarnation}"
+
+    def snapshot(self) -> MemoryImage:
+        """The store's state now (``SAVE``), for a later :meth:`restart` from it."""
+        return MemoryImage(copy.deepcopy(self._slots), self._floor)
+
+    def restart(self, image: MemoryImage | None = None) -> None:
+        """Another incarnation: the state of ``image`` (an older snapshot), or empty (the highest
+        epoch kept, as :meth:`wipe`). Leases in the image lapse at their old times. Presence
+        records are gone (they are not worth a snapshot)."""
+        if image is None:
+            self.wipe()
+        else:
+            self._slots = copy.deepcopy(image.slots)
+            self._floor = image.floor
+        self._presence.clear()
+        self._incarnation += 1
+        self._restarted_at = self._clock()
+
+    def _stale(self, slot: str, epoch: int) -> bool:
+        """Was ``slot`` at ``epoch`` last confirmed on an earlier incarnation?"""
+        held = self._held_on.get((slot, epoch))
+        return held is not None and held != self._incarnation
 
     def _check(self) -> None:
         if self.down:
@@ -68,8 +123,21 @@ class MemoryStore:
     async def close(self) -> None:
         return None
 
+    def apply_now(self, batch: Batch) -> asyncio.Future[int]:
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        try:
+            future.set_result(self._apply(batch))
+        except StoreError as exc:
+            future.set_exception(exc)
+        return future
+
     async def apply(self, batch: Batch, *, replicas: int = 0, wait_timeout: float = 0.05) -> int:
+        return self._apply(batch)
+
+    def _apply(self, batch: Batch) -> int:
         self._check()
+        if self._stale(batch.slot, batch.epoch):  # renew first: the state may be older
+            raise Fenced(batch.slot, batch.epoch, None)
         s = self._slots.get(batch.slot)
         current = s.epoch if s is not None and s.epoch else None
         if s is None or current != batch.epoch:
@@ -86,23 +154,37 @@ class MemoryStore:
         s = self._slot(slot)
         if self._live(s) and s.holder != node:
             return None
+        restarted = self._restarted_at
+        if not self._live(s) and restarted is not None and self._clock() - restarted < lease:
+            raise StoreUnavailable(
+                f"{self.url} restarted {self._clock() - restarted:.3f} s ago: a free lease is "
+                "not taken for one lease (its holder may be alive and reclaim it)"
+            )
         s.epoch = max(s.epoch, self._floor) + 1
         s.holder = node
         s.expires = self._clock() + lease
+        for key in [key for key in self._held_on if key[0] == slot]:
+            del self._held_on[key]  # older epochs: fenced by the store's epoch from now on
+        self._held_on[(slot, s.epoch)] = self._incarnation
         return s.epoch
 
     async def renew(self, slot: str, node: str, epoch: int, lease: float) -> bool | None:
         self._check()
+        reclaim = self._stale(slot, epoch)
         s = self._slots.get(slot)
-        if s is None or s.epoch == 0:  # the store lost the slot: it is ours again
+        if s is None or s.epoch == 0 or (reclaim and s.epoch < epoch):
+            # the store lost the slot, or has an older past of it: it is ours again
             s = self._slot(slot)
             s.epoch, s.holder, s.expires = epoch, node, self._clock() + lease
+            self._held_on[(slot, epoch)] = self._incarnation
             return None
         if s.epoch != epoch or (self._live(s) and s.holder != node):
+            self._held_on.pop((slot, epoch), None)
             return False
         s.holder = node
         s.expires = self._clock() + lease
-        return True
+        self._held_on[(slot, epoch)] = self._incarnation
+        return None if reclaim else True
 
     async def release(self, slot: str, node: str, epoch: int) -> None:
         self._check()
@@ -110,6 +192,7 @@ class MemoryStore:
         if s is not None and s.holder == node and s.epoch == epoch:
             s.holder = None
             s.expires = 0.0
+        self._held_on.pop((slot, epoch), None)
 
     async def holder(self, slot: str) -> Lease | None:
         self._check()
@@ -150,6 +233,23 @@ class MemoryStore:
             raise Fenced(slot, epoch, s.epoch if s is not None else None)
         s.objects.clear()
         s.marks.clear()
+
+    async def heartbeat(self, node: str, record: bytes, ttl: float) -> None:
+        self._check()
+        now = self._clock()
+        for name, (_, until) in list(self._presence.items()):
+            if until <= now:
+                del self._presence[name]
+        self._presence[node] = (record, now + ttl)
+
+    async def presence(self) -> dict[str, NodePresence]:
+        self._check()
+        now = self._clock()
+        return {
+            name: NodePresence(name, record, until - now)
+            for name, (record, until) in sorted(self._presence.items())
+            if until > now
+        }
 
 
 _SHARED: dict[str, MemoryStore] = {}

@@ -3,6 +3,7 @@ a lease (:class:`Lease`) and the store's errors."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -11,6 +12,7 @@ __all__ = [
     "Batch",
     "Fenced",
     "Lease",
+    "NodePresence",
     "StateStore",
     "StoreError",
     "StoreUnavailable",
@@ -48,6 +50,17 @@ class Lease:
     epoch: int
     expires_in: float
     """Seconds left before the lease lapses (when it was read)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodePresence:
+    """A node's presence record, as the store had it (:meth:`StateStore.presence`)."""
+
+    node: str
+    record: bytes
+    """What the node wrote (``runtime/ha_presence.py``: JSON of its role, mode, addresses...)."""
+    expires_in: float
+    """Seconds left before it lapses (when it was read)."""
 
 
 @dataclass(slots=True)
@@ -89,6 +102,15 @@ class StateStore(Protocol):
         """Where the store is, without credentials (for logs and the web view)."""
         ...
 
+    @property
+    def incarnation(self) -> str | None:
+        """Which start of the store this client talks to (Redis: the server's ``run_id``, new at
+        every start of a ``redis-server`` and different on a replica Sentinel promotes; memory:
+        bumped by ``restart``). ``None`` until connected, or when the server does not say. A
+        change is the store "changed under us": it may lack writes it had acknowledged
+        (restarted from an older snapshot, failed over), see :meth:`renew`."""
+        ...
+
     async def connect(self) -> None:
         """Open the connection(s) and install what the store needs (Redis: the function
         library, replaced when its version differs)."""
@@ -100,22 +122,42 @@ class StateStore(Protocol):
 
     async def apply(self, batch: Batch, *, replicas: int = 0, wait_timeout: float = 0.05) -> int:
         """Apply ``batch`` atomically if ``batch.epoch`` is the slot's epoch, else raise
-        :class:`Fenced` (nothing applied). With ``replicas`` > 0, then wait up to
+        :class:`Fenced` (nothing applied). Also :class:`Fenced` with ``current = None`` (as for a
+        slot the store lost) when the store is another :attr:`incarnation` than the one this
+        client last acquired or renewed the slot on: the store may hold an older state, so
+        nothing is written onto it before :meth:`renew` has reclaimed the slot and the caller
+        written its whole state back. With ``replicas`` > 0, then wait up to
         ``wait_timeout`` for that many replicas to have it (``WAIT``). Returns how many replicas
         acknowledged (0 when none was asked for). Several applies may be in flight at once; the
         store applies and answers them in the order they were called."""
         ...
 
+    def apply_now(self, batch: Batch) -> asyncio.Future[int]:
+        """:meth:`apply` without ``WAIT``, its command written to the store *before this returns*
+        (not from a task's next step): the reply outbox deletes what it is about to write, so
+        that a process killed right after the write has deleted it already (docs/ha.md §5). The
+        future fails with :class:`StoreUnavailable` when not connected (nothing is retried)."""
+        ...
+
     async def acquire(self, slot: str, node: str, lease: float) -> int | None:
         """Take ``slot``'s lease for ``node`` if it is free (never held, lapsed or released):
-        the slot's epoch is incremented and returned. ``None``: another node holds it."""
+        the slot's epoch is incremented and returned. ``None``: another node holds it.
+        :class:`StoreUnavailable` also for a free lease within ``lease`` seconds of this client
+        finding the store another :attr:`incarnation` (restarted, failed over): a lease that
+        lapsed there may be that of a live holder, which is given one lease to reclaim it
+        (:meth:`renew`) before anyone takes the store's older state over."""
         ...
 
     async def renew(self, slot: str, node: str, epoch: int, lease: float) -> bool | None:
         """Extend ``node``'s lease of ``slot`` at ``epoch``. ``False``: the lease is another's
         or the epoch moved on (the caller is fenced). ``None``: renewed, but the store had lost
         the slot (its epoch and lease were gone: restarted empty) and has them again: the caller
-        must write its whole state back (:meth:`apply` of everything)."""
+        must write its whole state back (:meth:`apply` of everything). ``None`` also when the
+        store is another :attr:`incarnation` than the one this client last acquired or renewed
+        the slot on (restarted from an older snapshot, a Sentinel fail-over to a replica that
+        may lack writes), even when the lease key was there: an older epoch found there is the
+        store's past and is replaced by the caller's (a newer one is another holder's:
+        ``False``)."""
         ...
 
     async def release(self, slot: str, node: str, epoch: int) -> None:
@@ -147,10 +189,22 @@ class StateStore(Protocol):
         calls moved into the adopter's own slot."""
         ...
 
+    async def heartbeat(self, node: str, record: bytes, ttl: float) -> None:
+        """Publish ``node``'s presence ``record`` for ``ttl`` seconds, replacing its previous
+        one (every node, leader or standby, every poll: ``GET /api/v1/nodes`` lists standbys,
+        which hold no lease). Records lapsed meanwhile are pruned."""
+        ...
+
+    async def presence(self) -> dict[str, NodePresence]:
+        """Every node's live presence record, by node."""
+        ...
+
 
 def open_store(url: str, *, site: str, timeout: float = 1.0) -> StateStore:
-    """The store ``url`` names: ``redis://``, ``rediss://``, ``unix://`` (Redis) or
-    ``memory://`` (this process only; every ``memory://`` store of one process is the same)."""
+    """The store ``url`` names: ``redis://``, ``rediss://``, ``unix://`` (Redis),
+    ``redis+sentinel://`` (Redis behind Sentinel: the primary asked of the sentinels at every
+    connect) or ``memory://`` (this process only; every ``memory://`` store of one process is
+    the same)."""
     if url.startswith("memory://"):
         from ivr_server.store.memory import shared_memory_store
 

@@ -11,6 +11,21 @@ changed a call. redis-py is used for what it does well and where speed does not 
 the store's URL (every form redis-py accepts: ``redis://``, ``rediss://``, ``unix://``, the db
 in the path or ``?db=``, user and password).
 
+Incarnations (docs/store.md §3): every connection reads the server's ``run_id`` (``INFO
+server``), new at every start of a ``redis-server`` and different on a replica that Sentinel
+promoted. A store found to be another incarnation than the one a slot's lease was last acquired
+or renewed on may hold an older state (restarted from an RDB snapshot, failed over to a replica
+that lacked writes): the slot's batches are refused (``Fenced``, ``current`` ``None``, as for a
+slot the store lost) until ``renew`` reclaimed it and answered ``None`` (the caller writes its
+whole state back), and for one lease no free lease is taken (``acquire`` raises
+``StoreUnavailable``): a holder that is alive reclaims it first.
+
+Sentinel (``redis+sentinel://[user:password@]host1[:26379][,host2[:26379]...]/<master>[/db]``,
+the form of the Redis-Sentinel-Url package and of Prefect and RedisVL): at every (re)connect
+the sentinels are asked, in turn, for the primary (``SENTINEL get-master-addr-by-name``), which
+must answer ``ROLE`` ``master``; the connection is then the same as ``redis://``. A fail-over
+looks like a restart: a new ``run_id``, the whole state written back.
+
 Time-outs: a watchdog (one timer, not one per command) fails the connection when the oldest
 command has waited longer than ``timeout`` and no byte came meanwhile (a long reply that keeps
 coming, as a load of 50,000 records, is not a hung store): every pending command then raises
@@ -21,20 +36,33 @@ store restarted empty has lost).
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections import deque
 from collections.abc import Callable, Iterable
 from itertools import chain
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import hiredis
 from redis import connection as _redis_connection
 
 from ivr_server.store.functions import LIBRARY, VERSION
-from ivr_server.store.protocol import Batch, Fenced, Lease, StoreError, StoreUnavailable
+from ivr_server.store.protocol import (
+    Batch,
+    Fenced,
+    Lease,
+    NodePresence,
+    StoreError,
+    StoreUnavailable,
+)
 
-__all__ = ["RedisStore"]
+__all__ = ["RedisStore", "SentinelUrl", "parse_sentinel_url"]
+
+log = logging.getLogger("ivr_server.ha")
+
+SENTINEL_SCHEME = "redis+sentinel://"
+SENTINEL_PORT = 26379
 
 APPLY_CHUNK = 512
 """Objects per ``FCALL ivrs_apply`` of a large batch (:meth:`RedisStore._chunks`)."""
@@ -51,6 +79,106 @@ _parse_url = cast("Callable[[str], dict[str, Any]]", _redis_connection.parse_url
 
 def _first(replies: list[Any]) -> Any:
     return replies[0]
+
+
+class SentinelUrl:
+    """A parsed ``redis+sentinel://`` URL: the sentinels, the master's name and the options of
+    the connection to the primary (``username``, ``password``, ``db``, as redis-py's
+    ``parse_url`` gives them for ``redis://``)."""
+
+    __slots__ = ("master", "options", "sentinel_options", "sentinels")
+
+    def __init__(
+        self,
+        sentinels: list[tuple[str, int]],
+        master: str,
+        options: dict[str, Any],
+        sentinel_options: dict[str, Any],
+    ) -> None:
+        self.sentinels = sentinels
+        self.master = master
+        self.options = options
+        self.sentinel_options = sentinel_options
+        """``username``/``password`` for the sentinels (``?sentinel_username=``,
+        ``?sentinel_password=``), when they want AUTH."""
+
+    def public(self) -> str:
+        """The URL without passwords (logs, the web view)."""
+        user = self.options.get("username")
+        hosts = ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.sentinels)
+        return f"{SENTINEL_SCHEME}{user + '@' if user else ''}{hosts}/{self.master}/" + str(
+            self.options.get("db", 0)
+        )
+
+
+def parse_sentinel_url(url: str) -> SentinelUrl:
+    """``redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/<master>[/<db>]``
+    (sentinels' port 26379 by default; ``?db=`` and ``?password=`` as for ``redis://``;
+    ``?sentinel_username=`` and ``?sentinel_password=`` for sentinels that want AUTH).
+    Raises ``ValueError`` on a malformed one."""
+    if not url.startswith(SENTINEL_SCHEME):
+        raise ValueError(f"not a {SENTINEL_SCHEME} URL: {url!r}")
+    rest = url[len(SENTINEL_SCHEME) :]
+    rest, _, query = rest.partition("?")
+    netloc, _, path = rest.partition("/")
+    userinfo, at, hosts = netloc.rpartition("@")
+    options: dict[str, Any] = {}
+    if at:
+        user, colon, password = userinfo.partition(":")
+        if user:
+            options["username"] = unquote(user)
+        if colon and password:
+            options["password"] = unquote(password)
+    sentinels: list[tuple[str, int]] = []
+    for item in hosts.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if item.startswith("["):  # [v6 address]:port
+            host, _, tail = item[1:].partition("]")
+            port_text = tail[1:] if tail.startswith(":") else ""
+        else:
+            host, _, port_text = item.partition(":")
+        try:
+            port = int(port_text) if port_text else SENTINEL_PORT
+        except ValueError as exc:
+            raise ValueError(f"{SENTINEL_SCHEME}: bad port in {item!r}") from exc
+        if not host:
+            raise ValueError(f"{SENTINEL_SCHEME}: a sentinel without a host in {url!r}")
+        sentinels.append((host, port))
+    if not sentinels:
+        raise ValueError(f"{SENTINEL_SCHEME}: no sentinel in {url!r}")
+    parts = [unquote(p) for p in path.split("/") if p]
+    if not parts:
+        raise ValueError(f"{SENTINEL_SCHEME}: the master's name is missing in {url!r}")
+    master = parts[0]
+    db = parts[1] if len(parts) > 1 else "0"
+    sentinel_options: dict[str, Any] = {}
+    for key, value in parse_qsl(query):
+        if key == "db":
+            db = value
+        elif key == "password":
+            options["password"] = value
+        elif key in ("sentinel_username", "sentinel_password"):
+            sentinel_options[key.removeprefix("sentinel_")] = value
+        else:
+            raise ValueError(f"{SENTINEL_SCHEME}: unknown option {key!r}")
+    try:
+        options["db"] = int(db)
+    except ValueError as exc:
+        raise ValueError(f"{SENTINEL_SCHEME}: bad db {db!r}") from exc
+    return SentinelUrl(sentinels, master, options, sentinel_options)
+
+
+def _run_id(info: Any) -> str | None:
+    """The ``run_id`` of an ``INFO server`` reply (``None``: refused, as by an ACL without
+    ``+info``, or absent)."""
+    if not isinstance(info, bytes):
+        return None
+    for line in info.split(b"\r\n"):
+        if line.startswith(b"run_id:"):
+            return line[7:].decode("ascii", "replace").strip() or None
+    return None
 
 
 def _is_missing_function(reply: Any) -> bool:
@@ -97,6 +225,8 @@ class _Connection(asyncio.Protocol):
         self._before_reload = 0
         self.heard = 0.0
         """When bytes last came (a long reply that keeps coming is not a hung store)."""
+        self.run_id: str | None = None
+        """The server's ``run_id`` (the handshake's ``INFO server``): its incarnation."""
 
     # -- asyncio.Protocol
 
@@ -218,7 +348,12 @@ class RedisStore:
     every command (seconds): past it the store is :class:`StoreUnavailable`."""
 
     def __init__(self, url: str, *, site: str = "ivr", timeout: float = 1.0) -> None:
-        self._options: dict[str, Any] = _parse_url(url)
+        self._sentinel: SentinelUrl | None = None
+        if url.startswith(SENTINEL_SCHEME):
+            self._sentinel = parse_sentinel_url(url)
+            self._options: dict[str, Any] = dict(self._sentinel.options)
+        else:
+            self._options = _parse_url(url)
         self._raw_url = url
         self._site = site
         self._timeout = timeout
@@ -229,12 +364,24 @@ class RedisStore:
         self._conn: _Connection | None = None
         self._connecting: asyncio.Future[_Connection] | None = None
         self._waits: dict[tuple[int, int], bytes] = {}
+        self._presence_keys = (self._base + "nodes", self._base + "nodes:until")
+        self._incarnation: str | None = None
+        """The ``run_id`` of the latest connection."""
+        self._changed_at: float | None = None
+        """Loop time of the latest connection that found another incarnation than the one
+        before (no free lease is taken for one lease after it: :meth:`acquire`)."""
+        self._held_on: dict[str, str] = {}
+        """slot -> the incarnation its lease was last acquired or renewed on by this client."""
+        self.address: tuple[str, int] | None = None
+        """Where the current connection goes (Sentinel: the primary they named)."""
 
     # -- names
 
     @property
     def url(self) -> str:
         """The store's URL without its password (for logs and the web view)."""
+        if self._sentinel is not None:
+            return self._sentinel.public()
         parts = urlsplit(self._raw_url)
         netloc = parts.hostname or ""
         if parts.port is not None:
@@ -247,6 +394,11 @@ class RedisStore:
     @property
     def site(self) -> str:
         return self._site
+
+    @property
+    def incarnation(self) -> str | None:
+        """The ``run_id`` of the server this client last connected to."""
+        return self._incarnation
 
     def _slot_keys(self, slot: str) -> tuple[str, str, str, str, str, str]:
         """(object prefix, idx, mark, epoch, lease, slot prefix) of ``slot``."""
@@ -283,10 +435,30 @@ class RedisStore:
                 waiting.exception()
                 raise
             self._conn = conn
+            self._new_incarnation(conn, loop.time())
             waiting, self._connecting = self._connecting, None
             waiting.set_result(conn)
             return conn
         return await asyncio.shield(self._connecting)
+
+    def _new_incarnation(self, conn: _Connection, now: float) -> None:
+        """Note the incarnation of a new connection; another than before starts the grace of
+        :meth:`acquire` (module docstring, "Incarnations")."""
+        run_id = conn.run_id
+        if run_id is None:
+            return
+        before = self._incarnation
+        self._incarnation = run_id
+        if before is not None and before != run_id:
+            self._changed_at = now
+            log.warning(
+                "HA: the store %s is another incarnation (run_id %s, was %s: restarted or failed "
+                "over): it may lack acknowledged writes; the slots' leases are reclaimed and "
+                "their state written back",
+                self.url,
+                run_id[:12],
+                before[:12],
+            )
 
     async def _open(self) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -298,14 +470,19 @@ class RedisStore:
 
         try:
             async with asyncio.timeout(timeout):
-                if "path" in options:
+                if self._sentinel is not None:
+                    host, port = await self._ask_sentinels()
+                    self.address = (host, port)
+                    _, conn = await loop.create_connection(factory, host, port)
+                elif "path" in options:
                     _, conn = await loop.create_unix_connection(factory, options["path"])
                 else:
-                    _, conn = await loop.create_connection(
-                        factory,
+                    self.address = (
                         options.get("host", "localhost"),
                         int(options.get("port", 6379)),
-                        ssl=self._ssl_context(),
+                    )
+                    _, conn = await loop.create_connection(
+                        factory, self.address[0], self.address[1], ssl=self._ssl_context()
                     )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             raise StoreUnavailable(f"{self.url}: cannot connect ({exc!r})") from exc
@@ -318,6 +495,52 @@ class RedisStore:
             conn.fail(StoreUnavailable(f"{self.url}: handshake failed"))
             raise
         return conn
+
+    async def _ask_sentinels(self) -> tuple[str, int]:
+        """The primary's address, from the first sentinel that knows it (each asked in turn,
+        within the store's timeout)."""
+        sentinel = self._sentinel
+        assert sentinel is not None
+        problems: list[str] = []
+        commands: list[tuple[Any, ...]] = []
+        auth = sentinel.sentinel_options
+        if auth.get("password"):
+            if auth.get("username"):
+                commands.append((b"AUTH", auth["username"], auth["password"]))
+            else:
+                commands.append((b"AUTH", auth["password"]))
+        commands.append((b"SENTINEL", b"get-master-addr-by-name", sentinel.master))
+        packed = b"".join(_pack(c) for c in commands)
+        for host, port in sentinel.sentinels:
+            try:
+                reader, writer = await asyncio.open_connection(host, port)
+            except OSError as exc:
+                problems.append(f"{host}:{port}: {exc}")
+                continue
+            try:
+                writer.write(packed)
+                parser = hiredis.Reader()
+                replies: list[Any] = []
+                while len(replies) < len(commands):
+                    data = await reader.read(65536)
+                    if not data:
+                        raise ConnectionError("closed")
+                    parser.feed(data)
+                    while (reply := parser.gets()) is not False:
+                        replies.append(reply)
+            except (OSError, hiredis.ProtocolError) as exc:
+                problems.append(f"{host}:{port}: {exc}")
+                continue
+            finally:
+                writer.close()
+            answer = replies[-1]
+            if isinstance(answer, list) and len(answer) == 2:
+                return answer[0].decode(), int(answer[1])
+            problems.append(f"{host}:{port}: {answer!r}")
+        raise StoreUnavailable(
+            f"{self.url}: no sentinel named the primary of {sentinel.master!r} "
+            f"({'; '.join(problems)})"
+        )
 
     def _ssl_context(self) -> ssl.SSLContext | None:
         options = self._options
@@ -344,12 +567,24 @@ class RedisStore:
                 commands.append((b"AUTH", options["password"]))
         if int(options.get("db", 0) or 0):
             commands.append((b"SELECT", int(options["db"])))
+        checked = len(commands)
+        commands.append((b"INFO", b"server"))
+        if self._sentinel is not None:
+            commands.append((b"ROLE",))
         commands.append((b"FCALL", b"ivrs_version", 0))
         packed = b"".join(_pack(c) for c in commands)
         async with asyncio.timeout(self._timeout):
             replies = await conn.send(packed, len(commands), list)
-        for reply in replies[:-1]:
+        for reply in replies[:checked]:
             _checked(reply)
+        conn.run_id = _run_id(replies[checked])
+        if self._sentinel is not None:
+            role = replies[checked + 1]
+            if not (isinstance(role, list) and role and role[0] == b"master"):
+                raise StoreUnavailable(
+                    f"{self.url}: the server the sentinels named ({self.address}) is not the "
+                    f"primary yet ({role!r})"
+                )
         version = replies[-1]
         if isinstance(version, int) and version >= VERSION:
             return
@@ -375,6 +610,29 @@ class RedisStore:
         conn = self._conn
         if conn is None or conn.closed is not None:
             conn = await self._connection()
+        return await self._send_apply(conn, batch, replicas, wait_timeout)  # type: ignore[no-any-return]
+
+    def apply_now(self, batch: Batch) -> asyncio.Future[int]:
+        conn = self._conn
+        if conn is None or conn.closed is not None:
+            future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            future.set_exception(StoreUnavailable(f"{self.url}: not connected"))
+            return future
+        try:
+            return self._send_apply(conn, batch, 0, 0.0)
+        except StoreError as exc:
+            future = asyncio.get_running_loop().create_future()
+            future.set_exception(exc)
+            return future
+
+    def _send_apply(
+        self, conn: _Connection, batch: Batch, replicas: int, wait_timeout: float
+    ) -> asyncio.Future[Any]:
+        """Write ``batch``'s ``FCALL`` (and ``WAIT``) on ``conn`` now; the future of its answer."""
+        held = self._held_on.get(batch.slot)
+        if held is not None and held != conn.run_id and conn.run_id is not None:
+            # another incarnation, maybe with an older state: the renewal reclaims it first
+            raise Fenced(batch.slot, batch.epoch, None)
         objects, idx, mark, epoch_key, _lease, _p = self._slot_keys(batch.slot)
         puts = batch.puts
         deletes = batch.deletes
@@ -402,7 +660,7 @@ class RedisStore:
         if replicas > 0:
             packed += self._wait(replicas, wait_timeout)
             count += 1
-        return await conn.send(packed, count, _ApplyAnswer(batch.slot, batch.epoch, replicas > 0))  # type: ignore[no-any-return]
+        return conn.send(packed, count, _ApplyAnswer(batch.slot, batch.epoch, replicas > 0))
 
     def _chunks(self, batch: Batch) -> tuple[bytes, int]:
         """A large batch (a resync of everything, an adoption) as several ``FCALL`` of
@@ -437,46 +695,72 @@ class RedisStore:
     # -- leases
 
     async def acquire(self, slot: str, node: str, lease: float) -> int | None:
+        conn = await self._connection()
+        changed = self._changed_at
+        if changed is not None and conn.loop.time() - changed < lease:
+            held = await self._leases((slot,))
+            if not held:  # free, on a store that changed under us: its holder reclaims first
+                raise StoreUnavailable(
+                    f"{self.url} is another incarnation since "
+                    f"{conn.loop.time() - changed:.3f} s: the free lease of {slot!r} is not "
+                    "taken for one lease (its holder may be alive and reclaim it)"
+                )
         _o, _i, _m, epoch, lease_key, _p = self._slot_keys(slot)
-        reply = await self._call(
-            (
-                b"FCALL",
-                b"ivrs_acquire",
-                3,
-                epoch,
-                lease_key,
-                self._slots_key,
-                slot,
-                node,
-                _ms(lease),
-            )
-        )
-        return None if reply is None else int(_checked(reply))
-
-    async def renew(self, slot: str, node: str, epoch: int, lease: float) -> bool | None:
-        _o, _i, _m, epoch_key, lease_key, _p = self._slot_keys(slot)
-        reply = _checked(
-            await self._call(
+        reply = await conn.send(
+            _pack(
                 (
                     b"FCALL",
-                    b"ivrs_renew",
+                    b"ivrs_acquire",
                     3,
-                    epoch_key,
+                    epoch,
                     lease_key,
                     self._slots_key,
                     slot,
                     node,
-                    epoch,
                     _ms(lease),
                 )
-            )
+            ),
+            1,
+            _first,
         )
+        if reply is None:
+            return None
+        acquired = int(_checked(reply))
+        if conn.run_id is not None:
+            self._held_on[slot] = conn.run_id
+        return acquired
+
+    async def renew(self, slot: str, node: str, epoch: int, lease: float) -> bool | None:
+        conn = await self._connection()
+        held = self._held_on.get(slot)
+        reclaim = held is not None and conn.run_id is not None and held != conn.run_id
+        _o, _i, _m, epoch_key, lease_key, _p = self._slot_keys(slot)
+        command: tuple[Any, ...] = (
+            b"FCALL",
+            b"ivrs_renew",
+            3,
+            epoch_key,
+            lease_key,
+            self._slots_key,
+            slot,
+            node,
+            epoch,
+            _ms(lease),
+        )
+        reply = _checked(
+            await conn.send(_pack((*command, b"1") if reclaim else command), 1, _first)
+        )
+        if reply in (1, 2) and conn.run_id is not None:
+            self._held_on[slot] = conn.run_id
+        elif reply == 0:
+            self._held_on.pop(slot, None)
         if reply == 2:
             return None
         return bool(reply == 1)
 
     async def release(self, slot: str, node: str, epoch: int) -> None:
         _o, _i, _m, _e, lease_key, _p = self._slot_keys(slot)
+        self._held_on.pop(slot, None)
         _checked(await self._call((b"FCALL", b"ivrs_release", 1, lease_key, node, epoch)))
 
     async def holder(self, slot: str) -> Lease | None:
@@ -535,6 +819,25 @@ class RedisStore:
         objects, idx, mark, epoch_key, _l, _p = self._slot_keys(slot)
         reply = await self._call((b"FCALL", b"ivrs_drop", 3, epoch_key, idx, mark, objects, epoch))
         _fenced_or_checked(reply, slot, epoch)
+
+    # -- presence
+
+    async def heartbeat(self, node: str, record: bytes, ttl: float) -> None:
+        records, deadlines = self._presence_keys
+        _checked(
+            await self._call(
+                (b"FCALL", b"ivrs_heartbeat", 2, records, deadlines, node, record, _ms(ttl))
+            )
+        )
+
+    async def presence(self) -> dict[str, NodePresence]:
+        records, deadlines = self._presence_keys
+        reply = _checked(await self._call((b"FCALL", b"ivrs_presence", 2, records, deadlines)))
+        found = {
+            reply[i].decode(): NodePresence(reply[i].decode(), reply[i + 1], reply[i + 2] / 1000)
+            for i in range(0, len(reply), 3)
+        }
+        return dict(sorted(found.items()))
 
 
 class _ApplyAnswer:
