@@ -4,7 +4,9 @@ view show the same shared state (docs/api.md, "High availability"; docs/ha.md).
 
 ``GET /api/v1/nodes`` (a harmless read): this node (its role, epoch, store state, commit
 latency... as ``runtime/ha.py``'s ``HaNode`` has them) and every node the store knows: the live
-leases (active mode: one slot per node; hot and warm standby: the ``primary`` slot's holder),
+leases (active mode: one slot per node; hot and warm standby: the ``primary`` slot's holder)
+and the live presence records every node writes each poll (``runtime/ha_presence.py``), so that
+standbys, which hold no lease, are listed too (``"present": true``, the record's ``age``),
 with each node's calls, agents and Ready agents from the facts the active nodes publish
 (``runtime/ha_active.py``), as of their latest poll. ``GET /api/v1/nodes/calls``: the calls of
 every slot, loaded from the store and decoded with ``StatePersistence.describe``, each with its
@@ -29,7 +31,8 @@ from pydantic import BaseModel, ConfigDict
 from ivr_server.api.access import AUTHORIZED
 from ivr_server.api.answers import json_response
 from ivr_server.api.jsonify import kv_json
-from ivr_server.store.protocol import Lease, StoreError
+from ivr_server.runtime.ha_presence import decode_presence
+from ivr_server.store.protocol import Lease, NodePresence, StoreError
 from ivr_server.switch.persist import decode_call as decode_switch_call
 from ivr_server.switch.persist import kv_in
 
@@ -144,6 +147,19 @@ async def _leases(ha: Any) -> tuple[list[Lease], str]:
         return [], "lost"
 
 
+async def _presence(ha: Any) -> dict[str, NodePresence]:
+    """The live presence records (none when the store does not answer)."""
+    try:
+        found: dict[str, NodePresence] = await ha.store.presence()
+    except StoreError:
+        return {}
+    return found
+
+
+_PRESENCE_KEYS: Final = ("mode", "ivr", "api", "started_at", "version", "epoch")
+"""What a node's listing shows of its presence record."""
+
+
 async def get_nodes(api: ApiServer, request: web.Request) -> web.StreamResponse:
     return json_response(await nodes_document(api))
 
@@ -169,6 +185,7 @@ async def nodes_document(api: ApiServer) -> dict[str, Any]:
             "store_state": "none",
         }
     leases, store_state = await _leases(ha)
+    presence = await _presence(ha)
     active = getattr(ha, "active", None)
     facts = active.state.facts if active is not None else {}
     node_id: str = ha.node_id
@@ -184,8 +201,23 @@ async def nodes_document(api: ApiServer) -> dict[str, Any]:
             {"slot": lease.slot, "epoch": lease.epoch, "lease_left": round(lease.expires_in, 3)}
         )
         entry["role"] = "leader"  # it writes a slot (active mode: its own, adopted ones)
-    if node_id not in nodes:  # a standby holds no lease
+    now = time.time()
+    for name, present in presence.items():
+        record = decode_presence(present.record)
+        entry = nodes.setdefault(
+            name, {"id": name, "self": name == node_id, "role": record.get("role"), "slots": []}
+        )
+        entry["present"] = True
+        at = record.get("at")
+        entry["age"] = round(max(0.0, now - at), 3) if isinstance(at, int | float) else None
+        entry["presence_left"] = round(present.expires_in, 3)
+        for key in _PRESENCE_KEYS:
+            if key in record:
+                entry.setdefault(key, record[key])
+    if node_id not in nodes:  # a standby holds no lease (and its presence is not written yet)
         nodes[node_id] = {"id": node_id, "self": True, "role": me.get("role"), "slots": []}
+    for entry in nodes.values():
+        entry.setdefault("present", False)
     for name, entry in nodes.items():
         fact = facts.get(name)
         if entry["self"]:
@@ -213,7 +245,7 @@ async def nodes_document(api: ApiServer) -> dict[str, Any]:
         "this": me,
         "nodes": listed,
         "totals": {
-            "nodes": len([n for n in listed if n["slots"] or n["self"]]),
+            "nodes": len([n for n in listed if n["slots"] or n["self"] or n["present"]]),
             "calls": total("calls"),
             # a DN's agent counted once (LegacyMode agents are logged in by every node)
             "agents": len(agents) if facts else None,
