@@ -8,7 +8,10 @@ Use the fixtures (registered by ``tests/store/conftest.py``; elsewhere, import t
 ``conftest.py``: ``from tests.redisproc import redis_pair, redis_server``):
 
 - ``redis_server``: one :class:`RedisProcess` (also listening on a unix socket);
-- ``redis_pair``: a :class:`RedisPair`, a primary and one replica (``--replicaof``), linked.
+- ``redis_pair``: a :class:`RedisPair`, a primary and one replica (``--replicaof``), linked;
+- ``redis_sentinel``: a :class:`SentinelSet`, a primary, its replica and one Sentinel
+  (``redis-server <conf> --sentinel``, Debian's redis-server binary: no redis-sentinel package
+  needed) monitoring the primary as ``ivrs``, quorum 1, down after 1 s.
 
 Without ``/usr/bin/redis-server`` (or ``redis-server`` on ``PATH``) the tests skip, naming it,
 except under CI (``CI`` set, as ``.ci/run`` is run), where they fail: CI must never pass without
@@ -36,8 +39,11 @@ import redis
 __all__ = [
     "RedisPair",
     "RedisProcess",
+    "SentinelProcess",
+    "SentinelSet",
     "free_port",
     "redis_pair",
+    "redis_sentinel",
     "redis_server",
     "redis_server_path",
     "require_redis",
@@ -299,6 +305,110 @@ class RedisPair:
         return self.primary.url
 
 
+class SentinelProcess:
+    """One Sentinel (``redis-server <conf> --sentinel``) monitoring ``primary`` as
+    :attr:`master`: quorum 1 (it decides alone), down after ``down_after_ms``. It rewrites its
+    configuration file (kept in its own directory)."""
+
+    def __init__(
+        self, primary: RedisProcess, *, master: str = "ivrs", down_after_ms: int = 1000
+    ) -> None:
+        self.binary = require_redis()
+        self.master = master
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="ivrs-sentinel-"))
+        self.conf = self.dir / "sentinel.conf"
+        self.log_path = self.dir / "sentinel.log"
+        self.conf.write_text(
+            f"port {self.port}\n"
+            "bind 127.0.0.1\n"
+            "daemonize no\n"
+            f'dir "{self.dir}"\n'
+            f"sentinel monitor {master} 127.0.0.1 {primary.port} 1\n"
+            f"sentinel down-after-milliseconds {master} {down_after_ms}\n"
+            f"sentinel failover-timeout {master} 10000\n"
+            f"sentinel parallel-syncs {master} 1\n",
+            encoding="ascii",
+        )
+        with self.log_path.open("ab") as log:
+            self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
+                [self.binary, str(self.conf), "--sentinel"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while self.primary_address() is None:
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.cleanup()
+                raise RuntimeError(f"sentinel on port {self.port} did not start:\n{self.log()}")
+            time.sleep(0.02)
+
+    @property
+    def url(self) -> str:
+        """``redis+sentinel://127.0.0.1:<port>/<master>/0``."""
+        return f"redis+sentinel://127.0.0.1:{self.port}/{self.master}/0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
+
+    def primary_address(self) -> tuple[str, int] | None:
+        """Where the Sentinel says the primary is (``None``: it does not answer yet)."""
+        with contextlib.suppress(redis.RedisError, OSError), self.client() as c:
+            found = c.execute_command("SENTINEL", "get-master-addr-by-name", self.master)
+            if found:
+                host, port = found
+                return (host.decode() if isinstance(host, bytes) else str(host), int(port))
+        return None
+
+    def replicas_known(self) -> int:
+        """Replicas the Sentinel found for the primary (``INFO replication`` of it)."""
+        with contextlib.suppress(redis.RedisError, OSError), self.client() as c:
+            return len(c.execute_command("SENTINEL", "replicas", self.master) or [])
+        return 0
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def cleanup(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@dataclass
+class SentinelSet:
+    """A primary, its replica, and a Sentinel that knows both (the replica found)."""
+
+    primary: RedisProcess
+    replica: RedisProcess
+    sentinel: SentinelProcess
+
+    @property
+    def url(self) -> str:
+        """The store URL through the Sentinel."""
+        return self.sentinel.url
+
+    def wait_promoted(self, timeout: float = 20.0) -> None:
+        """Wait until the Sentinel names the replica as the primary and it answers as one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.sentinel.primary_address() == ("127.0.0.1", self.replica.port):
+                with contextlib.suppress(redis.RedisError, OSError), self.replica.client() as c:
+                    if c.execute_command("ROLE")[0] == b"master":
+                        return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the replica was not promoted within {timeout} s:\n{self.sentinel.log()}"
+                )
+            time.sleep(0.05)
+
+
 @atexit.register
 def _kill_leftovers() -> None:
     for proc in list(_LIVE):
@@ -326,6 +436,32 @@ def redis_pair() -> Iterator[RedisPair]:
         primary.wait_replicas_online(1)
         yield RedisPair(primary, replica)
     finally:
+        if replica is not None:
+            replica.cleanup()
+        primary.cleanup()
+
+
+@pytest.fixture
+def redis_sentinel() -> Iterator[SentinelSet]:
+    """A fresh primary, its linked replica and a Sentinel that found it, killed after the
+    test."""
+    primary = RedisProcess()
+    replica: RedisProcess | None = None
+    sentinel: SentinelProcess | None = None
+    try:
+        replica = RedisProcess(replicaof=primary)
+        replica.wait_replica_linked()
+        primary.wait_replicas_online(1)
+        sentinel = SentinelProcess(primary)
+        deadline = time.monotonic() + START_TIMEOUT
+        while sentinel.replicas_known() < 1:  # found through the primary's INFO (every 10 s
+            if time.monotonic() > deadline:  # at most; at once after the first)
+                raise RuntimeError(f"the sentinel found no replica:\n{sentinel.log()}")
+            time.sleep(0.05)
+        yield SentinelSet(primary, replica, sentinel)
+    finally:
+        if sentinel is not None:
+            sentinel.cleanup()
         if replica is not None:
             replica.cleanup()
         primary.cleanup()
