@@ -71,3 +71,42 @@ def test_standbys_are_listed_by_every_node_and_lapse_when_killed(cluster: Cluste
     status, answer = a.request("GET", "nodes")
     assert status == 200 and answer["totals"]["nodes"] == 1, answer
     assert listed(a)["a"]["present"] is True  # the leader goes on writing its own
+
+
+async def test_a_failed_write_is_counted_not_raised() -> None:
+    """The writer never raises into the role loop: a store that does not answer is counted (and
+    logged once); nothing is written while the node has the store as lost; at most one write per
+    poll."""
+    from types import SimpleNamespace
+
+    from ivr_server.config import HaConfig
+    from ivr_server.runtime.ha_presence import PresenceWriter, decode_presence
+    from ivr_server.store import MemoryStore
+
+    store = MemoryStore(site="t")
+    server = SimpleNamespace(addresses=[("127.0.0.1", 3021)], api_addresses=[], started_at=1.0)
+    node = SimpleNamespace(
+        node_id="n1",
+        role="standby",
+        mode="hot",
+        epoch=0,
+        store=store,
+        store_state="ok",
+        config=HaConfig(mode="hot", store="memory://", poll=0.2, lease=1.0),
+        server=server,
+    )
+    writer = PresenceWriter(node)
+    store.down = True
+    await writer.tick(0.0)
+    await writer.tick(0.1)  # within the poll: not tried again
+    assert (writer.written, writer.failed) == (0, 1)
+    store.down = False
+    node.store_state = "lost"
+    await writer.tick(1.0)
+    assert (writer.written, writer.failed) == (0, 1)
+    node.store_state = "ok"
+    await writer.tick(1.0)
+    assert writer.written == 1
+    record = decode_presence((await store.presence())["n1"].record)
+    assert record["role"] == "standby" and record["ivr"] == ["127.0.0.1:3021"]
+    assert decode_presence(b"not json") == {} and decode_presence(b"[1]") == {}
