@@ -28,6 +28,7 @@ from ivr_server.config.ha import HaConfig
 from ivr_server.runtime import IvrServer
 from ivr_server.runtime.ha_active import ActiveMode
 from ivr_server.service.peers_state import PeerState
+from ivr_server.switch import ReadyAgent
 from ivr_server.wire import messages as m
 from tests.integration.conftest import LOOPBACK_0
 from tests.integration.rawlink import RawLink, new_call_body, server_doc, start_call
@@ -178,6 +179,13 @@ async def test_ports_agents_and_calls_are_seen_across_nodes(
     await lb.send("L", "<AgentReady ReqId='41' PortNum='5' Queue='6000' WorkMode='ManualIn'/>")
     assert (await lb.recv_doc())[1] == agent("5", "Ready", "41")
     assert (await la.recv_doc())[1] == agent("5", "Ready")
+    await until(  # A's facts as last published, and B's mirror of them, have it Ready again
+        lambda: (
+            any(x.dn == "4005" and x.state == "Ready" for x in active(a).state.facts["A"].agents)
+            and (found := active(b).peers.agent("SW_InFront", "4005"))
+            and found[1].state == "Ready"
+        )
+    )
     await lb.send("L", "<AgentLogin ReqId='5' PortNum='6' Queue='6000' AgentId='77' Password=''/>")
     assert (await lb.recv_doc())[1] == agent_error("1704", "5")  # logged in through A
     await lb.send("L", "<AgentQuery ReqId='6' PortNum='6'/>")  # B's own DN: its switch answers
@@ -285,6 +293,109 @@ async def test_routing_point_and_queue_statistics_count_every_nodes_calls(
         await link.close()
 
 
+async def post(server: IvrServer, path: str, body: Any) -> Any:
+    host, port = server.api_addresses[0]
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"http://{host}:{port}{path}",
+            json=body,
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as response,
+    ):
+        assert response.status == 200, await response.text()
+        return await response.json()
+
+
+async def no_legacy_agents(server: IvrServer) -> None:
+    """Log out IVR_2's four LegacyMode agents (queue 6000, Ready on every node), so that the
+    only agent of queue 6000 is the one a test logs in."""
+    for dn in ("4101", "4102", "4103", "4104"):
+        await post(server, f"/api/v1/agents/SW_InFront/{dn}/logout", {})
+
+
+def ready_anywhere(server: IvrServer) -> list[ReadyAgent]:
+    """The routing targets of ``server``'s built-in router: its ready agents, then the other
+    nodes' (their facts)."""
+    return [
+        *server.service.switches["SW_InFront"].view.ready_agents(),
+        *active(server).peers.elsewhere("SW_InFront"),
+    ]
+
+
+async def routed_with_agents_rule(link: RawLink, call_id: str) -> m.RouteResponse:
+    """Rule "agents" of 5000 (CED 1): its treatment, then the route."""
+    await link.send(call_id, "<RouteRequest RouteDN='5000'><CED>1</CED></RouteRequest>")
+    treat = (await link.recv_doc())[1]
+    assert isinstance(treat, m.TreatCall), treat
+    await link.send(call_id, "<TreatStatus Status='Started'/>")
+    await link.send(call_id, "<TreatStatus Status='Completed'/>")
+    routed = (await link.recv_doc())[1]
+    assert isinstance(routed, m.RouteResponse), routed
+    return routed
+
+
+async def test_the_router_routes_to_another_nodes_agent_once_reserved(
+    start_node: StartNode, store_url: str
+) -> None:
+    """The built-in router of A routes to B's only ready agent after reserving it in the store;
+    while A's call holds it, neither A nor B routes another call to it (the rule's target has
+    nobody: Default); once A's call ends it is free again, for B's own router too."""
+    site = new_site()
+    a = await start_node("A", store_url, site)
+    b = await start_node("B", store_url, site)
+    for server in (a, b):
+        await no_legacy_agents(server)
+    la, lb = await driver(a), await driver(b)
+    await lb.send("L", "<AgentLogin ReqId='1' PortNum='5' Queue='6000' AgentId='77' Password=''/>")
+    assert (await lb.recv_doc())[1] == agent("5", "LoggedIn", "1")
+    assert (await lb.recv_doc())[1] == agent("5", "NotReady", "1")
+    await lb.send("L", "<AgentReady ReqId='2' PortNum='5' Queue='6000' WorkMode='ManualIn'/>")
+    assert (await lb.recv_doc())[1] == agent("5", "Ready", "2")
+    # the one agent of queue 6000 ready anywhere, as A sees it: B's, on DN 4005
+    await until(
+        lambda: (
+            [x.dn for x in ready_anywhere(a)] == ["4005"]
+            and [x.dn for x in ready_anywhere(b)] == ["4005"]
+        )
+    )
+    await start_call(la, "A1", port="1")
+    routed = await routed_with_agents_rule(la, "A1")
+    assert (routed.RouteType, routed.Dest) == ("Normal", "4005"), routed
+    assert set(active(a).reserved) == {("SW_InFront", "4005")}
+    holder = await a.ha.store.holder("SW_InFront:4005@agent")  # type: ignore[union-attr]
+    assert holder is not None and holder.node == "A"
+
+    # A's call holds the agent: A's next call is not routed to it, nor is B's own
+    await start_call(la, "A2", port="2")
+    await la.send("A2", "<RouteRequest RouteDN='5000'><CED>1</CED></RouteRequest>")
+    treat = (await la.recv_doc())[1]
+    assert isinstance(treat, m.TreatCall), treat  # the rule sees the agent ready at B...
+    await la.send("A2", "<TreatStatus Status='Started'/>")
+    await la.send("A2", "<TreatStatus Status='Completed'/>")
+    held = (await la.recv_doc())[1]
+    assert held == m.RouteResponse(RouteType="Default"), (held, ready_anywhere(a))  # ...by A
+    await start_call(lb, "B1", port="3")
+    await lb.send("B1", "<RouteRequest RouteDN='5000'><CED>1</CED></RouteRequest>")
+    treat = (await lb.recv_doc())[1]
+    assert isinstance(treat, m.TreatCall), treat  # B's own view: its agent is ready
+    await lb.send("B1", "<TreatStatus Status='Started'/>")
+    await lb.send("B1", "<TreatStatus Status='Completed'/>")
+    held = (await lb.recv_doc())[1]
+    assert held == m.RouteResponse(RouteType="Default"), (held, ready_anywhere(b))  # A holds it
+
+    # A's call ends: the agent is given back, B's router gets it
+    await la.send("A1", "<EndCall EndCause='Normal'/>")
+    await until(lambda: not active(a).reserved)
+    await until(lambda: not a.service.calls.port_busy(IVR, "1"))
+    await start_call(lb, "B2", port="4")
+    routed = await routed_with_agents_rule(lb, "B2")
+    assert (routed.RouteType, routed.Dest) == ("Normal", "4005"), routed
+    assert set(active(b).reserved) == {("SW_InFront", "4005")}
+    for link in (la, lb):
+        await link.close()
+
+
 @pytest.mark.parametrize("count", [2, 3])
 async def test_a_dead_nodes_calls_are_adopted_by_one_survivor(
     start_node: StartNode, store_url: str, count: int
@@ -365,7 +476,7 @@ async def test_a_dead_nodes_calls_are_adopted_by_one_survivor(
 
 async def test_a_hot_pair_shows_the_same_nodes_and_calls_from_both(start_node: StartNode) -> None:
     """``/api/v1/nodes`` and ``/api/v1/nodes/calls`` of a hot-standby pair: the leader holds
-    ``primary``; the standby lists itself; both list the leader's calls."""
+    ``primary``; both list the standby (its presence record); both list the leader's calls."""
     site = new_site()
     a = await start_node("A", "memory://", site, "hot")
     b = await start_node("B", "memory://", site, "hot")
@@ -378,10 +489,8 @@ async def test_a_hot_pair_shows_the_same_nodes_and_calls_from_both(start_node: S
         nodes = await get(server, "/api/v1/nodes", token=False)
         assert nodes["mode"] == "hot"
         shown = {n["id"]: (n["role"], [s["slot"] for s in n["slots"]]) for n in nodes["nodes"]}
-        # a standby holds no lease: the store knows only the leader; a node lists itself
-        expected = {"A": ("leader", ["primary"])}
-        if server is b:
-            expected["B"] = ("standby", [])
+        # a standby holds no lease; every node lists it from its presence record (issue 25)
+        expected = {"A": ("leader", ["primary"]), "B": ("standby", [])}
         assert shown == expected
         listing = await get(server, "/api/v1/nodes/calls")
         views.append([(c["call_id"], c["node"], c["slot"]) for c in listing["calls"]])

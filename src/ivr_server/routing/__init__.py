@@ -27,6 +27,7 @@ from .external import (
 from .router import Router
 from .rules import (
     ROUTE_FAILURE_CODES,
+    AgentReservations,
     BuiltinRouter,
     DialogPhase,
     DialogSnapshot,
@@ -36,6 +37,7 @@ from .rules import (
 __all__ = [
     "EXTERNAL_ROUTER_WINDOW",
     "ROUTE_FAILURE_CODES",
+    "AgentReservations",
     "BuiltinRouter",
     "DialogPhase",
     "DialogSnapshot",

@@ -31,12 +31,22 @@ One *dialog* per call (keyed by ConnID) remembers where the call is in its rule:
 
 Every other event, every event of another switch, and every event about a call or routing point
 the router does not know is ignored: nothing here raises because of what a peer did.
+
+Active nodes (``[ha] mode = "active"``, issue 25): with :attr:`BuiltinRouter.reservations` set,
+an agent target chooses among this node's ready agents and then the other nodes' (their facts),
+and no call is routed to an agent before the agent is reserved for it site-wide: the router asks
+:meth:`AgentReservations.reserve` and leaves the call waiting (phase ``TREATING``, as while a
+treatment plays); :meth:`BuiltinRouter.reserved` brings the answer: reserved, the call is routed
+to that agent; taken by another node, the next agent is tried (none: Default). The reservation
+is given back (:meth:`AgentReservations.release`) when the call ends, its route fails or its
+dialog is aborted.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ROUTE_FAILURE_CODES",
+    "AgentReservations",
     "BuiltinRouter",
     "DialogPhase",
     "DialogSnapshot",
@@ -47,7 +57,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from ivr_server.config import UDATA_PREFIX, KvValue, MatchCondition, RoutingRule
 from ivr_server.errors import LocalProtocolError
@@ -256,10 +266,40 @@ class DialogSnapshot:
     """Index (in the rule's ``treatments``) of the treatment running, while treating."""
 
 
+class AgentReservations(Protocol):
+    """Active nodes: the agents of the other nodes, and the site-wide reservation of an agent
+    for a call (``service/peers_state.py``, ``runtime/ha_active.py``)."""
+
+    def elsewhere(self, switch: str) -> list[ReadyAgent]:
+        """The other nodes' ready agents without a call on DNs of ``switch``, as of their
+        facts (after this node's own in the order of choice)."""
+        ...
+
+    def reserve(self, switch: str, dn: str, conn_id: str) -> None:
+        """Ask for the agent on ``dn`` for call ``conn_id``; the answer comes later through
+        :meth:`BuiltinRouter.reserved` (no I/O here)."""
+        ...
+
+    def release(self, switch: str, dn: str, conn_id: str) -> None:
+        """Give back the agent on ``dn`` that call ``conn_id`` held."""
+        ...
+
+
 class _Dialog:
     """Mutable state of one call's dialog. Only :class:`BuiltinRouter` writes it."""
 
-    __slots__ = ("phase", "port", "request", "route_ref", "routing_point", "rule", "treatment")
+    __slots__ = (
+        "held",
+        "phase",
+        "port",
+        "request",
+        "reserving",
+        "route_ref",
+        "routing_point",
+        "rule",
+        "treatment",
+        "tried",
+    )
 
     def __init__(
         self, routing_point: str, port: str | None, request: EventRouteRequest | None
@@ -273,6 +313,12 @@ class _Dialog:
         self.treatment = 0
         self.route_ref: int | None = None
         """ReferenceID of the router's latest TRouteCall."""
+        self.reserving: str | None = None
+        """Active nodes: the agent DN asked for, its reservation not answered yet."""
+        self.held: str | None = None
+        """Active nodes: the agent DN reserved for the call (given back when it ends)."""
+        self.tried: set[str] = set()
+        """Active nodes: agent DNs another node had reserved (not asked again for this rule)."""
 
 
 class BuiltinRouter:
@@ -298,6 +344,9 @@ class BuiltinRouter:
         self._points = frozenset(self._rules)
         self._refs = refs
         self._dialogs: dict[str, _Dialog] = {}
+        self.reservations: AgentReservations | None = None
+        """Active nodes (see the module docstring); ``None``: this node's agents only, routed
+        at once."""
         """ConnID → the call's dialog."""
 
     # -- the Router interface ---------------------------------------------------------------------
@@ -420,7 +469,7 @@ class BuiltinRouter:
         self, switch: Switch, event: EventTreatmentEnd | EventTreatmentNotApplied
     ) -> None:
         dialog = self._dialog_at(event)
-        if dialog is None or dialog.phase is not DialogPhase.TREATING:
+        if dialog is None or dialog.phase is not DialogPhase.TREATING or dialog.reserving:
             return
         rule = self._rules[dialog.routing_point][dialog.rule]
         following = dialog.treatment + 1
@@ -450,6 +499,8 @@ class BuiltinRouter:
             self._dialogs[conn_id] = dialog
             self._route_default(switch, conn_id, dialog)
             return
+        self._give_back(switch, conn_id, dialog)
+        dialog.tried.clear()
         index, agent = self._choose(switch, rules, dialog.request, dialog.rule + 1)
         dialog.rule = index
         if index == len(rules):
@@ -468,9 +519,46 @@ class BuiltinRouter:
         )
         if not routed_by_us:  # aborted, timed out, or released while treating
             del self._dialogs[event.conn_id]
+            self._give_back(switch, event.conn_id, dialog)
 
     def _on_released(self, switch: Switch, event: EventReleased) -> None:
-        self._dialogs.pop(event.conn_id, None)
+        dialog = self._dialogs.pop(event.conn_id, None)
+        if dialog is not None:
+            self._give_back(switch, event.conn_id, dialog)
+
+    def _give_back(self, switch: Switch, conn_id: str, dialog: _Dialog) -> None:
+        """Active nodes: the call no longer needs the agent reserved for it (an answer still
+        to come for a reservation asked is given back by :meth:`reserved`)."""
+        dialog.reserving = None
+        held, dialog.held = dialog.held, None
+        if held is not None and self.reservations is not None:
+            self.reservations.release(switch.name, held, conn_id)
+
+    def reserved(self, switch: Switch, conn_id: str, dn: str, ok: bool) -> None:
+        """Active nodes: the answer to :meth:`AgentReservations.reserve` of the agent on ``dn``
+        for call ``conn_id``: reserved (``ok``), the call is routed to it; taken by another
+        node, the next agent of the rule is tried. A call that no longer waits for it gives it
+        back."""
+        dialog = self._dialogs.get(conn_id)
+        if dialog is None or dialog.reserving != dn:
+            if ok and self.reservations is not None:
+                self.reservations.release(switch.name, dn, conn_id)
+            return
+        dialog.reserving = None
+        rules = self._rules[dialog.routing_point]
+        if not 0 <= dialog.rule < len(rules):
+            if ok and self.reservations is not None:
+                self.reservations.release(switch.name, dn, conn_id)
+            return
+        rule = rules[dialog.rule]
+        if ok and any(agent.dn == dn for agent in self._ready_agents(switch, ())):
+            dialog.held = dn
+            self._send_agent_route(switch, conn_id, dialog, rule, dn)
+            return
+        if ok and self.reservations is not None:  # no longer ready meanwhile: given back
+            self.reservations.release(switch.name, dn, conn_id)
+        dialog.tried.add(dn)
+        self._route(switch, conn_id, dialog, rule, None)
 
     def _dialog_at(self, event: RoutingEvent) -> _Dialog | None:
         dialog = self._dialogs.get(event.conn_id)
@@ -497,11 +585,23 @@ class BuiltinRouter:
             if not rule.wants_agent:
                 return index, None
             if agents is None:
-                agents = switch.view.ready_agents()
+                agents = self._ready_agents(switch, ())
             agent = rule.pick(agents)
             if agent is not None:
                 return index, agent
         return len(rules), None
+
+    def _ready_agents(self, switch: Switch, tried: Iterable[str]) -> list[ReadyAgent]:
+        """The agents to choose from: this switch's ready agents, the longest idle first; in
+        active mode then the other nodes' (``ready_since`` orders only within one node), less
+        those another node had reserved (``tried``)."""
+        agents = switch.view.ready_agents()
+        reservations = self.reservations
+        if reservations is None:
+            return agents
+        agents.extend(reservations.elsewhere(switch.name))
+        skip = set(tried)
+        return [agent for agent in agents if agent.dn not in skip] if skip else agents
 
     def _treat(
         self, switch: Switch, conn_id: str, dialog: _Dialog, rule: _Rule, index: int
@@ -531,12 +631,22 @@ class BuiltinRouter:
         (none left: Default)."""
         dest = rule.dest
         if rule.wants_agent:
-            if agent is None:
-                agent = rule.pick(switch.view.ready_agents())
+            if agent is None or agent.dn in dialog.tried:
+                agent = rule.pick(self._ready_agents(switch, dialog.tried))
             if agent is None:
                 self._route_default(switch, conn_id, dialog)
                 return
+            if self.reservations is not None:  # routed once the agent is the call's
+                dialog.phase, dialog.reserving = DialogPhase.TREATING, agent.dn
+                self.reservations.reserve(switch.name, agent.dn, conn_id)
+                return
             dest = agent.dn
+        self._send_agent_route(switch, conn_id, dialog, rule, dest)
+
+    def _send_agent_route(
+        self, switch: Switch, conn_id: str, dialog: _Dialog, rule: _Rule, dest: str | None
+    ) -> None:
+        """``rule``'s attached data, then its ``TRouteCall`` to ``dest``."""
         if rule.attach:
             switch.request(
                 TUpdateUserData(

@@ -43,6 +43,14 @@ turn). :class:`ActiveMode` adds, every ``[ha] poll``:
    own (``StatsEngine.peer_waits``), so ``PeekStatReq`` of ``CurrNumberWaitingCalls``,
    ``ExpectedWaitTime`` and ``CurrMaxCallWaitingTime`` answer the same on every node, as of the
    facts' staleness.
+5. **Agent reservations.** The built-in routers route among every node's ready agents
+   (``routing/rules.py``, ``BuiltinRouter.reservations`` set to this object), and a call goes to
+   an agent only once the agent is reserved for it in the store: the lease of a slot of its own,
+   ``<switch>:<dn>@agent`` (:func:`agent_slot`), taken with ``store.acquire`` (atomic in the
+   store: one holder at a time), renewed every third of ``lease`` while the call holds the agent
+   and released when it ends. A node never asks the store for an agent it holds or is asking
+   for already (``acquire`` by the holder would succeed again): it answers itself "taken". A
+   store that does not answer: "taken" (the call tries the next agent, then Default).
 
 Nothing here runs unless the mode is ``active``.
 """
@@ -51,11 +59,13 @@ from __future__ import annotations
 
 __all__ = [
     "AGENT_ACTS_PATH",
+    "AGENT_SUFFIX",
     "FACTS_KEY",
     "FACTS_SUFFIX",
     "ActiveHost",
     "ActiveMode",
     "Adoption",
+    "agent_slot",
     "answer_of",
     "api_url",
     "conn_id_seed",
@@ -76,6 +86,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import aiohttp
 
+from ivr_server.routing import BuiltinRouter
 from ivr_server.service.monitoring import AGENT_STATUS_OF_EVENT
 from ivr_server.service.peers_state import (
     FORWARD_TIMEOUT_CODE,
@@ -90,6 +101,7 @@ from ivr_server.service.peers_state import (
     ports_of,
 )
 from ivr_server.store.protocol import Batch, Fenced, Lease, StateStore, StoreError, StoreUnavailable
+from ivr_server.switch import ReadyAgent
 
 if TYPE_CHECKING:
     from ivr_server.service.core import IvrService
@@ -98,6 +110,8 @@ log = logging.getLogger("ivr_server.ha")
 
 FACTS_SUFFIX: Final = "@facts"
 """A node's facts slot is ``<node id><FACTS_SUFFIX>`` (``@`` is not allowed in a node id)."""
+AGENT_SUFFIX: Final = "@agent"
+"""An agent's reservation slot is ``<switch>:<dn><AGENT_SUFFIX>`` (it holds no records)."""
 FACTS_KEY: Final = "facts"
 """The one record of a facts slot."""
 _CALL_SIDE: Final = ("call:", "dialout:")
@@ -126,9 +140,14 @@ def facts_slot(node: str) -> str:
     return f"{node}{FACTS_SUFFIX}"
 
 
+def agent_slot(switch: str, dn: str) -> str:
+    return f"{switch}:{dn}{AGENT_SUFFIX}"
+
+
 def node_of_slot(slot: str) -> str | None:
-    """The node whose own slot ``slot`` is (``None``: a facts slot or the standby pair's)."""
-    if slot.endswith(FACTS_SUFFIX) or slot == "primary":
+    """The node whose own slot ``slot`` is (``None``: a facts slot, an agent's reservation or
+    the standby pair's; ``@`` is not allowed in a node id)."""
+    if "@" in slot or slot == "primary":
         return None
     return slot
 
@@ -196,6 +215,11 @@ class ActiveHost(Protocol):
     server: Any
     """The ``IvrServer`` (its ``flush()``: what the service queued, written out)."""
 
+    @property
+    def store_state(self) -> str:
+        """``ok`` or ``lost``."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Adoption:
@@ -241,6 +265,7 @@ class ActiveMode:
         self.node = node
         ha = node.service.config.ha
         self.lease = float(ha.lease)
+        self._store_timeout = float(ha.store_timeout)
         self.peers = PeerState(node.node_id)
         """The other live nodes' facts, consulted by the service."""
         self.state = ActiveState()
@@ -263,6 +288,13 @@ class ActiveMode:
         """Agent requests being carried to their owners."""
         self.forwarded = 0
         """Agent requests forwarded to other nodes since start."""
+        self.reserved: dict[tuple[str, str], tuple[str, int]] = {}
+        """(switch, DN) -> (the call's ConnID, the reservation's epoch): the agents this node's
+        calls hold."""
+        self._reserving: set[tuple[str, str]] = set()
+        self._reservations_renewed = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        """Reservations being asked for or given back."""
 
     @property
     def me(self) -> str:
@@ -274,6 +306,7 @@ class ActiveMode:
         self.node.service.stats.peers = self.peers.activities
         self.node.service.stats.peer_waits = self.peers.waits
         self.peers.forward = self.forward
+        self._install()
         try:
             await self._publish(asyncio.get_running_loop().time())
         except StoreError as problem:
@@ -287,13 +320,18 @@ class ActiveMode:
         self.node.service.stats.peer_waits = None
         self.peers.forward = None
         self.peers.update(())
-        for task in list(self._forwards):  # their sessions are closing with the node
+        for router in _builtin_routers(self.node.service):
+            router.reservations = None
+        for task in [*self._forwards, *self._tasks]:  # their sessions close with the node
             task.cancel()
 
     async def tick(self, now: float) -> None:
-        """One poll: adopt dead nodes' slots, publish this node's facts, read the others'."""
+        """One poll: adopt dead nodes' slots, publish this node's facts, read the others',
+        renew the agents' reservations."""
         store = self.node.store
+        self._install()  # the routers are built again by a reload
         try:
+            await self._renew_reservations(now)
             leases = await store.leases()
             slots = await store.slots()
             live = {lease.slot for lease in leases}
@@ -431,6 +469,92 @@ class ActiveMode:
         node.service.agent_answered(ask, answer, asyncio.get_running_loop().time())
         node.server.flush()
 
+    # ------------------------------------------------------------------ agent reservations
+
+    def _install(self) -> None:
+        for router in _builtin_routers(self.node.service):
+            if router.reservations is not self:
+                router.reservations = self
+
+    def elsewhere(self, switch: str) -> list[ReadyAgent]:
+        """``AgentReservations.elsewhere``: the other nodes' ready agents (their facts)."""
+        return self.peers.elsewhere(switch)
+
+    def reserve(self, switch: str, dn: str, conn_id: str) -> None:
+        """``AgentReservations.reserve``: ask the store for the agent on ``dn`` (see the module
+        docstring); the answer goes to ``IvrService.agent_reserved``, never from inside this
+        call (the router is in the middle of its decision)."""
+        key = (switch, dn)
+        loop = asyncio.get_running_loop()
+        if key in self.reserved or key in self._reserving or self.node.store_state != "ok":
+            loop.call_soon(self._answer, switch, conn_id, dn, False)
+            return
+        self._reserving.add(key)
+        self._spawn(self._reserve(switch, dn, conn_id))
+
+    def release(self, switch: str, dn: str, conn_id: str) -> None:
+        """``AgentReservations.release``: the call no longer holds the agent on ``dn``."""
+        held = self.reserved.get((switch, dn))
+        if held is None or held[0] != conn_id:
+            return
+        del self.reserved[(switch, dn)]
+        self._spawn(self._release(agent_slot(switch, dn), held[1]))
+
+    def _spawn(self, job: Any) -> None:
+        task = asyncio.get_running_loop().create_task(job)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _reserve(self, switch: str, dn: str, conn_id: str) -> None:
+        store = self.node.store
+        epoch: int | None = None
+        try:
+            epoch = await asyncio.wait_for(
+                store.acquire(agent_slot(switch, dn), self.me, self.lease),
+                self._store_timeout,
+            )
+        except (StoreError, TimeoutError) as problem:
+            log.warning("active mode: agent %s of %s not reserved: %s", dn, switch, problem)
+        finally:
+            self._reserving.discard((switch, dn))
+        if epoch is not None:
+            self.reserved[(switch, dn)] = (conn_id, epoch)
+        self._answer(switch, conn_id, dn, epoch is not None)
+
+    def _answer(self, switch: str, conn_id: str, dn: str, ok: bool) -> None:
+        node = self.node
+        node.service.agent_reserved(switch, conn_id, dn, ok, asyncio.get_running_loop().time())
+        node.server.flush()
+
+    async def _release(self, slot: str, epoch: int) -> None:
+        with contextlib.suppress(StoreError, TimeoutError):  # else it lapses by itself
+            await asyncio.wait_for(
+                self.node.store.release(slot, self.me, epoch), self._store_timeout
+            )
+
+    async def _renew_reservations(self, now: float) -> None:
+        """Every third of the lease: the reservations of the agents this node's calls hold."""
+        if not self.reserved or now - self._reservations_renewed < self.lease / 3:
+            return
+        self._reservations_renewed = now
+        held = list(self.reserved.items())
+        store = self.node.store
+        renewed = await asyncio.gather(
+            *(
+                store.renew(agent_slot(sw, dn), self.me, epoch, self.lease)
+                for (sw, dn), (_, epoch) in held
+            )
+        )
+        for ((switch, dn), (conn_id, epoch)), ok in zip(held, renewed, strict=True):
+            if ok is False and self.reserved.get((switch, dn)) == (conn_id, epoch):
+                del self.reserved[(switch, dn)]
+                log.warning(
+                    "active mode: the reservation of agent %s of %s for call %s was lost",
+                    dn,
+                    switch,
+                    conn_id,
+                )
+
     # ------------------------------------------------------------------ adoption
 
     async def adopt(self, slot: str, now: float) -> int:
@@ -501,6 +625,17 @@ class ActiveMode:
                 ):
                     kept[key] = value
         return kept
+
+
+def _builtin_routers(service: IvrService) -> list[BuiltinRouter]:
+    """The built-in routers of the service's switches (a per-routing-point dispatcher's
+    ``default`` included)."""
+    found: list[BuiltinRouter] = []
+    for router in service.routers.values():
+        rules: Any = getattr(router, "default", router)
+        if isinstance(rules, BuiltinRouter):
+            found.append(rules)
+    return found
 
 
 def _has_agent(service: IvrService, switch: str, dn: str) -> bool:

@@ -40,7 +40,7 @@ from ivr_server.config import IvrConfig, PortConfig, ServerConfig
 from ivr_server.memory import release_free_memory
 from ivr_server.metrics import Metrics
 from ivr_server.outbound import DialOutManager, DialOutOutcome, DialOutRequest
-from ivr_server.routing import Router, build_routers
+from ivr_server.routing import BuiltinRouter, Router, build_routers
 from ivr_server.service.access_numbers import AccessNumberService
 from ivr_server.service.admission import Admission
 from ivr_server.service.agents import AgentControl
@@ -513,6 +513,19 @@ class IvrService:
         sent. The caller writes the sessions out."""
         self._ctx.now = now
         self._agents.forwarded(ask, answer)
+
+    def agent_reserved(self, switch_name: str, conn_id: str, dn: str, ok: bool, now: float) -> None:
+        """Active mode (issue 25): the answer to the built-in router's reservation of the agent
+        on ``dn`` for call ``conn_id`` (``routing/rules.py``, ``BuiltinRouter.reserved``): the
+        call is routed to it, or to the next agent. The caller writes the sessions out."""
+        ctx = self._ctx
+        ctx.now = now
+        switch = ctx.switches.get(switch_name)
+        router: Any = ctx.routers.get(switch_name)
+        router = getattr(router, "default", router)  # a per-routing-point dispatcher's rules
+        if switch is not None and isinstance(router, BuiltinRouter):
+            router.reserved(switch, conn_id, dn, ok)
+            ctx.pump()
 
     def hang_up(self, switch_name: str, conn_id: str) -> bool:
         """The caller of call ``conn_id`` hangs up (tests, API): ``CallStatus Released``."""

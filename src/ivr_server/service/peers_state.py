@@ -66,7 +66,7 @@ from ivr_server.routing import BuiltinRouter
 from ivr_server.service.sessions import Session
 from ivr_server.stats import QUEUE_KEY, PeerWaits
 from ivr_server.stats.agents import AgentActivity
-from ivr_server.switch import AgentStatus, Switch, TErrorCode, WorkMode
+from ivr_server.switch import AgentStatus, ReadyAgent, Switch, TErrorCode, WorkMode
 from ivr_server.switch.agent import AgentState, agent_status
 from ivr_server.vocabulary import AgentStatusName
 from ivr_server.wire import messages as m
@@ -354,6 +354,16 @@ class PeerState:
         if found is None or found.oldest is None:
             return found
         return PeerWaits(found.waiting, found.oldest - self.wall, found.total, found.samples)
+
+    def elsewhere(self, switch: str) -> list[ReadyAgent]:
+        """The agents other nodes hold on DNs of ``switch`` that are Ready without a call there,
+        as routing targets of this node's built-in router (``routing/rules.py``'s
+        ``AgentReservations.elsewhere``; ``ready_since`` 0: idle order is a node's own)."""
+        return [
+            ReadyAgent(agent_id=agent.agent_id, dn=dn, queue=agent.queue, ready_since=0)
+            for (name, dn), agent in self._dns.items()
+            if name == switch and agent.state == AgentState.READY.value and not agent.busy
+        ]
 
     def agent_id_in_use(self, agent_id: str) -> AgentFact | None:
         """Where agent ``agent_id`` is logged in through another node, if it is."""
