@@ -8,10 +8,10 @@ nodes. The leader must answer every one (``Ringing``, ``Established``) and keep 
 along: the same epoch, never fenced, the standby never leading.
 
 Before the fix the leader handled every readable connection's batch of frames in each turn of
-its event loop (up to 64 frames from each of 200 sessions: about 0.7 s of work per turn on the
-2-core machine of the measurement), and its lease renewal, which takes a few turns from its
-timer to the store, went out seconds late: the standby took the lease in every run
-(docs/performance.md §13). The server now bounds the frames handled per turn across all its
+its event loop (up to 64 frames from each of 200 sessions: 0.6-2.7 s a turn on the 2-core
+machine of the measurement), and its lease renewal, which took a few turns from its timer to the
+store, went out 2.9-9.8 s late: the standby took the lease in every run (this test failed so;
+docs/performance.md §13). The server now bounds the frames handled per turn across all its
 connections (``runtime/connection.py``, ``TURN_BUDGET``) and the role loop wakes on a plain
 timer (``runtime/ha.py``).
 

