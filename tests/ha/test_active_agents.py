@@ -1,17 +1,19 @@
 """Active nodes with real processes (issue 25, "agents consistent across nodes"): a real
 ``redis-server`` and two ``ivr-server serve`` processes in ``[ha] mode = "active"``, an IVR
-logged in to each over TCP. An agent control request on a DN whose agent the other node holds is
-forwarded to that node over its HTTP API and answered as a single server answers it; an owner
-that does not answer gets ``CallError TlibErrCode='57'`` within the lease; once the owner is dead
-and its agent adopted, the survivor serves the agent itself (runtime/ha_active.py,
-service/agents.py, service/peers_state.py).
+logged in to each over TCP. The IVR's session on one node is told the agent events of the
+other node's agents on its ports (``MonitorInfo Agent``, from the other node's facts); an agent
+control request on a DN whose agent the other node holds is forwarded to that node over its
+HTTP API and answered as a single server answers it, its events told once; an owner that does
+not answer gets ``CallError TlibErrCode='57'`` within the lease; once the owner is dead and its
+agent adopted, the survivor serves the agent itself (runtime/ha_active.py, service/agents.py,
+service/monitoring.py, service/peers_state.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import pytest
@@ -69,20 +71,27 @@ async def ivr(node: Proc) -> AsyncIterator[RawLink]:
         await link.close()
 
 
-async def until_answer(
-    link: RawLink, body: Callable[[int], str], wanted: Callable[[int], m.Message]
-) -> None:
-    """Send ``body(n)`` (a request with ReqId n) until its answer is ``wanted(n)`` (bounded)."""
-    deadline = time.monotonic() + MIRROR_S
-    n = 1000
+async def answer(link: RawLink, timeout: float = 10.0) -> m.Message:
+    """The next document but the unsolicited agent events (``MonitorInfo Agent`` without a
+    ``ReqId``), which the other node's facts bring at any poll."""
     while True:
-        n += 1
-        await link.send("L", body(n))
-        got = (await link.recv_doc(10.0))[1]
-        if got == wanted(n):
-            return
-        assert time.monotonic() < deadline, f"last answer: {got}"
-        await asyncio.sleep(0.1)
+        got = (await link.recv_doc(timeout))[1]
+        if not (isinstance(got, m.MonitorInfo) and got.Agent is not None and got.ReqId is None):
+            return got
+
+
+async def told(link: RawLink, *wanted: m.Message) -> None:
+    """The next documents are ``wanted`` (the other node's facts: within a few polls)."""
+    for one in wanted:
+        assert (await link.recv_doc(MIRROR_S))[1] == one
+
+
+async def nothing_more(link: RawLink, port: str) -> None:
+    """Nothing was queued for ``link`` in the last second: the next document answers a query."""
+    await asyncio.sleep(1.0)  # ten polls: a duplicate event from the facts would be here by now
+    await link.send("L", f"<AgentQuery ReqId='q' PortNum='{port}'/>")
+    got = (await link.recv_doc(10.0))[1]
+    assert isinstance(got, m.MonitorInfo) and got.ReqId == "q", got
 
 
 async def test_agent_control_on_the_other_nodes_agent_is_forwarded_to_it(
@@ -95,35 +104,37 @@ async def test_agent_control_on_the_other_nodes_agent_is_forwarded_to_it(
         )
         assert (await la.recv_doc(10.0))[1] == agent("5", "LoggedIn", "1")
         assert (await la.recv_doc(10.0))[1] == agent("5", "NotReady", "1")
-        # b sees a's agent (its AgentQuery is answered from the mirror of a's facts)
-        await until_answer(
-            lb,
-            lambda n: f"<AgentQuery ReqId='{n}' PortNum='5'/>",
-            lambda n: agent("5", "NotReady", str(n)),
-        )
+        # b's session is told a's agent events, as a single server's other session is
+        await told(lb, agent("5", "LoggedIn"), agent("5", "NotReady"))
+        await lb.send("L", "<AgentQuery ReqId='2' PortNum='5'/>")  # from the mirror
+        assert (await lb.recv_doc(10.0))[1] == agent("5", "NotReady", "2")
 
         # AgentReady at b: forwarded to a, whose switch holds the agent; b's session gets the
         # single server's answer, a's session the unsolicited event
-        await lb.send("L", "<AgentReady ReqId='2' PortNum='5' Queue='6000' WorkMode='ManualIn'/>")
-        assert (await lb.recv_doc(10.0))[1] == agent("5", "Ready", "2")
+        await lb.send("L", "<AgentReady ReqId='3' PortNum='5' Queue='6000' WorkMode='ManualIn'/>")
+        assert (await lb.recv_doc(10.0))[1] == agent("5", "Ready", "3")
         assert (await la.recv_doc(10.0))[1] == agent("5", "Ready")
-        await la.send("L", "<AgentQuery ReqId='3' PortNum='5'/>")
-        assert (await la.recv_doc(10.0))[1] == agent("5", "Ready", "3")  # a's own switch
+        await la.send("L", "<AgentQuery ReqId='4' PortNum='5'/>")
+        assert (await la.recv_doc(10.0))[1] == agent("5", "Ready", "4")  # a's own switch
+        await nothing_more(lb, "5")  # b's facts' diff does not tell the Ready again
 
         # a's switch refuses: its error code, as a single server's
         await lb.send(
-            "L", "<AgentLogin ReqId='4' PortNum='5' Queue='6000' AgentId='78' Password=''/>"
+            "L", "<AgentLogin ReqId='5' PortNum='5' Queue='6000' AgentId='78' Password=''/>"
         )
-        assert (await lb.recv_doc(10.0))[1] == agent_error("50", "4")  # logged in already
+        assert (await lb.recv_doc(10.0))[1] == agent_error("50", "5")  # logged in already
 
-        # AgentLogout at b: done at a; the agent is gone from both
-        await lb.send("L", "<AgentLogout ReqId='5' PortNum='5' Queue='6000'/>")
-        assert (await lb.recv_doc(10.0))[1] == agent("5", "LoggedOut", "5")
+        # AgentNotReady at a: b's session is told
+        await la.send("L", "<AgentNotReady ReqId='6' PortNum='5' Queue='6000'/>")
+        assert (await la.recv_doc(10.0))[1] == agent("5", "NotReady", "6")
+        await told(lb, agent("5", "NotReady"))
+
+        # AgentLogout at b: done at a; the agent is gone from both, told once
+        await lb.send("L", "<AgentLogout ReqId='7' PortNum='5' Queue='6000'/>")
+        assert (await lb.recv_doc(10.0))[1] == agent("5", "LoggedOut", "7")
         assert (await la.recv_doc(10.0))[1] == agent("5", "LoggedOut")
-
-        # b's own IVR session saw nothing twice: the next document it gets answers its next request
-        await lb.send("L", "<AgentQuery ReqId='6' PortNum='6'/>")
-        assert (await lb.recv_doc(10.0))[1] == agent("6", "Unknown", "6")
+        await nothing_more(lb, "6")
+        await nothing_more(la, "6")
 
 
 async def test_an_owner_that_does_not_answer_gives_57_and_its_agent_is_adopted(
@@ -137,17 +148,13 @@ async def test_an_owner_that_does_not_answer_gives_57_and_its_agent_is_adopted(
         )
         assert (await la.recv_doc(10.0))[1] == agent("9", "LoggedIn", "1")
         assert (await la.recv_doc(10.0))[1] == agent("9", "NotReady", "1")
-        await until_answer(
-            lb,
-            lambda n: f"<AgentQuery ReqId='{n}' PortNum='9'/>",
-            lambda n: agent("9", "NotReady", str(n)),
-        )
+        await told(lb, agent("9", "LoggedIn"), agent("9", "NotReady"))  # b's mirror has it
 
         # a paused: b's mirror still says a holds the agent, a never answers: 57 after the lease
         a.sigstop()
         asked = time.monotonic()
         await lb.send("L", "<AgentReady ReqId='2' PortNum='9' Queue='6000' WorkMode='ManualIn'/>")
-        got = (await lb.recv_doc(LEASE + 10.0))[1]
+        got = await answer(lb, LEASE + 10.0)  # a's facts may lapse meanwhile: LoggedOut told
         waited = time.monotonic() - asked
         assert got == agent_error("57", "2"), got
         assert LEASE * 0.9 <= waited < LEASE + 5.0, waited
@@ -159,8 +166,8 @@ async def test_an_owner_that_does_not_answer_gives_57_and_its_agent_is_adopted(
             assert time.monotonic() < deadline, b.request("GET", "nodes")
             await asyncio.sleep(0.1)
         await lb.send("L", "<AgentQuery ReqId='30' PortNum='9'/>")
-        assert (await lb.recv_doc(10.0))[1] == agent("9", "NotReady", "30")  # b's own switch
+        assert await answer(lb) == agent("9", "NotReady", "30")  # b's own switch
         await lb.send("L", "<AgentReady ReqId='3' PortNum='9' Queue='6000' WorkMode='ManualIn'/>")
-        assert (await lb.recv_doc(10.0))[1] == agent("9", "Ready", "3")
+        assert await answer(lb) == agent("9", "Ready", "3")
         await lb.send("L", "<AgentQuery ReqId='4' PortNum='9'/>")
-        assert (await lb.recv_doc(10.0))[1] == agent("9", "Ready", "4")
+        assert await answer(lb) == agent("9", "Ready", "4")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 import pytest
 
@@ -39,19 +38,11 @@ def no_legacy_agents(node: Proc) -> None:
         assert status == 200, answer
 
 
-async def until_answer(
-    link: RawLink, body: Callable[[int], str], wanted: Callable[[int], m.Message]
-) -> None:
-    deadline = time.monotonic() + MIRROR_S
-    n = 1000
-    while True:
-        n += 1
-        await link.send("L", body(n))
-        got = (await link.recv_doc(10.0))[1]
-        if got == wanted(n):
-            return
-        assert time.monotonic() < deadline, f"last answer: {got}"
-        await asyncio.sleep(0.1)
+async def told_until(link: RawLink, last: m.MonitorInfo) -> None:
+    """Unsolicited agent events (another node's agent, from its facts: what one poll saw) until
+    ``last``."""
+    while (got := (await link.recv_doc(MIRROR_S))[1]) != last:
+        assert isinstance(got, m.MonitorInfo) and got.Agent is not None and not got.ReqId, got
 
 
 async def treated(link: RawLink, call_id: str) -> None:
@@ -88,11 +79,7 @@ async def test_two_nodes_routing_at_once_get_one_agent_once(cluster: Cluster) ->
         assert (await lb.recv_doc(10.0))[1] == agent("5", "NotReady", "1")
         await lb.send("L", "<AgentReady ReqId='2' PortNum='5' Queue='6000' WorkMode='ManualIn'/>")
         assert (await lb.recv_doc(10.0))[1] == agent("5", "Ready", "2")
-        await until_answer(  # a sees b's agent ready (its mirror of b's facts)
-            la,
-            lambda n: f"<AgentQuery ReqId='{n}' PortNum='5'/>",
-            lambda n: agent("5", "Ready", str(n)),
-        )
+        await told_until(la, agent("5", "Ready"))  # a's mirror of b's facts has it ready
 
         # one call on each node waits in rule "agents"; both treatments end at once
         await start_call(la, "A1", port="1")

@@ -366,6 +366,8 @@ class ActiveMode:
             self._facts_read = mirror_of(raw)
             self.peers.update(self._facts_read)
             self._known.update({f.node: f for f in self._facts_read})
+            self.node.service.peers_changed(asyncio.get_running_loop().time())
+            self.node.server.flush()  # the sessions told of the other nodes' agents
         facts = self._facts_read
         mine = self._mine or self._facts()
         self.state = ActiveState(

@@ -28,7 +28,7 @@ from typing import Any, Final
 from ivr_server.calls.replies import LINK_DOWN, Refusal, invalid_request
 from ivr_server.service.bus import Origin, SwitchEventBus
 from ivr_server.service.context import ServiceContext
-from ivr_server.service.monitoring import AgentStatusName
+from ivr_server.service.monitoring import EXPECT_POLLS, AgentStatusName
 from ivr_server.service.peers_state import AgentAnswer, AgentAsk, PeerState
 from ivr_server.service.sessions import Session
 from ivr_server.switch import (
@@ -246,6 +246,16 @@ class AgentControl:
                 ),
             )
             return
+        peers = ctx.peers
+        if peers is not None and peers.told is not None and answer.statuses:
+            key = (ask.switch, ask.dn)  # told here now: the facts' diff must not tell it again
+            last = answer.statuses[-1]
+            if last == "LoggedOut":
+                peers.told.pop(key, None)
+            else:
+                peers.told[key] = last
+            window = max(1.0, EXPECT_POLLS * float(ctx.config.ha.poll))
+            peers.expected[key] = (None if last == "LoggedOut" else last, ctx.now + window)
         others = [s for s in ctx.v4_sessions(ask.ivr) if s is not session]
         for status in answer.statuses:
             ctx.send(

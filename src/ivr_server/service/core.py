@@ -514,6 +514,12 @@ class IvrService:
         self._ctx.now = now
         self._agents.forwarded(ask, answer)
 
+    def peers_changed(self, now: float) -> None:
+        """Active mode (issue 25): the mirror of the other nodes' facts changed; the sessions
+        are told what changed in their agents (monitoring.py). The caller writes them out."""
+        self._ctx.now = now
+        self._monitoring.report_peer_agents()
+
     def agent_reserved(self, switch_name: str, conn_id: str, dn: str, ok: bool, now: float) -> None:
         """Active mode (issue 25): the answer to the built-in router's reservation of the agent
         on ``dn`` for call ``conn_id`` (``routing/rules.py``, ``BuiltinRouter.reserved``): the

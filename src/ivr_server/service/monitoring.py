@@ -7,6 +7,17 @@ can change them (link and registration events, reload, a stop), and only differe
 (:meth:`Monitoring.report_topology`). Agent events of a port's DN go to every 4.0 session of the
 port's IVR; the session whose request caused one gets it on its request's CallId with its
 ``ReqId`` (PROTOCOL.md §3.2.1).
+
+Active nodes (``[ha] mode = "active"``, issue 25): the agents another node holds change on that
+node's switch, not here. :meth:`Monitoring.report_peer_agents` compares the other nodes' agents,
+as their facts say after each poll (``service/peers_state.py``), with what this node's sessions
+were last told of them (``PeerState.told``) and tells the differences as the agent events would
+have been told: a new agent ``LoggedIn`` then its state, a gone one ``LoggedOut``, a change its
+new state. A DN whose agent is this node's own is told by its own switch's events. What happened
+within one poll is told as its outcome (Ready, NotReady and Ready again in 0.1 s: nothing). A
+forwarded agent request's answer was told already (agents.py): facts that disagree with it are
+taken as older than it (``PeerState.expected``), not told, for :data:`EXPECT_POLLS` polls (at
+least a second), until the facts agree.
 """
 
 from __future__ import annotations
@@ -43,6 +54,10 @@ AGENT_STATUS_OF_EVENT: Final[dict[type[SwitchEvent], AgentStatusName]] = {
     EventAgentNotReady: "NotReady",
 }
 """T-Library agent event -> ``Agent/@Status`` (PROTOCOL.md §3.2.1, XMLG p.68 Table 14)."""
+
+EXPECT_POLLS: Final = 4
+"""How many ``[ha] poll`` periods facts older than a forwarded answer are ignored (their
+staleness: two polls and a round trip)."""
 
 _TOPOLOGY_EVENTS: tuple[type[SwitchEvent], ...] = (
     EventLinkConnected,
@@ -108,6 +123,58 @@ class Monitoring:
                 )
             else:
                 send(
+                    session,
+                    login.call_id,
+                    m.MonitorInfo(Agent=m.Agent(PortNum=port, Status=status)),
+                )
+
+    def report_peer_agents(self) -> None:
+        """Tell the 4.0 sessions of each port's IVR what changed in the agents other nodes hold
+        on its DN (see the module docstring)."""
+        peers = self.ctx.peers
+        if peers is None:
+            return
+        now = peers.statuses()
+        told = peers.told
+        if told is None:
+            peers.told = dict(now)
+            return  # the first mirror: what the sessions' logins found, nothing changed
+        clock, expected = self.ctx.now, peers.expected
+        for key in told.keys() | now.keys():
+            was, status = told.get(key), now.get(key)
+            if key in expected:
+                answered, until = expected[key]
+                if status != answered and clock < until:
+                    continue  # facts older than the forwarded request's answer
+                del expected[key]
+            if was == status:
+                continue
+            if status is None:
+                del told[key]
+            else:
+                told[key] = status
+            switch, dn = key
+            found = self.ctx.switches.get(switch)
+            record = found.view.dn(dn) if found is not None else None
+            if record is not None and record.agent is not None:
+                continue  # this node's own agent there: its switch tells
+            if status is None:
+                self._tell_agent(switch, dn, ("LoggedOut",))
+            elif was is None:
+                self._tell_agent(switch, dn, ("LoggedIn", status))
+            else:
+                self._tell_agent(switch, dn, (status,))
+
+    def _tell_agent(self, switch: str, dn: str, statuses: tuple[AgentStatusName, ...]) -> None:
+        key = self.ctx.ports.port_of_dn.get((switch, dn))
+        if key is None:
+            return
+        ivr_name, port = key
+        for session in self.ctx.v4_sessions(ivr_name):
+            login = session.login
+            assert login is not None
+            for status in statuses:
+                self.ctx.send(
                     session,
                     login.call_id,
                     m.MonitorInfo(Agent=m.Agent(PortNum=port, Status=status)),

@@ -292,6 +292,14 @@ class PeerState:
         self.wall = 0.0
         """Unix time minus this node's clock (the runtime's): the other nodes' wait starts
         (Unix times) on this node's clock."""
+        self.told: dict[tuple[str, str], AgentStatusName] | None = None
+        """(switch, DN) -> the status of another node's agent there as this node's sessions
+        were last told (``monitoring.py``; ``None`` until the first mirror, which is taken as
+        it is, without telling)."""
+        self.expected: dict[tuple[str, str], tuple[AgentStatusName | None, float]] = {}
+        """(switch, DN) -> (the status a forwarded request's answer told, ``None``: logged out;
+        until when): facts saying otherwise before then are older than that answer, and not
+        told (``monitoring.py``)."""
         self.forward: Callable[[AgentAsk], None] | None = None
         """Carries an :class:`AgentAsk` to its node (set by ``runtime/ha_active.py``; no I/O
         here: it starts a task and returns); ``None``: such requests are refused (166)."""
@@ -354,6 +362,13 @@ class PeerState:
         if found is None or found.oldest is None:
             return found
         return PeerWaits(found.waiting, found.oldest - self.wall, found.total, found.samples)
+
+    def statuses(self) -> dict[tuple[str, str], AgentStatusName]:
+        """(switch, DN) -> ``Ready`` or ``NotReady`` of every agent another node holds."""
+        return {
+            key: "Ready" if agent.state == AgentState.READY.value else "NotReady"
+            for key, agent in self._dns.items()
+        }
 
     def elsewhere(self, switch: str) -> list[ReadyAgent]:
         """The agents other nodes hold on DNs of ``switch`` that are Ready without a call there,
