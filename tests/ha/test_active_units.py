@@ -1,0 +1,205 @@
+"""Active nodes (issue 25), the sans-IO parts without processes: the built-in router's agent
+reservations (routing/rules.py, against the real virtual switch, with a recording stand-in for
+``runtime/ha_active.py``), the owner's HTTP answer of a forwarded agent request as the IVR's
+answer (``answer_of``), and the other nodes' waits as the statistics see them
+(``PeerState.waits``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ivr_server.routing import BuiltinRouter
+from ivr_server.runtime.ha_active import answer_of
+from ivr_server.service.peers_state import AgentAnswer, AgentAsk, NodeFacts, PeerState
+from ivr_server.stats import PeerWaits
+from ivr_server.switch import ReadyAgent
+from tests.unit.test_routing import (
+    AGENT_DNS,
+    QUEUE,
+    RP,
+    SWITCH,
+    Harness,
+    catch_all,
+    dest_of,
+    quiet,
+    rule,
+)
+
+LOCAL, REMOTE, REMOTE_2 = AGENT_DNS[0], AGENT_DNS[1], AGENT_DNS[2]
+
+
+class Reservations:
+    """What the router asks of ``runtime/ha_active.py``, recorded; answers come from the test."""
+
+    def __init__(self, *remote: str) -> None:
+        self.remote = [
+            ReadyAgent(agent_id=f"r{dn}", dn=dn, queue=QUEUE, ready_since=0) for dn in remote
+        ]
+        self.asked: list[tuple[str, str]] = []
+        self.released: list[tuple[str, str]] = []
+
+    def elsewhere(self, switch: str) -> list[ReadyAgent]:
+        assert switch == SWITCH
+        return list(self.remote)
+
+    def reserve(self, switch: str, dn: str, conn_id: str) -> None:
+        self.asked.append((dn, conn_id))
+
+    def release(self, switch: str, dn: str, conn_id: str) -> None:
+        self.released.append((dn, conn_id))
+
+
+def active_harness(*remote: str) -> tuple[Harness, Reservations]:
+    h = Harness({RP: [rule("agents", queue=QUEUE), catch_all()]})
+    reservations = Reservations(*remote)
+    h.builtin.reservations = reservations
+    return h, reservations
+
+
+def answer(h: Harness, conn_id: str, dn: str, ok: bool) -> Any:
+    """The runtime's answer to a reservation, then the switch drained (what the service does)."""
+    h.builtin.reserved(h.switch, conn_id, dn, ok)
+    return h.pump()
+
+
+def test_a_call_is_routed_to_an_agent_only_once_it_is_reserved_and_gives_it_back() -> None:
+    h, reservations = active_harness()
+    h.login(LOCAL, "a1")
+    call = h.call()
+    assert quiet(h.route_request(call))  # asked first, not routed yet
+    assert reservations.asked == [(LOCAL, call)]
+    assert dest_of(answer(h, call, LOCAL, True)) == ("Normal", LOCAL)
+    assert reservations.released == []
+    h.hang_up(call)
+    assert reservations.released == [(LOCAL, call)]
+
+
+def test_another_nodes_agent_after_this_nodes_and_the_next_when_one_is_taken() -> None:
+    h, reservations = active_harness(REMOTE, REMOTE_2)
+    h.login(LOCAL, "a1")
+    call = h.call()
+    h.route_request(call)
+    assert reservations.asked == [(LOCAL, call)]  # this node's own agent first
+    assert quiet(answer(h, call, LOCAL, False))  # taken by another node's call: the next
+    assert reservations.asked[-1] == (REMOTE, call)
+    assert quiet(answer(h, call, REMOTE, False))
+    assert reservations.asked[-1] == (REMOTE_2, call)
+    assert dest_of(answer(h, call, REMOTE_2, True)) == ("Normal", REMOTE_2)
+    h.hang_up(call)
+    assert reservations.released == [(REMOTE_2, call)]
+
+
+def test_every_agent_taken_routes_default() -> None:
+    h, reservations = active_harness(REMOTE)
+    call = h.call()
+    h.route_request(call)
+    assert dest_of(answer(h, call, REMOTE, False)) == ("Default", None)
+    assert reservations.released == []
+
+
+def test_no_agent_anywhere_skips_the_rule() -> None:
+    h, reservations = active_harness()
+    call = h.call()
+    assert dest_of(h.route_request(call))[1] == "7999"  # the catch-all, at once
+    assert reservations.asked == []
+
+
+def test_a_reservation_answered_after_the_call_left_is_given_back() -> None:
+    h, reservations = active_harness(REMOTE)
+    call = h.call()
+    h.route_request(call)
+    h.hang_up(call)
+    assert quiet(answer(h, call, REMOTE, True))
+    assert reservations.released == [(REMOTE, call)]
+
+
+def test_an_agent_no_longer_ready_when_reserved_is_given_back_and_the_next_asked() -> None:
+    h, reservations = active_harness(REMOTE)
+    h.login(LOCAL, "a1")
+    call = h.call()
+    h.route_request(call)
+    h.not_ready(LOCAL)  # meanwhile
+    assert quiet(answer(h, call, LOCAL, True))
+    assert reservations.released == [(LOCAL, call)]
+    assert reservations.asked[-1] == (REMOTE, call)
+
+
+def test_a_failed_route_gives_the_agent_back_before_the_next_rule() -> None:
+    h, reservations = active_harness(REMOTE)
+    call = h.call()
+    h.route_request(call)
+    assert dest_of(answer(h, call, REMOTE, True)) == ("Normal", REMOTE)
+    assert dest_of(h.fail(call)) == ("Normal", "7999")  # the next rule: catch-all
+    assert reservations.released == [(REMOTE, call)]
+
+
+def test_without_reservations_the_router_routes_at_once() -> None:
+    h = Harness({RP: [rule("agents", queue=QUEUE), catch_all()]})
+    assert isinstance(h.router, BuiltinRouter) and h.builtin.reservations is None
+    h.login(LOCAL, "a1")
+    call = h.call()
+    assert dest_of(h.route_request(call)) == ("Normal", LOCAL)
+
+
+# --------------------------------------------------------------------------------------------
+# A forwarded agent request: the owner's HTTP answer as the IVR's
+
+
+def ask() -> AgentAsk:
+    return AgentAsk(
+        node="B",
+        api="http://127.0.0.1:1",
+        switch=SWITCH,
+        dn="4005",
+        act="ready",
+        body={"queue": "6000", "work_mode": "ManualIn"},
+        session=None,  # type: ignore[arg-type]  # not used by answer_of
+        call_id="L",
+        req_id="7",
+        port="5",
+        ivr="IVR_1",
+        request="AgentReady",
+    )
+
+
+def test_the_owners_answer_as_the_ivrs() -> None:
+    events = [
+        {"event": "EventAgentLogin", "dn": "4005", "reference_id": 3},
+        {"event": "EventAgentNotReady", "dn": "4005", "reference_id": 3},
+        {"event": "EventAgentReady", "dn": "4006", "reference_id": 4},  # another DN
+        {"event": "EventAgentReady", "dn": "4005", "reference_id": None},  # not the act's
+        {"event": "EventAttachedDataChanged", "dn": "4005", "reference_id": 3},
+    ]
+    assert answer_of(ask(), 200, {"events": events}) == AgentAnswer(
+        statuses=("LoggedIn", "NotReady")
+    )
+    assert answer_of(ask(), 409, {"error": "x", "error_code": 50}) == AgentAnswer(error=50)
+    bad = answer_of(ask(), 400, {"error": "agent_id: too short"})
+    assert bad.error == 53 and "HTTP 400" in bad.reason
+    for status, data in ((401, {"error": "token"}), (500, None), (200, "nonsense")):
+        assert answer_of(ask(), status, data).error == 57
+
+
+# --------------------------------------------------------------------------------------------
+# The other nodes' waits
+
+
+def facts(node: str, waits: list[tuple[str, str, int, float, float, int]]) -> NodeFacts:
+    return NodeFacts(node, 0, [], [], waits=waits)
+
+
+def test_the_other_nodes_waits_are_summed_and_their_oldest_put_on_this_nodes_clock() -> None:
+    peers = PeerState("A")
+    peers.wall = 1_000_000.0  # Unix time = this node's clock + 1,000,000
+    peers.update(
+        [
+            facts(
+                "B", [(SWITCH, RP, 2, 1_000_050.0, 3.0, 2), (SWITCH, "queue:6000", 1, 0.0, 0, 0)]
+            ),
+            facts("C", [(SWITCH, RP, 1, 1_000_040.0, 1.0, 1)]),
+            facts("A", [(SWITCH, RP, 9, 1.0, 9.0, 9)]),  # this node's own: never mirrored
+        ]
+    )
+    assert peers.waits(SWITCH, RP) == PeerWaits(waiting=3, oldest=40.0, total=4.0, samples=3)
+    assert peers.waits(SWITCH, "queue:6000") == PeerWaits(waiting=1)
+    assert peers.waits(SWITCH, "5999") is None
