@@ -226,14 +226,6 @@ async def drill(cluster: Cluster, scenario: Scenario) -> Tally:
     return tally
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 25 design gap (as test_failover's H2 with a paused replica): under load the "
-    "leader has batches in flight that Redis applied (effects and marks committed) but whose "
-    "acknowledgement it had not read when it died; their replies never leave, and the standby "
-    "does not replay requests at or below the mark: 1-19 of 20 calls in flight lost a reply in "
-    "the runs of 2026-12-06 (docs/ha.md §5)",
-)
 async def test_drill_kill_9_of_the_leader_under_load(cluster: Cluster) -> None:
     await drill(cluster, node_fault(Proc.kill9, lambda _: None))
 

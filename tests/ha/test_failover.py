@@ -437,20 +437,14 @@ async def test_both_apis_show_the_roles_and_the_shared_state(cluster: Cluster) -
         driver.send(call, m.EndCall(EndCause="Normal"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 25 design gap: a request whose batch (effects and mark) reached the Redis "
-    "primary while its reply was held (WAIT for a replica; or between the acknowledgement and "
-    "the write) is marked committed, so the standby does not replay it, and its reply is lost "
-    "with the leader: the driver gets none (docs/ha.md §5)",
-)
 async def test_h2_a_reply_held_for_a_stopped_replica_when_the_leader_dies(
     replicated_cluster: Cluster,
 ) -> None:
     """``durability = replica`` with the store's replica paused (SIGSTOP): the leader's batch
     reaches the Redis primary (marks included) but ``WAIT`` does not return, so the UDataResp
     is held; ``A`` is killed meanwhile. The request's effect is in the store and its mark says
-    committed: ``B`` does not replay it. The driver must still get exactly one UDataResp.
+    committed: ``B`` does not replay it, but finds the UDataResp in the reply outbox A kept
+    with that batch and writes it. The driver must get exactly one UDataResp, from B.
     (``store-timeout`` is longer than the wait: a command unanswered for ``store-timeout``
     counts as the store lost, which releases the held replies.)"""
     cluster = replicated_cluster
@@ -481,6 +475,7 @@ async def test_h2_a_reply_held_for_a_stopped_replica_when_the_leader_dies(
         finally:
             cluster.replica.resume()
         assert got.message == m.UDataResp(Result="Success", RequestId="5"), got
+        assert list(driver.exchanges[-1].answers) == ["b"], driver.exchanges[-1]  # A's outbox
         await settle(1.0)
         answered_once(driver)
         print(

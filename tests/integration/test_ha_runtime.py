@@ -855,3 +855,73 @@ async def test_no_mark_is_written_before_the_replay(start_node: Start, site: str
     assert seen == [{"IVR_1#0": 1}]  # the old leader's mark while the links came up
     assert await store.marks("primary", ["IVR_1#0"]) == {"IVR_1#0": 2}  # then the replay's
     await driver.close()
+
+
+def kept_replies(store: MemoryStore, slot: str = "primary") -> list[str]:
+    """The reply outbox's records in ``slot`` of ``store`` now."""
+    state = store._slots.get(slot)
+    return [k for k in state.objects if k.startswith("reply:")] if state is not None else []
+
+
+class AppliedThenStuckStore(GatedStore):
+    """A store that applies every batch at once but, once :attr:`stuck`, never acknowledges
+    it: the leader's replies stay held although their batch is committed (its process killed
+    between the store's acknowledgement and the write, or waiting for a stopped replica)."""
+
+    def __init__(self, inner: StateStore) -> None:
+        super().__init__(inner)
+        self.stuck = False
+        self.dead = False
+        """The leader is dead: nothing of it reaches the store any more."""
+
+    async def apply(self, batch: Batch, *, replicas: int = 0, wait_timeout: float = 0.05) -> int:
+        if self.dead:
+            await asyncio.Event().wait()
+        done = await self.inner.apply(batch, replicas=replicas, wait_timeout=wait_timeout)
+        if self.stuck:
+            await asyncio.Event().wait()  # never acknowledged
+        return done
+
+    def apply_now(self, batch: Batch) -> asyncio.Future[int]:
+        if self.dead:
+            return asyncio.get_running_loop().create_future()  # never answered
+        return self.inner.apply_now(batch)
+
+
+async def test_a_committed_reply_never_written_is_written_by_the_new_leader(
+    start_node: Start, site: str
+) -> None:
+    """The reply outbox (docs/ha.md §5): the UDataSet's batch is in the store (effects, mark
+    and its reply) but ``a`` dies before writing the reply. ``b`` does not replay the request
+    (committed) but writes the reply ``a`` kept, once; nothing else is sent twice."""
+    inner = shared_memory_store("memory://", site=site)
+    stuck = AppliedThenStuckStore(inner)
+    a = await start_node(ha_config(node="a", site=site), store=stuck)
+    b = await start_node(ha_config(node="b", site=site))
+    assert a.ha is not None and b.ha is not None and b.ha.role == "standby"
+    driver = await Driver.open({"a": a, "b": b})
+    await start_call(driver, "a")
+    await driver.send("C1", udata_set("1", "k", "v1"))
+    await expect(driver.links["a"], "UDataResp")
+    await wait_for(lambda: a.ha is not None and not a.ha._inflight, what="a committed")
+    await wait_for(lambda: not kept_replies(inner), what="the written reply deleted from the store")
+    stuck.stuck = True
+    await driver.send("C1", udata_set("2", "k", "v2"))
+    await wait_for(lambda: bool(kept_replies(inner)), what="the reply kept in the store")
+    if a.ha._task is not None:
+        a.ha._task.cancel()  # a renews no more: its lease lapses
+    a.ha.release_on_stop = False
+    a.ha._generation += 1  # as if killed: the stuck batch's outcome changes nothing
+    stuck.dead = True
+    a.drop_held()
+    await driver.links["a"].close()
+    await wait_for(lambda: b.ha is not None and b.ha.leads, LEASE * 3, "b takes over")
+    resp = await expect(driver.links["b"], "UDataResp")  # a's kept reply, written by b
+    assert resp.RequestId == "2"  # type: ignore[attr-defined]
+    assert b.ha.replayed == 0  # committed: not handled again
+    await driver.send("C1", udata_get("3", "k"), to=["b"])
+    resp = await expect(driver.links["b"], "UDataResp")
+    assert resp.RequestId == "3" and "v2" in str(resp)  # type: ignore[attr-defined]
+    await driver.links["b"].expect_silence(0.3)
+    await wait_for(lambda: not kept_replies(inner), what="the outbox emptied by b")
+    await driver.close()

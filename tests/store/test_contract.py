@@ -362,3 +362,23 @@ def test_batch_merge_keeps_the_latest() -> None:
     assert queued.marks == {"s#0": 4}
     assert queued.epoch == 2
     assert not Batch("primary", 1)
+
+
+async def test_apply_now_applies_fenced_like_apply(stores: tuple[StateStore, StateStore]) -> None:
+    """``apply_now`` (the reply outbox's deletions): the same atomic, fenced apply, its command
+    written before it returns, answered through a future (on Redis: on a second connection
+    once it is up, the first one before)."""
+    a, b = stores
+    epoch = await a.acquire("primary", "A", 2.0)
+    assert epoch is not None
+    await a.apply(Batch("primary", epoch, puts={"reply:1:1:S#0": b"r1", "call:1": b"c"}))
+    for n in range(3):  # the first on the main connection, later ones on the second
+        await a.apply(Batch("primary", epoch, puts={f"reply:1:{n + 2}:S#0": b"r"}))
+        assert await a.apply_now(Batch("primary", epoch, deletes={f"reply:1:{n + 2}:S#0"})) == 0
+        await asyncio.sleep(0.05)
+    assert await a.apply_now(Batch("primary", epoch, deletes={"reply:1:1:S#0"})) == 0
+    assert await b.load("primary") == {"call:1": b"c"}
+    with pytest.raises(Fenced) as caught:
+        await a.apply_now(Batch("primary", epoch + 1, deletes={"call:1"}))
+    assert caught.value.current == epoch
+    assert await b.load("primary") == {"call:1": b"c"}

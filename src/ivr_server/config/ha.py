@@ -70,11 +70,11 @@ class HaConfig(ConfigModel):
         if self.mode != "off" and not self.store:
             raise ValueError(f'[ha] mode = "{self.mode}" needs store = "redis://host:port/db"')
         if self.store and not self.store.startswith(
-            ("redis://", "rediss://", "unix://", "memory://")
+            ("redis://", "rediss://", "unix://", "redis+sentinel://", "memory://")
         ):
             raise ValueError(
                 f"[ha] store {self.store!r}: write redis://host[:port][/db], rediss://..., "
-                "unix:///path or memory://"
+                "unix:///path, redis+sentinel://host:26379[,host2:26379]/<master>[/db] or memory://"
             )
         if self.wait_timeout >= self.store_timeout:
             raise ValueError(

@@ -43,6 +43,17 @@ until the batch it waits for is acknowledged (:meth:`ConnectionHost.release_held
 leaves before its effects are in the store, so a standby that takes over replays exactly the
 requests that were never answered. With ``mode = "off"`` there is no writer and the gate stays 0:
 one integer test per write.
+
+Reply outbox (hot standby, ``primary | replica``): a batch the store applied may have its replies
+still held when the leader dies (its acknowledgement unread, a replica's ``WAIT`` pending); its
+requests are committed, so the standby does not replay them. So while
+:attr:`TurnWriter.keeps_replies`, the turn's output to each driver stream is taken from the link
+before the batch is sent (:meth:`IvrLinkProtocol.stage`) and kept *in* the batch. When its batch
+is acknowledged, the writer first writes the deletion of the output about to leave to the store's
+connection, then the output to the drivers (:meth:`ConnectionHost.held_keys`); a new leader writes
+what is still kept (:meth:`IvrLinkProtocol.resend`). So a reply is lost only if the leader dies
+between those two writes (one callback), and comes twice only if it dies after both and the
+store never reads its deletion (docs/ha.md §5).
 """
 
 from __future__ import annotations
@@ -70,6 +81,7 @@ from ivr_server.wire import GliErrorCode, encode_error_frame
 __all__ = [
     "FLUSH_AFTER_BYTES",
     "HOLD_BYTES",
+    "TURN_BUDGET",
     "TURN_BYTES",
     "TURN_FRAMES",
     "ConnectionHost",
@@ -92,6 +104,12 @@ the sender down) until they are handled down to it."""
 FLUSH_AFTER_BYTES: Final = 64 * 1024
 """Bytes read in one turn of the event loop after which its replies are written without waiting
 for the turn's other connections (``ConnectionHost.after_read``)."""
+TURN_BUDGET: Final = 64 * 1024
+"""High availability only (a writer): bytes of frames handled per turn of the event loop across
+all connections. Past it, what connections read waits, in order, for the next turns
+(``ConnectionHost.end_turn``), so that timers run: a burst of 50,000 ``NewCall`` from 200
+sessions made turns of 0.6-2.7 s (each connection's 64 frames), and the lease renewal, a few
+turns from its timer to the store, went out seconds late (docs/performance.md §13)."""
 IDLE_AFTER: Final = 2.0
 """Seconds without a readable document after which a connection may be closed to make room
 for a new one when the IVR connections are at their cap (see the module docstring)."""
@@ -104,9 +122,19 @@ perf_counter: Final = time.perf_counter
 class TurnWriter(Protocol):
     """What commits a turn's state changes before its output is written (``runtime/ha.py``)."""
 
+    keeps_replies: bool
+    """Hot standby's reply outbox is on (leader, ``durability = primary | replica``, store up):
+    each turn's output to a driver stream is handed to :meth:`keep_reply` before
+    :meth:`commit_turn` (the module docstring, "Reply outbox")."""
+
     def commit_turn(self) -> None:
         """Send what changed since the last call as one batch (when this node writes); set
         :attr:`ConnectionHost.reply_gate` while replies must wait for it."""
+        ...
+
+    def keep_reply(self, stream: str, data: bytes) -> str:
+        """Keep ``data``, a turn's output to driver stream ``stream``, with the turn's batch;
+        the key it is kept under."""
         ...
 
 
@@ -140,12 +168,15 @@ class IvrLinkProtocol(asyncio.Protocol):
         self._rejected = 0
         """Documents received that did not decode (the service counts them in the session's
         ``documents_in`` too)."""
-        self._out: list[tuple[int, bytes]] = []
+        self._out: list[tuple[int, bytes, tuple[str, ...]]] = []
         """Output held until the store acknowledges the batch numbered with it (HA, the module
         docstring, "Held replies"), oldest first."""
         self._close_held = False
         """The link closed (or the peer's end of file waits) while output was held: close the
         transport once it is written."""
+        self._staged: list[tuple[str, bytes]] = []
+        """This turn's output taken from the link for the reply outbox (:meth:`stage`), with the
+        key it is kept under, to be written (or held) by :meth:`flush`."""
 
     # ------------------------------------------------------------------ asyncio callbacks
 
@@ -191,9 +222,16 @@ class IvrLinkProtocol(asyncio.Protocol):
         link, session = self.link, self.session
         if link is None or session is None or self._closing:
             return
-        if self._held or self._resumed or self.server.input_paused:
+        server = self.server
+        if (
+            self._held
+            or self._resumed
+            or server.input_paused
+            or (server.turn_spent >= TURN_BUDGET and server.writer is not None)
+        ):
             # frames of this connection wait, or it had its batch in this turn already, or the
-            # server reads nothing now (an HA takeover): these bytes wait for the next turns
+            # server reads nothing now (an HA takeover), or (HA) this turn's budget is spent:
+            # these bytes wait for the next turns
             self._resumed = False
             link.buffer(data)
             self._hold()
@@ -298,6 +336,7 @@ class IvrLinkProtocol(asyncio.Protocol):
             self._login_timer = None
         self._closing = True
         self._out.clear()
+        self._staged.clear()
         self.server.waiting.pop(self, None)
         self.server.fresh.pop(self, None)
         self.server.release(self)
@@ -324,6 +363,21 @@ class IvrLinkProtocol(asyncio.Protocol):
 
     # ------------------------------------------------------------------ output and timers
 
+    def stage(self, writer: TurnWriter) -> None:
+        """The reply outbox (the module docstring): take the turn's output of a driver stream
+        from the link and have ``writer`` keep it with the turn's batch; :meth:`flush` writes it
+        (or holds it) next. The output of a login's turn (nothing handled after the login yet:
+        its LoginResp and FlowControl, which both nodes send anyway) is not kept."""
+        link, session = self.link, self.session
+        if link is None or session is None or self._closing:
+            return
+        stream = session.stream
+        if stream is None or session.documents_in == session.stream_base:
+            return
+        data = link.data_to_send()
+        if data:
+            self._staged.append((writer.keep_reply(stream, data), data))
+
     def flush(self) -> None:
         """Write what the link queued; enforce the write-buffer bound; close a closed link.
         While a batch of state changes is unacknowledged (:attr:`ConnectionHost.reply_gate`), keep it
@@ -332,13 +386,19 @@ class IvrLinkProtocol(asyncio.Protocol):
         if transport is None or link is None or self._closing:
             return
         data = link.data_to_send()
+        keys: tuple[str, ...] = ()
+        staged = self._staged
+        if staged:
+            keys = tuple([key for key, _ in staged])
+            data = b"".join([part for _, part in staged]) + data
+            staged.clear()
         gate = self.server.reply_gate
         if gate:
             closed = link.state is LinkState.CLOSED
             if data or closed:
                 self.server.waiting[self] = None  # (kept where it was if already waiting)
                 if data:
-                    self._out.append((gate, data))
+                    self._out.append((gate, data, keys))
                 if closed:
                     self._close_held = True
             return
@@ -349,6 +409,19 @@ class IvrLinkProtocol(asyncio.Protocol):
         if link.state is LinkState.CLOSED:
             self._closing = True
             transport.close()
+
+    def can_write(self) -> bool:
+        """Is this connection open for output?"""
+        transport = self.transport
+        return transport is not None and not self._closing and not transport.is_closing()
+
+    def resend(self, data: bytes) -> bool:
+        """Write output an earlier leader kept for this connection's stream and may not have
+        written (an HA takeover, ``runtime/ha.py``); ``False`` if this connection cannot."""
+        transport = self.transport
+        if transport is None or not self.can_write():
+            return False
+        return self._write(transport, data)
 
     def _write(self, transport: asyncio.Transport, data: bytes) -> bool:
         """Write ``data``; ``False`` if the connection was aborted for not reading."""
@@ -364,6 +437,15 @@ class IvrLinkProtocol(asyncio.Protocol):
             return False
         return True
 
+    def held_keys(self, acked: int) -> list[str]:
+        """The outbox keys of the held output :meth:`release_held` would write for ``acked``."""
+        keys: list[str] = []
+        for seq, _, kept in self._out:
+            if acked and seq > acked:
+                break
+            keys.extend(kept)
+        return keys
+
     def release_held(self, acked: int) -> None:
         """Write the held output whose batch is acknowledged (numbered ``acked`` or lower; 0:
         everything held); close the connection if its link closed meanwhile."""
@@ -372,7 +454,7 @@ class IvrLinkProtocol(asyncio.Protocol):
             out.clear()
             return
         taken = 0
-        for seq, data in out:
+        for seq, data, _ in out:
             if acked and seq > acked:
                 break
             taken += 1
@@ -509,6 +591,9 @@ class ConnectionHost:
         """Whether ``end_turn`` is scheduled."""
         self._held: list[IvrLinkProtocol] = []
         """Connections with frames read but not yet handled: each gets a batch in the next turn."""
+        self.turn_spent = 0
+        """Bytes of frames handled since the last :meth:`end_turn` began (HA bounds it at
+        :data:`TURN_BUDGET`)."""
         self.writer: TurnWriter | None = None
         """High availability's writer (``runtime/ha.py``): commits each turn's state changes
         before its output is written. ``None`` with ``[ha] mode = "off"``."""
@@ -545,19 +630,33 @@ class ConnectionHost:
             protocol.loop.call_soon(self.end_turn)
         self._reads.append(protocol)
         self._read_bytes += size
+        self.turn_spent += size
         if self._read_bytes >= FLUSH_AFTER_BYTES:
             self.flush_reads()
 
     def end_turn(self) -> None:
         """Run by the event loop once the turn's reads are handled (see :meth:`after_read`):
         write their replies, then give every connection with frames held back from earlier reads
-        its next batch (:meth:`hold`); their replies go out at the end of the next turn."""
+        its next batch (:meth:`hold`); their replies go out at the end of the next turn.
+
+        With high availability (a writer) the turn handles at most :data:`TURN_BUDGET` bytes of
+        frames across all connections: the connections not served keep their place, first in
+        the next turn, and reads meanwhile wait behind them. A burst then takes more, shorter
+        turns, between which timers (the lease renewal) and the store's answers run."""
         self._turn_end_due = False
         self.flush_reads()
+        self.turn_spent = 0
         if self._held:
             held = self._held
             self._held = []
-            for protocol in held:
+            bounded = self.writer is not None
+            for i, protocol in enumerate(held):
+                if bounded and self.turn_spent >= TURN_BUDGET:
+                    self._held = held[i:] + self._held  # still queued: first next turn
+                    if not self._turn_end_due:
+                        self._turn_end_due = True
+                        protocol.loop.call_soon(self.end_turn)
+                    break
                 protocol.receive_more()
 
     def hold(self, protocol: IvrLinkProtocol) -> None:
@@ -586,10 +685,16 @@ class ConnectionHost:
         """Write out every session the service queued data for; re-arm the service's timer.
         With high availability the turn's changes go to the store first (:attr:`writer`)."""
         writer = self.writer
-        if writer is not None:
-            writer.commit_turn()
         protocols = self.protocols
-        for session in self.service.take_dirty():
+        dirty = self.service.take_dirty()
+        if writer is not None:
+            if writer.keeps_replies:
+                for session in dirty:
+                    protocol = protocols.get(session.id)
+                    if protocol is not None:
+                        protocol.stage(writer)
+            writer.commit_turn()
+        for session in dirty:
             protocol = protocols.get(session.id)
             if protocol is not None:
                 protocol.flush()
@@ -619,6 +724,13 @@ class ConnectionHost:
             protocol.release_held(acked)
             if not protocol._out:
                 del waiting[protocol]
+
+    def held_keys(self, acked: int) -> list[str]:
+        """The outbox keys of what :meth:`release_held` would write for ``acked``."""
+        keys: list[str] = []
+        for protocol in self.waiting:
+            keys.extend(protocol.held_keys(acked))
+        return keys
 
     def pause_input(self) -> None:
         """Handle nothing read from now on (it waits in each connection's buffer, reading from

@@ -47,10 +47,18 @@ lifted.
 flight get up to :data:`SETTLE_WAIT` to be acknowledged (their replies leave), the replies still
 held are dropped, the lease is given up, and another node takes over at its next poll.
 
-**Limits** (docs/ha.md §5, §7). (1) A leader killed after the store acknowledged a batch and
-before it wrote that batch's replies (the event loop's next turns: tens of microseconds to a
-turn's length) leaves those requests committed and unanswered: the standby does not replay them
-(the driver's request timeout applies). (2) While the store is lost replies are not held; a
+**Reply outbox** (hot standby, ``primary | replica``; ``runtime/connection.py``'s docstring,
+docs/ha.md §5). A leader killed after the store applied a batch and before it wrote that batch's
+replies leaves those requests committed, so the standby does not replay them. So each turn's
+output to a driver stream goes into the batch (:data:`REPLY` records, :meth:`HaNode.keep_reply`);
+when the batch is acknowledged, the deletion of that output is written to the store's connection
+(``apply_now``) before the output itself (:meth:`HaNode._release`); a takeover writes what is
+still kept before it replays (:meth:`HaNode._resend`). A lost reply then needs a death between
+two writes of one callback, a duplicate one whose deletion never reached the store.
+
+**Limits** (docs/ha.md §5, §7). (1) A reply still in this process's own write buffer (a driver
+not reading) or the kernel's unsent queue when the leader dies is lost, as on any broken link.
+(2) While the store is lost replies are not held; a
 leader that dies before the store is back leaves requests answered but not committed, which the
 standby replays: answered twice. (3) A leader cut off from the store but not from the drivers
 serves on (``on-store-loss``) while a standby that still reaches the store may take over: both
@@ -70,6 +78,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from ivr_server.metrics import HaMetrics
+from ivr_server.runtime.ha_presence import PresenceWriter
 from ivr_server.service.persist import StatePersistence
 from ivr_server.store import Batch, Fenced, StateStore, StoreError, StoreUnavailable, open_store
 
@@ -97,6 +106,9 @@ LINK_WAIT: Final = 2.0
 third of the lease, which is renewed only after the takeover)."""
 SETTLE_WAIT: Final = 1.0
 """Longest a stopping node waits for its batches in flight (their replies go out first)."""
+REPLY: Final = "reply:"
+"""Prefix of the reply outbox's records in the slot: ``reply:<epoch>:<n>:<stream>`` -> the
+bytes of one turn's output to a driver stream (the module docstring, "Reply outbox")."""
 
 
 class _Active(Protocol):
@@ -239,12 +251,23 @@ class HaNode:
         turn it off."""
         self.metrics = HaMetrics(mode=self.mode, node=self.node_id)
         self.active: _Active | None = None
+        self.presence = PresenceWriter(self)
+        """This node's presence record in the store, every poll (``runtime/ha_presence.py``)."""
         """Active mode's adoption of dead nodes (``runtime/ha_active.py``)."""
         self.service = server.service
         self.persistence: StatePersistence | None = None
         """The service's ``StatePersistence`` (from :meth:`prepare`)."""
         self._hold = config.durability != "async"
         self._replays = config.mode == "hot"
+        self._outbox = self._replays and self._hold
+        """Hot standby with replies held: the reply outbox is kept while leading."""
+        self.keeps_replies = False
+        """Is the reply outbox on now (leader, store up)? ``ConnectionHost.flush`` reads it."""
+        self._reply_n = 0
+        self._replies: dict[str, bytes] = {}
+        """The turn's kept output (written with its batch)."""
+        self._kept: dict[str, set[str]] = {}
+        """Stream -> keys kept in the store and not yet released (their deletion not sent)."""
         """Only a hot standby replays, so only hot standby writes the driver streams' marks (in
         warm and active mode a turn that changed nothing sends no batch)."""
         self._replicas = config.replicas if config.durability == "replica" else 0
@@ -280,8 +303,8 @@ class HaNode:
         self._initial: dict[str, bytes] | None = None
         """What a takeover of an empty slot writes first (this node's whole state)."""
         self._task: asyncio.Task[None] | None = None
+        self._presence_task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._wake = asyncio.Event()
         self._drained = asyncio.Event()
         """Set while no batch is in flight."""
         self._drained.set()
@@ -391,6 +414,10 @@ class HaNode:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
+        if self._presence_task is not None:
+            self._presence_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._presence_task
         if self.active is not None:
             self.active.stop()
         await self.settle(SETTLE_WAIT)
@@ -436,6 +463,8 @@ class HaNode:
             puts = initial
             deletes.difference_update(puts)
         marks = self.service.take_marks() if self._replays and not self._replay_due else {}
+        if self._replies or (marks and self._kept):
+            self._outbox_changes(puts, deletes, marks)
         if not (puts or deletes or marks) and not self._lease_in_doubt():
             return
         if marks:
@@ -445,6 +474,102 @@ class HaNode:
             self._enqueue(batch)
             return
         self._submit(batch)
+
+    # ------------------------------------------------------------------ the reply outbox
+
+    def keep_reply(self, stream: str, data: bytes) -> str:
+        """Keep a turn's output to ``stream`` with the turn's batch (``IvrLinkProtocol.stage``);
+        the key it is kept under."""
+        self._reply_n += 1
+        key = f"{REPLY}{self.epoch}:{self._reply_n}:{stream}"
+        self._replies[key] = data
+        kept = self._kept.get(stream)
+        if kept is None:
+            kept = self._kept[stream] = set()
+        kept.add(key)
+        return key
+
+    def _release(self, acked: int) -> None:
+        """Write the held output of the batches acknowledged up to ``acked`` (0: everything).
+        With the reply outbox, the deletion of that output from the store is written to the
+        store's connection first, in this same callback (``apply_now``), so that a leader killed
+        after writing a reply has sent its deletion already (the module docstring). When the
+        lease is in doubt (a renewal overdue: this node may have been paused while another took
+        over and sent these kept replies itself), the output waits for the store to confirm
+        the deletion at this node's epoch; fenced, it is dropped."""
+        server = self.server
+        keys = server.held_keys(acked) if self.keeps_replies else []
+        if not keys:
+            server.release_held(acked)
+            return
+        self._forget_kept(keys)
+        future = self.store.apply_now(Batch(self.slot, self.epoch, deletes=set(keys)))
+        generation = self._generation
+        if self._lease_in_doubt():
+            upto = acked or self._seq  # (0: what is held now, not what is held by then)
+            future.add_done_callback(lambda f: self._deleted(f, generation, upto))
+            return
+        future.add_done_callback(lambda f: self._deleted(f, generation, None))
+        server.release_held(acked)
+
+    def _deleted(self, future: asyncio.Future[int], generation: int, acked: int | None) -> None:
+        """The store answered a deletion of released output (``acked``: output still held
+        for it, when the lease was in doubt)."""
+        exc = None if future.cancelled() else future.exception()
+        if generation != self._generation:
+            return
+        if isinstance(exc, Fenced) and exc.current is not None:
+            self._fenced(f"the store refused the outbox's deletion: {exc}")
+            return
+        if acked is not None:
+            self.server.release_held(acked)  # (the store lost: released anyway, as then)
+
+    def _forget_kept(self, keys: list[str]) -> None:
+        kept = self._kept
+        for key in keys:
+            stream = key.split(":", 3)[3]
+            of_stream = kept.get(stream)
+            if of_stream is not None:
+                of_stream.discard(key)
+                if not of_stream:
+                    del kept[stream]
+
+    def _outbox_changes(
+        self, puts: dict[str, bytes], deletes: set[str], marks: dict[str, int]
+    ) -> None:
+        """Fold the outbox into the turn's batch: the turn's kept output, and the deletion of
+        everything kept for a stream that closed or started again (its mark reset to 0: that
+        connection is gone, nobody to send it to)."""
+        if self._replies:
+            puts.update(self._replies)
+            self._replies = {}
+        if marks and self._kept:
+            for stream, mark in marks.items():
+                if mark == 0:
+                    for key in self._kept.pop(stream, ()):
+                        if puts.pop(key, None) is None:
+                            deletes.add(key)
+
+    def _resend(self, replies: dict[str, bytes]) -> int:
+        """Takeover: write the output the old leader kept and never released, oldest first, on
+        the connections now carrying its streams; how many were written. All of it is deleted
+        from the store first (the deletion written before the output, as :meth:`_release`)."""
+        if not replies:
+            return 0
+        protocols = {
+            p.session.stream: p
+            for p in self.server.protocols.values()
+            if p.session is not None and p.session.stream is not None
+        }
+        future = self.store.apply_now(Batch(self.slot, self.epoch, deletes=set(replies)))
+        generation = self._generation
+        future.add_done_callback(lambda f: self._deleted(f, generation, None))
+        written = 0
+        for key in sorted(replies, key=_reply_order):
+            protocol = protocols.get(key.split(":", 3)[3])
+            if protocol is not None and protocol.resend(replies[key]):
+                written += 1
+        return written
 
     def _lease_in_doubt(self) -> bool:
         """Has a renewal been missed (more than two thirds of the lease since the last one the
@@ -535,9 +660,9 @@ class HaNode:
         if not inflight:
             self._drained.set()
             server.reply_gate = 0
-            server.release_held(0)
+            self._release(0)
         elif acked:
-            server.release_held(acked)
+            self._release(acked)
 
     def _enqueue(self, batch: Batch) -> None:
         """Keep a turn's ``batch`` for when the store is back, merged with what is queued."""
@@ -590,14 +715,25 @@ class HaNode:
                 raise
             except Exception:  # a bug of ours: logged, the loop goes on
                 log.exception("HA: role loop")
+            self._tick_presence()  # standbys too: GET /api/v1/nodes
             interval = config.poll
             if self.leads and self.active is None and self.store_state == "ok":
                 interval = max(0.0, min(config.lease / 3, self._renew_due - self._now()))
             elif not self.leads and self.store_state == "ok":
                 interval = max(0.0, min(interval, self._try_at - self._now()))
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), interval)
+            # a plain timer: the loop runs again one event-loop turn after it fires (a wait_for
+            # of an event took three: the timeout, the inner task's cancellation, the return),
+            # and under a burst every turn counts for the renewal (docs/performance.md §13)
+            await asyncio.sleep(interval)
+
+    def _tick_presence(self) -> None:
+        """Write the presence record (when due) without waiting for it: on the batches'
+        connection it may answer after them, and the role loop's next renewal must not wait."""
+        task = self._presence_task
+        if task is None or task.done():
+            self._presence_task = asyncio.get_running_loop().create_task(
+                self.presence.tick(self._now()), name="ha-presence"
+            )
 
     async def _try_acquire(self, now: float) -> None:
         """Standby: take the lease if it is free (then take over), else trim the journal."""
@@ -652,6 +788,7 @@ class HaNode:
             records = await self.store.load(slot)
             now = loop.time()
             loaded = now - began
+            replies = {key: records.pop(key) for key in [k for k in records if k.startswith(REPLY)]}
             calls = persistence.restore(records, now)
             if not records:  # a new site (or a store restarted empty): this node's whole state
                 self._initial = persistence.everything()
@@ -666,7 +803,7 @@ class HaNode:
         server = self.server
         server.pause_input()  # what arrives from here waits until the journal is replayed
         try:
-            await self._lead(slot, epoch, marks)
+            await self._lead(slot, epoch, marks, replies)
         finally:
             server.resume_input()
         await server.lead()
@@ -698,10 +835,13 @@ class HaNode:
             restored,
         )
 
-    async def _lead(self, slot: str, epoch: int, marks: dict[str, int]) -> None:
+    async def _lead(
+        self, slot: str, epoch: int, marks: dict[str, int], replies: dict[str, bytes]
+    ) -> None:
         """The takeover's second half, the IVR input paused: lead, let the premise links come
         up (their resynchronisation with the PBX's snapshots reported to the IVRs as the
-        leader's), then replay the journal after the marks (G27: resync, then answer)."""
+        leader's), write the replies the old leader kept and may not have sent (the reply
+        outbox), then replay the journal after the marks (G27: resync, then answer)."""
         now = asyncio.get_running_loop().time()
         self.epoch = epoch
         self.slots[slot] = epoch
@@ -711,8 +851,15 @@ class HaNode:
         self.metrics.epoch = epoch
         self._replay_due = True
         self.service.set_role("leader", now)
+        self.keeps_replies = self._outbox and self.store_state == "ok"
         self.server.flush()  # what the takeover itself changed (the orphans bound) is written
         await self.connect_links(min(LINK_WAIT, self.config.lease / 3))
+        resent = self._resend(replies)
+        if resent:
+            log.warning(
+                "HA: %d replies the old leader kept (committed, perhaps not sent) written again",
+                resent,
+            )
         replayed = self.service.replay(marks, asyncio.get_running_loop().time())
         self._replay_due = False
         self.replayed += replayed
@@ -782,6 +929,13 @@ class HaNode:
     def _store_lost(self, exc: BaseException) -> None:
         if self.store_state == "lost" or self._stopping:
             return
+        if self.leads and self._hold and self._now() >= self._lease_until:
+            # Noticed only after this node's whole lease had passed since the store last
+            # confirmed it: the node was paused or starved (SIGSTOP, a stalled VM) while its
+            # commands waited, and another node may lead now. Serving on (replies released, a
+            # FlowControl On) would answer what the new leader answers: demote, as if fenced.
+            self._fenced(f"the store did not answer ({exc}) and the lease may have lapsed")
+            return
         self.store_state = "lost"
         self.metrics.store_up = 0
         server = self.server
@@ -790,6 +944,7 @@ class HaNode:
             self._queue.unsent = waiting
         self._count_queued()
         server.reply_gate = 0  # replies no longer wait for a store that does not answer
+        self.keeps_replies = False  # nor are they kept (docs/ha.md §7)
         server.release_held(0)
         if self.config.on_store_loss == "pause":
             if not server.service.flow_control:
@@ -842,6 +997,8 @@ class HaNode:
         if pending is not None and self.leads:
             pending.epoch = self.epoch
             self._submit(pending)
+        if self.leads:
+            self.keeps_replies = self._outbox
         if self._paused:
             self._paused = False
             self.server.service.set_flow_control(False)
@@ -873,6 +1030,9 @@ class HaNode:
         self._replay_due = False
         self._drained.set()
         self._queue = _Queue()
+        self.keeps_replies = False
+        self._replies = {}
+        self._kept = {}
         self.role = "standby"
         self.metrics.role = 0
         self.slots.clear()
@@ -898,6 +1058,12 @@ class HaNode:
 
     def _now(self) -> float:
         return asyncio.get_running_loop().time()
+
+
+def _reply_order(key: str) -> tuple[int, int]:
+    """A kept reply's (epoch, number): the order it was written in."""
+    _, epoch, n, _ = key.split(":", 3)
+    return int(epoch), int(n)
 
 
 def _default_node_id(server: IvrServer) -> str:

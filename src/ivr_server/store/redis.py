@@ -363,6 +363,9 @@ class RedisStore:
         self._keys: dict[str, tuple[str, str, str, str, str, str]] = {}
         self._conn: _Connection | None = None
         self._connecting: asyncio.Future[_Connection] | None = None
+        self._side: _Connection | None = None
+        """:meth:`apply_now`'s connection."""
+        self._side_opening: asyncio.Task[None] | None = None
         self._waits: dict[tuple[int, int], bytes] = {}
         self._presence_keys = (self._base + "nodes", self._base + "nodes:until")
         self._incarnation: str | None = None
@@ -417,6 +420,12 @@ class RedisStore:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.fail(StoreUnavailable("redis: store closed"))
+        side, self._side = self._side, None
+        if side is not None:
+            side.fail(StoreUnavailable("redis: store closed"))
+        opening, self._side_opening = self._side_opening, None
+        if opening is not None:
+            opening.cancel()
 
     async def _connection(self) -> _Connection:
         conn = self._conn
@@ -613,7 +622,15 @@ class RedisStore:
         return await self._send_apply(conn, batch, replicas, wait_timeout)  # type: ignore[no-any-return]
 
     def apply_now(self, batch: Batch) -> asyncio.Future[int]:
-        conn = self._conn
+        """On a second connection of its own (opened on first use; the main one until it is
+        up): the main one may be blocked in a ``WAIT`` (``durability = replica``), behind which
+        Redis would not read this command, and would drop it unread if this process died (its
+        client freed with its input). The batches this follows were acknowledged already, so
+        the order of the two connections does not matter."""
+        conn = self._side
+        if conn is None or conn.closed is not None:
+            self._open_side()
+            conn = self._conn
         if conn is None or conn.closed is not None:
             future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             future.set_exception(StoreUnavailable(f"{self.url}: not connected"))
@@ -624,6 +641,29 @@ class RedisStore:
             future = asyncio.get_running_loop().create_future()
             future.set_exception(exc)
             return future
+
+    def _open_side(self) -> None:
+        """Open :meth:`apply_now`'s connection in the background (once at a time)."""
+        if self._side_opening is not None or self._conn is None:
+            return
+
+        async def open_side() -> None:
+            try:
+                conn = await self._open()
+            except (StoreError, OSError) as exc:
+                log.debug("HA: %s: second connection not opened (%r)", self.url, exc)
+                return
+            finally:
+                self._side_opening = None
+            main = self._conn
+            if main is None or main.closed is not None or main.run_id != conn.run_id:
+                conn.fail(StoreUnavailable(f"{self.url}: not the main connection's server"))
+                return
+            old, self._side = self._side, conn
+            if old is not None:
+                old.fail(StoreUnavailable(f"{self.url}: replaced"))
+
+        self._side_opening = asyncio.get_running_loop().create_task(open_side())
 
     def _send_apply(
         self, conn: _Connection, batch: Batch, replicas: int, wait_timeout: float
