@@ -2,8 +2,9 @@
 real ``redis-server`` and two ``ivr-server serve`` processes in ``[ha] mode = "active"``. The
 built-in router of either node routes to the one ready agent of queue 6000, logged in through
 node ``b``, only once the agent is reserved for the call in the store: two calls routed at the
-same moment on the two nodes get the agent once (the other ``Default``), and the agent is free
-again when its call ends (routing/rules.py, runtime/ha_active.py).
+same moment on the two nodes get the agent once (the other ``Default``); while the call holds it
+both nodes count it busy and route their calls elsewhere; the agent is free again when its call
+ends (routing/rules.py, runtime/ha_active.py).
 """
 
 from __future__ import annotations
@@ -43,6 +44,14 @@ async def told_until(link: RawLink, last: m.MonitorInfo) -> None:
     ``last``."""
     while (got := (await link.recv_doc(MIRROR_S))[1]) != last:
         assert isinstance(got, m.MonitorInfo) and got.Agent is not None and not got.ReqId, got
+
+
+def queue_6000(node: Proc) -> dict[str, int]:
+    """Queue 6000's ready and busy agents as ``node``'s statistics count them."""
+    status, stats = node.request("GET", "stats")
+    assert status == 200, stats
+    (queue,) = [q for q in stats["queues"] if q["dn"] == "6000"]
+    return {"ready": queue["ready"], "busy": queue["busy"]}
 
 
 async def treated(link: RawLink, call_id: str) -> None:
@@ -97,28 +106,29 @@ async def test_two_nodes_routing_at_once_get_one_agent_once(cluster: Cluster) ->
             ("A1", la, "B1", lb) if ra.Dest == "4005" else ("B1", lb, "A1", la)
         )
 
-        # while the winner's call holds the agent, no other call of either node gets it
+        # while the winner's call holds the agent, every node counts it busy, and no other
+        # call of either node gets it (the rule's target has nobody: the catch-all routes)
+        for node in (a, b):
+            deadline = time.monotonic() + MIRROR_S
+            while (queue := queue_6000(node)) != {"ready": 0, "busy": 1}:
+                assert time.monotonic() < deadline, (node.name, winner, queue)
+                await asyncio.sleep(0.1)
         for lk, cid, port in ((la, "A2", "3"), (lb, "B2", "4")):
             await start_call(lk, cid, port=port)
-            await treated(lk, cid)
-            assert await route_after_treatment(lk, cid) == m.RouteResponse(RouteType="Default")
+            await lk.send(cid, AGENTS)
+            assert (await lk.recv_doc(10.0))[1] == m.RouteResponse(RouteType="Normal", Dest="7002")
 
         # the winner's call ends: the agent is free again, for either node
         await link.send(winner, "<EndCall EndCause='Normal'/>")
         await other_link.send(other, "<EndCall EndCause='Normal'/>")
-        deadline = time.monotonic() + MIRROR_S
-        n = 0
-        while True:
-            n += 1
-            cid = f"A{10 + n}"
-            await start_call(la, cid, port=str(10 + n))
-            await treated(la, cid)
-            routed = await route_after_treatment(la, cid)
-            if routed.Dest == "4005":
-                break
-            assert time.monotonic() < deadline, "the agent was not given back"
-            await la.send(cid, "<EndCall EndCause='Normal'/>")
-            await asyncio.sleep(0.2)
+        for node in (a, b):
+            deadline = time.monotonic() + MIRROR_S
+            while (queue := queue_6000(node)) != {"ready": 1, "busy": 0}:
+                assert time.monotonic() < deadline, queue
+                await asyncio.sleep(0.1)
+        await start_call(la, "A9", port="9")
+        await treated(la, "A9")
+        assert (await route_after_treatment(la, "A9")).Dest == "4005"
     finally:
         await la.close()
         await lb.close()

@@ -35,6 +35,8 @@ class Reservations:
         self.remote = [
             ReadyAgent(agent_id=f"r{dn}", dn=dn, queue=QUEUE, ready_since=0) for dn in remote
         ]
+        self.held: set[str] = set()
+        """DNs another node's call holds."""
         self.asked: list[tuple[str, str]] = []
         self.released: list[tuple[str, str]] = []
 
@@ -42,11 +44,16 @@ class Reservations:
         assert switch == SWITCH
         return list(self.remote)
 
+    def taken(self, switch: str) -> set[str]:
+        return self.held
+
     def reserve(self, switch: str, dn: str, conn_id: str) -> None:
         self.asked.append((dn, conn_id))
+        self.held.add(dn)  # as ActiveMode: once reserved, taken (answered False: given back)
 
     def release(self, switch: str, dn: str, conn_id: str) -> None:
         self.released.append((dn, conn_id))
+        self.held.discard(dn)
 
 
 def active_harness(*remote: str) -> tuple[Harness, Reservations]:
@@ -58,6 +65,10 @@ def active_harness(*remote: str) -> tuple[Harness, Reservations]:
 
 def answer(h: Harness, conn_id: str, dn: str, ok: bool) -> Any:
     """The runtime's answer to a reservation, then the switch drained (what the service does)."""
+    reservations = h.builtin.reservations
+    assert isinstance(reservations, Reservations)
+    if not ok:
+        reservations.held.discard(dn)  # another node's: this node does not hold it
     h.builtin.reserved(h.switch, conn_id, dn, ok)
     return h.pump()
 
@@ -95,6 +106,15 @@ def test_every_agent_taken_routes_default() -> None:
     h.route_request(call)
     assert dest_of(answer(h, call, REMOTE, False)) == ("Default", None)
     assert reservations.released == []
+
+
+def test_an_agent_another_nodes_call_holds_is_not_chosen() -> None:
+    h, reservations = active_harness(REMOTE)
+    h.login(LOCAL, "a1")
+    reservations.held.add(LOCAL)  # routed to by another node: this switch does not know
+    call = h.call()
+    assert quiet(h.route_request(call))
+    assert reservations.asked == [(REMOTE, call)]
 
 
 def test_no_agent_anywhere_skips_the_rule() -> None:

@@ -332,6 +332,13 @@ async def no_legacy_agents(server: IvrServer) -> None:
         await post(server, f"/api/v1/agents/SW_InFront/{dn}/logout", {})
 
 
+async def queue_6000(server: IvrServer) -> dict[str, int]:
+    """Queue 6000's agents as ``server``'s statistics count them."""
+    stats = await get(server, "/api/v1/stats", token=False)
+    (queue,) = [q for q in stats["queues"] if (q["switch"], q["dn"]) == ("SW_InFront", "6000")]
+    return {key: queue[key] for key in ("ready", "busy", "logged_in")}
+
+
 def ready_anywhere(server: IvrServer) -> list[ReadyAgent]:
     """The routing targets of ``server``'s built-in router: its ready agents, then the other
     nodes' (their facts)."""
@@ -384,29 +391,29 @@ async def test_the_router_routes_to_another_nodes_agent_once_reserved(
     assert set(active(a).reserved) == {("SW_InFront", "4005")}
     holder = await a.ha.store.holder("SW_InFront:4005@agent")  # type: ignore[union-attr]
     assert holder is not None and holder.node == "A"
+    # A's call holds B's agent: both nodes' statistics count it busy, not ready
+    for server in (a, b):
+        deadline = time.monotonic() + 3.0
+        while (queue := await queue_6000(server)) != {"ready": 0, "busy": 1, "logged_in": 1}:
+            assert time.monotonic() < deadline, queue
+            await asyncio.sleep(POLL)
 
-    # A's call holds the agent: A's next call is not routed to it, nor is B's own
+    # A's call holds the agent: neither A's next call nor B's own sees it ready (the rule's
+    # target has nobody: the rule is skipped, the catch-all routes)
     await start_call(la, "A2", port="2")
     await la.send("A2", "<RouteRequest RouteDN='5000'><CED>1</CED></RouteRequest>")
-    treat = (await la.recv_doc())[1]
-    assert isinstance(treat, m.TreatCall), treat  # the rule sees the agent ready at B...
-    await la.send("A2", "<TreatStatus Status='Started'/>")
-    await la.send("A2", "<TreatStatus Status='Completed'/>")
     held = (await la.recv_doc())[1]
-    assert held == m.RouteResponse(RouteType="Default"), (held, ready_anywhere(a))  # ...by A
+    assert held == m.RouteResponse(RouteType="Normal", Dest="7002"), (held, ready_anywhere(a))
     await start_call(lb, "B1", port="3")
     await lb.send("B1", "<RouteRequest RouteDN='5000'><CED>1</CED></RouteRequest>")
-    treat = (await lb.recv_doc())[1]
-    assert isinstance(treat, m.TreatCall), treat  # B's own view: its agent is ready
-    await lb.send("B1", "<TreatStatus Status='Started'/>")
-    await lb.send("B1", "<TreatStatus Status='Completed'/>")
     held = (await lb.recv_doc())[1]
-    assert held == m.RouteResponse(RouteType="Default"), (held, ready_anywhere(b))  # A holds it
+    assert held == m.RouteResponse(RouteType="Normal", Dest="7002"), (held, ready_anywhere(b))
 
     # A's call ends: the agent is given back, B's router gets it
     await la.send("A1", "<EndCall EndCause='Normal'/>")
     await until(lambda: not active(a).reserved)
     await until(lambda: not a.service.calls.port_busy(IVR, "1"))
+    await until(lambda: not active(b).peers.held)  # A's facts without the hold, at B
     await start_call(lb, "B2", port="4")
     routed = await routed_with_agents_rule(lb, "B2")
     assert (routed.RouteType, routed.Dest) == ("Normal", "4005"), routed

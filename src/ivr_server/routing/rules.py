@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, Final, Protocol
@@ -273,6 +273,11 @@ class AgentReservations(Protocol):
     def elsewhere(self, switch: str) -> list[ReadyAgent]:
         """The other nodes' ready agents without a call on DNs of ``switch``, as of their
         facts (after this node's own in the order of choice)."""
+        ...
+
+    def taken(self, switch: str) -> Container[str]:
+        """DNs of ``switch`` whose agent another node's call holds: not ready for this node
+        either, although its switch does not know."""
         ...
 
     def reserve(self, switch: str, dn: str, conn_id: str) -> None:
@@ -551,7 +556,7 @@ class BuiltinRouter:
                 self.reservations.release(switch.name, dn, conn_id)
             return
         rule = rules[dialog.rule]
-        if ok and any(agent.dn == dn for agent in self._ready_agents(switch, ())):
+        if ok and self._still_ready(switch, dn):
             dialog.held = dn
             self._send_agent_route(switch, conn_id, dialog, rule, dn)
             return
@@ -591,14 +596,26 @@ class BuiltinRouter:
                 return index, agent
         return len(rules), None
 
+    def _still_ready(self, switch: Switch, dn: str) -> bool:
+        """Is the agent on ``dn``, just reserved for a call, still ready (its reservation is
+        now among the ``taken``: not filtered by them)?"""
+        if any(agent.dn == dn for agent in switch.view.ready_agents()):
+            return True
+        reservations = self.reservations
+        return reservations is not None and any(
+            agent.dn == dn for agent in reservations.elsewhere(switch.name)
+        )
+
     def _ready_agents(self, switch: Switch, tried: Iterable[str]) -> list[ReadyAgent]:
         """The agents to choose from: this switch's ready agents, the longest idle first; in
         active mode then the other nodes' (``ready_since`` orders only within one node), less
-        those another node had reserved (``tried``)."""
+        those another node's call holds and those another node had reserved (``tried``)."""
         agents = switch.view.ready_agents()
         reservations = self.reservations
         if reservations is None:
             return agents
+        taken = reservations.taken(switch.name)
+        agents = [agent for agent in agents if agent.dn not in taken]
         agents.extend(reservations.elsewhere(switch.name))
         skip = set(tried)
         return [agent for agent in agents if agent.dn not in skip] if skip else agents

@@ -305,6 +305,7 @@ class ActiveMode:
         self.node.service._ctx.peers = self.peers
         self.node.service.stats.peers = self.peers.activities
         self.node.service.stats.peer_waits = self.peers.waits
+        self.node.service.stats.peer_held = self.taken
         self.peers.forward = self.forward
         self._install()
         try:
@@ -318,6 +319,7 @@ class ActiveMode:
         self.node.service._ctx.peers = None
         self.node.service.stats.peers = None
         self.node.service.stats.peer_waits = None
+        self.node.service.stats.peer_held = None
         self.peers.forward = None
         self.peers.update(())
         for router in _builtin_routers(self.node.service):
@@ -422,6 +424,8 @@ class ActiveMode:
             api_url(self.node.server),
             now=asyncio.get_running_loop().time(),
             wall=self.peers.wall,
+            holds=self.reserved,
+            held=self.peers.held | self.reserved.keys(),
         )
 
     async def _sweep(self, slot: str) -> None:
@@ -481,6 +485,14 @@ class ActiveMode:
     def elsewhere(self, switch: str) -> list[ReadyAgent]:
         """``AgentReservations.elsewhere``: the other nodes' ready agents (their facts)."""
         return self.peers.elsewhere(switch)
+
+    def taken(self, switch: str) -> frozenset[str]:
+        """``AgentReservations.taken`` and ``StatsEngine.peer_held``: this switch's DNs whose
+        agent a call holds, another node's or this node's (the virtual switch does not make an
+        agent busy when a call is routed to it: the IVR transfers the call on its PBX)."""
+        held = self.peers.held_on(switch)
+        mine = [dn for (name, dn) in self.reserved if name == switch]
+        return held.union(mine) if mine else held
 
     def reserve(self, switch: str, dn: str, conn_id: str) -> None:
         """``AgentReservations.reserve``: ask the store for the agent on ``dn`` (see the module

@@ -55,7 +55,7 @@ __all__ = [
     "waiting_by_queue",
 ]
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -106,6 +106,9 @@ class NodeFacts(msgspec.Struct, frozen=True, array_like=True, gc=False):
     api: str = ""
     """The base URL of the node's HTTP API (``http://host:port``; empty: it has none), where
     the others forward the agent requests of its agents."""
+    holds: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    """(switch, DN) of the agents the node's calls hold: routed there once reserved in the
+    store, wherever the agent is logged in (the agent's own node counts it busy)."""
     waits: list[tuple[str, str, int, float, float, int]] = msgspec.field(default_factory=list)
     """(switch, routing point or ``QUEUE_KEY`` + queue, calls waiting there, Unix time the
     oldest of them started waiting (0: none), sum of the routed waits its expected wait
@@ -197,11 +200,15 @@ def facts_of(
     *,
     now: float = 0.0,
     wall: float = 0.0,
+    holds: Iterable[tuple[str, str]] = (),
+    held: Container[tuple[str, str]] = (),
 ) -> NodeFacts:
     """This node's facts, from its calls (``ports``: :func:`ports_of`, when the caller kept
     them), its switches' views, its routers and its statistics' waits as of ``now`` (the
     service's clock; ``wall``: Unix time minus that clock, a constant of the process so that
-    the facts do not change while nothing does), with ``api`` the base URL of its HTTP API.
+    the facts do not change while nothing does), with ``api`` the base URL of its HTTP API,
+    ``holds`` the agents its calls hold by reservation and ``held`` those other nodes' calls
+    hold (its agents there are busy).
     O(calls + DNs + routing dialogs): run once per poll, not per request."""
     if ports is None:
         ports = ports_of(service)
@@ -229,7 +236,7 @@ def facts_of(
                     state=state.value,
                     work_mode=agent.work_mode.value,
                     queue=agent.queue,
-                    busy=dn.number in busy,
+                    busy=dn.number in busy or (name, dn.number) in held,
                 )
             )
     waits: dict[tuple[str, str], tuple[int, float, float, int]] = {
@@ -250,6 +257,7 @@ def facts_of(
         ready,
         [(sw, point, n) for (sw, point), n in sorted(waiting.items())],
         api,
+        sorted(holds),
         [(sw, key, *values) for (sw, key), values in sorted(waits.items())],
     )
 
@@ -289,6 +297,8 @@ class PeerState:
         self._agent_node: dict[tuple[str, str], str] = {}
         self._ivr_calls: dict[str, int] = {}
         self._waits: dict[tuple[str, str], PeerWaits] = {}
+        self._held: set[tuple[str, str]] = set()
+        self._held_by_switch: dict[str, frozenset[str]] = {}
         self.wall = 0.0
         """Unix time minus this node's clock (the runtime's): the other nodes' wait starts
         (Unix times) on this node's clock."""
@@ -334,6 +344,11 @@ class PeerState:
                     was.waiting + n, oldest, was.total + total, was.samples + count
                 )
         self._waits = waits
+        self._held = {(sw, dn) for node_facts in nodes.values() for sw, dn in node_facts.holds}
+        by_switch: dict[str, set[str]] = {}
+        for sw, dn in self._held:
+            by_switch.setdefault(sw, set()).add(dn)
+        self._held_by_switch = {sw: frozenset(dns) for sw, dns in by_switch.items()}
         self.nodes = nodes
         self._ports, self._dns, self._agent_ids = ports, dns, agent_ids
         self._agent_node = agent_node
@@ -363,6 +378,16 @@ class PeerState:
             return found
         return PeerWaits(found.waiting, found.oldest - self.wall, found.total, found.samples)
 
+    @property
+    def held(self) -> set[tuple[str, str]]:
+        """(switch, DN) of the agents other nodes' calls hold (routed there)."""
+        return self._held
+
+    def held_on(self, switch: str) -> frozenset[str]:
+        """The DNs of ``switch`` whose agent another node's call holds
+        (``StatsEngine.peer_held``)."""
+        return self._held_by_switch.get(switch, frozenset())
+
     def statuses(self) -> dict[tuple[str, str], AgentStatusName]:
         """(switch, DN) -> ``Ready`` or ``NotReady`` of every agent another node holds."""
         return {
@@ -377,7 +402,10 @@ class PeerState:
         return [
             ReadyAgent(agent_id=agent.agent_id, dn=dn, queue=agent.queue, ready_since=0)
             for (name, dn), agent in self._dns.items()
-            if name == switch and agent.state == AgentState.READY.value and not agent.busy
+            if name == switch
+            and agent.state == AgentState.READY.value
+            and not agent.busy
+            and (name, dn) not in self._held
         ]
 
     def agent_id_in_use(self, agent_id: str) -> AgentFact | None:
@@ -406,7 +434,7 @@ class PeerState:
             local = view.dn(dn)
             if local is not None and local.agent is not None:
                 continue
-            if agent.busy:
+            if agent.busy or (name, dn) in self._held:
                 yield agent, AgentActivity.BUSY
             elif agent.state == AgentState.READY.value:
                 yield agent, AgentActivity.READY

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 __all__ = ["AgentActivity", "AgentCounts", "agent_activities", "count_activities"]
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 
@@ -56,14 +56,18 @@ class AgentCounts:
         }
 
 
-def agent_activities(switch: Switch) -> Iterator[tuple[AgentSnapshot, AgentActivity]]:
-    """Every agent logged in on ``switch`` with its activity, in DN configuration order."""
+def agent_activities(
+    switch: Switch, held: Container[str] = ()
+) -> Iterator[tuple[AgentSnapshot, AgentActivity]]:
+    """Every agent logged in on ``switch`` with its activity, in DN configuration order;
+    ``held``: DNs whose agent has a call elsewhere (active nodes: another node's call routed
+    to it, issue 25), busy too."""
     busy_dns = {dn for call in switch.view.calls() for dn in call.parties}
     for dn in switch.view.dns():
         agent = dn.agent
         if agent is None:
             continue
-        if dn.number in busy_dns:
+        if dn.number in busy_dns or dn.number in held:
             yield agent, AgentActivity.BUSY
         elif agent.state is AgentState.READY:
             yield agent, AgentActivity.READY

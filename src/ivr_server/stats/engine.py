@@ -34,7 +34,7 @@ from __future__ import annotations
 
 __all__ = ["StatsEngine"]
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any, Final
 
@@ -86,6 +86,9 @@ class StatsEngine:
         """Active nodes (issue 25, ``service/peers_state.py``): (switch name, switch) -> the
         agents other nodes hold on its DNs (each with ``agent_id`` and ``queue``) and their
         activity, counted with this node's; ``None`` (a single node): nothing added."""
+        self.peer_held: Callable[[str], Container[str]] | None = None
+        """Active nodes (issue 25): switch name -> its DNs whose agent a call holds (routed
+        there once reserved, by any node): busy, not ready; ``None``: none."""
         self.peer_waits: Callable[[str, str], PeerWaits | None] | None = None
         """Active nodes (issue 25): (switch name, routing point or ``QUEUE_KEY`` + queue) -> the
         other nodes' calls waiting there, their oldest wait and their routed waits, counted
@@ -396,7 +399,8 @@ class StatsEngine:
     def _activities(self, name: str, switch: Switch) -> Iterator[tuple[Any, AgentActivity]]:
         """The agents of ``switch`` with their activity, and those other nodes hold on its DNs
         (:attr:`peers`, active mode)."""
-        yield from agent_activities(switch)
+        held = self.peer_held(name) if self.peer_held is not None else ()
+        yield from agent_activities(switch, held)
         if self.peers is not None:
             yield from self.peers(name, switch)
 
