@@ -557,9 +557,15 @@ class ActiveMode:
             *(
                 store.renew(agent_slot(sw, dn), self.me, epoch, self.lease)
                 for (sw, dn), (_, epoch) in held
-            )
+            ),
+            return_exceptions=True,
         )
         for ((switch, dn), (conn_id, epoch)), ok in zip(held, renewed, strict=True):
+            if isinstance(ok, StoreUnavailable):
+                raise ok  # the store is lost: the poll says so; renewed at the next
+            if isinstance(ok, BaseException):
+                log.warning("active mode: agent %s of %s not renewed: %s", dn, switch, ok)
+                continue
             if ok is False and self.reserved.get((switch, dn)) == (conn_id, epoch):
                 del self.reserved[(switch, dn)]
                 log.warning(
