@@ -50,7 +50,10 @@ turn). :class:`ActiveMode` adds, every ``[ha] poll``:
    store: one holder at a time), renewed every third of ``lease`` while the call holds the agent
    and released when it ends. A node never asks the store for an agent it holds or is asking
    for already (``acquire`` by the holder would succeed again): it answers itself "taken". A
-   store that does not answer: "taken" (the call tries the next agent, then Default).
+   store that does not answer: "taken" (the call tries the next agent, then Default). The
+   agents a node's calls hold are in its facts: every node's router leaves them out and every
+   node's statistics count them busy (:meth:`ActiveMode.taken`; the virtual switch does not
+   make an agent busy when a call is routed to it).
 
 Nothing here runs unless the mode is ``active``.
 """

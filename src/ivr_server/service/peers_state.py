@@ -4,8 +4,9 @@ balancing / N active nodes"; docs/ha.md, "Active nodes").
 
 Theory of operation. Every node serves its own calls; its virtual switches are its own. What the
 others must respect is summed up in a small record, :class:`NodeFacts` (the ports that have a
-call, the agents logged in on its switches' DNs, its call count), that each node works out from
-its own service (:func:`facts_of`) and publishes in the store every poll when it changed
+call, the agents logged in on its switches' DNs, the agents its calls hold, its waits at routing
+points and for queues, its call count, its API's address), that each node works out from its
+own service (:func:`facts_of`) and publishes in the store every poll when it changed
 (``runtime/ha_active.py``). Each node reads the others' facts every poll into its
 :class:`PeerState`, which the service consults:
 
@@ -22,11 +23,19 @@ its own service (:func:`facts_of`) and publishes in the store every poll when it
   request is refused (``CallError TlibErrCode='166'``); an ``AgentLogin`` of an agent id logged
   in through another node on a DN free everywhere gets the switch's
   ``TERR_SOFT_AGENT_ID_IN_USE`` (``agents.py``);
+- the agent events of the other nodes' agents are told to this node's sessions from the
+  differences between successive mirrors (:meth:`PeerState.statuses`, :attr:`PeerState.told`,
+  ``monitoring.py``);
+- the built-in router chooses among the other nodes' ready agents too
+  (:meth:`PeerState.elsewhere`) and leaves out those any node's call holds
+  (:attr:`PeerState.held`), each reserved in the store before a call is routed to it
+  (``routing/rules.py``, ``runtime/ha_active.py``);
 - the statistics of an IVR's calls in progress (``PeekStatReq``/``GetStatReq``, the API's
   ``/api/v1/stats``) add the other nodes' calls on its ports (``statistics.py``), those of
-  queues and agent groups the other nodes' agents (:meth:`PeerState.activities`); the API sums
-  the calls, agents and calls waiting at routing points of every node
-  (``api/handlers/nodes.py``).
+  queues and agent groups the other nodes' agents (:meth:`PeerState.activities`; an agent a
+  call holds counted busy), those of routing points and queues the other nodes' waits
+  (:meth:`PeerState.waits`); the API sums the calls, agents and calls waiting at routing
+  points of every node (``api/handlers/nodes.py``).
 
 Staleness: a fact is at most two polls old (the holder publishes once per poll, the reader reads
 once per poll; ``[ha] poll`` = 0.2 s by default) plus a store round trip. Two ``NewCall`` on one
@@ -34,7 +43,7 @@ port at two nodes within that window are both admitted: the driver picks the nod
 ``port mod nodes`` (PROTOCOL.md §8.2 rule 1), so that needs a driver that breaks its own rule.
 
 Nothing here runs unless the mode is ``active``: ``ServiceContext.peers`` is ``None`` otherwise,
-one attribute test on the three requests above.
+one attribute test on the requests above (and the statistics' and routers' hooks are unset).
 """
 
 from __future__ import annotations
