@@ -1,8 +1,9 @@
 """Active nodes (issue 25), the sans-IO parts without processes: the built-in router's agent
 reservations (routing/rules.py, against the real virtual switch, with a recording stand-in for
 ``runtime/ha_active.py``), the owner's HTTP answer of a forwarded agent request as the IVR's
-answer (``answer_of``), and the other nodes' waits as the statistics see them
-(``PeerState.waits``)."""
+answer (``answer_of``), the other nodes' waits as the statistics see them
+(``PeerState.waits``), and the service in memory (tests/service/memory.py): a forwarded agent
+request's answer and the other nodes' agent events as this node's sessions are told them."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from typing import Any
 
 from ivr_server.routing import BuiltinRouter
 from ivr_server.runtime.ha_active import answer_of
-from ivr_server.service.peers_state import AgentAnswer, AgentAsk, NodeFacts, PeerState
+from ivr_server.service.peers_state import AgentAnswer, AgentAsk, AgentFact, NodeFacts, PeerState
 from ivr_server.stats import PeerWaits
 from ivr_server.switch import ReadyAgent
+from ivr_server.wire import messages as m
+from tests.service.memory import MemoryServer
 from tests.unit.test_routing import (
     AGENT_DNS,
     QUEUE,
@@ -223,3 +226,83 @@ def test_the_other_nodes_waits_are_summed_and_their_oldest_put_on_this_nodes_clo
     assert peers.waits(SWITCH, RP) == PeerWaits(waiting=3, oldest=40.0, total=4.0, samples=3)
     assert peers.waits(SWITCH, "queue:6000") == PeerWaits(waiting=1)
     assert peers.waits(SWITCH, "5999") is None
+
+
+# --------------------------------------------------------------------------------------------
+# The service: forwarded agent requests and the other nodes' agent events, in memory
+
+
+def b_facts(state: str | None) -> list[NodeFacts]:
+    """Node B's facts with its agent 77 on DN 4005 (IVR_1's port 5) in ``state`` (``None``:
+    no agent)."""
+    agents = [AgentFact("SW_InFront", "4005", "77", state, "ManualIn", "6000")] if state else []
+    return [NodeFacts("B", 0, [], agents, api="http://b:8021")]
+
+
+def test_the_other_nodes_agent_events_and_a_forwarded_request_told_once() -> None:
+    server = MemoryServer()
+    service = server.service
+    peers = PeerState("A")
+    asks: list[AgentAsk] = []
+    service._ctx.peers, peers.forward = peers, asks.append
+    link, other = server.connect(), server.connect()
+    link.login()
+    other.login(call_id="O")
+
+    def mirror(state: str | None) -> tuple[list[Any], list[Any]]:
+        peers.update(b_facts(state))
+        service.peers_changed(server.now)
+        server.shuttle()
+        return [(d.call_id, d.message) for d in link.take()], [
+            (d.call_id, d.message) for d in other.take()
+        ]
+
+    assert mirror(None) == ([], [])  # the first mirror is taken as it is
+    login = [agent_info("5", "LoggedIn"), agent_info("5", "NotReady")]
+    assert mirror("NotReady") == ([("L", x) for x in login], [("O", x) for x in login])
+    assert mirror("NotReady") == ([], [])
+
+    # AgentReady on B's agent: forwarded (nothing answered yet), then B's answer
+    assert (
+        link.send("L", "<AgentReady ReqId='3' PortNum='5' Queue='6000' WorkMode='ManualIn'/>") == []
+    )
+    ask = asks[-1]
+    assert (ask.node, ask.api, ask.act, ask.dn, dict(ask.body)) == (
+        "B",
+        "http://b:8021",
+        "ready",
+        "4005",
+        {"queue": "6000", "work_mode": "ManualIn"},
+    )
+    service.agent_answered(ask, AgentAnswer(statuses=("Ready",)), server.now)
+    server.shuttle()
+    assert [(d.call_id, d.message) for d in link.take()] == [("L", agent_info("5", "Ready", "3"))]
+    assert [(d.call_id, d.message) for d in other.take()] == [("O", agent_info("5", "Ready"))]
+    # B's facts older than its answer are not told; once they agree, nothing either
+    assert mirror("NotReady") == ([], [])
+    assert mirror("Ready") == ([], [])
+
+    # a refusal, and an owner that did not answer
+    link.send("L", "<AgentNotReady ReqId='4' PortNum='5' Queue='6000'/>")
+    service.agent_answered(asks[-1], AgentAnswer(error=57, reason="timed out"), server.now)
+    server.shuttle()
+    assert link.messages() == [m.CallError(FailedReq="AgentControl", TlibErrCode="57", ReqId="4")]
+    assert other.take() == []
+
+    # facts that disagree with a forwarded answer for longer than the window are told
+    link.send("L", "<AgentNotReady ReqId='5' PortNum='5' Queue='6000'/>")
+    service.agent_answered(asks[-1], AgentAnswer(statuses=("NotReady",)), server.now)
+    server.shuttle()
+    assert link.messages() == [agent_info("5", "NotReady", "5")]
+    other.take()
+    assert mirror("Ready") == ([], [])  # older than the answer
+    server.advance(2.0)
+    assert mirror("Ready") == ([("L", agent_info("5", "Ready"))], [("O", agent_info("5", "Ready"))])
+
+    # B's agent gone
+    out = [agent_info("5", "LoggedOut")]
+    assert mirror(None) == ([("L", x) for x in out], [("O", x) for x in out])
+
+
+def agent_info(port: str, status: str, req_id: str | None = None) -> m.MonitorInfo:
+    return m.MonitorInfo(ReqId=req_id, Agent=m.Agent(PortNum=port, Status=status))  # type: ignore[arg-type]
