@@ -232,11 +232,11 @@ def test_the_other_nodes_waits_are_summed_and_their_oldest_put_on_this_nodes_clo
 # The service: forwarded agent requests and the other nodes' agent events, in memory
 
 
-def b_facts(state: str | None) -> list[NodeFacts]:
+def b_facts(state: str | None, node: str = "B") -> list[NodeFacts]:
     """Node B's facts with its agent 77 on DN 4005 (IVR_1's port 5) in ``state`` (``None``:
     no agent)."""
     agents = [AgentFact("SW_InFront", "4005", "77", state, "ManualIn", "6000")] if state else []
-    return [NodeFacts("B", 0, [], agents, api="http://b:8021")]
+    return [NodeFacts(node, 0, [], agents, api=f"http://{node}:8021")]
 
 
 def test_the_other_nodes_agent_events_and_a_forwarded_request_told_once() -> None:
@@ -269,7 +269,7 @@ def test_the_other_nodes_agent_events_and_a_forwarded_request_told_once() -> Non
     ask = asks[-1]
     assert (ask.node, ask.api, ask.act, ask.dn, dict(ask.body)) == (
         "B",
-        "http://b:8021",
+        "http://B:8021",
         "ready",
         "4005",
         {"queue": "6000", "work_mode": "ManualIn"},
@@ -302,6 +302,27 @@ def test_the_other_nodes_agent_events_and_a_forwarded_request_told_once() -> Non
     # B's agent gone
     out = [agent_info("5", "LoggedOut")]
     assert mirror(None) == ([("L", x) for x in out], [("O", x) for x in out])
+
+    # B dies with its agent Ready: C adopts the agent, nothing is told; C dies and nobody
+    # adopts it: LoggedOut once the window (a lease and 4 polls, at least 1 s, more) is over
+    told_twice = [agent_info("5", "LoggedIn"), agent_info("5", "Ready")]
+    assert mirror("Ready") == ([("L", x) for x in told_twice], [("O", x) for x in told_twice])
+
+    def nodes(facts: list[NodeFacts]) -> tuple[list[Any], list[Any]]:
+        peers.update(facts)
+        service.peers_changed(server.now)
+        server.shuttle()
+        return [(d.call_id, d.message) for d in link.take()], [
+            (d.call_id, d.message) for d in other.take()
+        ]
+
+    assert nodes([]) == ([], [])  # B gone
+    assert nodes(b_facts("Ready", "C")) == ([], [])  # back at C, as it was
+    assert nodes([]) == ([], [])  # C gone
+    server.advance(1.0)
+    assert nodes([]) == ([], [])
+    server.advance(5.0)
+    assert nodes([]) == ([("L", x) for x in out], [("O", x) for x in out])
 
 
 def agent_info(port: str, status: str, req_id: str | None = None) -> m.MonitorInfo:

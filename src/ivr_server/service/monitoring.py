@@ -17,7 +17,10 @@ new state. A DN whose agent is this node's own is told by its own switch's event
 within one poll is told as its outcome (Ready, NotReady and Ready again in 0.1 s: nothing). A
 forwarded agent request's answer was told already (agents.py): facts that disagree with it are
 taken as older than it (``PeerState.expected``), not told, for :data:`EXPECT_POLLS` polls (at
-least a second), until the facts agree.
+least a second), until the facts agree. The agents of a node gone from the mirror (dead: a
+survivor adopts them) are not told ``LoggedOut`` while they may come back in the adopter's facts
+(a lease and :data:`EXPECT_POLLS` polls, at least a second, more): back as they were, nothing is
+told.
 """
 
 from __future__ import annotations
@@ -140,6 +143,11 @@ class Monitoring:
             peers.told = dict(now)
             return  # the first mirror: what the sessions' logins found, nothing changed
         clock, expected = self.ctx.now, peers.expected
+        ha = self.ctx.config.ha
+        for key in peers.orphaned:
+            if key in told and key not in now:  # its node is gone: adopted, soon seen again
+                window = float(ha.lease) + max(1.0, EXPECT_POLLS * float(ha.poll))
+                expected[key] = (told[key], clock + window)
         for key in told.keys() | now.keys():
             was, status = told.get(key), now.get(key)
             if key in expected:

@@ -315,6 +315,9 @@ class PeerState:
         """(switch, DN) -> the status of another node's agent there as this node's sessions
         were last told (``monitoring.py``; ``None`` until the first mirror, which is taken as
         it is, without telling)."""
+        self.orphaned: dict[tuple[str, str], str] = {}
+        """(switch, DN) -> the node gone from the mirror at the latest :meth:`update` that held
+        the agent there (dead or stopped: a survivor adopts its agents)."""
         self.expected: dict[tuple[str, str], tuple[AgentStatusName | None, float]] = {}
         """(switch, DN) -> (the status a forwarded request's answer told, ``None``: logged out;
         until when): facts saying otherwise before then are older than that answer, and not
@@ -358,6 +361,11 @@ class PeerState:
         for sw, dn in self._held:
             by_switch.setdefault(sw, set()).add(dn)
         self._held_by_switch = {sw: frozenset(dns) for sw, dns in by_switch.items()}
+        self.orphaned = {
+            key: node
+            for key, node in self._agent_node.items()
+            if node not in nodes and key not in dns
+        }
         self.nodes = nodes
         self._ports, self._dns, self._agent_ids = ports, dns, agent_ids
         self._agent_node = agent_node
