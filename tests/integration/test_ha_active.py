@@ -1,9 +1,12 @@
 """Active nodes (``[ha] mode = "active"``, issue 25): two or three real servers in this process
 sharing one store (``memory://``, and a real ``redis-server`` from :mod:`tests.redisproc`), a
 driver logged in to each over TCP. A port busy on one node is busy on the others; an agent
-logged in through one node is seen at the others; both APIs list the same calls with the node
-holding each; a node that dies (its lease lapses) has its calls adopted by exactly one survivor,
-which answers them (runtime/ha_active.py, service/peers_state.py)."""
+logged in through one node is seen at the others, its events told there, its control forwarded
+to its node; routing-point and queue statistics count every node's waits; the built-in router
+routes to another node's agent once it is reserved, and to nobody else's call meanwhile; both
+APIs list the same calls with the node holding each; a node that dies (its lease lapses) has its
+calls adopted by exactly one survivor, which answers them (runtime/ha_active.py,
+service/peers_state.py, routing/rules.py)."""
 
 from __future__ import annotations
 
