@@ -95,6 +95,8 @@ class Probe:
         counts: dict[str, int] = {}
         for obj in gc.get_objects():
             name = type(obj).__qualname__
+            if type(obj) is tuple:  # what keeps a tuple tracked: the types it holds
+                name = f"tuple({', '.join(type(x).__qualname__ for x in obj[:4])})"
             counts[name] = counts.get(name, 0) + 1
         self.census = {"(tracked)": sum(counts.values())}
         took = []
@@ -104,6 +106,7 @@ class Probe:
             gc.collect()
             took.append(time.thread_time() - start)
         gc.callbacks.append(self._on_gc)
+        self.census["(first full collection, µs)"] = round(took[0] * 1e6)
         self.census["(full collection, µs, least of 7)"] = round(min(took) * 1e6)
         self.census |= dict(sorted(counts.items(), key=lambda kv: -kv[1])[:40])
 
@@ -154,6 +157,7 @@ class Probe:
         return {
             "label": self.label,
             "seconds": time.perf_counter() - self._started if self._started else 0.0,
+            "started": self._started,
             "probes": self.probes,
             "lag_total": self.lag_total,
             "gcs": self.gcs,
@@ -233,6 +237,14 @@ def print_summary(data: dict[str, Any], threshold: float = STALL) -> dict[str, A
         f"{threshold * 1e3:g} ms; thresholds {tuple(data['threshold'])}, "
         f"{data['frozen']:,} objects frozen"
     )
+    start = data.get("started", 0.0)
+    worst = sorted(data["lates"], key=lambda row: -row[1])[:3]
+    if worst and start:
+        text = ", ".join(
+            f"{late * 1e3:.1f} ms at +{now - late - start:.2f} s ({cause(late, ran, waited, in_gc)})"
+            for now, late, ran, waited, in_gc in worst
+        )
+        print(f"    {'':<24} longest: {text}")
     if data.get("census"):
         top = ", ".join(f"{k} {v:,}" for k, v in list(data["census"].items())[:25])
         print(f"    {'':<24} census: {top}")
@@ -354,11 +366,15 @@ CENSUS: list[float] = [0.0]
 """``--census``: seconds after start-up when the server counts its tracked objects (0: never)."""
 
 
+ALT_PYTHON: list[str] = [sys.executable]
+"""``--alt-python``: the interpreter (and so the installed build) of the ``alt`` variant."""
 SLOW: list[bool] = [False]
 """``--slow``: the server's slow callbacks are listed (:func:`_time_callbacks`)."""
 
 
-def start_wrapped(config: Path, log: Path, out: Path, server_gc: str, timelines: str = "") -> Any:
+def start_wrapped(
+    config: Path, log: Path, out: Path, server_gc: str, timelines: str = "", python: str = ""
+) -> Any:
     """bench/ha.py's ``start_node`` (pinned to CPU 0), the server run by :func:`wrapped_server`."""
     import shutil
     import subprocess
@@ -367,7 +383,7 @@ def start_wrapped(config: Path, log: Path, out: Path, server_gc: str, timelines:
     from ha import Server, wait_port
 
     port, api = free_port(), free_port()
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--wrap", str(out), "--"]
+    cmd = [python or sys.executable, str(Path(__file__).resolve()), "--wrap", str(out), "--"]
     cmd += ["serve", "--config", str(config), "--listen", f"127.0.0.1:{port}"]
     cmd += ["--api-listen", f"127.0.0.1:{api}", "--log-level", "WARNING"]
     if (os.cpu_count() or 1) > 1 and shutil.which("taskset"):
@@ -391,6 +407,7 @@ class Variant:
     server_gc: str
     generator_gc: str  # "on" (bench/ha.py until now), "off" (frozen and disabled, bench_fullcall's)
     timelines: str = ""  # "tuple": _ended_timelines_as_tuples (pure Python only)
+    alt: bool = False  # the server run by --alt-python's interpreter (another build)
 
 
 VARIANTS: Final = {
@@ -399,6 +416,7 @@ VARIANTS: Final = {
     "generator-on": Variant("generator-on", "", "on"),
     "now": Variant("now", "", "off"),
     "timelines-tuple": Variant("timelines-tuple", "", "off", "tuple"),
+    "alt": Variant("alt", "", "off", alt=True),
 }
 
 
@@ -410,8 +428,9 @@ def run_variant(tmp: Path, variant: Variant, seconds: float, rate: float) -> dic
     out = tmp / f"server-{variant.name}.json"
     config = tmp / "off.toml"
     config.write_text(CONFIG.read_text(encoding="utf-8"))
+    python = ALT_PYTHON[0] if variant.alt else sys.executable
     server = start_wrapped(
-        config, tmp / f"{variant.name}.log", out, variant.server_gc, variant.timelines
+        config, tmp / f"{variant.name}.log", out, variant.server_gc, variant.timelines, python
     )
     probe = Probe("generator")
 
@@ -493,12 +512,18 @@ def main() -> None:
         "--census", type=float, default=0.0, help="the server counts its objects N s after start"
     )
     ap.add_argument(
+        "--alt-python",
+        default=sys.executable,
+        help="the interpreter of the alt variant's server (another build, another tree)",
+    )
+    ap.add_argument(
         "--slow", action="store_true", help="list the server's slow callbacks (pure Python only)"
     )
     ap.add_argument("--repeat", type=int, default=1, help="run the variants N times, interleaved")
     args = ap.parse_args()
     CENSUS[0] = args.census
     SLOW[0] = args.slow
+    ALT_PYTHON[0] = args.alt_python
     if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {1})  # as bench/ha.py: the generator on CPU 1, the server on 0
     print(
