@@ -265,8 +265,6 @@ def wrapped_server(out: str, argv: list[str]) -> None:
     probe.install_gc()
     if os.environ.get("STALLS_SLOW"):
         _time_callbacks(probe)
-    if os.environ.get("STALLS_TIMELINES") == "tuple":
-        _ended_timelines_as_tuples()
     atexit.register(probe.dump, out)
 
     def wrap(run: Callable[..., Any]) -> Callable[..., Any]:
@@ -318,32 +316,6 @@ def _time_callbacks(probe: Probe) -> None:
     asyncio.events.Handle._run = timed  # type: ignore[method-assign,assignment]
 
 
-def _ended_timelines_as_tuples() -> None:
-    """Diagnostic (the pure-Python build only): an ended call's timeline kept as a tuple, not
-    its ``deque``. A tuple of untracked objects is untracked by the collector's first look at
-    it; a ``deque`` is always tracked and every full collection walks its entries."""
-    from ivr_server.calls import timeline
-
-    def end(self: timeline.Timelines, call_id: str, ivr: str) -> None:
-        ring = self.live.pop(call_id, None)
-        if ring is None:
-            return
-        ended_at = ring[-1][0] if ring else self.now
-        self.ended[call_id] = (ended_at, ivr, tuple(ring))  # type: ignore[assignment]
-        self.prune(ended_at)
-
-    def record_late(
-        self: timeline.Timelines, call_id: str | None, direction: int, item: Any, ivr: str
-    ) -> None:
-        kept = self.ended.get(call_id) if call_id is not None else None
-        if kept is not None and kept[1] == ivr and call_id is not None:
-            entries = (*kept[2], (self.now, direction, item))[-self.limits.entries :]
-            self.ended[call_id] = (kept[0], ivr, entries)  # type: ignore[assignment]
-
-    timeline.Timelines.end = end  # type: ignore[method-assign]
-    timeline.Timelines.record_late = record_late  # type: ignore[method-assign]
-
-
 def _server_gc_variant(probe: Probe) -> None:
     """The ``STALLS_GC`` variant, applied after start-up (``serve`` has settled the heap); what
     the probe saw until then (start-up, the settling collection) is forgotten."""
@@ -372,9 +344,7 @@ SLOW: list[bool] = [False]
 """``--slow``: the server's slow callbacks are listed (:func:`_time_callbacks`)."""
 
 
-def start_wrapped(
-    config: Path, log: Path, out: Path, server_gc: str, timelines: str = "", python: str = ""
-) -> Any:
+def start_wrapped(config: Path, log: Path, out: Path, server_gc: str, python: str = "") -> Any:
     """bench/ha.py's ``start_node`` (pinned to CPU 0), the server run by :func:`wrapped_server`."""
     import shutil
     import subprocess
@@ -390,7 +360,6 @@ def start_wrapped(
         cmd = ["taskset", "-c", "0", *cmd]
     env = {**os.environ, "IVR_SERVER_API_TOKEN": "bench", "STALLS_GC": server_gc}
     env["STALLS_CENSUS"] = str(CENSUS[0])
-    env["STALLS_TIMELINES"] = timelines
     env["STALLS_SLOW"] = "1" if SLOW[0] else ""
     with log.open("ab") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env)
@@ -406,8 +375,7 @@ class Variant:
     name: str
     server_gc: str
     generator_gc: str  # "on" (bench/ha.py until now), "off" (frozen and disabled, bench_fullcall's)
-    timelines: str = ""  # "tuple": _ended_timelines_as_tuples (pure Python only)
-    alt: bool = False  # the server run by --alt-python's interpreter (another build)
+    alt: bool = False  # the server run by --alt-python's interpreter (another build, another tree)
 
 
 VARIANTS: Final = {
@@ -415,7 +383,6 @@ VARIANTS: Final = {
     "server-default": Variant("server-default", "default", "off"),
     "generator-on": Variant("generator-on", "", "on"),
     "now": Variant("now", "", "off"),
-    "timelines-tuple": Variant("timelines-tuple", "", "off", "tuple"),
     "alt": Variant("alt", "", "off", alt=True),
 }
 
@@ -429,9 +396,7 @@ def run_variant(tmp: Path, variant: Variant, seconds: float, rate: float) -> dic
     config = tmp / "off.toml"
     config.write_text(CONFIG.read_text(encoding="utf-8"))
     python = ALT_PYTHON[0] if variant.alt else sys.executable
-    server = start_wrapped(
-        config, tmp / f"{variant.name}.log", out, variant.server_gc, variant.timelines, python
-    )
+    server = start_wrapped(config, tmp / f"{variant.name}.log", out, variant.server_gc, python)
     probe = Probe("generator")
 
     async def measured() -> Any:
