@@ -20,8 +20,10 @@ A stall (a probe more than ``--threshold`` late, 2 ms by default) is then put do
 least half of it), ``work`` (it ran: the server's own code, not a collection), or ``off-cpu``
 (neither ran nor waited: a blocking call, a page fault, the probe's timer resolution).
 
-    python3 bench/stalls.py                       # the open loop of bench/ha.py with mode off
-    python3 bench/stalls.py --variant default --variant tuned   # both, in the same run
+    python3 bench/stalls.py                       # variants before, now: bench/ha.py's open loop, mode off
+    python3 bench/stalls.py --variant now --variant alt --repeat 2 --alt-python OTHER/bin/python
+                                                  # this build against another, alternated, same run
+    python3 bench/stalls.py --census              # the server's tracked objects once the load is over
     python3 bench/stalls.py --idle 10             # the server idle: what the host alone does
 
 Results: docs/performance.md §13 ("Stalls").
@@ -39,6 +41,7 @@ import os
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,6 +65,13 @@ class Probe:
     """(start, generation, seconds, objects collected, CPU seconds) of every collection: on a
     busy host a collection's wall time includes the moments the kernel ran another process,
     its CPU time does not."""
+    young: bool = False
+    """Look at what each young collection is about to walk (``STALLS_YOUNG``: diagnostic)."""
+    young_big: list[tuple[float, int, str, int]] = field(default_factory=list)
+    """(when, objects in generation 0, the type and length of its biggest container) of the young
+    collections that held a container of 1,000 items or more, or 2,000 objects or more."""
+    marks: dict[str, float] = field(default_factory=dict)
+    """Moments of the run by name (the generator's: ``load``, ``done``)."""
     census: dict[str, int] = field(default_factory=dict)
     """The objects the collector tracks (not frozen), by type, when :meth:`take_census` ran."""
     lates: list[tuple[float, float, float, float, float]] = field(default_factory=list)
@@ -75,6 +85,7 @@ class Probe:
     _last: tuple[int, int] = (0, 0)
     _loop: asyncio.AbstractEventLoop | None = None
     _started: float = 0.0
+    _stopped: float = 0.0
 
     def install_gc(self) -> None:
         gc.callbacks.append(self._on_gc)
@@ -82,7 +93,9 @@ class Probe:
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         now, cpu = time.perf_counter(), time.thread_time()
         if phase == "start":
-            self._gc_start, self._gc_cpu = now, cpu
+            if self.young and info["generation"] == 0:
+                self._look_young()
+            self._gc_start, self._gc_cpu = time.perf_counter(), time.thread_time()
             return
         took = now - self._gc_start
         self._gc_since += took
@@ -90,8 +103,21 @@ class Probe:
             (self._gc_start, info["generation"], took, info["collected"], cpu - self._gc_cpu)
         )
 
+    def _look_young(self) -> None:
+        """What a young collection is about to walk: its objects, and the biggest container
+        among them (a collection walks every item of every container it holds)."""
+        objs = gc.get_objects(0)
+        big, size = "", 0
+        for obj in objs:
+            if isinstance(obj, (list, dict, tuple, set, deque)) and len(obj) > size:
+                big, size = type(obj).__qualname__, len(obj)
+        if size >= 1000 or len(objs) >= 2000:
+            self.young_big.append((time.perf_counter(), len(objs), big, size))
+
     def take_census(self) -> None:
-        """Count the tracked objects by type (tens of milliseconds: a diagnostic run only)."""
+        """Count the tracked objects by type and time full collections (tens of milliseconds:
+        once the load is over). The probe stops recording first: these are not the server's."""
+        self.stop()
         counts: dict[str, int] = {}
         for obj in gc.get_objects():
             name = type(obj).__qualname__
@@ -100,12 +126,10 @@ class Probe:
             counts[name] = counts.get(name, 0) + 1
         self.census = {"(tracked)": sum(counts.values())}
         took = []
-        gc.callbacks.remove(self._on_gc)  # the census's own collections are not the server's
         for _ in range(7):  # what one full collection of this heap costs: the least of 7
             start = time.thread_time()
             gc.collect()
             took.append(time.thread_time() - start)
-        gc.callbacks.append(self._on_gc)
         self.census["(first full collection, µs)"] = round(took[0] * 1e6)
         self.census["(full collection, µs, least of 7)"] = round(min(took) * 1e6)
         self.census |= dict(sorted(counts.items(), key=lambda kv: -kv[1])[:40])
@@ -129,11 +153,21 @@ class Probe:
         self._started = time.perf_counter()
         self._arm()
 
+    def stop(self) -> None:
+        """Stop recording (the lag probe and the collections); :meth:`data` covers until now."""
+        self._stopped = time.perf_counter()
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._on_gc)
+
     def _arm(self) -> None:
         assert self._loop is not None
+        if self._stopped:
+            return
         self._loop.call_later(PROBE_INTERVAL, self._tick, time.perf_counter() + PROBE_INTERVAL)
 
     def _tick(self, due: float) -> None:
+        if self._stopped:
+            return
         now = time.perf_counter()
         late = max(0.0, now - due)
         stat = self._schedstat()
@@ -150,14 +184,18 @@ class Probe:
         """Forget what was seen so far (start-up)."""
         self.gcs.clear()
         self.lates.clear()
+        self.young_big.clear()
         self.probes, self.lag_total = 0, 0.0
         self._started = time.perf_counter()
 
     def data(self) -> dict[str, Any]:
         return {
             "label": self.label,
-            "seconds": time.perf_counter() - self._started if self._started else 0.0,
+            "seconds": (self._stopped or time.perf_counter()) - self._started
+            if self._started
+            else 0.0,
             "started": self._started,
+            "marks": self.marks,
             "probes": self.probes,
             "lag_total": self.lag_total,
             "gcs": self.gcs,
@@ -165,6 +203,7 @@ class Probe:
             "threshold": list(gc.get_threshold()),
             "frozen": gc.get_freeze_count(),
             "census": self.census,
+            "young_big": self.young_big,
         }
 
     def dump(self, path: str) -> None:
@@ -237,14 +276,29 @@ def print_summary(data: dict[str, Any], threshold: float = STALL) -> dict[str, A
         f"{threshold * 1e3:g} ms; thresholds {tuple(data['threshold'])}, "
         f"{data['frozen']:,} objects frozen"
     )
-    start = data.get("started", 0.0)
+    start = data.get("marks", {}).get("load") or data.get("started", 0.0)
     worst = sorted(data["lates"], key=lambda row: -row[1])[:3]
     if worst and start:
         text = ", ".join(
             f"{late * 1e3:.1f} ms at +{now - late - start:.2f} s ({cause(late, ran, waited, in_gc)})"
             for now, late, ran, waited, in_gc in worst
         )
-        print(f"    {'':<24} longest: {text}")
+        done = data.get("marks", {}).get("done")
+        end = f" (the load from +0, the run done at +{done - start:.2f} s)" if done else ""
+        print(f"    {'':<24} longest: {text}{end}")
+    slow_gcs = sorted(data["gcs"], key=lambda row: -row[4])[:2]
+    if slow_gcs and start:
+        text = ", ".join(
+            f"gen{gen} at +{at - start:.2f} s: {cpu * 1e3:.1f} ms CPU, {found:,} objects collected"
+            for at, gen, _, found, cpu in slow_gcs
+        )
+        print(f"    {'':<24} longest collections: {text}")
+    if data.get("young_big"):
+        text = ", ".join(
+            f"+{at - start:.2f} s: {n:,} objects, a {kind} of {size:,}"
+            for at, n, kind, size in sorted(data["young_big"], key=lambda row: -row[1])[:4]
+        )
+        print(f"    {'':<24} the biggest young collections: {text}")
     if data.get("census"):
         top = ", ".join(f"{k} {v:,}" for k, v in list(data["census"].items())[:25])
         print(f"    {'':<24} census: {top}")
@@ -261,7 +315,7 @@ def wrapped_server(out: str, argv: list[str]) -> None:
     (or ``asyncio.run``), looked up when called, so both are wrapped here. ``STALLS_GC`` in the
     environment changes the server's collector once it has started (``default``: the
     interpreter's thresholds and nothing frozen, as before issue 25's settings)."""
-    probe = Probe("server")
+    probe = Probe("server", young=bool(os.environ.get("STALLS_YOUNG")))
     probe.install_gc()
     if os.environ.get("STALLS_SLOW"):
         _time_callbacks(probe)
@@ -335,11 +389,14 @@ def _server_gc_variant(probe: Probe) -> None:
 
 
 CENSUS: list[float] = [0.0]
-"""``--census``: seconds after start-up when the server counts its tracked objects (0: never)."""
+"""``--census``: seconds after start-up when the server counts its tracked objects (0: never):
+once the load is over, so that it does not stall the replies measured."""
+CENSUS_WAIT: Final = 3.0
+"""Seconds after the load's end when the census runs (the generator waits for it)."""
 
 
-ALT_PYTHON: list[str] = [sys.executable]
-"""``--alt-python``: the interpreter (and so the installed build) of the ``alt`` variant."""
+ALT_PYTHON: list[str] = []
+"""``--alt-python``: the interpreters (and so the installed builds) of ``alt`` and ``alt2``."""
 SLOW: list[bool] = [False]
 """``--slow``: the server's slow callbacks are listed (:func:`_time_callbacks`)."""
 
@@ -375,7 +432,7 @@ class Variant:
     name: str
     server_gc: str
     generator_gc: str  # "on" (bench/ha.py until now), "off" (frozen and disabled, bench_fullcall's)
-    alt: bool = False  # the server run by --alt-python's interpreter (another build, another tree)
+    alt: int = 0  # n > 0: the server run by the n-th --alt-python (another build, another tree)
 
 
 VARIANTS: Final = {
@@ -383,7 +440,8 @@ VARIANTS: Final = {
     "server-default": Variant("server-default", "default", "off"),
     "generator-on": Variant("generator-on", "", "on"),
     "now": Variant("now", "", "off"),
-    "alt": Variant("alt", "", "off", alt=True),
+    "alt": Variant("alt", "", "off", alt=1),
+    "alt2": Variant("alt2", "", "off", alt=2),
 }
 
 
@@ -395,13 +453,20 @@ def run_variant(tmp: Path, variant: Variant, seconds: float, rate: float) -> dic
     out = tmp / f"server-{variant.name}.json"
     config = tmp / "off.toml"
     config.write_text(CONFIG.read_text(encoding="utf-8"))
-    python = ALT_PYTHON[0] if variant.alt else sys.executable
+    python = ALT_PYTHON[variant.alt - 1] if variant.alt else sys.executable
     server = start_wrapped(config, tmp / f"{variant.name}.log", out, variant.server_gc, python)
     probe = Probe("generator")
 
+    async def connected(*args: Any) -> Any:
+        gens = await connect(*args)
+        probe.marks["load"] = time.perf_counter()  # the open loop's first call starts now
+        return gens
+
     async def measured() -> Any:
         probe.start()
-        return await fullcall_open_loop(server.port, 0, 50, rate, seconds, connector=connect)
+        got = await fullcall_open_loop(server.port, 0, 50, rate, seconds, connector=connected)
+        probe.marks["done"] = time.perf_counter()  # the last replies in, the sessions closed
+        return got
 
     before_gc = gc.isenabled()
     if variant.generator_gc != "on":
@@ -410,6 +475,8 @@ def run_variant(tmp: Path, variant: Variant, seconds: float, rate: float) -> dic
         gc.disable()
     try:
         opened = asyncio.run(measured())
+        if CENSUS[0]:
+            time.sleep(CENSUS_WAIT + 2.0)  # the server's census, before it is stopped
     finally:
         if before_gc:
             gc.enable()
@@ -474,21 +541,24 @@ def main() -> None:
     )
     ap.add_argument("--idle", type=float, default=0.0, help="also the idle server for N s")
     ap.add_argument(
-        "--census", type=float, default=0.0, help="the server counts its objects N s after start"
+        "--census",
+        action="store_true",
+        help="once the load is over, the server counts its objects and times full collections",
     )
     ap.add_argument(
         "--alt-python",
-        default=sys.executable,
-        help="the interpreter of the alt variant's server (another build, another tree)",
+        action="append",
+        default=[],
+        help="the interpreter of the alt (then alt2) variant's server: another build, another tree",
     )
     ap.add_argument(
         "--slow", action="store_true", help="list the server's slow callbacks (pure Python only)"
     )
     ap.add_argument("--repeat", type=int, default=1, help="run the variants N times, interleaved")
     args = ap.parse_args()
-    CENSUS[0] = args.census
+    CENSUS[0] = args.seconds + CENSUS_WAIT if args.census else 0.0
     SLOW[0] = args.slow
-    ALT_PYTHON[0] = args.alt_python
+    ALT_PYTHON[:] = args.alt_python
     if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {1})  # as bench/ha.py: the generator on CPU 1, the server on 0
     print(
