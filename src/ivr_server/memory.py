@@ -16,7 +16,7 @@ import gc
 import sys
 from typing import Any, Final
 
-__all__ = ["release_free_memory", "shrink"]
+__all__ = ["YOUNG_COLLECTION_INTERVAL", "YoungCollections", "release_free_memory", "shrink"]
 
 _MIN_TABLE: Final = 64 * 1024
 """Tables smaller than this (bytes) are left alone: rebuilding them cannot give back much."""
@@ -38,6 +38,35 @@ def shrink(table: dict[Any, Any]) -> bool:
     table.clear()
     table.update(entries)
     return True
+
+
+YOUNG_COLLECTION_INTERVAL: Final = 0.05
+"""Seconds between two collections of the young generations that the server runs itself."""
+
+
+class YoungCollections:
+    """Which generation the server collects at each tick of its own timer: the youngest, and
+    every ``every``-th tick the middle one too (as the interpreter's own thresholds would).
+
+    Why the server collects at all: CPython 3.11 starts a young collection when the tracked
+    objects *allocated minus those freed* since the last one pass 700, so while the calls that
+    end free about as many old objects as the new calls allocate (the ended calls' timelines
+    dropped once the last 10,000 are kept), that count stays low and the youngest generation
+    grows to tens of thousands of objects, then one collection walks all of them at once: 20-30 ms
+    at 1,000 calls/s (docs/performance.md §13, "Stalls"). A collection of the young generations
+    every 50 ms keeps each one short (they walk only what is young); the oldest generation is
+    still collected by the interpreter's own rule."""
+
+    def __init__(self, every: int = 10) -> None:
+        self.every = every
+        """Every this many ticks the middle generation is collected too."""
+        self.ticks = 0
+        """Ticks so far (collections run by the server)."""
+
+    def tick(self) -> int:
+        """The generation to collect now (0, or 1 every :attr:`every`-th tick)."""
+        self.ticks += 1
+        return 1 if self.ticks % self.every == 0 else 0
 
 
 def _malloc_trim() -> Any:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
 from ivr_server.config import ListenAddress, ServerConfig
-from ivr_server.memory import release_free_memory
+from ivr_server.memory import YOUNG_COLLECTION_INTERVAL, YoungCollections, release_free_memory
 from ivr_server.runtime.access import ClientList
 from ivr_server.runtime.connection import FLUSH_AFTER_BYTES, ConnectionHost, IvrLinkProtocol
 from ivr_server.runtime.limits import (
@@ -127,6 +127,9 @@ class IvrServer(ConnectionHost):
         self.addresses: list[tuple[str, int]] = []
         self._servers: list[asyncio.Server] = []
         self._lag_probe: asyncio.TimerHandle | None = None
+        self._young_timer: asyncio.TimerHandle | None = None
+        self.young_collections = YoungCollections()
+        """The young generations' collections the server runs itself (:meth:`_collect_young`)."""
         self._heap_frozen = False
         self.on_reload: Callable[[ReloadOutcome], None] | None = None
         """Called with the outcome of every reload request (``serve`` writes it to the status
@@ -162,6 +165,7 @@ class IvrServer(ConnectionHost):
         )
         self._log_capacity()
         self._arm_lag_probe()
+        self._arm_young_collection()
         if ha is None:
             self.links.sync(self.service.switches)  # premise PBXs: connect (in the background)
         else:
@@ -293,6 +297,9 @@ class IvrServer(ConnectionHost):
         if self._lag_probe is not None:
             self._lag_probe.cancel()
             self._lag_probe = None
+        if self._young_timer is not None:
+            self._young_timer.cancel()
+            self._young_timer = None
         if self._refusal_log is not None:  # the refusals not logged yet are logged now
             self._refusal_log.cancel()
             self._log_refusals()
@@ -455,6 +462,21 @@ class IvrServer(ConnectionHost):
         """Note how late this timer runs (``metrics.loop_lag``) and arm the next one."""
         self.service.metrics.loop_lag.observe(max(0.0, time.monotonic() - due))
         self._arm_lag_probe()
+
+    # ------------------------------------------------------------------ young collections
+
+    def _arm_young_collection(self) -> None:
+        self._young_timer = asyncio.get_running_loop().call_later(
+            YOUNG_COLLECTION_INTERVAL, self._collect_young
+        )
+
+    def _collect_young(self) -> None:
+        """Collect the young generations (:class:`~ivr_server.memory.YoungCollections`: why),
+        and arm the next one. Not while the collector is off (``gc.disable()``: whoever turned
+        it off meant it)."""
+        if gc.isenabled():
+            gc.collect(self.young_collections.tick())
+        self._arm_young_collection()
 
     # ------------------------------------------------------------------ connection cap
 
