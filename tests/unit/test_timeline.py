@@ -4,6 +4,8 @@ only, errors explained), and the call side recording what passes."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 from ivr_server.calls.replies import BLOCKED_REQ, INVALID_REQ, LINK_DOWN, UNSUP_OPER, blocked
@@ -96,6 +98,27 @@ def test_a_request_after_the_end_joins_the_ended_timeline_of_its_own_ivr_only() 
     tl.record_late("C1", IN, m.EndCall(EndCause="Normal"), "IVR_1")
     found = tl.get("C1", 10.0)
     assert found is not None and [at for at, _, _ in found[0]] == [1.0, 2.0, 9.0]
+
+
+def test_a_late_request_keeps_the_ring_length_and_the_ended_order() -> None:
+    tl = timelines(entries=3)
+    run_call(tl, "C1", 1.0, 3)
+    run_call(tl, "C2", 5.0, 1)
+    tl.now = 9.0
+    tl.record_late("C1", IN, m.EndCall(EndCause="Normal"), "IVR_1")
+    found = tl.get("C1", 10.0)
+    assert found is not None and [at for at, _, _ in found[0]] == [2.0, 3.0, 9.0]
+    assert list(tl.ended) == ["C1", "C2"]  # the oldest still goes first
+
+
+def test_an_ended_timeline_is_not_walked_by_every_full_collection() -> None:
+    """An ended call's entries are a tuple, which the collector stops tracking (a deque would
+    stay tracked: 10,000 of them made every full collection a stall, docs/performance.md §13)."""
+    tl = timelines()
+    run_call(tl, "C1", 1.0, 5)
+    gc.collect()  # entries made since the last collection are untracked at this look,
+    gc.collect()  # the flat tuple that holds them at the next: a young collection does that
+    assert not gc.is_tracked(tl.ended["C1"])
 
 
 def test_first_puts_the_starting_request_before_what_it_caused() -> None:

@@ -10,11 +10,17 @@ one dictionary look-up and one append per message on the hot path. Reading a tim
 ``ivr-out``, ``switch-event``, ``router``, ``error``), a short summary (user data: keys only) and,
 for errors, the T-Library name of the code with a plain-language explanation.
 
-When a call is forgotten its ring moves to the ended timelines, kept ``retention`` seconds and at
-most ``calls`` of them (the oldest go first), so that an operator can still ask why a transfer
-failed after the call is gone. Memory is therefore bounded by (calls in progress + ``calls``) x
-``entries`` entries. The time of an ended call is that of its last entry (the step that ended
-it), so that ending a call needs no clock.
+When a call is forgotten its entries move to the ended timelines, kept ``retention`` seconds and
+at most ``calls`` of them (the oldest go first), so that an operator can still ask why a transfer
+failed after the call is gone. They are kept as one flat tuple ``(ended_at, ivr, *entries)``, not
+the ring: the collector stops tracking a tuple of untracked objects at its first look (a young
+collection), where a ``deque`` stays tracked and every full collection walks it; with the 10,000
+kept by default that walk was the server's longest stall at 1,000 calls/s (16-28 ms every few
+seconds; docs/performance.md §13, "Stalls"). Flat, because the collector untracks one level of
+tuples per look at them, and a young object is looked at twice (generations 0 and 1) before it
+is old: ``(ended_at, ivr, tuple(ring))`` was still tracked when it got there. Memory is
+therefore bounded by (calls in progress + ``calls``) x ``entries`` entries. The time of an ended
+call is that of its last entry (the step that ended it), so that ending a call needs no clock.
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ SWITCH: Final = 2
 
 Entry = tuple[float, int, Any]
 """``(time, direction, item)``: see the module docstring."""
+_ENTRIES: Final = 2
+"""Where an ended timeline's entries start in its tuple (after when it ended and its IVR)."""
 
 
 @dataclass(frozen=True)
@@ -58,8 +66,8 @@ class Timelines:
         the time of every entry recorded meanwhile."""
         self.live: Final[dict[str, deque[Entry]]] = {}
         """CallId -> the ring of a call in progress."""
-        self.ended: Final[OrderedDict[str, tuple[float, str, deque[Entry]]]] = OrderedDict()
-        """CallId -> (when it ended, its IVR, its ring), oldest first. An ordered dictionary:
+        self.ended: Final[OrderedDict[str, tuple[Any, ...]]] = OrderedDict()
+        """CallId -> (when it ended, its IVR, *its entries), oldest first. An ordered dictionary:
         its first key is found at once, where a plain dictionary's is found by skipping every
         slot deleted before it (the oldest are dropped one by one)."""
 
@@ -85,8 +93,12 @@ class Timelines:
     def record_late(self, call_id: str | None, direction: int, item: Any, ivr: str) -> None:
         """One entry on a call of IVR ``ivr`` that ended lately (a request after its end)."""
         kept = self.ended.get(call_id) if call_id is not None else None
-        if kept is not None and kept[1] == ivr:
-            kept[2].append((self.now, direction, item))
+        if kept is not None and call_id is not None and kept[1] == ivr:
+            entries = (*kept[_ENTRIES:], (self.now, direction, item))
+            limit = self.limits.entries
+            if 0 < limit < len(entries):
+                entries = entries[-limit:]
+            self.ended[call_id] = (kept[0], ivr, *entries)  # an existing key: its place stays
 
     def end(self, call_id: str, ivr: str) -> None:
         """Call ``call_id`` of IVR ``ivr`` was forgotten: its ring joins the ended ones; the
@@ -95,7 +107,7 @@ class Timelines:
         if ring is None:
             return
         ended_at = ring[-1][0] if ring else self.now
-        self.ended[call_id] = (ended_at, ivr, ring)
+        self.ended[call_id] = (ended_at, ivr, *ring)
         self.prune(ended_at)
 
     def prune(self, now: float) -> int:
@@ -122,7 +134,7 @@ class Timelines:
         kept = self.ended.get(call_id)
         if kept is None:
             return None
-        return list(kept[2]), kept[0]
+        return list(kept[_ENTRIES:]), kept[0]
 
     def keys_of(self, call_id: str) -> list[str]:
         """The keys (``Call.key``: the CallId within its IVR's scope) of every timeline held of
@@ -143,5 +155,5 @@ class Timelines:
     def entry_count(self) -> int:
         """Entries held in all (for memory tests)."""
         return sum(len(ring) for ring in self.live.values()) + sum(
-            len(kept[2]) for kept in self.ended.values()
+            len(kept) - _ENTRIES for kept in self.ended.values()
         )
