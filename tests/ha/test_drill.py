@@ -152,6 +152,15 @@ def stream_places(driver: HotStandbyDriver, calls: set[str]) -> list[tuple[str, 
     return sorted(((c or "", t, i) for c, t, i in places), key=lambda p: p[2] or 0)
 
 
+def received_by(driver: HotStandbyDriver, calls: set[str]) -> list[tuple[str, str, str, float]]:
+    """What the driver received for these calls: (CallId, node, element, time)."""
+    return [
+        (t.received.call_id or "", t.node, t.message.tag, round(t.at, 3))
+        for t in driver.received
+        if t.received.call_id in calls
+    ]
+
+
 Scenario = Callable[[Cluster, Proc, Proc], Awaitable[dict[str, dict[bytes, bytes]]]]
 """A fault and the recovery after it; returns the store's marks read right after the fault."""
 
@@ -219,7 +228,8 @@ async def drill(cluster: Cluster, scenario: Scenario) -> Tally:
         assert not tally.failures, (
             f"{len(tally.failures)} calls failed; the old leader's last marks {marks}; the "
             f"failed calls' documents (CallId, element, index on b's stream): "
-            f"{stream_places(driver, {f.split()[0] for f in tally.failures})}; "
+            f"{stream_places(driver, {f.split()[0] for f in tally.failures})}; what they got: "
+            f"{received_by(driver, {f.split()[0] for f in tally.failures})}; "
             f"{tally.failures[:3]}"
         )
         assert tally.completed > before

@@ -925,3 +925,40 @@ async def test_a_committed_reply_never_written_is_written_by_the_new_leader(
     await driver.links["b"].expect_silence(0.3)
     await wait_for(lambda: not kept_replies(inner), what="the outbox emptied by b")
     await driver.close()
+
+
+async def test_a_kept_reply_the_driver_had_is_not_written_again(
+    start_node: Start, site: str
+) -> None:
+    """The outbox's evidence (docs/ha.md §5): a kept reply of a call on which the driver has
+    asked again since (a request ``a`` had not handled when it made that reply) is not written
+    again by ``b``: an IVR asks one thing at a time per call, so it had it (the duplicate a
+    leader killed between writing a reply and writing its deletion would leave). The later
+    request's own kept reply is written."""
+    inner = shared_memory_store("memory://", site=site)
+    stuck = AppliedThenStuckStore(inner)
+    a = await start_node(ha_config(node="a", site=site), store=stuck)
+    b = await start_node(ha_config(node="b", site=site))
+    assert a.ha is not None and b.ha is not None
+    driver = await Driver.open({"a": a, "b": b})
+    await start_call(driver, "a")
+    await wait_for(lambda: a.ha is not None and not a.ha._inflight, what="a committed")
+    stuck.stuck = True
+    await driver.send("C1", udata_set("2", "k", "v2"))
+    await wait_for(lambda: len(kept_replies(inner)) == 1, what="UDataSet 2's reply kept")
+    await driver.send("C1", udata_get("3", "k"))
+    await wait_for(lambda: len(kept_replies(inner)) == 2, what="UDataGet 3's reply kept")
+    if a.ha._task is not None:
+        a.ha._task.cancel()
+    a.ha.release_on_stop = False
+    a.ha._generation += 1
+    stuck.dead = True
+    a.drop_held()
+    await driver.links["a"].close()
+    await wait_for(lambda: b.ha is not None and b.ha.leads, LEASE * 3, "b takes over")
+    resp = await expect(driver.links["b"], "UDataResp")
+    assert resp.RequestId == "3" and "v2" in str(resp)  # type: ignore[attr-defined]
+    await driver.links["b"].expect_silence(0.3)  # UDataSet 2's reply is not written again
+    assert b.ha.replayed == 0
+    await wait_for(lambda: not kept_replies(inner), what="the outbox emptied by b")
+    await driver.close()

@@ -430,3 +430,22 @@ def _tracked_pair() -> tuple[Pair, tuple[StatePersistence, StatePersistence]]:
     to_leader.login()
     to_standby.login()
     return Pair(leader, standby, to_leader, to_standby), states
+
+
+def test_the_standby_remembers_each_calls_latest_document_even_once_committed(pair: Pair) -> None:
+    """``answered_since`` (the reply outbox's evidence at a takeover, runtime/ha.py): the index
+    of each call's latest document the standby received on a stream, kept after the marks
+    trimmed the journal, forgotten with the stream; a leader knows nothing of it."""
+    pair.send("C1", new_call("1"))  # index 1
+    pair.send("C2", new_call("2"))  # 2
+    pair.send("C1", udata_set(1, "x"))  # 3
+    pair.commit()  # the journal trimmed: the indices stay
+    service = pair.standby.service
+    assert service.answered_since("IVR_1#0", "C1", 2)  # C1's UDataSet (3) came after 2
+    assert not service.answered_since("IVR_1#0", "C1", 3)
+    assert not service.answered_since("IVR_1#0", "C2", 2)
+    assert not service.answered_since("IVR_1#0", "C3", 0)
+    assert not service.answered_since("other#0", "C1", 0)
+    assert not pair.leader.service.answered_since("IVR_1#0", "C1", 0)
+    pair.to_standby.close()
+    assert not service.answered_since("IVR_1#0", "C1", 2)  # the stream closed: forgotten

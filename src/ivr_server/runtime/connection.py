@@ -49,11 +49,11 @@ still held when the leader dies (its acknowledgement unread, a replica's ``WAIT`
 requests are committed, so the standby does not replay them. So while
 :attr:`TurnWriter.keeps_replies`, the turn's output to each driver stream is taken from the link
 before the batch is sent (:meth:`IvrLinkProtocol.stage`) and kept *in* the batch. When its batch
-is acknowledged, the writer first writes the deletion of the output about to leave to the store's
-connection, then the output to the drivers (:meth:`ConnectionHost.held_keys`); a new leader writes
-what is still kept (:meth:`IvrLinkProtocol.resend`). So a reply is lost only if the leader dies
-between those two writes (one callback), and comes twice only if it dies after both and the
-store never reads its deletion (docs/ha.md §5).
+is acknowledged, the writer writes the output to the drivers, then, in the same callback, the
+deletion of what left to the store's connection (:meth:`ConnectionHost.held_keys`); a new leader
+writes what is still kept (:meth:`IvrLinkProtocol.resend`). So a committed reply is never lost
+with the leader, and comes twice only if the leader dies between those two writes
+(docs/ha.md §5).
 """
 
 from __future__ import annotations
@@ -132,9 +132,9 @@ class TurnWriter(Protocol):
         :attr:`ConnectionHost.reply_gate` while replies must wait for it."""
         ...
 
-    def keep_reply(self, stream: str, data: bytes) -> str:
-        """Keep ``data``, a turn's output to driver stream ``stream``, with the turn's batch;
-        the key it is kept under."""
+    def keep_reply(self, stream: str, index: int, data: bytes) -> str:
+        """Keep ``data``, a turn's output to driver stream ``stream`` after the stream's
+        document ``index`` was handled, with the turn's batch; the key it is kept under."""
         ...
 
 
@@ -376,7 +376,8 @@ class IvrLinkProtocol(asyncio.Protocol):
             return
         data = link.data_to_send()
         if data:
-            self._staged.append((writer.keep_reply(stream, data), data))
+            index = session.documents_in - session.stream_base
+            self._staged.append((writer.keep_reply(stream, index, data), data))
 
     def flush(self) -> None:
         """Write what the link queued; enforce the write-buffer bound; close a closed link.

@@ -51,10 +51,12 @@ held are dropped, the lease is given up, and another node takes over at its next
 docs/ha.md §5). A leader killed after the store applied a batch and before it wrote that batch's
 replies leaves those requests committed, so the standby does not replay them. So each turn's
 output to a driver stream goes into the batch (:data:`REPLY` records, :meth:`HaNode.keep_reply`);
-when the batch is acknowledged, the deletion of that output is written to the store's connection
-(``apply_now``) before the output itself (:meth:`HaNode._release`); a takeover writes what is
-still kept before it replays (:meth:`HaNode._resend`). A lost reply then needs a death between
-two writes of one callback, a duplicate one whose deletion never reached the store.
+when the batch is acknowledged, the output is written, then at once its deletion, to the store's
+connection (``apply_now``: written before it returns; :meth:`HaNode._release`); a takeover writes
+what is still kept before it replays (:meth:`HaNode._resend`). A committed reply is then never
+lost with its leader; it comes twice only if the leader dies between those two writes of one
+callback (a lost reply there was the other choice: a driver drops a second answer to a request
+it has had answered, by its ``RequestId``; a missing one costs its request timeout).
 
 **Limits** (docs/ha.md §5, §7). (1) A reply still in this process's own write buffer (a driver
 not reading) or the kernel's unsent queue when the leader dies is lost, as on any broken link.
@@ -81,6 +83,14 @@ from ivr_server.metrics import HaMetrics
 from ivr_server.runtime.ha_presence import PresenceWriter
 from ivr_server.service.persist import StatePersistence
 from ivr_server.store import Batch, Fenced, StateStore, StoreError, StoreUnavailable, open_store
+from ivr_server.wire import (
+    DecodeError,
+    FrameDecoder,
+    GliFrameError,
+    GliType,
+    decode_document,
+    encode_frame,
+)
 
 if TYPE_CHECKING:
     from ivr_server.runtime.app import IvrServer
@@ -104,11 +114,15 @@ EXPIRY_MARGIN: Final = 0.002
 LINK_WAIT: Final = 2.0
 """Longest a takeover waits for its premise links to come up before it answers (at most a
 third of the lease, which is renewed only after the takeover)."""
+REPLAY_SLICE: Final = 2048
+"""Journaled documents a takeover replays between two looks at its lease (a slice of
+``NewCall``s takes ~0.1-0.2 s, pure Python)."""
 SETTLE_WAIT: Final = 1.0
 """Longest a stopping node waits for its batches in flight (their replies go out first)."""
 REPLY: Final = "reply:"
-"""Prefix of the reply outbox's records in the slot: ``reply:<epoch>:<n>:<stream>`` -> the
-bytes of one turn's output to a driver stream (the module docstring, "Reply outbox")."""
+"""Prefix of the reply outbox's records in the slot: ``reply:<epoch>:<n>:<index>:<stream>`` ->
+the bytes of one turn's output to a driver stream, made once the stream's document ``index`` was
+handled (the module docstring, "Reply outbox")."""
 
 
 class _Active(Protocol):
@@ -132,6 +146,9 @@ class _InFlight:
     outcome: BaseException | int | None = None
     """``None`` until done; then replicas acknowledged, or the exception."""
     done: bool = False
+    task: asyncio.Future[int] | None = None
+    """The store's work on it, kept referenced while in flight (the loop keeps tasks weakly: one
+    waiting on a future nothing else holds would be collected, pending)."""
 
 
 @dataclass(slots=True)
@@ -477,11 +494,11 @@ class HaNode:
 
     # ------------------------------------------------------------------ the reply outbox
 
-    def keep_reply(self, stream: str, data: bytes) -> str:
-        """Keep a turn's output to ``stream`` with the turn's batch (``IvrLinkProtocol.stage``);
-        the key it is kept under."""
+    def keep_reply(self, stream: str, index: int, data: bytes) -> str:
+        """Keep a turn's output to ``stream`` (made once its document ``index`` was handled) with
+        the turn's batch (``IvrLinkProtocol.stage``); the key it is kept under."""
         self._reply_n += 1
-        key = f"{REPLY}{self.epoch}:{self._reply_n}:{stream}"
+        key = f"{REPLY}{self.epoch}:{self._reply_n}:{index}:{stream}"
         self._replies[key] = data
         kept = self._kept.get(stream)
         if kept is None:
@@ -491,43 +508,64 @@ class HaNode:
 
     def _release(self, acked: int) -> None:
         """Write the held output of the batches acknowledged up to ``acked`` (0: everything).
-        With the reply outbox, the deletion of that output from the store is written to the
-        store's connection first, in this same callback (``apply_now``), so that a leader killed
-        after writing a reply has sent its deletion already (the module docstring). When the
-        lease is in doubt (a renewal overdue: this node may have been paused while another took
-        over and sent these kept replies itself), the output waits for the store to confirm
-        the deletion at this node's epoch; fenced, it is dropped."""
+        With the reply outbox, the deletion of that output from the store is written right
+        after it, in the same callback (``apply_now``), so that only a leader killed between the
+        two writes leaves a written reply kept, to be written again (the module docstring).
+        When the lease is in doubt (a renewal overdue: this node may have been paused while
+        another took over and wrote these kept replies itself), an empty batch checks the epoch
+        first; the output and its deletion follow its answer, or, fenced, the output is
+        dropped."""
         server = self.server
-        keys = server.held_keys(acked) if self.keeps_replies else []
+        if not (self.keeps_replies and server.waiting):
+            server.release_held(acked)
+            return
+        if self._lease_in_doubt():
+            upto = acked or self._seq  # (0: what is held now, not what is held by then)
+            if not server.reply_gate:
+                server.reply_gate = upto  # a turn's output meanwhile waits for the check too
+            generation = self._generation
+            check = self.store.apply_now(Batch(self.slot, self.epoch))
+            check.add_done_callback(lambda f: self._checked(f, generation, upto))
+            return
+        self._release_then_delete(acked)
+
+    def _release_then_delete(self, acked: int) -> None:
+        server = self.server
+        keys = server.held_keys(acked)
         if not keys:
             server.release_held(acked)
             return
-        self._forget_kept(keys)
-        future = self.store.apply_now(Batch(self.slot, self.epoch, deletes=set(keys)))
-        generation = self._generation
-        if self._lease_in_doubt():
-            upto = acked or self._seq  # (0: what is held now, not what is held by then)
-            future.add_done_callback(lambda f: self._deleted(f, generation, upto))
-            return
-        future.add_done_callback(lambda f: self._deleted(f, generation, None))
+        batch = Batch(self.slot, self.epoch, deletes=set(keys))
         server.release_held(acked)
+        future = self.store.apply_now(batch)  # (nothing between the two writes but this call)
+        self._forget_kept(keys)
+        generation = self._generation
+        future.add_done_callback(lambda f: self._deleted(f, generation))
 
-    def _deleted(self, future: asyncio.Future[int], generation: int, acked: int | None) -> None:
-        """The store answered a deletion of released output (``acked``: output still held
-        for it, when the lease was in doubt)."""
+    def _checked(self, future: asyncio.Future[int], generation: int, acked: int) -> None:
+        """The epoch check of a release in doubt came back."""
+        exc = None if future.cancelled() else future.exception()
+        if generation != self._generation or not self.leads:
+            return
+        if isinstance(exc, Fenced) and exc.current is not None:
+            self._fenced(f"the store refused the epoch check of held replies: {exc}")
+            return
+        self._release_then_delete(acked)  # (the store lost: released, as then)
+        if not self._inflight and self.server.reply_gate <= acked:
+            self.server.reply_gate = 0
+
+    def _deleted(self, future: asyncio.Future[int], generation: int) -> None:
+        """The store answered the deletion of released output."""
         exc = None if future.cancelled() else future.exception()
         if generation != self._generation:
             return
         if isinstance(exc, Fenced) and exc.current is not None:
             self._fenced(f"the store refused the outbox's deletion: {exc}")
-            return
-        if acked is not None:
-            self.server.release_held(acked)  # (the store lost: released anyway, as then)
 
     def _forget_kept(self, keys: list[str]) -> None:
         kept = self._kept
         for key in keys:
-            stream = key.split(":", 3)[3]
+            stream = _reply_stream(key)
             of_stream = kept.get(stream)
             if of_stream is not None:
                 of_stream.discard(key)
@@ -552,8 +590,8 @@ class HaNode:
 
     def _resend(self, replies: dict[str, bytes]) -> int:
         """Takeover: write the output the old leader kept and never released, oldest first, on
-        the connections now carrying its streams; how many were written. All of it is deleted
-        from the store first (the deletion written before the output, as :meth:`_release`)."""
+        the connections now carrying its streams; how many were written. Then all of it is
+        deleted from the store (written, or for a stream no longer here), as :meth:`_release`."""
         if not replies:
             return 0
         protocols = {
@@ -561,15 +599,51 @@ class HaNode:
             for p in self.server.protocols.values()
             if p.session is not None and p.session.stream is not None
         }
+        written = skipped = 0
+        for key in sorted(replies, key=_reply_order):
+            stream = _reply_stream(key)
+            protocol = protocols.get(stream)
+            if protocol is None:
+                continue
+            data, dropped = self._unanswered(stream, _reply_index(key), replies[key])
+            skipped += dropped
+            if data and protocol.resend(data):
+                written += 1
+        if skipped:
+            log.warning(
+                "HA: %d kept documents not written again: the driver asked on their calls since",
+                skipped,
+            )
         future = self.store.apply_now(Batch(self.slot, self.epoch, deletes=set(replies)))
         generation = self._generation
-        future.add_done_callback(lambda f: self._deleted(f, generation, None))
-        written = 0
-        for key in sorted(replies, key=_reply_order):
-            protocol = protocols.get(key.split(":", 3)[3])
-            if protocol is not None and protocol.resend(replies[key]):
-                written += 1
+        future.add_done_callback(lambda f: self._deleted(f, generation))
         return written
+
+    def _unanswered(self, stream: str, index: int, data: bytes) -> tuple[bytes, int]:
+        """Of the documents in ``data`` (kept after the stream's document ``index``), those the
+        driver may not have had, and how many were left out: a document of a call on which this
+        node has since received a request the old leader had not handled (index above
+        ``index``) reached the driver, whose IVR asks one thing at a time per call: it had the
+        answer before it asked again. That is the duplicate a leader killed between writing a
+        reply and writing its deletion would otherwise leave (docs/ha.md §5)."""
+        try:
+            frames = FrameDecoder().feed(data)
+        except GliFrameError:
+            return data, 0
+        answered = self.service.answered_since
+        kept: list[bytes] = []
+        dropped = 0
+        for kind, payload in frames:
+            if kind == GliType.DATA:
+                try:
+                    call_id, _ = decode_document(payload)
+                except DecodeError:
+                    call_id = None
+                if call_id is not None and answered(stream, call_id, index):
+                    dropped += 1
+                    continue
+            kept.append(encode_frame(GliType(kind), payload))
+        return (b"".join(kept) if dropped else data), dropped
 
     def _lease_in_doubt(self) -> bool:
         """Has a renewal been missed (more than two thirds of the lease since the last one the
@@ -608,6 +682,7 @@ class HaNode:
             self.store.apply(batch, replicas=self._replicas, wait_timeout=self.config.wait_timeout)
         )
         task.add_done_callback(lambda t: self._applied(entry, generation, t))
+        entry.task = task
         if self._hold:
             self.server.reply_gate = entry.seq
 
@@ -751,7 +826,7 @@ class HaNode:
         self._renew_due = self._now() + self.config.lease / 3
         self._lease_until = sent + self.config.lease
         await self._takeover(epoch)
-        if self.mode == "active":
+        if self.mode == "active" and self.leads:
             await self._start_active()
 
     async def _start_active(self) -> None:
@@ -806,6 +881,9 @@ class HaNode:
             await self._lead(slot, epoch, marks, replies)
         finally:
             server.resume_input()
+        if not self.leads:
+            log.error("HA: node %s fenced during its takeover of %r", self.node_id, slot)
+            return
         await server.lead()
         took = loop.time() - began
         self.metrics.takeovers += 1
@@ -853,6 +931,9 @@ class HaNode:
         self.service.set_role("leader", now)
         self.keeps_replies = self._outbox and self.store_state == "ok"
         self.server.flush()  # what the takeover itself changed (the orphans bound) is written
+        await self._keep_lease()  # (loading and restoring 50,000 calls take a second)
+        if not self.leads:
+            return
         await self.connect_links(min(LINK_WAIT, self.config.lease / 3))
         resent = self._resend(replies)
         if resent:
@@ -860,12 +941,27 @@ class HaNode:
                 "HA: %d replies the old leader kept (committed, perhaps not sent) written again",
                 resent,
             )
-        replayed = self.service.replay(marks, asyncio.get_running_loop().time())
+        service = self.service
+        replayed = service.replay(marks, self._now(), REPLAY_SLICE)
+        while service.replaying:  # tens of thousands: in slices, the lease renewed between
+            self.server.flush()  # this slice's effects (no mark yet: the replay is not over)
+            await self._keep_lease()
+            if not self.leads:
+                return  # fenced meanwhile (demoted: the journal and the replay are gone)
+            replayed += service.replay_more(self._now(), REPLAY_SLICE)
         self._replay_due = False
         self.replayed += replayed
         self.metrics.replayed = self.replayed
         self._last_replayed = replayed
         self.server.flush()  # the replayed requests' effects committed, their replies held
+
+    async def _keep_lease(self) -> None:
+        """During a long takeover (the role loop waits for it): renew the lease when due, and
+        let the store's answers and the timers run."""
+        if self._now() >= self._renew_due:
+            await self._renew(self._now())
+        else:
+            await asyncio.sleep(0)
 
     async def connect_links(self, timeout: float) -> None:
         """Bring the premise links up at a takeover and wait up to ``timeout`` for them (a
@@ -897,7 +993,8 @@ class HaNode:
             self._fenced(f"the lease of {self.slot!r} at epoch {self.epoch} is another's")
         elif renewed is None:
             log.warning(
-                "HA: the store had lost slot %r (restarted empty?): writing the whole state back",
+                "HA: the store had lost slot %r, or is another incarnation (restarted empty or "
+                "from an older snapshot, or failed over): writing the whole state back",
                 self.slot,
             )
             self._queue.clear()
@@ -1062,8 +1159,18 @@ class HaNode:
 
 def _reply_order(key: str) -> tuple[int, int]:
     """A kept reply's (epoch, number): the order it was written in."""
-    _, epoch, n, _ = key.split(":", 3)
+    _, epoch, n, _, _ = key.split(":", 4)
     return int(epoch), int(n)
+
+
+def _reply_index(key: str) -> int:
+    """The stream's document after which a kept reply was made."""
+    return int(key.split(":", 4)[3])
+
+
+def _reply_stream(key: str) -> str:
+    """The driver stream of a kept reply (a stream's name may hold ``:``)."""
+    return key.split(":", 4)[4]
 
 
 def _default_node_id(server: IvrServer) -> str:

@@ -473,11 +473,12 @@ class IvrService:
                 bound += ctx.calls.adopt(ivr, session)
         return bound
 
-    def replay(self, marks: Mapping[str, int], now: float) -> int:
+    def replay(self, marks: Mapping[str, int], now: float, limit: int | None = None) -> int:
         """Takeover, after :meth:`bind_orphans`: re-handle each stream's journaled documents
         after its mark (the requests the old leader never committed), in their order of arrival,
         on their sessions, through the normal path (the answers go out); how many. The node is
-        ``leader`` afterwards and its journal empty."""
+        ``leader`` afterwards and its journal empty. With ``limit``, at most that many now, the
+        rest by :meth:`replay_more` while :attr:`replaying`."""
         ctx = self._ctx
         ctx.now = now
         ha = self._ha
@@ -485,7 +486,24 @@ class IvrService:
             return 0
         if ha.role != "leader":
             self.set_role("leader", now)
-        return ha.replay(marks, self._dispatch, self._answer_rejected)
+        return ha.replay(marks, self._dispatch, self._answer_rejected, limit)
+
+    def answered_since(self, stream: str, call_id: str, index: int) -> bool:
+        """Hot standby, at a takeover: did the driver send this node a document of
+        ``call_id`` on ``stream`` after that stream's document ``index``
+        (``HotStandby.received_since``)?"""
+        return self._ha is not None and self._ha.received_since(stream, call_id, index)
+
+    @property
+    def replaying(self) -> bool:
+        """Is a takeover's replay under way (:meth:`replay` with a limit)?"""
+        return self._ha is not None and self._ha.replaying
+
+    def replay_more(self, now: float, limit: int | None = None) -> int:
+        """The next slice of a replay under way; how many documents were handled."""
+        self._ctx.now = now
+        ha = self._ha
+        return ha.replay_more(self._dispatch, self._answer_rejected, limit) if ha else 0
 
     # ------------------------------------------------------------------ acts from outside
 

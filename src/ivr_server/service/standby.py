@@ -56,7 +56,7 @@ from __future__ import annotations
 import heapq
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -69,6 +69,7 @@ __all__ = [
     "AHEAD_LIMIT",
     "FRESH_S",
     "JOURNAL_LIMIT",
+    "LAST_LIMIT",
     "Entry",
     "HotStandby",
     "JournalCounters",
@@ -93,6 +94,9 @@ FRESH_S: Final = 5.0
 resetting a mark an earlier session of the name left in the store (after both nodes restarted,
 say), not as the leader's stream starting again: a driver opens a broken connection again
 after ``time_recon_is`` (2 s) at the earliest, and logs in to both nodes together at start."""
+
+LAST_LIMIT: Final = 100_000
+"""Calls per stream whose latest document index a standby remembers (``received_since``)."""
 
 JOURNAL_LIMIT: Final = 100_000
 """Most documents one stream's journal keeps; past it the oldest go (counted, and logged once per
@@ -176,6 +180,11 @@ class HotStandby:
         self._seq = 0
         self._started: dict[str, float] = {}
         """Stream -> when it started on this node (``ctx.now`` at its login)."""
+        self._replaying: Iterator[Entry] | None = None
+        """The rest of a replay under way (:meth:`replay` with a limit)."""
+        self._last: dict[str, dict[str, int]] = {}
+        """Standby: stream -> CallId -> index of the latest document of that call received (at
+        most :data:`LAST_LIMIT` calls per stream, the least recent forgotten)."""
 
     # ------------------------------------------------------------------ roles
 
@@ -186,6 +195,8 @@ class HotStandby:
         if role == "standby":
             self._reported.clear()
             self._reset.clear()
+            self._replaying = None  # (fenced mid-replay: the new leader replays)
+            self._last.clear()
 
     # ------------------------------------------------------------------ streams
 
@@ -214,6 +225,7 @@ class HotStandby:
             return
         del self.streams[stream]
         self._started.pop(stream, None)
+        self._last.pop(stream, None)
         journal = self._journals.pop(stream, None)
         if journal is not None and journal.entries:
             self.counters.closed += len(journal.entries)
@@ -279,8 +291,24 @@ class HotStandby:
                     extra=log_ctx(session, None),
                 )
         self._seq += 1
-        entries.append(Entry(self.index(session), self._seq, session, call_id, message))
+        index = self.index(session)
+        entries.append(Entry(index, self._seq, session, call_id, message))
         self.counters.journaled += 1
+        if call_id is not None:
+            last = self._last.get(stream)
+            if last is None:
+                last = self._last[stream] = {}
+            last.pop(call_id, None)  # (to the end: the least recent first)
+            last[call_id] = index
+            if len(last) > LAST_LIMIT:
+                del last[next(iter(last))]
+
+    def received_since(self, stream: str, call_id: str, index: int) -> bool:
+        """Has this node, as standby, received a document of ``call_id`` on ``stream`` with an
+        index above ``index``? (A takeover leaves out a kept reply the driver had: see
+        ``runtime/ha.py``, ``HaNode._unanswered``.)"""
+        last = self._last.get(stream)
+        return last is not None and last.get(call_id, 0) > index
 
     def trim(self, marks: Mapping[str, int]) -> int:
         """Drop what the leader committed: every kept document at or below its stream's mark;
@@ -362,11 +390,15 @@ class HotStandby:
         marks: Mapping[str, int],
         handle: Callable[[Session, str | None, Message], None],
         handle_rejected: Callable[[Session, DecodeError], None],
+        limit: int | None = None,
     ) -> int:
         """Re-handle the kept documents after each stream's mark, in their order of arrival
         across streams, on their sessions (``handle``: the service's dispatch, without counting
         them again); how many. The journals are emptied; an unaligned stream's documents are
-        dropped. The role must be ``leader`` already (muted, the answers would not leave)."""
+        dropped. The role must be ``leader`` already (muted, the answers would not leave).
+        With ``limit``, at most that many now: :meth:`replay_more` goes on (:attr:`replaying`),
+        so that a takeover with tens of thousands to replay can renew its lease between
+        slices."""
         pending: list[list[Entry]] = []
         for stream, journal in self._journals.items():
             session = journal.session
@@ -379,8 +411,26 @@ class HotStandby:
                 continue
             pending.append([entry for entry in journal.entries if entry.index > mark])
         self._journals.clear()
+        self._replaying = heapq.merge(*pending, key=_seq)
+        return self.replay_more(handle, handle_rejected, limit)
+
+    @property
+    def replaying(self) -> bool:
+        """Is a replay under way (:meth:`replay` with a ``limit``)?"""
+        return self._replaying is not None
+
+    def replay_more(
+        self,
+        handle: Callable[[Session, str | None, Message], None],
+        handle_rejected: Callable[[Session, DecodeError], None],
+        limit: int | None = None,
+    ) -> int:
+        """The replay's next (at most ``limit``) documents; how many were handled."""
+        entries = self._replaying
+        if entries is None:
+            return 0
         count = 0
-        for entry in heapq.merge(*pending, key=_seq):
+        for entry in entries:
             session = entry.session
             if session.stream is None or self.streams.get(session.stream) is not session:
                 continue  # closed by an earlier replayed document's doing
@@ -389,6 +439,10 @@ class HotStandby:
             else:
                 handle(session, entry.call_id, entry.message)
             count += 1
+            if limit is not None and count >= limit:
+                break
+        else:
+            self._replaying = None
         self.counters.replayed += count
         return count
 

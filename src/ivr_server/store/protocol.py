@@ -134,8 +134,9 @@ class StateStore(Protocol):
 
     def apply_now(self, batch: Batch) -> asyncio.Future[int]:
         """:meth:`apply` without ``WAIT``, its command written to the store *before this returns*
-        (not from a task's next step): the reply outbox deletes what it is about to write, so
-        that a process killed right after the write has deleted it already (docs/ha.md §5). The
+        (not from a task's next step): the reply outbox deletes what it has just written in the
+        same callback, so that only a process killed between the two writes leaves it kept
+        (docs/ha.md §5). The
         future fails with :class:`StoreUnavailable` when not connected (nothing is retried)."""
         ...
 
