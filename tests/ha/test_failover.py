@@ -201,6 +201,7 @@ async def test_h2_a_request_the_primary_never_committed_is_replayed_once(
     loop = asyncio.get_running_loop()
     async with await HotStandbyDriver.open(addresses(a, b), IVR) as driver:
         call = await new_call(driver)
+        await asyncio.sleep(0.2)  # (a fault right after a reply: test_h2_kill_9_right_after...)
         a.sigstop()
         paused = loop.time()
         more = (Node(Name="Step", Type="Str", Val="menu-2"),)
@@ -317,6 +318,7 @@ async def test_h4_a_paused_primary_is_fenced_and_never_answers_after_the_new_one
     async with await HotStandbyDriver.open(addresses(a, b), IVR) as driver:
         call = await new_call(driver)
         await set_data(driver, call)
+        await asyncio.sleep(0.2)  # (a fault right after a reply: test_h2_kill_9_right_after...)
         a.sigstop()
         await role(b, "leader", LEASE * 3 + 5)
         # Sent to both: A reads it only when it runs again, B answers it.

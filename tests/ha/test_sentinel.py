@@ -19,7 +19,7 @@ import pytest
 
 from ivr_server.client import HotStandbyDriver, NodeAddress
 from ivr_server.store import Batch, StoreUnavailable
-from ivr_server.store.redis import RedisStore, parse_sentinel_url
+from ivr_server.store.redis import RedisStore, _run_id, parse_sentinel_url
 from ivr_server.wire import messages as m
 from tests.ha.conftest import IVR, Cluster, default_body
 from tests.ha.test_failover import new_call
@@ -56,9 +56,32 @@ def test_the_url_forms() -> None:
     url = parse_sentinel_url("redis+sentinel://h/m?db=2&password=x&sentinel_password=y")
     assert url.options == {"password": "x", "db": 2} and url.sentinel_options == {"password": "y"}
     assert RedisStore("redis+sentinel://:pw@h:1/m", site="t").url == "redis+sentinel://h:1/m/0"
-    for bad in ("redis+sentinel://h", "redis+sentinel:///m", "redis+sentinel://h:x/m"):
+    url = parse_sentinel_url("redis+sentinel://u@h1, ,h2/m")  # a user without a password
+    assert url.options == {"username": "u", "db": 0}
+    assert url.sentinels == [("h1", 26379), ("h2", 26379)]
+    url = parse_sentinel_url("redis+sentinel://h/m?sentinel_username=su&sentinel_password=sp")
+    assert url.sentinel_options == {"username": "su", "password": "sp"}
+    for bad in (
+        "redis+sentinel://h",  # no master
+        "redis+sentinel:///m",  # no sentinel
+        "redis+sentinel://h:x/m",  # bad port
+        "redis+sentinel://:26379/m",  # no host
+        "redis+sentinel://h/m/x",  # bad db
+        "redis+sentinel://h/m?color=red",  # unknown option
+        "redis://h/m",  # another scheme
+    ):
         with pytest.raises(ValueError):
             parse_sentinel_url(bad)
+
+
+def test_the_run_id_of_an_info_reply() -> None:
+    """The incarnation comes from ``INFO server``'s ``run_id`` line; none when refused (an ACL
+    without ``+info`` answers an error) or absent."""
+    info = b"# Server\r\nredis_version:7.0.15\r\nrun_id:abc123\r\ntcp_port:6379\r\n"
+    assert _run_id(info) == "abc123"
+    assert _run_id(b"# Server\r\nredis_version:7.0.15\r\n") is None
+    assert _run_id(b"run_id:\r\n") is None
+    assert _run_id(None) is None
 
 
 async def test_the_store_follows_the_promoted_replica(redis_sentinel: SentinelSet) -> None:

@@ -32,6 +32,7 @@ from ivr_server.config import HaConfig, ListenAddress, ServerConfig, default_con
 from ivr_server.runtime import IvrServer
 from ivr_server.store import Batch, MemoryStore, StateStore, StoreUnavailable
 from ivr_server.store.memory import shared_memory_store
+from ivr_server.wire import GliType, encode_frame
 from ivr_server.wire import messages as m
 from tests.integration.rawlink import RawLink, new_call_body
 from tests.redisproc import RedisPair, RedisProcess, redis_pair, redis_server
@@ -863,6 +864,18 @@ def kept_replies(store: MemoryStore, slot: str = "primary") -> list[str]:
     return [k for k in state.objects if k.startswith("reply:")] if state is not None else []
 
 
+class NowCountingStore(GatedStore):
+    """A gated store that notes the size (puts, deletes) of every ``apply_now`` batch."""
+
+    def __init__(self, inner: StateStore) -> None:
+        super().__init__(inner)
+        self.now_batches: list[tuple[int, int]] = []
+
+    def apply_now(self, batch: Batch) -> asyncio.Future[int]:
+        self.now_batches.append((len(batch.puts), len(batch.deletes)))
+        return self.inner.apply_now(batch)
+
+
 class AppliedThenStuckStore(GatedStore):
     """A store that applies every batch at once but, once :attr:`stuck`, never acknowledges
     it: the leader's replies stay held although their batch is committed (its process killed
@@ -961,4 +974,63 @@ async def test_a_kept_reply_the_driver_had_is_not_written_again(
     await driver.links["b"].expect_silence(0.3)  # UDataSet 2's reply is not written again
     assert b.ha.replayed == 0
     await wait_for(lambda: not kept_replies(inner), what="the outbox emptied by b")
+    await driver.close()
+
+
+async def test_what_a_takeover_leaves_out_of_a_kept_output(start_node: Start, site: str) -> None:
+    """``HaNode._unanswered`` frame by frame: a Data frame of a call asked on since (a later
+    document on the stream) is left out; another call's, a keep-alive frame and a Data frame
+    that does not decode are written; bytes that are not GLI frames are written as they are."""
+    a, b = await pair(start_node, site)
+    assert b.ha is not None
+    driver = await Driver.open({"a": a, "b": b})
+    await start_call(driver, "a", "C1")  # b journals NewCall (index 1) on its stream
+    await driver.send("C1", udata_get("1", "k"))  # index 2
+    stream = "IVR_1#0"
+    await wait_for(lambda: b.service.answered_since(stream, "C1", 1), what="b journaled it")
+
+    def data(call_id: str) -> bytes:
+        body = (
+            "<?xml version='1.0' encoding='ISO-8859-1'?><!DOCTYPE GctiMsg SYSTEM 'IServer.dtd'>"
+            f"<GctiMsg><CallId>{call_id}</CallId><UDataResp Result='Success'>"
+            "<RequestId>1</RequestId></UDataResp></GctiMsg>"
+        )
+        return encode_frame(GliType.DATA, body.encode("latin-1"))
+
+    keep_alive = encode_frame(GliType.KEEP_ALIVE_RESPONSE)
+    garbled = encode_frame(GliType.DATA, b"<GctiMsg><nope")
+    kept = data("C1") + data("C2") + keep_alive + garbled
+    out, dropped = b.ha._unanswered(stream, 1, kept)
+    assert dropped == 1 and out == data("C2") + keep_alive + garbled
+    assert b.ha._unanswered(stream, 2, kept) == (kept, 0)  # nothing asked after index 2
+    assert b.ha._unanswered("other#0", 1, kept) == (kept, 0)
+    assert b.ha._unanswered(stream, 1, b"\xff" * 8) == (b"\xff" * 8, 0)  # not GLI: as it is
+    await driver.close()
+
+
+async def test_held_replies_released_in_doubt_wait_for_an_epoch_check(
+    start_node: Start, site: str
+) -> None:
+    """A leader whose renewal is overdue (paused or starved: the lease in doubt) does not write
+    the held replies of an acknowledged batch at once: an empty batch checks its epoch in the
+    store first (docs/ha.md §5, "A paused old leader"); confirmed, they leave and their kept
+    copies are deleted."""
+    inner = shared_memory_store("memory://", site=site)
+    gated = NowCountingStore(inner)
+    a = await start_node(ha_config(node="a", site=site), store=gated)
+    assert a.ha is not None
+    driver = await Driver.open({"a": a})
+    await start_call(driver, "a")
+    await wait_for(lambda: a.ha is not None and not a.ha._inflight, what="a committed")
+    gated.gate.clear()
+    await driver.send("C1", udata_set("1", "k", "v1"))
+    await wait_for(lambda: a.ha is not None and bool(a.ha._inflight), what="the batch sent")
+    a.ha._lease_until = 0.0  # the renewal is overdue
+    gated.now_batches.clear()
+    gated.gate.set()
+    resp = await expect(driver.links["a"], "UDataResp")
+    assert resp.RequestId == "1"  # type: ignore[attr-defined]
+    assert gated.now_batches[0] == (0, 0)  # the epoch check: an empty batch, first
+    assert a.ha.leads and a.ha.fenced_count == 0
+    await wait_for(lambda: not kept_replies(inner), what="its kept copy deleted")
     await driver.close()
