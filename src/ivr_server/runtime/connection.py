@@ -59,7 +59,9 @@ with the leader, and comes twice only if the leader dies between those two write
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import struct
 import time
 from typing import Final, Protocol, cast
 
@@ -113,6 +115,8 @@ turns from its timer to the store, went out seconds late (docs/performance.md §
 IDLE_AFTER: Final = 2.0
 """Seconds without a readable document after which a connection may be closed to make room
 for a new one when the IVR connections are at their cap (see the module docstring)."""
+SIOCOUTQNSD: Final = 0x894B
+"""Linux ``ioctl``: bytes of a TCP socket's send queue not yet sent (``linux/sockios.h``)."""
 _SERVER_FULL: Final = encode_error_frame(GliErrorCode.TOO_MANY_CONNECTIONS)
 """What a connection over the cap gets before it is closed."""
 # Final: the compiled build reads it from a C variable, not from the module's dict per request.
@@ -438,6 +442,26 @@ class IvrLinkProtocol(asyncio.Protocol):
             return False
         return True
 
+    def all_sent(self) -> bool:
+        """Has everything written to this connection left this host (nothing in the transport's
+        buffer, nothing unsent in the kernel's queue)? A process killed with unread input resets
+        its connections, and the kernel then drops what it had not sent: the reply outbox
+        deletes its copy of a reply only once this is true (``runtime/ha.py``). ``True`` for a
+        closed connection (nothing more will leave) and where the kernel does not say."""
+        transport = self.transport
+        if transport is None or self._closing:
+            return True
+        if transport.get_write_buffer_size():
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return True
+        try:
+            queued = fcntl.ioctl(sock.fileno(), SIOCOUTQNSD, b"\0\0\0\0")
+        except (OSError, ValueError):
+            return True
+        return not struct.unpack("i", queued)[0]
+
     def held_keys(self, acked: int) -> list[str]:
         """The outbox keys of the held output :meth:`release_held` would write for ``acked``."""
         keys: list[str] = []
@@ -726,12 +750,15 @@ class ConnectionHost:
             if not protocol._out:
                 del waiting[protocol]
 
-    def held_keys(self, acked: int) -> list[str]:
-        """The outbox keys of what :meth:`release_held` would write for ``acked``."""
-        keys: list[str] = []
+    def held_keys(self, acked: int) -> list[tuple[IvrLinkProtocol, list[str]]]:
+        """The outbox keys of what :meth:`release_held` would write for ``acked``, by
+        connection."""
+        found: list[tuple[IvrLinkProtocol, list[str]]] = []
         for protocol in self.waiting:
-            keys.extend(protocol.held_keys(acked))
-        return keys
+            keys = protocol.held_keys(acked)
+            if keys:
+                found.append((protocol, keys))
+        return found
 
     def pause_input(self) -> None:
         """Handle nothing read from now on (it waits in each connection's buffer, reading from

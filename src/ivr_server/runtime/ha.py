@@ -58,9 +58,12 @@ lost with its leader; it comes twice only if the leader dies between those two w
 callback (a lost reply there was the other choice: a driver drops a second answer to a request
 it has had answered, by its ``RequestId``; a missing one costs its request timeout).
 
-**Limits** (docs/ha.md §5, §7). (1) A reply still in this process's own write buffer (a driver
-not reading) or the kernel's unsent queue when the leader dies is lost, as on any broken link.
-(2) While the store is lost replies are not held; a
+A kept copy is deleted only once its output has left the host (``IvrLinkProtocol.all_sent``):
+a killed process's connections are reset, and the kernel drops what it had not sent.
+
+**Limits** (docs/ha.md §5, §7). (1) A reply written and not yet deleted when the leader dies is
+written again by its successor unless the driver asked on that call since. (2) While the store
+is lost replies are not held; a
 leader that dies before the store is back leaves requests answered but not committed, which the
 standby replays: answered twice. (3) A leader cut off from the store but not from the drivers
 serves on (``on-store-loss``) while a standby that still reaches the store may take over: both
@@ -114,6 +117,9 @@ EXPIRY_MARGIN: Final = 0.002
 LINK_WAIT: Final = 2.0
 """Longest a takeover waits for its premise links to come up before it answers (at most a
 third of the lease, which is renewed only after the takeover)."""
+UNSENT_CHECK: Final = 0.005
+"""Seconds between looks at released output the kernel has not sent yet (a driver that does not
+read for a while): its kept copy is deleted once it left."""
 REPLAY_SLICE: Final = 2048
 """Journaled documents a takeover replays between two looks at its lease (a slice of
 ``NewCall``s takes ~0.1-0.2 s, pure Python)."""
@@ -285,6 +291,10 @@ class HaNode:
         """The turn's kept output (written with its batch)."""
         self._kept: dict[str, set[str]] = {}
         """Stream -> keys kept in the store and not yet released (their deletion not sent)."""
+        self._unsent: list[tuple[Any, list[str]]] = []
+        """Released output not yet all sent by the kernel: (connection, keys), deleted from the
+        store once it has left (:meth:`_release_then_delete`)."""
+        self._unsent_check: asyncio.TimerHandle | None = None
         """Only a hot standby replays, so only hot standby writes the driver streams' marks (in
         warm and active mode a turn that changed nothing sends no batch)."""
         self._replicas = config.replicas if config.durability == "replica" else 0
@@ -439,6 +449,9 @@ class HaNode:
             self.active.stop()
         await self.settle(SETTLE_WAIT)
         self._generation += 1  # what is still in flight: its outcome changes nothing now
+        if self._unsent_check is not None:
+            self._unsent_check.cancel()
+            self._unsent_check = None
         self.server.reply_gate = 0
         self.server.drop_held()  # never sent: their effects are not committed (the next leader
         # replays those requests)
@@ -531,16 +544,53 @@ class HaNode:
 
     def _release_then_delete(self, acked: int) -> None:
         server = self.server
-        keys = server.held_keys(acked)
-        if not keys:
-            server.release_held(acked)
-            return
-        batch = Batch(self.slot, self.epoch, deletes=set(keys))
+        held = server.held_keys(acked)
         server.release_held(acked)
-        future = self.store.apply_now(batch)  # (nothing between the two writes but this call)
+        if not held and not self._unsent:
+            return
+        keys: list[str] = []
+        for protocol, of_protocol in held:
+            if protocol.all_sent():
+                keys.extend(of_protocol)
+            else:  # still on this host: deleted once it left (a reset would drop it)
+                self._unsent.append((protocol, of_protocol))
+        if self._unsent:
+            keys.extend(self._sent_since())
+        if keys:
+            self._delete_kept(keys)
+
+    def _delete_kept(self, keys: list[str]) -> None:
+        """Delete kept output that left (``apply_now``: written before this returns)."""
+        future = self.store.apply_now(Batch(self.slot, self.epoch, deletes=set(keys)))
         self._forget_kept(keys)
         generation = self._generation
         future.add_done_callback(lambda f: self._deleted(f, generation))
+
+    def _sent_since(self) -> list[str]:
+        """The keys of released output that has left since, and (while some has not) a look
+        again soon."""
+        keys: list[str] = []
+        waiting: list[tuple[Any, list[str]]] = []
+        for protocol, of_protocol in self._unsent:
+            if protocol.all_sent():
+                keys.extend(of_protocol)
+            else:
+                waiting.append((protocol, of_protocol))
+        self._unsent = waiting
+        if waiting and self._unsent_check is None:
+            self._unsent_check = asyncio.get_running_loop().call_later(
+                UNSENT_CHECK, self._check_unsent
+            )
+        return keys
+
+    def _check_unsent(self) -> None:
+        self._unsent_check = None
+        if not self.leads:
+            self._unsent = []
+            return
+        keys = self._sent_since()
+        if keys:
+            self._delete_kept(keys)
 
     def _checked(self, future: asyncio.Future[int], generation: int, acked: int) -> None:
         """The epoch check of a release in doubt came back."""
@@ -1130,6 +1180,10 @@ class HaNode:
         self.keeps_replies = False
         self._replies = {}
         self._kept = {}
+        self._unsent = []
+        if self._unsent_check is not None:
+            self._unsent_check.cancel()
+            self._unsent_check = None
         self.role = "standby"
         self.metrics.role = 0
         self.slots.clear()
