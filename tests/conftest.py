@@ -1,9 +1,13 @@
-"""Shared fixtures: fail any test during which the event loop reported an unhandled error.
+"""Shared fixtures: fail any test during which the event loop reported an unhandled error, or
+which left a socket (or anything else) to be finalised unclosed: a collection at the end of each
+test reports it there, not in whichever later test the collector happens to run (the server's
+own young collections every 50 ms, ``memory.YoungCollections``, made that a matter of chance).
 And the coverage floor, held to the whole suite only."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -35,4 +39,5 @@ async def _loop_errors_fail_the_test() -> AsyncIterator[None]:
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
     yield
     loop.set_exception_handler(None)
+    gc.collect()  # what the test left unclosed is reported as its own, not a later test's
     assert not errors, f"the event loop reported unhandled errors: {errors}"

@@ -83,7 +83,11 @@ async def test_the_leader_writes_back_over_an_older_snapshot(start_node: Start, 
     await asyncio.sleep(LEASE * 1.5)  # b's hold after the restart is over: a keeps the lease
     assert b.ha.role == "standby" and a.ha.leads
     await crash(a)
-    await wait_for(lambda: b.ha is not None and b.ha.leads, LEASE * 3 + 2.0, "b takes over")
+    await wait_for(
+        lambda: b.ha is not None and b.ha.last_takeover is not None,
+        LEASE * 3 + 2.0,
+        "b took over",  # (it leads from the takeover's second half; this is set at its end)
+    )
     assert b.ha.last_takeover is not None and b.ha.last_takeover.calls == 1
     assert {call_id_of(key) for key in b.service.calls.calls} == {"C2"}
     await driver.send("C2", udata_get("3", "k"), to=["b"])

@@ -1034,3 +1034,32 @@ async def test_held_replies_released_in_doubt_wait_for_an_epoch_check(
     assert a.ha.leads and a.ha.fenced_count == 0
     await wait_for(lambda: not kept_replies(inner), what="its kept copy deleted")
     await driver.close()
+
+
+class _SlowReader:
+    """Stands for a connection whose released output the kernel has not sent yet."""
+
+    def __init__(self) -> None:
+        self.sent = False
+
+    def all_sent(self) -> bool:
+        return self.sent
+
+
+async def test_a_kept_copy_waits_until_its_output_left(start_node: Start, site: str) -> None:
+    """Released output still on this host (a driver slow to read: a reset would drop it) keeps
+    its copy in the store, looked at again every ``UNSENT_CHECK``; once it left, the copy is
+    deleted (docs/ha.md §5)."""
+    inner = shared_memory_store("memory://", site=site)
+    a = await start_node(ha_config(node="a", site=site))
+    assert a.ha is not None
+    key = f"reply:{a.ha.epoch}:1:0:S#0"
+    await inner.apply(Batch("primary", a.ha.epoch, puts={key: b"reply"}))
+    slow = _SlowReader()
+    a.ha._unsent = [(slow, [key])]
+    assert a.ha._sent_since() == []  # not yet: looked at again soon
+    await asyncio.sleep(0.05)
+    assert kept_replies(inner) == [key]
+    slow.sent = True
+    await wait_for(lambda: not kept_replies(inner), what="the copy deleted once sent")
+    assert a.ha._unsent == [] and a.ha._unsent_check is None
