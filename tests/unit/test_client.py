@@ -7,6 +7,8 @@ import contextlib
 import gc
 import io
 import re
+import socket
+import struct
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -830,3 +832,42 @@ def test_pretty_shows_anything() -> None:
     assert format_payload(
         build_document(None, "<DialOutError Error='NoTrunks' RefID='1'/>")
     ).startswith("-> DialOutError\n")
+
+
+async def test_the_last_replies_of_a_server_that_reset_the_connection_are_read() -> None:
+    """A server writes its last replies and dies (its connection reset); the client, which had
+    not read them yet, writes again, fails, and its transport closes: the replies the kernel
+    had received are still read and delivered first (``IvrClient._drain``)."""
+    accepted: asyncio.Future[asyncio.StreamWriter] = asyncio.get_running_loop().create_future()
+
+    async def on_connect(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set_result(writer)
+
+    server = await asyncio.start_server(on_connect, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        client = await IvrClient.connect("127.0.0.1", port)
+        writer = await accepted
+        assert client._transport is not None
+        client._transport.pause_reading()  # a busy client: it has not read yet
+        writer.write(
+            encode_frame(
+                GliType.DATA, encode_document("C1", UDataResp(Result="Success", RequestId="1"))
+            )
+        )
+        await writer.drain()
+        await asyncio.sleep(0.05)  # with the client's kernel now
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()  # reset
+        await asyncio.sleep(0.05)
+        with contextlib.suppress(ConnectionLost):
+            for _ in range(20):  # writes to a reset connection fail, and the transport closes
+                client.send("C1", UDataGet(Keys="a", RequestId="2"))
+                await asyncio.sleep(0.01)
+        got = await client.expect("C1", types=UDataResp, timeout=1.0)
+        assert got.message == UDataResp(Result="Success", RequestId="1")
+        await client.close()
+    finally:
+        server.close()
+        await server.wait_closed()

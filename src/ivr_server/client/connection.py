@@ -386,6 +386,8 @@ class IvrClient(asyncio.Protocol):
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None and self._close_reason is None:
+            self._drain()
         if self._close_reason is None:
             if exc is None:
                 events = self._link.receive_data(b"", self._loop.time())
@@ -396,6 +398,29 @@ class IvrClient(asyncio.Protocol):
         self._transport = None
         if not self._lost.done():
             self._lost.set_result(None)
+
+    def _drain(self) -> None:
+        """A connection lost to an error (a write to a server that died: reset) is closed by the
+        transport without reading what the kernel had received, and a server writes its last
+        replies just before it dies: read them now (the socket is still open), so that none the
+        server sent is lost on this side (TLS: not possible, left)."""
+        transport = self._transport
+        if transport is None or transport.get_extra_info("sslcontext") is not None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return
+        try:
+            fd = sock.fileno()
+            if fd < 0:
+                return
+            while self._close_reason is None:
+                data = os.read(fd, 65536)  # (the transport's socket is non-blocking)
+                if not data:
+                    return
+                self.data_received(data)
+        except OSError:  # nothing more (would block), or the reset itself
+            return
 
     # ------------------------------------------------------------------ engine glue
 
