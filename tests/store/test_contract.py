@@ -5,83 +5,17 @@ both must behave the same, fencing above all (MODES-AND-HA §3.5, docs/store.md)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 
 import pytest
 
-from ivr_server.store import Batch, Fenced, MemoryStore, StateStore, StoreUnavailable
+from ivr_server.store import Batch, Fenced, StateStore, StoreUnavailable
 from ivr_server.store.redis import RedisStore
-from tests.redisproc import RedisProcess, require_redis
+from tests.store.conftest import Backend
 
 pytestmark = pytest.mark.timeout(30)
 
 LEASE = 0.2
 """Short leases: lapses are tested by waiting them out."""
-
-
-@dataclass
-class Backend:
-    """A store under test and the means to break it as a real deployment breaks."""
-
-    kind: str
-    memory: MemoryStore | None = None
-    server: RedisProcess | None = None
-
-    def new_store(self) -> StateStore:
-        """Another client of the same store (another node)."""
-        if self.memory is not None:
-            return self.memory
-        assert self.server is not None
-        return RedisStore(self.server.url, site="t", timeout=1.0)
-
-    def lose_data(self) -> None:
-        """The store restarts empty."""
-        if self.memory is not None:
-            self.memory.wipe()
-        else:
-            assert self.server is not None
-            self.server.restart()
-
-    def kill(self) -> None:
-        if self.memory is not None:
-            self.memory.down = True
-        else:
-            assert self.server is not None
-            self.server.kill()
-
-    def revive(self) -> None:
-        """Back, empty (no persistence)."""
-        if self.memory is not None:
-            self.memory.wipe()
-            self.memory.down = False
-        else:
-            assert self.server is not None
-            self.server.start()
-
-
-@pytest.fixture(params=["memory", "redis"])
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    if request.param == "memory":
-        yield Backend("memory", memory=MemoryStore(site="t"))
-        return
-    require_redis()
-    server = RedisProcess()
-    try:
-        yield Backend("redis", server=server)
-    finally:
-        server.cleanup()
-
-
-@pytest.fixture
-async def stores(backend: Backend) -> AsyncIterator[tuple[StateStore, StateStore]]:
-    """Two nodes' clients of the one store."""
-    a, b = backend.new_store(), backend.new_store()
-    await a.connect()
-    await b.connect()
-    yield a, b
-    await a.close()
-    await b.close()
 
 
 async def test_apply_load_marks(stores: tuple[StateStore, StateStore]) -> None:

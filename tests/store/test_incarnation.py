@@ -10,77 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import pytest
 
-from ivr_server.store import Batch, Fenced, MemoryStore, StateStore, StoreUnavailable
-from ivr_server.store.memory import MemoryImage
+from ivr_server.store import Batch, Fenced, StateStore, StoreUnavailable
 from ivr_server.store.redis import RedisStore
-from tests.redisproc import RedisProcess, require_redis
+from tests.redisproc import RedisProcess
+from tests.store.conftest import Backend
 
 pytestmark = pytest.mark.timeout(60)
 
 LEASE = 1.0
 T = TypeVar("T")
-
-
-@dataclass
-class Backend:
-    """A store that can take a snapshot and be restarted from it."""
-
-    memory: MemoryStore | None = None
-    server: RedisProcess | None = None
-    image: MemoryImage | None = None
-
-    def new_store(self) -> StateStore:
-        if self.memory is not None:
-            return self.memory
-        assert self.server is not None
-        return RedisStore(self.server.url, site="t", timeout=1.0)
-
-    def save(self) -> None:
-        """The snapshot a stock redis-server takes by itself (``SAVE``: ``dump.rdb``)."""
-        if self.memory is not None:
-            self.image = self.memory.snapshot()
-        else:
-            assert self.server is not None
-            with self.server.client() as client:
-                client.save()
-
-    def restart_from_snapshot(self) -> None:
-        """``kill -9`` and start again: the snapshot's state comes back."""
-        if self.memory is not None:
-            self.memory.restart(self.image)
-        else:
-            assert self.server is not None
-            self.server.restart()  # the same --dir: dump.rdb is loaded
-
-
-@pytest.fixture(params=["memory", "redis"])
-def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    if request.param == "memory":
-        yield Backend(memory=MemoryStore(site="t"))
-        return
-    require_redis()
-    server = RedisProcess()
-    try:
-        yield Backend(server=server)
-    finally:
-        server.cleanup()
-
-
-@pytest.fixture
-async def stores(backend: Backend) -> AsyncIterator[tuple[StateStore, StateStore]]:
-    """Two nodes' clients of the one store, both connected before the restart."""
-    a, b = backend.new_store(), backend.new_store()
-    await a.connect()
-    await b.connect()
-    yield a, b
-    await a.close()
-    await b.close()
 
 
 async def _after_reconnect(call: Callable[[], Awaitable[T]]) -> T:

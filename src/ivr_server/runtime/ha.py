@@ -97,6 +97,7 @@ from ivr_server.wire import (
 
 if TYPE_CHECKING:
     from ivr_server.runtime.app import IvrServer
+    from ivr_server.runtime.connection import IvrLinkProtocol
 
 __all__ = ["COMMIT_WINDOW", "HaNode", "Role"]
 
@@ -291,7 +292,7 @@ class HaNode:
         """The turn's kept output (written with its batch)."""
         self._kept: dict[str, set[str]] = {}
         """Stream -> keys kept in the store and not yet released (their deletion not sent)."""
-        self._unsent: list[tuple[Any, list[str]]] = []
+        self._unsent: list[tuple[IvrLinkProtocol, list[str]]] = []
         """Released output not yet all sent by the kernel: (connection, keys), deleted from the
         store once it has left (:meth:`_release_then_delete`)."""
         self._unsent_check: asyncio.TimerHandle | None = None
@@ -570,7 +571,7 @@ class HaNode:
         """The keys of released output that has left since, and (while some has not) a look
         again soon."""
         keys: list[str] = []
-        waiting: list[tuple[Any, list[str]]] = []
+        waiting: list[tuple[IvrLinkProtocol, list[str]]] = []
         for protocol, of_protocol in self._unsent:
             if protocol.all_sent():
                 keys.extend(of_protocol)
@@ -615,7 +616,7 @@ class HaNode:
     def _forget_kept(self, keys: list[str]) -> None:
         kept = self._kept
         for key in keys:
-            stream = _reply_stream(key)
+            stream = _reply_key(key)[3]
             of_stream = kept.get(stream)
             if of_stream is not None:
                 of_stream.discard(key)
@@ -650,12 +651,11 @@ class HaNode:
             if p.session is not None and p.session.stream is not None
         }
         written = skipped = 0
-        for key in sorted(replies, key=_reply_order):
-            stream = _reply_stream(key)
+        for _, _, index, stream, key in sorted((*_reply_key(key), key) for key in replies):
             protocol = protocols.get(stream)
             if protocol is None:
                 continue
-            data, dropped = self._unanswered(stream, _reply_index(key), replies[key])
+            data, dropped = self._unanswered(stream, index, replies[key])
             skipped += dropped
             if data and protocol.resend(data):
                 written += 1
@@ -1211,20 +1211,12 @@ class HaNode:
         return asyncio.get_running_loop().time()
 
 
-def _reply_order(key: str) -> tuple[int, int]:
-    """A kept reply's (epoch, number): the order it was written in."""
-    _, epoch, n, _, _ = key.split(":", 4)
-    return int(epoch), int(n)
-
-
-def _reply_index(key: str) -> int:
-    """The stream's document after which a kept reply was made."""
-    return int(key.split(":", 4)[3])
-
-
-def _reply_stream(key: str) -> str:
-    """The driver stream of a kept reply (a stream's name may hold ``:``)."""
-    return key.split(":", 4)[4]
+def _reply_key(key: str) -> tuple[int, int, int, str]:
+    """A kept reply's key ``reply:<epoch>:<n>:<index>:<stream>`` read: (epoch, number) is the
+    order it was written in, ``index`` the stream's document after which it was made (a stream's
+    name may hold ``:``)."""
+    _, epoch, n, index, stream = key.split(":", 4)
+    return int(epoch), int(n), int(index), stream
 
 
 def _default_node_id(server: IvrServer) -> str:
