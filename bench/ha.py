@@ -599,6 +599,11 @@ async def hold_and_kill(
     killed = time.perf_counter()
     pair.leader.proc.kill()
     pair.leader.proc.wait(10)
+    if (os.cpu_count() or 1) > 1 and hasattr(os, "sched_setaffinity"):
+        # the standby takes the dead leader's core: in production it has a host of its own, not
+        # the core of Redis and the load generator (all threads: the API's too)
+        for task in os.listdir(f"/proc/{pair.standby.pid}/task"):
+            os.sched_setaffinity(int(task), {0})
     # The probe goes to the standby only (the leader is dead): it answers once it leads.
     sink = sinks[0]
     assert sink.transport is not None
@@ -730,6 +735,9 @@ def main() -> None:
         action="store_true",
         help="set the held calls up in one unpaced burst (the leader must keep its lease)",
     )
+    ap.add_argument(
+        "--logs", type=Path, default=None, help="keep the nodes' and Redis' logs in this folder"
+    )
     args, _ = ap.parse_known_args()
     seconds = args.seconds or (2.0 if args.quick else 8.0)
     calls = args.calls or (5_000 if args.quick else 50_000)
@@ -741,6 +749,9 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory(prefix="ivrs-bench-ha-") as name:
         tmp = Path(name)
+        if args.logs is not None:
+            args.logs.mkdir(parents=True, exist_ok=True)
+            tmp = args.logs
         try:
             if not args.skip_full:
                 part_full_calls(tmp, seconds)

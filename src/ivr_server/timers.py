@@ -10,6 +10,7 @@ that would break the order (the duration was shortened by a reload) triggers one
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
+from operator import itemgetter
 from typing import Generic, TypeVar
 
 from ivr_server.memory import shrink
@@ -17,6 +18,8 @@ from ivr_server.memory import shrink
 __all__ = ["DeadlineQueue", "earliest"]
 
 K = TypeVar("K", bound=Hashable)
+_DEADLINE = itemgetter(1)
+"""An item's deadline (sorting tens of thousands in ``set_many`` with no Python call each)."""
 
 
 class DeadlineQueue(Generic[K]):
@@ -62,8 +65,8 @@ class DeadlineQueue(Generic[K]):
         for key, deadline in items:
             merged.pop(key, None)
             merged[key] = deadline
-        self._deadlines = dict(sorted(merged.items(), key=lambda item: item[1]))
-        self._last = max(self._last, max(deadline for _, deadline in items))
+        self._deadlines = dict(sorted(merged.items(), key=_DEADLINE))
+        self._last = max(self._last, max(map(_DEADLINE, items)))
 
     def first(self) -> float | None:
         """The earliest deadline, or ``None`` when no timer runs."""

@@ -23,7 +23,7 @@ import time
 import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import aiohttp
 import pytest
@@ -36,6 +36,9 @@ from ivr_server.wire import GliType, encode_frame
 from ivr_server.wire import messages as m
 from tests.integration.rawlink import RawLink, new_call_body
 from tests.redisproc import RedisPair, RedisProcess, redis_pair, redis_server
+
+if TYPE_CHECKING:
+    from ivr_server.runtime.connection import IvrLinkProtocol
 
 __all__ = ["redis_pair", "redis_server"]  # the fixtures, imported to be used here
 
@@ -1056,7 +1059,7 @@ async def test_a_kept_copy_waits_until_its_output_left(start_node: Start, site: 
     key = f"reply:{a.ha.epoch}:1:0:S#0"
     await inner.apply(Batch("primary", a.ha.epoch, puts={key: b"reply"}))
     slow = _SlowReader()
-    a.ha._unsent = [(slow, [key])]
+    a.ha._unsent = [(cast("IvrLinkProtocol", slow), [key])]
     assert a.ha._sent_since() == []  # not yet: looked at again soon
     await asyncio.sleep(0.05)
     assert kept_replies(inner) == [key]

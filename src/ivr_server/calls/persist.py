@@ -40,6 +40,9 @@ from ivr_server.wire import messages as m
 __all__ = ["HeldRoute", "StoredCall", "decode_call", "encode_call", "restore_calls", "state_of"]
 
 log = logging.getLogger("ivr_server.calls")
+_STATES: Final[dict[str, CallState]] = {state.value: state for state in CallState}
+"""A stored state's member by its value (a dict lookup: ``CallState(value)`` costs an enum call
+per call restored)."""
 
 Mode = Literal["In-Front", "Behind", "Network"]
 
@@ -263,8 +266,8 @@ def restore_calls(
             continue
         call.legacy = state.legacy
         call.version = intern(state.version)
-        call.state = CallState(state.state)
-        call.resume = CallState(state.resume)
+        call.state = _STATES[state.state]
+        call.resume = _STATES[state.resume]
         call.answered = state.answered
         call.conn_id = state.conn_id
         call.switch_call_id = state.switch_call_id

@@ -55,6 +55,10 @@ def kv_out(items: KvList) -> Any:
     return items
 
 
+_DN_TYPES: Final[dict[str, DnType]] = {member.value: member for member in DnType}
+"""A stored DN type's member by its value (a dict lookup per DN restored)."""
+
+
 def _node_type(value: str) -> NodeType:
     return intern(value)  # type: ignore[return-value]  # one of Int/Str/Bin, as written
 
@@ -209,7 +213,7 @@ def restore_dn(view: SwitchView, state: DnState) -> bool:
     """Put the DN's state back; ``False`` if this node's view has no such DN of that type (the
     configurations differ: the DN keeps its own state)."""
     record = view.record(state.number)
-    if record is None or record.type is not DnType(state.type):
+    if record is None or record.type is not _DN_TYPES.get(state.type):
         return False
     return view.restore_dn(state.number, state.registered, state.in_service, state.agent)
 
