@@ -236,15 +236,6 @@ async def drill(cluster: Cluster, scenario: Scenario) -> Tally:
     return tally
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 25: with the reply outbox 15 of 15 runs in a row lost no reply and answered "
-    "none twice on the lead's machine (also beside two CPU hogs), but two CI runs of "
-    "2026-12-07, the suite's other tests running beside it, lost 2 and 13 committed replies. "
-    "Suspected: the driver's asyncio transport, reset by a write to the dead leader, closed "
-    "without reading what its kernel had received (IvrClient now reads it first); not yet "
-    "confirmed under CI's load (docs/ha.md §5)",
-)
 async def test_drill_kill_9_of_the_leader_under_load(cluster: Cluster) -> None:
     await drill(cluster, node_fault(Proc.kill9, lambda _: None))
 
