@@ -656,16 +656,18 @@ def _lease(view: dict[str, Any]) -> str:
     )
 
 
-def part_takeover(tmp: Path, calls: int, connections: int, burst: bool) -> dict[str, float]:
+def part_takeover(
+    tmp: Path, calls: int, connections: int, burst: bool, lease: float = 2.0
+) -> dict[str, float]:
     ports = -(-calls // connections) * connections
     body = held_config_text(ports)
     setup = "in one unpaced burst" if burst else f"at {SETUP_RATE:,}/s"
     print(
-        f"takeover: a hot pair (durability primary, lease 2 s) of an IVR with {ports:,} ports; "
+        f"takeover: a hot pair (durability primary, lease {lease:g} s) of an IVR with {ports:,} ports; "
         f"{calls:,} calls set up {setup} and held over {connections} mirrored sessions; kill -9 "
         "of the leader"
     )
-    pair = start_pair(tmp, body, "primary")
+    pair = start_pair(tmp, body, "primary", lease=lease)
     try:
         got = asyncio.run(hold_and_kill(pair, calls, connections, burst))
     finally:
@@ -736,6 +738,12 @@ def main() -> None:
         help="set the held calls up in one unpaced burst (the leader must keep its lease)",
     )
     ap.add_argument(
+        "--lease",
+        type=float,
+        default=2.0,
+        help="the takeover pair's [ha] lease in seconds (default 2, the default of [ha])",
+    )
+    ap.add_argument(
         "--logs", type=Path, default=None, help="keep the nodes' and Redis' logs in this folder"
     )
     args, _ = ap.parse_known_args()
@@ -756,7 +764,7 @@ def main() -> None:
             if not args.skip_full:
                 part_full_calls(tmp, seconds)
             if not args.skip_takeover:
-                part_takeover(tmp, calls, 200, args.burst)
+                part_takeover(tmp, calls, 200, args.burst, args.lease)
         except Exception:
             for log in sorted(tmp.glob("*.log")):
                 print(f"--- {log.name} ---\n{log.read_text(errors='replace')[-2000:]}")

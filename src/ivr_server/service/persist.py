@@ -232,11 +232,16 @@ def _split_switch_key(key: str) -> tuple[str, str, str] | None:
     rest = key[3:]
     if rest.endswith(":ctr"):
         return rest[:-4], "ctr", ""
-    for kind in ("call", "dn", "rt"):
-        at = rest.rfind(f":{kind}:")
+    for marker, kind in _SWITCH_KINDS:
+        at = rest.rfind(marker)
         if at > 0:
-            return rest[:at], kind, rest[at + len(kind) + 2 :]
+            return rest[:at], kind, rest[at + len(marker) :]
     return None
+
+
+_SWITCH_KINDS: Final = ((":call:", "call"), (":dn:", "dn"), (":rt:", "rt"))
+"""The kinds of a switch's records, as :func:`_split_switch_key` finds them (a takeover splits
+100,000 keys for 50,000 calls)."""
 
 
 class StatePersistence:
