@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import pytest
+from redis.exceptions import RedisError
 
 from ivr_server.client import (
     HotStandbyDriver,
@@ -86,6 +87,25 @@ def store_marks(cluster: Cluster) -> dict[str, dict[bytes, bytes]]:
     """Every replay mark in the store (for failure messages)."""
     with cluster.redis.client() as store:
         return {k.decode(): store.hgetall(k) for k in store.keys("*mark*")}
+
+
+def stored_calls(cluster: Cluster) -> set[str]:
+    """The CallIds of the call records in the store (of every slot)."""
+    with cluster.redis.client() as store:
+        return {k.decode().rpartition("\x1f")[2] for k in store.keys("*o:call:*")}
+
+
+def stored_calls_become(cluster: Cluster, wanted: set[str], timeout: float) -> set[str]:
+    """Wait until the store's call records are those of ``wanted``; what they are then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = stored_calls(cluster)
+        except RedisError:  # the store restarting
+            found = set()
+        if found == wanted or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def only_after(driver: HotStandbyDriver, node: str, moment: float) -> None:
@@ -608,7 +628,13 @@ async def test_a_store_restarted_from_an_old_snapshot_gets_the_current_state_bac
         driver.send(first, m.EndCall(EndCause="Normal"))
         await asyncio.sleep(0.5)
         await asyncio.to_thread(cluster.redis.restart)  # kill -9, start: loads dump.rdb
-        await asyncio.sleep(LEASE * 2)  # the leader notices, writes back, renews
+        # the leader notices, reclaims its slot and writes everything back (the second call in,
+        # the ended first one out): waited for, not slept for, since a loaded machine is slower
+        written_back = await asyncio.to_thread(
+            stored_calls_become, cluster, {second}, LEASE * 3 + 10
+        )
+        assert written_back == {second}, f"the store still holds calls {written_back}"
+        await asyncio.sleep(LEASE)  # and renews at least once more
         a.kill9()
         await role(b, "leader", LEASE * 3 + 5)
         got = await driver.request(
