@@ -392,7 +392,8 @@ async def test_warm_standby_listens_once_it_leads(start_node: Start, site: str) 
     await link.send("C1", udata_set("1", "k", "warm"))
     await expect(link, "UDataResp")
     await crash(a)
-    await wait_for(lambda: b.ha is not None and b.ha.leads, LEASE + 1.0, "b takes over")
+    # leading, then accepting: the listener opens at the takeover's end (a driver retries)
+    await wait_for(lambda: b.ha is not None and b.ha.last_takeover is not None, LEASE + 2.0, "b")
     again = await RawLink.open(b.port)
     await again.login("S1")
     await again.send("C1", udata_get("2", "k"))
@@ -512,7 +513,7 @@ async def test_fenced_warm_leader_stops_accepting(start_node: Start, site: str) 
     await expect(link, "CallStatus")
     assert a.ha is not None and a.ha._task is not None
     a.ha._task.cancel()  # a stalls
-    await wait_for(lambda: b.ha is not None and b.ha.leads, LEASE + 1.0, "b takes over")
+    await wait_for(lambda: b.ha is not None and b.ha.last_takeover is not None, LEASE + 2.0, "b")
     await link.send("C1", udata_set("1", "k", "v"))  # a handles it: fenced, not answered
     rest = await link.expect_closed()
     assert b"UDataResp" not in rest
