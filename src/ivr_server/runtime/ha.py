@@ -450,9 +450,7 @@ class HaNode:
             self.active.stop()
         await self.settle(SETTLE_WAIT)
         self._generation += 1  # what is still in flight: its outcome changes nothing now
-        if self._unsent_check is not None:
-            self._unsent_check.cancel()
-            self._unsent_check = None
+        self._forget_unsent()
         self.server.reply_gate = 0
         self.server.drop_held()  # never sent: their effects are not committed (the next leader
         # replays those requests)
@@ -549,14 +547,8 @@ class HaNode:
         server.release_held(acked)
         if not held and not self._unsent:
             return
-        keys: list[str] = []
-        for protocol, of_protocol in held:
-            if protocol.all_sent():
-                keys.extend(of_protocol)
-            else:  # still on this host: deleted once it left (a reset would drop it)
-                self._unsent.append((protocol, of_protocol))
-        if self._unsent:
-            keys.extend(self._sent_since())
+        self._unsent.extend(held)  # what is still on this host is deleted once it left
+        keys = self._sent_since()
         if keys:
             self._delete_kept(keys)
 
@@ -583,6 +575,13 @@ class HaNode:
                 UNSENT_CHECK, self._check_unsent
             )
         return keys
+
+    def _forget_unsent(self) -> None:
+        """No more looks at released output still on this host (stopped, or demoted)."""
+        self._unsent = []
+        if self._unsent_check is not None:
+            self._unsent_check.cancel()
+            self._unsent_check = None
 
     def _check_unsent(self) -> None:
         self._unsent_check = None
@@ -1180,10 +1179,7 @@ class HaNode:
         self.keeps_replies = False
         self._replies = {}
         self._kept = {}
-        self._unsent = []
-        if self._unsent_check is not None:
-            self._unsent_check.cancel()
-            self._unsent_check = None
+        self._forget_unsent()
         self.role = "standby"
         self.metrics.role = 0
         self.slots.clear()

@@ -136,8 +136,8 @@ class StateStore(Protocol):
         """:meth:`apply` without ``WAIT``, its command written to the store *before this returns*
         (not from a task's next step): the reply outbox deletes what it has just written in the
         same callback, so that only a process killed between the two writes leaves it kept
-        (docs/ha.md §5). The
-        future fails with :class:`StoreUnavailable` when not connected (nothing is retried)."""
+        (docs/ha.md §5). The future fails with :class:`StoreUnavailable` when not connected
+        (nothing is retried)."""
         ...
 
     async def acquire(self, slot: str, node: str, lease: float) -> int | None:
