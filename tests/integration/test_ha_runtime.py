@@ -61,6 +61,7 @@ def ha_config(
     on_store_loss: str = "pause",
     max_queued: int = 200_000,
     wait_timeout: float = 0.05,
+    lease: float = LEASE,
 ) -> ServerConfig:
     """The built-in configuration (IVR_1, ports 1..32 on the In-Front switch) with ``[ha]``."""
     ha = HaConfig(
@@ -68,7 +69,7 @@ def ha_config(
         node_id=node,
         store=store,
         site=site,
-        lease=LEASE,
+        lease=lease,
         poll=POLL,
         durability=durability,
         on_store_loss=on_store_loss,

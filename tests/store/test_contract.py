@@ -316,3 +316,56 @@ async def test_apply_now_applies_fenced_like_apply(stores: tuple[StateStore, Sta
         await a.apply_now(Batch("primary", epoch + 1, deletes={"call:1"}))
     assert caught.value.current == epoch
     assert await b.load("primary") == {"call:1": b"c"}
+
+
+async def test_version_counts_the_writes_of_a_slot(stores: tuple[StateStore, StateStore]) -> None:
+    """Every apply (and drop) of a slot counts, fenced ones and reads do not; two clients read
+    the same version (docs/ha.md "Ready before the lease lapses")."""
+    a, b = stores
+    empty = await b.version("primary")
+    assert empty.writes == 0
+    assert empty.incarnation is not None
+    ea = await a.acquire("primary", "A", 5.0)
+    assert ea is not None
+    assert (await b.version("primary")).same(empty)  # a lease is no write
+    await a.apply(Batch("primary", ea, puts={"k": b"v"}))
+    first = await b.version("primary")
+    assert first.writes > empty.writes
+    assert (await a.version("primary")).same(first)
+    await b.load("primary")
+    await b.marks("primary", ["s#0"])
+    assert await a.renew("primary", "A", ea, 5.0) is True
+    assert (await b.version("primary")).same(first)
+    with pytest.raises(Fenced):
+        await b.apply(Batch("primary", ea + 1, puts={"k": b"stale"}))
+    assert (await b.version("primary")).same(first)
+    await a.apply_now(Batch("primary", ea, marks={"s#0": 1}))
+    second = await b.version("primary")
+    assert second.writes > first.writes
+    await a.drop("primary", "A", ea)
+    assert (await b.version("primary")).writes > second.writes
+    assert (await b.version("other")).writes == 0
+
+
+async def test_a_version_never_comes_back_after_the_store_lost_it(
+    backend: Backend, stores: tuple[StateStore, StateStore]
+) -> None:
+    """A store restarted empty is another incarnation; a count lost without a restart (Redis
+    ``FLUSHALL``, memory ``wipe``) starts past every value seen before."""
+    a, _ = stores
+    ea = await a.acquire("primary", "A", 5.0)
+    assert ea is not None
+    for n in range(3):
+        await a.apply(Batch("primary", ea, puts={"k": str(n).encode()}))
+    seen = await a.version("primary")
+    if backend.memory is not None:
+        backend.memory.wipe()
+    else:
+        assert isinstance(a, RedisStore) and backend.server is not None
+        with backend.server.client() as client:
+            client.flushall()
+    assert await a.renew("primary", "A", ea, 5.0) is None  # the store lost the slot
+    await a.apply(Batch("primary", ea, puts={"k": b"again"}))
+    after = await a.version("primary")
+    assert not after.same(seen)
+    assert after.writes > seen.writes

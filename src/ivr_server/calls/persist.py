@@ -37,7 +37,17 @@ from ivr_server.switch.persist import kv_in, kv_out
 from ivr_server.wire import NVPair
 from ivr_server.wire import messages as m
 
-__all__ = ["HeldRoute", "StoredCall", "decode_call", "encode_call", "restore_calls", "state_of"]
+__all__ = [
+    "BuiltCall",
+    "HeldRoute",
+    "StoredCall",
+    "build_calls",
+    "decode_call",
+    "encode_call",
+    "install_calls",
+    "restore_calls",
+    "state_of",
+]
 
 log = logging.getLogger("ivr_server.calls")
 _STATES: Final[dict[str, CallState]] = {state.value: state for state in CallState}
@@ -209,6 +219,11 @@ def decode_call(data: bytes) -> StoredCall:
     return _DECODER.decode(data)
 
 
+BuiltCall = tuple[Call, StoredCall]
+"""A call rebuilt from its record by :func:`build_calls`, not yet in any context, with the record
+(its indexes and deadlines are read at :func:`install_calls`)."""
+
+
 def restore_calls(
     ctx: CallContext,
     states: Iterable[StoredCall],
@@ -225,25 +240,22 @@ def restore_calls(
 
     What a restored call does not have: the switch requests it waited on (``pending``). With the
     virtual switch those are answered within the input that made them, so none is left between
-    inputs; a premise switch's are lost with the node (the call's timers still end it)."""
-    timers = ctx.timers
-    settings = ctx.settings
-    calls, by_port, by_conn, consults, ports = (
-        ctx.calls,
-        ctx.by_port,
-        ctx.by_conn,
-        ctx.consults,
-        ctx.ports,
-    )
-    armed: dict[str, list[tuple[str, float]]] = {
-        "router": [],
-        "call": [],
-        "ringing": [],
-        "make_call": [],
-        "orphan": [],
-    }
-    orphan_at = now + settings.orphan_call_timeout
-    restored = 0
+    inputs; a premise switch's are lost with the node (the call's timers still end it).
+
+    :func:`build_calls` then :func:`install_calls`: a standby may build ahead of a takeover
+    (``runtime/ha_prefetch.py``) and install at it."""
+    return install_calls(ctx, build_calls(states, switches, offset, dial_out), now, offset)
+
+
+def build_calls(
+    states: Iterable[StoredCall],
+    switches: Mapping[str, Switch],
+    offset: float,
+    dial_out: Callable[[Any], Any] | None = None,
+) -> list[BuiltCall]:
+    """The calls of ``states`` as objects, touching no context (the first, larger half of
+    :func:`restore_calls`). A call whose switch is not in ``switches`` is left out (logged)."""
+    built: list[BuiltCall] = []
     for state in states:
         switch = switches.get(state.switch)
         if switch is None:
@@ -260,10 +272,6 @@ def restore_calls(
             intern(state.ivr), state.port, intern(state.dn), switch, mode, intern(state.encoding)
         )
         call = Call(state.call_id, None, target, state.called_num, state.ani, state.dnis)
-        key = call.key
-        if key in calls:
-            log.warning("call %s of %s not restored: already here", state.call_id, state.ivr)
-            continue
         call.legacy = state.legacy
         call.version = intern(state.version)
         call.state = _STATES[state.state]
@@ -291,6 +299,37 @@ def restore_calls(
         )
         if state.dial_out is not None and dial_out is not None:
             call.dial_out = dial_out(state.dial_out)
+        built.append((call, state))
+    return built
+
+
+def install_calls(ctx: CallContext, built: Iterable[BuiltCall], now: float, offset: float) -> int:
+    """Put the calls :func:`build_calls` made into ``ctx``: the table of calls, the indexes,
+    the timers (deadlines converted with ``offset``, the one they were built with), the
+    orphan timers from ``now``, a timeline each. A call whose key is taken here is left out
+    (logged). Returns the calls installed."""
+    timers = ctx.timers
+    calls, by_port, by_conn, consults, ports = (
+        ctx.calls,
+        ctx.by_port,
+        ctx.by_conn,
+        ctx.consults,
+        ctx.ports,
+    )
+    armed: dict[str, list[tuple[str, float]]] = {
+        "router": [],
+        "call": [],
+        "ringing": [],
+        "make_call": [],
+        "orphan": [],
+    }
+    orphan_at = now + ctx.settings.orphan_call_timeout
+    restored = 0
+    for call, state in built:
+        key = call.key
+        if key in calls:
+            log.warning("call %s of %s not restored: already here", state.call_id, state.ivr)
+            continue
         calls[key] = call
         # an index entry this node's own call holds is kept (active mode: two nodes may each
         # have had a call on one IVR port); the restored call goes on without it
@@ -306,7 +345,7 @@ def restore_calls(
         if state.consulting and state.consult_conn_id is not None:
             consults.setdefault(state.consult_conn_id, call)
         if state.waiting:
-            port_key = (switch.name, call.dn)
+            port_key = (call.switch.name, call.dn)
             slot = ports.get(port_key)
             if slot is None:
                 slot = ports[port_key] = PortSlot(port_key, None)

@@ -12,7 +12,9 @@ holds leases and decides when replies may leave.
 ``"primary"``; in active mode every node is the leader of its own slot (its node id) from the start
 and :class:`~ivr_server.runtime.ha_active.ActiveMode` adopts the dead nodes' slots.
 
-**Takeover** (the lease won): load the slot, rebuild the calls from it (``restore``), give the
+**Takeover** (the lease won): load the slot, rebuild the calls from it (``restore``; or, when the
+holder had missed a renewal, only install what was loaded and built ahead while its lease ran
+out, if the slot has not changed since: ``runtime/ha_prefetch.py``), give the
 owner-less calls to the live sessions of their IVR (``bind_orphans``), connect the premise links
 and wait (briefly) for them to come up (Behind mode: a replayed request that reaches the PBX
 needs its link; G27), read the driver streams' marks and replay, on the same sessions, the requests the old leader never committed (hot standby),
@@ -83,6 +85,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from ivr_server.metrics import HaMetrics
+from ivr_server.runtime.ha_prefetch import Prefetch
 from ivr_server.runtime.ha_presence import PresenceWriter
 from ivr_server.service.persist import StatePersistence
 from ivr_server.store import Batch, Fenced, StateStore, StoreError, StoreUnavailable, open_store
@@ -175,6 +178,10 @@ class Takeover:
     """Of :attr:`seconds`: rebuilding the calls from the records."""
     records: int = 0
     """Records read."""
+    prefetched: bool = False
+    """The state was built ahead, before the lease lapsed (``runtime/ha_prefetch.py``):
+    :attr:`load_seconds` and the building are not part of :attr:`seconds`, and
+    :attr:`restore_seconds` is the installing only."""
 
     def view(self) -> dict[str, Any]:
         return {
@@ -187,6 +194,7 @@ class Takeover:
             "load_seconds": round(self.load_seconds, 4),
             "restore_seconds": round(self.restore_seconds, 4),
             "records": self.records,
+            "prefetched": self.prefetched,
         }
 
 
@@ -323,7 +331,10 @@ class HaNode:
         renewal missed: the node was paused or starved), nothing leaves before the store has
         confirmed the epoch again (:meth:`commit_turn`)."""
         self._try_at = 0.0
-        """Standby: when the holder's lease lapses (read after a failed acquire)."""
+        """Standby: when the holder's lease lapses (read after a failed acquire), or when to
+        look again before (:meth:`Prefetch.watch`)."""
+        self.prefetch: Prefetch | None = None
+        """Warm and hot standby: the takeover built ahead (from :meth:`prepare`)."""
         self._last_replayed = 0
         self._replay_due = False
         """A takeover leads but has not replayed yet: no mark may be written (a mark covers the
@@ -408,6 +419,8 @@ class HaNode:
         )
         persistence.enable()
         self.persistence = persistence
+        if self.mode != "active":
+            self.prefetch = Prefetch(self.store, persistence, self.slot, self.config.lease, REPLY)
         self.service.set_role("standby", self._now())
         self.server.writer = self
 
@@ -442,6 +455,8 @@ class HaNode:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
             self._task = None
+        if self.prefetch is not None:
+            await self.prefetch.close()
         if self._presence_task is not None:
             self._presence_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -868,8 +883,11 @@ class HaNode:
         epoch = await self.store.acquire(self.slot, self.node_id, self.config.lease)
         if epoch is None:
             held = await self.store.holder(self.slot)
+            now = self._now()
             # the next try right when the holder's lease would lapse, not up to a poll later
-            self._try_at = self._now() + (held.expires_in + EXPIRY_MARGIN if held else 0.0)
+            self._try_at = now + (held.expires_in + EXPIRY_MARGIN if held else 0.0)
+            if self.prefetch is not None:  # and a look when the holder would be late
+                self._try_at = min(self._try_at, self.prefetch.watch(held, now))
             await self._trim()
             return
         self._renew_due = self._now() + self.config.lease / 3
@@ -909,13 +927,22 @@ class HaNode:
         persistence = self.persistence
         assert persistence is not None
         try:
-            records = await self.store.load(slot)
+            built = await self.prefetch.take() if self.prefetch is not None else None
             now = loop.time()
-            loaded = now - began
-            replies = {key: records.pop(key) for key in [k for k in records if k.startswith(REPLY)]}
-            calls = persistence.restore(records, now)
-            if not records:  # a new site (or a store restarted empty): this node's whole state
-                self._initial = persistence.everything()
+            if built is not None:
+                replies = built.replies
+                records = built.records
+                loaded = built.load_seconds
+                calls = persistence.install(built.prepared, now)
+            else:
+                stored = await self.store.load(slot)
+                now = loop.time()
+                loaded = now - began
+                replies = {k: stored.pop(k) for k in [k for k in stored if k.startswith(REPLY)]}
+                records = len(stored)
+                calls = persistence.restore(stored, now)
+            if not records:  # a new site (or a store restarted empty)
+                self._initial = persistence.everything()  # this node's whole state is written
             restored = loop.time() - now
             self.service.bind_orphans(now)
             streams = self.service.journal_streams() if self.mode == "hot" else []
@@ -946,19 +973,22 @@ class HaNode:
             epoch,
             loaded,
             restored,
-            len(records),
+            records,
+            built is not None,
         )
         log.warning(
             "HA: node %s leads %r at epoch %d: %d calls restored, %d requests replayed in %.3f s "
-            "(%d records loaded in %.3f s, restored in %.3f s)",
+            "(%d records %s in %.3f s, %s in %.3f s)",
             self.node_id,
             slot,
             epoch,
             calls,
             self._last_replayed,
             took,
-            len(records),
+            records,
+            "loaded ahead" if built is not None else "loaded",
             loaded,
+            "installed" if built is not None else "restored",
             restored,
         )
 

@@ -46,14 +46,23 @@ the link state; metrics, statistics, refusal logs.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 
-from ivr_server.calls.persist import StoredCall, decode_call, encode_call, restore_calls
+from ivr_server.calls.persist import (
+    BuiltCall,
+    StoredCall,
+    build_calls,
+    decode_call,
+    encode_call,
+    install_calls,
+)
 from ivr_server.outbound import DialOutRequest
 from ivr_server.switch import Switch
 from ivr_server.switch.persist import (
@@ -71,14 +80,21 @@ from ivr_server.switch.persist import (
     route_request_in,
     route_request_out,
 )
+from ivr_server.switch.persist import build_call as build_switch_call
 from ivr_server.switch.persist import decode_call as decode_switch_call
 from ivr_server.switch.persist import encode_call as encode_switch_call
-from ivr_server.switch.persist import restore_call as restore_switch_call
 
 if TYPE_CHECKING:
     from ivr_server.service.core import IvrService
 
-__all__ = ["DialOutState", "RefCounters", "RouterDialog", "StatePersistence"]
+__all__ = [
+    "DialOutState",
+    "PreparedState",
+    "RefCounters",
+    "RouterDialog",
+    "StatePersistence",
+    "gc_paused",
+]
 
 log = logging.getLogger("ivr_server.service")
 
@@ -242,6 +258,46 @@ def _split_switch_key(key: str) -> tuple[str, str, str] | None:
 _SWITCH_KINDS: Final = ((":call:", "call"), (":dn:", "dn"), (":rt:", "rt"))
 """The kinds of a switch's records, as :func:`_split_switch_key` finds them (a takeover splits
 100,000 keys for 50,000 calls)."""
+
+
+def _same(now: Mapping[str, Any], then: Mapping[str, Any]) -> bool:
+    """The same objects under the same names."""
+    return len(now) == len(then) and all(now.get(name) is item for name, item in then.items())
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The garbage collector paused meanwhile (and left as it was: nested uses are fine)."""
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if paused:
+            gc.enable()
+
+
+@dataclass(slots=True, eq=False)
+class PreparedState:
+    """A slot's records decoded and their objects built, in no service yet
+    (:meth:`StatePersistence.build`), for :meth:`StatePersistence.install`."""
+
+    offset: float
+    """Wall clock minus loop clock when it was prepared (deadlines are converted with it)."""
+    switches: dict[str, Switch]
+    """The service's switches it was built against (:meth:`StatePersistence.fits`)."""
+    routers: dict[str, Any]
+    """And its routers."""
+    calls: list[BuiltCall] = field(default_factory=list)
+    switch_records: list[tuple[str, Switch, Any]] = field(default_factory=list)
+    """(kind: ``call``, ``dn``, ``rt``, ``ctr``; switch; what to install), in the records'
+    order."""
+    dial_outs: list[DialOutState] = field(default_factory=list)
+    refs: list[int] = field(default_factory=list)
+    records: int = 0
+    """Records built (every kind)."""
+    stored_calls: int = 0
+    """``call:`` records among them (calls of a switch this node lacks included)."""
 
 
 class StatePersistence:
@@ -469,43 +525,78 @@ class StatePersistence:
         their IVR takes them (``bind_orphans``, or a login's adoption). Nothing is marked
         dirty: the records are the store's already.
 
+        :meth:`prepare`, :meth:`build` and :meth:`install` in one go: a standby builds ahead of
+        a takeover and installs at it (``runtime/ha_prefetch.py``).
+
         The garbage collector is paused meanwhile: tens of thousands of new objects (none in a
         cycle) would otherwise start collections of an ever larger heap (restoring 50,000 calls
         took 2.7 s with it, see docs/ha.md)."""
-        paused = gc.isenabled()
-        gc.disable()
-        try:
-            return self._restore(records, now, wall_now)
-        finally:
-            if paused:
-                gc.enable()
+        with gc_paused():
+            prepared = self.prepare(now, wall_now)
+            self.build(prepared, records.items())
+            return self.install(prepared, now)
 
-    def _restore(self, records: Mapping[str, bytes], now: float, wall_now: float | None) -> int:
-        service = self._service
+    def prepare(self, now: float, wall_now: float | None = None) -> PreparedState:
+        """An empty :class:`PreparedState` for the records :meth:`build` adds (``now`` and
+        ``wall_now`` as for :meth:`restore`: the offset of the two clocks, kept with it)."""
         if wall_now is not None:
             offset = wall_now - now
         elif self._wall is not None:
             offset = self._wall() - now
         else:
             offset = 0.0
-        switches = service.switches
+        service = self._service
+        return PreparedState(offset, dict(service.switches), dict(service.routers))
+
+    def build(self, prepared: PreparedState, records: Iterable[tuple[str, bytes]]) -> None:
+        """Decode ``records`` (key, snapshot) and build their objects into ``prepared``, changing
+        nothing of the service (in slices, while the service goes on: a standby ahead of a
+        takeover). Records of switches this node does not have are left out (logged)."""
+        switches = prepared.switches
+        routers = prepared.routers
         call_states: list[StoredCall] = []
-        dial_outs: list[DialOutState] = []
-        for key, data in records.items():
+        for key, data in records:
+            prepared.records += 1
             if key.startswith(CALL):
                 call_states.append(decode_call(data))
             elif key.startswith("sw:"):
-                self._restore_switch_record(switches, service.routers, key, data)
+                self._build_switch_record(prepared, switches, routers, key, data)
             elif key.startswith(DIAL_OUT):
-                dial_outs.append(_DIAL_OUT.decode(data))
+                prepared.dial_outs.append(_DIAL_OUT.decode(data))
             elif key == REFS:
-                service.outbound.go_on_after(_REFS.decode(data).dial_out)
+                prepared.refs.append(_REFS.decode(data).dial_out)
+        prepared.stored_calls += len(call_states)
+        prepared.calls.extend(
+            build_calls(call_states, switches, prepared.offset, self._decode_dial_out)
+        )
+
+    def fits(self, prepared: PreparedState) -> bool:
+        """``prepared`` was built against this service's switches as they are (a configuration
+        reloaded meanwhile may have replaced one, or a router: build again)."""
+        service = self._service
+        return _same(service.switches, prepared.switches) and _same(
+            service.routers, prepared.routers
+        )
+
+    def install(self, prepared: PreparedState, now: float) -> int:
+        """Put what :meth:`build` made into the service (see :meth:`restore`; ``prepared`` must
+        :meth:`fit <fits>`). Returns the calls restored."""
+        with gc_paused():
+            return self._install(prepared, now)
+
+    def _install(self, prepared: PreparedState, now: float) -> int:
+        service = self._service
+        offset = prepared.offset
+        for kind, switch, item in prepared.switch_records:
+            self._install_switch_record(kind, switch, item)
+        for ref in prepared.refs:
+            service.outbound.go_on_after(ref)
         ctx = service.calls.context
-        restored = restore_calls(ctx, call_states, switches, now, offset, self._decode_dial_out)
+        restored = install_calls(ctx, prepared.calls, now, offset)
         if ctx.ports:
             self._keep_at_ports(now)
         outbound = service.outbound
-        for state in dial_outs:
+        for state in prepared.dial_outs:
             if outbound.get(state.ref_id) is None:
                 deadline = state.deadline - offset if state.deadline is not None else now
                 outbound.restore(_dial_out_request(state), deadline)
@@ -514,8 +605,8 @@ class StatePersistence:
         log.info(
             "state restored: %d of %d calls, %d pending dial-outs",
             restored,
-            len(call_states),
-            len(dial_outs),
+            prepared.stored_calls,
+            len(prepared.dial_outs),
         )
         return restored
 
@@ -541,8 +632,13 @@ class StatePersistence:
                     if slot is not None and slot.waiting is None:
                         service.calls.on_event(event, now)
 
-    def _restore_switch_record(
-        self, switches: Mapping[str, Switch], routers: Mapping[str, Any], key: str, data: bytes
+    def _build_switch_record(
+        self,
+        prepared: PreparedState,
+        switches: Mapping[str, Switch],
+        routers: Mapping[str, Any],
+        key: str,
+        data: bytes,
     ) -> None:
         parts = _split_switch_key(key)
         if parts is None:
@@ -553,24 +649,22 @@ class StatePersistence:
         if switch is None:
             log.warning("state record %r: no switch %s here: left out", key, name)
             return
-        view = switch.view
+        item: Any
         if kind == "call":
             state = decode_switch_call(data)
-            if view.call_record(state.conn_id) is None:
-                restore_switch_call(view, state)
-                if state.premise is not None and hasattr(switch, "restore_call_state"):
-                    # a premise call's PBX side (G27): the link's snapshot resync checks it
-                    switch.restore_call_state(state.conn_id, state.premise)
+            item = (state, build_switch_call(state))
         elif kind == "dn":
-            dn_state = decode_dn(data)
-            if restore_dn(view, dn_state) and hasattr(switch, "restored_dn"):
-                switch.restored_dn(dn_state.number)  # a premise switch re-learns service (G27)
+            item = decode_dn(data)
         elif kind == "rt":
             router = routers.get(name)
+            if router is None or not hasattr(router, "restore_dialog"):
+                return
             dialog = _DIALOG.decode(data)
             request = route_request_in(dialog.request) if dialog.request is not None else None
-            if router is not None and hasattr(router, "restore_dialog"):
-                dialog_state = (
+            item = (
+                router,
+                conn_id,
+                (
                     dialog.routing_point,
                     dialog.port,
                     request,
@@ -578,11 +672,30 @@ class StatePersistence:
                     dialog.phase,
                     dialog.treatment,
                     dialog.route_ref,
-                )
-                if router.restore_dialog(conn_id, dialog_state):
-                    self._dialogs.add((name, conn_id))
+                ),
+            )
         else:
-            restore_counters(switch, decode_counters(data))
+            item = decode_counters(data)
+        prepared.switch_records.append((kind, switch, item))
+
+    def _install_switch_record(self, kind: str, switch: Switch, item: Any) -> None:
+        view = switch.view
+        if kind == "call":
+            state, record = item
+            if view.call_record(state.conn_id) is None:
+                view.restore_call(record)
+                if state.premise is not None and hasattr(switch, "restore_call_state"):
+                    # a premise call's PBX side (G27): the link's snapshot resync checks it
+                    switch.restore_call_state(state.conn_id, state.premise)
+        elif kind == "dn":
+            if restore_dn(view, item) and hasattr(switch, "restored_dn"):
+                switch.restored_dn(item.number)  # a premise switch re-learns service (G27)
+        elif kind == "rt":
+            router, conn_id, dialog_state = item
+            if router.restore_dialog(conn_id, dialog_state):
+                self._dialogs.add((switch.name, conn_id))
+        else:
+            restore_counters(switch, item)
 
     # ------------------------------------------------------------------ dial-outs of calls
 

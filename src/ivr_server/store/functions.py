@@ -12,7 +12,9 @@ library must answer the calls of the previous version the same way (rolling upgr
 
 Keys (``P`` = ``ivrs:{<site>}:s:<slot>:``; the braces are a hash tag: a site's keys share one
 Redis Cluster slot, as functions need): ``P o:<key>`` objects, ``P idx`` (set of object keys),
-``P mark`` (hash stream -> n), ``P epoch``, ``P lease`` (``<node>:<epoch>``, ``PX``), and
+``P mark`` (hash stream -> n), ``P epoch``, ``P lease`` (``<node>:<epoch>``, ``PX``), ``P ver``
+(the slot's writes: incremented by every ``apply`` and ``drop``, read by a standby that builds
+a takeover ahead, docs/ha.md "Ready before the lease lapses"), and
 ``ivrs:{<site>}:slots`` (set of every slot ever acquired), ``ivrs:{<site>}:nodes`` and
 ``ivrs:{<site>}:nodes:until`` (hashes: each node's presence record and when it lapses).
 
@@ -25,10 +27,12 @@ from __future__ import annotations
 
 __all__ = ["LIBRARY", "VERSION"]
 
-VERSION = 3
+VERSION = 4
 """Bump on every change of :data:`LIBRARY` (an older library in the store is replaced). 3:
 ``ivrs_renew``'s optional reclaim argument (a store that is another incarnation), the nodes'
-presence (``ivrs_heartbeat``, ``ivrs_presence``)."""
+presence (``ivrs_heartbeat``, ``ivrs_presence``). 4: ``ivrs_apply`` and ``ivrs_drop`` count the
+slot's writes (``P ver``; an optional fourth key, derived from the epoch's key when a client of
+version 3 leaves it out)."""
 
 LIBRARY = """#!lua name=ivrs
 
@@ -58,7 +62,18 @@ local function bulk(command, key, items)
   end
 end
 
--- KEYS: epoch, idx, mark. ARGV: object prefix, epoch, #puts, #deletes, then the puts
+-- Count one write of a slot: the fourth key, or (a client of library version 3) the epoch's
+-- key with 'ver' for 'epoch'. A count the store lost (FLUSHALL) starts again from the clock in
+-- microseconds, as epochs do: it never comes back to a value a reader saw before.
+local function count_write(keys)
+  local key = keys[4] or (string.sub(keys[1], 1, -6) .. 'ver')
+  if redis.call('INCR', key) == 1 then
+    local now = redis.call('TIME')
+    redis.call('SET', key, string.format('%d', tonumber(now[1]) * 1000000 + tonumber(now[2])))
+  end
+end
+
+-- KEYS: epoch, idx, mark[, ver]. ARGV: object prefix, epoch, #puts, #deletes, then the puts
 -- (key, value)..., the deletes (key)..., the marks (stream, n)...
 -- One MSET, one SADD, one DEL, one SREM, one HSET: the cost per object is a table slot.
 local function apply(keys, args)
@@ -66,6 +81,7 @@ local function apply(keys, args)
   if current ~= args[2] then
     return redis.error_reply('FENCED ' .. (current or 'none'))
   end
+  count_write(keys)
   local prefix = args[1]
   local nputs = tonumber(args[3])
   local ndels = tonumber(args[4])
@@ -157,12 +173,13 @@ local function release(keys, args)
   return 0
 end
 
--- KEYS: epoch, idx, mark. ARGV: object prefix, epoch.
+-- KEYS: epoch, idx, mark[, ver]. ARGV: object prefix, epoch.
 local function drop(keys, args)
   local current = redis.call('GET', keys[1])
   if current ~= args[2] then
     return redis.error_reply('FENCED ' .. (current or 'none'))
   end
+  count_write(keys)
   local members = redis.call('SMEMBERS', keys[2])
   for _, key in ipairs(members) do
     redis.call('DEL', args[1] .. key)

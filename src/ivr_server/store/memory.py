@@ -15,6 +15,7 @@ from ivr_server.store.protocol import (
     Fenced,
     Lease,
     NodePresence,
+    SlotVersion,
     StoreError,
     StoreUnavailable,
 )
@@ -29,6 +30,7 @@ class _Slot:
     expires: float = 0.0
     objects: dict[str, bytes] = field(default_factory=dict)
     marks: dict[str, int] = field(default_factory=dict)
+    writes: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,14 @@ class MemoryStore:
         self._held_on: dict[tuple[str, int], int] = {}
         """(slot, epoch) -> the incarnation it was last acquired or renewed on."""
         self._presence: dict[str, tuple[bytes, float]] = {}
+        self._writes = 0
+        """Writes of every slot so far (not reset by :meth:`wipe`): a slot's count is this at
+        its last write, so it never comes back to a value a reader saw (the Redis store seeds
+        a lost count from its clock)."""
+
+    def _count_write(self) -> int:
+        self._writes += 1
+        return self._writes
 
     @property
     def url(self) -> str:
@@ -146,6 +156,7 @@ class MemoryStore:
             s.objects.pop(key, None)
         s.objects.update(batch.puts)
         s.marks.update(batch.marks)
+        s.writes = self._count_write()
         self.applied += 1
         return 0
 
@@ -219,6 +230,11 @@ class MemoryStore:
         s = self._slots.get(slot)
         return dict(s.objects) if s is not None else {}
 
+    async def version(self, slot: str) -> SlotVersion:
+        self._check()
+        s = self._slots.get(slot)
+        return SlotVersion(self.incarnation, s.writes if s is not None else 0)
+
     async def marks(self, slot: str, streams: Iterable[str]) -> dict[str, int]:
         self._check()
         s = self._slots.get(slot)
@@ -233,6 +249,7 @@ class MemoryStore:
             raise Fenced(slot, epoch, s.epoch if s is not None else None)
         s.objects.clear()
         s.marks.clear()
+        s.writes = self._count_write()
 
     async def heartbeat(self, node: str, record: bytes, ttl: float) -> None:
         self._check()

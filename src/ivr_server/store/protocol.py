@@ -13,6 +13,7 @@ __all__ = [
     "Fenced",
     "Lease",
     "NodePresence",
+    "SlotVersion",
     "StateStore",
     "StoreError",
     "StoreUnavailable",
@@ -61,6 +62,22 @@ class NodePresence:
     """What the node wrote (``runtime/ha_presence.py``: JSON of its role, mode, addresses...)."""
     expires_in: float
     """Seconds left before it lapses (when it was read)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SlotVersion:
+    """Where a slot's state stands (:meth:`StateStore.version`): two equal versions with an
+    incarnation mean that nothing was written to the slot between the two reads."""
+
+    incarnation: str | None
+    """The store's :attr:`StateStore.incarnation` the count was read on (``None``: unknown,
+    equal to nothing)."""
+    writes: int
+    """How many batches (and drops) the slot had on that incarnation."""
+
+    def same(self, other: SlotVersion | None) -> bool:
+        """Is ``other`` this version, on a known incarnation?"""
+        return other is not None and self.incarnation is not None and self == other
 
 
 @dataclass(slots=True)
@@ -179,6 +196,14 @@ class StateStore(Protocol):
 
     async def load(self, slot: str) -> dict[str, bytes]:
         """Every object of ``slot``: key -> snapshot (pipelined, for tens of thousands)."""
+        ...
+
+    async def version(self, slot: str) -> SlotVersion:
+        """How many times ``slot`` was written (every :meth:`apply`, :meth:`apply_now` and
+        :meth:`drop` counts one, atomically with its write; fenced ones do not), with the
+        incarnation it was read on. A standby reads it before and after a :meth:`load` ahead of
+        a takeover, and again once it holds the lease: the same version all three times means
+        the state it loaded is the slot's (docs/ha.md "Ready before the lease lapses")."""
         ...
 
     async def marks(self, slot: str, streams: Iterable[str]) -> dict[str, int]:

@@ -53,6 +53,7 @@ from ivr_server.store.protocol import (
     Fenced,
     Lease,
     NodePresence,
+    SlotVersion,
     StoreError,
     StoreUnavailable,
 )
@@ -360,7 +361,7 @@ class RedisStore:
         self._base = f"ivrs:{{{site}}}:"
         self._slots_key = self._base + "slots"
         self._slot_prefix = self._base + "s:"
-        self._keys: dict[str, tuple[str, str, str, str, str, str]] = {}
+        self._keys: dict[str, tuple[str, str, str, str, str, str, str]] = {}
         self._conn: _Connection | None = None
         self._connecting: asyncio.Future[_Connection] | None = None
         self._side: _Connection | None = None
@@ -403,12 +404,20 @@ class RedisStore:
         """The ``run_id`` of the server this client last connected to."""
         return self._incarnation
 
-    def _slot_keys(self, slot: str) -> tuple[str, str, str, str, str, str]:
-        """(object prefix, idx, mark, epoch, lease, slot prefix) of ``slot``."""
+    def _slot_keys(self, slot: str) -> tuple[str, str, str, str, str, str, str]:
+        """(object prefix, idx, mark, epoch, lease, slot prefix, version) of ``slot``."""
         keys = self._keys.get(slot)
         if keys is None:
             p = f"{self._slot_prefix}{slot}:"
-            keys = self._keys[slot] = (p + "o:", p + "idx", p + "mark", p + "epoch", p + "lease", p)
+            keys = self._keys[slot] = (
+                p + "o:",
+                p + "idx",
+                p + "mark",
+                p + "epoch",
+                p + "lease",
+                p,
+                p + "ver",
+            )
         return keys
 
     # -- connection
@@ -673,7 +682,7 @@ class RedisStore:
         if held is not None and held != conn.run_id and conn.run_id is not None:
             # another incarnation, maybe with an older state: the renewal reclaims it first
             raise Fenced(batch.slot, batch.epoch, None)
-        objects, idx, mark, epoch_key, _lease, _p = self._slot_keys(batch.slot)
+        objects, idx, mark, epoch_key, _lease, _p, ver = self._slot_keys(batch.slot)
         puts = batch.puts
         deletes = batch.deletes
         if len(puts) + len(deletes) > APPLY_CHUNK:
@@ -684,10 +693,11 @@ class RedisStore:
                 (
                     b"FCALL",
                     b"ivrs_apply",
-                    3,
+                    4,
                     epoch_key,
                     idx,
                     mark,
+                    ver,
                     objects,
                     batch.epoch,
                     len(puts),
@@ -709,8 +719,8 @@ class RedisStore:
         ``pack_command`` of 50,000 records costs 11 µs per record, of 512 under 1 µs). The
         deletes go first, the marks with the last chunk: a mark never covers what is not
         written yet."""
-        objects, idx, mark, epoch_key, _lease, _p = self._slot_keys(batch.slot)
-        head = (b"FCALL", b"ivrs_apply", 3, epoch_key, idx, mark, objects, batch.epoch)
+        objects, idx, mark, epoch_key, _lease, _p, ver = self._slot_keys(batch.slot)
+        head = (b"FCALL", b"ivrs_apply", 4, epoch_key, idx, mark, ver, objects, batch.epoch)
         parts: list[bytes] = []
         deletes = list(batch.deletes)
         for start in range(0, len(deletes), APPLY_CHUNK):
@@ -745,7 +755,7 @@ class RedisStore:
                     f"{conn.loop.time() - changed:.3f} s: the free lease of {slot!r} is not "
                     "taken for one lease (its holder may be alive and reclaim it)"
                 )
-        _o, _i, _m, epoch, lease_key, _p = self._slot_keys(slot)
+        _o, _i, _m, epoch, lease_key, _p, _v = self._slot_keys(slot)
         reply = await conn.send(
             _pack(
                 (
@@ -774,7 +784,7 @@ class RedisStore:
         conn = await self._connection()
         held = self._held_on.get(slot)
         reclaim = held is not None and conn.run_id is not None and held != conn.run_id
-        _o, _i, _m, epoch_key, lease_key, _p = self._slot_keys(slot)
+        _o, _i, _m, epoch_key, lease_key, _p, _v = self._slot_keys(slot)
         command: tuple[Any, ...] = (
             b"FCALL",
             b"ivrs_renew",
@@ -799,7 +809,7 @@ class RedisStore:
         return bool(reply == 1)
 
     async def release(self, slot: str, node: str, epoch: int) -> None:
-        _o, _i, _m, _e, lease_key, _p = self._slot_keys(slot)
+        _o, _i, _m, _e, lease_key, _p, _v = self._slot_keys(slot)
         self._held_on.pop(slot, None)
         _checked(await self._call((b"FCALL", b"ivrs_release", 1, lease_key, node, epoch)))
 
@@ -830,7 +840,7 @@ class RedisStore:
         return [name.decode() for name in reply]
 
     async def load(self, slot: str) -> dict[str, bytes]:
-        objects, idx, _m, _e, _l, _p = self._slot_keys(slot)
+        objects, idx, _m, _e, _l, _p, _v = self._slot_keys(slot)
         members: list[bytes] = _checked(await self._call((b"SMEMBERS", idx)))
         if not members:
             return {}
@@ -847,17 +857,27 @@ class RedisStore:
                     out[key.decode()] = value
         return out
 
+    async def version(self, slot: str) -> SlotVersion:
+        conn = self._conn
+        if conn is None or conn.closed is not None:
+            conn = await self._connection()
+        ver = self._slot_keys(slot)[6]
+        writes = _checked(await conn.send(_pack((b"GET", ver)), 1, _first))
+        return SlotVersion(conn.run_id, int(writes) if writes is not None else 0)
+
     async def marks(self, slot: str, streams: Iterable[str]) -> dict[str, int]:
         names = list(streams)
         if not names:
             return {}
-        _o, _i, mark, _e, _l, _p = self._slot_keys(slot)
+        _o, _i, mark, _e, _l, _p, _v = self._slot_keys(slot)
         values = _checked(await self._call((b"HMGET", mark, *names)))
         return {name: int(v) for name, v in zip(names, values, strict=True) if v is not None}
 
     async def drop(self, slot: str, node: str, epoch: int) -> None:
-        objects, idx, mark, epoch_key, _l, _p = self._slot_keys(slot)
-        reply = await self._call((b"FCALL", b"ivrs_drop", 3, epoch_key, idx, mark, objects, epoch))
+        objects, idx, mark, epoch_key, _l, _p, ver = self._slot_keys(slot)
+        reply = await self._call(
+            (b"FCALL", b"ivrs_drop", 4, epoch_key, idx, mark, ver, objects, epoch)
+        )
         _fenced_or_checked(reply, slot, epoch)
 
     # -- presence

@@ -32,6 +32,7 @@ __all__ = [
     "DnState",
     "SwitchCallState",
     "SwitchCounters",
+    "build_call",
     "counters_of",
     "decode_call",
     "decode_counters",
@@ -165,6 +166,12 @@ def decode_call(data: bytes) -> SwitchCallState:
 
 def restore_call(view: SwitchView, state: SwitchCallState) -> None:
     """Put the call back into ``view`` (no event published)."""
+    view.restore_call(build_call(state))
+
+
+def build_call(state: SwitchCallState) -> CallRecord:
+    """The view's record of the call ``state`` holds, in no view yet (a standby builds ahead
+    of a takeover: ``runtime/ha_prefetch.py``)."""
     seed = EventRinging(
         switch="",
         dn=state.parties[0] if state.parties else "",
@@ -185,7 +192,7 @@ def restore_call(view: SwitchView, state: SwitchCallState) -> None:
     record.routed = state.routed
     record.routed_to = state.routed_to
     record.connected = state.connected
-    view.restore_call(record)
+    return record
 
 
 def encode_dn(view: SwitchView, number: str) -> bytes | None:

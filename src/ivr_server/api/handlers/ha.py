@@ -55,11 +55,17 @@ class HaTakeover(_Reply):
     slot: str
     epoch: int
     load_seconds: float
-    """Of ``seconds``: reading the slot from the store."""
+    """Of ``seconds``: reading the slot from the store (``prefetched``: read before the lease
+    lapsed, not part of ``seconds``)."""
     restore_seconds: float
-    """Of ``seconds``: rebuilding the calls from the records."""
+    """Of ``seconds``: rebuilding the calls from the records (``prefetched``: installing what
+    was built ahead)."""
     records: int
     """Records read from the store."""
+    prefetched: bool = False
+    """The old holder had missed a renewal: the slot was read and its calls built before its
+    lease lapsed, and the takeover only installed them (docs/ha.md "Ready before the lease
+    lapses")."""
 
 
 class HaView(_Reply):
