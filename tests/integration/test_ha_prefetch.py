@@ -64,7 +64,10 @@ async def _dead_holder_taken_over_from_what_was_built(a: IvrServer, b: IvrServer
     assert a.ha is not None and b.ha is not None and b.ha.prefetch is not None
     await wait_for(lambda: a.ha is not None and a.ha.batches >= 2, what="a's batches")
     await crash(a)
-    await wait_for(lambda: b.ha is not None and b.ha.leads, LEASE + 2.0, "b takes over")
+    # (over once it is noted: the node leads from the takeover's second half on)
+    await wait_for(
+        lambda: b.ha is not None and b.ha.last_takeover is not None, LEASE + 2.0, "b takes over"
+    )
     takeover = b.ha.last_takeover
     assert takeover is not None
     assert takeover.prefetched, takeover
@@ -114,7 +117,10 @@ async def test_a_write_after_the_build_is_not_lost(start_node: Start, site: str)
     resp = await expect(driver.links["a"], "UDataResp")
     assert resp.Result == "Success"  # type: ignore[attr-defined]
     assert not b.ha.leads  # the change was committed within a's lease
-    await wait_for(lambda: b.ha is not None and b.ha.leads, LEASE + 2.0, "b takes over")
+    # (over once it is noted: the node leads from the takeover's second half on)
+    await wait_for(
+        lambda: b.ha is not None and b.ha.last_takeover is not None, LEASE + 2.0, "b takes over"
+    )
     takeover = b.ha.last_takeover
     assert takeover is not None
     assert not takeover.prefetched

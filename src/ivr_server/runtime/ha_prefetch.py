@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from dataclasses import dataclass
 from typing import Final
@@ -206,6 +207,7 @@ class Prefetch:
             for start in range(0, len(items), SLICE):
                 persistence.build(prepared, items[start : start + SLICE])
                 await asyncio.sleep(0)
+            gc.freeze()  # never walked by a collection (see HaNode._takeover)
         built = loop.time()
         log.info(
             "HA: %d records of %r built ahead (loaded in %.3f s, built in %.3f s)",

@@ -66,6 +66,10 @@ class HaTakeover(_Reply):
     """The old holder had missed a renewal: the slot was read and its calls built before its
     lease lapsed, and the takeover only installed them (docs/ha.md "Ready before the lease
     lapses")."""
+    build_seconds: float = 0.0
+    """With ``prefetched``: building the calls ahead (not part of ``seconds``)."""
+    waited_seconds: float = 0.0
+    """Of ``seconds``: waiting for the state built ahead, and checking it is the store's."""
 
 
 class HaView(_Reply):
