@@ -174,6 +174,26 @@ async def test_an_older_library_is_replaced_a_newer_kept(redis_server: RedisProc
         assert c.execute_command("FCALL", "ivrs_version", 0) == VERSION + 1
 
 
+async def test_a_version_3_client_apply_counts_the_write(redis_server: RedisProcess) -> None:
+    """A node of the previous release calls ``ivrs_apply`` and ``ivrs_drop`` with three keys (no
+    write count's key): the library of version 4 counts its writes all the same, on the key
+    it derives from the epoch's, so a standby building ahead sees them (rolling upgrades)."""
+    store = RedisStore(redis_server.url, site="t")
+    await store.connect()
+    epoch = await _leader(store)
+    before = await store.version("primary")
+    p = "ivrs:{t}:s:primary:"
+    with redis_server.client() as c:
+        keys = (p + "epoch", p + "idx", p + "mark")
+        assert c.execute_command("FCALL", "ivrs_apply", 3, *keys, p + "o:", epoch, 1, 0, "k", "v")
+        after_apply = await store.version("primary")
+        assert c.execute_command("FCALL", "ivrs_drop", 3, *keys, p + "o:", epoch) == 1
+    after_drop = await store.version("primary")
+    assert before.writes < after_apply.writes < after_drop.writes
+    assert after_drop.incarnation == before.incarnation
+    await store.close()
+
+
 async def test_library_lost_while_applies_are_in_flight(redis_server: RedisProcess) -> None:
     """The library vanishes (FUNCTION FLUSH; a store restarted empty loses it too) while the
     connection lives: the failed commands are sent again once, after the library is loaded

@@ -395,6 +395,7 @@ class HaNode:
             "fenced_count": self.fenced_count,
             "last_takeover": self.last_takeover.view() if self.last_takeover else None,
             "journal": self._journal_view(),
+            "prefetch": self.prefetch.view() if self.prefetch is not None else None,
         }
 
     def _journal_view(self) -> dict[str, int] | None:

@@ -110,6 +110,10 @@ class Prefetch:
             and task.result() is not None
         )
 
+    def view(self) -> dict[str, int]:
+        """The counters ``GET /api/v1/ha`` shows."""
+        return {"started": self.started, "used": self.used, "discarded": self.discarded}
+
     def watch(self, held: Lease | None, now: float) -> float:
         """After a look at the lease (``held``, read at loop time ``now``; ``None``: it lapsed
         meanwhile): start building when the holder is late, drop what was built when it renewed

@@ -103,6 +103,11 @@ class HaView(_Reply):
     at the leader's marks (``trimmed``), for a full journal (``overflowed``), with their session
     (``closed``), replayed at takeovers (``replayed``), or not replayed because the stream did
     not line up with the leader's (``unaligned``)."""
+    prefetch: dict[str, int] | None = None
+    """Warm and hot standby: the takeovers built ahead because the holder missed a renewal
+    (``started``), installed at a takeover (``used``), or dropped because the holder renewed
+    after all or the slot changed since (``discarded``; docs/ha.md "Ready before the lease
+    lapses")."""
 
 
 def ha_view(api: ApiServer) -> dict[str, Any]:
