@@ -946,8 +946,8 @@ class HaNode:
                 calls = persistence.install(built.prepared, now)
             else:
                 stored = await self.store.load(slot)
+                loaded = loop.time() - now
                 now = loop.time()
-                loaded = now - began
                 replies = {k: stored.pop(k) for k in [k for k in stored if k.startswith(REPLY)]}
                 records = len(stored)
                 calls = persistence.restore(stored, now)
