@@ -93,12 +93,12 @@ async def test_a_dead_holders_state_is_built_ahead_on_redis(
 
 
 async def _built_while_a_is_late(
-    start_node: Start, site: str
+    start_node: Start, site: str, store: str = "memory://"
 ) -> tuple[IvrServer, IvrServer, Driver, Prefetch]:
     """A pair, a call with ``account`` = 42 on a; then a stops renewing its lease (starved, or
     its role loop stuck) but still serves (its batches are applied until another node's epoch
     fences them), and b builds a's state ahead."""
-    a, b = await pair(start_node, site, lease=LEASE)
+    a, b = await pair(start_node, site, lease=LEASE, store=store)
     driver = await Driver.open({"a": a, "b": b})
     await _stored(driver, "a", "42")
     assert a.ha is not None and a.ha._task is not None
@@ -113,7 +113,19 @@ async def test_a_write_after_the_build_is_not_lost(start_node: Start, site: str)
     """The holder misses its renewals, the standby builds, then the holder commits a change:
     the takeover must see the slot's version moved, drop what it built and load again (else
     the change, committed and marked, would be neither in the state nor replayed)."""
-    _a, b, driver, prefetch = await _built_while_a_is_late(start_node, site)
+    await _write_after_the_build(*await _built_while_a_is_late(start_node, site))
+
+
+async def test_a_write_after_the_build_is_not_lost_on_redis(
+    start_node: Start, site: str, redis_server: RedisProcess
+) -> None:
+    """The same, the write count kept by the Redis function library (``P ver``)."""
+    await _write_after_the_build(*await _built_while_a_is_late(start_node, site, redis_server.url))
+
+
+async def _write_after_the_build(
+    _a: IvrServer, b: IvrServer, driver: Driver, prefetch: Prefetch
+) -> None:
     assert b.ha is not None
     await driver.send("C1", udata_set("3", "account", "43"))  # to both, as a hot driver does
     resp = await expect(driver.links["a"], "UDataResp")
