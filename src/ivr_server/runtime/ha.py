@@ -86,7 +86,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 
 from ivr_server.metrics import HaMetrics
-from ivr_server.runtime.ha_prefetch import Prefetch
+from ivr_server.runtime.ha_prefetch import Prefetch, split_off
 from ivr_server.runtime.ha_presence import PresenceWriter
 from ivr_server.service.persist import StatePersistence
 from ivr_server.store import Batch, Fenced, StateStore, StoreError, StoreUnavailable, open_store
@@ -948,7 +948,7 @@ class HaNode:
                 stored = await self.store.load(slot)
                 loaded = loop.time() - now
                 now = loop.time()
-                replies = {k: stored.pop(k) for k in [k for k in stored if k.startswith(REPLY)]}
+                replies = split_off(stored, REPLY)
                 records = len(stored)
                 calls = persistence.restore(stored, now)
             # The calls taken over go to the collector's permanent generation, as the
@@ -993,27 +993,15 @@ class HaNode:
             built.build_seconds if built is not None else 0.0,
             waited,
         )
-        if built is not None:
-            log.warning(
-                "HA: node %s leads %r at epoch %d: %d calls restored, %d requests replayed in "
-                "%.3f s (%d records loaded ahead in %.3f s and built in %.3f s, waited for "
-                "%.3f s, installed in %.3f s)",
-                self.node_id,
-                slot,
-                epoch,
-                calls,
-                self._last_replayed,
-                took,
-                records,
-                loaded,
-                built.build_seconds,
-                waited,
-                restored,
-            )
-            return
+        how = (
+            f"loaded ahead in {loaded:.3f} s and built in {built.build_seconds:.3f} s, waited for "
+            f"{waited:.3f} s, installed in {restored:.3f} s"
+            if built is not None
+            else f"loaded in {loaded:.3f} s, restored in {restored:.3f} s"
+        )
         log.warning(
             "HA: node %s leads %r at epoch %d: %d calls restored, %d requests replayed in %.3f s "
-            "(%d records loaded in %.3f s, restored in %.3f s)",
+            "(%d records %s)",
             self.node_id,
             slot,
             epoch,
@@ -1021,8 +1009,7 @@ class HaNode:
             self._last_replayed,
             took,
             records,
-            loaded,
-            restored,
+            how,
         )
 
     async def _lead(

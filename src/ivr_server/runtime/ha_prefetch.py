@@ -38,7 +38,7 @@ from typing import Final
 from ivr_server.service.persist import PreparedState, StatePersistence, gc_paused
 from ivr_server.store import Lease, SlotVersion, StateStore, StoreError
 
-__all__ = ["LATE", "Prefetch", "Prefetched"]
+__all__ = ["LATE", "Prefetch", "Prefetched", "split_off"]
 
 log = logging.getLogger("ivr_server.ha")
 
@@ -51,6 +51,12 @@ TRIES: Final = 3
 """Loads tried before giving up when the slot was written during each (the holder is alive)."""
 
 
+def split_off(records: dict[str, bytes], prefix: str) -> dict[str, bytes]:
+    """Take the records whose keys start with ``prefix`` out of ``records`` (the reply
+    outbox's, kept apart from the state a takeover restores)."""
+    return {key: records.pop(key) for key in [k for k in records if k.startswith(prefix)]}
+
+
 @dataclass(slots=True, eq=False)
 class Prefetched:
     """A slot loaded at one version and built, waiting for the takeover."""
@@ -59,10 +65,13 @@ class Prefetched:
     prepared: PreparedState
     replies: dict[str, bytes]
     """The reply outbox's records (``reply:`` keys), apart from the state."""
-    records: int
-    """State records loaded (the outbox's apart)."""
     load_seconds: float
     build_seconds: float
+
+    @property
+    def records(self) -> int:
+        """State records loaded and built (the outbox's apart)."""
+        return self.prepared.records
 
 
 class Prefetch:
@@ -202,8 +211,7 @@ class Prefetch:
             log.info("HA: %r not built ahead: %s", slot, exc)
             return None
         loaded = loop.time()
-        prefix = self._reply_prefix
-        replies = {key: records.pop(key) for key in [k for k in records if k.startswith(prefix)]}
+        replies = split_off(records, self._reply_prefix)
         persistence = self._persistence
         prepared = persistence.prepare(loaded)
         items = list(records.items())
@@ -220,7 +228,7 @@ class Prefetch:
             loaded - began,
             built - loaded,
         )
-        return Prefetched(after, prepared, replies, len(items), loaded - began, built - loaded)
+        return Prefetched(after, prepared, replies, loaded - began, built - loaded)
 
     async def close(self) -> None:
         """Stop building (the node stops)."""
